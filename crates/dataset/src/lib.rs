@@ -1,0 +1,26 @@
+//! MNIST-style data for the modcirc study: IDX files, paired clean/corrupted
+//! tasks (STUDY §3) and the seeded bootstrap sampler (STUDY §5).
+//!
+//! We parse IDX ourselves instead of using the `mnist` crate: that crate
+//! panics on malformed files and downloads from a URL that no longer serves
+//! the data. Here every malformed input is an [`DatasetError`] naming the file.
+//!
+//! ```no_run
+//! use modcirc_dataset::{Mnist, ChecksumPolicy, Task, PairedDataset};
+//! let mnist = Mnist::load("fixtures/mnist", ChecksumPolicy::Auto)?;
+//! let task = Task::parse("circle")?;
+//! let pairs = PairedDataset::new(&mnist.test, &task, 0)?;
+//! assert!(pairs.len() > 1000);
+//! # Ok::<(), modcirc_dataset::DatasetError>(())
+//! ```
+
+mod error;
+pub mod idx;
+mod mnist;
+mod pairs;
+mod rng;
+
+pub use error::DatasetError;
+pub use mnist::{ChecksumPolicy, FileChecksum, ImageSet, Mnist, DEFAULT_DATA_DIR, DATA_DIR_ENV};
+pub use pairs::{Bootstrap, Pair, PairSpec, PairedDataset, Task};
+pub use rng::Rng;

@@ -1,0 +1,273 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{DatasetError, ImageSet, Rng};
+
+/// The labels a pair spec may name (MNIST's ten digits).
+const LABELS: std::ops::RangeInclusive<u8> = 0..=9;
+
+/// One (clean, corrupted) digit pair of a task (STUDY §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PairSpec {
+    pub clean: u8,
+    pub corrupted: u8,
+}
+
+/// A circuit-discovery task: a name and the union of its digit pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    pub name: String,
+    pub pairs: Vec<PairSpec>,
+}
+
+impl Task {
+    /// The circle-detection task: (8, 3), (6, 5).
+    pub fn circle() -> Task {
+        Task::from_pairs("circle", &[(8, 3), (6, 5)])
+    }
+    /// The straight-line task: (4, 9), (1, 3), (7, 9).
+    pub fn line() -> Task {
+        Task::from_pairs("line", &[(4, 9), (1, 3), (7, 9)])
+    }
+
+    fn from_pairs(name: &str, pairs: &[(u8, u8)]) -> Task {
+        Task {
+            name: name.into(),
+            pairs: pairs
+                .iter()
+                .map(|&(clean, corrupted)| PairSpec { clean, corrupted })
+                .collect(),
+        }
+    }
+
+    /// `circle`, `line`, or pairs like `8:3,6:5`.
+    pub fn parse(spec: &str) -> Result<Task, DatasetError> {
+        match spec {
+            "circle" => return Ok(Task::circle()),
+            "line" => return Ok(Task::line()),
+            _ => {}
+        }
+        let bad = |reason: String| DatasetError::BadPairSpec {
+            spec: spec.into(),
+            reason,
+        };
+        let mut pairs = Vec::new();
+        for part in spec.split(',') {
+            let part = part.trim();
+            let (a, b) = part.split_once(':').ok_or_else(|| {
+                bad(format!(
+                    "{part:?} is not `clean:corrupted` (a task is `circle`, `line`, or pairs like `8:3,6:5`)"
+                ))
+            })?;
+            let digit = |s: &str| -> Result<u8, DatasetError> {
+                let d: u8 = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{s:?} is not a digit")))?;
+                if !LABELS.contains(&d) {
+                    return Err(bad(format!(
+                        "digit {d} is outside the label set {}-{}",
+                        LABELS.start(),
+                        LABELS.end()
+                    )));
+                }
+                Ok(d)
+            };
+            let (clean, corrupted) = (digit(a)?, digit(b)?);
+            if clean == corrupted {
+                return Err(bad(format!("pair {part:?} has clean == corrupted")));
+            }
+            pairs.push(PairSpec { clean, corrupted });
+        }
+        Ok(Task {
+            name: spec.into(),
+            pairs,
+        })
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// One clean image paired with one corrupted image, by dataset index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    pub clean: usize,
+    pub corrupted: usize,
+    pub clean_digit: u8,
+    pub corrupted_digit: u8,
+}
+
+/// The pairs of a task on one split (STUDY §3): each digit's images are
+/// shuffled with the seed, and the i-th clean image of a digit is paired with
+/// the i-th corrupted image of its partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairedDataset {
+    pub task: Task,
+    pub seed: u64,
+    pub pairs: Vec<Pair>,
+}
+
+impl PairedDataset {
+    pub fn new(split: &ImageSet, task: &Task, seed: u64) -> Result<PairedDataset, DatasetError> {
+        let mut by_digit: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
+        for p in &task.pairs {
+            for d in [p.clean, p.corrupted] {
+                by_digit.entry(d).or_insert_with(|| {
+                    let mut idx: Vec<usize> = (0..split.len()).filter(|&i| split.labels[i] == d).collect();
+                    Rng::derive(seed, d as u64).shuffle(&mut idx);
+                    idx
+                });
+            }
+        }
+        let mut pairs = Vec::new();
+        for p in &task.pairs {
+            let (c, r) = (&by_digit[&p.clean], &by_digit[&p.corrupted]);
+            if c.is_empty() || r.is_empty() {
+                return Err(DatasetError::EmptyPair {
+                    clean: p.clean,
+                    corrupted: p.corrupted,
+                    missing: if c.is_empty() { p.clean } else { p.corrupted },
+                });
+            }
+            pairs.extend(c.iter().zip(r).map(|(&clean, &corrupted)| Pair {
+                clean,
+                corrupted,
+                clean_digit: p.clean,
+                corrupted_digit: p.corrupted,
+            }));
+        }
+        Ok(PairedDataset {
+            task: task.clone(),
+            seed,
+            pairs,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+    /// The pairs at `indices` (repeats allowed, as in a bootstrap resample).
+    pub fn select(&self, indices: &[usize]) -> Vec<Pair> {
+        indices.iter().map(|&i| self.pairs[i]).collect()
+    }
+}
+
+/// Seeded resampling with replacement (STUDY §5): resample `b` draws
+/// `sample` indices from `0..population`, independent of the other resamples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bootstrap {
+    pub population: usize,
+    pub sample: usize,
+    pub seed: u64,
+}
+
+impl Bootstrap {
+    pub fn new(population: usize, sample: usize, seed: u64) -> Result<Bootstrap, DatasetError> {
+        if population == 0 {
+            return Err(DatasetError::Bootstrap("cannot resample an empty population".into()));
+        }
+        if sample == 0 {
+            return Err(DatasetError::Bootstrap("sample size must be at least 1".into()));
+        }
+        Ok(Bootstrap {
+            population,
+            sample,
+            seed,
+        })
+    }
+
+    pub fn resample(&self, b: usize) -> Vec<usize> {
+        let mut rng = Rng::derive(self.seed, 0xB007 + b as u64);
+        (0..self.sample).map(|_| rng.below(self.population)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(labels: &[u8]) -> ImageSet {
+        ImageSet {
+            images: vec![0.0; labels.len()],
+            labels: labels.to_vec(),
+            rows: 1,
+            cols: 1,
+        }
+    }
+
+    #[test]
+    fn parses_named_tasks_and_pair_lists() {
+        assert_eq!(Task::parse("circle").unwrap(), Task::circle());
+        assert_eq!(Task::parse("line").unwrap().pairs.len(), 3);
+        let t = Task::parse("8:3, 6:5").unwrap();
+        assert_eq!(t.pairs, Task::circle().pairs);
+    }
+
+    #[test]
+    fn bad_specs_say_why() {
+        for (spec, needle) in [
+            ("12:3", "outside the label set"),
+            ("3:3", "clean == corrupted"),
+            ("8-3", "not `clean:corrupted`"),
+            ("a:3", "not a digit"),
+            ("", "not `clean:corrupted`"),
+        ] {
+            let e = Task::parse(spec).unwrap_err().to_string();
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn pairs_ith_with_ith_after_a_seeded_shuffle() {
+        let labels = [8, 3, 8, 3, 3, 8, 6, 5, 6, 1];
+        let s = split(&labels);
+        let d = PairedDataset::new(&s, &Task::circle(), 3).unwrap();
+        // min(3 eights, 3 threes) + min(2 sixes, 1 five)
+        assert_eq!(d.len(), 4);
+        for p in &d.pairs {
+            assert_eq!(labels[p.clean], p.clean_digit);
+            assert_eq!(labels[p.corrupted], p.corrupted_digit);
+        }
+        let mut eights: Vec<_> = d.pairs[..3].iter().map(|p| p.clean).collect();
+        eights.sort();
+        assert_eq!(eights, vec![0, 2, 5]);
+        assert_eq!(d, PairedDataset::new(&s, &Task::circle(), 3).unwrap());
+        let other_seeds: Vec<_> = (4..20)
+            .map(|seed| PairedDataset::new(&s, &Task::circle(), seed).unwrap())
+            .collect();
+        assert!(other_seeds.iter().any(|o| o.pairs != d.pairs), "the seed must matter");
+    }
+
+    #[test]
+    fn a_pair_without_images_is_an_error() {
+        let s = split(&[8, 3, 6]);
+        let e = PairedDataset::new(&s, &Task::circle(), 0).unwrap_err();
+        assert!(matches!(e, DatasetError::EmptyPair { clean: 6, corrupted: 5, missing: 5 }), "{e}");
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_with_replacement() {
+        let b = Bootstrap::new(10, 500, 1).unwrap();
+        let r0 = b.resample(0);
+        assert_eq!(r0.len(), 500);
+        assert!(r0.iter().all(|&i| i < 10));
+        assert_eq!(r0, b.resample(0));
+        assert_ne!(r0, b.resample(1));
+        // 500 draws from 10 must repeat (with replacement).
+        let mut u = r0.clone();
+        u.sort();
+        u.dedup();
+        assert!(u.len() <= 10);
+        assert!(Bootstrap::new(0, 5, 1).is_err());
+        assert!(Bootstrap::new(5, 0, 1).is_err());
+    }
+}
