@@ -1,1 +1,43 @@
+//! The BIMT study's model and its training (STUDY §2).
+//!
+//! * [`Mlp`]: the 784-100-100-10 SiLU network as plain row-major `f32`
+//!   buffers, laid out on 2-D neuron coordinates ([`Layout`]).
+//! * [`Regime`]: Vanilla, L1, L1+Local, L1+Swap, BIMT.
+//! * [`ConnectionCost`]: `cc(wf)` and the swap cost, with their gradients.
+//! * [`relocate`]: the swap step, fast (`C[neuron, position]`) and naive.
+//! * [`Trainer`]: AdamW with the lambda schedule and periodic swaps.
+//! * [`checkpoint`]: safetensors files PyTorch loads, plus a JSON sidecar.
+//!
+//! The CPU training step is hand-fused on the `gemm` crate (the kernels
+//! candle itself uses) because candle's per-op overhead doubles the cost of a
+//! step at this size; [`candle_ref`] holds the same network in candle, and the
+//! tests check the fused gradients against candle's autograd.
+//!
+//! ```no_run
+//! use modcirc_bimt::{Regime, TrainConfig, Trainer};
+//! use modcirc_dataset::{ChecksumPolicy, Mnist};
+//! let mnist = Mnist::load("fixtures/mnist", ChecksumPolicy::Auto)?;
+//! let config = TrainConfig::new(Regime::Bimt).steps(2_000).seed(1);
+//! let outcome = Trainer::new(config)?.run(&mnist.train, Some(&mnist.test), &mut |_| {})?;
+//! println!("test accuracy {:.3}", outcome.model.accuracy(&mnist.test));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod candle_ref;
+pub mod checkpoint;
+mod cost;
+mod error;
+mod layout;
+mod linalg;
+mod model;
+mod regime;
+pub mod relocate;
+mod train;
+
+pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
+pub use error::BimtError;
+pub use layout::Layout;
+pub use model::{Activations, Linear, Mlp, STUDY_SIZES};
+pub use regime::Regime;
+pub use relocate::{Relocation, Swap};
+pub use train::{HistoryPoint, Progress, TrainConfig, TrainOutcome, TrainTiming, Trainer};

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::idx::read_idx;
 use crate::DatasetError;
@@ -26,7 +26,7 @@ pub enum ChecksumPolicy {
 }
 
 /// The SHA-256 of one decompressed file, and whether it was checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChecksum {
     pub file: String,
     pub sha256: String,

@@ -1,0 +1,468 @@
+use std::time::Instant;
+
+use modcirc_dataset::{ImageSet, Rng};
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::{mm_nn, mm_tn};
+use crate::model::{argmax, silu};
+use crate::relocate::{Relocator, TOP_POSITIONS};
+use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
+
+/// Every hyper-parameter of a training run (STUDY §2 defaults). Built with
+/// [`TrainConfig::new`] and the chained setters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub regime: Regime,
+    pub sizes: Vec<usize>,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// `lambda` before the first boost.
+    pub lambda: f32,
+    /// Factor applied to `lambda` at `steps/4` and again at `steps/2`.
+    pub lambda_growth: f32,
+    /// Swap every this many optimizer steps (regimes with swaps only).
+    pub swap_every: usize,
+    /// Positions visited per layer and relocation.
+    pub swap_top: usize,
+    /// A history point (and a test-accuracy evaluation) every this many steps.
+    pub history_every: usize,
+}
+
+macro_rules! setters {
+    ($($name:ident: $ty:ty),*) => {$(
+        pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self }
+    )*};
+}
+
+impl TrainConfig {
+    pub fn new(regime: Regime) -> TrainConfig {
+        TrainConfig {
+            regime,
+            sizes: STUDY_SIZES.to_vec(),
+            steps: 40_000,
+            batch_size: 100,
+            seed: 0,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            lambda: 0.01,
+            lambda_growth: 10.0,
+            swap_every: 500,
+            swap_top: TOP_POSITIONS,
+            history_every: 500,
+        }
+    }
+
+    setters!(steps: usize, batch_size: usize, seed: u64, lr: f32, lambda: f32, swap_every: usize,
+             swap_top: usize, history_every: usize, weight_decay: f32);
+
+    /// `lambda` for the 0-based step `s`: ×growth from `steps/4`, again from `steps/2`.
+    pub fn lambda_at(&self, s: usize) -> f32 {
+        let boosts = (s >= self.steps / 4) as i32 + (s >= self.steps / 2) as i32;
+        self.lambda * self.lambda_growth.powi(boosts)
+    }
+
+    fn validate(&self) -> Result<(), BimtError> {
+        let bad = |m: String| Err(BimtError::Config(m));
+        if self.steps == 0 {
+            return bad("--steps must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1".into());
+        }
+        if self.sizes.len() < 2 {
+            return bad(format!("need at least two layers, got sizes {:?}", self.sizes));
+        }
+        if self.regime.swaps() && self.swap_every == 0 {
+            return bad("swap interval must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("learning rate {} is not a positive number", self.lr));
+        }
+        Ok(())
+    }
+}
+
+/// What the progress callback sees after every step.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub penalty: f64,
+    pub running_accuracy: f64,
+}
+
+/// One point of the training curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    pub step: usize,
+    /// Mean total loss (`mse + lambda·cc`) over the steps since the last point.
+    pub loss: f64,
+    pub mse: f64,
+    /// The regime's own penalty `cc(wf)` (0 for Vanilla), at this step.
+    pub penalty: f64,
+    pub lambda: f32,
+    /// `cc(2.0)` for every regime, so that wiring can be compared across regimes.
+    pub wiring_cost: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: Option<f64>,
+}
+
+/// Wall time, split into the phases RQ2 compares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainTiming {
+    pub optimizer_s: f64,
+    pub relocation_s: f64,
+    pub evaluation_s: f64,
+    pub total_s: f64,
+    pub relocations: usize,
+    pub swaps: usize,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub model: Mlp,
+    pub layout: Layout,
+    pub history: Vec<HistoryPoint>,
+    pub timing: TrainTiming,
+}
+
+/// The trainer: a fused forward/backward/AdamW step on reused buffers.
+pub struct Trainer {
+    config: TrainConfig,
+    layout: Layout,
+    model: Mlp,
+    penalty: Option<ConnectionCost>,
+    wiring: ConnectionCost,
+    relocator: Option<Relocator>,
+    adam: Vec<AdamState>,
+    buf: Buffers,
+}
+
+struct AdamState {
+    m_w: Vec<f32>,
+    v_w: Vec<f32>,
+    m_b: Vec<f32>,
+    v_b: Vec<f32>,
+}
+
+struct Buffers {
+    x: Vec<f32>,
+    labels: Vec<u8>,
+    pre: Vec<Vec<f32>>,
+    post: Vec<Vec<f32>>,
+    delta: Vec<Vec<f32>>,
+    gw: Vec<Vec<f32>>,
+    gb: Vec<Vec<f32>>,
+}
+
+/// Per-step results the loop aggregates.
+struct StepStats {
+    mse: f64,
+    penalty: f64,
+    correct: usize,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig) -> Result<Trainer, BimtError> {
+        config.validate()?;
+        let layout = Layout::study(&config.sizes);
+        let model = Mlp::init(&config.sizes, config.seed);
+        let penalty = config.regime.penalty_weight_factor().map(|wf| ConnectionCost::training(&layout, wf));
+        let relocator = config
+            .regime
+            .swaps()
+            .then(|| Relocator::new(&ConnectionCost::swap(&layout)).top(config.swap_top));
+        let b = config.batch_size;
+        let adam = model
+            .layers
+            .iter()
+            .map(|l| AdamState {
+                m_w: vec![0.0; l.weight.len()],
+                v_w: vec![0.0; l.weight.len()],
+                m_b: vec![0.0; l.bias.len()],
+                v_b: vec![0.0; l.bias.len()],
+            })
+            .collect();
+        let buf = Buffers {
+            x: vec![0.0; b * model.n_inputs()],
+            labels: vec![0; b],
+            pre: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
+            post: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
+            delta: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
+            gw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
+            gb: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
+        };
+        Ok(Trainer {
+            wiring: ConnectionCost::training(&layout, 2.0),
+            config,
+            layout,
+            model,
+            penalty,
+            relocator,
+            adam,
+            buf,
+        })
+    }
+
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+
+    /// Trains on `train`; if `test` is given, its accuracy is recorded at each
+    /// history point (outside the optimizer timer).
+    pub fn run(
+        mut self,
+        train: &ImageSet,
+        test: Option<&ImageSet>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<TrainOutcome, BimtError> {
+        let cfg = self.config.clone();
+        if train.pixels() != self.model.n_inputs() {
+            return Err(BimtError::Data(format!(
+                "images have {} pixels, the model takes {}",
+                train.pixels(),
+                self.model.n_inputs()
+            )));
+        }
+        if train.len() < cfg.batch_size {
+            return Err(BimtError::Data(format!(
+                "{} training images are fewer than one batch of {}",
+                train.len(),
+                cfg.batch_size
+            )));
+        }
+        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= self.model.n_classes()) {
+            return Err(BimtError::Data(format!(
+                "label {bad} is outside the model's {} classes",
+                self.model.n_classes()
+            )));
+        }
+        let start = Instant::now();
+        let mut timing = TrainTiming::default();
+        let mut history = Vec::new();
+        let per_epoch = train.len() / cfg.batch_size;
+        let mut order: Vec<usize> = Vec::new();
+        let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
+        let pixels = train.pixels();
+        for s in 0..cfg.steps {
+            let in_epoch = s % per_epoch;
+            if in_epoch == 0 {
+                order = (0..train.len()).collect();
+                Rng::derive(cfg.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut order);
+            }
+            let t0 = Instant::now();
+            for (r, &i) in order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size].iter().enumerate() {
+                self.buf.x[r * pixels..(r + 1) * pixels].copy_from_slice(train.image(i));
+                self.buf.labels[r] = train.labels[i];
+            }
+            let lambda = cfg.lambda_at(s);
+            let stats = self.step(lambda, s + 1);
+            let loss = stats.mse + lambda as f64 * stats.penalty;
+            if !loss.is_finite() {
+                return Err(BimtError::NonFinite { step: s + 1, loss });
+            }
+            timing.optimizer_s += t0.elapsed().as_secs_f64();
+            win_loss += loss;
+            win_mse += stats.mse;
+            win_correct += stats.correct;
+            win_n += 1;
+
+            if let Some(relocator) = &self.relocator {
+                if (s + 1) % cfg.swap_every == 0 {
+                    let t1 = Instant::now();
+                    let r = relocator.relocate(&mut self.model);
+                    timing.relocation_s += t1.elapsed().as_secs_f64();
+                    timing.relocations += 1;
+                    timing.swaps += r.swaps.len();
+                }
+            }
+            let running_accuracy = win_correct as f64 / (win_n * cfg.batch_size) as f64;
+            progress(&Progress {
+                step: s + 1,
+                steps: cfg.steps,
+                loss,
+                penalty: stats.penalty,
+                running_accuracy,
+            });
+            if (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps {
+                let t2 = Instant::now();
+                history.push(HistoryPoint {
+                    step: s + 1,
+                    loss: win_loss / win_n as f64,
+                    mse: win_mse / win_n as f64,
+                    penalty: stats.penalty,
+                    lambda,
+                    wiring_cost: self.wiring.value(&self.model),
+                    train_accuracy: running_accuracy,
+                    test_accuracy: test.map(|t| self.model.accuracy(t)),
+                });
+                timing.evaluation_s += t2.elapsed().as_secs_f64();
+                (win_loss, win_mse, win_correct, win_n) = (0.0, 0.0, 0, 0);
+            }
+        }
+        timing.total_s = start.elapsed().as_secs_f64();
+        Ok(TrainOutcome {
+            model: self.model,
+            layout: self.layout,
+            history,
+            timing,
+        })
+    }
+
+    /// One optimizer step on the batch in `self.buf` (`t` is 1-based, for
+    /// Adam's bias correction).
+    fn step(&mut self, lambda: f32, t: usize) -> StepStats {
+        let b = self.config.batch_size;
+        let n_layers = self.model.layers.len();
+        let buf = &mut self.buf;
+        // Forward.
+        for l in 0..n_layers {
+            let layer = &self.model.layers[l];
+            let (done, rest) = buf.post.split_at_mut(l);
+            let input = if l == 0 { &buf.x[..] } else { &done[l - 1][..] };
+            layer.forward_into(input, b, &mut buf.pre[l]);
+            if l + 1 < n_layers {
+                for (a, &z) in rest[0].iter_mut().zip(&buf.pre[l]) {
+                    *a = silu(z);
+                }
+            }
+        }
+        // MSE against the one-hot label, in output-position order.
+        let classes = self.model.n_classes();
+        let y = &buf.pre[n_layers - 1];
+        let dy = &mut buf.delta[n_layers - 1];
+        let scale = 2.0 / (b * classes) as f32;
+        let mut sq = 0.0f64;
+        let mut correct = 0;
+        for r in 0..b {
+            let label = buf.labels[r] as usize;
+            let row = &y[r * classes..(r + 1) * classes];
+            for (p, &class) in self.model.out_perm.iter().enumerate() {
+                let e = row[p] - (class == label) as u8 as f32;
+                sq += (e * e) as f64;
+                dy[r * classes + p] = scale * e;
+            }
+            if self.model.out_perm[argmax(row)] == label {
+                correct += 1;
+            }
+        }
+        let mse = sq / (b * classes) as f64;
+        // Backward.
+        for l in (0..n_layers).rev() {
+            let layer = &self.model.layers[l];
+            let input = if l == 0 { &buf.x[..] } else { &buf.post[l - 1][..] };
+            let (lower, upper) = buf.delta.split_at_mut(l);
+            let delta = &upper[0];
+            mm_tn(&mut buf.gw[l], delta, input, layer.n_out, layer.n_in, b, false);
+            let gb = &mut buf.gb[l];
+            gb.fill(0.0);
+            for row in delta.chunks_exact(layer.n_out) {
+                for (g, d) in gb.iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+            if l > 0 {
+                let prev = &mut lower[l - 1];
+                mm_nn(prev, delta, &layer.weight, b, layer.n_in, layer.n_out, false);
+                for (d, &z) in prev.iter_mut().zip(&buf.pre[l - 1]) {
+                    let s = 1.0 / (1.0 + (-z).exp());
+                    *d *= s * (1.0 + z * (1.0 - s));
+                }
+            }
+        }
+        // Penalty gradient, then AdamW, layer by layer.
+        let mut penalty = 0.0;
+        let c = &self.config;
+        let bc1 = 1.0 - c.beta1.powi(t as i32);
+        let bc2_sqrt = (1.0 - c.beta2.powi(t as i32)).sqrt();
+        let step_size = c.lr / bc1;
+        for l in 0..n_layers {
+            let layer = &mut self.model.layers[l];
+            if let Some(cost) = &self.penalty {
+                penalty += cost.add_layer_grad(l, &layer.weight, &layer.bias, lambda, &mut buf.gw[l], &mut buf.gb[l]);
+            }
+            let st = &mut self.adam[l];
+            adamw(&mut layer.weight, &buf.gw[l], &mut st.m_w, &mut st.v_w, c, step_size, bc2_sqrt);
+            adamw(&mut layer.bias, &buf.gb[l], &mut st.m_b, &mut st.v_b, c, step_size, bc2_sqrt);
+        }
+        StepStats { mse, penalty, correct }
+    }
+}
+
+/// PyTorch's AdamW update (decoupled weight decay, bias-corrected moments).
+fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &TrainConfig, step_size: f32, bc2_sqrt: f32) {
+    let decay = 1.0 - c.lr * c.weight_decay;
+    for i in 0..p.len() {
+        let gi = g[i];
+        m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
+        v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
+        let denom = v[i].sqrt() / bc2_sqrt + c.eps;
+        p[i] = p[i] * decay - step_size * m[i] / denom;
+    }
+}
+
+/// Runs one step and returns the gradients it computed (before AdamW), for
+/// the candle cross-check.
+#[doc(hidden)]
+pub fn gradients_for_test(model: &Mlp, x: &[f32], labels: &[u8], regime: Regime, lambda: f32) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30);
+    let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), ..cfg }).expect("config");
+    tr.model = model.clone();
+    tr.buf.x.copy_from_slice(x);
+    tr.buf.labels.copy_from_slice(labels);
+    let s = tr.step(lambda, 1);
+    (s.mse + lambda as f64 * s.penalty, tr.buf.gw, tr.buf.gb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_schedule_boosts_at_a_quarter_and_a_half() {
+        let c = TrainConfig::new(Regime::Bimt);
+        assert_eq!(c.lambda_at(0), 0.01);
+        assert_eq!(c.lambda_at(9_999), 0.01);
+        assert!((c.lambda_at(10_000) - 0.1).abs() < 1e-7);
+        assert!((c.lambda_at(39_999) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        assert!(Trainer::new(TrainConfig::new(Regime::L1).steps(0)).is_err());
+        assert!(Trainer::new(TrainConfig::new(Regime::Bimt).swap_every(0)).is_err());
+        assert!(Trainer::new(TrainConfig::new(Regime::L1).lr(f32::NAN)).is_err());
+    }
+
+    #[test]
+    fn a_nan_stops_training_with_the_step_number() {
+        let n = 300;
+        let mut set = ImageSet {
+            images: vec![0.5; n * 784],
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            rows: 28,
+            cols: 28,
+        };
+        // A NaN pixel in the second epoch's data: every batch sees it eventually.
+        set.images[5 * 784 + 3] = f32::NAN;
+        let err = Trainer::new(TrainConfig::new(Regime::Vanilla).steps(10))
+            .unwrap()
+            .run(&set, None, &mut |_| {})
+            .unwrap_err();
+        match err {
+            BimtError::NonFinite { step, .. } => assert!((1..=3).contains(&step), "step {step}"),
+            e => panic!("unexpected {e}"),
+        }
+    }
+}
