@@ -1,1 +1,37 @@
-fn main() {}
+//! `cargo xtask`: the study's pipeline (see README.md).
+
+mod common;
+mod train;
+
+use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
+use modcirc_metrics::CountingAlloc;
+
+/// mimalloc because glibc's allocator returns freed buffers to the kernel on
+/// every step at this size; wrapped to count peak heap bytes (STUDY §6).
+#[global_allocator]
+static ALLOC: CountingAlloc<MiMalloc> = CountingAlloc::new(MiMalloc);
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "The modcirc study pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one regime (or all five) on MNIST and write checkpoints.
+    Train(train::TrainArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

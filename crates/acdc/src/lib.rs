@@ -1,1 +1,31 @@
+//! Circuit discovery by activation patching on MLP checkpoints (STUDY §4-§5).
+//!
+//! * [`PatchingSweep`]: clean and corrupted runs cached once; every hidden
+//!   neuron patched with its clean value, for all pairs at once. Patching one
+//!   neuron changes the next layer's pre-activation by a rank-1 term, so
+//!   nothing upstream is recomputed.
+//! * [`NeuronScores::select`]: the K lowest scores per hidden layer.
+//! * [`Circuit`]: node sets, the `eps` edge rule, sparsity, and the
+//!   circuit's forward under an [`Ablation`].
+//!
+//! ```no_run
+//! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
+//! # fn f(model: &modcirc_bimt::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
+//! let sweep = PatchingSweep::new(model, imgs)?;
+//! let scores = sweep.scores();
+//! let selection = scores.select(15)?;
+//! let circuit = Circuit::new(model, selection.nodes.clone(), 0.01)?;
+//! let eval = circuit.evaluate(&sweep, Ablation::Zero)?;
+//! println!("sparsity {:.4}, logit difference {:.3}", circuit.sparsity(), eval.logit_difference);
+//! # Ok(()) }
+//! ```
 
+mod circuit;
+mod discovery;
+mod error;
+mod sweep;
+
+pub use circuit::{Ablation, Circuit, CircuitEval};
+pub use discovery::{discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary};
+pub use error::AcdcError;
+pub use sweep::{NeuronScores, PatchingSweep, Selection, TaskImages, DEAD_TOLERANCE};

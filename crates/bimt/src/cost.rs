@@ -66,29 +66,39 @@ impl ConnectionCost {
     /// Adds `scale · ∂cc/∂θ` to the gradients of layer `l` and returns that
     /// layer's cost. The derivative of `|x|` at 0 is taken as 0, as autograd does.
     pub fn add_layer_grad(&self, l: usize, weight: &[f32], bias: &[f32], scale: f32, gw: &mut [f32], gb: &mut [f32]) -> f64 {
-        let mut cost = 0.0f64;
-        for ((w, a), g) in weight.iter().zip(&self.weight_factors[l]).zip(gw.iter_mut()) {
-            cost += (w.abs() * a) as f64;
-            *g += scale * a * sign(*w);
-        }
-        let bf = self.bias_factors[l];
-        for (b, g) in bias.iter().zip(gb.iter_mut()) {
-            cost += (b.abs() * bf) as f64;
-            *g += scale * bf * sign(*b);
-        }
-        cost
+        let weights = penalty_pass(weight, &self.weight_factors[l], scale, gw);
+        let bf = vec![self.bias_factors[l]; bias.len()];
+        weights + penalty_pass(bias, &bf, scale, gb)
     }
 }
 
+/// `Σ |x|·a` (returned) and `g += scale·a·sign(x)`, in chunks of 8 so that
+/// the loop vectorises: f32 within a chunk, f64 across chunks.
+fn penalty_pass(x: &[f32], a: &[f32], scale: f32, g: &mut [f32]) -> f64 {
+    const W: usize = 8;
+    let mut total = 0.0f64;
+    let mut xc = x.chunks_exact(W);
+    let mut ac = a.chunks_exact(W);
+    let mut gc = g.chunks_exact_mut(W);
+    for ((x, a), g) in (&mut xc).zip(&mut ac).zip(&mut gc) {
+        let mut part = 0.0f32;
+        for i in 0..W {
+            part += x[i].abs() * a[i];
+            g[i] += scale * a[i] * sign(x[i]);
+        }
+        total += part as f64;
+    }
+    for ((x, a), g) in xc.remainder().iter().zip(ac.remainder()).zip(gc.into_remainder()) {
+        total += (x.abs() * a) as f64;
+        *g += scale * a * sign(*x);
+    }
+    total
+}
+
+/// Branch-free sign with sign(0) = 0, the derivative autograd takes for `|x|` at 0.
 #[inline]
 fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    ((x > 0.0) as i32 - (x < 0.0) as i32) as f32
 }
 
 #[cfg(test)]

@@ -44,6 +44,13 @@ pub fn silu(z: f32) -> f32 {
     z / (1.0 + (-z).exp())
 }
 
+/// SiLU on every element.
+pub fn silu_in_place(xs: &mut [f32]) {
+    for x in xs {
+        *x = silu(*x);
+    }
+}
+
 /// The MLP of STUDY §2 with the output permutation swaps maintain:
 /// output position `p` stands for class `out_perm[p]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +118,10 @@ impl Mlp {
             let input = if l == 0 { x } else { &post[l - 1] };
             let mut z = vec![0.0; n * layer.n_out];
             layer.forward_into(input, n, &mut z);
-            let a = if l == last { z.clone() } else { z.iter().map(|&v| silu(v)).collect() };
+            let mut a = z.clone();
+            if l != last {
+                silu_in_place(&mut a);
+            }
             pre.push(z);
             post.push(a);
         }

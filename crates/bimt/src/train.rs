@@ -4,7 +4,7 @@ use modcirc_dataset::{ImageSet, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{mm_nn, mm_tn};
-use crate::model::{argmax, silu};
+use crate::model::argmax;
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
 
@@ -161,16 +161,23 @@ struct Buffers {
     labels: Vec<u8>,
     pre: Vec<Vec<f32>>,
     post: Vec<Vec<f32>>,
+    /// σ(pre) of the hidden layers, kept from the forward pass for SiLU's derivative.
+    sigmoid: Vec<Vec<f32>>,
     delta: Vec<Vec<f32>>,
     gw: Vec<Vec<f32>>,
     gb: Vec<Vec<f32>>,
 }
 
-/// Per-step results the loop aggregates.
-struct StepStats {
-    mse: f64,
-    penalty: f64,
-    correct: usize,
+/// What one optimizer step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStats {
+    /// `mse + lambda·penalty`.
+    pub loss: f64,
+    pub mse: f64,
+    /// The regime's penalty `cc(wf)` before the update (0 for Vanilla).
+    pub penalty: f64,
+    /// Correct argmax predictions in the batch.
+    pub correct: usize,
 }
 
 impl Trainer {
@@ -199,6 +206,7 @@ impl Trainer {
             labels: vec![0; b],
             pre: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             post: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
+            sigmoid: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             delta: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             gw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
             gb: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
@@ -262,13 +270,13 @@ impl Trainer {
                 Rng::derive(cfg.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut order);
             }
             let t0 = Instant::now();
-            for (r, &i) in order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size].iter().enumerate() {
+            let batch = &order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size];
+            for (r, &i) in batch.iter().enumerate() {
                 self.buf.x[r * pixels..(r + 1) * pixels].copy_from_slice(train.image(i));
                 self.buf.labels[r] = train.labels[i];
             }
-            let lambda = cfg.lambda_at(s);
-            let stats = self.step(lambda, s + 1);
-            let loss = stats.mse + lambda as f64 * stats.penalty;
+            let stats = self.step(s);
+            let loss = stats.loss;
             if !loss.is_finite() {
                 return Err(BimtError::NonFinite { step: s + 1, loss });
             }
@@ -302,7 +310,7 @@ impl Trainer {
                     loss: win_loss / win_n as f64,
                     mse: win_mse / win_n as f64,
                     penalty: stats.penalty,
-                    lambda,
+                    lambda: cfg.lambda_at(s),
                     wiring_cost: self.wiring.value(&self.model),
                     train_accuracy: running_accuracy,
                     test_accuracy: test.map(|t| self.model.accuracy(t)),
@@ -320,9 +328,19 @@ impl Trainer {
         })
     }
 
-    /// One optimizer step on the batch in `self.buf` (`t` is 1-based, for
-    /// Adam's bias correction).
-    fn step(&mut self, lambda: f32, t: usize) -> StepStats {
+    /// One optimizer step on a batch of `batch_size` images (row-major) and
+    /// labels; `s` is the 0-based step index (it sets lambda and Adam's bias
+    /// correction). [`Trainer::run`] calls this; it is public for benchmarks
+    /// and for callers with their own data loop.
+    pub fn step_batch(&mut self, x: &[f32], labels: &[u8], s: usize) -> StepStats {
+        self.buf.x.copy_from_slice(x);
+        self.buf.labels.copy_from_slice(labels);
+        self.step(s)
+    }
+
+    fn step(&mut self, s: usize) -> StepStats {
+        let lambda = self.config.lambda_at(s);
+        let t = s + 1;
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
         let buf = &mut self.buf;
@@ -333,8 +351,9 @@ impl Trainer {
             let input = if l == 0 { &buf.x[..] } else { &done[l - 1][..] };
             layer.forward_into(input, b, &mut buf.pre[l]);
             if l + 1 < n_layers {
-                for (a, &z) in rest[0].iter_mut().zip(&buf.pre[l]) {
-                    *a = silu(z);
+                for ((a, s), &z) in rest[0].iter_mut().zip(buf.sigmoid[l].iter_mut()).zip(&buf.pre[l]) {
+                    *s = 1.0 / (1.0 + (-z).exp());
+                    *a = z * *s;
                 }
             }
         }
@@ -375,8 +394,8 @@ impl Trainer {
             if l > 0 {
                 let prev = &mut lower[l - 1];
                 mm_nn(prev, delta, &layer.weight, b, layer.n_in, layer.n_out, false);
-                for (d, &z) in prev.iter_mut().zip(&buf.pre[l - 1]) {
-                    let s = 1.0 / (1.0 + (-z).exp());
+                // d silu/dz = σ(z)·(1 + z·(1 − σ(z)))
+                for ((d, &z), &s) in prev.iter_mut().zip(&buf.pre[l - 1]).zip(&buf.sigmoid[l - 1]) {
                     *d *= s * (1.0 + z * (1.0 - s));
                 }
             }
@@ -396,33 +415,31 @@ impl Trainer {
             adamw(&mut layer.weight, &buf.gw[l], &mut st.m_w, &mut st.v_w, c, step_size, bc2_sqrt);
             adamw(&mut layer.bias, &buf.gb[l], &mut st.m_b, &mut st.v_b, c, step_size, bc2_sqrt);
         }
-        StepStats { mse, penalty, correct }
+        StepStats { loss: mse + lambda as f64 * penalty, mse, penalty, correct }
     }
 }
 
 /// PyTorch's AdamW update (decoupled weight decay, bias-corrected moments).
 fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &TrainConfig, step_size: f32, bc2_sqrt: f32) {
     let decay = 1.0 - c.lr * c.weight_decay;
-    for i in 0..p.len() {
-        let gi = g[i];
-        m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
-        v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
-        let denom = v[i].sqrt() / bc2_sqrt + c.eps;
-        p[i] = p[i] * decay - step_size * m[i] / denom;
+    let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        let denom = v.sqrt() / bc2_sqrt + eps;
+        *p = *p * decay - step_size * *m / denom;
     }
 }
 
 /// Runs one step and returns the gradients it computed (before AdamW), for
 /// the candle cross-check.
-#[doc(hidden)]
-pub fn gradients_for_test(model: &Mlp, x: &[f32], labels: &[u8], regime: Regime, lambda: f32) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30);
+#[cfg(test)]
+pub(crate) fn gradients_for_test(model: &Mlp, x: &[f32], labels: &[u8], regime: Regime, lambda: f32) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30).lambda(lambda);
     let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), ..cfg }).expect("config");
     tr.model = model.clone();
-    tr.buf.x.copy_from_slice(x);
-    tr.buf.labels.copy_from_slice(labels);
-    let s = tr.step(lambda, 1);
-    (s.mse + lambda as f64 * s.penalty, tr.buf.gw, tr.buf.gb)
+    let s = tr.step_batch(x, labels, 0);
+    (s.loss, tr.buf.gw, tr.buf.gb)
 }
 
 #[cfg(test)]

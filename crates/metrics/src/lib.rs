@@ -1,1 +1,19 @@
+//! Measurements for the study: the circuit metrics of STUDY §5, bootstrap
+//! summaries, phase timers and memory (STUDY §6).
+//!
+//! ```
+//! use modcirc_metrics::Summary;
+//! let s = Summary::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+//! assert_eq!(s.mean, 2.5);
+//! assert!(s.lo <= s.mean && s.mean <= s.hi);
+//! ```
 
+mod circuit;
+mod memory;
+mod stats;
+mod timing;
+
+pub use circuit::{accuracy, logit_difference, l2_distance};
+pub use memory::{peak_rss_bytes, reset_peak_rss, CountingAlloc};
+pub use stats::Summary;
+pub use timing::PhaseTimer;

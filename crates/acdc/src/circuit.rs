@@ -1,0 +1,232 @@
+use std::fmt;
+use std::str::FromStr;
+
+use modcirc_bimt::{silu_in_place, Linear, Mlp};
+use modcirc_metrics::{accuracy, logit_difference};
+use serde::{Deserialize, Serialize};
+
+use crate::{AcdcError, PatchingSweep};
+
+/// What a removed node or edge carries in the circuit's forward (STUDY §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ablation {
+    /// Zero: removed edges are simply gone.
+    Zero,
+    /// The mean activation of the source node over the task images.
+    Mean,
+    /// The source node's activation on the paired corrupted image.
+    Resample,
+}
+
+impl FromStr for Ablation {
+    type Err = AcdcError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zero" => Ok(Ablation::Zero),
+            "mean" => Ok(Ablation::Mean),
+            "resample" => Ok(Ablation::Resample),
+            _ => Err(AcdcError::UnknownAblation(s.into())),
+        }
+    }
+}
+
+impl fmt::Display for Ablation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ablation::Zero => "zero",
+            Ablation::Mean => "mean",
+            Ablation::Resample => "resample",
+        })
+    }
+}
+
+/// A circuit: every input and output, the kept hidden neurons, and the edges
+/// between circuit nodes whose magnitude is at least `eps · max|W_l|`.
+///
+/// Its forward computes, for every node v,
+/// `z_v = Σ_{edges u→v} W_vu·a_u + Σ_{other u} W_vu·ā_u + b_v`,
+/// where `ā_u` is the ablated value of `u`: so a removed hidden neuron sends
+/// its ablated value along all its outgoing weights, and a pruned weight
+/// between circuit nodes carries the ablated value of its source. Under zero
+/// ablation this is the model with non-circuit neurons and non-edges deleted.
+#[derive(Debug, Clone)]
+pub struct Circuit {
+    /// Kept neurons per hidden layer, ascending.
+    pub nodes: Vec<Vec<usize>>,
+    pub eps: f64,
+    /// `W ⊙ edge mask` per layer.
+    kept: Vec<Linear>,
+    /// `W ⊙ (1 − edge mask)` per layer.
+    removed: Vec<Vec<f32>>,
+    n_edges: usize,
+    n_weights: usize,
+}
+
+/// The circuit's metrics on a set of pairs (STUDY §5).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CircuitEval {
+    /// Mean over the clean and corrupted images of `‖circuit − model‖₂`.
+    pub logit_difference: f64,
+    /// The circuit's accuracy on those images (labels: their own digits).
+    pub accuracy: f64,
+    pub sparsity: f64,
+}
+
+impl Circuit {
+    pub fn new(model: &Mlp, nodes: Vec<Vec<usize>>, eps: f64) -> Result<Circuit, AcdcError> {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(AcdcError::BadEps(eps));
+        }
+        let hidden = model.layers.len() - 1;
+        if nodes.len() != hidden {
+            return Err(AcdcError::Shape(format!("{} node sets for {hidden} hidden layers", nodes.len())));
+        }
+        // in_circuit[l][i]: is neuron i of neuron layer l (0 = inputs) in the circuit?
+        let sizes = model.sizes();
+        let mut in_circuit: Vec<Vec<bool>> = sizes.iter().map(|&n| vec![true; n]).collect();
+        for (h, set) in nodes.iter().enumerate() {
+            let flags = &mut in_circuit[h + 1];
+            flags.fill(false);
+            for &i in set {
+                if i >= flags.len() {
+                    return Err(AcdcError::Shape(format!("neuron {i} is outside hidden layer {} of {}", h + 1, flags.len())));
+                }
+                flags[i] = true;
+            }
+        }
+        let mut kept = Vec::new();
+        let mut removed = Vec::new();
+        let mut n_edges = 0;
+        for (l, layer) in model.layers.iter().enumerate() {
+            let threshold = eps as f32 * layer.weight.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let mut k = layer.clone();
+            let mut r = vec![0.0; layer.weight.len()];
+            for o in 0..layer.n_out {
+                for i in 0..layer.n_in {
+                    let idx = o * layer.n_in + i;
+                    let w = layer.weight[idx];
+                    if in_circuit[l + 1][o] && in_circuit[l][i] && w.abs() >= threshold {
+                        n_edges += 1;
+                    } else {
+                        k.weight[idx] = 0.0;
+                        r[idx] = w;
+                    }
+                }
+            }
+            kept.push(k);
+            removed.push(r);
+        }
+        let mut nodes = nodes;
+        nodes.iter_mut().for_each(|s| s.sort_unstable());
+        Ok(Circuit { nodes, eps, kept, removed, n_edges, n_weights: model.n_weights() })
+    }
+
+    pub fn n_edges(&self) -> usize {
+        self.n_edges
+    }
+
+    /// `1 − |circuit edges| / |all weights|` (STUDY §5).
+    pub fn sparsity(&self) -> f64 {
+        1.0 - self.n_edges as f64 / self.n_weights as f64
+    }
+
+    /// The circuit's logits (output-position order) on `n` inputs; `ablated[l]`
+    /// holds the ablated values of layer `l`'s inputs, either one row for all
+    /// inputs or one row per input, or `None` for zero ablation.
+    fn forward(&self, x: &[f32], n: usize, ablated: &[Option<AblatedRows>]) -> Vec<f32> {
+        let last = self.kept.len() - 1;
+        let mut a = x.to_vec();
+        for (l, layer) in self.kept.iter().enumerate() {
+            let mut z = vec![0.0; n * layer.n_out];
+            layer.forward_into(&a, n, &mut z);
+            if let Some(rows) = &ablated[l] {
+                let r = Linear { n_in: layer.n_in, n_out: layer.n_out, weight: self.removed[l].clone(), bias: vec![0.0; layer.n_out] };
+                let mut extra = vec![0.0; rows.rows() * layer.n_out];
+                r.forward_into(&rows.values, rows.rows(), &mut extra);
+                for (b, zr) in z.chunks_exact_mut(layer.n_out).enumerate() {
+                    let e = &extra[rows.row_for(b) * layer.n_out..][..layer.n_out];
+                    zr.iter_mut().zip(e).for_each(|(z, e)| *z += e);
+                }
+            }
+            if l != last {
+                silu_in_place(&mut z);
+            }
+            a = z;
+        }
+        a
+    }
+
+    /// The circuit's metrics on the pairs of `sweep`: its logits on the clean
+    /// and the corrupted images against the model's.
+    pub fn evaluate(&self, sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<CircuitEval, AcdcError> {
+        let model = sweep.model;
+        if model.sizes() != self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect::<Vec<_>>() {
+            return Err(AcdcError::Shape("the circuit was built for a model of another shape".into()));
+        }
+        let n = sweep.images.n;
+        let px = sweep.images.pixels;
+        let mut x = sweep.images.clean.clone();
+        x.extend_from_slice(&sweep.images.corrupted);
+        // Inputs of layer l on the model's runs: pixels for l = 0, else post[l-1].
+        let layer_input = |acts: &modcirc_bimt::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
+            if l == 0 { imgs.to_vec() } else { acts.post[l - 1].clone() }
+        };
+        let ablated: Vec<Option<AblatedRows>> = (0..self.kept.len())
+            .map(|l| {
+                let width = if l == 0 { px } else { model.layers[l - 1].n_out };
+                let clean = layer_input(&sweep.clean, l, &sweep.images.clean);
+                let corrupted = layer_input(&sweep.corrupted, l, &sweep.images.corrupted);
+                match ablation {
+                    Ablation::Zero => None,
+                    Ablation::Mean => {
+                        let mut mean = vec![0.0f64; width];
+                        for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
+                            mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+                        }
+                        let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
+                        Some(AblatedRows { values, width, per_input: false, n })
+                    }
+                    // Clean image b and corrupted image b both see corrupted b.
+                    Ablation::Resample => Some(AblatedRows { values: corrupted, width, per_input: true, n }),
+                }
+            })
+            .collect();
+        let circuit = self.forward(&x, 2 * n, &ablated);
+        let mut reference = sweep.clean.post.last().unwrap().clone();
+        reference.extend_from_slice(sweep.corrupted.post.last().unwrap());
+        let c = model.n_classes();
+        let mut labels = sweep.images.clean_labels.clone();
+        labels.extend_from_slice(&sweep.images.corrupted_labels);
+        Ok(CircuitEval {
+            logit_difference: logit_difference(&circuit, &reference, c),
+            accuracy: accuracy(&model.positions_to_classes(&circuit), &labels, c),
+            sparsity: self.sparsity(),
+        })
+    }
+
+    /// The circuit's logits in class order on arbitrary inputs, under zero ablation.
+    pub fn logits(&self, model: &Mlp, x: &[f32], n: usize) -> Vec<f32> {
+        let none: Vec<Option<AblatedRows>> = vec![None; self.kept.len()];
+        model.positions_to_classes(&self.forward(x, n, &none))
+    }
+}
+
+/// Ablated values for one layer's inputs.
+#[derive(Debug, Clone)]
+struct AblatedRows {
+    values: Vec<f32>,
+    width: usize,
+    /// One row per pair (resample; used by image b and by image n + b), or one row for all.
+    per_input: bool,
+    n: usize,
+}
+
+impl AblatedRows {
+    fn rows(&self) -> usize {
+        self.values.len() / self.width
+    }
+    fn row_for(&self, b: usize) -> usize {
+        if self.per_input { b % self.n } else { 0 }
+    }
+}

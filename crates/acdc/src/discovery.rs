@@ -1,0 +1,112 @@
+use std::time::Instant;
+
+use modcirc_bimt::Mlp;
+use modcirc_dataset::Bootstrap;
+use modcirc_metrics::Summary;
+use serde::{Deserialize, Serialize};
+
+use crate::{Ablation, AcdcError, Circuit, CircuitEval, NeuronScores, PatchingSweep, Selection, TaskImages};
+
+/// Flags of one discovery run (STUDY §4-§5 defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoveryConfig {
+    pub k: usize,
+    pub eps: f64,
+    pub ablation: Ablation,
+    pub bootstraps: usize,
+    /// Pairs per bootstrap resample (drawn with replacement).
+    pub sample: usize,
+    pub seed: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig { k: 15, eps: 0.01, ablation: Ablation::Zero, bootstraps: 50, sample: 500, seed: 0 }
+    }
+}
+
+/// One bootstrap resample: its circuit, metrics and discovery time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapRecord {
+    pub index: usize,
+    /// Wall time of the patching sweep and the selection on this resample.
+    pub discovery_s: f64,
+    pub nodes: Vec<Vec<usize>>,
+    pub n_edges: usize,
+    pub logit_difference: f64,
+    pub accuracy: f64,
+    pub sparsity: f64,
+}
+
+/// Mean and 95% percentile interval of each metric over the resamples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoverySummary {
+    pub logit_difference: Summary,
+    pub accuracy: Summary,
+    pub sparsity: Summary,
+    pub discovery_s: Summary,
+}
+
+/// Everything one discovery produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoveryReport {
+    pub config: DiscoveryConfig,
+    /// Scores on the whole pair set.
+    pub scores: NeuronScores,
+    /// The circuit chosen on the whole pair set.
+    pub selection: Selection,
+    pub full: CircuitEval,
+    pub full_n_edges: usize,
+    pub bootstraps: Vec<BootstrapRecord>,
+    pub summary: DiscoverySummary,
+}
+
+/// Circuit discovery on the whole pair set, then on `bootstraps` resamples.
+/// `progress` is called after each resample with how many are done.
+pub fn discover(
+    model: &Mlp,
+    images: &TaskImages,
+    config: &DiscoveryConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<DiscoveryReport, AcdcError> {
+    if !(0.0..1.0).contains(&config.eps) {
+        return Err(AcdcError::BadEps(config.eps));
+    }
+    let sweep = PatchingSweep::new(model, images)?;
+    let scores = sweep.scores();
+    let selection = scores.select(config.k)?;
+    let circuit = Circuit::new(model, selection.nodes.clone(), config.eps)?;
+    let full = circuit.evaluate(&sweep, config.ablation)?;
+    let sampler = Bootstrap::new(images.n, config.sample, config.seed).map_err(|e| AcdcError::Shape(e.to_string()))?;
+    let mut bootstraps = Vec::with_capacity(config.bootstraps);
+    for b in 0..config.bootstraps {
+        let idx = sampler.resample(b);
+        let t = Instant::now();
+        let sub = sweep.subset(&idx);
+        let sel = sub.scores().select(config.k)?;
+        let discovery_s = t.elapsed().as_secs_f64();
+        let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
+        let eval = c.evaluate(&sub, config.ablation)?;
+        bootstraps.push(BootstrapRecord {
+            index: b,
+            discovery_s,
+            nodes: sel.nodes,
+            n_edges: c.n_edges(),
+            logit_difference: eval.logit_difference,
+            accuracy: eval.accuracy,
+            sparsity: eval.sparsity,
+        });
+        progress(b + 1);
+    }
+    let summarize = |f: fn(&BootstrapRecord) -> f64| {
+        let v: Vec<f64> = bootstraps.iter().map(f).collect();
+        Summary::of(&v).unwrap_or(Summary { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN, n: 0 })
+    };
+    let summary = DiscoverySummary {
+        logit_difference: summarize(|r| r.logit_difference),
+        accuracy: summarize(|r| r.accuracy),
+        sparsity: summarize(|r| r.sparsity),
+        discovery_s: summarize(|r| r.discovery_s),
+    };
+    Ok(DiscoveryReport { config: config.clone(), scores, selection, full, full_n_edges: circuit.n_edges(), bootstraps, summary })
+}

@@ -1,0 +1,13 @@
+#[derive(Debug, thiserror::Error)]
+pub enum AcdcError {
+    #[error("--k {k} is invalid for hidden layer {layer} of {width} neurons (need 1..={width})")]
+    BadK { k: usize, layer: usize, width: usize },
+    #[error("the task has no pairs")]
+    EmptyTask,
+    #[error("--eps {0} is outside [0, 1)")]
+    BadEps(f64),
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
+    UnknownAblation(String),
+}

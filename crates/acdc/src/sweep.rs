@@ -1,0 +1,249 @@
+use modcirc_bimt::silu_in_place;
+use modcirc_bimt::{Activations, Mlp};
+use modcirc_dataset::{ImageSet, Pair};
+use modcirc_metrics::logit_difference;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::AcdcError;
+
+/// A score within this relative distance of the unpatched baseline counts as
+/// equal to it (STUDY §4): a dead neuron's patch changes nothing, though
+/// floating point may say otherwise.
+pub const DEAD_TOLERANCE: f64 = 1e-6;
+
+/// The images of a task's pairs: row `b` of `clean` is paired with row `b`
+/// of `corrupted`.
+#[derive(Debug, Clone)]
+pub struct TaskImages {
+    pub n: usize,
+    pub pixels: usize,
+    pub clean: Vec<f32>,
+    pub corrupted: Vec<f32>,
+    pub clean_labels: Vec<u8>,
+    pub corrupted_labels: Vec<u8>,
+}
+
+impl TaskImages {
+    pub fn from_pairs(split: &ImageSet, pairs: &[Pair]) -> TaskImages {
+        let clean: Vec<usize> = pairs.iter().map(|p| p.clean).collect();
+        let corrupted: Vec<usize> = pairs.iter().map(|p| p.corrupted).collect();
+        TaskImages {
+            n: pairs.len(),
+            pixels: split.pixels(),
+            clean: split.gather(&clean),
+            corrupted: split.gather(&corrupted),
+            clean_labels: clean.iter().map(|&i| split.labels[i]).collect(),
+            corrupted_labels: corrupted.iter().map(|&i| split.labels[i]).collect(),
+        }
+    }
+}
+
+/// Gathers rows `idx` of a row-major matrix with `width` columns.
+pub(crate) fn gather_rows(m: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(idx.len() * width);
+    for &i in idx {
+        out.extend_from_slice(&m[i * width..(i + 1) * width]);
+    }
+    out
+}
+
+/// Activation patching over every hidden neuron (STUDY §4), with the clean
+/// and corrupted runs computed once.
+#[derive(Debug, Clone)]
+pub struct PatchingSweep<'m> {
+    pub(crate) model: &'m Mlp,
+    pub(crate) images: TaskImages,
+    pub(crate) clean: Activations,
+    pub(crate) corrupted: Activations,
+}
+
+/// `LD_ij` for every hidden neuron, and the unpatched baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeuronScores {
+    /// `mean_b ‖L_corr − L_clean‖₂` without any patch.
+    pub baseline: f64,
+    /// `layers[h][i]`: the score of neuron `i` of hidden layer `h` (0-based).
+    pub layers: Vec<Vec<f64>>,
+}
+
+/// The top-K neurons of each hidden layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    pub k: usize,
+    /// Kept neurons per hidden layer, ascending.
+    pub nodes: Vec<Vec<usize>>,
+    /// Neurons whose score equals the baseline (dead: patching them changes nothing).
+    pub dead: Vec<Vec<usize>>,
+    /// How many kept neurons per layer were decided by the tie rule among
+    /// baseline-equal scores rather than by a lower score.
+    pub decided_by_tie: Vec<usize>,
+}
+
+impl<'m> PatchingSweep<'m> {
+    pub fn new(model: &'m Mlp, images: &TaskImages) -> Result<PatchingSweep<'m>, AcdcError> {
+        if images.n == 0 {
+            return Err(AcdcError::EmptyTask);
+        }
+        if images.pixels != model.n_inputs() {
+            return Err(AcdcError::Shape(format!(
+                "images have {} pixels, the model takes {} inputs",
+                images.pixels,
+                model.n_inputs()
+            )));
+        }
+        if model.layers.len() < 2 {
+            return Err(AcdcError::Shape("the model has no hidden layer".into()));
+        }
+        Ok(PatchingSweep {
+            model,
+            clean: model.activations(&images.clean, images.n),
+            corrupted: model.activations(&images.corrupted, images.n),
+            images: images.clone(),
+        })
+    }
+
+    /// The sweep restricted to pairs `idx` (repeats allowed), reusing the cached runs.
+    pub fn subset(&self, idx: &[usize]) -> PatchingSweep<'m> {
+        let pick = |a: &Activations| Activations {
+            n: idx.len(),
+            pre: a.pre.iter().map(|m| gather_rows(m, m.len() / a.n, idx)).collect(),
+            post: a.post.iter().map(|m| gather_rows(m, m.len() / a.n, idx)).collect(),
+        };
+        let im = &self.images;
+        let labels = |l: &[u8]| idx.iter().map(|&i| l[i]).collect();
+        PatchingSweep {
+            model: self.model,
+            images: TaskImages {
+                n: idx.len(),
+                pixels: im.pixels,
+                clean: gather_rows(&im.clean, im.pixels, idx),
+                corrupted: gather_rows(&im.corrupted, im.pixels, idx),
+                clean_labels: labels(&im.clean_labels),
+                corrupted_labels: labels(&im.corrupted_labels),
+            },
+            clean: pick(&self.clean),
+            corrupted: pick(&self.corrupted),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.images.n == 0
+    }
+
+    fn logits<'a>(a: &'a Activations) -> &'a [f32] {
+        a.post.last().expect("at least one layer")
+    }
+
+    /// `mean_b ‖L_corr − L_clean‖₂`.
+    pub fn baseline(&self) -> f64 {
+        let c = self.model.n_classes();
+        logit_difference(Self::logits(&self.corrupted), Self::logits(&self.clean), c)
+    }
+
+    /// Every hidden neuron's score (layers in parallel over neurons; each
+    /// score is computed the same way whatever the thread count).
+    pub fn scores(&self) -> NeuronScores {
+        let hidden = self.model.layers.len() - 1;
+        let layers = (0..hidden)
+            .map(|h| {
+                let width = self.model.layers[h].n_out;
+                (0..width).into_par_iter().map(|i| self.score(h, i)).collect()
+            })
+            .collect();
+        NeuronScores {
+            baseline: self.baseline(),
+            layers,
+        }
+    }
+
+    /// `LD` of neuron `i` of hidden layer `h`: the corrupted run with that
+    /// neuron's post-activation set to its clean value.
+    pub fn score(&self, h: usize, i: usize) -> f64 {
+        let width = self.model.layers[h].n_out;
+        let unchanged = (0..self.images.n).all(|b| self.clean.post[h][b * width + i] == self.corrupted.post[h][b * width + i]);
+        if unchanged {
+            return self.baseline();
+        }
+        let c = self.model.n_classes();
+        logit_difference(&self.patched_logits(h, &[i]), Self::logits(&self.clean), c)
+    }
+
+    /// Logits (output-position order) of the corrupted runs with the
+    /// post-activations of `neurons` of hidden layer `h` set to their clean
+    /// values. The next layer's pre-activation moves by `Σ_i d_i ⊗ W[:, i]`,
+    /// `d_i` the clean-minus-corrupted activation, so only layers downstream
+    /// of `h` are recomputed.
+    pub fn patched_logits(&self, h: usize, neurons: &[usize]) -> Vec<f32> {
+        let n = self.images.n;
+        let m = self.model;
+        let width = m.layers[h].n_out;
+        let next = &m.layers[h + 1];
+        let mut z = self.corrupted.pre[h + 1].clone();
+        for &i in neurons {
+            for b in 0..n {
+                let d = self.clean.post[h][b * width + i] - self.corrupted.post[h][b * width + i];
+                if d != 0.0 {
+                    let row = &mut z[b * next.n_out..(b + 1) * next.n_out];
+                    for (o, zo) in row.iter_mut().enumerate() {
+                        *zo += d * next.weight[o * next.n_in + i];
+                    }
+                }
+            }
+        }
+        for layer in &m.layers[h + 2..] {
+            silu_in_place(&mut z);
+            let mut out = vec![0.0; n * layer.n_out];
+            layer.forward_into(&z, n, &mut out);
+            z = out;
+        }
+        z
+    }
+
+    /// The corrupted runs' logits (output-position order).
+    pub fn corrupted_logits(&self) -> &[f32] {
+        Self::logits(&self.corrupted)
+    }
+    /// The clean runs' logits (output-position order).
+    pub fn clean_logits(&self) -> &[f32] {
+        Self::logits(&self.clean)
+    }
+}
+
+impl NeuronScores {
+    fn is_dead(&self, s: f64) -> bool {
+        (s - self.baseline).abs() <= DEAD_TOLERANCE * self.baseline.abs()
+    }
+
+    /// The `k` lowest-scoring neurons of every hidden layer; ties (and every
+    /// score within [`DEAD_TOLERANCE`] of the baseline, which counts as the
+    /// baseline) go to the lower index.
+    pub fn select(&self, k: usize) -> Result<Selection, AcdcError> {
+        let mut nodes = Vec::new();
+        let mut dead = Vec::new();
+        let mut decided_by_tie = Vec::new();
+        for (layer, scores) in self.layers.iter().enumerate() {
+            if k == 0 || k > scores.len() {
+                return Err(AcdcError::BadK { k, layer: layer + 1, width: scores.len() });
+            }
+            let effective: Vec<f64> = scores
+                .iter()
+                .map(|&s| if self.is_dead(s) { self.baseline } else { s })
+                .collect();
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| effective[a].total_cmp(&effective[b]).then(a.cmp(&b)));
+            let mut kept = order[..k].to_vec();
+            // Among the kept, those tied with the first left out were chosen by index.
+            let boundary = effective[order[k - 1]];
+            let tied_outside = order[k..].iter().any(|&j| effective[j] == boundary);
+            decided_by_tie.push(if tied_outside { kept.iter().filter(|&&j| effective[j] == boundary).count() } else { 0 });
+            kept.sort_unstable();
+            nodes.push(kept);
+            dead.push((0..scores.len()).filter(|&j| self.is_dead(scores[j])).collect());
+        }
+        Ok(Selection { k, nodes, dead, decided_by_tie })
+    }
+}

@@ -1,0 +1,173 @@
+//! Activation patching and circuits on models trained on the committed MNIST.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DiscoveryConfig, PatchingSweep, TaskImages};
+use modcirc_bimt::{checkpoint, silu_in_place, Mlp, Regime, TrainConfig, Trainer};
+use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_metrics::logit_difference;
+
+fn mnist() -> &'static Mnist {
+    static M: OnceLock<Mnist> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
+        Mnist::load(dir, ChecksumPolicy::Auto).expect("committed MNIST")
+    })
+}
+
+/// A model trained for 1 500 steps, saved and loaded back as a checkpoint.
+fn trained(regime: Regime) -> Mlp {
+    let out = Trainer::new(TrainConfig::new(regime).steps(1_500).seed(2))
+        .unwrap()
+        .run(&mnist().train, None, &mut |_| {})
+        .unwrap();
+    let bytes = checkpoint::to_bytes(&out.model, &out.layout).unwrap();
+    checkpoint::from_bytes(&bytes, Path::new("trained.safetensors")).unwrap().0
+}
+
+fn bimt() -> &'static Mlp {
+    static M: OnceLock<Mlp> = OnceLock::new();
+    M.get_or_init(|| trained(Regime::Bimt))
+}
+
+fn images(task: &str, n: usize) -> TaskImages {
+    let pairs = PairedDataset::new(&mnist().test, &Task::parse(task).unwrap(), 0).unwrap();
+    TaskImages::from_pairs(&mnist().test, &pairs.pairs[..n.min(pairs.len())])
+}
+
+/// One full forward per pair with neuron (h, i) of the corrupted run set to its clean value.
+fn naive_score(model: &Mlp, imgs: &TaskImages, h: usize, i: usize) -> f64 {
+    let px = imgs.pixels;
+    let mut total = 0.0;
+    for b in 0..imgs.n {
+        let clean = model.activations(&imgs.clean[b * px..(b + 1) * px], 1);
+        let mut a = imgs.corrupted[b * px..(b + 1) * px].to_vec();
+        for (l, layer) in model.layers.iter().enumerate() {
+            let mut z = vec![0.0; layer.n_out];
+            layer.forward_into(&a, 1, &mut z);
+            if l + 1 < model.layers.len() {
+                silu_in_place(&mut z);
+            }
+            if l == h {
+                z[i] = clean.post[h][i];
+            }
+            a = z;
+        }
+        total += logit_difference(&a, clean.post.last().unwrap(), 10);
+    }
+    total / imgs.n as f64
+}
+
+#[test]
+fn batched_and_naive_patching_agree_on_a_trained_checkpoint() {
+    let imgs = images("circle", 60);
+    let sweep = PatchingSweep::new(bimt(), &imgs).unwrap();
+    let scores = sweep.scores();
+    for h in 0..2 {
+        for i in (0..100).step_by(7) {
+            let naive = naive_score(bimt(), &imgs, h, i);
+            let batched = scores.layers[h][i];
+            assert!((naive - batched).abs() <= 1e-5, "neuron ({h}, {i}): naive {naive} vs batched {batched}");
+        }
+    }
+}
+
+#[test]
+fn a_neuron_equal_on_clean_and_corrupted_leaves_the_corrupted_logits_unchanged() {
+    let mut model = bimt().clone();
+    // Neuron 5 of the first hidden layer sees no input: equal activations everywhere.
+    model.layers[0].weight[5 * 784..6 * 784].fill(0.0);
+    let imgs = images("line", 40);
+    let sweep = PatchingSweep::new(&model, &imgs).unwrap();
+    assert_eq!(sweep.patched_logits(0, &[5]), sweep.corrupted_logits());
+    let scores = sweep.scores();
+    assert_eq!(scores.layers[0][5], scores.baseline);
+    assert!(scores.select(15).unwrap().dead[0].contains(&5));
+}
+
+#[test]
+fn patching_the_whole_last_hidden_layer_gives_the_clean_logits() {
+    let imgs = images("circle", 50);
+    let sweep = PatchingSweep::new(bimt(), &imgs).unwrap();
+    let all: Vec<usize> = (0..100).collect();
+    let patched = sweep.patched_logits(1, &all);
+    for (p, c) in patched.iter().zip(sweep.clean_logits()) {
+        assert!((p - c).abs() <= 1e-5, "{p} vs {c}");
+    }
+    assert!(logit_difference(sweep.corrupted_logits(), sweep.clean_logits(), 10) > 0.1);
+}
+
+#[test]
+fn dense_sparsity_with_k15_and_eps0() {
+    let model = trained(Regime::Vanilla);
+    let nodes = vec![(0..15).collect(), (40..55).collect()];
+    let c = Circuit::new(&model, nodes, 0.0).unwrap();
+    let want = 1.0 - (784.0 * 15.0 + 15.0 * 15.0 + 15.0 * 10.0) / 89_400.0;
+    assert!((c.sparsity() - want).abs() < 1e-12, "{} vs {want}", c.sparsity());
+    // With eps the sparsity can only grow.
+    let pruned = Circuit::new(&model, vec![(0..15).collect(), (40..55).collect()], 0.2).unwrap();
+    assert!(pruned.sparsity() > c.sparsity());
+}
+
+#[test]
+fn full_circuit_reproduces_the_model_and_empty_circuit_is_the_bias() {
+    let model = bimt();
+    let imgs = images("circle", 30);
+    let full = Circuit::new(model, vec![(0..100).collect(), (0..100).collect()], 0.0).unwrap();
+    assert_eq!(full.sparsity(), 0.0);
+    assert_eq!(full.logits(model, &imgs.clean, imgs.n), model.forward(&imgs.clean, imgs.n));
+    let sweep = PatchingSweep::new(model, &imgs).unwrap();
+    for ablation in [Ablation::Zero, Ablation::Mean, Ablation::Resample] {
+        let e = full.evaluate(&sweep, ablation).unwrap();
+        assert!(e.logit_difference < 1e-6, "{ablation}: {}", e.logit_difference);
+    }
+    let empty = Circuit::new(model, vec![vec![], vec![]], 0.0).unwrap();
+    let logits = empty.logits(model, &imgs.clean, imgs.n);
+    for row in logits.chunks_exact(10) {
+        assert_eq!(row, &model.layers[2].bias[..]);
+    }
+    // Mean and resample ablation of an empty circuit are not the bias path.
+    let mean = empty.evaluate(&sweep, Ablation::Mean).unwrap();
+    let zero = empty.evaluate(&sweep, Ablation::Zero).unwrap();
+    assert!(mean.logit_difference < zero.logit_difference);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let model = bimt();
+    let imgs = images("circle", 20);
+    let sweep = PatchingSweep::new(model, &imgs).unwrap();
+    let scores = sweep.scores();
+    assert!(matches!(scores.select(0), Err(AcdcError::BadK { k: 0, .. })));
+    assert!(matches!(scores.select(101), Err(AcdcError::BadK { k: 101, width: 100, .. })));
+    assert!(matches!(Circuit::new(model, vec![vec![1], vec![2]], 1.0), Err(AcdcError::BadEps(_))));
+    assert!(matches!(Circuit::new(model, vec![vec![1], vec![2]], -0.1), Err(AcdcError::BadEps(_))));
+    assert!(matches!(Circuit::new(model, vec![vec![100], vec![2]], 0.1), Err(AcdcError::Shape(_))));
+    let mut empty = imgs.clone();
+    empty.n = 0;
+    assert!(matches!(PatchingSweep::new(model, &empty), Err(AcdcError::EmptyTask)));
+    let small = Mlp::init(&[16, 9, 4, 3], 0);
+    assert!(matches!(PatchingSweep::new(&small, &imgs), Err(AcdcError::Shape(_))));
+    assert!("median".parse::<Ablation>().is_err());
+}
+
+#[test]
+fn bootstrap_intervals_contain_the_full_sample_value_and_are_seeded() {
+    let model = bimt();
+    let imgs = images("circle", 400);
+    let cfg = DiscoveryConfig { bootstraps: 20, sample: 200, seed: 9, ..DiscoveryConfig::default() };
+    let a = discover(model, &imgs, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(a.bootstraps.len(), 20);
+    assert!(a.summary.logit_difference.contains(a.full.logit_difference), "{:?} vs {}", a.summary.logit_difference, a.full.logit_difference);
+    assert!(a.summary.accuracy.contains(a.full.accuracy));
+    let b = discover(model, &imgs, &cfg, &mut |_| {}).unwrap();
+    let strip = |mut r: modcirc_acdc::DiscoveryReport| {
+        r.bootstraps.iter_mut().for_each(|b| b.discovery_s = 0.0);
+        r.summary.discovery_s = a.summary.discovery_s;
+        serde_json::to_string(&r).unwrap()
+    };
+    assert_eq!(strip(a.clone()), strip(b));
+    let other = discover(model, &imgs, &DiscoveryConfig { seed: 10, ..cfg }, &mut |_| {}).unwrap();
+    assert_ne!(other.summary.logit_difference, a.summary.logit_difference);
+}

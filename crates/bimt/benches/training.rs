@@ -1,0 +1,57 @@
+//! Training-step and relocation benchmarks on the committed MNIST.
+//! `cargo bench -p modcirc-bimt` (nothing else running).
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use modcirc_bimt::relocate::{relocate_naive, Relocator, TOP_POSITIONS};
+use modcirc_bimt::{ConnectionCost, Regime, TrainConfig, Trainer};
+use modcirc_dataset::{ChecksumPolicy, Mnist};
+
+fn mnist() -> Mnist {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
+    Mnist::load(dir, ChecksumPolicy::Auto).expect("committed MNIST")
+}
+
+fn training_step(c: &mut Criterion) {
+    let m = mnist();
+    let x = &m.train.images[..100 * 784];
+    let y = &m.train.labels[..100];
+    let mut g = c.benchmark_group("train_step_batch100");
+    for regime in Regime::ALL {
+        let mut t = Trainer::new(TrainConfig::new(regime)).unwrap();
+        let mut s = 0;
+        g.bench_function(regime.name(), |b| {
+            b.iter(|| {
+                s += 1;
+                t.step_batch(x, y, s % 40_000)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn relocation(c: &mut Criterion) {
+    let m = mnist();
+    // Weights after 2 000 BIMT steps: realistic magnitudes, no relocation yet.
+    let cfg = TrainConfig::new(Regime::Bimt).steps(2_000).swap_every(1_000_000);
+    let out = Trainer::new(cfg).unwrap().run(&m.train, None, &mut |_| {}).unwrap();
+    let cost = ConnectionCost::swap(&out.layout);
+    let relocator = Relocator::new(&cost);
+    let mut g = c.benchmark_group("relocation");
+    g.bench_function("fast", |b| {
+        b.iter_batched(|| out.model.clone(), |mut model| relocator.relocate(&mut model), BatchSize::SmallInput)
+    });
+    g.sample_size(10);
+    g.bench_function("naive", |b| {
+        b.iter_batched(
+            || out.model.clone(),
+            |mut model| relocate_naive(&mut model, &cost, TOP_POSITIONS),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, training_step, relocation);
+criterion_main!(benches);

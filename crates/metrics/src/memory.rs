@@ -1,0 +1,120 @@
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A global-allocator wrapper that counts live and peak heap bytes. The
+/// binary installs it (`#[global_allocator]`); libraries only read it.
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOC: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+/// ```
+pub struct CountingAlloc<A> {
+    inner: A,
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl<A> CountingAlloc<A> {
+    pub const fn new(inner: A) -> Self {
+        CountingAlloc {
+            inner,
+            live: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+        }
+    }
+    pub fn live_bytes(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+    /// Starts a new measurement window: the peak becomes the live size.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.live_bytes(), Ordering::Relaxed);
+    }
+    fn grew(&self, n: usize) {
+        let live = self.live.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        self.peak.fetch_max(live, Ordering::Relaxed);
+    }
+    fn shrank(&self, n: usize) {
+        self.live.fetch_sub(n as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to `inner` unchanged; the counters are
+// side bookkeeping that never affects the returned memory.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = self.inner.alloc(layout);
+        if !p.is_null() {
+            self.grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.inner.alloc_zeroed(layout);
+        if !p.is_null() {
+            self.grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.inner.dealloc(ptr, layout);
+        self.shrank(layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = self.inner.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            self.shrank(layout.size());
+            self.grew(new_size);
+        }
+        p
+    }
+}
+
+/// Peak resident set size of this process (`VmHWM`), where Linux reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5), so that
+/// the next [`peak_rss_bytes`] covers only what follows. Returns whether the
+/// kernel accepted it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_live_and_peak_bytes() {
+        let a = CountingAlloc::new(std::alloc::System);
+        let l = Layout::from_size_align(1000, 8).unwrap();
+        unsafe {
+            let p = a.alloc(l);
+            let q = a.alloc(l);
+            assert_eq!(a.live_bytes(), 2000);
+            a.dealloc(p, l);
+            assert_eq!((a.live_bytes(), a.peak_bytes()), (1000, 2000));
+            a.reset_peak();
+            assert_eq!(a.peak_bytes(), 1000);
+            let q = a.realloc(q, l, 3000);
+            assert_eq!((a.live_bytes(), a.peak_bytes()), (3000, 3000));
+            a.dealloc(q, Layout::from_size_align(3000, 8).unwrap());
+        }
+        assert_eq!(a.live_bytes(), 0);
+    }
+
+    #[test]
+    fn peak_rss_is_readable_on_linux() {
+        if cfg!(target_os = "linux") {
+            let before = peak_rss_bytes().unwrap();
+            assert!(before > 0);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Monotonic wall time per named phase, accumulated over repeated spans.
+#[derive(Debug, Default, Clone)]
+pub struct PhaseTimer {
+    seconds: BTreeMap<String, f64>,
+}
+
+impl PhaseTimer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Runs `f`, adds its wall time to `phase`, and returns its result.
+    pub fn time<T>(&mut self, phase: &str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        *self.seconds.entry(phase.to_string()).or_default() += t.elapsed().as_secs_f64();
+        out
+    }
+    pub fn seconds(&self, phase: &str) -> f64 {
+        self.seconds.get(phase).copied().unwrap_or(0.0)
+    }
+    pub fn phases(&self) -> &BTreeMap<String, f64> {
+        &self.seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulates_per_phase() {
+        let mut t = PhaseTimer::new();
+        let v = t.time("a", || 3);
+        t.time("a", || std::thread::sleep(std::time::Duration::from_millis(2)));
+        assert_eq!(v, 3);
+        assert!(t.seconds("a") >= 0.002);
+        assert_eq!(t.seconds("b"), 0.0);
+        assert_eq!(t.phases().len(), 1);
+    }
+}

@@ -1,0 +1,73 @@
+//! Flags and helpers shared by the subcommands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use modcirc_dataset::{ChecksumPolicy, Mnist, DATA_DIR_ENV, DEFAULT_DATA_DIR};
+
+use crate::ALLOC;
+
+/// The repository root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn artifacts_dir() -> PathBuf {
+    repo_root().join("artifacts")
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Directory of the four IDX files (raw or gzip'd), e.g. /usr/share/datasets/fashion-mnist.
+    #[arg(long, env = DATA_DIR_ENV)]
+    pub data_dir: Option<PathBuf>,
+    /// Do not check the files against the directory's SHA256SUMS.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+impl DataArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| repo_root().join(DEFAULT_DATA_DIR))
+    }
+    pub fn load(&self) -> anyhow::Result<Mnist> {
+        let policy = if self.no_verify { ChecksumPolicy::Skip } else { ChecksumPolicy::Auto };
+        let dir = self.dir();
+        Mnist::load(&dir, policy).with_context(|| format!("loading the data set from {} (--data-dir)", dir.display()))
+    }
+}
+
+pub fn bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    pb.set_prefix(prefix.to_string());
+    pb
+}
+
+/// Heap-peak window of the counting allocator.
+pub struct HeapWindow;
+
+impl HeapWindow {
+    pub fn start() -> HeapWindow {
+        ALLOC.reset_peak();
+        modcirc_metrics::reset_peak_rss();
+        HeapWindow
+    }
+    pub fn peak_heap(&self) -> u64 {
+        ALLOC.peak_bytes()
+    }
+}
+
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,110 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
+use modcirc_bimt::{Regime, TrainConfig, Trainer};
+use modcirc_dataset::Mnist;
+
+use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// vanilla, l1, l1-local, l1-swap or bimt.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub regime: Option<Regime>,
+    /// Train the five regimes one after the other.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, default_value_t = 40_000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file (one regime) or directory (--all); default artifacts/models/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn default_model_name(regime: Regime, seed: u64) -> String {
+    format!("{regime}-seed{seed}.safetensors")
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let mnist = args.data.load()?;
+    let regimes: Vec<Regime> = match args.regime {
+        Some(r) => vec![r],
+        None => Regime::ALL.to_vec(),
+    };
+    for regime in regimes {
+        let path = match (&args.out, args.all) {
+            (Some(p), false) => p.clone(),
+            (Some(dir), true) => dir.join(default_model_name(regime, args.seed)),
+            (None, _) => artifacts_dir().join("models").join(default_model_name(regime, args.seed)),
+        };
+        if args.all && path.extension().is_some_and(|e| e == "safetensors") && args.out.is_some() {
+            bail!("--out must be a directory with --all, got {}", path.display());
+        }
+        let config = TrainConfig::new(regime).steps(args.steps).seed(args.seed);
+        let meta = train_one(&mnist, config, &args.data, args.quiet)?;
+        checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
+        let m = &meta.0;
+        println!(
+            "{:>8}: test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB -> {}",
+            regime.label(),
+            m.test_accuracy,
+            m.train_accuracy,
+            m.timing.total_s,
+            m.timing.optimizer_s,
+            m.timing.relocation_s,
+            m.peak_heap_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Trains one model with a progress bar and measures it.
+pub fn train_one(
+    mnist: &Mnist,
+    config: TrainConfig,
+    data: &DataArgs,
+    quiet: bool,
+) -> anyhow::Result<(TrainMeta, modcirc_bimt::Mlp, modcirc_bimt::Layout)> {
+    let regime = config.regime;
+    let pb = bar(config.steps as u64, quiet, regime.name());
+    let window = HeapWindow::start();
+    let trainer = Trainer::new(config.clone())?;
+    let outcome = trainer
+        .run(&mnist.train, Some(&mnist.test), &mut |p| {
+            if p.step % 100 == 0 || p.step == p.steps {
+                pb.set_position(p.step as u64);
+                pb.set_message(format!(
+                    "loss {:.4} cost {:.3} acc {:.3}",
+                    p.loss, p.penalty, p.running_accuracy
+                ));
+            }
+        })
+        .with_context(|| format!("training {regime}"))?;
+    let peak_heap = window.peak_heap();
+    let peak_rss = modcirc_metrics::peak_rss_bytes();
+    pb.finish_and_clear();
+    let meta = TrainMeta {
+        schema: SIDECAR_SCHEMA,
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        train_accuracy: outcome.model.accuracy(&mnist.train),
+        test_accuracy: outcome.model.accuracy(&mnist.test),
+        config,
+        timing: outcome.timing,
+        peak_heap_bytes: Some(peak_heap),
+        peak_rss_bytes: peak_rss,
+        data_dir: data.dir().display().to_string(),
+        data_checksums: mnist.checksums.clone(),
+        history: outcome.history,
+    };
+    Ok((meta, outcome.model, outcome.layout))
+}
