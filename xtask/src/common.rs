@@ -71,3 +71,9 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// Serialises `value` as pretty JSON to `path` through a temporary file.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)?;
+    modcirc_bimt::checkpoint::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+}

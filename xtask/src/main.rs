@@ -1,6 +1,7 @@
 //! `cargo xtask`: the study's pipeline (see README.md).
 
 mod common;
+mod discover;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Train one regime (or all five) on MNIST and write checkpoints.
     Train(train::TrainArgs),
+    /// Find a task's circuit in a trained model by activation patching.
+    Discover(discover::DiscoverArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Discover(args) => discover::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -183,14 +183,15 @@ impl<'m> PatchingSweep<'m> {
         let width = m.layers[h].n_out;
         let next = &m.layers[h + 1];
         let mut z = self.corrupted.pre[h + 1].clone();
+        let mut column = vec![0.0f32; next.n_out];
         for &i in neurons {
-            for b in 0..n {
+            for (o, c) in column.iter_mut().enumerate() {
+                *c = next.weight[o * next.n_in + i];
+            }
+            for (b, row) in z.chunks_exact_mut(next.n_out).enumerate() {
                 let d = self.clean.post[h][b * width + i] - self.corrupted.post[h][b * width + i];
                 if d != 0.0 {
-                    let row = &mut z[b * next.n_out..(b + 1) * next.n_out];
-                    for (o, zo) in row.iter_mut().enumerate() {
-                        *zo += d * next.weight[o * next.n_in + i];
-                    }
+                    row.iter_mut().zip(&column).for_each(|(zo, c)| *zo += d * c);
                 }
             }
         }

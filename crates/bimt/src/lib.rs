@@ -37,7 +37,7 @@ mod train;
 pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
 pub use error::BimtError;
 pub use layout::Layout;
-pub use model::{argmax, silu, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
+pub use model::{argmax, sigmoid, silu, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
 pub use train::{HistoryPoint, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer};

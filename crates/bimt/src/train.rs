@@ -4,7 +4,7 @@ use modcirc_dataset::{ImageSet, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{mm_nn, mm_tn};
-use crate::model::argmax;
+use crate::model::{argmax, sigmoid};
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
 
@@ -352,7 +352,7 @@ impl Trainer {
             layer.forward_into(input, b, &mut buf.pre[l]);
             if l + 1 < n_layers {
                 for ((a, s), &z) in rest[0].iter_mut().zip(buf.sigmoid[l].iter_mut()).zip(&buf.pre[l]) {
-                    *s = 1.0 / (1.0 + (-z).exp());
+                    *s = sigmoid(z);
                     *a = z * *s;
                 }
             }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{DatasetError, ImageSet, Rng};
 
@@ -9,14 +9,14 @@ use crate::{DatasetError, ImageSet, Rng};
 const LABELS: std::ops::RangeInclusive<u8> = 0..=9;
 
 /// One (clean, corrupted) digit pair of a task (STUDY §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairSpec {
     pub clean: u8,
     pub corrupted: u8,
 }
 
 /// A circuit-discovery task: a name and the union of its digit pairs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub name: String,
     pub pairs: Vec<PairSpec>,
@@ -95,7 +95,7 @@ impl fmt::Display for Task {
 }
 
 /// One clean image paired with one corrupted image, by dataset index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pair {
     pub clean: usize,
     pub corrupted: usize,
@@ -106,7 +106,7 @@ pub struct Pair {
 /// The pairs of a task on one split (STUDY §3): each digit's images are
 /// shuffled with the seed, and the i-th clean image of a digit is paired with
 /// the i-th corrupted image of its partner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairedDataset {
     pub task: Task,
     pub seed: u64,
@@ -163,7 +163,7 @@ impl PairedDataset {
 
 /// Seeded resampling with replacement (STUDY §5): resample `b` draws
 /// `sample` indices from `0..population`, independent of the other resamples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootstrap {
     pub population: usize,
     pub sample: usize,

@@ -1,0 +1,45 @@
+//! One discovery: 500 pairs, both hidden layers, selection included
+//! (`cargo bench -p modcirc-acdc`). Uses the cached BIMT model of
+//! `cargo xtask train` when there is one, else a freshly initialised model.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use modcirc_acdc::{PatchingSweep, TaskImages};
+use modcirc_bimt::{checkpoint, Mlp, STUDY_SIZES};
+use modcirc_dataset::{Bootstrap, ChecksumPolicy, Mnist, PairedDataset, Task};
+
+fn model() -> Mlp {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for p in ["artifacts/full/models", "artifacts/models"] {
+        let dir = root.join(p);
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut found: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bimt")) && p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        found.sort();
+        if let Some(path) = found.first() {
+            if let Ok(ck) = checkpoint::load(path) {
+                eprintln!("benchmarking the trained model {}", path.display());
+                return ck.model;
+            }
+        }
+    }
+    eprintln!("no trained BIMT model cached: benchmarking a freshly initialised one");
+    Mlp::init(&STUDY_SIZES, 0)
+}
+
+fn discovery(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
+    let mnist = Mnist::load(root, ChecksumPolicy::Auto).unwrap();
+    let model = model();
+    let pairs = PairedDataset::new(&mnist.test, &Task::circle(), 0).unwrap();
+    let images = TaskImages::from_pairs(&mnist.test, &pairs.pairs);
+    let sweep = PatchingSweep::new(&model, &images).unwrap();
+    let idx = Bootstrap::new(images.n, 500, 0).unwrap().resample(0);
+    c.bench_function("discovery_500_pairs_k15", |b| b.iter(|| sweep.subset(&idx).scores().select(15).unwrap()));
+}
+
+criterion_group!(benches, discovery);
+criterion_main!(benches);

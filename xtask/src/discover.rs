@@ -1,0 +1,165 @@
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, TaskImages};
+use modcirc_bimt::checkpoint;
+use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
+
+/// Version of the `discover` JSON (docs/results-schema.md).
+pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Test,
+    Train,
+}
+
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// A checkpoint written by `cargo xtask train` (or any safetensors MLP with fc1..fcN).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
+    #[arg(long)]
+    pub task: String,
+    #[command(flatten)]
+    pub flags: DiscoverFlags,
+    /// Output JSON; default artifacts/discover/<model>-<task>.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoverFlags {
+    /// Neurons kept per hidden layer.
+    #[arg(long, default_value_t = 15)]
+    pub k: usize,
+    /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
+    #[arg(long, default_value_t = 0.01)]
+    pub eps: f64,
+    /// zero, mean or resample.
+    #[arg(long, default_value = "zero")]
+    pub ablation: Ablation,
+    #[arg(long, default_value_t = 50)]
+    pub bootstraps: usize,
+    /// Pairs per bootstrap resample.
+    #[arg(long, default_value_t = 500)]
+    pub sample: usize,
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    /// Seeds the pairing shuffle and the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DiscoverInputs {
+    pub model: String,
+    pub model_sha256: String,
+    /// The training regime, from the checkpoint's sidecar when present.
+    pub regime: Option<String>,
+    pub task: Task,
+    pub flags: DiscoverFlags,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DiscoverOutput {
+    pub schema: String,
+    pub inputs: DiscoverInputs,
+    /// Dataset indices (in the chosen split) of every clean and corrupted image.
+    pub pairs: Vec<Pair>,
+    /// Dead neurons and ties: a plain-language note on how the top-K was decided.
+    pub notes: Vec<String>,
+    pub report: DiscoveryReport,
+    /// Wall time of the whole command's discovery stage.
+    pub total_s: f64,
+}
+
+pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
+    let mnist = args.data.load()?;
+    let task = Task::parse(&args.task).context("--task")?;
+    let out = discover_model(&mnist, &args.model, &task, &args.flags, args.quiet)?;
+    let path = args.out.clone().unwrap_or_else(|| {
+        let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        artifacts_dir().join("discover").join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
+    });
+    write_json(&path, &out)?;
+    let s = &out.report.summary;
+    println!(
+        "{} on {}: logit difference {:.4} [{:.4}, {:.4}], sparsity {:.4} [{:.4}, {:.4}], accuracy {:.4} [{:.4}, {:.4}], discovery {:.2} ms [{:.2}, {:.2}]; {} pairs, {:.2} s -> {}",
+        args.model.display(),
+        task,
+        s.logit_difference.mean, s.logit_difference.lo, s.logit_difference.hi,
+        s.sparsity.mean, s.sparsity.lo, s.sparsity.hi,
+        s.accuracy.mean, s.accuracy.lo, s.accuracy.hi,
+        s.discovery_s.mean * 1e3, s.discovery_s.lo * 1e3, s.discovery_s.hi * 1e3,
+        out.pairs.len(),
+        out.total_s,
+        path.display()
+    );
+    for n in &out.notes {
+        println!("  note: {n}");
+    }
+    Ok(())
+}
+
+/// Discovery on one checkpoint and task, as `discover` and `reproduce` run it.
+pub fn discover_model(mnist: &Mnist, model_path: &Path, task: &Task, flags: &DiscoverFlags, quiet: bool) -> anyhow::Result<DiscoverOutput> {
+    let ck = checkpoint::load(model_path).with_context(|| format!("--model {}", model_path.display()))?;
+    let split = match flags.split {
+        Split::Test => &mnist.test,
+        Split::Train => &mnist.train,
+    };
+    let pairs = PairedDataset::new(split, task, flags.seed).with_context(|| format!("--task {task}"))?;
+    let images = TaskImages::from_pairs(split, &pairs.pairs);
+    let config = DiscoveryConfig {
+        k: flags.k,
+        eps: flags.eps,
+        ablation: flags.ablation,
+        bootstraps: flags.bootstraps,
+        sample: flags.sample,
+        seed: flags.seed,
+    };
+    let pb = bar(flags.bootstraps as u64, quiet, &task.name);
+    let t = Instant::now();
+    let report = discover(&ck.model, &images, &config, &mut |done| pb.set_position(done as u64))
+        .with_context(|| format!("discovering the {task} circuit of {}", model_path.display()))?;
+    let total_s = t.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let mut notes = Vec::new();
+    for (h, (dead, tie)) in report.selection.dead.iter().zip(&report.selection.decided_by_tie).enumerate() {
+        if !dead.is_empty() || *tie > 0 {
+            notes.push(format!(
+                "hidden layer {}: {} dead neurons (patching them leaves the baseline unchanged); {} of the {} kept neurons were chosen by the lower-index tie rule",
+                h + 1,
+                dead.len(),
+                tie,
+                flags.k
+            ));
+        }
+    }
+    Ok(DiscoverOutput {
+        schema: DISCOVER_SCHEMA.into(),
+        inputs: DiscoverInputs {
+            model: model_path.display().to_string(),
+            model_sha256: sha256_file(model_path)?,
+            regime: ck.meta.map(|m| m.config.regime.to_string()),
+            task: task.clone(),
+            flags: flags.clone(),
+        },
+        pairs: pairs.pairs,
+        notes,
+        report,
+        total_s,
+    })
+}
