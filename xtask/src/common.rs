@@ -53,13 +53,15 @@ pub fn bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
 }
 
 /// Heap-peak window of the counting allocator.
-pub struct HeapWindow;
+pub struct HeapWindow {
+    pub at_start: u64,
+}
 
 impl HeapWindow {
     pub fn start() -> HeapWindow {
         ALLOC.reset_peak();
         modcirc_metrics::reset_peak_rss();
-        HeapWindow
+        HeapWindow { at_start: ALLOC.live_bytes() }
     }
     pub fn peak_heap(&self) -> u64 {
         ALLOC.peak_bytes()

@@ -2,6 +2,8 @@
 
 mod common;
 mod discover;
+mod report;
+mod reproduce;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Find a task's circuit in a trained model by activation patching.
     Discover(discover::DiscoverArgs),
+    /// The whole study: train, discover, time, draw, and write REPORT.md.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -101,6 +101,7 @@ pub fn train_one(
         config,
         timing: outcome.timing,
         peak_heap_bytes: Some(peak_heap),
+        heap_at_start_bytes: Some(window.at_start),
         peak_rss_bytes: peak_rss,
         data_dir: data.dir().display().to_string(),
         data_checksums: mnist.checksums.clone(),

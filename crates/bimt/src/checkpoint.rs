@@ -40,8 +40,13 @@ pub struct TrainMeta {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub timing: TrainTiming,
-    /// Peak heap bytes during training, where the binary counts allocations.
+    /// Peak heap bytes during training, where the binary counts allocations
+    /// (the data set, already loaded, included).
     pub peak_heap_bytes: Option<u64>,
+    /// Live heap bytes when training started (mostly the data set), so that
+    /// `peak_heap_bytes − heap_at_start_bytes` is what training itself used.
+    #[serde(default)]
+    pub heap_at_start_bytes: Option<u64>,
     /// Peak resident set size of the process (VmHWM) after training.
     pub peak_rss_bytes: Option<u64>,
     pub data_dir: String,
@@ -212,6 +217,7 @@ mod tests {
             test_accuracy: 0.4,
             timing: TrainTiming::default(),
             peak_heap_bytes: Some(1),
+            heap_at_start_bytes: Some(0),
             peak_rss_bytes: None,
             data_dir: "x".into(),
             data_checksums: vec![],

@@ -8,6 +8,10 @@ use crate::model::{argmax, sigmoid};
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
 
+/// Bumped whenever a change to the training code changes the weights it
+/// produces for the same configuration, so that cached models are retrained.
+pub const TRAINER_REVISION: u32 = 1;
+
 /// Every hyper-parameter of a training run (STUDY §2 defaults). Built with
 /// [`TrainConfig::new`] and the chained setters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,1 +1,100 @@
+//! Figures and tables of the study. Each figure is written as PNG and SVG
+//! (through temporary files, renamed when complete). Text uses the bundled
+//! DejaVu Sans, so rendering needs no system fonts.
+//!
+//! The functions take plain data (labels, numbers, [`Summary`] intervals),
+//! so they draw any model's results, not only the study's.
+//!
+//! ```no_run
+//! use modcirc_report::{bar_chart, Bar};
+//! bar_chart("artifacts/fig5".as_ref(), "Peak training memory", "MiB",
+//!     &[Bar { label: "BIMT".into(), segments: vec![("heap".into(), 3.2)], interval: None }])?;
+//! # Ok::<(), modcirc_report::ReportError>(())
+//! ```
 
+/// Renders a figure to `<stem>.png` and `<stem>.svg` by calling the generic
+/// drawing function `$f(&root, args...)` once per backend; each file goes
+/// through a temporary name. Evaluates to `Result<Vec<PathBuf>, ReportError>`.
+macro_rules! render {
+    ($stem:expr, $size:expr, $f:path $(, $arg:expr)*) => {{
+        let stem: &std::path::Path = $stem;
+        let mut written = Vec::new();
+        {
+            let (tmp, path) = $crate::prepare(stem, "png")?;
+            {
+                let root = plotters::prelude::BitMapBackend::new(&tmp, $size).into_drawing_area();
+                $f(&root $(, $arg)*)
+                    .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
+                    .map_err(|e| $crate::draw_err(&path, e))?;
+            }
+            $crate::finish(&tmp, &path)?;
+            written.push(path);
+        }
+        {
+            let (tmp, path) = $crate::prepare(stem, "svg")?;
+            {
+                let root = plotters::prelude::SVGBackend::new(&tmp, $size).into_drawing_area();
+                $f(&root $(, $arg)*)
+                    .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
+                    .map_err(|e| $crate::draw_err(&path, e))?;
+            }
+            $crate::finish(&tmp, &path)?;
+            written.push(path);
+        }
+        Ok::<Vec<std::path::PathBuf>, $crate::ReportError>(written)
+    }};
+}
+
+mod charts;
+mod network;
+mod table;
+
+pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
+pub use modcirc_metrics::Summary;
+pub use network::network_figure;
+pub use table::{markdown_table, csv_table};
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {reason}")]
+    Draw { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the bundled DejaVu Sans is a valid font"));
+    });
+}
+
+
+pub(crate) type DrawError = Box<dyn std::error::Error>;
+
+pub(crate) fn finish(tmp: &Path, path: &Path) -> Result<(), ReportError> {
+    std::fs::rename(tmp, path).map_err(|e| ReportError::Io { path: path.into(), source: e })
+}
+
+pub(crate) fn prepare(stem: &Path, ext: &str) -> Result<(PathBuf, PathBuf), ReportError> {
+    register_font();
+    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ReportError::Io { path: dir.into(), source: e })?;
+    }
+    let path = stem.with_extension(ext);
+    let tmp = stem.with_extension(format!("tmp.{ext}"));
+    Ok((tmp, path))
+}
+
+pub(crate) fn draw_err(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Draw { path: path.into(), reason: e.to_string() }
+}

@@ -1,0 +1,268 @@
+use std::path::{Path, PathBuf};
+
+use modcirc_metrics::Summary;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{DrawError, ReportError};
+
+/// Colours for up to ten series (Tableau 10), in a fixed order.
+pub(crate) const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One point with 95% intervals on both axes.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub label: String,
+    pub x: Summary,
+    pub y: Summary,
+    /// Colour index into the palette (the same model, the same colour).
+    pub color: usize,
+    /// Drawn hollow: a value reported by the paper rather than measured here.
+    pub reference: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScatterPanel {
+    pub title: String,
+    pub points: Vec<Point>,
+}
+
+/// Points with interval bars, one panel per entry of `panels`, side by side.
+/// With `log_y` the y axis is logarithmic (for timings spanning decades).
+pub fn scatter_ci(
+    stem: &Path,
+    x_label: &str,
+    y_label: &str,
+    panels: &[ScatterPanel],
+    log_y: bool,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let size = (560 * panels.len().max(1) as u32, 480);
+    render!(stem, size, draw_scatter, x_label, y_label, panels, log_y)
+}
+
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
+    (lo - 0.08 * span, hi + 0.08 * span)
+}
+
+fn draw_scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    y_label: &str,
+    panels: &[ScatterPanel],
+    log_y: bool,
+) -> Result<(), DrawError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let ty = |v: f64| if log_y { v.max(1e-12).log10() } else { v };
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        let xs = panel.points.iter().flat_map(|p| [p.x.lo, p.x.hi]);
+        let ys = panel.points.iter().flat_map(|p| [ty(p.y.lo), ty(p.y.hi)]);
+        let (x0, x1) = padded(xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
+        let (y0, y1) = padded(ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        let fmt_y = |v: &f64| if log_y { format!("{:.3}", 10f64.powf(*v)) } else { format!("{v:.3}") };
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&fmt_y)
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for p in &panel.points {
+            let c = PALETTE[p.color % PALETTE.len()];
+            let (x, y) = (p.x.mean, ty(p.y.mean));
+            chart.draw_series([
+                PathElement::new(vec![(p.x.lo, y), (p.x.hi, y)], c.stroke_width(2)),
+                PathElement::new(vec![(x, ty(p.y.lo)), (x, ty(p.y.hi))], c.stroke_width(2)),
+            ])?;
+            let style = if p.reference { c.stroke_width(2) } else { c.filled() };
+            chart.draw_series([Circle::new((x, y), 6, style)])?;
+            chart.draw_series([Text::new(
+                p.label.clone(),
+                (x, y),
+                ("sans-serif", 13).into_font().color(&c).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Bottom,
+                )),
+            )])?;
+        }
+    }
+    Ok(())
+}
+
+/// A bar: stacked segments (name, value) and an optional interval on the total.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub segments: Vec<(String, f64)>,
+    pub interval: Option<(f64, f64)>,
+}
+
+/// A bar chart with stacked segments and interval whiskers.
+pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<Vec<PathBuf>, ReportError> {
+    render!(stem, (720, 480), draw_bars, title, y_label, bars)
+}
+
+fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, y_label: &str, bars: &[Bar]) -> Result<(), DrawError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let top = bars
+        .iter()
+        .map(|b| b.interval.map(|i| i.1).unwrap_or(0.0).max(b.segments.iter().map(|s| s.1).sum()))
+        .fold(0.0, f64::max)
+        .max(1e-12)
+        * 1.15;
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0.0..top)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let fmt_x = |v: &f64| {
+        let i = v.round();
+        if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&fmt_x)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let mut names: Vec<String> = Vec::new();
+    for b in bars {
+        for (s, _) in &b.segments {
+            if !names.contains(s) {
+                names.push(s.clone());
+            }
+        }
+    }
+    for (si, name) in names.iter().enumerate() {
+        let c = PALETTE[si % PALETTE.len()];
+        let rects: Vec<_> = bars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let pos = b.segments.iter().position(|(s, _)| s == name)?;
+                let below: f64 = b.segments[..pos].iter().map(|s| s.1).sum();
+                let x = i as f64;
+                Some(Rectangle::new([(x - 0.3, below), (x + 0.3, below + b.segments[pos].1)], c.filled()))
+            })
+            .collect();
+        let series = chart.draw_series(rects)?;
+        if names.len() > 1 {
+            series.label(name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
+        }
+    }
+    for (i, b) in bars.iter().enumerate() {
+        if let Some((lo, hi)) = b.interval {
+            let x = i as f64;
+            chart.draw_series([
+                PathElement::new(vec![(x, lo), (x, hi)], BLACK.stroke_width(2)),
+                PathElement::new(vec![(x - 0.1, lo), (x + 0.1, lo)], BLACK.stroke_width(2)),
+                PathElement::new(vec![(x - 0.1, hi), (x + 0.1, hi)], BLACK.stroke_width(2)),
+            ])?;
+        }
+    }
+    if names.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// A named curve.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinePanel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub log_y: bool,
+}
+
+/// Curves, one panel per entry, side by side; series share colours across panels.
+pub fn line_chart(stem: &Path, panels: &[LinePanel]) -> Result<Vec<PathBuf>, ReportError> {
+    render!(stem, (480 * panels.len().max(1) as u32, 420), draw_lines, panels)
+}
+
+fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[LinePanel]) -> Result<(), DrawError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        let ty = |v: f64| if panel.log_y { v.max(1e-12).log10() } else { v };
+        let all = panel.series.iter().flat_map(|s| s.points.iter());
+        let (x0, x1) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (y0, y1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1)), b.max(ty(p.1))));
+        let (y0, y1) = padded(y0, y1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0..y1)?;
+        let fmt_y = |v: &f64| if panel.log_y { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}") };
+        chart
+            .configure_mesh()
+            .x_desc(&panel.x_label)
+            .y_desc(&panel.y_label)
+            .y_label_formatter(&fmt_y)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        for (i, s) in panel.series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(s.points.iter().map(|&(x, y)| (x, ty(y))), c.stroke_width(2)))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()?;
+    }
+    Ok(())
+}

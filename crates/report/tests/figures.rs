@@ -1,0 +1,40 @@
+use modcirc_bimt::{Layout, Mlp};
+use modcirc_report::{bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series, Summary};
+
+fn check(paths: &[std::path::PathBuf]) {
+    assert_eq!(paths.len(), 2);
+    let png = std::fs::read(&paths[0]).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000, "{}", paths[0].display());
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+}
+
+#[test]
+fn every_kind_of_figure_renders_png_and_svg() {
+    let dir = std::env::temp_dir().join(format!("modcirc-report-{}", std::process::id()));
+    let s = |m: f64| Summary { mean: m, lo: m * 0.9, hi: m * 1.1, n: 10 };
+    let panel = ScatterPanel {
+        title: "circle".into(),
+        points: vec![
+            Point { label: "BIMT".into(), x: s(0.98), y: s(1.2), color: 0, reference: false },
+            Point { label: "BIMT (paper)".into(), x: s(0.985), y: s(1.3), color: 0, reference: true },
+        ],
+    };
+    check(&scatter_ci(&dir.join("scatter"), "sparsity", "logit difference", &[panel.clone(), panel], true).unwrap());
+    let bars = [
+        Bar { label: "A".into(), segments: vec![("opt".into(), 3.0), ("swap".into(), 1.0)], interval: None },
+        Bar { label: "B".into(), segments: vec![("opt".into(), 2.0)], interval: Some((1.5, 2.5)) },
+    ];
+    check(&bar_chart(&dir.join("bars"), "time", "s", &bars).unwrap());
+    let series = vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] }];
+    let lp = LinePanel { title: "loss".into(), x_label: "step".into(), y_label: "mse".into(), series, log_y: true };
+    check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
+    let sizes = [16, 9, 9, 3];
+    check(&network_figure(&dir.join("net"), "toy", &Mlp::init(&sizes, 0), &Layout::study(&sizes), &[vec![0, 4], vec![8]]).unwrap());
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("tmp")).collect();
+    assert!(leftovers.is_empty());
+    if std::env::var_os("MODCIRC_KEEP_FIGURES").is_none() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
