@@ -114,7 +114,13 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
 }
 
 /// Discovery on one checkpoint and task, as `discover` and `reproduce` run it.
-pub fn discover_model(mnist: &Mnist, model_path: &Path, task: &Task, flags: &DiscoverFlags, quiet: bool) -> anyhow::Result<DiscoverOutput> {
+pub fn discover_model(
+    mnist: &Mnist,
+    model_path: &Path,
+    task: &Task,
+    flags: &DiscoverFlags,
+    quiet: bool,
+) -> anyhow::Result<DiscoverOutput> {
     let ck = checkpoint::load(model_path).with_context(|| format!("--model {}", model_path.display()))?;
     let split = match flags.split {
         Split::Test => &mnist.test,

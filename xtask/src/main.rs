@@ -1,5 +1,6 @@
 //! `cargo xtask`: the study's pipeline (see README.md).
 
+mod check;
 mod common;
 mod discover;
 mod report;
@@ -30,6 +31,8 @@ enum Command {
     Discover(discover::DiscoverArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
+    /// Check that a `reproduce` output directory is complete (used by CI).
+    CheckArtifacts(check::CheckArgs),
 }
 
 fn main() {
@@ -38,6 +41,7 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::CheckArtifacts(args) => check::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

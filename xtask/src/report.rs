@@ -5,24 +5,39 @@ use std::path::{Path, PathBuf};
 
 use modcirc_bimt::{checkpoint, Regime};
 use modcirc_metrics::Summary;
-use modcirc_report::{bar_chart, csv_table, line_chart, markdown_table, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
+use modcirc_report::{
+    bar_chart, csv_table, line_chart, markdown_table, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel,
+    Series,
+};
 
 use crate::discover::DiscoverOutput;
 use crate::reproduce::{DiscoveryResult, InferenceResult, ModelResult, Results, Verdict};
 
-/// The paper's Table 3 (STUDY §7): task, model, then (mean, CI half-width)
-/// of logit difference, discovery time (s) and sparsity.
-pub const PAPER_TABLE3: [(&str, Regime, (f64, f64), (f64, f64), (f64, f64)); 10] = [
-    ("circle", Regime::Bimt, (1.2737, 0.1833), (93.7614, 0.2155), (0.9859, 0.0009)),
-    ("circle", Regime::L1Local, (1.7953, 0.2892), (94.3168, 0.3293), (0.9824, 0.0013)),
-    ("circle", Regime::L1, (2.3412, 0.4927), (94.3351, 0.1110), (0.9551, 0.0003)),
-    ("circle", Regime::L1Swap, (1.9539, 0.2829), (94.8472, 0.1105), (0.9630, 0.0010)),
-    ("circle", Regime::Vanilla, (8.9437, 1.9791), (95.3958, 0.1494), (0.8635, 0.0001)),
-    ("line", Regime::Bimt, (1.3281, 0.3006), (84.5346, 0.0792), (0.9839, 0.0013)),
-    ("line", Regime::L1Local, (1.4663, 0.3158), (86.4752, 1.0094), (0.9814, 0.0008)),
-    ("line", Regime::L1, (1.3828, 0.2701), (86.0731, 0.2072), (0.9558, 0.0003)),
-    ("line", Regime::L1Swap, (1.6913, 0.3807), (86.8943, 0.3221), (0.9584, 0.0003)),
-    ("line", Regime::Vanilla, (7.1213, 1.5863), (86.5299, 0.1028), (0.8635, 1.7738)),
+/// One row of the paper's Table 3 (STUDY §7): (mean, CI half-width) of each metric.
+pub struct PaperRow {
+    pub task: &'static str,
+    pub regime: Regime,
+    pub logit_difference: (f64, f64),
+    pub discovery_s: (f64, f64),
+    pub sparsity: (f64, f64),
+}
+
+const fn paper(task: &'static str, regime: Regime, ld: (f64, f64), time: (f64, f64), sp: (f64, f64)) -> PaperRow {
+    PaperRow { task, regime, logit_difference: ld, discovery_s: time, sparsity: sp }
+}
+
+/// The paper's Table 3, as printed.
+pub const PAPER_TABLE3: [PaperRow; 10] = [
+    paper("circle", Regime::Bimt, (1.2737, 0.1833), (93.7614, 0.2155), (0.9859, 0.0009)),
+    paper("circle", Regime::L1Local, (1.7953, 0.2892), (94.3168, 0.3293), (0.9824, 0.0013)),
+    paper("circle", Regime::L1, (2.3412, 0.4927), (94.3351, 0.1110), (0.9551, 0.0003)),
+    paper("circle", Regime::L1Swap, (1.9539, 0.2829), (94.8472, 0.1105), (0.9630, 0.0010)),
+    paper("circle", Regime::Vanilla, (8.9437, 1.9791), (95.3958, 0.1494), (0.8635, 0.0001)),
+    paper("line", Regime::Bimt, (1.3281, 0.3006), (84.5346, 0.0792), (0.9839, 0.0013)),
+    paper("line", Regime::L1Local, (1.4663, 0.3158), (86.4752, 1.0094), (0.9814, 0.0008)),
+    paper("line", Regime::L1, (1.3828, 0.2701), (86.0731, 0.2072), (0.9558, 0.0003)),
+    paper("line", Regime::L1Swap, (1.6913, 0.3807), (86.8943, 0.3221), (0.9584, 0.0003)),
+    paper("line", Regime::Vanilla, (7.1213, 1.5863), (86.5299, 0.1028), (0.8635, 1.7738)),
 ];
 
 const TASKS: [&str; 2] = ["circle", "line"];
@@ -62,7 +77,8 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     let mut all = true;
     for t in TASKS {
         let Some(b) = find(ds, Regime::Bimt, t) else { continue };
-        let ld_best = others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&b.logit_difference, &o.logit_difference));
+        let ld_best =
+            others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&b.logit_difference, &o.logit_difference));
         let sp_best = others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&o.sparsity, &b.sparsity));
         all &= ld_best && sp_best;
         per_task.push(format!("{t}: BIMT's logit-difference interval below all others: {ld_best}; sparsity interval above all others: {sp_best}"));
@@ -81,7 +97,15 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         let Some(b) = find(ds, Regime::Bimt, t) else { continue };
         let f = others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&b.discovery_s, &o.discovery_s));
         faster &= f;
-        per_task.push(format!("{t}: BIMT {} ms, others {}", fmt_ms(&b.discovery_s), others.iter().filter_map(|r| find(ds, *r, t).map(|o| format!("{} {}", r.label(), fmt_ms(&o.discovery_s)))).collect::<Vec<_>>().join(", ")));
+        per_task.push(format!(
+            "{t}: BIMT {} ms, others {}",
+            fmt_ms(&b.discovery_s),
+            others
+                .iter()
+                .filter_map(|r| find(ds, *r, t).map(|o| format!("{} {}", r.label(), fmt_ms(&o.discovery_s))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     out.push(Verdict {
         id: "RQ1-H2".into(),
@@ -100,7 +124,10 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         hampered |= worse_ld || worse_acc;
         per_task.push(format!(
             "{t}: logit difference BIMT {} vs L1 {}; circuit accuracy BIMT {} vs L1 {}",
-            ci(&b.logit_difference, 3), ci(&l1.logit_difference, 3), ci(&b.accuracy, 3), ci(&l1.accuracy, 3)
+            ci(&b.logit_difference, 3),
+            ci(&l1.logit_difference, 3),
+            ci(&b.accuracy, 3),
+            ci(&l1.accuracy, 3)
         ));
     }
     out.push(Verdict {
@@ -114,11 +141,15 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     let (local, l1) = (model0(models, Regime::L1Local), model0(models, Regime::L1));
     if let (Some(local), Some(l1)) = (local, l1) {
         let ratio = heap_mib(local) / heap_mib(l1).max(1e-9);
-        let all: Vec<String> = Regime::ALL.iter().filter_map(|r| model0(models, *r).map(|m| format!("{} {:.2} MiB", r.label(), heap_mib(m)))).collect();
+        let all: Vec<String> = Regime::ALL
+            .iter()
+            .filter_map(|r| model0(models, *r).map(|m| format!("{} {:.2} MiB", r.label(), heap_mib(m))))
+            .collect();
         out.push(Verdict {
             id: "RQ2-H1".into(),
             hypothesis: "Modular training needs more memory, for the coordinates it stores.".into(),
-            rule: "Falsified if the peak training heap (above the loaded data set) of L1+Local is within 10% of L1's.".into(),
+            rule: "Falsified if the peak training heap (above the loaded data set) of L1+Local is within 10% of L1's."
+                .into(),
             verdict: if (ratio - 1.0).abs() <= 0.10 { "falsified" } else { "not falsified" }.into(),
             evidence: format!("L1+Local / L1 = {ratio:.3}; {}", all.join(", ")),
         });
@@ -149,11 +180,17 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     out.push(Verdict {
         id: "RQ2-H3".into(),
         hypothesis: "Inference times do not differ between the regimes, as inference is one forward pass.".into(),
-        rule: "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint.".into(),
+        rule:
+            "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint."
+                .into(),
         verdict: if disjoint.is_empty() { "not falsified" } else { "falsified" }.into(),
         evidence: format!(
             "{}; disjoint pairs: {}",
-            inference.iter().map(|i| format!("{} {:.3} µs", i.regime.label(), i.batched_500_s.mean * 1e6)).collect::<Vec<_>>().join(", "),
+            inference
+                .iter()
+                .map(|i| format!("{} {:.3} µs", i.regime.label(), i.batched_500_s.mean * 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
             if disjoint.is_empty() { "none".to_string() } else { disjoint.join(", ") }
         ),
     });
@@ -184,39 +221,69 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
     }
     // Fig. 3 and 4: sparsity against logit difference and discovery time.
     let color = |reg: Regime| Regime::ALL.iter().position(|r| *r == reg).unwrap_or(0);
-    let panels = |y: &dyn Fn(&DiscoveryResult) -> Summary, paper_y: &dyn Fn(usize) -> (f64, f64)| -> Vec<ScatterPanel> {
-        TASKS
-            .iter()
-            .map(|t| {
-                let mut points = Vec::new();
-                for (i, row) in PAPER_TABLE3.iter().enumerate().filter(|(_, row)| row.0 == *t) {
-                    if let Some(d) = find(&r.discoveries, row.1, t) {
-                        points.push(Point { label: row.1.label().into(), x: d.sparsity, y: y(d), color: color(row.1), reference: false });
+    let panels =
+        |y: &dyn Fn(&DiscoveryResult) -> Summary, paper_y: &dyn Fn(usize) -> (f64, f64)| -> Vec<ScatterPanel> {
+            TASKS
+                .iter()
+                .map(|t| {
+                    let mut points = Vec::new();
+                    for (i, row) in PAPER_TABLE3.iter().enumerate().filter(|(_, row)| row.task == *t) {
+                        if let Some(d) = find(&r.discoveries, row.regime, t) {
+                            points.push(Point {
+                                label: row.regime.label().into(),
+                                x: d.sparsity,
+                                y: y(d),
+                                color: color(row.regime),
+                                reference: false,
+                            });
+                        }
+                        points.push(Point {
+                            label: format!("{} (paper)", row.regime.label()),
+                            x: paper_summary(row.sparsity),
+                            y: paper_summary(paper_y(i)),
+                            color: color(row.regime),
+                            reference: true,
+                        });
                     }
-                    points.push(Point {
-                        label: format!("{} (paper)", row.1.label()),
-                        x: paper_summary(row.4),
-                        y: paper_summary(paper_y(i)),
-                        color: color(row.1),
-                        reference: true,
-                    });
-                }
-                ScatterPanel { title: format!("{t}: filled = this run, hollow = paper"), points }
-            })
-            .collect()
-    };
+                    ScatterPanel { title: format!("{t}: filled = this run, hollow = paper"), points }
+                })
+                .collect()
+        };
     // The paper's Vanilla line sparsity interval (± 1.77) is a typo-sized outlier; keep it as printed.
-    written.extend(scatter_ci(&dir.join("fig3_sparsity_vs_logit_difference"), "circuit sparsity", "logit difference", &panels(&|d| d.logit_difference, &|i| PAPER_TABLE3[i].2), false)?);
-    written.extend(scatter_ci(&dir.join("fig4_sparsity_vs_discovery_time"), "circuit sparsity", "discovery time (s, log scale)", &panels(&|d| d.discovery_s, &|i| PAPER_TABLE3[i].3), true)?);
+    written.extend(scatter_ci(
+        &dir.join("fig3_sparsity_vs_logit_difference"),
+        "circuit sparsity",
+        "logit difference",
+        &panels(&|d| d.logit_difference, &|i| PAPER_TABLE3[i].logit_difference),
+        false,
+    )?);
+    written.extend(scatter_ci(
+        &dir.join("fig4_sparsity_vs_discovery_time"),
+        "circuit sparsity",
+        "discovery time (s, log scale)",
+        &panels(&|d| d.discovery_s, &|i| PAPER_TABLE3[i].discovery_s),
+        true,
+    )?);
     // Fig. 5-7.
     let by_regime: Vec<&ModelResult> = Regime::ALL.iter().filter_map(|reg| model0(&r.models, *reg)).collect();
-    let mem: Vec<Bar> = by_regime.iter().map(|m| Bar { label: m.regime.label().into(), segments: vec![("heap".into(), heap_mib(m))], interval: None }).collect();
-    written.extend(bar_chart(&dir.join("fig5_training_memory"), "Peak training heap above the loaded data set", "MiB", &mem)?);
+    let mem: Vec<Bar> = by_regime
+        .iter()
+        .map(|m| Bar { label: m.regime.label().into(), segments: vec![("heap".into(), heap_mib(m))], interval: None })
+        .collect();
+    written.extend(bar_chart(
+        &dir.join("fig5_training_memory"),
+        "Peak training heap above the loaded data set",
+        "MiB",
+        &mem,
+    )?);
     let time: Vec<Bar> = by_regime
         .iter()
         .map(|m| Bar {
             label: m.regime.label().into(),
-            segments: vec![("optimizer".into(), m.meta.timing.optimizer_s), ("relocation (swaps)".into(), m.meta.timing.relocation_s)],
+            segments: vec![
+                ("optimizer".into(), m.meta.timing.optimizer_s),
+                ("relocation (swaps)".into(), m.meta.timing.relocation_s),
+            ],
             interval: None,
         })
         .collect();
@@ -226,20 +293,43 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
             .iter()
             .map(|i| {
                 let s = f(i);
-                Bar { label: i.regime.label().into(), segments: vec![("per image".into(), s.mean * 1e6)], interval: Some((s.lo * 1e6, s.hi * 1e6)) }
+                Bar {
+                    label: i.regime.label().into(),
+                    segments: vec![("per image".into(), s.mean * 1e6)],
+                    interval: Some((s.lo * 1e6, s.hi * 1e6)),
+                }
             })
             .collect()
     };
-    written.extend(bar_chart(&dir.join("fig7_inference_batched"), "Inference time per image, batches of 500 (95% interval)", "µs", &inf(&|i| i.batched_500_s))?);
-    written.extend(bar_chart(&dir.join("fig7_inference_batch1"), "Inference time per image, batch 1 (95% interval)", "µs", &inf(&|i| i.batch_1_s))?);
+    written.extend(bar_chart(
+        &dir.join("fig7_inference_batched"),
+        "Inference time per image, batches of 500 (95% interval)",
+        "µs",
+        &inf(&|i| i.batched_500_s),
+    )?);
+    written.extend(bar_chart(
+        &dir.join("fig7_inference_batch1"),
+        "Inference time per image, batch 1 (95% interval)",
+        "µs",
+        &inf(&|i| i.batch_1_s),
+    )?);
     // Training curves.
     let series = |f: &dyn Fn(&modcirc_bimt::HistoryPoint) -> Option<f64>| -> Vec<Series> {
         by_regime
             .iter()
-            .map(|m| Series { name: m.regime.label().into(), points: m.meta.history.iter().filter_map(|h| f(h).map(|v| (h.step as f64, v))).collect() })
+            .map(|m| Series {
+                name: m.regime.label().into(),
+                points: m.meta.history.iter().filter_map(|h| f(h).map(|v| (h.step as f64, v))).collect(),
+            })
             .collect()
     };
-    let panel = |title: &str, y: &str, s: Vec<Series>, log_y: bool| LinePanel { title: title.into(), x_label: "step".into(), y_label: y.into(), series: s, log_y };
+    let panel = |title: &str, y: &str, s: Vec<Series>, log_y: bool| LinePanel {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: y.into(),
+        series: s,
+        log_y,
+    };
     written.extend(line_chart(
         &dir.join("training_curves"),
         &[
@@ -252,23 +342,59 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 const TABLE3_HEADER: [&str; 22] = [
-    "task", "model", "logit_difference", "ld_lo", "ld_hi", "paper_logit_difference", "paper_ld_half_width", "ld_minus_paper",
-    "discovery_s", "time_lo", "time_hi", "paper_discovery_s", "paper_time_half_width", "sparsity", "sparsity_lo", "sparsity_hi",
-    "paper_sparsity", "paper_sparsity_half_width", "sparsity_minus_paper", "circuit_accuracy", "accuracy_lo", "accuracy_hi",
+    "task",
+    "model",
+    "logit_difference",
+    "ld_lo",
+    "ld_hi",
+    "paper_logit_difference",
+    "paper_ld_half_width",
+    "ld_minus_paper",
+    "discovery_s",
+    "time_lo",
+    "time_hi",
+    "paper_discovery_s",
+    "paper_time_half_width",
+    "sparsity",
+    "sparsity_lo",
+    "sparsity_hi",
+    "paper_sparsity",
+    "paper_sparsity_half_width",
+    "sparsity_minus_paper",
+    "circuit_accuracy",
+    "accuracy_lo",
+    "accuracy_hi",
 ];
 
 pub fn table3_csv(r: &Results) -> String {
     let rows: Vec<Vec<String>> = PAPER_TABLE3
         .iter()
         .filter_map(|row| {
-            let d = find(&r.discoveries, row.1, row.0)?;
+            let d = find(&r.discoveries, row.regime, row.task)?;
             let f = |x: f64| format!("{x:.6}");
             Some(vec![
-                row.0.to_string(), row.1.label().to_string(),
-                f(d.logit_difference.mean), f(d.logit_difference.lo), f(d.logit_difference.hi), f(row.2 .0), f(row.2 .1), f(d.logit_difference.mean - row.2 .0),
-                f(d.discovery_s.mean), f(d.discovery_s.lo), f(d.discovery_s.hi), f(row.3 .0), f(row.3 .1),
-                f(d.sparsity.mean), f(d.sparsity.lo), f(d.sparsity.hi), f(row.4 .0), f(row.4 .1), f(d.sparsity.mean - row.4 .0),
-                f(d.accuracy.mean), f(d.accuracy.lo), f(d.accuracy.hi),
+                row.task.to_string(),
+                row.regime.label().to_string(),
+                f(d.logit_difference.mean),
+                f(d.logit_difference.lo),
+                f(d.logit_difference.hi),
+                f(row.logit_difference.0),
+                f(row.logit_difference.1),
+                f(d.logit_difference.mean - row.logit_difference.0),
+                f(d.discovery_s.mean),
+                f(d.discovery_s.lo),
+                f(d.discovery_s.hi),
+                f(row.discovery_s.0),
+                f(row.discovery_s.1),
+                f(d.sparsity.mean),
+                f(d.sparsity.lo),
+                f(d.sparsity.hi),
+                f(row.sparsity.0),
+                f(row.sparsity.1),
+                f(d.sparsity.mean - row.sparsity.0),
+                f(d.accuracy.mean),
+                f(d.accuracy.lo),
+                f(d.accuracy.hi),
             ])
         })
         .collect();
@@ -289,30 +415,64 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(s, "## Environment\n");
     let _ = writeln!(s, "- CPU: {} ({} logical CPUs); device: {}", e.cpu, e.logical_cpus, e.device);
-    let _ = writeln!(s, "- OS: {}; {}; modcirc {} (trainer revision {}), commit {}", e.os, e.rustc, e.crate_version, e.trainer_revision, e.git_commit);
+    let _ = writeln!(
+        s,
+        "- OS: {}; {}; modcirc {} (trainer revision {}), commit {}",
+        e.os, e.rustc, e.crate_version, e.trainer_revision, e.git_commit
+    );
     let stages: Vec<String> = r.stage_seconds.iter().map(|(k, v)| format!("{k} {v:.1} s")).collect();
-    let _ = writeln!(s, "- Wall time: {:.1} s in all; stages run now (cached work not counted): {}\n", r.total_seconds, stages.join(", "));
+    let _ = writeln!(
+        s,
+        "- Wall time: {:.1} s in all; stages run now (cached work not counted): {}\n",
+        r.total_seconds,
+        stages.join(", ")
+    );
 
     let _ = writeln!(s, "## Table 3, reproduced\n");
     let _ = writeln!(s, "Ours: mean [2.5%, 97.5% percentile] over the bootstrap resamples. Paper: mean ± CI half-width (STUDY §7). Δ = ours − paper.\n");
     let rows: Vec<Vec<String>> = PAPER_TABLE3
         .iter()
         .filter_map(|row| {
-            let d = find(&r.discoveries, row.1, row.0)?;
+            let d = find(&r.discoveries, row.regime, row.task)?;
             Some(vec![
-                row.0.into(), row.1.label().into(),
-                ci(&d.logit_difference, 4), format!("{:.4} ± {:.4}", row.2 .0, row.2 .1), format!("{:+.4}", d.logit_difference.mean - row.2 .0),
-                fmt_ms(&d.discovery_s), format!("{:.1} ± {:.2}", row.3 .0, row.3 .1), format!("{:.0}x", row.3 .0 / d.discovery_s.mean),
-                ci(&d.sparsity, 4), format!("{:.4} ± {:.4}", row.4 .0, row.4 .1), format!("{:+.4}", d.sparsity.mean - row.4 .0),
+                row.task.into(),
+                row.regime.label().into(),
+                ci(&d.logit_difference, 4),
+                format!("{:.4} ± {:.4}", row.logit_difference.0, row.logit_difference.1),
+                format!("{:+.4}", d.logit_difference.mean - row.logit_difference.0),
+                fmt_ms(&d.discovery_s),
+                format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
+                format!("{:.0}x", row.discovery_s.0 / d.discovery_s.mean),
+                ci(&d.sparsity, 4),
+                format!("{:.4} ± {:.4}", row.sparsity.0, row.sparsity.1),
+                format!("{:+.4}", d.sparsity.mean - row.sparsity.0),
                 ci(&d.accuracy, 3),
             ])
         })
         .collect();
     s.push_str(&markdown_table(
-        &["task", "model", "logit difference", "paper", "Δ", "discovery (ms)", "paper (s)", "paper / ours", "sparsity", "paper", "Δ", "circuit accuracy"],
+        &[
+            "task",
+            "model",
+            "logit difference",
+            "paper",
+            "Δ",
+            "discovery (ms)",
+            "paper (s)",
+            "paper / ours",
+            "sparsity",
+            "paper",
+            "Δ",
+            "circuit accuracy",
+        ],
         &rows,
     ));
-    let notes: Vec<String> = r.discoveries.iter().filter(|d| d.seed == 0).flat_map(|d| d.notes.iter().map(move |n| format!("{} / {}: {n}", d.regime.label(), d.task))).collect();
+    let notes: Vec<String> = r
+        .discoveries
+        .iter()
+        .filter(|d| d.seed == 0)
+        .flat_map(|d| d.notes.iter().map(move |n| format!("{} / {}: {n}", d.regime.label(), d.task)))
+        .collect();
     if !notes.is_empty() {
         let _ = writeln!(s, "\nDead neurons and ties (full pair set):\n");
         for n in notes {
@@ -332,17 +492,43 @@ pub fn markdown(r: &Results) -> String {
                 format!("{:.4}", m.meta.train_accuracy),
                 format!("{:.1}", m.meta.timing.total_s),
                 format!("{:.1}", m.meta.timing.optimizer_s),
-                format!("{:.2} ({} relocations, {} swaps)", m.meta.timing.relocation_s, m.meta.timing.relocations, m.meta.timing.swaps),
+                format!(
+                    "{:.2} ({} relocations, {} swaps)",
+                    m.meta.timing.relocation_s, m.meta.timing.relocations, m.meta.timing.swaps
+                ),
                 format!("{:.3}", m.meta.timing.optimizer_s / m.meta.config.steps as f64 * 1e3),
                 format!("{:.2}", heap_mib(m)),
                 format!("{}", m.file_bytes),
-                inf.map(|i| format!("{:.3} [{:.3}, {:.3}]", i.batched_500_s.mean * 1e6, i.batched_500_s.lo * 1e6, i.batched_500_s.hi * 1e6)).unwrap_or_default(),
-                inf.map(|i| format!("{:.2} [{:.2}, {:.2}]", i.batch_1_s.mean * 1e6, i.batch_1_s.lo * 1e6, i.batch_1_s.hi * 1e6)).unwrap_or_default(),
+                inf.map(|i| {
+                    format!(
+                        "{:.3} [{:.3}, {:.3}]",
+                        i.batched_500_s.mean * 1e6,
+                        i.batched_500_s.lo * 1e6,
+                        i.batched_500_s.hi * 1e6
+                    )
+                })
+                .unwrap_or_default(),
+                inf.map(|i| {
+                    format!("{:.2} [{:.2}, {:.2}]", i.batch_1_s.mean * 1e6, i.batch_1_s.lo * 1e6, i.batch_1_s.hi * 1e6)
+                })
+                .unwrap_or_default(),
             ]
         })
         .collect();
     s.push_str(&markdown_table(
-        &["model", "test acc.", "train acc.", "train (s)", "optimizer (s)", "relocation (s)", "ms / step", "peak heap (MiB)", "file (bytes)", "inference µs/img, batch 500", "batch 1"],
+        &[
+            "model",
+            "test acc.",
+            "train acc.",
+            "train (s)",
+            "optimizer (s)",
+            "relocation (s)",
+            "ms / step",
+            "peak heap (MiB)",
+            "file (bytes)",
+            "inference µs/img, batch 500",
+            "batch 1",
+        ],
         &rows,
     ));
     let _ = writeln!(s, "\nPeak heap is the counting allocator's peak during training minus the heap already live when training began (the data set). Training is single-threaded on the CPU; the paper measured GPU memory and time.\n");
@@ -353,24 +539,40 @@ pub fn markdown(r: &Results) -> String {
         let mut rows = Vec::new();
         for t in TASKS {
             for reg in Regime::ALL {
-                let ds: Vec<&DiscoveryResult> = r.discoveries.iter().filter(|d| d.regime == reg && d.task == t).collect();
+                let ds: Vec<&DiscoveryResult> =
+                    r.discoveries.iter().filter(|d| d.regime == reg && d.task == t).collect();
                 let ms = |f: &dyn Fn(&DiscoveryResult) -> f64| {
                     let v: Vec<f64> = ds.iter().map(|d| f(d)).collect();
                     let m = v.iter().sum::<f64>() / v.len() as f64;
                     let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
                     format!("{m:.4} ± {sd:.4}")
                 };
-                rows.push(vec![t.into(), reg.label().into(), ds.len().to_string(), ms(&|d| d.logit_difference.mean), ms(&|d| d.sparsity.mean), ms(&|d| d.accuracy.mean)]);
+                rows.push(vec![
+                    t.into(),
+                    reg.label().into(),
+                    ds.len().to_string(),
+                    ms(&|d| d.logit_difference.mean),
+                    ms(&|d| d.sparsity.mean),
+                    ms(&|d| d.accuracy.mean),
+                ]);
             }
         }
-        s.push_str(&markdown_table(&["task", "model", "seeds", "logit difference", "sparsity", "circuit accuracy"], &rows));
+        s.push_str(&markdown_table(
+            &["task", "model", "seeds", "logit difference", "sparsity", "circuit accuracy"],
+            &rows,
+        ));
         s.push('\n');
     }
 
     let _ = writeln!(s, "## Verdicts on the paper's hypotheses\n");
-    let _ = writeln!(s, "Each verdict is computed from this run's numbers by the rule stated with it (seed 0 models).\n");
+    let _ =
+        writeln!(s, "Each verdict is computed from this run's numbers by the rule stated with it (seed 0 models).\n");
     for v in &r.verdicts {
-        let _ = writeln!(s, "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}", v.id, v.verdict, v.hypothesis, v.rule, v.evidence);
+        let _ = writeln!(
+            s,
+            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
+            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
+        );
     }
 
     let _ = writeln!(s, "\n## Figures\n");

@@ -175,7 +175,13 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     };
 
     let mnist = timer.time("data", || args.data.load())?;
-    say(format!("[reproduce {}] data: {} train / {} test images from {}", profile.name(), mnist.train.len(), mnist.test.len(), args.data.dir().display()));
+    say(format!(
+        "[reproduce {}] data: {} train / {} test images from {}",
+        profile.name(),
+        mnist.train.len(),
+        mnist.test.len(),
+        args.data.dir().display()
+    ));
 
     // Training, cached by a hash of everything that determines the weights.
     let data_key = serde_json::to_vec(&mnist.checksums.iter().map(|c| &c.sha256).collect::<Vec<_>>())?;
@@ -187,8 +193,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             let path = out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
             let cached = !args.force && path.exists() && checkpoint::load(&path).ok().and_then(|c| c.meta).is_some();
             if !cached {
-                let (meta, model, layout) = timer.time("train", || train_one(&mnist, config.clone(), &args.data, args.quiet))?;
-                checkpoint::save(&path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
+                let (meta, model, layout) =
+                    timer.time("train", || train_one(&mnist, config.clone(), &args.data, args.quiet))?;
+                checkpoint::save(&path, &model, &layout, &meta)
+                    .with_context(|| format!("saving {}", path.display()))?;
             }
             let meta = checkpoint::load(&path)?.meta.context("sidecar missing after save")?;
             say(format!(
@@ -230,7 +238,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             let d = match cached_output {
                 Some(d) => d,
                 None => {
-                    let d = timer.time("discover", || discover_model(&mnist, &out.join(&m.path), &task, &flags, args.quiet))?;
+                    let d = timer
+                        .time("discover", || discover_model(&mnist, &out.join(&m.path), &task, &flags, args.quiet))?;
                     write_json(&path, &d)?;
                     d
                 }
@@ -266,7 +275,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         .filter(|m| m.seed == 0)
         .map(|m| Ok((m.regime, checkpoint::load(&out.join(&m.path))?.model)))
         .collect::<anyhow::Result<_>>()?;
-    let inference = timer.time("inference", || inference_timing(&seed0, &mnist, settings.inference_repeats, args.quiet));
+    let inference =
+        timer.time("inference", || inference_timing(&seed0, &mnist, settings.inference_repeats, args.quiet));
 
     let environment = environment();
     let verdicts = report::verdicts(&models, &discoveries, &inference);
@@ -357,10 +367,14 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
 fn environment() -> Environment {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"]);
-    if command_line("git", &["status", "--porcelain", "--untracked-files=no"]) != "" && commit != "unknown" {
+    if !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() && commit != "unknown" {
         commit.push_str("-dirty");
     }
     Environment {

@@ -83,10 +83,7 @@ pub fn train_one(
         .run(&mnist.train, Some(&mnist.test), &mut |p| {
             if p.step % 100 == 0 || p.step == p.steps {
                 pb.set_position(p.step as u64);
-                pb.set_message(format!(
-                    "loss {:.4} cost {:.3} acc {:.3}",
-                    p.loss, p.penalty, p.running_accuracy
-                ));
+                pb.set_message(format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy));
             }
         })
         .with_context(|| format!("training {regime}"))?;

@@ -16,7 +16,10 @@ fn model() -> Mlp {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         let mut found: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bimt")) && p.extension().is_some_and(|e| e == "safetensors"))
+            .filter(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bimt"))
+                    && p.extension().is_some_and(|e| e == "safetensors")
+            })
             .collect();
         found.sort();
         if let Some(path) = found.first() {

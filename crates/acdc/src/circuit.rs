@@ -90,7 +90,11 @@ impl Circuit {
             flags.fill(false);
             for &i in set {
                 if i >= flags.len() {
-                    return Err(AcdcError::Shape(format!("neuron {i} is outside hidden layer {} of {}", h + 1, flags.len())));
+                    return Err(AcdcError::Shape(format!(
+                        "neuron {i} is outside hidden layer {} of {}",
+                        h + 1,
+                        flags.len()
+                    )));
                 }
                 flags[i] = true;
             }
@@ -141,7 +145,12 @@ impl Circuit {
             let mut z = vec![0.0; n * layer.n_out];
             layer.forward_into(&a, n, &mut z);
             if let Some(rows) = &ablated[l] {
-                let r = Linear { n_in: layer.n_in, n_out: layer.n_out, weight: self.removed[l].clone(), bias: vec![0.0; layer.n_out] };
+                let r = Linear {
+                    n_in: layer.n_in,
+                    n_out: layer.n_out,
+                    weight: self.removed[l].clone(),
+                    bias: vec![0.0; layer.n_out],
+                };
                 let mut extra = vec![0.0; rows.rows() * layer.n_out];
                 r.forward_into(&rows.values, rows.rows(), &mut extra);
                 for (b, zr) in z.chunks_exact_mut(layer.n_out).enumerate() {
@@ -170,7 +179,11 @@ impl Circuit {
         x.extend_from_slice(&sweep.images.corrupted);
         // Inputs of layer l on the model's runs: pixels for l = 0, else post[l-1].
         let layer_input = |acts: &modcirc_bimt::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
-            if l == 0 { imgs.to_vec() } else { acts.post[l - 1].clone() }
+            if l == 0 {
+                imgs.to_vec()
+            } else {
+                acts.post[l - 1].clone()
+            }
         };
         let ablated: Vec<Option<AblatedRows>> = (0..self.kept.len())
             .map(|l| {
@@ -227,6 +240,10 @@ impl AblatedRows {
         self.values.len() / self.width
     }
     fn row_for(&self, b: usize) -> usize {
-        if self.per_input { b % self.n } else { 0 }
+        if self.per_input {
+            b % self.n
+        } else {
+            0
+        }
     }
 }

@@ -108,5 +108,13 @@ pub fn discover(
         sparsity: summarize(|r| r.sparsity),
         discovery_s: summarize(|r| r.discovery_s),
     };
-    Ok(DiscoveryReport { config: config.clone(), scores, selection, full, full_n_edges: circuit.n_edges(), bootstraps, summary })
+    Ok(DiscoveryReport {
+        config: config.clone(),
+        scores,
+        selection,
+        full,
+        full_n_edges: circuit.n_edges(),
+        bootstraps,
+        summary,
+    })
 }

@@ -134,7 +134,7 @@ impl<'m> PatchingSweep<'m> {
         self.images.n == 0
     }
 
-    fn logits<'a>(a: &'a Activations) -> &'a [f32] {
+    fn logits(a: &Activations) -> &[f32] {
         a.post.last().expect("at least one layer")
     }
 
@@ -154,17 +154,15 @@ impl<'m> PatchingSweep<'m> {
                 (0..width).into_par_iter().map(|i| self.score(h, i)).collect()
             })
             .collect();
-        NeuronScores {
-            baseline: self.baseline(),
-            layers,
-        }
+        NeuronScores { baseline: self.baseline(), layers }
     }
 
     /// `LD` of neuron `i` of hidden layer `h`: the corrupted run with that
     /// neuron's post-activation set to its clean value.
     pub fn score(&self, h: usize, i: usize) -> f64 {
         let width = self.model.layers[h].n_out;
-        let unchanged = (0..self.images.n).all(|b| self.clean.post[h][b * width + i] == self.corrupted.post[h][b * width + i]);
+        let unchanged =
+            (0..self.images.n).all(|b| self.clean.post[h][b * width + i] == self.corrupted.post[h][b * width + i]);
         if unchanged {
             return self.baseline();
         }
@@ -230,17 +228,18 @@ impl NeuronScores {
             if k == 0 || k > scores.len() {
                 return Err(AcdcError::BadK { k, layer: layer + 1, width: scores.len() });
             }
-            let effective: Vec<f64> = scores
-                .iter()
-                .map(|&s| if self.is_dead(s) { self.baseline } else { s })
-                .collect();
+            let effective: Vec<f64> = scores.iter().map(|&s| if self.is_dead(s) { self.baseline } else { s }).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
             order.sort_by(|&a, &b| effective[a].total_cmp(&effective[b]).then(a.cmp(&b)));
             let mut kept = order[..k].to_vec();
             // Among the kept, those tied with the first left out were chosen by index.
             let boundary = effective[order[k - 1]];
             let tied_outside = order[k..].iter().any(|&j| effective[j] == boundary);
-            decided_by_tie.push(if tied_outside { kept.iter().filter(|&&j| effective[j] == boundary).count() } else { 0 });
+            decided_by_tie.push(if tied_outside {
+                kept.iter().filter(|&&j| effective[j] == boundary).count()
+            } else {
+                0
+            });
             kept.sort_unstable();
             nodes.push(kept);
             dead.push((0..scores.len()).filter(|&j| self.is_dead(scores[j])).collect());

@@ -159,7 +159,12 @@ fn bootstrap_intervals_contain_the_full_sample_value_and_are_seeded() {
     let cfg = DiscoveryConfig { bootstraps: 20, sample: 200, seed: 9, ..DiscoveryConfig::default() };
     let a = discover(model, &imgs, &cfg, &mut |_| {}).unwrap();
     assert_eq!(a.bootstraps.len(), 20);
-    assert!(a.summary.logit_difference.contains(a.full.logit_difference), "{:?} vs {}", a.summary.logit_difference, a.full.logit_difference);
+    assert!(
+        a.summary.logit_difference.contains(a.full.logit_difference),
+        "{:?} vs {}",
+        a.summary.logit_difference,
+        a.full.logit_difference
+    );
     assert!(a.summary.accuracy.contains(a.full.accuracy));
     let b = discover(model, &imgs, &cfg, &mut |_| {}).unwrap();
     let strip = |mut r: modcirc_acdc::DiscoveryReport| {

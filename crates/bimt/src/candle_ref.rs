@@ -37,7 +37,13 @@ impl CandleMlp {
     }
 
     /// `mse(logits, one-hot) + lambda·cc`, the training loss of STUDY §2.
-    pub fn loss(&self, x: &Tensor, labels: &[u8], cost: Option<&ConnectionCost>, lambda: f64) -> Result<Tensor, BimtError> {
+    pub fn loss(
+        &self,
+        x: &Tensor,
+        labels: &[u8],
+        cost: Option<&ConnectionCost>,
+        lambda: f64,
+    ) -> Result<Tensor, BimtError> {
         let device = x.device();
         let y = self.forward(x)?;
         let classes = self.out_perm.len();

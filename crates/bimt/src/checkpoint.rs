@@ -143,11 +143,10 @@ pub fn load(path: &Path) -> Result<Checkpoint, BimtError> {
 
 /// Parses safetensors bytes; `path` names the file in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, Layout), BimtError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| BimtError::checkpoint(path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| BimtError::checkpoint(path, format!("not a safetensors file: {e}")))?;
     let get = |name: &str, shape: Option<&[usize]>| -> Result<(Vec<usize>, Vec<f32>), BimtError> {
-        let t = st
-            .tensor(name)
-            .map_err(|_| BimtError::checkpoint(path, format!("missing tensor `{name}`")))?;
+        let t = st.tensor(name).map_err(|_| BimtError::checkpoint(path, format!("missing tensor `{name}`")))?;
         if t.dtype() != Dtype::F32 {
             return Err(BimtError::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
         }
@@ -196,7 +195,10 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, Layout), BimtError>
         Layout { layers: out }
     } else {
         Layout::try_study(&sizes).ok_or_else(|| {
-            BimtError::checkpoint(path, format!("no `coords.*` tensors, and widths {sizes:?} do not fit the study's grid layout"))
+            BimtError::checkpoint(
+                path,
+                format!("no `coords.*` tensors, and widths {sizes:?} do not fit the study's grid layout"),
+            )
         })?
     };
     Ok((model, layout))
@@ -247,15 +249,10 @@ mod tests {
 
     fn rewrite(bytes: &[u8], f: impl Fn(&str, &[usize], &[u8]) -> Option<(Vec<usize>, Vec<u8>)>) -> Vec<u8> {
         let st = SafeTensors::deserialize(bytes).unwrap();
-        let owned: Vec<(String, Vec<usize>, Vec<u8>)> = st
-            .tensors()
-            .into_iter()
-            .filter_map(|(n, t)| f(&n, t.shape(), t.data()).map(|(s, d)| (n, s, d)))
-            .collect();
-        let views: Vec<_> = owned
-            .iter()
-            .map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
-            .collect();
+        let owned: Vec<(String, Vec<usize>, Vec<u8>)> =
+            st.tensors().into_iter().filter_map(|(n, t)| f(&n, t.shape(), t.data()).map(|(s, d)| (n, s, d))).collect();
+        let views: Vec<_> =
+            owned.iter().map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap())).collect();
         safetensors::tensor::serialize(views, None).unwrap()
     }
 

@@ -41,10 +41,7 @@ impl ConnectionCost {
             weight_factors.push(d.iter().map(|&d| (wf_l * d + L0) / numel).collect());
             bias_factors.push(L0 / layout.layers[l + 1].len() as f32);
         }
-        ConnectionCost {
-            weight_factors,
-            bias_factors,
-        }
+        ConnectionCost { weight_factors, bias_factors }
     }
 
     /// The cost of `model`, every term and the sum in f64 (the naive swap
@@ -52,12 +49,8 @@ impl ConnectionCost {
     pub fn value(&self, model: &Mlp) -> f64 {
         let mut total = 0.0f64;
         for (l, layer) in model.layers.iter().enumerate() {
-            total += layer
-                .weight
-                .iter()
-                .zip(&self.weight_factors[l])
-                .map(|(w, a)| w.abs() as f64 * *a as f64)
-                .sum::<f64>();
+            total +=
+                layer.weight.iter().zip(&self.weight_factors[l]).map(|(w, a)| w.abs() as f64 * *a as f64).sum::<f64>();
             total += self.bias_factors[l] as f64 * layer.bias.iter().map(|b| b.abs() as f64).sum::<f64>();
         }
         total
@@ -65,7 +58,15 @@ impl ConnectionCost {
 
     /// Adds `scale · ∂cc/∂θ` to the gradients of layer `l` and returns that
     /// layer's cost. The derivative of `|x|` at 0 is taken as 0, as autograd does.
-    pub fn add_layer_grad(&self, l: usize, weight: &[f32], bias: &[f32], scale: f32, gw: &mut [f32], gb: &mut [f32]) -> f64 {
+    pub fn add_layer_grad(
+        &self,
+        l: usize,
+        weight: &[f32],
+        bias: &[f32],
+        scale: f32,
+        gw: &mut [f32],
+        gb: &mut [f32],
+    ) -> f64 {
         let weights = penalty_pass(weight, &self.weight_factors[l], scale, gw);
         let bf = vec![self.bias_factors[l]; bias.len()];
         weights + penalty_pass(bias, &bf, scale, gb)

@@ -24,15 +24,9 @@ pub enum BimtError {
 
 impl BimtError {
     pub(crate) fn checkpoint(path: &std::path::Path, reason: impl Into<String>) -> Self {
-        BimtError::Checkpoint {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        BimtError::Checkpoint { path: path.into(), reason: reason.into() }
     }
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        BimtError::Io {
-            path: path.into(),
-            source,
-        }
+        BimtError::Io { path: path.into(), source }
     }
 }

@@ -23,11 +23,7 @@ impl Layout {
 
     pub fn study(sizes: &[usize]) -> Layout {
         let last = sizes.len() - 1;
-        let layers = sizes
-            .iter()
-            .enumerate()
-            .map(|(l, &n)| if l == last { ring(n) } else { grid(n) })
-            .collect();
+        let layers = sizes.iter().enumerate().map(|(l, &n)| if l == last { ring(n) } else { grid(n) }).collect();
         Layout { layers }
     }
 

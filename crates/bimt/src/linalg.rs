@@ -33,13 +33,24 @@ fn run<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T]
     // the three buffers, and `c` does not alias `a` or `b` (`&mut`).
     unsafe {
         gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), 1, n as isize,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
             accumulate,
-            a.as_ptr(), av.cs, av.rs,
-            b.as_ptr(), bv.cs, bv.rs,
-            T::one(), T::one(),
-            false, false, false,
+            a.as_ptr(),
+            av.cs,
+            av.rs,
+            b.as_ptr(),
+            bv.cs,
+            bv.rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
             Parallelism::None,
         )
     }

@@ -21,9 +21,7 @@ impl Linear {
     /// PyTorch's default initialisation: weight and bias uniform in ±1/sqrt(fan_in).
     pub fn init(n_in: usize, n_out: usize, rng: &mut Rng) -> Linear {
         let bound = 1.0 / (n_in as f64).sqrt();
-        let mut draw = |n| -> Vec<f32> {
-            (0..n).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect()
-        };
+        let mut draw = |n| -> Vec<f32> { (0..n).map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32).collect() };
         let weight = draw(n_in * n_out);
         let bias = draw(n_out);
         Linear { n_in, n_out, weight, bias }
@@ -105,10 +103,7 @@ impl Mlp {
     pub fn init(sizes: &[usize], seed: u64) -> Mlp {
         let mut rng = Rng::derive(seed, 0x1417);
         let layers = sizes.windows(2).map(|w| Linear::init(w[0], w[1], &mut rng)).collect();
-        Mlp {
-            layers,
-            out_perm: (0..*sizes.last().unwrap()).collect(),
-        }
+        Mlp { layers, out_perm: (0..*sizes.last().unwrap()).collect() }
     }
 
     pub fn sizes(&self) -> Vec<usize> {
@@ -132,9 +127,7 @@ impl Mlp {
         let sizes = self.sizes();
         let got: Vec<usize> = layout.layers.iter().map(|l| l.len()).collect();
         if got != sizes {
-            return Err(BimtError::Config(format!(
-                "layout has layers of {got:?} neurons, the model {sizes:?}"
-            )));
+            return Err(BimtError::Config(format!("layout has layers of {got:?} neurons, the model {sizes:?}")));
         }
         Ok(())
     }

@@ -69,10 +69,7 @@ impl fmt::Display for Regime {
 impl FromStr for Regime {
     type Err = BimtError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Regime::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| BimtError::UnknownRegime(s.into()))
+        Regime::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| BimtError::UnknownRegime(s.into()))
     }
 }
 

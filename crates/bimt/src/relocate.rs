@@ -35,11 +35,8 @@ pub struct Relocation {
 /// Hidden: Σ|incoming| + Σ|outgoing|; output: Σ|incoming|.
 pub fn importance_ranking(model: &Mlp, n: usize) -> Vec<usize> {
     let incoming = &model.layers[n - 1];
-    let mut score: Vec<f64> = incoming
-        .weight
-        .chunks_exact(incoming.n_in)
-        .map(|row| row.iter().map(|w| w.abs() as f64).sum())
-        .collect();
+    let mut score: Vec<f64> =
+        incoming.weight.chunks_exact(incoming.n_in).map(|row| row.iter().map(|w| w.abs() as f64).sum()).collect();
     if let Some(out) = model.layers.get(n) {
         for row in out.weight.chunks_exact(out.n_in) {
             for (s, w) in score.iter_mut().zip(row) {
@@ -87,11 +84,7 @@ pub struct Relocator {
 impl Relocator {
     pub fn new(swap_cost: &ConnectionCost) -> Relocator {
         Relocator {
-            factors: swap_cost
-                .weight_factors
-                .iter()
-                .map(|f| f.iter().map(|&x| x as f64).collect())
-                .collect(),
+            factors: swap_cost.weight_factors.iter().map(|f| f.iter().map(|&x| x as f64).collect()).collect(),
             top: TOP_POSITIONS,
         }
     }

@@ -190,10 +190,8 @@ impl Trainer {
         let layout = Layout::study(&config.sizes);
         let model = Mlp::init(&config.sizes, config.seed);
         let penalty = config.regime.penalty_weight_factor().map(|wf| ConnectionCost::training(&layout, wf));
-        let relocator = config
-            .regime
-            .swaps()
-            .then(|| Relocator::new(&ConnectionCost::swap(&layout)).top(config.swap_top));
+        let relocator =
+            config.regime.swaps().then(|| Relocator::new(&ConnectionCost::swap(&layout)).top(config.swap_top));
         let b = config.batch_size;
         let adam = model
             .layers
@@ -300,13 +298,7 @@ impl Trainer {
                 }
             }
             let running_accuracy = win_correct as f64 / (win_n * cfg.batch_size) as f64;
-            progress(&Progress {
-                step: s + 1,
-                steps: cfg.steps,
-                loss,
-                penalty: stats.penalty,
-                running_accuracy,
-            });
+            progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
             if (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps {
                 let t2 = Instant::now();
                 history.push(HistoryPoint {
@@ -324,12 +316,7 @@ impl Trainer {
             }
         }
         timing.total_s = start.elapsed().as_secs_f64();
-        Ok(TrainOutcome {
-            model: self.model,
-            layout: self.layout,
-            history,
-            timing,
-        })
+        Ok(TrainOutcome { model: self.model, layout: self.layout, history, timing })
     }
 
     /// One optimizer step on a batch of `batch_size` images (row-major) and
@@ -438,7 +425,13 @@ fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &TrainConfig
 /// Runs one step and returns the gradients it computed (before AdamW), for
 /// the candle cross-check.
 #[cfg(test)]
-pub(crate) fn gradients_for_test(model: &Mlp, x: &[f32], labels: &[u8], regime: Regime, lambda: f32) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+pub(crate) fn gradients_for_test(
+    model: &Mlp,
+    x: &[f32],
+    labels: &[u8],
+    regime: Regime,
+    lambda: f32,
+) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30).lambda(lambda);
     let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), ..cfg }).expect("config");
     tr.model = model.clone();

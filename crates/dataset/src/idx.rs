@@ -26,9 +26,7 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DatasetError> {
     let raw = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
     let bytes = if raw.starts_with(&GZIP_MAGIC) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DatasetError::io(path, e))?;
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| DatasetError::io(path, e))?;
         out
     } else {
         raw
@@ -39,56 +37,29 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DatasetError> {
 /// Parses the bytes of an uncompressed IDX file; `path` only names it in errors.
 pub fn parse_idx(bytes: &[u8], path: &Path, rank: usize) -> Result<IdxArray, DatasetError> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != UBYTE {
-        return Err(DatasetError::BadMagic {
-            path: path.into(),
-            found: bytes.iter().take(4).copied().collect(),
-        });
+        return Err(DatasetError::BadMagic { path: path.into(), found: bytes.iter().take(4).copied().collect() });
     }
     let found_rank = bytes[3] as usize;
     if found_rank != rank {
-        return Err(DatasetError::WrongRank {
-            path: path.into(),
-            expected: rank,
-            found: found_rank,
-        });
+        return Err(DatasetError::WrongRank { path: path.into(), expected: rank, found: found_rank });
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(DatasetError::Truncated {
-            path: path.into(),
-            expected: header as u64,
-            found: bytes.len() as u64,
-        });
+        return Err(DatasetError::Truncated { path: path.into(), expected: header as u64, found: bytes.len() as u64 });
     }
-    let dims: Vec<usize> = bytes[4..header]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     // Checked in u64 before allocating anything, so a lying header cannot
     // make us reserve more than the file holds.
-    let expected = dims
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-        .unwrap_or(u64::MAX);
+    let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).unwrap_or(u64::MAX);
     let found = (bytes.len() - header) as u64;
     if found < expected {
-        return Err(DatasetError::Truncated {
-            path: path.into(),
-            expected,
-            found,
-        });
+        return Err(DatasetError::Truncated { path: path.into(), expected, found });
     }
     if found > expected {
-        return Err(DatasetError::TrailingBytes {
-            path: path.into(),
-            extra: found - expected,
-        });
+        return Err(DatasetError::TrailingBytes { path: path.into(), extra: found - expected });
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-        sha256: sha256_hex(bytes),
-    })
+    Ok(IdxArray { dims, data: bytes[header..].to_vec(), sha256: sha256_hex(bytes) })
 }
 
 /// Encodes an IDX array of unsigned bytes (used by tests and by tools that
@@ -103,10 +74,7 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -148,10 +116,7 @@ mod tests {
         let e = parse_idx(&bytes, p(), 1).unwrap_err();
         assert!(matches!(e, DatasetError::BadMagic { .. }), "{e}");
         assert!(e.to_string().contains("tiny-idx3"));
-        assert!(matches!(
-            parse_idx(b"PK\x03\x04", p(), 1),
-            Err(DatasetError::BadMagic { .. })
-        ));
+        assert!(matches!(parse_idx(b"PK\x03\x04", p(), 1), Err(DatasetError::BadMagic { .. })));
         assert!(matches!(parse_idx(b"", p(), 1), Err(DatasetError::BadMagic { .. })));
     }
 

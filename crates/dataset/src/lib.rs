@@ -21,6 +21,6 @@ mod pairs;
 mod rng;
 
 pub use error::DatasetError;
-pub use mnist::{ChecksumPolicy, FileChecksum, ImageSet, Mnist, DEFAULT_DATA_DIR, DATA_DIR_ENV};
+pub use mnist::{ChecksumPolicy, FileChecksum, ImageSet, Mnist, DATA_DIR_ENV, DEFAULT_DATA_DIR};
 pub use pairs::{Bootstrap, Pair, PairSpec, PairedDataset, Task};
 pub use rng::Rng;

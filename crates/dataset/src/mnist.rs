@@ -88,12 +88,7 @@ impl Mnist {
         let mut checksums = Vec::new();
         let train = load_split(dir, "train", listing.as_ref(), &mut checksums)?;
         let test = load_split(dir, "t10k", listing.as_ref(), &mut checksums)?;
-        Ok(Mnist {
-            train,
-            test,
-            checksums,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Mnist { train, test, checksums, dir: dir.to_path_buf() })
     }
 }
 
@@ -138,10 +133,7 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DatasetError> {
             return Ok(p);
         }
     }
-    Err(DatasetError::MissingFile {
-        dir: dir.into(),
-        name: name.into(),
-    })
+    Err(DatasetError::MissingFile { dir: dir.into(), name: name.into() })
 }
 
 fn load_split(
@@ -156,10 +148,7 @@ fn load_split(
     let labels_path = find_file(dir, &labels_name)?;
     let images = read_idx(&images_path, 3)?;
     let labels = read_idx(&labels_path, 1)?;
-    for (name, path, arr) in [
-        (&images_name, &images_path, &images),
-        (&labels_name, &labels_path, &labels),
-    ] {
+    for (name, path, arr) in [(&images_name, &images_path, &images), (&labels_name, &labels_path, &labels)] {
         let mut verified = false;
         if let Some((listing_path, map)) = listing {
             if let Some(expected) = map.get(name.as_str()) {
@@ -174,11 +163,7 @@ fn load_split(
                 verified = true;
             }
         }
-        checksums.push(FileChecksum {
-            file: name.clone(),
-            sha256: arr.sha256.clone(),
-            verified,
-        });
+        checksums.push(FileChecksum { file: name.clone(), sha256: arr.sha256.clone(), verified });
     }
     if images.dims[0] != labels.dims[0] {
         return Err(DatasetError::CountMismatch {
@@ -231,7 +216,7 @@ mod tests {
         let m = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap();
         assert_eq!(m.train.len(), 5);
         assert_eq!(m.test.pixels(), 4);
-        assert_eq!(m.train.image(1)[0], (4 * 37 % 256) as f32 / 255.0);
+        assert_eq!(m.train.image(1)[0], 148.0 / 255.0); // byte (4·37) mod 256 of the second image
         assert!(m.train.images.iter().all(|&x| (0.0..=1.0).contains(&x)));
         assert!(m.checksums.iter().all(|c| !c.verified));
     }

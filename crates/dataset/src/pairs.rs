@@ -35,10 +35,7 @@ impl Task {
     fn from_pairs(name: &str, pairs: &[(u8, u8)]) -> Task {
         Task {
             name: name.into(),
-            pairs: pairs
-                .iter()
-                .map(|&(clean, corrupted)| PairSpec { clean, corrupted })
-                .collect(),
+            pairs: pairs.iter().map(|&(clean, corrupted)| PairSpec { clean, corrupted }).collect(),
         }
     }
 
@@ -49,29 +46,17 @@ impl Task {
             "line" => return Ok(Task::line()),
             _ => {}
         }
-        let bad = |reason: String| DatasetError::BadPairSpec {
-            spec: spec.into(),
-            reason,
-        };
+        let bad = |reason: String| DatasetError::BadPairSpec { spec: spec.into(), reason };
         let mut pairs = Vec::new();
         for part in spec.split(',') {
             let part = part.trim();
             let (a, b) = part.split_once(':').ok_or_else(|| {
-                bad(format!(
-                    "{part:?} is not `clean:corrupted` (a task is `circle`, `line`, or pairs like `8:3,6:5`)"
-                ))
+                bad(format!("{part:?} is not `clean:corrupted` (a task is `circle`, `line`, or pairs like `8:3,6:5`)"))
             })?;
             let digit = |s: &str| -> Result<u8, DatasetError> {
-                let d: u8 = s
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(format!("{s:?} is not a digit")))?;
+                let d: u8 = s.trim().parse().map_err(|_| bad(format!("{s:?} is not a digit")))?;
                 if !LABELS.contains(&d) {
-                    return Err(bad(format!(
-                        "digit {d} is outside the label set {}-{}",
-                        LABELS.start(),
-                        LABELS.end()
-                    )));
+                    return Err(bad(format!("digit {d} is outside the label set {}-{}", LABELS.start(), LABELS.end())));
                 }
                 Ok(d)
             };
@@ -81,10 +66,7 @@ impl Task {
             }
             pairs.push(PairSpec { clean, corrupted });
         }
-        Ok(Task {
-            name: spec.into(),
-            pairs,
-        })
+        Ok(Task { name: spec.into(), pairs })
     }
 }
 
@@ -142,11 +124,7 @@ impl PairedDataset {
                 corrupted_digit: p.corrupted,
             }));
         }
-        Ok(PairedDataset {
-            task: task.clone(),
-            seed,
-            pairs,
-        })
+        Ok(PairedDataset { task: task.clone(), seed, pairs })
     }
 
     pub fn len(&self) -> usize {
@@ -178,11 +156,7 @@ impl Bootstrap {
         if sample == 0 {
             return Err(DatasetError::Bootstrap("sample size must be at least 1".into()));
         }
-        Ok(Bootstrap {
-            population,
-            sample,
-            seed,
-        })
+        Ok(Bootstrap { population, sample, seed })
     }
 
     pub fn resample(&self, b: usize) -> Vec<usize> {
@@ -196,12 +170,7 @@ mod tests {
     use super::*;
 
     fn split(labels: &[u8]) -> ImageSet {
-        ImageSet {
-            images: vec![0.0; labels.len()],
-            labels: labels.to_vec(),
-            rows: 1,
-            cols: 1,
-        }
+        ImageSet { images: vec![0.0; labels.len()], labels: labels.to_vec(), rows: 1, cols: 1 }
     }
 
     #[test]
@@ -241,9 +210,7 @@ mod tests {
         eights.sort();
         assert_eq!(eights, vec![0, 2, 5]);
         assert_eq!(d, PairedDataset::new(&s, &Task::circle(), 3).unwrap());
-        let other_seeds: Vec<_> = (4..20)
-            .map(|seed| PairedDataset::new(&s, &Task::circle(), seed).unwrap())
-            .collect();
+        let other_seeds: Vec<_> = (4..20).map(|seed| PairedDataset::new(&s, &Task::circle(), seed).unwrap()).collect();
         assert!(other_seeds.iter().any(|o| o.pairs != d.pairs), "the seed must matter");
     }
 

@@ -20,11 +20,7 @@ pub fn logit_difference(a: &[f32], b: &[f32], classes: usize) -> f64 {
     if rows == 0 {
         return 0.0;
     }
-    a.chunks_exact(classes)
-        .zip(b.chunks_exact(classes))
-        .map(|(x, y)| l2_distance(x, y))
-        .sum::<f64>()
-        / rows as f64
+    a.chunks_exact(classes).zip(b.chunks_exact(classes)).map(|(x, y)| l2_distance(x, y)).sum::<f64>() / rows as f64
 }
 
 /// Fraction of rows whose argmax (ties to the lower class) is the label.

@@ -13,7 +13,7 @@ mod memory;
 mod stats;
 mod timing;
 
-pub use circuit::{accuracy, logit_difference, l2_distance};
+pub use circuit::{accuracy, l2_distance, logit_difference};
 pub use memory::{peak_rss_bytes, reset_peak_rss, CountingAlloc};
 pub use stats::Summary;
 pub use timing::PhaseTimer;

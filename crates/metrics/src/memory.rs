@@ -16,11 +16,7 @@ pub struct CountingAlloc<A> {
 
 impl<A> CountingAlloc<A> {
     pub const fn new(inner: A) -> Self {
-        CountingAlloc {
-            inner,
-            live: AtomicU64::new(0),
-            peak: AtomicU64::new(0),
-        }
+        CountingAlloc { inner, live: AtomicU64::new(0), peak: AtomicU64::new(0) }
     }
     pub fn live_bytes(&self) -> u64 {
         self.live.load(Ordering::Relaxed)

@@ -51,6 +51,16 @@ pub fn scatter_ci(
     render!(stem, size, draw_scatter, x_label, y_label, panels, log_y)
 }
 
+/// An axis range covering every mean and the intervals, except that an
+/// interval reaching further than the spread of the means on either side is
+/// cut off at the edge (one implausible interval must not squash the rest).
+fn axis_range(values: impl Iterator<Item = (f64, f64, f64)> + Clone) -> (f64, f64) {
+    let (mlo, mhi) = values.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v.0), b.max(v.0)));
+    let spread = (mhi - mlo).max(mhi.abs() * 1e-2).max(1e-9);
+    let (lo, hi) = values.fold((mlo, mhi), |(a, b), v| (a.min(v.1.max(mlo - spread)), b.max(v.2.min(mhi + spread))));
+    padded(lo, hi)
+}
+
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
     (lo - 0.08 * span, hi + 0.08 * span)
@@ -70,10 +80,8 @@ where
     let ty = |v: f64| if log_y { v.max(1e-12).log10() } else { v };
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, panel) in areas.iter().zip(panels) {
-        let xs = panel.points.iter().flat_map(|p| [p.x.lo, p.x.hi]);
-        let ys = panel.points.iter().flat_map(|p| [ty(p.y.lo), ty(p.y.hi)]);
-        let (x0, x1) = padded(xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
-        let (y0, y1) = padded(ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+        let (x0, x1) = axis_range(panel.points.iter().map(|p| (p.x.mean, p.x.lo, p.x.hi)));
+        let (y0, y1) = axis_range(panel.points.iter().map(|p| (ty(p.y.mean), ty(p.y.lo), ty(p.y.hi))));
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 20))
             .margin(12)
@@ -98,14 +106,12 @@ where
             ])?;
             let style = if p.reference { c.stroke_width(2) } else { c.filled() };
             chart.draw_series([Circle::new((x, y), 6, style)])?;
-            chart.draw_series([Text::new(
-                p.label.clone(),
-                (x, y),
-                ("sans-serif", 13).into_font().color(&c).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Bottom,
-                )),
-            )])?;
+            // Measured labels left-below, reference labels right-above, so pairs do not collide.
+            use plotters::style::text_anchor::{HPos, Pos, VPos};
+            let pos = if p.reference { Pos::new(HPos::Left, VPos::Bottom) } else { Pos::new(HPos::Right, VPos::Top) };
+            let (dx, dy) = if p.reference { (6, -6) } else { (-6, 6) };
+            chart.draw_series([EmptyElement::at((x, y))
+                + Text::new(p.label.clone(), (dx, dy), ("sans-serif", 13).into_font().color(&c).pos(pos))])?;
         }
     }
     Ok(())
@@ -124,7 +130,12 @@ pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
     render!(stem, (720, 480), draw_bars, title, y_label, bars)
 }
 
-fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, y_label: &str, bars: &[Bar]) -> Result<(), DrawError>
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    bars: &[Bar],
+) -> Result<(), DrawError>
 where
     DB::ErrorType: 'static,
 {
@@ -145,7 +156,11 @@ where
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     let fmt_x = |v: &f64| {
         let i = v.round();
-        if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+        if (v - i).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
     };
     chart
         .configure_mesh()

@@ -52,7 +52,7 @@ mod table;
 pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
 pub use modcirc_metrics::Summary;
 pub use network::network_figure;
-pub use table::{markdown_table, csv_table};
+pub use table::{csv_table, markdown_table};
 
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,6 @@ fn register_font() {
             .unwrap_or_else(|_| panic!("the bundled DejaVu Sans is a valid font"));
     });
 }
-
 
 pub(crate) type DrawError = Box<dyn std::error::Error>;
 

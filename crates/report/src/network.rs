@@ -84,10 +84,13 @@ where
                     alpha *= 0.25;
                 }
                 let c = if w > 0.0 { RGBColor(31, 90, 200) } else { RGBColor(210, 40, 40) };
-                edges.push((alpha, PathElement::new(
-                    vec![project(l, layout.layers[l][i]), project(l + 1, layout.layers[l + 1][o])],
-                    c.mix(alpha.min(1.0)).stroke_width(1),
-                )));
+                edges.push((
+                    alpha,
+                    PathElement::new(
+                        vec![project(l, layout.layers[l][i]), project(l + 1, layout.layers[l + 1][o])],
+                        c.mix(alpha.min(1.0)).stroke_width(1),
+                    ),
+                ));
             }
         }
         // Faint edges first, so strong ones stay on top.

@@ -10,7 +10,11 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// RFC 4180 CSV: fields with commas, quotes or newlines are quoted.
 pub fn csv_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let field = |f: &str| {
-        if f.contains([',', '"', '\n']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f.to_string() }
+        if f.contains([',', '"', '\n']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_string()
+        }
     };
     let mut out = header.iter().map(|h| field(h)).collect::<Vec<_>>().join(",");
     out.push('\n');

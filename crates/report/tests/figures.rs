@@ -1,5 +1,7 @@
 use modcirc_bimt::{Layout, Mlp};
-use modcirc_report::{bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series, Summary};
+use modcirc_report::{
+    bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series, Summary,
+};
 
 fn check(paths: &[std::path::PathBuf]) {
     assert_eq!(paths.len(), 2);
@@ -30,9 +32,16 @@ fn every_kind_of_figure_renders_png_and_svg() {
     let lp = LinePanel { title: "loss".into(), x_label: "step".into(), y_label: "mse".into(), series, log_y: true };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
     let sizes = [16, 9, 9, 3];
-    check(&network_figure(&dir.join("net"), "toy", &Mlp::init(&sizes, 0), &Layout::study(&sizes), &[vec![0, 4], vec![8]]).unwrap());
+    check(
+        &network_figure(&dir.join("net"), "toy", &Mlp::init(&sizes, 0), &Layout::study(&sizes), &[vec![0, 4], vec![8]])
+            .unwrap(),
+    );
     // No temporary file is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+        .collect();
     assert!(leftovers.is_empty());
     if std::env::var_os("MODCIRC_KEEP_FIGURES").is_none() {
         std::fs::remove_dir_all(dir).unwrap();
