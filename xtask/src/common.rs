@@ -9,9 +9,15 @@ use modcirc_dataset::{ChecksumPolicy, Mnist, DATA_DIR_ENV, DEFAULT_DATA_DIR};
 
 use crate::ALLOC;
 
-/// The repository root (xtask lives one level below it).
+/// The repository root: where xtask was built (one level above it), or,
+/// for a binary copied to another machine, the current directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    if built.join("Cargo.toml").exists() {
+        built.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    }
 }
 
 pub fn artifacts_dir() -> PathBuf {

@@ -2,7 +2,9 @@
 
 mod check;
 mod common;
+mod cuda;
 mod discover;
+mod gpu_check;
 mod report;
 mod reproduce;
 mod train;
@@ -33,6 +35,10 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Check that a `reproduce` output directory is complete (used by CI).
     CheckArtifacts(check::CheckArgs),
+    /// Install a CUDA toolchain from PyPI into a cache and build the `cuda` feature.
+    CudaCheck(cuda::CudaCheckArgs),
+    /// On a GPU machine: check the CUDA kernel and GPU training against the CPU.
+    GpuCheck(gpu_check::GpuCheckArgs),
 }
 
 fn main() {
@@ -42,6 +48,8 @@ fn main() {
         Command::Discover(args) => discover::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::CheckArtifacts(args) => check::run(args),
+        Command::CudaCheck(args) => cuda::run(args),
+        Command::GpuCheck(args) => gpu_check::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use modcirc_acdc::Ablation;
 use modcirc_bimt::checkpoint::{self, TrainMeta};
-use modcirc_bimt::{Mlp, Regime, TrainConfig, TRAINER_REVISION};
+use modcirc_bimt::{DeviceSpec, Mlp, Regime, TrainConfig, TRAINER_REVISION};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_metrics::{PhaseTimer, Summary};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,10 @@ pub struct ReproduceArgs {
     /// Train this many seeds per regime (0, 1, ...); Table 3 uses seed 0.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
+    /// Where to train: cpu, or cuda / cuda:N with a `--features cuda` build.
+    /// Discovery always runs on the CPU (milliseconds per discovery).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
     /// Retrain and rediscover even when cached results exist.
     #[arg(long)]
     pub force: bool,
@@ -189,12 +193,17 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     for seed in 0..args.seeds {
         for regime in Regime::ALL {
             let config = TrainConfig::new(regime).steps(settings.steps).seed(seed);
-            let key = short_hash(&[&serde_json::to_vec(&config)?, &data_key, &TRAINER_REVISION.to_le_bytes()]);
+            let key = short_hash(&[
+                &serde_json::to_vec(&config)?,
+                &data_key,
+                &TRAINER_REVISION.to_le_bytes(),
+                args.device.to_string().as_bytes(),
+            ]);
             let path = out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
             let cached = !args.force && path.exists() && checkpoint::load(&path).ok().and_then(|c| c.meta).is_some();
             if !cached {
                 let (meta, model, layout) =
-                    timer.time("train", || train_one(&mnist, config.clone(), &args.data, args.quiet))?;
+                    timer.time("train", || train_one(&mnist, config.clone(), args.device, &args.data, args.quiet))?;
                 checkpoint::save(&path, &model, &layout, &meta)
                     .with_context(|| format!("saving {}", path.display()))?;
             }
@@ -278,7 +287,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let inference =
         timer.time("inference", || inference_timing(&seed0, &mnist, settings.inference_repeats, args.quiet));
 
-    let environment = environment();
+    let environment = environment(args.device);
     let verdicts = report::verdicts(&models, &discoveries, &inference);
     let mut results = Results {
         schema: RESULTS_SCHEMA.into(),
@@ -364,7 +373,7 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn environment() -> Environment {
+fn environment(device: DeviceSpec) -> Environment {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -381,7 +390,10 @@ fn environment() -> Environment {
         cpu,
         logical_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        device: "cpu (training single-threaded; patching sweep on rayon's pool)".into(),
+        device: match device {
+            DeviceSpec::Cpu => "cpu (training single-threaded; patching sweep on rayon's pool)".into(),
+            d => format!("training on {d}; discovery on the cpu"),
+        },
         rustc: command_line("rustc", &["--version"]),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: commit,

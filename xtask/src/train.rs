@@ -2,8 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
-use modcirc_bimt::{Regime, TrainConfig, Trainer};
+use modcirc_bimt::{DeviceSpec, Regime, TrainConfig, Trainer};
 use modcirc_dataset::Mnist;
 
 use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
@@ -25,6 +26,9 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
+    /// cpu (the fused trainer), or cuda / cuda:N (candle on the GPU; needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -50,7 +54,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             bail!("--out must be a directory with --all, got {}", path.display());
         }
         let config = TrainConfig::new(regime).steps(args.steps).seed(args.seed);
-        let meta = train_one(&mnist, config, &args.data, args.quiet)?;
+        let meta = train_one(&mnist, config, args.device, &args.data, args.quiet)?;
         checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
         let m = &meta.0;
         println!(
@@ -72,21 +76,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 pub fn train_one(
     mnist: &Mnist,
     config: TrainConfig,
+    device: DeviceSpec,
     data: &DataArgs,
     quiet: bool,
 ) -> anyhow::Result<(TrainMeta, modcirc_bimt::Mlp, modcirc_bimt::Layout)> {
     let regime = config.regime;
     let pb = bar(config.steps as u64, quiet, regime.name());
     let window = HeapWindow::start();
-    let trainer = Trainer::new(config.clone())?;
-    let outcome = trainer
-        .run(&mnist.train, Some(&mnist.test), &mut |p| {
-            if p.step % 100 == 0 || p.step == p.steps {
-                pb.set_position(p.step as u64);
-                pb.set_message(format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy));
-            }
-        })
-        .with_context(|| format!("training {regime}"))?;
+    let mut on_step = |p: &modcirc_bimt::Progress| {
+        if p.step.is_multiple_of(100) || p.step == p.steps {
+            pb.set_position(p.step as u64);
+            pb.set_message(format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy));
+        }
+    };
+    let outcome = match device {
+        DeviceSpec::Cpu => Trainer::new(config.clone())?.run(&mnist.train, Some(&mnist.test), &mut on_step),
+        DeviceSpec::Cuda(_) => {
+            CandleTrainer::new(config.clone(), device.open()?)?.run(&mnist.train, Some(&mnist.test), &mut on_step)
+        }
+    }
+    .with_context(|| format!("training {regime} on {device}"))?;
     let peak_heap = window.peak_heap();
     let peak_rss = modcirc_metrics::peak_rss_bytes();
     pb.finish_and_clear();
@@ -100,6 +109,8 @@ pub fn train_one(
         peak_heap_bytes: Some(peak_heap),
         heap_at_start_bytes: Some(window.at_start),
         peak_rss_bytes: peak_rss,
+        device: device.to_string(),
+        device_memory: outcome.device_memory,
         data_dir: data.dir().display().to_string(),
         data_checksums: mnist.checksums.clone(),
         history: outcome.history,

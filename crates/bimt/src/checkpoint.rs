@@ -49,9 +49,19 @@ pub struct TrainMeta {
     pub heap_at_start_bytes: Option<u64>,
     /// Peak resident set size of the process (VmHWM) after training.
     pub peak_rss_bytes: Option<u64>,
+    /// `cpu` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Device memory sampled around each phase (GPU runs only).
+    #[serde(default)]
+    pub device_memory: Option<crate::candle_train::DeviceMemory>,
     pub data_dir: String,
     pub data_checksums: Vec<FileChecksum>,
     pub history: Vec<HistoryPoint>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
 }
 
 /// A loaded checkpoint.
@@ -221,6 +231,8 @@ mod tests {
             peak_heap_bytes: Some(1),
             heap_at_start_bytes: Some(0),
             peak_rss_bytes: None,
+            device: "cpu".into(),
+            device_memory: None,
             data_dir: "x".into(),
             data_checksums: vec![],
             history: vec![],

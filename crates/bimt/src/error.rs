@@ -8,6 +8,8 @@ pub enum BimtError {
     Config(String),
     #[error("unknown regime {0:?} (expected one of vanilla, l1, l1-local, l1-swap, bimt)")]
     UnknownRegime(String),
+    #[error("{0}")]
+    Device(String),
     #[error("data: {0}")]
     Data(String),
     #[error("{path}: {reason}")]

@@ -24,17 +24,21 @@
 //! ```
 
 pub mod candle_ref;
+pub mod candle_train;
 pub mod checkpoint;
 mod cost;
+mod device;
 mod error;
 mod layout;
 mod linalg;
 mod model;
+pub mod position_costs;
 mod regime;
 pub mod relocate;
 mod train;
 
 pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
+pub use device::{device_memory_in_use, DeviceSpec};
 pub use error::BimtError;
 pub use layout::Layout;
 pub use model::{argmax, sigmoid, silu, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};

@@ -106,7 +106,7 @@ impl Relocator {
 
     /// `C[a, p]`: the swap cost of neuron `a`'s weights were it at position `p`
     /// (only the distance-dependent part; the rest cancels in a swap).
-    fn position_costs(&self, model: &Mlp, n: usize) -> Vec<f64> {
+    pub fn position_costs(&self, model: &Mlp, n: usize) -> Vec<f64> {
         let incoming = &model.layers[n - 1];
         let size = incoming.n_out;
         let mut c = vec![0.0f64; size * size];
@@ -122,31 +122,45 @@ impl Relocator {
     fn relocate_layer(&self, model: &mut Mlp, n: usize, swaps: &mut Vec<Swap>) {
         let ranking = importance_ranking(model, n);
         let c = self.position_costs(model, n);
-        let size = ranking.len();
-        // at[p]: which row of C (which original neuron) now sits at position p.
-        let mut at: Vec<usize> = (0..size).collect();
-        for &j in ranking.iter().take(self.top) {
-            let a = at[j];
-            let (mut best, mut best_delta) = (0usize, f64::INFINITY);
-            for k in 0..size {
-                let delta = if k == j {
-                    0.0
-                } else {
-                    let b = at[k];
-                    (c[a * size + k] + c[b * size + j]) - (c[a * size + j] + c[b * size + k])
-                };
-                if delta < best_delta {
-                    best = k;
-                    best_delta = delta;
-                }
-            }
-            if best != j {
-                apply_swap(model, n, j, best);
-                at.swap(j, best);
-                swaps.push(Swap { layer: n, position: j, target: best });
-            }
+        for (j, k) in greedy_swaps(&c, &ranking, self.top).0 {
+            apply_swap(model, n, j, k);
+            swaps.push(Swap { layer: n, position: j, target: k });
         }
     }
+}
+
+/// The greedy swap sequence of one layer from its `C[neuron, position]`
+/// (row-major, `ranking.len()` square): for each of the `top` first positions
+/// `j` of `ranking`, the position `k` whose swap with `j` lowers the cost most
+/// (ties to the lowest index). Returns the swaps `(j, k)` in order, and where
+/// each position's neuron came from (`at[p]` = the original position of the
+/// neuron now at `p`), which is the permutation to apply in one gather.
+pub fn greedy_swaps(c: &[f64], ranking: &[usize], top: usize) -> (Vec<(usize, usize)>, Vec<usize>) {
+    let size = ranking.len();
+    assert_eq!(c.len(), size * size, "C must be square in the layer width");
+    let mut at: Vec<usize> = (0..size).collect();
+    let mut swaps = Vec::new();
+    for &j in ranking.iter().take(top) {
+        let a = at[j];
+        let (mut best, mut best_delta) = (0usize, f64::INFINITY);
+        for k in 0..size {
+            let delta = if k == j {
+                0.0
+            } else {
+                let b = at[k];
+                (c[a * size + k] + c[b * size + j]) - (c[a * size + j] + c[b * size + k])
+            };
+            if delta < best_delta {
+                best = k;
+                best_delta = delta;
+            }
+        }
+        if best != j {
+            at.swap(j, best);
+            swaps.push((j, best));
+        }
+    }
+    (swaps, at)
 }
 
 /// The reference relocation: the whole swap cost, in f64, for every candidate.

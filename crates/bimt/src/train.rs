@@ -139,6 +139,8 @@ pub struct TrainOutcome {
     pub layout: Layout,
     pub history: Vec<HistoryPoint>,
     pub timing: TrainTiming,
+    /// Device memory samples (GPU runs only).
+    pub device_memory: Option<crate::candle_train::DeviceMemory>,
 }
 
 /// The trainer: a fused forward/backward/AdamW step on reused buffers.
@@ -316,7 +318,7 @@ impl Trainer {
             }
         }
         timing.total_s = start.elapsed().as_secs_f64();
-        Ok(TrainOutcome { model: self.model, layout: self.layout, history, timing })
+        Ok(TrainOutcome { model: self.model, layout: self.layout, history, timing, device_memory: None })
     }
 
     /// One optimizer step on a batch of `batch_size` images (row-major) and

@@ -1,0 +1,331 @@
+//! Training on any candle device (the GPU path of `--device cuda`): the same
+//! recipe as [`crate::Trainer`], with candle autograd and candle-nn's AdamW,
+//! and relocation scored on the device by the [`PositionCosts`] op.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use modcirc_dataset::{ImageSet, Rng};
+use serde::{Deserialize, Serialize};
+
+use crate::position_costs::{layer_coords, PositionCosts};
+use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
+use crate::{
+    device_memory_in_use, BimtError, ConnectionCost, HistoryPoint, Layout, Linear, Mlp, Progress, TrainConfig,
+    TrainOutcome, TrainTiming, L0, SWAP_WEIGHT_FACTOR,
+};
+
+/// Device memory in use, sampled around every phase of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceMemory {
+    /// In use when training started (the context and the uploaded data).
+    pub at_start_bytes: u64,
+    /// The largest sample.
+    pub peak_bytes: u64,
+}
+
+pub struct CandleTrainer {
+    config: TrainConfig,
+    layout: Layout,
+    device: Device,
+    weights: Vec<Var>,
+    biases: Vec<Var>,
+    out_perm: Vec<usize>,
+    opt: AdamW,
+    /// Per layer: the penalty's per-weight factors on the device, and the bias factor.
+    penalty: Option<Vec<(Tensor, f64)>>,
+    wiring: ConnectionCost,
+    /// Per neuron layer `n` (index `n - 1`): the coordinates the op takes.
+    coords: Vec<Tensor>,
+    memory: Option<DeviceMemory>,
+}
+
+impl CandleTrainer {
+    pub fn new(config: TrainConfig, device: Device) -> Result<CandleTrainer, BimtError> {
+        let init = crate::Trainer::new(config.clone())?.model().clone();
+        let layout = Layout::study(&config.sizes);
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for l in &init.layers {
+            weights.push(Var::from_tensor(&Tensor::from_slice(&l.weight, (l.n_out, l.n_in), &device)?)?);
+            biases.push(Var::from_tensor(&Tensor::from_slice(&l.bias, l.n_out, &device)?)?);
+        }
+        let params = ParamsAdamW {
+            lr: config.lr as f64,
+            beta1: config.beta1 as f64,
+            beta2: config.beta2 as f64,
+            eps: config.eps as f64,
+            weight_decay: config.weight_decay as f64,
+        };
+        let vars: Vec<Var> = weights.iter().chain(&biases).cloned().collect();
+        let opt = AdamW::new(vars, params)?;
+        let penalty = match config.regime.penalty_weight_factor() {
+            None => None,
+            Some(wf) => {
+                let cost = ConnectionCost::training(&layout, wf);
+                let mut per_layer = Vec::new();
+                for (l, w) in weights.iter().enumerate() {
+                    let f = Tensor::from_slice(&cost.weight_factors[l], w.shape(), &device)?;
+                    per_layer.push((f, cost.bias_factors[l] as f64));
+                }
+                Some(per_layer)
+            }
+        };
+        let coords = (1..=init.layers.len())
+            .map(|n| {
+                let c = layer_coords(&layout, n);
+                let rows = c.len() / 2;
+                Tensor::from_vec(c, (rows, 2), &device)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CandleTrainer {
+            wiring: ConnectionCost::training(&layout, 2.0),
+            out_perm: init.out_perm.clone(),
+            config,
+            layout,
+            device,
+            weights,
+            biases,
+            opt,
+            penalty,
+            coords,
+            memory: None,
+        })
+    }
+
+    /// The current weights as a host model.
+    pub fn to_mlp(&self) -> Result<Mlp, BimtError> {
+        let mut layers = Vec::new();
+        for (w, b) in self.weights.iter().zip(&self.biases) {
+            let (n_out, n_in) = w.dims2()?;
+            layers.push(Linear {
+                n_in,
+                n_out,
+                weight: w.as_tensor().flatten_all()?.to_vec1()?,
+                bias: b.as_tensor().to_vec1()?,
+            });
+        }
+        Ok(Mlp { layers, out_perm: self.out_perm.clone() })
+    }
+
+    fn sample_memory(&mut self) {
+        if let Some(used) = device_memory_in_use(&self.device) {
+            let m = self.memory.get_or_insert(DeviceMemory { at_start_bytes: used, peak_bytes: used });
+            m.peak_bytes = m.peak_bytes.max(used);
+        }
+    }
+
+    /// Device memory sampled so far (CUDA only).
+    pub fn device_memory(&self) -> Option<DeviceMemory> {
+        self.memory
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, BimtError> {
+        let mut h = x.clone();
+        let last = self.weights.len() - 1;
+        for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
+            h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+            if l < last {
+                h = candle_nn::ops::silu(&h)?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// One relocation: `C` of each layer on the device, the greedy decisions on
+    /// the host (from the same ranking as the CPU path), then one gather per
+    /// tensor to apply the layer's permutation.
+    pub fn relocate(&mut self) -> Result<Relocation, BimtError> {
+        let mut host = self.to_mlp()?;
+        let mut swaps = Vec::new();
+        let n_layers = self.weights.len();
+        for n in 1..=n_layers {
+            let w_in = self.weights[n - 1].as_tensor().clone();
+            let size = w_in.dims2()?.0;
+            let (w_out, n_next) = match self.weights.get(n) {
+                Some(w) => (w.as_tensor().clone(), w.dims2()?.0),
+                None => (Tensor::zeros((1, size), DType::F32, &self.device)?, 0),
+            };
+            let op = PositionCosts { n_prev: w_in.dims2()?.1, n: size, n_next, wf: SWAP_WEIGHT_FACTOR, l0: L0 };
+            let c: Vec<f64> = w_in.apply_op3_no_bwd(&w_out, &self.coords[n - 1], &op)?.flatten_all()?.to_vec1()?;
+            let ranking = importance_ranking(&host, n);
+            let (decisions, at) = greedy_swaps(&c, &ranking, self.config.swap_top);
+            if decisions.is_empty() {
+                continue;
+            }
+            for &(j, k) in &decisions {
+                crate::relocate::apply_swap(&mut host, n, j, k);
+                swaps.push(Swap { layer: n, position: j, target: k });
+            }
+            let idx = Tensor::from_vec(at.iter().map(|&i| i as u32).collect::<Vec<_>>(), size, &self.device)?;
+            self.weights[n - 1].set(&self.weights[n - 1].as_tensor().index_select(&idx, 0)?)?;
+            self.biases[n - 1].set(&self.biases[n - 1].as_tensor().index_select(&idx, 0)?)?;
+            if n < n_layers {
+                self.weights[n].set(&self.weights[n].as_tensor().index_select(&idx, 1)?)?;
+            }
+        }
+        self.out_perm = host.out_perm;
+        Ok(Relocation { swaps })
+    }
+
+    pub fn run(
+        mut self,
+        train: &ImageSet,
+        test: Option<&ImageSet>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<TrainOutcome, BimtError> {
+        let cfg = self.config.clone();
+        if train.pixels() != cfg.sizes[0] || train.len() < cfg.batch_size {
+            return Err(BimtError::Data(format!(
+                "{} images of {} pixels do not fit a model of {} inputs at batch {}",
+                train.len(),
+                train.pixels(),
+                cfg.sizes[0],
+                cfg.batch_size
+            )));
+        }
+        let start = Instant::now();
+        let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
+        self.sample_memory();
+        let classes = *cfg.sizes.last().unwrap();
+        let per_epoch = train.len() / cfg.batch_size;
+        let mut order: Vec<usize> = Vec::new();
+        let mut timing = TrainTiming::default();
+        let mut history = Vec::new();
+        let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
+        for s in 0..cfg.steps {
+            let in_epoch = s % per_epoch;
+            if in_epoch == 0 {
+                order = (0..train.len()).collect();
+                Rng::derive(cfg.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut order);
+            }
+            let t0 = Instant::now();
+            let batch = &order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size];
+            let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), &self.device)?;
+            let x = images.index_select(&idx, 0)?;
+            let mut target = vec![0f32; batch.len() * classes];
+            for (r, &i) in batch.iter().enumerate() {
+                for (p, &c) in self.out_perm.iter().enumerate() {
+                    target[r * classes + p] = (c == train.labels[i] as usize) as u8 as f32;
+                }
+            }
+            let target = Tensor::from_vec(target, (batch.len(), classes), &self.device)?;
+            let y = self.forward(&x)?;
+            let mse = (&y - &target)?.sqr()?.mean_all()?;
+            let lambda = cfg.lambda_at(s) as f64;
+            let (loss, penalty) = match &self.penalty {
+                None => (mse.clone(), None),
+                Some(factors) => {
+                    let mut pen = Tensor::zeros((), DType::F32, &self.device)?;
+                    for ((w, b), (f, bf)) in self.weights.iter().zip(&self.biases).zip(factors) {
+                        pen = (pen + (w.as_tensor().abs()? * f)?.sum_all()?)?;
+                        pen = (pen + (b.as_tensor().abs()?.sum_all()? * *bf)?)?;
+                    }
+                    ((&mse + (&pen * lambda)?)?, Some(pen))
+                }
+            };
+            let grads = loss.backward()?;
+            self.opt.step(&grads)?;
+            let pred = y.argmax(1)?.to_vec1::<u32>()?;
+            let loss_v = loss.to_scalar::<f32>()? as f64;
+            let mse_v = mse.to_scalar::<f32>()? as f64;
+            let pen_v = match &penalty {
+                Some(p) => p.to_scalar::<f32>()? as f64,
+                None => 0.0,
+            };
+            if !loss_v.is_finite() {
+                return Err(BimtError::NonFinite { step: s + 1, loss: loss_v });
+            }
+            self.device.synchronize()?;
+            timing.optimizer_s += t0.elapsed().as_secs_f64();
+            let correct = batch
+                .iter()
+                .zip(&pred)
+                .filter(|(&i, &p)| self.out_perm[p as usize] == train.labels[i] as usize)
+                .count();
+            win_loss += loss_v;
+            win_mse += mse_v;
+            win_correct += correct;
+            win_n += 1;
+            if s == 0 {
+                self.sample_memory();
+            }
+            if cfg.regime.swaps() && (s + 1) % cfg.swap_every == 0 {
+                let t1 = Instant::now();
+                let r = self.relocate()?;
+                self.device.synchronize()?;
+                timing.relocation_s += t1.elapsed().as_secs_f64();
+                timing.relocations += 1;
+                timing.swaps += r.swaps.len();
+                self.sample_memory();
+            }
+            let running_accuracy = win_correct as f64 / (win_n * cfg.batch_size) as f64;
+            progress(&Progress { step: s + 1, steps: cfg.steps, loss: loss_v, penalty: pen_v, running_accuracy });
+            if (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps {
+                let t2 = Instant::now();
+                self.sample_memory();
+                let host = self.to_mlp()?;
+                history.push(HistoryPoint {
+                    step: s + 1,
+                    loss: win_loss / win_n as f64,
+                    mse: win_mse / win_n as f64,
+                    penalty: pen_v,
+                    lambda: cfg.lambda_at(s),
+                    wiring_cost: self.wiring.value(&host),
+                    train_accuracy: running_accuracy,
+                    test_accuracy: test.map(|t| host.accuracy(t)),
+                });
+                timing.evaluation_s += t2.elapsed().as_secs_f64();
+                (win_loss, win_mse, win_correct, win_n) = (0.0, 0.0, 0, 0);
+            }
+        }
+        self.device.synchronize()?;
+        timing.total_s = start.elapsed().as_secs_f64();
+        Ok(TrainOutcome {
+            model: self.to_mlp()?,
+            layout: self.layout.clone(),
+            history,
+            timing,
+            device_memory: self.memory,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Regime, Trainer};
+
+    fn data() -> ImageSet {
+        let n = 400;
+        let mut rng = Rng::new(5);
+        ImageSet {
+            images: (0..n * 784).map(|_| if rng.next_f64() < 0.2 { rng.next_f64() as f32 } else { 0.0 }).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            rows: 28,
+            cols: 28,
+        }
+    }
+
+    #[test]
+    fn candle_training_follows_the_fused_trainer() {
+        let set = data();
+        for regime in [Regime::Vanilla, Regime::Bimt] {
+            let cfg = TrainConfig::new(regime).steps(30).swap_every(10).history_every(10).seed(3);
+            let fused = Trainer::new(cfg.clone()).unwrap().run(&set, None, &mut |_| {}).unwrap();
+            let candle = CandleTrainer::new(cfg, Device::Cpu).unwrap().run(&set, None, &mut |_| {}).unwrap();
+            assert_eq!(fused.timing.relocations, candle.timing.relocations);
+            assert_eq!(fused.model.out_perm, candle.model.out_perm, "{regime}");
+            let mut worst = 0f32;
+            for (a, b) in fused.model.layers.iter().zip(&candle.model.layers) {
+                for (x, y) in a.weight.iter().zip(&b.weight).chain(a.bias.iter().zip(&b.bias)) {
+                    worst = worst.max((x - y).abs());
+                }
+            }
+            assert!(worst < 1e-4, "{regime}: weights differ by {worst}");
+            let (fl, cl) = (fused.history.last().unwrap().loss, candle.history.last().unwrap().loss);
+            assert!((fl - cl).abs() < 1e-4 * fl.abs().max(1.0), "{regime}: loss {fl} vs {cl}");
+        }
+    }
+}

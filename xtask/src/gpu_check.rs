@@ -1,0 +1,147 @@
+//! `cargo xtask gpu-check`: on a machine with a GPU, checks the CUDA path
+//! against the CPU: the position-cost kernel against the CPU op and the naive
+//! relocation (same swaps), and a short training run on the GPU against the
+//! fused CPU trainer (same swaps, logits to 1e-4).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use modcirc_bimt::candle_train::CandleTrainer;
+use modcirc_bimt::position_costs::position_costs;
+use modcirc_bimt::relocate::{apply_swap, greedy_swaps, importance_ranking, relocate_naive, Relocator, TOP_POSITIONS};
+use modcirc_bimt::{ConnectionCost, DeviceSpec, Regime, TrainConfig, Trainer};
+use serde::Serialize;
+
+use crate::common::{write_json, DataArgs};
+
+#[derive(Args, Debug)]
+pub struct GpuCheckArgs {
+    #[arg(long, default_value = "cuda")]
+    pub device: DeviceSpec,
+    /// Steps of the short CPU-vs-GPU training comparison (one relocation at 500).
+    #[arg(long, default_value_t = 520)]
+    pub steps: usize,
+    /// Where to write gpu-check.json.
+    #[arg(long, default_value = "gpu-check")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Serialize)]
+struct KernelCheck {
+    layer: usize,
+    max_relative_difference_vs_cpu: f64,
+    kernel_ms: f64,
+}
+
+#[derive(Serialize)]
+struct TrainCheck {
+    regime: Regime,
+    steps: usize,
+    same_swaps: bool,
+    cpu_swaps: usize,
+    gpu_swaps: usize,
+    max_logit_difference: f64,
+    max_weight_difference: f64,
+    cpu_s: f64,
+    gpu_s: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    device: String,
+    kernel: Vec<KernelCheck>,
+    kernel_swaps_match_naive: bool,
+    kernel_swaps: usize,
+    training: Vec<TrainCheck>,
+}
+
+pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
+    let mnist = args.data.load()?;
+    let device = args.device.open()?;
+    // Weights with structure: 2 000 BIMT steps on the CPU, no relocation yet.
+    let cfg = TrainConfig::new(Regime::Bimt).steps(2_000).swap_every(1_000_000);
+    let base = Trainer::new(cfg)?.run(&mnist.train, None, &mut |_| {})?;
+    let cost = ConnectionCost::swap(&base.layout);
+    let relocator = Relocator::new(&cost);
+    let mut kernel = Vec::new();
+    let mut via_kernel = base.model.clone();
+    let mut kernel_swaps = Vec::new();
+    for n in 1..=via_kernel.layers.len() {
+        let t = Instant::now();
+        let c = position_costs(&via_kernel, &base.layout, n, &device)?;
+        let kernel_ms = t.elapsed().as_secs_f64() * 1e3;
+        let reference = relocator.position_costs(&via_kernel, n);
+        let worst = c.iter().zip(&reference).map(|(x, y)| (x - y).abs() / y.abs().max(1e-30)).fold(0.0, f64::max);
+        kernel.push(KernelCheck { layer: n, max_relative_difference_vs_cpu: worst, kernel_ms });
+        let ranking = importance_ranking(&via_kernel, n);
+        for (j, k) in greedy_swaps(&c, &ranking, TOP_POSITIONS).0 {
+            apply_swap(&mut via_kernel, n, j, k);
+            kernel_swaps.push((n, j, k));
+        }
+    }
+    let mut naive = base.model.clone();
+    let naive_swaps: Vec<_> = relocate_naive(&mut naive, &cost, TOP_POSITIONS)
+        .swaps
+        .iter()
+        .map(|s| (s.layer, s.position, s.target))
+        .collect();
+    let kernel_swaps_match_naive = naive_swaps == kernel_swaps && naive == via_kernel;
+    println!("kernel: {} swaps, same as the naive relocation: {kernel_swaps_match_naive}", kernel_swaps.len());
+    for k in &kernel {
+        println!(
+            "  layer {}: C differs from the CPU's by {:.2e} (relative), {:.3} ms",
+            k.layer, k.max_relative_difference_vs_cpu, k.kernel_ms
+        );
+    }
+
+    let mut training = Vec::new();
+    let x = &mnist.test.images[..1000 * mnist.test.pixels()];
+    for regime in [Regime::Vanilla, Regime::Bimt] {
+        let cfg = TrainConfig::new(regime).steps(args.steps).history_every(args.steps);
+        let t = Instant::now();
+        let cpu = Trainer::new(cfg.clone())?.run(&mnist.train, None, &mut |_| {})?;
+        let cpu_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let gpu = CandleTrainer::new(cfg, device.clone())?.run(&mnist.train, None, &mut |_| {})?;
+        let gpu_s = t.elapsed().as_secs_f64();
+        let (a, b) = (cpu.model.forward(x, 1000), gpu.model.forward(x, 1000));
+        let max_logit_difference = a.iter().zip(&b).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max);
+        let max_weight_difference = cpu
+            .model
+            .layers
+            .iter()
+            .zip(&gpu.model.layers)
+            .flat_map(|(p, q)| p.weight.iter().zip(&q.weight))
+            .map(|(p, q)| (p - q).abs() as f64)
+            .fold(0.0, f64::max);
+        let check = TrainCheck {
+            regime,
+            steps: args.steps,
+            same_swaps: cpu.model.out_perm == gpu.model.out_perm && cpu.timing.swaps == gpu.timing.swaps,
+            cpu_swaps: cpu.timing.swaps,
+            gpu_swaps: gpu.timing.swaps,
+            max_logit_difference,
+            max_weight_difference,
+            cpu_s,
+            gpu_s,
+        };
+        println!(
+            "training {regime} {} steps: swaps cpu {} gpu {} (same: {}), max |logit difference| {:.2e}, max |weight difference| {:.2e}",
+            args.steps, check.cpu_swaps, check.gpu_swaps, check.same_swaps, max_logit_difference, max_weight_difference
+        );
+        training.push(check);
+    }
+    let report = Report {
+        device: args.device.to_string(),
+        kernel,
+        kernel_swaps_match_naive,
+        kernel_swaps: kernel_swaps.len(),
+        training,
+    };
+    write_json(&args.out.join("gpu-check.json"), &report).context("writing gpu-check.json")?;
+    Ok(())
+}
