@@ -9,7 +9,8 @@ use crate::{BimtError, ConnectionCost, Mlp};
 pub struct CandleMlp {
     pub weights: Vec<Var>,
     pub biases: Vec<Var>,
-    out_perm: Vec<usize>,
+    /// Output position `p` stands for class `out_perm[p]`.
+    pub out_perm: Vec<usize>,
 }
 
 impl CandleMlp {

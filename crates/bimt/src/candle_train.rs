@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use modcirc_dataset::{ImageSet, Rng};
+use modcirc_dataset::ImageSet;
 use serde::{Deserialize, Serialize};
 
+use crate::candle_ref::CandleMlp;
 use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
+use crate::train::BatchSampler;
 use crate::{
     device_memory_in_use, BimtError, ConnectionCost, HistoryPoint, Layout, Linear, Mlp, Progress, TrainConfig,
     TrainOutcome, TrainTiming, L0, SWAP_WEIGHT_FACTOR,
@@ -29,9 +31,7 @@ pub struct CandleTrainer {
     config: TrainConfig,
     layout: Layout,
     device: Device,
-    weights: Vec<Var>,
-    biases: Vec<Var>,
-    out_perm: Vec<usize>,
+    net: CandleMlp,
     opt: AdamW,
     /// Per layer: the penalty's per-weight factors on the device, and the bias factor.
     penalty: Option<Vec<(Tensor, f64)>>,
@@ -45,12 +45,7 @@ impl CandleTrainer {
     pub fn new(config: TrainConfig, device: Device) -> Result<CandleTrainer, BimtError> {
         let init = crate::Trainer::new(config.clone())?.model().clone();
         let layout = Layout::study(&config.sizes);
-        let mut weights = Vec::new();
-        let mut biases = Vec::new();
-        for l in &init.layers {
-            weights.push(Var::from_tensor(&Tensor::from_slice(&l.weight, (l.n_out, l.n_in), &device)?)?);
-            biases.push(Var::from_tensor(&Tensor::from_slice(&l.bias, l.n_out, &device)?)?);
-        }
+        let net = CandleMlp::from_mlp(&init, &device)?;
         let params = ParamsAdamW {
             lr: config.lr as f64,
             beta1: config.beta1 as f64,
@@ -58,14 +53,14 @@ impl CandleTrainer {
             eps: config.eps as f64,
             weight_decay: config.weight_decay as f64,
         };
-        let vars: Vec<Var> = weights.iter().chain(&biases).cloned().collect();
+        let vars: Vec<Var> = net.weights.iter().chain(&net.biases).cloned().collect();
         let opt = AdamW::new(vars, params)?;
         let penalty = match config.regime.penalty_weight_factor() {
             None => None,
             Some(wf) => {
                 let cost = ConnectionCost::training(&layout, wf);
                 let mut per_layer = Vec::new();
-                for (l, w) in weights.iter().enumerate() {
+                for (l, w) in net.weights.iter().enumerate() {
                     let f = Tensor::from_slice(&cost.weight_factors[l], w.shape(), &device)?;
                     per_layer.push((f, cost.bias_factors[l] as f64));
                 }
@@ -81,12 +76,10 @@ impl CandleTrainer {
             .collect::<Result<_, _>>()?;
         Ok(CandleTrainer {
             wiring: ConnectionCost::training(&layout, 2.0),
-            out_perm: init.out_perm.clone(),
             config,
             layout,
             device,
-            weights,
-            biases,
+            net,
             opt,
             penalty,
             coords,
@@ -97,7 +90,7 @@ impl CandleTrainer {
     /// The current weights as a host model.
     pub fn to_mlp(&self) -> Result<Mlp, BimtError> {
         let mut layers = Vec::new();
-        for (w, b) in self.weights.iter().zip(&self.biases) {
+        for (w, b) in self.net.weights.iter().zip(&self.net.biases) {
             let (n_out, n_in) = w.dims2()?;
             layers.push(Linear {
                 n_in,
@@ -106,7 +99,7 @@ impl CandleTrainer {
                 bias: b.as_tensor().to_vec1()?,
             });
         }
-        Ok(Mlp { layers, out_perm: self.out_perm.clone() })
+        Ok(Mlp { layers, out_perm: self.net.out_perm.clone() })
     }
 
     fn sample_memory(&mut self) {
@@ -121,29 +114,17 @@ impl CandleTrainer {
         self.memory
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, BimtError> {
-        let mut h = x.clone();
-        let last = self.weights.len() - 1;
-        for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
-            h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
-            if l < last {
-                h = candle_nn::ops::silu(&h)?;
-            }
-        }
-        Ok(h)
-    }
-
     /// One relocation: `C` of each layer on the device, the greedy decisions on
     /// the host (from the same ranking as the CPU path), then one gather per
     /// tensor to apply the layer's permutation.
     pub fn relocate(&mut self) -> Result<Relocation, BimtError> {
         let mut host = self.to_mlp()?;
         let mut swaps = Vec::new();
-        let n_layers = self.weights.len();
+        let n_layers = self.net.weights.len();
         for n in 1..=n_layers {
-            let w_in = self.weights[n - 1].as_tensor().clone();
+            let w_in = self.net.weights[n - 1].as_tensor().clone();
             let size = w_in.dims2()?.0;
-            let (w_out, n_next) = match self.weights.get(n) {
+            let (w_out, n_next) = match self.net.weights.get(n) {
                 Some(w) => (w.as_tensor().clone(), w.dims2()?.0),
                 None => (Tensor::zeros((1, size), DType::F32, &self.device)?, 0),
             };
@@ -159,13 +140,13 @@ impl CandleTrainer {
                 swaps.push(Swap { layer: n, position: j, target: k });
             }
             let idx = Tensor::from_vec(at.iter().map(|&i| i as u32).collect::<Vec<_>>(), size, &self.device)?;
-            self.weights[n - 1].set(&self.weights[n - 1].as_tensor().index_select(&idx, 0)?)?;
-            self.biases[n - 1].set(&self.biases[n - 1].as_tensor().index_select(&idx, 0)?)?;
+            self.net.weights[n - 1].set(&self.net.weights[n - 1].as_tensor().index_select(&idx, 0)?)?;
+            self.net.biases[n - 1].set(&self.net.biases[n - 1].as_tensor().index_select(&idx, 0)?)?;
             if n < n_layers {
-                self.weights[n].set(&self.weights[n].as_tensor().index_select(&idx, 1)?)?;
+                self.net.weights[n].set(&self.net.weights[n].as_tensor().index_select(&idx, 1)?)?;
             }
         }
-        self.out_perm = host.out_perm;
+        self.net.out_perm = host.out_perm;
         Ok(Relocation { swaps })
     }
 
@@ -189,36 +170,30 @@ impl CandleTrainer {
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
         self.sample_memory();
         let classes = *cfg.sizes.last().unwrap();
-        let per_epoch = train.len() / cfg.batch_size;
-        let mut order: Vec<usize> = Vec::new();
+        let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
         let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
         for s in 0..cfg.steps {
-            let in_epoch = s % per_epoch;
-            if in_epoch == 0 {
-                order = (0..train.len()).collect();
-                Rng::derive(cfg.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut order);
-            }
             let t0 = Instant::now();
-            let batch = &order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size];
+            let batch = sampler.batch(s);
             let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), &self.device)?;
             let x = images.index_select(&idx, 0)?;
             let mut target = vec![0f32; batch.len() * classes];
             for (r, &i) in batch.iter().enumerate() {
-                for (p, &c) in self.out_perm.iter().enumerate() {
+                for (p, &c) in self.net.out_perm.iter().enumerate() {
                     target[r * classes + p] = (c == train.labels[i] as usize) as u8 as f32;
                 }
             }
             let target = Tensor::from_vec(target, (batch.len(), classes), &self.device)?;
-            let y = self.forward(&x)?;
+            let y = self.net.forward(&x)?;
             let mse = (&y - &target)?.sqr()?.mean_all()?;
             let lambda = cfg.lambda_at(s) as f64;
             let (loss, penalty) = match &self.penalty {
                 None => (mse.clone(), None),
                 Some(factors) => {
                     let mut pen = Tensor::zeros((), DType::F32, &self.device)?;
-                    for ((w, b), (f, bf)) in self.weights.iter().zip(&self.biases).zip(factors) {
+                    for ((w, b), (f, bf)) in self.net.weights.iter().zip(&self.net.biases).zip(factors) {
                         pen = (pen + (w.as_tensor().abs()? * f)?.sum_all()?)?;
                         pen = (pen + (b.as_tensor().abs()?.sum_all()? * *bf)?)?;
                     }
@@ -242,7 +217,7 @@ impl CandleTrainer {
             let correct = batch
                 .iter()
                 .zip(&pred)
-                .filter(|(&i, &p)| self.out_perm[p as usize] == train.labels[i] as usize)
+                .filter(|(&i, &p)| self.net.out_perm[p as usize] == train.labels[i] as usize)
                 .count();
             win_loss += loss_v;
             win_mse += mse_v;
@@ -296,6 +271,7 @@ impl CandleTrainer {
 mod tests {
     use super::*;
     use crate::{Regime, Trainer};
+    use modcirc_dataset::Rng;
 
     fn data() -> ImageSet {
         let n = 400;

@@ -44,4 +44,6 @@ pub use layout::Layout;
 pub use model::{argmax, sigmoid, silu, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
-pub use train::{HistoryPoint, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION};
+pub use train::{
+    BatchSampler, HistoryPoint, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION,
+};

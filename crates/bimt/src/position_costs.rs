@@ -96,14 +96,9 @@ impl CustomOp3 for PositionCosts {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         use candle_core::cuda::cudarc::driver::{LaunchConfig, PushKernelArg};
         const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/position_costs.ptx"));
-        let view = |s: &candle_core::CudaStorage, l: &Layout, what: &str| -> candle_core::Result<_> {
-            let (a, b) = l
-                .contiguous_offsets()
-                .ok_or_else(|| candle_core::Error::Msg(format!("position_costs: {what} must be contiguous")))?;
-            Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
-        };
-        let (w_in, w_out, coords) = (view(s1, l1, "w_in")?, view(s2, l2, "w_out")?, view(s3, l3, "coords")?);
-        let dev = s1.device().clone();
+        let (w_in, w_out, coords) =
+            (cuda_view(s1, l1, "w_in")?, cuda_view(s2, l2, "w_out")?, cuda_view(s3, l3, "coords")?);
+        let dev = s1.device.clone();
         let mut out = dev.alloc_zeros::<f64>(self.n * self.n)?;
         let func = dev.get_or_load_custom_func("position_costs", "modcirc_position_costs", PTX)?;
         let (n_prev, n, n_next) = (self.n_prev as i32, self.n as i32, self.n_next as i32);
@@ -124,6 +119,18 @@ impl CustomOp3 for PositionCosts {
         unsafe { b.launch(cfg) }.map_err(|e| candle_core::Error::Cuda(Box::new(e)))?;
         Ok((candle_core::CudaStorage::wrap_cuda_slice(out, dev), Shape::from((self.n, self.n))))
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_view<'a>(
+    s: &'a candle_core::CudaStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<candle_core::cuda::cudarc::driver::CudaView<'a, f32>> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("position_costs: {what} must be contiguous")))?;
+    Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
 }
 
 /// The coordinates the op takes for neuron layer `n`: previous, this and

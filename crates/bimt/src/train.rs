@@ -174,6 +174,34 @@ struct Buffers {
     gb: Vec<Vec<f32>>,
 }
 
+/// The batches of a run: `n` images reshuffled every epoch from the seed,
+/// `batch` at a time; the last partial batch of an epoch is dropped (MNIST's
+/// 60 000 divide evenly). Shared by every trainer, so that they see the same
+/// batches in the same order.
+pub struct BatchSampler {
+    n: usize,
+    batch: usize,
+    seed: u64,
+    order: Vec<usize>,
+}
+
+impl BatchSampler {
+    pub fn new(n: usize, batch: usize, seed: u64) -> BatchSampler {
+        BatchSampler { n, batch, seed, order: Vec::new() }
+    }
+
+    /// The image indices of 0-based step `s`; call with consecutive steps.
+    pub fn batch(&mut self, s: usize) -> &[usize] {
+        let per_epoch = self.n / self.batch;
+        let in_epoch = s % per_epoch;
+        if in_epoch == 0 || self.order.is_empty() {
+            self.order = (0..self.n).collect();
+            Rng::derive(self.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut self.order);
+        }
+        &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch]
+    }
+}
+
 /// What one optimizer step measured.
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
@@ -263,18 +291,12 @@ impl Trainer {
         let start = Instant::now();
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
-        let per_epoch = train.len() / cfg.batch_size;
-        let mut order: Vec<usize> = Vec::new();
+        let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
         let pixels = train.pixels();
         for s in 0..cfg.steps {
-            let in_epoch = s % per_epoch;
-            if in_epoch == 0 {
-                order = (0..train.len()).collect();
-                Rng::derive(cfg.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut order);
-            }
             let t0 = Instant::now();
-            let batch = &order[in_epoch * cfg.batch_size..(in_epoch + 1) * cfg.batch_size];
+            let batch = sampler.batch(s);
             for (r, &i) in batch.iter().enumerate() {
                 self.buf.x[r * pixels..(r + 1) * pixels].copy_from_slice(train.image(i));
                 self.buf.labels[r] = train.labels[i];
