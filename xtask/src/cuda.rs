@@ -2,11 +2,12 @@
 //! cache folder and builds the `cuda` feature, so that a machine without a
 //! CUDA install (or without a GPU) can prove the GPU path compiles.
 //!
-//! Steps: install the CUDA 13 wheels (nvcc, runtime, crt, nvvm, nvrtc, curand,
-//! cublas, cccl) into `<cache>/site` unless there; add the unversioned `.so`
+//! Steps: install the wheels of CUDA `--cuda-version` (nvcc, runtime, crt,
+//! nvvm, nvrtc; curand, cublas, cccl) into `<cache>/site-<version>` unless
+//! there; add the unversioned `.so`
 //! links the linker wants; build a link stub for `libcuda.so.1` (no wheel
 //! ships the driver) from the symbols cudarc binds; then
-//! `cargo build --release -p xtask --features cuda --target-dir target/cuda`
+//! `cargo build --release -p xtask --features cuda --target-dir target/cuda-<version>`
 //! with `CUDA_ROOT`, `NVCC` and `CUDA_COMPUTE_CAP` set, so nothing queries a GPU.
 
 use std::path::{Path, PathBuf};
@@ -17,16 +18,16 @@ use clap::Args;
 
 use crate::common::repo_root;
 
-const WHEELS: [&str; 8] = [
-    "nvidia-cuda-nvcc==13.4.*",
-    "nvidia-cuda-runtime==13.4.*",
-    "nvidia-cuda-crt==13.4.*",
-    "nvidia-nvvm==13.4.*",
-    "nvidia-cuda-nvrtc==13.4.*",
-    "nvidia-curand",
-    "nvidia-cublas>=13,<14",
-    "nvidia-cuda-cccl>=13,<14",
-];
+/// The wheels, for CUDA `{v}` (the toolkit version, e.g. 13.0).
+fn wheels(v: &str) -> Vec<String> {
+    let mut w: Vec<String> =
+        ["nvidia-cuda-nvcc", "nvidia-cuda-runtime", "nvidia-cuda-crt", "nvidia-nvvm", "nvidia-cuda-nvrtc"]
+            .iter()
+            .map(|name| format!("{name}=={v}.*"))
+            .collect();
+    w.extend(["nvidia-curand".into(), "nvidia-cublas>=13,<14".into(), "nvidia-cuda-cccl>=13,<14".into()]);
+    w
+}
 
 #[derive(Args, Debug)]
 pub struct CudaCheckArgs {
@@ -36,6 +37,11 @@ pub struct CudaCheckArgs {
     /// Compute capability to compile for (90: H100/H200).
     #[arg(long, default_value = "90")]
     pub compute_cap: String,
+    /// CUDA toolkit version. PTX runs only on drivers at least as new as the
+    /// toolkit that wrote it: 13.0, the first CUDA 13, runs on every CUDA 13
+    /// driver (a 13.0 driver rejects PTX from 13.4 as "unsupported toolchain").
+    #[arg(long, default_value = "13.0")]
+    pub cuda_version: String,
     /// Only print the environment to build with, do not build.
     #[arg(long)]
     pub env_only: bool,
@@ -45,14 +51,14 @@ pub fn run(args: CudaCheckArgs) -> anyhow::Result<()> {
     let cache = args.cache.clone().unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/modcirc-cuda")
     });
-    let site = cache.join("site");
+    let site = cache.join(format!("site-{}", args.cuda_version));
     let root = site.join("nvidia/cu13");
     if !root.join("bin/nvcc").exists() {
         eprintln!("installing the CUDA wheels into {} (about 1.2 GB)", site.display());
         let status = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--target"])
             .arg(&site)
-            .args(WHEELS)
+            .args(wheels(&args.cuda_version))
             .status()
             .context("running python3 -m pip")?;
         ensure!(status.success(), "pip could not install the CUDA wheels");
@@ -75,7 +81,9 @@ pub fn run(args: CudaCheckArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let target = repo_root().join("target/cuda");
+    // One target directory per toolkit version: candle's kernel build keeps
+    // PTX that is newer than its sources, whatever nvcc wrote it.
+    let target = repo_root().join(format!("target/cuda-{}", args.cuda_version));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "xtask", "--features", "cuda", "--target-dir"])
         .arg(&target)
