@@ -166,10 +166,13 @@ impl CandleTrainer {
                 cfg.batch_size
             )));
         }
+        let classes = *cfg.sizes.last().unwrap();
+        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(BimtError::Data(format!("label {bad} is outside the model's {classes} classes")));
+        }
         let start = Instant::now();
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
         self.sample_memory();
-        let classes = *cfg.sizes.last().unwrap();
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
@@ -303,5 +306,16 @@ mod tests {
             let (fl, cl) = (fused.history.last().unwrap().loss, candle.history.last().unwrap().loss);
             assert!((fl - cl).abs() < 1e-4 * fl.abs().max(1.0), "{regime}: loss {fl} vs {cl}");
         }
+    }
+
+    #[test]
+    fn a_label_outside_the_classes_is_an_error() {
+        let mut set = data();
+        set.labels[7] = 12;
+        let e = CandleTrainer::new(TrainConfig::new(Regime::L1).steps(5), Device::Cpu)
+            .unwrap()
+            .run(&set, None, &mut |_| {})
+            .expect_err("label 12 must be refused");
+        assert!(e.to_string().contains("label 12"), "{e}");
     }
 }
