@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::candle_ref::CandleMlp;
 use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
-use crate::train::BatchSampler;
+use crate::train::{BatchSampler, HistoryWindow};
 use crate::{
-    device_memory_in_use, BimtError, ConnectionCost, HistoryPoint, Layout, Linear, Mlp, Progress, TrainConfig,
-    TrainOutcome, TrainTiming, L0, SWAP_WEIGHT_FACTOR,
+    device_memory_in_use, BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome,
+    TrainTiming, L0, SWAP_WEIGHT_FACTOR,
 };
 
 /// Device memory in use, sampled around every phase of a run.
@@ -176,7 +176,7 @@ impl CandleTrainer {
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
-        let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
+        let mut window = HistoryWindow::default();
         for s in 0..cfg.steps {
             let t0 = Instant::now();
             let batch = sampler.batch(s);
@@ -222,10 +222,7 @@ impl CandleTrainer {
                 .zip(&pred)
                 .filter(|(&i, &p)| self.net.out_perm[p as usize] == train.labels[i] as usize)
                 .count();
-            win_loss += loss_v;
-            win_mse += mse_v;
-            win_correct += correct;
-            win_n += 1;
+            window.add(loss_v, mse_v, correct, cfg.batch_size);
             if s == 0 {
                 self.sample_memory();
             }
@@ -238,24 +235,14 @@ impl CandleTrainer {
                 timing.swaps += r.swaps.len();
                 self.sample_memory();
             }
-            let running_accuracy = win_correct as f64 / (win_n * cfg.batch_size) as f64;
+            let running_accuracy = window.running_accuracy();
             progress(&Progress { step: s + 1, steps: cfg.steps, loss: loss_v, penalty: pen_v, running_accuracy });
-            if (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps {
+            if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
                 self.sample_memory();
                 let host = self.to_mlp()?;
-                history.push(HistoryPoint {
-                    step: s + 1,
-                    loss: win_loss / win_n as f64,
-                    mse: win_mse / win_n as f64,
-                    penalty: pen_v,
-                    lambda: cfg.lambda_at(s),
-                    wiring_cost: self.wiring.value(&host),
-                    train_accuracy: running_accuracy,
-                    test_accuracy: test.map(|t| host.accuracy(t)),
-                });
+                history.push(window.point(&cfg, s, pen_v, self.wiring.value(&host), test.map(|t| host.accuracy(t))));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
-                (win_loss, win_mse, win_correct, win_n) = (0.0, 0.0, 0, 0);
             }
         }
         self.device.synchronize()?;

@@ -121,6 +121,59 @@ pub struct HistoryPoint {
     pub test_accuracy: Option<f64>,
 }
 
+/// The steps since the last history point, shared by both trainers: the
+/// running loss, MSE and accuracy that a [`HistoryPoint`] reports.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryWindow {
+    loss: f64,
+    mse: f64,
+    correct: usize,
+    steps: usize,
+    images: usize,
+}
+
+impl HistoryWindow {
+    pub(crate) fn add(&mut self, loss: f64, mse: f64, correct: usize, batch: usize) {
+        self.loss += loss;
+        self.mse += mse;
+        self.correct += correct;
+        self.steps += 1;
+        self.images += batch;
+    }
+
+    pub(crate) fn running_accuracy(&self) -> f64 {
+        self.correct as f64 / self.images.max(1) as f64
+    }
+
+    /// Whether 0-based step `s` ends with a history point.
+    pub(crate) fn due(cfg: &TrainConfig, s: usize) -> bool {
+        (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps
+    }
+
+    /// The point for 0-based step `s` of `model`; starts a new window.
+    pub(crate) fn point(
+        &mut self,
+        cfg: &TrainConfig,
+        s: usize,
+        penalty: f64,
+        wiring: f64,
+        test_accuracy: Option<f64>,
+    ) -> HistoryPoint {
+        let p = HistoryPoint {
+            step: s + 1,
+            loss: self.loss / self.steps as f64,
+            mse: self.mse / self.steps as f64,
+            penalty,
+            lambda: cfg.lambda_at(s),
+            wiring_cost: wiring,
+            train_accuracy: self.running_accuracy(),
+            test_accuracy,
+        };
+        *self = HistoryWindow::default();
+        p
+    }
+}
+
 /// Wall time, split into the phases RQ2 compares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainTiming {
@@ -292,7 +345,7 @@ impl Trainer {
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
-        let (mut win_loss, mut win_mse, mut win_correct, mut win_n) = (0.0f64, 0.0f64, 0usize, 0usize);
+        let mut window = HistoryWindow::default();
         let pixels = train.pixels();
         for s in 0..cfg.steps {
             let t0 = Instant::now();
@@ -307,10 +360,7 @@ impl Trainer {
                 return Err(BimtError::NonFinite { step: s + 1, loss });
             }
             timing.optimizer_s += t0.elapsed().as_secs_f64();
-            win_loss += loss;
-            win_mse += stats.mse;
-            win_correct += stats.correct;
-            win_n += 1;
+            window.add(loss, stats.mse, stats.correct, cfg.batch_size);
 
             if let Some(relocator) = &self.relocator {
                 if (s + 1) % cfg.swap_every == 0 {
@@ -321,22 +371,13 @@ impl Trainer {
                     timing.swaps += r.swaps.len();
                 }
             }
-            let running_accuracy = win_correct as f64 / (win_n * cfg.batch_size) as f64;
+            let running_accuracy = window.running_accuracy();
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
-            if (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps {
+            if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
-                history.push(HistoryPoint {
-                    step: s + 1,
-                    loss: win_loss / win_n as f64,
-                    mse: win_mse / win_n as f64,
-                    penalty: stats.penalty,
-                    lambda: cfg.lambda_at(s),
-                    wiring_cost: self.wiring.value(&self.model),
-                    train_accuracy: running_accuracy,
-                    test_accuracy: test.map(|t| self.model.accuracy(t)),
-                });
+                let (wiring, test_accuracy) = (self.wiring.value(&self.model), test.map(|t| self.model.accuracy(t)));
+                history.push(window.point(&cfg, s, stats.penalty, wiring, test_accuracy));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
-                (win_loss, win_mse, win_correct, win_n) = (0.0, 0.0, 0, 0);
             }
         }
         timing.total_s = start.elapsed().as_secs_f64();
