@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, TaskImages};
-use modcirc_bimt::checkpoint;
+use modcirc_bimt::{checkpoint, DeviceSpec};
 use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,11 @@ pub struct DiscoverFlags {
     /// Seeds the pairing shuffle and the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the patching sweep runs: cpu (the rank-1 sweep), or cuda /
+    /// cuda:N with a `--features cuda` build. Circuit evaluation stays on the CPU.
+    #[arg(long, default_value = "cpu")]
+    #[serde(default)]
+    pub device: DeviceSpec,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,6 +140,7 @@ pub fn discover_model(
         bootstraps: flags.bootstraps,
         sample: flags.sample,
         seed: flags.seed,
+        device: flags.device,
     };
     let pb = bar(flags.bootstraps as u64, quiet, &task.name);
     let t = Instant::now();

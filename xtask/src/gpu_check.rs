@@ -1,17 +1,22 @@
 //! `cargo xtask gpu-check`: on a machine with a GPU, checks the CUDA path
 //! against the CPU: the position-cost kernel against the CPU op and the naive
-//! relocation (same swaps), and a short training run on the GPU against the
-//! fused CPU trainer (same swaps, logits to 1e-4).
+//! relocation (same swaps), the device patching sweep against the CPU sweep
+//! (same scores and circuit), and a short training run on the GPU against the
+//! fused CPU trainer (same swaps, logits to 1e-4). `--device cpu` runs the
+//! same comparisons through candle's CPU backend.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use candle_core::Device;
 use clap::Args;
+use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
 use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::position_costs::position_costs;
 use modcirc_bimt::relocate::{apply_swap, greedy_swaps, importance_ranking, relocate_naive, Relocator, TOP_POSITIONS};
-use modcirc_bimt::{ConnectionCost, DeviceSpec, Regime, TrainConfig, Trainer};
+use modcirc_bimt::{ConnectionCost, DeviceSpec, Mlp, Regime, TrainConfig, Trainer};
+use modcirc_dataset::{Bootstrap, Mnist, PairedDataset, Task};
 use serde::Serialize;
 
 use crate::common::{write_json, DataArgs};
@@ -51,12 +56,65 @@ struct TrainCheck {
 }
 
 #[derive(Serialize)]
+struct SweepCheck {
+    task: String,
+    pairs: usize,
+    max_relative_score_difference: f64,
+    same_selection: bool,
+    /// Median of one 500-pair resample's sweep and selection, as `discover` times it.
+    cpu_ms: f64,
+    device_ms: f64,
+}
+
+#[derive(Serialize)]
 struct Report {
     device: String,
     kernel: Vec<KernelCheck>,
     kernel_swaps_match_naive: bool,
     kernel_swaps: usize,
+    sweep: SweepCheck,
     training: Vec<TrainCheck>,
+}
+
+fn median_ms(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?; // warm-up: kernels compiled and loaded
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The device sweep against the CPU sweep on one task's pairs.
+fn check_sweep(model: &Mlp, mnist: &Mnist, device: &Device) -> anyhow::Result<SweepCheck> {
+    let task = Task::circle();
+    let pairs = PairedDataset::new(&mnist.test, &task, 0)?;
+    let images = TaskImages::from_pairs(&mnist.test, &pairs.pairs);
+    let sweep = PatchingSweep::new(model, &images)?;
+    let on_device = DeviceSweep::new(&sweep, device)?;
+    let (cpu, dev) = (sweep.scores(), on_device.scores(None)?);
+    let max_relative_score_difference = cpu
+        .layers
+        .iter()
+        .flatten()
+        .zip(dev.layers.iter().flatten())
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1e-30))
+        .fold(0.0, f64::max);
+    let same_selection = cpu.select(15)? == dev.select(15)?;
+    let idx = Bootstrap::new(images.n, 500, 0)?.resample(0);
+    let cpu_ms = median_ms(|| Ok(sweep.subset(&idx).scores().select(15).map(drop)?))?;
+    let device_ms = median_ms(|| Ok(on_device.scores(Some(&idx))?.select(15).map(drop)?))?;
+    Ok(SweepCheck {
+        task: task.name,
+        pairs: images.n,
+        max_relative_score_difference,
+        same_selection,
+        cpu_ms,
+        device_ms,
+    })
 }
 
 pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
@@ -97,6 +155,12 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
             k.layer, k.max_relative_difference_vs_cpu, k.kernel_ms
         );
     }
+
+    let sweep = check_sweep(&base.model, &mnist, &device)?;
+    println!(
+        "patching sweep ({}, {} pairs): scores differ by {:.2e} (relative), same circuit: {}; one 500-pair discovery {:.2} ms on the CPU, {:.2} ms on {}",
+        sweep.task, sweep.pairs, sweep.max_relative_score_difference, sweep.same_selection, sweep.cpu_ms, sweep.device_ms, args.device
+    );
 
     let mut training = Vec::new();
     let x = &mnist.test.images[..1000 * mnist.test.pixels()];
@@ -140,6 +204,7 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
         kernel,
         kernel_swaps_match_naive,
         kernel_swaps: kernel_swaps.len(),
+        sweep,
         training,
     };
     write_json(&args.out.join("gpu-check.json"), &report).context("writing gpu-check.json")?;

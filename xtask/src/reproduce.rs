@@ -71,8 +71,8 @@ pub struct ReproduceArgs {
     /// Train this many seeds per regime (0, 1, ...); Table 3 uses seed 0.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
-    /// Where to train: cpu, or cuda / cuda:N with a `--features cuda` build.
-    /// Discovery always runs on the CPU (milliseconds per discovery).
+    /// Where to train and run the patching sweeps: cpu, or cuda / cuda:N with
+    /// a `--features cuda` build.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Retrain and rediscover even when cached results exist.
@@ -236,6 +236,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         sample: settings.sample,
         split: Split::Test,
         seed: 0,
+        device: args.device,
     };
     let mut discoveries = Vec::new();
     for m in &models {

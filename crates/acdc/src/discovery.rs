@@ -1,11 +1,13 @@
 use std::time::Instant;
 
-use modcirc_bimt::Mlp;
+use modcirc_bimt::{DeviceSpec, Mlp};
 use modcirc_dataset::Bootstrap;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
-use crate::{Ablation, AcdcError, Circuit, CircuitEval, NeuronScores, PatchingSweep, Selection, TaskImages};
+use crate::{
+    Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, TaskImages,
+};
 
 /// Flags of one discovery run (STUDY §4-§5 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,11 +19,24 @@ pub struct DiscoveryConfig {
     /// Pairs per bootstrap resample (drawn with replacement).
     pub sample: usize,
     pub seed: u64,
+    /// Where the patching sweep runs: `cpu` is the rank-1 [`PatchingSweep`],
+    /// anything else the [`DeviceSweep`] on that device. Circuit evaluation
+    /// always runs on the CPU.
+    #[serde(default)]
+    pub device: DeviceSpec,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
-        DiscoveryConfig { k: 15, eps: 0.01, ablation: Ablation::Zero, bootstraps: 50, sample: 500, seed: 0 }
+        DiscoveryConfig {
+            k: 15,
+            eps: 0.01,
+            ablation: Ablation::Zero,
+            bootstraps: 50,
+            sample: 500,
+            seed: 0,
+            device: DeviceSpec::Cpu,
+        }
     }
 }
 
@@ -73,7 +88,14 @@ pub fn discover(
         return Err(AcdcError::BadEps(config.eps));
     }
     let sweep = PatchingSweep::new(model, images)?;
-    let scores = sweep.scores();
+    let on_device = match config.device {
+        DeviceSpec::Cpu => None,
+        spec => Some(DeviceSweep::new(&sweep, &spec.open().map_err(|e| AcdcError::Device(e.to_string()))?)?),
+    };
+    let scores = match &on_device {
+        None => sweep.scores(),
+        Some(d) => d.scores(None)?,
+    };
     let selection = scores.select(config.k)?;
     let circuit = Circuit::new(model, selection.nodes.clone(), config.eps)?;
     let full = circuit.evaluate(&sweep, config.ablation)?;
@@ -82,9 +104,17 @@ pub fn discover(
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
         let t = Instant::now();
-        let sub = sweep.subset(&idx);
-        let sel = sub.scores().select(config.k)?;
+        // The timer covers the sweep and the selection; reading the scores
+        // back from a device synchronises with it.
+        let (sel, sub) = match &on_device {
+            None => {
+                let sub = sweep.subset(&idx);
+                (sub.scores().select(config.k)?, Some(sub))
+            }
+            Some(d) => (d.scores(Some(&idx))?.select(config.k)?, None),
+        };
         let discovery_s = t.elapsed().as_secs_f64();
+        let sub = sub.unwrap_or_else(|| sweep.subset(&idx));
         let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
         let eval = c.evaluate(&sub, config.ablation)?;
         bootstraps.push(BootstrapRecord {

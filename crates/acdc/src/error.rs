@@ -8,6 +8,10 @@ pub enum AcdcError {
     BadEps(f64),
     #[error("shape mismatch: {0}")]
     Shape(String),
+    #[error("{0}")]
+    Device(String),
+    #[error("on the device: {0}")]
+    Candle(#[from] candle_core::Error),
     #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
     UnknownAblation(String),
 }

@@ -4,6 +4,8 @@
 //!   neuron patched with its clean value, for all pairs at once. Patching one
 //!   neuron changes the next layer's pre-activation by a rank-1 term, so
 //!   nothing upstream is recomputed.
+//! * [`DeviceSweep`]: the same scores as candle tensor ops on any candle
+//!   device (`--device cuda` with the `cuda` feature).
 //! * [`NeuronScores::select`]: the K lowest scores per hidden layer.
 //! * [`Circuit`]: node sets, the `eps` edge rule, sparsity, and the
 //!   circuit's forward under an [`Ablation`].
@@ -21,11 +23,13 @@
 //! ```
 
 mod circuit;
+mod device_sweep;
 mod discovery;
 mod error;
 mod sweep;
 
 pub use circuit::{Ablation, Circuit, CircuitEval};
+pub use device_sweep::DeviceSweep;
 pub use discovery::{discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary};
 pub use error::AcdcError;
 pub use sweep::{NeuronScores, PatchingSweep, Selection, TaskImages, DEAD_TOLERANCE};

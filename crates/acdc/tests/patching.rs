@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DiscoveryConfig, PatchingSweep, TaskImages};
-use modcirc_bimt::{checkpoint, silu_in_place, Mlp, Regime, TrainConfig, Trainer};
+use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DeviceSweep, DiscoveryConfig, PatchingSweep, TaskImages};
+use modcirc_bimt::{checkpoint, silu_in_place, DeviceSpec, Mlp, Regime, TrainConfig, Trainer};
 use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
 use modcirc_metrics::logit_difference;
 
@@ -175,4 +175,39 @@ fn bootstrap_intervals_contain_the_full_sample_value_and_are_seeded() {
     assert_eq!(strip(a.clone()), strip(b));
     let other = discover(model, &imgs, &DiscoveryConfig { seed: 10, ..cfg }, &mut |_| {}).unwrap();
     assert_ne!(other.summary.logit_difference, a.summary.logit_difference);
+}
+
+#[test]
+fn the_device_sweep_scores_and_selects_as_the_cpu_sweep() {
+    let mut model = bimt().clone();
+    // A dead neuron must score exactly the baseline on both paths.
+    model.layers[0].weight[5 * 784..6 * 784].fill(0.0);
+    let imgs = images("circle", 300);
+    let sweep = PatchingSweep::new(&model, &imgs).unwrap();
+    let on_device = DeviceSweep::new(&sweep, &candle_core::Device::Cpu).unwrap();
+    let idx: Vec<usize> = (0..200).map(|i| (i * 37) % 300).collect();
+    for (cpu, dev) in [
+        (sweep.scores(), on_device.scores(None).unwrap()),
+        (sweep.subset(&idx).scores(), on_device.scores(Some(&idx)).unwrap()),
+    ] {
+        assert_eq!(cpu.baseline, dev.baseline);
+        assert_eq!(dev.layers[0][5], dev.baseline);
+        for (h, (a, b)) in cpu.layers.iter().zip(&dev.layers).enumerate() {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                // Well inside DEAD_TOLERANCE (1e-6 relative): measured 1.2e-8.
+                assert!((x - y).abs() <= 1e-7 * x.abs(), "neuron ({h}, {i}): cpu {x} vs device {y}");
+            }
+        }
+        assert_eq!(cpu.select(15).unwrap(), dev.select(15).unwrap());
+    }
+    assert!(matches!(on_device.scores(Some(&[300])), Err(AcdcError::Shape(_))));
+}
+
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn discovery_on_cuda_without_the_feature_says_so() {
+    let imgs = images("circle", 50);
+    let cfg = DiscoveryConfig { device: DeviceSpec::Cuda(0), bootstraps: 2, sample: 20, ..DiscoveryConfig::default() };
+    let e = discover(bimt(), &imgs, &cfg, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("--device") && e.contains("built without CUDA support"), "{e}");
 }

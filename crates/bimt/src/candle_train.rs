@@ -27,6 +27,12 @@ pub struct DeviceMemory {
     pub peak_bytes: u64,
 }
 
+/// Steps whose loss, penalty and accuracy stay on the device before one read
+/// brings them back (reading every step would synchronise every step).
+/// Relocations and history points read first, so they see every step; a
+/// non-finite loss is still reported with its own step number.
+pub const READ_EVERY: usize = 50;
+
 pub struct CandleTrainer {
     config: TrainConfig,
     layout: Layout,
@@ -109,6 +115,12 @@ impl CandleTrainer {
         }
     }
 
+    /// Output position `p` stands for class `out[p]`, as a device index.
+    fn position_classes(&self) -> Result<Tensor, BimtError> {
+        let classes: Vec<u32> = self.net.out_perm.iter().map(|&c| c as u32).collect();
+        Ok(Tensor::from_vec(classes, self.net.out_perm.len(), &self.device)?)
+    }
+
     /// Device memory sampled so far (CUDA only).
     pub fn device_memory(&self) -> Option<DeviceMemory> {
         self.memory
@@ -172,78 +184,102 @@ impl CandleTrainer {
         }
         let start = Instant::now();
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
+        // One-hot labels in class order; a step's targets are its rows with
+        // the columns gathered into output-position order.
+        let mut onehot = vec![0f32; train.len() * classes];
+        for (r, &l) in train.labels.iter().enumerate() {
+            onehot[r * classes + l as usize] = 1.0;
+        }
+        let onehot = Tensor::from_vec(onehot, (train.len(), classes), &self.device)?;
+        let mut positions = self.position_classes()?;
+        let zero = Tensor::zeros((), DType::F32, &self.device)?;
         self.sample_memory();
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
         let mut window = HistoryWindow::default();
+        // Per step `[loss, mse, penalty, correct]`, still on the device.
+        let mut pending: Vec<Tensor> = Vec::with_capacity(READ_EVERY);
+        let mut penalty_v = 0.0;
+        let mut since = Instant::now();
         for s in 0..cfg.steps {
-            let t0 = Instant::now();
             let batch = sampler.batch(s);
             let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), &self.device)?;
             let x = images.index_select(&idx, 0)?;
-            let mut target = vec![0f32; batch.len() * classes];
-            for (r, &i) in batch.iter().enumerate() {
-                for (p, &c) in self.net.out_perm.iter().enumerate() {
-                    target[r * classes + p] = (c == train.labels[i] as usize) as u8 as f32;
-                }
-            }
-            let target = Tensor::from_vec(target, (batch.len(), classes), &self.device)?;
+            let target = onehot.index_select(&idx, 0)?.index_select(&positions, 1)?;
             let y = self.net.forward(&x)?;
             let mse = (&y - &target)?.sqr()?.mean_all()?;
             let lambda = cfg.lambda_at(s) as f64;
             let (loss, penalty) = match &self.penalty {
-                None => (mse.clone(), None),
+                None => (mse.clone(), zero.clone()),
                 Some(factors) => {
-                    let mut pen = Tensor::zeros((), DType::F32, &self.device)?;
+                    let mut pen = zero.clone();
                     for ((w, b), (f, bf)) in self.net.weights.iter().zip(&self.net.biases).zip(factors) {
                         pen = (pen + (w.as_tensor().abs()? * f)?.sum_all()?)?;
                         pen = (pen + (b.as_tensor().abs()?.sum_all()? * *bf)?)?;
                     }
-                    ((&mse + (&pen * lambda)?)?, Some(pen))
+                    ((&mse + (&pen * lambda)?)?, pen)
                 }
             };
             let grads = loss.backward()?;
             self.opt.step(&grads)?;
-            let pred = y.argmax(1)?.to_vec1::<u32>()?;
-            let loss_v = loss.to_scalar::<f32>()? as f64;
-            let mse_v = mse.to_scalar::<f32>()? as f64;
-            let pen_v = match &penalty {
-                Some(p) => p.to_scalar::<f32>()? as f64,
-                None => 0.0,
-            };
-            if !loss_v.is_finite() {
-                return Err(BimtError::NonFinite { step: s + 1, loss: loss_v });
+            let correct = y.argmax(1)?.eq(&target.argmax(1)?)?.to_dtype(DType::F32)?.sum_all()?;
+            pending.push(Tensor::stack(&[loss, mse, penalty, correct], 0)?);
+
+            let relocate_now = cfg.regime.swaps() && (s + 1) % cfg.swap_every == 0;
+            let history_now = HistoryWindow::due(&cfg, s);
+            if !(relocate_now || history_now || s == 0 || pending.len() == READ_EVERY) {
+                continue;
             }
-            self.device.synchronize()?;
-            timing.optimizer_s += t0.elapsed().as_secs_f64();
-            let correct = batch
-                .iter()
-                .zip(&pred)
-                .filter(|(&i, &p)| self.net.out_perm[p as usize] == train.labels[i] as usize)
-                .count();
-            window.add(loss_v, mse_v, correct, cfg.batch_size);
+            // Reading the stats back synchronises: the optimizer time is
+            // wall time between reads, relocation and evaluation excluded.
+            let rows: Vec<Vec<f32>> = Tensor::stack(&pending, 0)?.to_vec2()?;
+            timing.optimizer_s += since.elapsed().as_secs_f64();
+            let first = s + 1 - rows.len();
+            for (k, row) in rows.iter().enumerate() {
+                let (loss_v, mse_v) = (row[0] as f64, row[1] as f64);
+                if !loss_v.is_finite() {
+                    return Err(BimtError::NonFinite { step: first + k + 1, loss: loss_v });
+                }
+                penalty_v = row[2] as f64;
+                window.add(loss_v, mse_v, row[3] as usize, cfg.batch_size);
+                let running_accuracy = window.running_accuracy();
+                progress(&Progress {
+                    step: first + k + 1,
+                    steps: cfg.steps,
+                    loss: loss_v,
+                    penalty: penalty_v,
+                    running_accuracy,
+                });
+            }
+            pending.clear();
             if s == 0 {
                 self.sample_memory();
             }
-            if cfg.regime.swaps() && (s + 1) % cfg.swap_every == 0 {
+            if relocate_now {
                 let t1 = Instant::now();
                 let r = self.relocate()?;
+                positions = self.position_classes()?;
                 self.device.synchronize()?;
                 timing.relocation_s += t1.elapsed().as_secs_f64();
                 timing.relocations += 1;
                 timing.swaps += r.swaps.len();
                 self.sample_memory();
             }
-            let running_accuracy = window.running_accuracy();
-            progress(&Progress { step: s + 1, steps: cfg.steps, loss: loss_v, penalty: pen_v, running_accuracy });
-            if HistoryWindow::due(&cfg, s) {
+            if history_now {
                 let t2 = Instant::now();
                 self.sample_memory();
                 let host = self.to_mlp()?;
-                history.push(window.point(&cfg, s, pen_v, self.wiring.value(&host), test.map(|t| host.accuracy(t))));
+                history.push(window.point(
+                    &cfg,
+                    s,
+                    penalty_v,
+                    self.wiring.value(&host),
+                    test.map(|t| host.accuracy(t)),
+                ));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }
+            since = Instant::now();
         }
         self.device.synchronize()?;
         timing.total_s = start.elapsed().as_secs_f64();
@@ -290,9 +326,37 @@ mod tests {
                 }
             }
             assert!(worst < 1e-4, "{regime}: weights differ by {worst}");
-            let (fl, cl) = (fused.history.last().unwrap().loss, candle.history.last().unwrap().loss);
-            assert!((fl - cl).abs() < 1e-4 * fl.abs().max(1.0), "{regime}: loss {fl} vs {cl}");
+            for (f, c) in fused.history.iter().zip(&candle.history) {
+                assert!(
+                    (f.loss - c.loss).abs() < 1e-4 * f.loss.abs().max(1.0),
+                    "{regime}: loss {} vs {}",
+                    f.loss,
+                    c.loss
+                );
+                assert!((f.penalty - c.penalty).abs() < 1e-3 * f.penalty.abs().max(1.0), "{regime}: penalty");
+                assert!((f.train_accuracy - c.train_accuracy).abs() < 0.01, "{regime}: accuracy");
+            }
         }
+    }
+
+    #[test]
+    fn a_nan_between_reads_is_reported_with_its_own_step() {
+        let mut set = data();
+        set.images.truncate(4000 * 784);
+        set.images.resize(4000 * 784, 0.25);
+        set.labels = (0..4000).map(|i| (i % 10) as u8).collect();
+        // The image first seen at 0-based step 17 (mid-way between reads) gets a NaN.
+        let first_seen = BatchSampler::new(4000, 100, 3).batch(17)[0];
+        set.images[first_seen * 784 + 400] = f32::NAN;
+        let cfg = TrainConfig::new(Regime::L1).steps(3 * READ_EVERY).history_every(3 * READ_EVERY).seed(3);
+        let mut steps = Vec::new();
+        let fused = Trainer::new(cfg.clone()).unwrap().run(&set, None, &mut |_| {}).unwrap_err();
+        let candle =
+            CandleTrainer::new(cfg, Device::Cpu).unwrap().run(&set, None, &mut |p| steps.push(p.step)).unwrap_err();
+        for e in [fused, candle] {
+            assert!(matches!(e, BimtError::NonFinite { step: 18, .. }), "{e}");
+        }
+        assert_eq!(steps, (1..=17).collect::<Vec<_>>(), "progress reaches every step before the NaN, in order");
     }
 
     #[test]
