@@ -1,8 +1,10 @@
 //! `cargo xtask gpu-check`: on a machine with a GPU, checks the CUDA path
 //! against the CPU: the position-cost kernel against the CPU op and the naive
 //! relocation (same swaps), the device patching sweep against the CPU sweep
-//! (same scores and circuit), and a short training run on the GPU against the
-//! fused CPU trainer (same swaps, logits to 1e-4). `--device cpu` runs the
+//! (same scores and circuit), and short training runs on the GPU against the
+//! fused CPU trainer (same swaps; logits next to the drift between two CPU
+//! runs whose starts differ by one ulp, the floor any two implementations of
+//! an L1-penalised run can reach). `--device cpu` runs the
 //! same comparisons through candle's CPU backend.
 
 use std::path::PathBuf;
@@ -51,6 +53,10 @@ struct TrainCheck {
     gpu_swaps: usize,
     max_logit_difference: f64,
     max_weight_difference: f64,
+    /// The CPU trainer against itself with one weight of the start moved by
+    /// one ulp: how far two runs drift apart from rounding alone (the L1
+    /// penalty's sign flips on near-zero weights amplify it).
+    cpu_vs_perturbed_cpu_logit_difference: f64,
     cpu_s: f64,
     gpu_s: f64,
 }
@@ -74,6 +80,10 @@ struct Report {
     kernel_swaps: usize,
     sweep: SweepCheck,
     training: Vec<TrainCheck>,
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max)
 }
 
 fn median_ms(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
@@ -164,16 +174,20 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
 
     let mut training = Vec::new();
     let x = &mnist.test.images[..1000 * mnist.test.pixels()];
-    for regime in [Regime::Vanilla, Regime::Bimt] {
+    for regime in [Regime::Vanilla, Regime::L1, Regime::Bimt] {
         let cfg = TrainConfig::new(regime).steps(args.steps).history_every(args.steps);
         let t = Instant::now();
         let cpu = Trainer::new(cfg.clone())?.run(&mnist.train, None, &mut |_| {})?;
         let cpu_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let gpu = CandleTrainer::new(cfg, device.clone())?.run(&mnist.train, None, &mut |_| {})?;
+        let gpu = CandleTrainer::new(cfg.clone(), device.clone())?.run(&mnist.train, None, &mut |_| {})?;
         let gpu_s = t.elapsed().as_secs_f64();
-        let (a, b) = (cpu.model.forward(x, 1000), gpu.model.forward(x, 1000));
-        let max_logit_difference = a.iter().zip(&b).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max);
+        let mut nudged = Trainer::new(cfg.clone())?.model().clone();
+        nudged.layers[1].weight[0] = f32::from_bits(nudged.layers[1].weight[0].to_bits() + 1);
+        let perturbed = Trainer::new(cfg.clone())?.with_model(nudged)?.run(&mnist.train, None, &mut |_| {})?;
+        let max_logit_difference = max_difference(&cpu.model.forward(x, 1000), &gpu.model.forward(x, 1000));
+        let cpu_vs_perturbed_cpu_logit_difference =
+            max_difference(&cpu.model.forward(x, 1000), &perturbed.model.forward(x, 1000));
         let max_weight_difference = cpu
             .model
             .layers
@@ -190,12 +204,13 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
             gpu_swaps: gpu.timing.swaps,
             max_logit_difference,
             max_weight_difference,
+            cpu_vs_perturbed_cpu_logit_difference,
             cpu_s,
             gpu_s,
         };
         println!(
-            "training {regime} {} steps: swaps cpu {} gpu {} (same: {}), max |logit difference| {:.2e}, max |weight difference| {:.2e}",
-            args.steps, check.cpu_swaps, check.gpu_swaps, check.same_swaps, max_logit_difference, max_weight_difference
+            "training {regime} {} steps: swaps cpu {} gpu {} (same: {}), max |logit difference| {:.2e} (CPU vs CPU from a start one ulp away: {:.2e}), max |weight difference| {:.2e}",
+            args.steps, check.cpu_swaps, check.gpu_swaps, check.same_swaps, max_logit_difference, cpu_vs_perturbed_cpu_logit_difference, max_weight_difference
         );
         training.push(check);
     }

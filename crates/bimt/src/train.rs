@@ -312,6 +312,22 @@ impl Trainer {
         &self.model
     }
 
+    /// Starts from `model` instead of the seeded initialisation (fine-tuning
+    /// a checkpoint, or a perturbed start). Its layer sizes must be the
+    /// config's.
+    pub fn with_model(mut self, model: Mlp) -> Result<Trainer, BimtError> {
+        let sizes: Vec<usize> =
+            model.layers.first().map(|l| l.n_in).into_iter().chain(model.layers.iter().map(|l| l.n_out)).collect();
+        if sizes != self.config.sizes {
+            return Err(BimtError::Config(format!(
+                "the model's layer sizes {sizes:?} are not the config's {:?}",
+                self.config.sizes
+            )));
+        }
+        self.model = model;
+        Ok(self)
+    }
+
     /// Trains on `train`; if `test` is given, its accuracy is recorded at each
     /// history point (outside the optimizer timer).
     pub fn run(
@@ -522,6 +538,17 @@ mod tests {
         assert!(Trainer::new(TrainConfig::new(Regime::L1).steps(0)).is_err());
         assert!(Trainer::new(TrainConfig::new(Regime::Bimt).swap_every(0)).is_err());
         assert!(Trainer::new(TrainConfig::new(Regime::L1).lr(f32::NAN)).is_err());
+    }
+
+    #[test]
+    fn with_model_starts_from_the_given_weights_and_checks_their_sizes() {
+        let cfg = TrainConfig::new(Regime::L1).steps(5);
+        let t = Trainer::new(cfg.clone()).unwrap();
+        let mut start = t.model().clone();
+        start.layers[1].weight[7] += 0.5;
+        assert_eq!(t.with_model(start.clone()).unwrap().model(), &start);
+        let e = Trainer::new(cfg).unwrap().with_model(Mlp::init(&[784, 50, 10], 0)).err().unwrap();
+        assert!(e.to_string().contains("[784, 50, 10]"), "{e}");
     }
 
     #[test]
