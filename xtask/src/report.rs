@@ -238,14 +238,14 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
                             });
                         }
                         points.push(Point {
-                            label: format!("{} (paper)", row.regime.label()),
+                            label: row.regime.label().into(),
                             x: paper_summary(row.sparsity),
                             y: paper_summary(paper_y(i)),
                             color: color(row.regime),
                             reference: true,
                         });
                     }
-                    ScatterPanel { title: format!("{t}: filled = this run, hollow = paper"), points }
+                    ScatterPanel { title: t.to_string(), points, x_domain: Some((0.0, 1.0)) }
                 })
                 .collect()
         };
@@ -253,9 +253,9 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
     written.extend(scatter_ci(
         &dir.join("fig3_sparsity_vs_logit_difference"),
         "circuit sparsity",
-        "logit difference",
+        "logit difference (log scale)",
         &panels(&|d| d.logit_difference, &|i| PAPER_TABLE3[i].logit_difference),
-        false,
+        true,
     )?);
     written.extend(scatter_ci(
         &dir.join("fig4_sparsity_vs_discovery_time"),

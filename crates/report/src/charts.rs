@@ -23,6 +23,8 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
 /// One point with 95% intervals on both axes.
 #[derive(Debug, Clone)]
 pub struct Point {
+    /// The series (model) it belongs to: the legend names each colour by
+    /// its first point's label.
     pub label: String,
     pub x: Summary,
     pub y: Summary,
@@ -36,6 +38,8 @@ pub struct Point {
 pub struct ScatterPanel {
     pub title: String,
     pub points: Vec<Point>,
+    /// Where x can lie at all (sparsity: 0 to 1); the axis never leaves it.
+    pub x_domain: Option<(f64, f64)>,
 }
 
 /// Points with interval bars, one panel per entry of `panels`, side by side.
@@ -47,7 +51,7 @@ pub fn scatter_ci(
     panels: &[ScatterPanel],
     log_y: bool,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let size = (560 * panels.len().max(1) as u32, 480);
+    let size = (560 * panels.len().max(1) as u32 + LEGEND_WIDTH, 480);
     render!(stem, size, draw_scatter, x_label, y_label, panels, log_y)
 }
 
@@ -78,9 +82,16 @@ where
 {
     root.fill(&WHITE)?;
     let ty = |v: f64| if log_y { v.max(1e-12).log10() } else { v };
-    let areas = root.split_evenly((1, panels.len().max(1)));
+    let (width, _) = root.dim_in_pixel();
+    let (plots, legend) = root.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+    let all: Vec<Point> = panels.iter().flat_map(|p| p.points.iter().cloned()).collect();
+    draw_legend(&legend, &all)?;
+    let areas = plots.split_evenly((1, panels.len().max(1)));
     for (area, panel) in areas.iter().zip(panels) {
-        let (x0, x1) = axis_range(panel.points.iter().map(|p| (p.x.mean, p.x.lo, p.x.hi)));
+        let (mut x0, mut x1) = axis_range(panel.points.iter().map(|p| (p.x.mean, p.x.lo, p.x.hi)));
+        if let Some((lo, hi)) = panel.x_domain {
+            (x0, x1) = (x0.max(lo), x1.min(hi));
+        }
         let (y0, y1) = axis_range(panel.points.iter().map(|p| (ty(p.y.mean), ty(p.y.lo), ty(p.y.hi))));
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 20))
@@ -101,20 +112,53 @@ where
             let c = PALETTE[p.color % PALETTE.len()];
             let (x, y) = (p.x.mean, ty(p.y.mean));
             chart.draw_series([
-                PathElement::new(vec![(p.x.lo, y), (p.x.hi, y)], c.stroke_width(2)),
+                PathElement::new(vec![(p.x.lo.max(x0), y), (p.x.hi.min(x1), y)], c.stroke_width(2)),
                 PathElement::new(vec![(x, ty(p.y.lo)), (x, ty(p.y.hi))], c.stroke_width(2)),
             ])?;
             let style = if p.reference { c.stroke_width(2) } else { c.filled() };
             chart.draw_series([Circle::new((x, y), 6, style)])?;
-            // Measured labels left-below, reference labels right-above, so pairs do not collide.
-            use plotters::style::text_anchor::{HPos, Pos, VPos};
-            let pos = if p.reference { Pos::new(HPos::Left, VPos::Bottom) } else { Pos::new(HPos::Right, VPos::Top) };
-            let (dx, dy) = if p.reference { (6, -6) } else { (-6, 6) };
-            chart.draw_series([EmptyElement::at((x, y))
-                + Text::new(p.label.clone(), (dx, dy), ("sans-serif", 13).into_font().color(&c).pos(pos))])?;
         }
     }
     Ok(())
+}
+
+/// Pixels to the right of the panels for the shared legend.
+const LEGEND_WIDTH: u32 = 150;
+
+/// The legend, beside the panels rather than a label per point: the
+/// penalised models sit within a few thousandths of sparsity of each other,
+/// and labels (or a legend inside a panel) would cover points.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[Point]) -> Result<(), DrawError>
+where
+    DB::ErrorType: 'static,
+{
+    let mut rows: Vec<(String, ShapeStyle)> = legend_entries(points)
+        .into_iter()
+        .map(|(color, name)| (name, PALETTE[color % PALETTE.len()].filled()))
+        .collect();
+    if points.iter().any(|p| p.reference) {
+        let grey = PALETTE[7];
+        rows.push(("filled: this run".into(), grey.filled()));
+        rows.push(("hollow: the paper".into(), grey.stroke_width(2)));
+    }
+    let font = ("sans-serif", 13).into_font();
+    for (i, (name, style)) in rows.into_iter().enumerate() {
+        let y = 60 + 22 * i as i32;
+        area.draw(&Circle::new((14, y), 6, style))?;
+        area.draw(&Text::new(name, (28, y - 7), font.clone()))?;
+    }
+    Ok(())
+}
+
+/// One legend entry per colour, named by the first point of that colour.
+fn legend_entries(points: &[Point]) -> Vec<(usize, String)> {
+    let mut entries: Vec<(usize, String)> = Vec::new();
+    for p in points {
+        if !entries.iter().any(|(c, _)| *c == p.color) {
+            entries.push((p.color, p.label.clone()));
+        }
+    }
+    entries
 }
 
 /// A bar: stacked segments (name, value) and an optional interval on the total.

@@ -19,10 +19,19 @@ fn every_kind_of_figure_renders_png_and_svg() {
         title: "circle".into(),
         points: vec![
             Point { label: "BIMT".into(), x: s(0.98), y: s(1.2), color: 0, reference: false },
-            Point { label: "BIMT (paper)".into(), x: s(0.985), y: s(1.3), color: 0, reference: true },
+            Point { label: "BIMT".into(), x: s(0.985), y: s(1.3), color: 0, reference: true },
+            Point { label: "L1".into(), x: s(0.95), y: s(2.0), color: 1, reference: false },
         ],
+        x_domain: Some((0.0, 1.0)),
     };
-    check(&scatter_ci(&dir.join("scatter"), "sparsity", "logit difference", &[panel.clone(), panel], true).unwrap());
+    let paths =
+        scatter_ci(&dir.join("scatter"), "sparsity", "logit difference", &[panel.clone(), panel], true).unwrap();
+    check(&paths);
+    // One legend entry per model and one per marker kind, shared by the panels.
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    for entry in ["BIMT", "L1", "hollow: the paper"] {
+        assert_eq!(svg.lines().filter(|l| l.trim() == entry).count(), 1, "{entry}");
+    }
     let bars = [
         Bar { label: "A".into(), segments: vec![("opt".into(), 3.0), ("swap".into(), 1.0)], interval: None },
         Bar { label: "B".into(), segments: vec![("opt".into(), 2.0)], interval: Some((1.5, 2.5)) },
