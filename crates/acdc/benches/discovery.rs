@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use modcirc_acdc::{PatchingSweep, TaskImages};
+use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
 use modcirc_bimt::{checkpoint, Mlp, STUDY_SIZES};
 use modcirc_dataset::{Bootstrap, ChecksumPolicy, Mnist, PairedDataset, Task};
 
@@ -42,6 +42,12 @@ fn discovery(c: &mut Criterion) {
     let sweep = PatchingSweep::new(&model, &images).unwrap();
     let idx = Bootstrap::new(images.n, 500, 0).unwrap().resample(0);
     c.bench_function("discovery_500_pairs_k15", |b| b.iter(|| sweep.subset(&idx).scores().select(15).unwrap()));
+    // The `--device` path on candle's CPU backend: what the tensor form costs
+    // where the rank-1 sweep is available.
+    let on_device = DeviceSweep::new(&sweep, &candle_core::Device::Cpu).unwrap();
+    c.bench_function("discovery_500_pairs_k15_candle_cpu", |b| {
+        b.iter(|| on_device.scores(Some(&idx)).unwrap().select(15).unwrap())
+    });
 }
 
 criterion_group!(benches, discovery);

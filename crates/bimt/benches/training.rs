@@ -1,4 +1,4 @@
-//! Training-step and relocation benchmarks on the committed MNIST.
+//! Training-step, relocation and inference benchmarks on the committed MNIST.
 //! `cargo bench -p modcirc-bimt` (nothing else running).
 
 use std::path::Path;
@@ -53,5 +53,32 @@ fn relocation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, training_step, relocation);
+/// Inference (RQ2-H3): a forward pass at batch 500 and at batch 1, per
+/// image, on weights after 2 000 steps of each regime (the pipeline's Fig. 7
+/// times the same calls on the fully trained models).
+fn inference(c: &mut Criterion) {
+    let m = mnist();
+    let px = m.test.pixels();
+    let x = &m.test.images[..500 * px];
+    let mut g = c.benchmark_group("inference");
+    for regime in [Regime::Vanilla, Regime::Bimt] {
+        let model = Trainer::new(TrainConfig::new(regime).steps(2_000))
+            .unwrap()
+            .run(&m.train, None, &mut |_| {})
+            .unwrap()
+            .model;
+        g.throughput(criterion::Throughput::Elements(500));
+        g.bench_function(format!("{}_batch500", regime.name()), |b| b.iter(|| model.forward(x, 500)));
+        g.bench_function(format!("{}_batch1_x500", regime.name()), |b| {
+            b.iter(|| {
+                for r in 0..500 {
+                    std::hint::black_box(model.forward(&x[r * px..(r + 1) * px], 1));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, training_step, relocation, inference);
 criterion_main!(benches);
