@@ -467,19 +467,18 @@ pub fn markdown(r: &Results) -> String {
         ],
         &rows,
     ));
-    let notes: Vec<String> = r
+    let per_layer = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
+    let rows: Vec<Vec<String>> = r
         .discoveries
         .iter()
         .filter(|d| d.seed == 0)
-        .flat_map(|d| d.notes.iter().map(move |n| format!("{} / {}: {n}", d.regime.label(), d.task)))
+        .map(|d| vec![d.task.clone(), d.regime.label().into(), per_layer(&d.dead), per_layer(&d.decided_by_tie)])
         .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(s, "\nDead neurons and ties (full pair set):\n");
-        for n in notes {
-            let _ = writeln!(s, "- {n}");
-        }
-    }
-
+    let _ = writeln!(
+        s,
+        "\nDead neurons (patching them leaves the corrupted run unchanged) and kept neurons chosen by the lower-index tie rule among equal scores, per hidden layer (1 / 2), on the full pair set. Where fewer than K neurons of a layer score below the baseline, the rest of its K are dead neurons taken by index.\n"
+    );
+    s.push_str(&markdown_table(&["task", "model", "dead neurons", "kept by the tie rule"], &rows));
     let _ = writeln!(s, "\n## Training and inference (RQ2)\n");
     let rows: Vec<Vec<String>> = Regime::ALL
         .iter()
@@ -584,7 +583,15 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "- Discovery time: the paper reports about 90 s per discovery; here one discovery of {} pairs takes milliseconds. The sweep is batched over pairs and uses the rank-1 structure of a single-neuron patch, instead of a forward pass per neuron per pair. The comparison across regimes, not the absolute number, is what RQ1-H2 is about.", r.settings.sample);
     let _ = writeln!(s, "- Sparsity: with eps = {} the edge rule also drops weights below eps·max|W| between circuit nodes, so a dense model's circuit is sparser than the paper's 0.8635 (which matches eps = 0: 1 − 12 135 / 89 400).", r.discover_flags.eps);
     let _ = writeln!(s, "- Logit difference: its scale depends on the trained logits (MSE to one-hot keeps them near 0..1 here), so absolute values differ from the paper's; the ordering of regimes is the comparable quantity.");
-    let _ = writeln!(s, "- Memory and time are CPU measurements (heap bytes, single-threaded wall time); the paper measured a GPU. Relocation here scores swaps from `C[neuron, position]` in milliseconds, so swaps barely add to training time.");
+    if r.environment.device.starts_with("cpu") {
+        let _ = writeln!(s, "- Memory and time are CPU measurements (heap bytes, single-threaded wall time); the paper measured a GPU. Relocation here scores swaps from `C[neuron, position]` in milliseconds, so swaps barely add to training time.");
+    } else {
+        let _ = writeln!(s, "- Training ran on {} through candle. Peak heap is host memory; each model's sidecar (`models/*.json`, `device_memory`) holds the device memory in use at the start and at its peak. Relocation scores swaps on the device from `C[neuron, position]`, so swaps barely add to training time.", r.environment.device);
+    }
+    // A sparsity interval wider than [0, 1] cannot be right; say so rather than fix it.
+    for row in PAPER_TABLE3.iter().filter(|row| row.sparsity.1 >= 0.5) {
+        let _ = writeln!(s, "- The paper prints the {} {} circuit's sparsity as {:.4} ± {:.4}. The half-width is kept as printed, though it spans more than the whole range of sparsity; Figs. 3 and 4 draw that bar across the panel.", row.regime.label(), row.task, row.sparsity.0, row.sparsity.1);
+    }
     s
 }
 

@@ -108,6 +108,12 @@ pub struct DiscoveryResult {
     pub accuracy: Summary,
     pub sparsity: Summary,
     pub discovery_s: Summary,
+    /// Per hidden layer, on the full pair set: neurons whose patch leaves the
+    /// baseline unchanged, and kept neurons the lower-index tie rule chose.
+    #[serde(default)]
+    pub dead: Vec<usize>,
+    #[serde(default)]
+    pub decided_by_tie: Vec<usize>,
     pub notes: Vec<String>,
 }
 
@@ -275,6 +281,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 accuracy: s.accuracy,
                 sparsity: s.sparsity,
                 discovery_s: s.discovery_s,
+                dead: d.report.selection.dead.iter().map(Vec::len).collect(),
+                decided_by_tie: d.report.selection.decided_by_tie.clone(),
                 notes: d.notes.clone(),
             });
         }
