@@ -46,6 +46,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         results.discoveries.len()
     );
     ensure!(results.verdicts.len() == 6, "{}: {} verdicts, expected 6", path.display(), results.verdicts.len());
+    for v in &results.verdicts {
+        ensure!(
+            ["falsified", "not falsified", "supported"].contains(&v.verdict.as_str()),
+            "{}: verdict {} is {:?}",
+            path.display(),
+            v.id,
+            v.verdict
+        );
+    }
     for d in &results.discoveries {
         ensure!(
             d.logit_difference.mean.is_finite() && d.sparsity.mean.is_finite(),

@@ -69,6 +69,20 @@ fn below(a: &Summary, b: &Summary) -> bool {
     a.hi < b.lo
 }
 
+/// The verdict of a rule that needs every task and found some missing.
+const NOT_EVALUATED: &str = "not evaluated (results missing)";
+
+/// BIMT's discovery on task `t` and every other regime's, when all are there.
+fn task_results<'a>(ds: &'a [DiscoveryResult], t: &str) -> Option<(&'a DiscoveryResult, Vec<&'a DiscoveryResult>)> {
+    let others = Regime::ALL.iter().filter(|r| **r != Regime::Bimt).map(|r| find(ds, *r, t)).collect::<Option<_>>()?;
+    Some((find(ds, Regime::Bimt, t)?, others))
+}
+
+/// `verdict` if every task was evaluated.
+fn evaluated(per_task: &[String], verdict: &str) -> String {
+    if per_task.len() == TASKS.len() { verdict } else { NOT_EVALUATED }.into()
+}
+
 pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[InferenceResult]) -> Vec<Verdict> {
     let others: Vec<Regime> = Regime::ALL.into_iter().filter(|r| *r != Regime::Bimt).collect();
     let mut out = Vec::new();
@@ -76,10 +90,9 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     let mut per_task = Vec::new();
     let mut all = true;
     for t in TASKS {
-        let Some(b) = find(ds, Regime::Bimt, t) else { continue };
-        let ld_best =
-            others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&b.logit_difference, &o.logit_difference));
-        let sp_best = others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&o.sparsity, &b.sparsity));
+        let Some((b, rest)) = task_results(ds, t) else { continue };
+        let ld_best = rest.iter().all(|o| below(&b.logit_difference, &o.logit_difference));
+        let sp_best = rest.iter().all(|o| below(&o.sparsity, &b.sparsity));
         all &= ld_best && sp_best;
         per_task.push(format!("{t}: BIMT's logit-difference interval below all others: {ld_best}; sparsity interval above all others: {sp_best}"));
     }
@@ -87,15 +100,15 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         id: "RQ1-H1".into(),
         hypothesis: "Modularity only helps visualise small networks and contributes marginally to circuit discovery.".into(),
         rule: "Falsified if, on both tasks, BIMT's 95% interval of circuit logit difference lies entirely below every other regime's and its sparsity interval entirely above every other regime's.".into(),
-        verdict: if all { "falsified" } else { "not falsified" }.into(),
+        verdict: evaluated(&per_task, if all { "falsified" } else { "not falsified" }),
         evidence: per_task.join("; "),
     });
     // RQ1 H2
     let mut per_task = Vec::new();
     let mut faster = true;
     for t in TASKS {
-        let Some(b) = find(ds, Regime::Bimt, t) else { continue };
-        let f = others.iter().filter_map(|r| find(ds, *r, t)).all(|o| below(&b.discovery_s, &o.discovery_s));
+        let Some((b, rest)) = task_results(ds, t) else { continue };
+        let f = rest.iter().all(|o| below(&b.discovery_s, &o.discovery_s));
         faster &= f;
         per_task.push(format!(
             "{t}: BIMT {} ms, others {}",
@@ -111,7 +124,7 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         id: "RQ1-H2".into(),
         hypothesis: "Modularity narrows the search space for automated circuit discovery, speeding it up.".into(),
         rule: "Supported if, on both tasks, BIMT's 95% interval of discovery time lies entirely below every other regime's; falsified otherwise.".into(),
-        verdict: if faster { "supported" } else { "falsified" }.into(),
+        verdict: evaluated(&per_task, if faster { "supported" } else { "falsified" }),
         evidence: per_task.join("; "),
     });
     // RQ1 H3
@@ -134,7 +147,7 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         id: "RQ1-H3".into(),
         hypothesis: "Modular training hampers the ability to find optimal circuits.".into(),
         rule: "Not falsified if, on some task, BIMT's circuit is worse than L1's (the same penalty without locality or swaps): its logit-difference interval entirely above L1's, or its accuracy interval entirely below; falsified otherwise.".into(),
-        verdict: if hampered { "not falsified" } else { "falsified" }.into(),
+        verdict: evaluated(&per_task, if hampered { "not falsified" } else { "falsified" }),
         evidence: per_task.join("; "),
     });
     // RQ2 H1
@@ -183,7 +196,14 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
         rule:
             "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint."
                 .into(),
-        verdict: if disjoint.is_empty() { "not falsified" } else { "falsified" }.into(),
+        verdict: if inference.len() < 2 {
+            NOT_EVALUATED
+        } else if disjoint.is_empty() {
+            "not falsified"
+        } else {
+            "falsified"
+        }
+        .into(),
         evidence: format!(
             "{}; disjoint pairs: {}",
             inference
@@ -608,5 +628,81 @@ fn figure_title(f: &str) -> String {
         "fig7_inference_batch1" => "Fig. 7b: inference time per image, batch 1".into(),
         "training_curves" => "Training curves".into(),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(mean: f64, half: f64) -> Summary {
+        Summary { mean, lo: mean - half, hi: mean + half, n: 50 }
+    }
+
+    /// A discovery whose metrics are `ld`, `sparsity`, `time` (ms) and `acc`, each ± a small half-width.
+    fn disc(regime: Regime, task: &str, ld: f64, sparsity: f64, time: f64, acc: f64) -> DiscoveryResult {
+        DiscoveryResult {
+            regime,
+            seed: 0,
+            task: task.into(),
+            path: String::new(),
+            cached: false,
+            logit_difference: s(ld, 0.01),
+            accuracy: s(acc, 0.01),
+            sparsity: s(sparsity, 0.001),
+            discovery_s: s(time * 1e-3, 1e-4),
+            dead: vec![],
+            decided_by_tie: vec![],
+            notes: vec![],
+        }
+    }
+
+    fn verdict<'a>(v: &'a [Verdict], id: &str) -> &'a str {
+        &v.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("{id} missing")).verdict
+    }
+
+    /// BIMT at `bimt`, every other regime at `other`, on both tasks.
+    fn study(bimt: (f64, f64, f64, f64), other: (f64, f64, f64, f64)) -> Vec<DiscoveryResult> {
+        let mut ds = Vec::new();
+        for t in TASKS {
+            for r in Regime::ALL {
+                let (ld, sp, time, acc) = if r == Regime::Bimt { bimt } else { other };
+                ds.push(disc(r, t, ld, sp, time, acc));
+            }
+        }
+        ds
+    }
+
+    #[test]
+    fn a_bimt_better_on_every_count_falsifies_h1_and_supports_h2() {
+        let ds = study((0.3, 0.99, 5.0, 0.95), (0.6, 0.95, 9.0, 0.8));
+        let v = verdicts(&[], &ds, &[]);
+        assert_eq!(verdict(&v, "RQ1-H1"), "falsified");
+        assert_eq!(verdict(&v, "RQ1-H2"), "supported");
+        assert_eq!(verdict(&v, "RQ1-H3"), "falsified");
+    }
+
+    #[test]
+    fn overlapping_intervals_decide_nothing_and_a_worse_bimt_keeps_h3() {
+        // Logit differences 0.3 ± 0.01 vs 0.305 ± 0.01 overlap: no regime is "below".
+        let mut ds = study((0.3, 0.99, 9.0, 0.95), (0.305, 0.95, 9.0, 0.8));
+        let v = verdicts(&[], &ds, &[]);
+        assert_eq!(verdict(&v, "RQ1-H1"), "not falsified");
+        assert_eq!(verdict(&v, "RQ1-H2"), "falsified");
+        // BIMT's line circuit worse than L1's: H3 stands.
+        let l1_line = ds.iter().position(|d| d.regime == Regime::L1 && d.task == "line").unwrap();
+        ds[l1_line].logit_difference = s(0.1, 0.01);
+        assert_eq!(verdict(&verdicts(&[], &ds, &[]), "RQ1-H3"), "not falsified");
+    }
+
+    #[test]
+    fn missing_results_are_not_evaluated_rather_than_vacuously_decided() {
+        let v = verdicts(&[], &[], &[]);
+        for id in ["RQ1-H1", "RQ1-H2", "RQ1-H3", "RQ2-H3"] {
+            assert_eq!(verdict(&v, id), NOT_EVALUATED, "{id}");
+        }
+        let mut ds = study((0.3, 0.99, 5.0, 0.95), (0.6, 0.95, 9.0, 0.8));
+        ds.retain(|d| !(d.regime == Regime::L1Swap && d.task == "circle"));
+        assert_eq!(verdict(&verdicts(&[], &ds, &[]), "RQ1-H1"), NOT_EVALUATED);
     }
 }
