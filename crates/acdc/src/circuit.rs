@@ -126,6 +126,51 @@ impl Circuit {
         Ok(Circuit { nodes, eps, kept, removed, n_edges, n_weights: model.n_weights() })
     }
 
+    /// The circuit whose edges are `mask[l][o * n_in + i]` (layer `l`'s weight
+    /// from input `i` to output `o`), as edge-level methods find them. Its
+    /// nodes are the hidden neurons an edge touches; `eps` is 0.
+    pub fn from_edges(model: &Mlp, mask: &[Vec<bool>]) -> Result<Circuit, AcdcError> {
+        if mask.len() != model.layers.len() {
+            return Err(AcdcError::Shape(format!("{} edge masks for {} layers", mask.len(), model.layers.len())));
+        }
+        let hidden = model.layers.len() - 1;
+        let mut touched: Vec<Vec<bool>> = model.layers[..hidden].iter().map(|l| vec![false; l.n_out]).collect();
+        let mut kept = Vec::new();
+        let mut removed = Vec::new();
+        let mut n_edges = 0;
+        for (l, (layer, m)) in model.layers.iter().zip(mask).enumerate() {
+            if m.len() != layer.weight.len() {
+                return Err(AcdcError::Shape(format!(
+                    "the edge mask of layer {} has {} entries for {} weights",
+                    l + 1,
+                    m.len(),
+                    layer.weight.len()
+                )));
+            }
+            let mut k = layer.clone();
+            let mut r = vec![0.0; layer.weight.len()];
+            for (idx, &keep) in m.iter().enumerate() {
+                if keep {
+                    n_edges += 1;
+                    let (o, i) = (idx / layer.n_in, idx % layer.n_in);
+                    if l > 0 {
+                        touched[l - 1][i] = true;
+                    }
+                    if l < hidden {
+                        touched[l][o] = true;
+                    }
+                } else {
+                    r[idx] = k.weight[idx];
+                    k.weight[idx] = 0.0;
+                }
+            }
+            kept.push(k);
+            removed.push(r);
+        }
+        let nodes = touched.iter().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).collect();
+        Ok(Circuit { nodes, eps: 0.0, kept, removed, n_edges, n_weights: model.n_weights() })
+    }
+
     pub fn n_edges(&self) -> usize {
         self.n_edges
     }
@@ -216,6 +261,33 @@ impl Circuit {
             accuracy: accuracy(&model.positions_to_classes(&circuit), &labels, c),
             sparsity: self.sparsity(),
         })
+    }
+
+    /// Mean over the pairs of the answer metric `L[clean digit] − L[corrupted
+    /// digit]` of the circuit on the clean images, every removed edge carrying
+    /// its source's value on the paired corrupted image (STUDY §8). The full
+    /// circuit gives the model's clean metric, the empty one its corrupted
+    /// metric.
+    pub fn answer_metric(&self, sweep: &PatchingSweep<'_>) -> Result<f64, AcdcError> {
+        let model = sweep.model;
+        if model.sizes() != self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect::<Vec<_>>() {
+            return Err(AcdcError::Shape("the circuit was built for a model of another shape".into()));
+        }
+        crate::attribution::check_labels(model, &sweep.images)?;
+        let n = sweep.images.n;
+        let ablated: Vec<Option<AblatedRows>> = (0..self.kept.len())
+            .map(|l| {
+                let (values, width) = if l == 0 {
+                    (sweep.images.corrupted.clone(), sweep.images.pixels)
+                } else {
+                    (sweep.corrupted.post[l - 1].clone(), model.layers[l - 1].n_out)
+                };
+                Some(AblatedRows { values, width, per_input: true, n })
+            })
+            .collect();
+        let logits = self.forward(&sweep.images.clean, n, &ablated);
+        let m = crate::attribution::answer_metric(model, &logits, &sweep.images);
+        Ok(m.iter().sum::<f64>() / n as f64)
     }
 
     /// The circuit's logits in class order on arbitrary inputs, under zero ablation.

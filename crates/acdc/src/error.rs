@@ -10,6 +10,8 @@ pub enum AcdcError {
     Shape(String),
     #[error("{0}")]
     Device(String),
+    #[error("{0}")]
+    Degenerate(String),
     #[error("on the device: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("unknown ablation {0:?} (expected zero, mean or resample)")]

@@ -9,6 +9,10 @@
 //! * [`NeuronScores::select`]: the K lowest scores per hidden layer.
 //! * [`Circuit`]: node sets, the `eps` edge rule, sparsity, and the
 //!   circuit's forward under an [`Ablation`].
+//! * Beyond the paper (STUDY §8): [`node_attribution`] and
+//!   [`edge_attribution`] (attribution patching on the answer metric),
+//!   [`exact_node_effects`] to check the first against, and
+//!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD).
 //!
 //! ```no_run
 //! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
@@ -22,12 +26,17 @@
 //! # Ok(()) }
 //! ```
 
+mod attribution;
 mod circuit;
 mod device_sweep;
 mod discovery;
 mod error;
 mod sweep;
 
+pub use attribution::{
+    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, EdgeScores,
+    FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
+};
 pub use circuit::{Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary};

@@ -41,7 +41,7 @@ pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
 pub use device::{device_memory_in_use, DeviceSpec};
 pub use error::BimtError;
 pub use layout::Layout;
-pub use model::{argmax, sigmoid, silu, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
+pub use model::{argmax, sigmoid, silu, silu_derivative, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
 pub use train::{

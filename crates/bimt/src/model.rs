@@ -42,6 +42,13 @@ pub fn silu(z: f32) -> f32 {
     z * sigmoid(z)
 }
 
+/// SiLU's derivative `σ(z)·(1 + z·(1 − σ(z)))`, given `σ(z)` (which the
+/// forward pass has already computed).
+#[inline(always)]
+pub fn silu_derivative(z: f32, sigmoid_z: f32) -> f32 {
+    sigmoid_z * (1.0 + z * (1.0 - sigmoid_z))
+}
+
 /// The logistic function `1 / (1 + e^(−z))`, on [`exp`].
 #[inline(always)]
 pub fn sigmoid(z: f32) -> f32 {

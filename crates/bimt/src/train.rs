@@ -4,7 +4,7 @@ use modcirc_dataset::{ImageSet, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{mm_nn, mm_tn};
-use crate::model::{argmax, sigmoid};
+use crate::model::{argmax, sigmoid, silu_derivative};
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
 
@@ -466,9 +466,8 @@ impl Trainer {
             if l > 0 {
                 let prev = &mut lower[l - 1];
                 mm_nn(prev, delta, &layer.weight, b, layer.n_in, layer.n_out, false);
-                // d silu/dz = σ(z)·(1 + z·(1 − σ(z)))
                 for ((d, &z), &s) in prev.iter_mut().zip(&buf.pre[l - 1]).zip(&buf.sigmoid[l - 1]) {
-                    *d *= s * (1.0 + z * (1.0 - s));
+                    *d *= silu_derivative(z, s);
                 }
             }
         }

@@ -15,5 +15,5 @@ mod timing;
 
 pub use circuit::{accuracy, l2_distance, logit_difference};
 pub use memory::{peak_rss_bytes, reset_peak_rss, CountingAlloc};
-pub use stats::Summary;
+pub use stats::{spearman, Summary};
 pub use timing::PhaseTimer;

@@ -61,3 +61,59 @@ mod tests {
         assert!(Summary::of(&[1.0, f64::NAN]).is_none());
     }
 }
+
+/// Spearman's rank correlation of `a` and `b` (ties share their mean rank):
+/// how well one ranking agrees with another, as attribution patching is
+/// compared with exact patching (STUDY §8). `None` when the lengths differ,
+/// there are fewer than two values, or either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() || a.len() < 2 {
+        return None;
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let mean = (a.len() as f64 + 1.0) / 2.0;
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        cov += (x - mean) * (y - mean);
+        va += (x - mean) * (x - mean);
+        vb += (y - mean) * (y - mean);
+    }
+    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+}
+
+/// 1-based ranks, ties given the mean of the ranks they span.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            r[k] = rank;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+#[cfg(test)]
+mod spearman_tests {
+    use super::*;
+
+    #[test]
+    fn rank_correlation_of_monotone_reversed_and_tied_data() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(spearman(&a, &[10.0, 20.0, 25.0, 90.0, 100.0]), Some(1.0));
+        assert_eq!(spearman(&a, &[5.0, 4.0, 3.0, 2.0, 1.0]), Some(-1.0));
+        // Ties share ranks: b's ranks are 1.5, 1.5, 3, 4, 5.
+        let rho = spearman(&a, &[0.0, 0.0, 1.0, 2.0, 3.0]).unwrap();
+        assert!((rho - 0.974_679_434_480_896_4).abs() < 1e-12, "{rho}");
+        assert_eq!(spearman(&a, &[1.0; 5]), None);
+        assert_eq!(spearman(&a, &a[..4]), None);
+    }
+}

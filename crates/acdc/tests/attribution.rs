@@ -1,0 +1,149 @@
+//! Attribution patching and faithfulness (STUDY §8) on a model trained on the
+//! committed MNIST.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use modcirc_acdc::{
+    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcError, Circuit,
+    PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+};
+use modcirc_bimt::{silu_in_place, Mlp, Regime, TrainConfig, Trainer};
+use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_metrics::spearman;
+
+fn mnist() -> &'static Mnist {
+    static M: OnceLock<Mnist> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
+        Mnist::load(dir, ChecksumPolicy::Auto).expect("committed MNIST")
+    })
+}
+
+/// BIMT after 1 500 steps, with relocations, so the output permutation is not the identity.
+fn model() -> &'static Mlp {
+    static M: OnceLock<Mlp> = OnceLock::new();
+    M.get_or_init(|| {
+        Trainer::new(TrainConfig::new(Regime::Bimt).steps(1_500).swap_every(250).seed(4))
+            .unwrap()
+            .run(&mnist().train, None, &mut |_| {})
+            .unwrap()
+            .model
+    })
+}
+
+fn images(task: &str, n: usize) -> TaskImages {
+    let pairs = PairedDataset::new(&mnist().test, &Task::parse(task).unwrap(), 0).unwrap();
+    TaskImages::from_pairs(&mnist().test, &pairs.pairs[..n.min(pairs.len())])
+}
+
+/// `m` of one pair, with `a[h][u]` of its corrupted run moved by `delta`.
+fn metric_with(model: &Mlp, imgs: &TaskImages, b: usize, h: usize, u: usize, delta: f32) -> f64 {
+    let px = imgs.pixels;
+    let mut a = imgs.corrupted[b * px..(b + 1) * px].to_vec();
+    for (l, layer) in model.layers.iter().enumerate() {
+        let mut z = vec![0.0; layer.n_out];
+        layer.forward_into(&a, 1, &mut z);
+        if l + 1 < model.layers.len() {
+            silu_in_place(&mut z);
+        }
+        if l == h {
+            z[u] += delta;
+        }
+        a = z;
+    }
+    let pos = |c: u8| model.out_perm.iter().position(|&k| k == c as usize).unwrap();
+    a[pos(imgs.clean_labels[b])] as f64 - a[pos(imgs.corrupted_labels[b])] as f64
+}
+
+#[test]
+fn node_attribution_is_the_gradient_and_exact_where_the_model_is_linear() {
+    assert_ne!(model().out_perm, (0..10).collect::<Vec<_>>(), "swaps moved the outputs");
+    // One pair: s(u) / (a_u − a'_u) is ∂m/∂a_u, checked by central differences.
+    let one = images("circle", 1);
+    let sweep = PatchingSweep::new(model(), &one).unwrap();
+    let s = node_attribution(&sweep).unwrap();
+    let acts = (model().activations(&one.clean, 1), model().activations(&one.corrupted, 1));
+    let mut checked = 0;
+    for h in 0..2 {
+        for u in 0..100 {
+            let d = acts.0.post[h][u] - acts.1.post[h][u];
+            if d.abs() < 1e-2 {
+                continue;
+            }
+            let step = 1e-2;
+            let fd = (metric_with(model(), &one, 0, h, u, step) - metric_with(model(), &one, 0, h, u, -step))
+                / (2.0 * step as f64);
+            let grad = s.layers[h][u] / d as f64;
+            assert!((grad - fd).abs() <= 1e-3 * fd.abs().max(1.0), "({h}, {u}): {grad} vs {fd}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} neurons moved");
+    // Many pairs: exact for the last hidden layer, a ranking for the first.
+    let imgs = images("circle", 200);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let (est, exact) = (node_attribution(&sweep).unwrap(), exact_node_effects(&sweep).unwrap());
+    for (e, x) in est.layers[1].iter().zip(&exact.layers[1]) {
+        assert!((e - x).abs() <= 1e-4 * x.abs().max(1e-2), "{e} vs {x}");
+    }
+    let rho = spearman(&est.layers[0], &exact.layers[0]).unwrap();
+    assert!(rho > 0.5, "first hidden layer: Spearman {rho}");
+}
+
+#[test]
+fn eap_on_the_last_layer_is_the_exact_effect_of_removing_one_edge() {
+    let imgs = images("line", 150);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let scores = edge_attribution(&sweep).unwrap();
+    let sizes: Vec<usize> = model().layers.iter().map(|l| l.weight.len()).collect();
+    let all: Vec<Vec<bool>> = sizes.iter().map(|&n| vec![true; n]).collect();
+    let full = Circuit::from_edges(model(), &all).unwrap();
+    assert_eq!(full.n_edges(), 89_400);
+    let m_full = full.answer_metric(&sweep).unwrap();
+    // The three largest last-layer scores: removing that one edge moves m by exactly s.
+    let last = &scores.layers[2];
+    let mut idx: Vec<usize> = (0..last.len()).collect();
+    idx.sort_by(|&a, &b| last[b].abs().total_cmp(&last[a].abs()));
+    for &e in &idx[..3] {
+        let mut mask = all.clone();
+        mask[2][e] = false;
+        let moved = Circuit::from_edges(model(), &mask).unwrap().answer_metric(&sweep).unwrap() - m_full;
+        assert!((moved - last[e] as f64).abs() <= 1e-4 * moved.abs().max(1e-3), "edge {e}: {moved} vs {}", last[e]);
+    }
+    assert!(scores.layers[0].iter().any(|&s| s != 0.0) && scores.layers[1].iter().any(|&s| s != 0.0));
+}
+
+#[test]
+fn faithfulness_runs_from_the_corrupted_run_to_the_model() {
+    let imgs = images("circle", 150);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let sizes: Vec<usize> = model().layers.iter().map(|l| l.weight.len()).collect();
+    let full = Circuit::from_edges(model(), &sizes.iter().map(|&n| vec![true; n]).collect::<Vec<_>>()).unwrap();
+    let empty = Circuit::from_edges(model(), &sizes.iter().map(|&n| vec![false; n]).collect::<Vec<_>>()).unwrap();
+    assert!((faithfulness(&sweep, &full).unwrap() - 1.0).abs() < 1e-5);
+    assert!(faithfulness(&sweep, &empty).unwrap().abs() < 1e-5);
+    assert!(empty.nodes.iter().all(Vec::is_empty));
+    let curve = faithfulness_curve(&sweep, &edge_attribution(&sweep).unwrap(), &DEFAULT_FRACTIONS).unwrap();
+    assert_eq!(curve.edges.first(), Some(&89));
+    assert_eq!(curve.edges.last(), Some(&89_400));
+    assert!((curve.faithfulness.last().unwrap() - 1.0).abs() < 1e-5);
+    assert!(curve.cpr.is_finite() && curve.cmd >= 0.0);
+    // The top half of the edges by |EAP| recovers most of the answer.
+    assert!(curve.faithfulness[8] > 0.5, "{:?}", curve.faithfulness);
+}
+
+#[test]
+fn bad_masks_and_fractions_are_errors() {
+    let imgs = images("circle", 20);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    assert!(matches!(Circuit::from_edges(model(), &[vec![true; 3]]), Err(AcdcError::Shape(_))));
+    let scores = edge_attribution(&sweep).unwrap();
+    for bad in [&[0.5][..], &[0.2, 0.1], &[0.0, 0.5], &[0.5, 1.5]] {
+        assert!(matches!(faithfulness_curve(&sweep, &scores, bad), Err(AcdcError::Shape(_))), "{bad:?}");
+    }
+    let mut foreign = imgs.clone();
+    foreign.clean_labels[0] = 12;
+    let s = PatchingSweep::new(model(), &foreign).unwrap();
+    assert!(node_attribution(&s).unwrap_err().to_string().contains("label 12"));
+}
