@@ -9,7 +9,7 @@ use clap::Args;
 use crate::reproduce::{Results, RESULTS_SCHEMA};
 
 /// Figures every complete run must have (PNG and SVG each).
-const FIGURES: [&str; 9] = [
+const FIGURES: [&str; 10] = [
     "fig2_network_bimt",
     "fig2_network_l1",
     "fig3_sparsity_vs_logit_difference",
@@ -19,6 +19,7 @@ const FIGURES: [&str; 9] = [
     "fig7_inference_batched",
     "fig7_inference_batch1",
     "training_curves",
+    "fig8_faithfulness_curves",
 ];
 
 #[derive(Args, Debug)]
@@ -61,6 +62,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
             "discovery {} / {} has non-finite metrics",
             d.regime,
             d.task
+        );
+    }
+    ensure!(
+        results.beyond.len() >= 10,
+        "{}: {} attribution and faithfulness results (STUDY §8), expected 10",
+        path.display(),
+        results.beyond.len()
+    );
+    for b in &results.beyond {
+        ensure!(
+            b.circuit_faithfulness.is_finite() && b.curve.cpr.is_finite() && b.curve.cmd.is_finite(),
+            "beyond {} / {} has non-finite faithfulness",
+            b.regime,
+            b.task
         );
     }
     for f in FIGURES {

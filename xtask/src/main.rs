@@ -1,5 +1,6 @@
 //! `cargo xtask`: the study's pipeline (see README.md).
 
+mod beyond;
 mod check;
 mod common;
 mod cuda;

@@ -13,6 +13,7 @@ use modcirc_metrics::{PhaseTimer, Summary};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::beyond::{self, BeyondResult, BEYOND_SCHEMA};
 use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
 use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split};
 use crate::report;
@@ -159,6 +160,9 @@ pub struct Results {
     pub discoveries: Vec<DiscoveryResult>,
     pub inference: Vec<InferenceResult>,
     pub verdicts: Vec<Verdict>,
+    /// STUDY §8 on the seed-0 models: attribution patching and faithfulness.
+    #[serde(default)]
+    pub beyond: Vec<BeyondResult>,
     pub figures: Vec<String>,
 }
 
@@ -245,11 +249,12 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         device: args.device,
     };
     let mut discoveries = Vec::new();
+    let mut beyond = Vec::new();
     for m in &models {
         for task in [Task::circle(), Task::line()] {
             let key = short_hash(&[m.sha256.as_bytes(), task.name.as_bytes(), &serde_json::to_vec(&flags)?]);
             let path = out.join("discover").join(format!("{}-seed{}-{}-{key}.json", m.regime, m.seed, task.name));
-            let cached_output = if args.force { None } else { read_discovery(&path) };
+            let cached_output = if args.force { None } else { read_cached::<DiscoverOutput>(&path) };
             let cached = cached_output.is_some();
             let d = match cached_output {
                 Some(d) => d,
@@ -260,6 +265,35 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                     d
                 }
             };
+            if m.seed == 0 {
+                let key = short_hash(&[
+                    m.sha256.as_bytes(),
+                    task.name.as_bytes(),
+                    &serde_json::to_vec(&flags)?,
+                    BEYOND_SCHEMA.as_bytes(),
+                ]);
+                let path = out.join("beyond").join(format!("{}-seed{}-{}-{key}.json", m.regime, m.seed, task.name));
+                let b = match if args.force { None } else { read_cached::<BeyondResult>(&path) } {
+                    Some(b) => b,
+                    None => {
+                        let b = timer
+                            .time("beyond", || beyond::analyse(&mnist, &out.join(&m.path), m.regime, m.seed, &d))
+                            .with_context(|| format!("attribution and faithfulness of {} on {task}", m.regime))?;
+                        write_json(&path, &b)?;
+                        b
+                    }
+                };
+                say(format!(
+                    "[beyond]   {:>8} {:>6}: circuit faithfulness {:.3}, EAP at that size {:.3}, CPR {:.3}, CMD {:.3}",
+                    m.regime.label(),
+                    task.name,
+                    b.circuit_faithfulness,
+                    b.eap_same_size_faithfulness,
+                    b.curve.cpr,
+                    b.curve.cmd
+                ));
+                beyond.push(b);
+            }
             let s = &d.report.summary;
             say(format!(
                 "[discover] {:>8} seed {} {:>6}: logit difference {:.3}, sparsity {:.4}, {:.2} ms per discovery{}",
@@ -309,6 +343,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         models,
         discoveries,
         inference,
+        beyond,
         verdicts,
         figures: Vec::new(),
     };
@@ -325,7 +360,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_discovery(path: &Path) -> Option<DiscoverOutput> {
+/// A cached JSON result, or `None` when it is missing or unreadable (then it is recomputed).
+fn read_cached<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

@@ -10,7 +10,7 @@
 //! * [`faithfulness`] and [`faithfulness_curve`]: `(m(C) − m(∅)) / (m(M) − m(∅))`,
 //!   and its curve over circuits of the top-|s| edges.
 
-use modcirc_bimt::{silu_derivative, sigmoid, Activations, Linear, Mlp};
+use modcirc_bimt::{sigmoid, silu_derivative, Activations, Linear, Mlp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -266,9 +266,8 @@ pub fn faithfulness_curve(
     }
     let x: Vec<f64> = fractions.iter().map(|f| f.log10()).collect();
     let area = |y: &dyn Fn(f64) -> f64| {
-        let sum: f64 = (1..x.len())
-            .map(|i| (x[i] - x[i - 1]) * (y(faithfulness[i]) + y(faithfulness[i - 1])) / 2.0)
-            .sum();
+        let sum: f64 =
+            (1..x.len()).map(|i| (x[i] - x[i - 1]) * (y(faithfulness[i]) + y(faithfulness[i - 1])) / 2.0).sum();
         sum / (x[x.len() - 1] - x[0])
     };
     Ok(FaithfulnessCurve {

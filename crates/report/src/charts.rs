@@ -274,7 +274,19 @@ pub struct LinePanel {
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    pub log_x: bool,
     pub log_y: bool,
+}
+
+/// A tick label with at most three significant digits and no trailing zeros.
+fn short(v: f64) -> String {
+    let digits = (2 - v.abs().max(1e-12).log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// Curves, one panel per entry, side by side; series share colours across panels.
@@ -290,8 +302,10 @@ where
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, panel) in areas.iter().zip(panels) {
         let ty = |v: f64| if panel.log_y { v.max(1e-12).log10() } else { v };
+        let tx = |v: f64| if panel.log_x { v.max(1e-12).log10() } else { v };
         let all = panel.series.iter().flat_map(|s| s.points.iter());
-        let (x0, x1) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (x0, x1) =
+            all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(tx(p.0)), b.max(tx(p.0))));
         let (y0, y1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1)), b.max(ty(p.1))));
         let (y0, y1) = padded(y0, y1);
         let mut chart = ChartBuilder::on(area)
@@ -306,13 +320,13 @@ where
             .x_desc(&panel.x_label)
             .y_desc(&panel.y_label)
             .y_label_formatter(&fmt_y)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| if panel.log_x { short(10f64.powf(*v)) } else { format!("{v:.0}") })
             .label_style(("sans-serif", 12))
             .draw()?;
         for (i, s) in panel.series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().map(|&(x, y)| (x, ty(y))), c.stroke_width(2)))?
+                .draw_series(LineSeries::new(s.points.iter().map(|&(x, y)| (tx(x), ty(y))), c.stroke_width(2)))?
                 .label(s.name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
         }
@@ -324,4 +338,16 @@ where
             .draw()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_keep_three_significant_digits_and_drop_trailing_zeros() {
+        for (v, want) in [(0.001, "0.001"), (0.1, "0.1"), (2.5, "2.5"), (100.0, "100"), (31.6228, "31.6"), (1.0, "1")] {
+            assert_eq!(short(v), want, "{v}");
+        }
+    }
 }

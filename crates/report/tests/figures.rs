@@ -38,7 +38,14 @@ fn every_kind_of_figure_renders_png_and_svg() {
     ];
     check(&bar_chart(&dir.join("bars"), "time", "s", &bars).unwrap());
     let series = vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] }];
-    let lp = LinePanel { title: "loss".into(), x_label: "step".into(), y_label: "mse".into(), series, log_y: true };
+    let lp = LinePanel {
+        title: "loss".into(),
+        x_label: "step".into(),
+        y_label: "mse".into(),
+        series,
+        log_x: true,
+        log_y: true,
+    };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
     let sizes = [16, 9, 9, 3];
     check(
