@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use modcirc_acdc::{
-    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, Circuit,
-    FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
+    Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
 };
 use modcirc_bimt::{checkpoint, Regime};
 use modcirc_dataset::Mnist;
@@ -18,7 +18,27 @@ use serde::{Deserialize, Serialize};
 use crate::discover::{DiscoverOutput, Split};
 
 /// Version of the cached per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/1";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/3";
+
+/// ACDC runs on the first this many pairs of the task (one edge test
+/// recomputes every pair it moves); its circuit is then judged on all pairs.
+pub const ACDC_PAIRS: usize = 100;
+
+/// Edge-level ACDC (STUDY §8) with its default options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcdcResult {
+    pub config: AcdcConfig,
+    pub pairs: usize,
+    pub seconds: f64,
+    pub edges: usize,
+    /// KL of the circuit's output distribution from the model's, on its pairs.
+    pub kl: f64,
+    /// Faithfulness on the pairs ACDC ran on, on all of the task's pairs, and
+    /// that of as many top-|EAP| edges (all pairs).
+    pub faithfulness_own_pairs: f64,
+    pub faithfulness: f64,
+    pub eap_same_size_faithfulness: f64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BeyondResult {
@@ -43,6 +63,13 @@ pub struct BeyondResult {
     /// The circuit of as many top-|EAP| edges, and its faithfulness.
     pub eap_same_size_faithfulness: f64,
     pub curve: FaithfulnessCurve,
+    pub acdc: AcdcResult,
+}
+
+/// Faithfulness of the circuit of the top-|EAP| `edges` edges.
+fn eap_at(sweep: &PatchingSweep<'_>, scores: &EdgeScores, edges: usize, total: usize) -> anyhow::Result<f64> {
+    let fraction = (edges as f64 / total as f64).max(1.0 / total as f64);
+    Ok(if fraction < 1.0 { faithfulness_curve(sweep, scores, &[fraction, 1.0])?.faithfulness[0] } else { 1.0 })
 }
 
 /// The analysis of one discovery (`disc`, of the checkpoint at `model_path`).
@@ -74,11 +101,27 @@ pub fn analyse(
 
     let circuit = Circuit::new(model, disc.report.selection.nodes.clone(), disc.inputs.flags.eps)?;
     let circuit_faithfulness = faithfulness(&sweep, &circuit)?;
-    let total = model.n_weights() as f64;
-    let same = (circuit.n_edges() as f64 / total).max(1.0 / total);
-    let eap_same_size_faithfulness =
-        if same < 1.0 { faithfulness_curve(&sweep, &edges, &[same, 1.0])?.faithfulness[0] } else { 1.0 };
+    let total = model.n_weights();
+    let eap_same_size_faithfulness = eap_at(&sweep, &edges, circuit.n_edges(), total)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
+
+    let head: Vec<usize> = (0..images.n.min(ACDC_PAIRS)).collect();
+    let config = AcdcConfig::default();
+    let t = Instant::now();
+    let own = sweep.subset(&head);
+    let found = edge_acdc(&own, &config)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let acdc_circuit = Circuit::from_edges(model, &found.mask)?;
+    let acdc = AcdcResult {
+        config,
+        pairs: head.len(),
+        seconds,
+        edges: found.n_edges,
+        kl: found.circuit_metric,
+        faithfulness_own_pairs: faithfulness(&own, &acdc_circuit)?,
+        faithfulness: faithfulness(&sweep, &acdc_circuit)?,
+        eap_same_size_faithfulness: eap_at(&sweep, &edges, found.n_edges, total)?,
+    };
     Ok(BeyondResult {
         schema: BEYOND_SCHEMA.into(),
         regime,
@@ -93,5 +136,6 @@ pub fn analyse(
         circuit_faithfulness,
         eap_same_size_faithfulness,
         curve,
+        acdc,
     })
 }

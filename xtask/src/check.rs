@@ -72,7 +72,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     );
     for b in &results.beyond {
         ensure!(
-            b.circuit_faithfulness.is_finite() && b.curve.cpr.is_finite() && b.curve.cmd.is_finite(),
+            b.circuit_faithfulness.is_finite()
+                && b.curve.cpr.is_finite()
+                && b.curve.cmd.is_finite()
+                && b.acdc.faithfulness.is_finite(),
             "beyond {} / {} has non-finite faithfulness",
             b.regime,
             b.task

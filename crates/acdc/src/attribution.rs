@@ -48,7 +48,7 @@ pub struct FaithfulnessCurve {
 pub const DEFAULT_FRACTIONS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 
 /// The output position of each class.
-fn class_positions(model: &Mlp) -> Vec<usize> {
+pub(crate) fn class_positions(model: &Mlp) -> Vec<usize> {
     let mut pos = vec![0; model.n_classes()];
     for (p, &c) in model.out_perm.iter().enumerate() {
         pos[c] = p;

@@ -12,7 +12,8 @@
 //! * Beyond the paper (STUDY §8): [`node_attribution`] and
 //!   [`edge_attribution`] (attribution patching on the answer metric),
 //!   [`exact_node_effects`] to check the first against, and
-//!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD).
+//!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD);
+//!   [`edge_acdc`], ACDC over every edge.
 //!
 //! ```no_run
 //! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
@@ -30,6 +31,7 @@ mod attribution;
 mod circuit;
 mod device_sweep;
 mod discovery;
+mod edge_acdc;
 mod error;
 mod sweep;
 
@@ -40,5 +42,6 @@ pub use attribution::{
 pub use circuit::{Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary};
+pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
 pub use sweep::{NeuronScores, PatchingSweep, Selection, TaskImages, DEAD_TOLERANCE};

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use modcirc_acdc::{
-    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcError, Circuit,
-    PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
+    AcdcError, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
 };
 use modcirc_bimt::{silu_in_place, Mlp, Regime, TrainConfig, Trainer};
 use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
@@ -146,4 +146,57 @@ fn bad_masks_and_fractions_are_errors() {
     foreign.clean_labels[0] = 12;
     let s = PatchingSweep::new(model(), &foreign).unwrap();
     assert!(node_attribution(&s).unwrap_err().to_string().contains("label 12"));
+}
+
+#[test]
+fn acdc_state_matches_a_fresh_forward_of_the_circuit_it_returns() {
+    let imgs = images("circle", 20);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let answer = |mask: &[Vec<bool>]| Circuit::from_edges(model(), mask).unwrap().answer_metric(&sweep).unwrap();
+    // A moderate threshold on the answer metric: ACDC's running value is the circuit's.
+    let cfg = AcdcConfig { tau: 0.02, metric: AcdcMetric::Answer, zero_ablation: false };
+    let found = edge_acdc(&sweep, &cfg).unwrap();
+    assert!(found.n_edges > 0 && found.n_edges < 89_400, "{} edges", found.n_edges);
+    assert_eq!(found.n_edges, found.mask.iter().flatten().filter(|&&k| k).count());
+    let fresh = answer(&found.mask);
+    assert!((found.circuit_metric - fresh).abs() < 1e-4, "{} vs {fresh}", found.circuit_metric);
+    // Each removal costs less than tau at the time it is made.
+    let removed = (89_400 - found.n_edges) as f64;
+    assert!(found.model_metric - found.circuit_metric < cfg.tau * removed);
+    eprintln!(
+        "tau {}: {} edges, metric {} -> {}, {} evaluated",
+        cfg.tau, found.n_edges, found.model_metric, found.circuit_metric, found.evaluated
+    );
+    // tau = 0: only improvements are taken, so the answer metric cannot drop.
+    let strict = edge_acdc(&sweep, &AcdcConfig { tau: 0.0, ..cfg }).unwrap();
+    assert!(strict.circuit_metric >= strict.model_metric - 1e-9);
+    assert!(strict.n_edges > found.n_edges);
+}
+
+#[test]
+fn acdc_with_an_unbounded_threshold_removes_everything_and_lands_on_the_corrupted_run() {
+    let imgs = images("line", 12);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let all =
+        edge_acdc(&sweep, &AcdcConfig { tau: f64::INFINITY, metric: AcdcMetric::Kl, zero_ablation: false }).unwrap();
+    assert_eq!(all.n_edges, 0);
+    assert_eq!(all.model_metric, 0.0);
+    // KL of the corrupted run's distribution from the clean run's, directly.
+    let log_softmax = |z: &[f32]| {
+        let lse = z.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        z.iter().map(|&v| v as f64 - lse).collect::<Vec<_>>()
+    };
+    let kl: f64 = sweep
+        .clean_logits()
+        .chunks_exact(10)
+        .zip(sweep.corrupted_logits().chunks_exact(10))
+        .map(|(p, q)| log_softmax(p).iter().zip(log_softmax(q)).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>())
+        .sum::<f64>()
+        / imgs.n as f64;
+    assert!((all.circuit_metric - kl).abs() < 1e-5 * kl.max(1e-6), "{} vs {kl}", all.circuit_metric);
+    assert!(kl > 0.0);
+    for bad in [-1.0, f64::NAN] {
+        let e = edge_acdc(&sweep, &AcdcConfig { tau: bad, ..AcdcConfig::default() }).unwrap_err();
+        assert!(e.to_string().contains("--tau"), "{e}");
+    }
 }
