@@ -1,24 +1,18 @@
 //! Attribution patching and faithfulness (STUDY §8) on a model trained on the
 //! committed MNIST.
 
-use std::path::Path;
+mod common;
+
+use common::{forward_editing, images, mnist};
+
 use std::sync::OnceLock;
 
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
     AcdcError, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
 };
-use modcirc_bimt::{silu_in_place, Mlp, Regime, TrainConfig, Trainer};
-use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_bimt::{Mlp, Regime, TrainConfig, Trainer};
 use modcirc_metrics::spearman;
-
-fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
-        Mnist::load(dir, ChecksumPolicy::Auto).expect("committed MNIST")
-    })
-}
 
 /// BIMT after 1 500 steps, with relocations, so the output permutation is not the identity.
 fn model() -> &'static Mlp {
@@ -32,26 +26,10 @@ fn model() -> &'static Mlp {
     })
 }
 
-fn images(task: &str, n: usize) -> TaskImages {
-    let pairs = PairedDataset::new(&mnist().test, &Task::parse(task).unwrap(), 0).unwrap();
-    TaskImages::from_pairs(&mnist().test, &pairs.pairs[..n.min(pairs.len())])
-}
-
 /// `m` of one pair, with `a[h][u]` of its corrupted run moved by `delta`.
 fn metric_with(model: &Mlp, imgs: &TaskImages, b: usize, h: usize, u: usize, delta: f32) -> f64 {
     let px = imgs.pixels;
-    let mut a = imgs.corrupted[b * px..(b + 1) * px].to_vec();
-    for (l, layer) in model.layers.iter().enumerate() {
-        let mut z = vec![0.0; layer.n_out];
-        layer.forward_into(&a, 1, &mut z);
-        if l + 1 < model.layers.len() {
-            silu_in_place(&mut z);
-        }
-        if l == h {
-            z[u] += delta;
-        }
-        a = z;
-    }
+    let a = forward_editing(model, &imgs.corrupted[b * px..(b + 1) * px], h, |z| z[u] += delta);
     let pos = |c: u8| model.out_perm.iter().position(|&k| k == c as usize).unwrap();
     a[pos(imgs.clean_labels[b])] as f64 - a[pos(imgs.corrupted_labels[b])] as f64
 }

@@ -1,20 +1,15 @@
 //! Activation patching and circuits on models trained on the committed MNIST.
 
+mod common;
+
+use common::{forward_editing, images, mnist};
+
 use std::path::Path;
 use std::sync::OnceLock;
 
 use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DeviceSweep, DiscoveryConfig, PatchingSweep, TaskImages};
-use modcirc_bimt::{checkpoint, silu_in_place, DeviceSpec, Mlp, Regime, TrainConfig, Trainer};
-use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_bimt::{checkpoint, DeviceSpec, Mlp, Regime, TrainConfig, Trainer};
 use modcirc_metrics::logit_difference;
-
-fn mnist() -> &'static Mnist {
-    static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
-        Mnist::load(dir, ChecksumPolicy::Auto).expect("committed MNIST")
-    })
-}
 
 /// A model trained for 1 500 steps, saved and loaded back as a checkpoint.
 fn trained(regime: Regime) -> Mlp {
@@ -31,29 +26,13 @@ fn bimt() -> &'static Mlp {
     M.get_or_init(|| trained(Regime::Bimt))
 }
 
-fn images(task: &str, n: usize) -> TaskImages {
-    let pairs = PairedDataset::new(&mnist().test, &Task::parse(task).unwrap(), 0).unwrap();
-    TaskImages::from_pairs(&mnist().test, &pairs.pairs[..n.min(pairs.len())])
-}
-
 /// One full forward per pair with neuron (h, i) of the corrupted run set to its clean value.
 fn naive_score(model: &Mlp, imgs: &TaskImages, h: usize, i: usize) -> f64 {
     let px = imgs.pixels;
     let mut total = 0.0;
     for b in 0..imgs.n {
         let clean = model.activations(&imgs.clean[b * px..(b + 1) * px], 1);
-        let mut a = imgs.corrupted[b * px..(b + 1) * px].to_vec();
-        for (l, layer) in model.layers.iter().enumerate() {
-            let mut z = vec![0.0; layer.n_out];
-            layer.forward_into(&a, 1, &mut z);
-            if l + 1 < model.layers.len() {
-                silu_in_place(&mut z);
-            }
-            if l == h {
-                z[i] = clean.post[h][i];
-            }
-            a = z;
-        }
+        let a = forward_editing(model, &imgs.corrupted[b * px..(b + 1) * px], h, |z| z[i] = clean.post[h][i]);
         total += logit_difference(&a, clean.post.last().unwrap(), 10);
     }
     total / imgs.n as f64
