@@ -13,6 +13,10 @@ use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
 /// Version of the `discover` JSON (docs/results-schema.md).
 pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
 
+/// Bumped when discovery computes something new, so that cached results are
+/// recomputed (2: faithfulness per resample).
+pub const DISCOVERY_REVISION: u32 = 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
@@ -112,6 +116,9 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         out.total_s,
         path.display()
     );
+    if let Some(f) = &s.faithfulness {
+        println!("  faithfulness (answer metric, STUDY §8) {:.4} [{:.4}, {:.4}]", f.mean, f.lo, f.hi);
+    }
     for n in &out.notes {
         println!("  note: {n}");
     }

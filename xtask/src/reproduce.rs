@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::beyond::{self, BeyondResult, BEYOND_SCHEMA};
 use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
-use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split};
+use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split, DISCOVERY_REVISION};
 use crate::report;
 use crate::train::train_one;
 
@@ -109,6 +109,9 @@ pub struct DiscoveryResult {
     pub accuracy: Summary,
     pub sparsity: Summary,
     pub discovery_s: Summary,
+    /// Over the resamples where it is defined (STUDY §8).
+    #[serde(default)]
+    pub faithfulness: Option<Summary>,
     /// Per hidden layer, on the full pair set: neurons whose patch leaves the
     /// baseline unchanged, and kept neurons the lower-index tie rule chose.
     #[serde(default)]
@@ -252,7 +255,12 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let mut beyond = Vec::new();
     for m in &models {
         for task in [Task::circle(), Task::line()] {
-            let key = short_hash(&[m.sha256.as_bytes(), task.name.as_bytes(), &serde_json::to_vec(&flags)?]);
+            let key = short_hash(&[
+                m.sha256.as_bytes(),
+                task.name.as_bytes(),
+                &serde_json::to_vec(&flags)?,
+                &DISCOVERY_REVISION.to_le_bytes(),
+            ]);
             let path = out.join("discover").join(format!("{}-seed{}-{}-{key}.json", m.regime, m.seed, task.name));
             let cached_output = if args.force { None } else { read_cached::<DiscoverOutput>(&path) };
             let cached = cached_output.is_some();
@@ -315,6 +323,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 accuracy: s.accuracy,
                 sparsity: s.sparsity,
                 discovery_s: s.discovery_s,
+                faithfulness: s.faithfulness,
                 dead: d.report.selection.dead.iter().map(Vec::len).collect(),
                 decided_by_tie: d.report.selection.decided_by_tie.clone(),
                 notes: d.notes.clone(),

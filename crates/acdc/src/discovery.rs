@@ -5,6 +5,7 @@ use modcirc_dataset::Bootstrap;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::faithfulness;
 use crate::{
     Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, TaskImages,
 };
@@ -51,6 +52,11 @@ pub struct BootstrapRecord {
     pub logit_difference: f64,
     pub accuracy: f64,
     pub sparsity: f64,
+    /// Faithfulness on the answer metric (STUDY §8) of this resample's
+    /// circuit on its pairs, removed edges carrying corrupted values; `None`
+    /// where the model answers the same on clean and corrupted images.
+    #[serde(default)]
+    pub faithfulness: Option<f64>,
 }
 
 /// Mean and 95% percentile interval of each metric over the resamples.
@@ -60,6 +66,9 @@ pub struct DiscoverySummary {
     pub accuracy: Summary,
     pub sparsity: Summary,
     pub discovery_s: Summary,
+    /// Over the resamples where faithfulness is defined.
+    #[serde(default)]
+    pub faithfulness: Option<Summary>,
 }
 
 /// Everything one discovery produced.
@@ -125,6 +134,11 @@ pub fn discover(
             logit_difference: eval.logit_difference,
             accuracy: eval.accuracy,
             sparsity: eval.sparsity,
+            faithfulness: match faithfulness(&sub, &c) {
+                Ok(f) => Some(f),
+                Err(AcdcError::Degenerate(_)) => None,
+                Err(e) => return Err(e),
+            },
         });
         progress(b + 1);
     }
@@ -137,6 +151,7 @@ pub fn discover(
         accuracy: summarize(|r| r.accuracy),
         sparsity: summarize(|r| r.sparsity),
         discovery_s: summarize(|r| r.discovery_s),
+        faithfulness: Summary::of(&bootstraps.iter().filter_map(|r| r.faithfulness).collect::<Vec<_>>()),
     };
     Ok(DiscoveryReport {
         config: config.clone(),
