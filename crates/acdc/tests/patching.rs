@@ -145,6 +145,9 @@ fn bootstrap_intervals_contain_the_full_sample_value_and_are_seeded() {
         a.full.logit_difference
     );
     assert!(a.summary.accuracy.contains(a.full.accuracy));
+    // Faithfulness of each resample's circuit on its own pairs: defined and within a sane range.
+    assert!(a.bootstraps.iter().all(|r| r.faithfulness.is_some_and(|f| f.is_finite() && f > -1.0 && f < 2.0)));
+    assert_eq!(a.summary.faithfulness.map(|s| s.n), Some(20));
     let b = discover(model, &imgs, &cfg, &mut |_| {}).unwrap();
     let strip = |mut r: modcirc_acdc::DiscoveryReport| {
         r.bootstraps.iter_mut().for_each(|b| b.discovery_s = 0.0);
