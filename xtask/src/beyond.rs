@@ -2,20 +2,22 @@
 //! against exact patching, and the faithfulness of the discovered circuit
 //! and of EAP's circuits. Computed once on the discovery's full pair set.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
-    Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    AcdcMetric, Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_TAU,
 };
 use modcirc_bimt::{checkpoint, Regime};
-use modcirc_dataset::Mnist;
+use modcirc_dataset::{Mnist, Task};
 use modcirc_metrics::spearman;
 use serde::{Deserialize, Serialize};
 
-use crate::discover::{DiscoverOutput, Split};
+use crate::common::{artifacts_dir, write_json, DataArgs};
+use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split};
 
 /// Version of the cached per-model files; part of their cache key.
 pub const BEYOND_SCHEMA: &str = "modcirc.beyond/3";
@@ -23,6 +25,95 @@ pub const BEYOND_SCHEMA: &str = "modcirc.beyond/3";
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
 pub const ACDC_PAIRS: usize = 100;
+
+#[derive(Args, Debug)]
+pub struct BeyondArgs {
+    /// A checkpoint written by `cargo xtask train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
+    #[arg(long)]
+    pub task: String,
+    /// The node discovery whose circuit is judged (its flags, as `discover` takes them).
+    #[command(flatten)]
+    pub flags: DiscoverFlags,
+    #[command(flatten)]
+    pub acdc: AcdcArgs,
+    /// Output JSON; default artifacts/beyond/<model>-<task>.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Edge-level ACDC's options.
+#[derive(Args, Debug, Clone)]
+pub struct AcdcArgs {
+    /// ACDC removes an edge when the metric gets worse by less than this.
+    #[arg(long, default_value_t = DEFAULT_TAU)]
+    pub tau: f64,
+    /// kl (of the circuit's output distribution from the model's) or answer.
+    #[arg(long, default_value = "kl")]
+    pub acdc_metric: AcdcMetric,
+    /// Removed edges carry zero instead of the corrupted value.
+    #[arg(long)]
+    pub acdc_zero: bool,
+    /// Pairs ACDC runs on (the first of the task's).
+    #[arg(long, default_value_t = ACDC_PAIRS)]
+    pub acdc_pairs: usize,
+}
+
+impl AcdcArgs {
+    fn config(&self) -> anyhow::Result<AcdcConfig> {
+        let config = AcdcConfig { tau: self.tau, metric: self.acdc_metric, zero_ablation: self.acdc_zero };
+        config.validate()?;
+        anyhow::ensure!(self.acdc_pairs > 0, "--acdc-pairs must be at least 1");
+        Ok(config)
+    }
+}
+
+impl Default for AcdcArgs {
+    fn default() -> Self {
+        AcdcArgs { tau: DEFAULT_TAU, acdc_metric: AcdcMetric::Kl, acdc_zero: false, acdc_pairs: ACDC_PAIRS }
+    }
+}
+
+/// `cargo xtask beyond`: node discovery, then STUDY §8 on its circuit and task.
+pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
+    args.acdc.config()?;
+    let mnist = args.data.load()?;
+    let task = Task::parse(&args.task).context("--task")?;
+    let disc = discover_model(&mnist, &args.model, &task, &args.flags, args.quiet)?;
+    let ck = checkpoint::load(&args.model).with_context(|| format!("--model {}", args.model.display()))?;
+    let regime = ck.meta.map(|m| m.config.regime).context("the checkpoint has no sidecar naming its regime")?;
+    let b = analyse(&mnist, &args.model, regime, 0, &disc, &args.acdc)?;
+    let path = args.out.clone().unwrap_or_else(|| {
+        let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        artifacts_dir().join("beyond").join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
+    });
+    write_json(&path, &b)?;
+    let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
+    println!(
+        "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3}; ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
+        args.model.display(),
+        rho.join(" / "),
+        b.node_attribution_s * 1e3,
+        b.exact_patching_s * 1e3,
+        b.circuit_faithfulness,
+        b.circuit_edges,
+        b.eap_same_size_faithfulness,
+        b.curve.cpr,
+        b.curve.cmd,
+        b.acdc.edges,
+        b.acdc.faithfulness_own_pairs,
+        b.acdc.pairs,
+        b.acdc.faithfulness,
+        path.display()
+    );
+    Ok(())
+}
 
 /// Edge-level ACDC (STUDY §8) with its default options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +170,7 @@ pub fn analyse(
     regime: Regime,
     seed: u64,
     disc: &DiscoverOutput,
+    acdc_args: &AcdcArgs,
 ) -> anyhow::Result<BeyondResult> {
     let ck = checkpoint::load(model_path).with_context(|| format!("--model {}", model_path.display()))?;
     let model = &ck.model;
@@ -105,8 +197,8 @@ pub fn analyse(
     let eap_same_size_faithfulness = eap_at(&sweep, &edges, circuit.n_edges(), total)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
 
-    let head: Vec<usize> = (0..images.n.min(ACDC_PAIRS)).collect();
-    let config = AcdcConfig::default();
+    let config = acdc_args.config()?;
+    let head: Vec<usize> = (0..images.n.min(acdc_args.acdc_pairs)).collect();
     let t = Instant::now();
     let own = sweep.subset(&head);
     let found = edge_acdc(&own, &config)?;

@@ -32,6 +32,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Find a task's circuit in a trained model by activation patching.
     Discover(discover::DiscoverArgs),
+    /// Beyond the paper (STUDY §8) on one model and task: attribution
+    /// patching, faithfulness, edge-level ACDC.
+    Beyond(beyond::BeyondArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
     /// Check that a `reproduce` output directory is complete (used by CI).
@@ -47,6 +50,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Beyond(args) => beyond::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::CheckArtifacts(args) => check::run(args),
         Command::CudaCheck(args) => cuda::run(args),

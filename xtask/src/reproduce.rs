@@ -13,7 +13,7 @@ use modcirc_metrics::{PhaseTimer, Summary};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::beyond::{self, BeyondResult, BEYOND_SCHEMA};
+use crate::beyond::{self, AcdcArgs, BeyondResult, BEYOND_SCHEMA};
 use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
 use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split, DISCOVERY_REVISION};
 use crate::report;
@@ -285,7 +285,9 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                     Some(b) => b,
                     None => {
                         let b = timer
-                            .time("beyond", || beyond::analyse(&mnist, &out.join(&m.path), m.regime, m.seed, &d))
+                            .time("beyond", || {
+                                beyond::analyse(&mnist, &out.join(&m.path), m.regime, m.seed, &d, &AcdcArgs::default())
+                            })
                             .with_context(|| format!("attribution and faithfulness of {} on {task}", m.regime))?;
                         write_json(&path, &b)?;
                         b

@@ -238,7 +238,9 @@ pub fn faithfulness_curve(
         || fractions[0] <= 0.0
         || fractions[fractions.len() - 1] > 1.0
     {
-        return Err(AcdcError::Shape(format!("fractions {fractions:?}: need at least two, ascending, in (0, 1]")));
+        return Err(AcdcError::BadOption(format!(
+            "fractions of edges {fractions:?}: need at least two, ascending, in (0, 1]"
+        )));
     }
     if scores.layers.len() != model.layers.len()
         || scores.layers.iter().zip(&model.layers).any(|(s, l)| s.len() != l.weight.len())

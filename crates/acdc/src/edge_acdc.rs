@@ -28,7 +28,7 @@ impl FromStr for AcdcMetric {
         match s {
             "kl" => Ok(AcdcMetric::Kl),
             "answer" => Ok(AcdcMetric::Answer),
-            _ => Err(AcdcError::Shape(format!("--acdc-metric {s:?}: expected kl or answer"))),
+            _ => Err(AcdcError::BadOption(format!("--acdc-metric {s:?}: expected kl or answer"))),
         }
     }
 }
@@ -55,6 +55,16 @@ pub struct AcdcConfig {
     pub metric: AcdcMetric,
     /// Removed edges carry zero instead of the corrupted value.
     pub zero_ablation: bool,
+}
+
+impl AcdcConfig {
+    /// Checks the options, so that a command can refuse them before any work.
+    pub fn validate(&self) -> Result<(), AcdcError> {
+        if self.tau.is_nan() || self.tau < 0.0 {
+            return Err(AcdcError::BadOption(format!("--tau {}: must be at least 0", self.tau)));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AcdcConfig {
@@ -94,9 +104,7 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
     let model = sweep.model;
     let images = &sweep.images;
     check_labels(model, images)?;
-    if config.tau.is_nan() || config.tau < 0.0 {
-        return Err(AcdcError::Shape(format!("--tau {}: must be at least 0", config.tau)));
-    }
+    config.validate()?;
     let n = images.n;
     let layers = model.layers.len();
     let classes = model.n_classes();

@@ -12,6 +12,9 @@ pub enum AcdcError {
     Device(String),
     #[error("{0}")]
     Degenerate(String),
+    /// An option out of its range, named as the command line names it.
+    #[error("{0}")]
+    BadOption(String),
     #[error("on the device: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
