@@ -20,7 +20,7 @@ use crate::common::{artifacts_dir, write_json, DataArgs};
 use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split};
 
 /// Version of the cached per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/3";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/4";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
@@ -122,8 +122,9 @@ pub struct AcdcResult {
     pub pairs: usize,
     pub seconds: f64,
     pub edges: usize,
-    /// KL of the circuit's output distribution from the model's, on its pairs.
-    pub kl: f64,
+    /// The circuit's ACDC metric on its pairs (`config.metric`: KL from the
+    /// model's output distribution, or the answer metric).
+    pub circuit_metric: f64,
     /// Faithfulness on the pairs ACDC ran on, on all of the task's pairs, and
     /// that of as many top-|EAP| edges (all pairs).
     pub faithfulness_own_pairs: f64,
@@ -209,7 +210,7 @@ pub fn analyse(
         pairs: head.len(),
         seconds,
         edges: found.n_edges,
-        kl: found.circuit_metric,
+        circuit_metric: found.circuit_metric,
         faithfulness_own_pairs: faithfulness(&own, &acdc_circuit)?,
         faithfulness: faithfulness(&sweep, &acdc_circuit)?,
         eap_same_size_faithfulness: eap_at(&sweep, &edges, found.n_edges, total)?,
