@@ -586,6 +586,22 @@ mod tests {
     }
 
     #[test]
+    fn adamw_gives_the_same_bits_on_every_path() {
+        let n = 1_003; // not a multiple of 8: the tail too
+        let c = TrainConfig::new(Regime::Bimt).weight_decay(0.01);
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 1e-2).collect();
+        let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (mut p1, mut m1, mut v1) = (start.clone(), vec![0.1; n], vec![1e-4; n]);
+        let (mut p2, mut m2, mut v2) = (start.clone(), vec![0.1; n], vec![1e-4; n]);
+        for _ in 0..3 {
+            adamw(&mut p1, &g, &mut m1, &mut v1, &c, 1e-3, 0.3);
+            adamw_portable(&mut p2, &g, &mut m2, &mut v2, &c, 1e-3, 0.3);
+        }
+        assert_ne!(p2, start);
+        assert_eq!((p1, m1, v1), (p2, m2, v2));
+    }
+
+    #[test]
     fn a_nan_stops_training_with_the_step_number() {
         let n = 300;
         let mut set = ImageSet {
