@@ -278,6 +278,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                     m.sha256.as_bytes(),
                     task.name.as_bytes(),
                     &serde_json::to_vec(&flags)?,
+                    &DISCOVERY_REVISION.to_le_bytes(),
                     BEYOND_SCHEMA.as_bytes(),
                 ]);
                 let path = out.join("beyond").join(format!("{}-seed{}-{}-{key}.json", m.regime, m.seed, task.name));
