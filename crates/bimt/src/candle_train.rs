@@ -169,19 +169,8 @@ impl CandleTrainer {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<TrainOutcome, BimtError> {
         let cfg = self.config.clone();
-        if train.pixels() != cfg.sizes[0] || train.len() < cfg.batch_size {
-            return Err(BimtError::Data(format!(
-                "{} images of {} pixels do not fit a model of {} inputs at batch {}",
-                train.len(),
-                train.pixels(),
-                cfg.sizes[0],
-                cfg.batch_size
-            )));
-        }
+        cfg.check_data(train)?;
         let classes = *cfg.sizes.last().unwrap();
-        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= classes) {
-            return Err(BimtError::Data(format!("label {bad} is outside the model's {classes} classes")));
-        }
         let start = Instant::now();
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
         // One-hot labels in class order; a step's targets are its rows with

@@ -69,6 +69,27 @@ impl TrainConfig {
              swap_top: usize, history_every: usize, weight_decay: f32);
 
     /// `lambda` for the 0-based step `s`: ×growth from `steps/4`, again from `steps/2`.
+    /// Refuses training data the model cannot take: the wrong pixel count,
+    /// fewer images than one batch, or a label outside the classes. Every
+    /// trainer checks with this before its first step.
+    pub fn check_data(&self, train: &ImageSet) -> Result<(), BimtError> {
+        let (inputs, classes) = (self.sizes[0], *self.sizes.last().expect("validated sizes"));
+        if train.pixels() != inputs {
+            return Err(BimtError::Data(format!("images have {} pixels, the model takes {inputs}", train.pixels())));
+        }
+        if train.len() < self.batch_size {
+            return Err(BimtError::Data(format!(
+                "{} training images are fewer than one batch of {}",
+                train.len(),
+                self.batch_size
+            )));
+        }
+        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(BimtError::Data(format!("label {bad} is outside the model's {classes} classes")));
+        }
+        Ok(())
+    }
+
     pub fn lambda_at(&self, s: usize) -> f32 {
         let boosts = (s >= self.steps / 4) as i32 + (s >= self.steps / 2) as i32;
         self.lambda * self.lambda_growth.powi(boosts)
@@ -337,26 +358,7 @@ impl Trainer {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<TrainOutcome, BimtError> {
         let cfg = self.config.clone();
-        if train.pixels() != self.model.n_inputs() {
-            return Err(BimtError::Data(format!(
-                "images have {} pixels, the model takes {}",
-                train.pixels(),
-                self.model.n_inputs()
-            )));
-        }
-        if train.len() < cfg.batch_size {
-            return Err(BimtError::Data(format!(
-                "{} training images are fewer than one batch of {}",
-                train.len(),
-                cfg.batch_size
-            )));
-        }
-        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= self.model.n_classes()) {
-            return Err(BimtError::Data(format!(
-                "label {bad} is outside the model's {} classes",
-                self.model.n_classes()
-            )));
-        }
+        cfg.check_data(train)?;
         let start = Instant::now();
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
