@@ -2,16 +2,16 @@
 //! against exact patching, and the faithfulness of the discovered circuit
 //! and of EAP's circuits. Computed once on the discovery's full pair set.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
-    AcdcMetric, Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_TAU,
+    AcdcMetric, Circuit, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_TAU,
 };
-use modcirc_bimt::{checkpoint, Regime};
+use modcirc_bimt::{checkpoint, Mlp, Regime};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_metrics::spearman;
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let disc = discover_model(&mnist, &args.model, &task, &args.flags, args.quiet)?;
     let ck = checkpoint::load(&args.model).with_context(|| format!("--model {}", args.model.display()))?;
     let regime = ck.meta.map(|m| m.config.regime).context("the checkpoint has no sidecar naming its regime")?;
-    let b = analyse(&mnist, &args.model, regime, 0, &disc, &args.acdc)?;
+    let b = analyse(&mnist, &ck.model, regime, 0, &disc, &args.acdc)?;
     let path = args.out.clone().unwrap_or_else(|| {
         let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         artifacts_dir().join("beyond").join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
@@ -158,23 +158,15 @@ pub struct BeyondResult {
     pub acdc: AcdcResult,
 }
 
-/// Faithfulness of the circuit of the top-|EAP| `edges` edges.
-fn eap_at(sweep: &PatchingSweep<'_>, scores: &EdgeScores, edges: usize, total: usize) -> anyhow::Result<f64> {
-    let fraction = (edges as f64 / total as f64).max(1.0 / total as f64);
-    Ok(if fraction < 1.0 { faithfulness_curve(sweep, scores, &[fraction, 1.0])?.faithfulness[0] } else { 1.0 })
-}
-
-/// The analysis of one discovery (`disc`, of the checkpoint at `model_path`).
+/// The analysis of one discovery (`disc`, of `model`).
 pub fn analyse(
     mnist: &Mnist,
-    model_path: &Path,
+    model: &Mlp,
     regime: Regime,
     seed: u64,
     disc: &DiscoverOutput,
     acdc_args: &AcdcArgs,
 ) -> anyhow::Result<BeyondResult> {
-    let ck = checkpoint::load(model_path).with_context(|| format!("--model {}", model_path.display()))?;
-    let model = &ck.model;
     let split = match disc.inputs.flags.split {
         Split::Test => &mnist.test,
         Split::Train => &mnist.train,
@@ -194,8 +186,7 @@ pub fn analyse(
 
     let circuit = Circuit::new(model, disc.report.selection.nodes.clone(), disc.inputs.flags.eps)?;
     let circuit_faithfulness = faithfulness(&sweep, &circuit)?;
-    let total = model.n_weights();
-    let eap_same_size_faithfulness = eap_at(&sweep, &edges, circuit.n_edges(), total)?;
+    let eap_same_size_faithfulness = faithfulness(&sweep, &edges.top_circuit(model, circuit.n_edges())?)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
 
     let config = acdc_args.config()?;
@@ -213,7 +204,7 @@ pub fn analyse(
         circuit_metric: found.circuit_metric,
         faithfulness_own_pairs: faithfulness(&own, &acdc_circuit)?,
         faithfulness: faithfulness(&sweep, &acdc_circuit)?,
-        eap_same_size_faithfulness: eap_at(&sweep, &edges, found.n_edges, total)?,
+        eap_same_size_faithfulness: faithfulness(&sweep, &edges.top_circuit(model, found.n_edges)?)?,
     };
     Ok(BeyondResult {
         schema: BEYOND_SCHEMA.into(),

@@ -29,6 +29,33 @@ pub struct EdgeScores {
     pub layers: Vec<Vec<f32>>,
 }
 
+impl EdgeScores {
+    /// Every edge `(layer, index)`, largest |s| first; ties to the lower
+    /// layer, then the lower index.
+    fn ranking(&self) -> Vec<(usize, usize)> {
+        let mut order: Vec<(usize, usize)> =
+            self.layers.iter().enumerate().flat_map(|(l, s)| (0..s.len()).map(move |i| (l, i))).collect();
+        order.sort_by(|&(la, ia), &(lb, ib)| {
+            self.layers[lb][ib].abs().total_cmp(&self.layers[la][ia].abs()).then((la, ia).cmp(&(lb, ib)))
+        });
+        order
+    }
+
+    fn top_mask(&self, order: &[(usize, usize)], k: usize) -> Vec<Vec<bool>> {
+        let mut mask: Vec<Vec<bool>> = self.layers.iter().map(|s| vec![false; s.len()]).collect();
+        for &(l, i) in &order[..k.min(order.len())] {
+            mask[l][i] = true;
+        }
+        mask
+    }
+
+    /// The circuit of the `k` edges with the largest |s| (ties as in
+    /// [`faithfulness_curve`]).
+    pub fn top_circuit(&self, model: &Mlp, k: usize) -> Result<Circuit, AcdcError> {
+        Circuit::from_edges(model, &self.top_mask(&self.ranking(), k))
+    }
+}
+
 /// Faithfulness of the circuits made of the top-|s| edges, at each fraction
 /// of all edges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,21 +275,12 @@ pub fn faithfulness_curve(
         return Err(AcdcError::Shape("the edge scores were computed for a model of another shape".into()));
     }
     let (full, empty) = faithfulness_scale(sweep)?;
-    let mut order: Vec<(usize, usize)> =
-        scores.layers.iter().enumerate().flat_map(|(l, s)| (0..s.len()).map(move |i| (l, i))).collect();
-    order.sort_by(|&(la, ia), &(lb, ib)| {
-        scores.layers[lb][ib].abs().total_cmp(&scores.layers[la][ia].abs()).then((la, ia).cmp(&(lb, ib)))
-    });
-    let total = order.len();
+    let order = scores.ranking();
     let mut edges = Vec::new();
     let mut faithfulness = Vec::new();
     for &f in fractions {
-        let k = ((f * total as f64).round() as usize).clamp(1, total);
-        let mut mask: Vec<Vec<bool>> = scores.layers.iter().map(|s| vec![false; s.len()]).collect();
-        for &(l, i) in &order[..k] {
-            mask[l][i] = true;
-        }
-        let circuit = Circuit::from_edges(model, &mask)?;
+        let k = ((f * order.len() as f64).round() as usize).clamp(1, order.len());
+        let circuit = Circuit::from_edges(model, &scores.top_mask(&order, k))?;
         edges.push(k);
         faithfulness.push((circuit.answer_metric(sweep)? - empty) / (full - empty));
     }

@@ -154,7 +154,9 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
         per_pair: Vec::new(),
     };
     state.per_pair = state.z[layers - 1].chunks_exact(classes).enumerate().map(|(b, z)| cost(b, z)).collect();
-    let model_cost = mean(&state.per_pair);
+    // The per-pair sum and mean of the current circuit, refreshed on each removal.
+    let mut current_sum: f64 = state.per_pair.iter().sum();
+    let model_cost = current_sum / n as f64;
     let mut current = model_cost;
     // Kept weights (`W ⊙ mask`), input-major (`[n_in, n_out]`): a removed
     // edge's contribution is fixed by its ablated source, so only kept
@@ -205,7 +207,7 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
                     current
                 } else {
                     evaluated += 1;
-                    let mut per_pair_sum = state.per_pair.iter().sum::<f64>();
+                    let mut per_pair_sum = current_sum;
                     for (k, &b) in trial.pairs.iter().enumerate() {
                         per_pair_sum += cost(b, trial.logits(k)) - state.per_pair[b];
                     }
@@ -219,7 +221,8 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
                         state.per_pair[b] = cost(b, trial.logits(k));
                         trial.commit(k, &mut state);
                     }
-                    current = mean(&state.per_pair);
+                    current_sum = state.per_pair.iter().sum();
+                    current = current_sum / n as f64;
                 }
             }
         }
@@ -233,10 +236,6 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
         circuit_metric: sign * current,
         evaluated,
     })
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
