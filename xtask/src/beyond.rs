@@ -12,11 +12,11 @@ use modcirc_acdc::{
     AcdcMetric, Circuit, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_TAU,
 };
 use modcirc_bimt::{checkpoint, Mlp, Regime};
-use modcirc_dataset::{Mnist, Task};
+use modcirc_dataset::Mnist;
 use modcirc_metrics::spearman;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{artifacts_dir, write_json, DataArgs};
+use crate::common::{write_json, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags, DiscoverOutput, Split};
 
 /// Version of the cached per-model files; part of their cache key.
@@ -28,12 +28,8 @@ pub const ACDC_PAIRS: usize = 100;
 
 #[derive(Args, Debug)]
 pub struct BeyondArgs {
-    /// A checkpoint written by `cargo xtask train`.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
-    #[arg(long)]
-    pub task: String,
+    #[command(flatten)]
+    pub target: ModelTask,
     /// The node discovery whose circuit is judged (its flags, as `discover` takes them).
     #[command(flatten)]
     pub flags: DiscoverFlags,
@@ -84,20 +80,18 @@ impl Default for AcdcArgs {
 pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     args.acdc.config()?;
     let mnist = args.data.load()?;
-    let task = Task::parse(&args.task).context("--task")?;
-    let disc = discover_model(&mnist, &args.model, &task, &args.flags, args.quiet)?;
-    let ck = checkpoint::load(&args.model).with_context(|| format!("--model {}", args.model.display()))?;
+    let model = &args.target.model;
+    let task = args.target.parse_task()?;
+    let disc = discover_model(&mnist, model, &task, &args.flags, args.quiet)?;
+    let ck = checkpoint::load(model).with_context(|| format!("--model {}", model.display()))?;
     let regime = ck.meta.map(|m| m.config.regime).context("the checkpoint has no sidecar naming its regime")?;
     let b = analyse(&mnist, &ck.model, regime, 0, &disc, &args.acdc)?;
-    let path = args.out.clone().unwrap_or_else(|| {
-        let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        artifacts_dir().join("beyond").join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
-    });
+    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
     write_json(&path, &b)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
     println!(
         "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3}; ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
-        args.model.display(),
+        model.display(),
         rho.join(" / "),
         b.node_attribution_s * 1e3,
         b.exact_patching_s * 1e3,

@@ -85,3 +85,27 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result
     let bytes = serde_json::to_vec_pretty(value)?;
     modcirc_bimt::checkpoint::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
+
+/// The model and task a `discover` or `beyond` command works on.
+#[derive(clap::Args, Debug)]
+pub struct ModelTask {
+    /// A checkpoint written by `cargo xtask train` (or any safetensors MLP with fc1..fcN).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
+    #[arg(long)]
+    pub task: String,
+}
+
+impl ModelTask {
+    pub fn parse_task(&self) -> anyhow::Result<modcirc_dataset::Task> {
+        use anyhow::Context;
+        modcirc_dataset::Task::parse(&self.task).context("--task")
+    }
+
+    /// `artifacts/<kind>/<model stem>-<task>.json`, where `--out` is not given.
+    pub fn default_out(&self, kind: &str, task: &modcirc_dataset::Task) -> std::path::PathBuf {
+        let stem = self.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        artifacts_dir().join(kind).join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
+    }
+}

@@ -8,7 +8,7 @@ use modcirc_bimt::{checkpoint, DeviceSpec};
 use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{artifacts_dir, bar, sha256_file, write_json, DataArgs};
+use crate::common::{bar, sha256_file, write_json, DataArgs, ModelTask};
 
 /// Version of the `discover` JSON (docs/results-schema.md).
 pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
@@ -26,12 +26,8 @@ pub enum Split {
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
-    /// A checkpoint written by `cargo xtask train` (or any safetensors MLP with fc1..fcN).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
-    #[arg(long)]
-    pub task: String,
+    #[command(flatten)]
+    pub target: ModelTask,
     #[command(flatten)]
     pub flags: DiscoverFlags,
     /// Output JSON; default artifacts/discover/<model>-<task>.json.
@@ -96,17 +92,14 @@ pub struct DiscoverOutput {
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let mnist = args.data.load()?;
-    let task = Task::parse(&args.task).context("--task")?;
-    let out = discover_model(&mnist, &args.model, &task, &args.flags, args.quiet)?;
-    let path = args.out.clone().unwrap_or_else(|| {
-        let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        artifacts_dir().join("discover").join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
-    });
+    let task = args.target.parse_task()?;
+    let out = discover_model(&mnist, &args.target.model, &task, &args.flags, args.quiet)?;
+    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     write_json(&path, &out)?;
     let s = &out.report.summary;
     println!(
         "{} on {}: logit difference {:.4} [{:.4}, {:.4}], sparsity {:.4} [{:.4}, {:.4}], accuracy {:.4} [{:.4}, {:.4}], discovery {:.2} ms [{:.2}, {:.2}]; {} pairs, {:.2} s -> {}",
-        args.model.display(),
+        args.target.model.display(),
         task,
         s.logit_difference.mean, s.logit_difference.lo, s.logit_difference.hi,
         s.sparsity.mean, s.sparsity.lo, s.sparsity.hi,
