@@ -422,30 +422,20 @@ pub fn table3_csv(r: &Results) -> String {
         .filter_map(|row| {
             let d = find(&r.discoveries, row.regime, row.task)?;
             let f = |x: f64| format!("{x:.6}");
-            Some(vec![
-                row.task.to_string(),
-                row.regime.label().to_string(),
-                f(d.logit_difference.mean),
-                f(d.logit_difference.lo),
-                f(d.logit_difference.hi),
-                f(row.logit_difference.0),
-                f(row.logit_difference.1),
-                f(d.logit_difference.mean - row.logit_difference.0),
-                f(d.discovery_s.mean),
-                f(d.discovery_s.lo),
-                f(d.discovery_s.hi),
-                f(row.discovery_s.0),
-                f(row.discovery_s.1),
-                f(d.sparsity.mean),
-                f(d.sparsity.lo),
-                f(d.sparsity.hi),
-                f(row.sparsity.0),
-                f(row.sparsity.1),
-                f(d.sparsity.mean - row.sparsity.0),
-                f(d.accuracy.mean),
-                f(d.accuracy.lo),
-                f(d.accuracy.hi),
-            ])
+            // Ours as mean, lo, hi; the paper's as mean, half-width.
+            let ours = |s: &Summary| [f(s.mean), f(s.lo), f(s.hi)];
+            let paper = |(mean, half): (f64, f64)| [f(mean), f(half)];
+            let mut cells = vec![row.task.to_string(), row.regime.label().to_string()];
+            cells.extend(ours(&d.logit_difference));
+            cells.extend(paper(row.logit_difference));
+            cells.push(f(d.logit_difference.mean - row.logit_difference.0));
+            cells.extend(ours(&d.discovery_s));
+            cells.extend(paper(row.discovery_s));
+            cells.extend(ours(&d.sparsity));
+            cells.extend(paper(row.sparsity));
+            cells.push(f(d.sparsity.mean - row.sparsity.0));
+            cells.extend(ours(&d.accuracy));
+            Some(cells)
         })
         .collect();
     csv_table(&TABLE3_HEADER, &rows)
