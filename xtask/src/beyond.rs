@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
     AcdcMetric, Circuit, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_TAU,
 };
-use modcirc_bimt::{checkpoint, Mlp, Regime};
+use modcirc_bimt::Regime;
+use modcirc_mlp::Mlp;
 use modcirc_dataset::Mnist;
 use modcirc_metrics::spearman;
 use serde::{Deserialize, Serialize};
@@ -82,10 +82,13 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let mnist = args.data.load()?;
     let model = &args.target.model;
     let task = args.target.parse_task()?;
-    let disc = discover_model(&mnist, model, &task, &args.flags, args.quiet)?;
-    let ck = checkpoint::load(model).with_context(|| format!("--model {}", model.display()))?;
-    let regime = ck.meta.map(|m| m.config.regime).context("the checkpoint has no sidecar naming its regime")?;
-    let b = analyse(&mnist, &ck.model, regime, 0, &disc, &args.acdc)?;
+    let ck = args.target.load()?;
+    let disc = discover_model(&mnist, &ck, model, &task, &args.flags, args.quiet)?;
+    let (regime, seed) = match &ck.meta {
+        Some(m) => (Some(m.config.regime), Some(m.config.seed)),
+        None => (None, None),
+    };
+    let b = analyse(&mnist, &ck.model, regime, seed, &disc, &args.acdc)?;
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
     write_json(&path, &b)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
@@ -129,8 +132,10 @@ pub struct AcdcResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BeyondResult {
     pub schema: String,
-    pub regime: Regime,
-    pub seed: u64,
+    /// The training regime and seed, from the checkpoint's sidecar (`None`:
+    /// a model without one, trained elsewhere).
+    pub regime: Option<Regime>,
+    pub seed: Option<u64>,
     pub task: String,
     pub pairs: usize,
     /// Per hidden layer: Spearman's ρ between node attribution and exact
@@ -152,12 +157,19 @@ pub struct BeyondResult {
     pub acdc: AcdcResult,
 }
 
+impl BeyondResult {
+    /// The regime's label, or `unknown` for a model without a sidecar.
+    pub fn regime_label(&self) -> &'static str {
+        self.regime.map_or("unknown", Regime::label)
+    }
+}
+
 /// The analysis of one discovery (`disc`, of `model`).
 pub fn analyse(
     mnist: &Mnist,
     model: &Mlp,
-    regime: Regime,
-    seed: u64,
+    regime: Option<Regime>,
+    seed: Option<u64>,
     disc: &DiscoverOutput,
     acdc_args: &AcdcArgs,
 ) -> anyhow::Result<BeyondResult> {

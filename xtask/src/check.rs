@@ -77,7 +77,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
                 && b.curve.cmd.is_finite()
                 && b.acdc.faithfulness.is_finite(),
             "beyond {} / {} has non-finite faithfulness",
-            b.regime,
+            b.regime_label(),
             b.task
         );
     }

@@ -80,6 +80,22 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Loads the checkpoint of `--model` (`activation`: `--activation`), with
+/// the flags named in its errors.
+pub fn load_model(
+    path: &Path,
+    activation: Option<modcirc_mlp::Activation>,
+) -> anyhow::Result<modcirc_bimt::checkpoint::Checkpoint> {
+    use modcirc_bimt::BimtError;
+    use modcirc_mlp::MlpError;
+    modcirc_bimt::checkpoint::load(path, activation).map_err(|e| match e {
+        BimtError::Model(MlpError::NoActivation { .. }) => {
+            anyhow::anyhow!("--model {}: {e}; pass it as --activation", path.display())
+        }
+        e => anyhow::Error::new(e).context(format!("--model {}", path.display())),
+    })
+}
+
 /// Serialises `value` as pretty JSON to `path` through a temporary file.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(value)?;
@@ -89,15 +105,26 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result
 /// The model and task a `discover` or `beyond` command works on.
 #[derive(clap::Args, Debug)]
 pub struct ModelTask {
-    /// A checkpoint written by `cargo xtask train` (or any safetensors MLP with fc1..fcN).
+    /// A safetensors MLP: a checkpoint of `cargo xtask train`, or any stack of
+    /// Linear layers named fc1..fcN or as nn.Sequential names them (0, 2, ...,
+    /// under any prefix), in f32, f16, bf16 or f64.
     #[arg(long)]
     pub model: std::path::PathBuf,
     /// circle, line, or clean:corrupted pairs such as 8:3,6:5.
     #[arg(long)]
     pub task: String,
+    /// The hidden layers' activation, where the file does not record it:
+    /// silu, relu, gelu, gelu-tanh, tanh, sigmoid or identity.
+    #[arg(long)]
+    pub activation: Option<modcirc_mlp::Activation>,
 }
 
 impl ModelTask {
+    /// The checkpoint `--model` names, read with `--activation`.
+    pub fn load(&self) -> anyhow::Result<modcirc_bimt::checkpoint::Checkpoint> {
+        load_model(&self.model, self.activation)
+    }
+
     pub fn parse_task(&self) -> anyhow::Result<modcirc_dataset::Task> {
         use anyhow::Context;
         modcirc_dataset::Task::parse(&self.task).context("--task")

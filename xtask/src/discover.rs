@@ -4,7 +4,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, TaskImages};
-use modcirc_bimt::{checkpoint, DeviceSpec};
+use modcirc_bimt::checkpoint::Checkpoint;
+use modcirc_mlp::DeviceSpec;
 use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +94,8 @@ pub struct DiscoverOutput {
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let mnist = args.data.load()?;
     let task = args.target.parse_task()?;
-    let out = discover_model(&mnist, &args.target.model, &task, &args.flags, args.quiet)?;
+    let ck = args.target.load()?;
+    let out = discover_model(&mnist, &ck, &args.target.model, &task, &args.flags, args.quiet)?;
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     write_json(&path, &out)?;
     let s = &out.report.summary;
@@ -118,19 +120,41 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Discovery on one checkpoint and task, as `discover` and `reproduce` run it.
+/// Refuses a model whose input width or classes do not fit the images.
+pub fn check_fits(ck: &Checkpoint, model_path: &Path, split: &modcirc_dataset::ImageSet) -> anyhow::Result<()> {
+    let (inputs, classes) = (ck.model.n_inputs(), ck.model.n_classes());
+    anyhow::ensure!(
+        inputs == split.pixels(),
+        "--model {} takes {inputs} inputs, but the images (--data-dir) have {} pixels ({}x{})",
+        model_path.display(),
+        split.pixels(),
+        split.rows,
+        split.cols
+    );
+    if let Some(&bad) = split.labels.iter().find(|&&l| l as usize >= classes) {
+        anyhow::bail!(
+            "--model {} has {classes} outputs, but the data (--data-dir) has label {bad}",
+            model_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Discovery on one checkpoint (read from `model_path`) and task, as
+/// `discover` and `reproduce` run it.
 pub fn discover_model(
     mnist: &Mnist,
+    ck: &Checkpoint,
     model_path: &Path,
     task: &Task,
     flags: &DiscoverFlags,
     quiet: bool,
 ) -> anyhow::Result<DiscoverOutput> {
-    let ck = checkpoint::load(model_path).with_context(|| format!("--model {}", model_path.display()))?;
     let split = match flags.split {
         Split::Test => &mnist.test,
         Split::Train => &mnist.train,
     };
+    check_fits(ck, model_path, split)?;
     let pairs = PairedDataset::new(split, task, flags.seed).with_context(|| format!("--task {task}"))?;
     let images = TaskImages::from_pairs(split, &pairs.pairs);
     let config = DiscoveryConfig {
@@ -165,7 +189,7 @@ pub fn discover_model(
         inputs: DiscoverInputs {
             model: model_path.display().to_string(),
             model_sha256: sha256_file(model_path)?,
-            regime: ck.meta.map(|m| m.config.regime.to_string()),
+            regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
             task: task.clone(),
             flags: flags.clone(),
         },

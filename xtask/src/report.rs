@@ -230,13 +230,14 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
     // Fig. 2: BIMT and L1 with their circle circuits.
     for regime in [Regime::Bimt, Regime::L1] {
         let (Some(m), Some(d)) = (model0(&r.models, regime), find(&r.discoveries, regime, "circle")) else { continue };
-        let ck = checkpoint::load(&base.join(&m.path))?;
+        let ck = checkpoint::load(&base.join(&m.path), None)?;
         let disc: DiscoverOutput = serde_json::from_slice(&std::fs::read(base.join(&d.path))?)?;
+        let weights: Vec<&[f32]> = ck.model.layers.iter().map(|l| l.weight.as_slice()).collect();
         written.extend(network_figure(
             &dir.join(format!("fig2_network_{regime}")),
             &format!("{} and its circle circuit (K = {})", regime.label(), disc.report.config.k),
-            &ck.model,
-            &ck.layout,
+            &ck.layout.layers,
+            &weights,
             &disc.report.selection.nodes,
         )?);
     }
@@ -370,9 +371,9 @@ pub fn figures(out: &Path, r: &Results) -> anyhow::Result<Vec<PathBuf>> {
                 y_label: "faithfulness".into(),
                 series: Regime::ALL
                     .iter()
-                    .filter_map(|reg| r.beyond.iter().find(|b| b.regime == *reg && b.task == *t && b.seed == 0))
+                    .filter_map(|reg| r.beyond.iter().find(|b| b.regime == Some(*reg) && b.task == *t && b.seed == Some(0)))
                     .map(|b| Series {
-                        name: b.regime.label().into(),
+                        name: b.regime_label().into(),
                         points: b
                             .curve
                             .fractions
@@ -646,17 +647,17 @@ fn beyond_section(r: &Results) -> String {
     let rows: Vec<Vec<String>> = TASKS
         .iter()
         .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
-        .filter_map(|(t, reg)| r.beyond.iter().find(|b| b.regime == *reg && b.task == *t && b.seed == 0))
+        .filter_map(|(t, reg)| r.beyond.iter().find(|b| b.regime == Some(*reg) && b.task == *t && b.seed == Some(0)))
         .map(|b| {
             let rho = b.node_spearman.iter().map(|x| x.map_or("–".into(), |v| format!("{v:.3}"))).collect::<Vec<_>>();
             vec![
                 b.task.clone(),
-                b.regime.label().into(),
+                b.regime_label().into(),
                 rho.join(" / "),
                 format!("{:.1}", b.exact_patching_s * 1e3),
                 format!("{:.2}", b.node_attribution_s * 1e3),
                 format!("{:.0}x", b.exact_patching_s / b.node_attribution_s.max(1e-12)),
-                match find(&r.discoveries, b.regime, &b.task).and_then(|d| d.faithfulness) {
+                match b.regime.and_then(|reg| find(&r.discoveries, reg, &b.task)).and_then(|d| d.faithfulness) {
                     Some(f) => format!("{} ({} edges on all pairs)", ci(&f, 3), b.circuit_edges),
                     None => format!("{:.3} ({} edges, all pairs)", b.circuit_faithfulness, b.circuit_edges),
                 },
@@ -685,12 +686,12 @@ fn beyond_section(r: &Results) -> String {
     let rows: Vec<Vec<String>> = TASKS
         .iter()
         .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
-        .filter_map(|(t, reg)| r.beyond.iter().find(|b| b.regime == *reg && b.task == *t && b.seed == 0))
+        .filter_map(|(t, reg)| r.beyond.iter().find(|b| b.regime == Some(*reg) && b.task == *t && b.seed == Some(0)))
         .map(|b| {
             let a = &b.acdc;
             vec![
                 b.task.clone(),
-                b.regime.label().into(),
+                b.regime_label().into(),
                 format!("{}", a.config.tau),
                 a.edges.to_string(),
                 format!("{:.2e} ({})", a.circuit_metric, a.config.metric),
@@ -715,12 +716,12 @@ fn beyond_section(r: &Results) -> String {
     ));
     s.push('\n');
     for t in TASKS {
-        let on_task = || r.beyond.iter().filter(move |b| b.task == t && b.seed == 0);
+        let on_task = || r.beyond.iter().filter(move |b| b.task == t && b.seed == Some(0));
         let best = |f: fn(&BeyondResult) -> f64| {
-            on_task().max_by(|a, b| f(a).total_cmp(&f(b))).map(|b| format!("{} {:.3}", b.regime.label(), f(b)))
+            on_task().max_by(|a, b| f(a).total_cmp(&f(b))).map(|b| format!("{} {:.3}", b.regime_label(), f(b)))
         };
         let smallest =
-            on_task().min_by_key(|b| b.acdc.edges).map(|b| format!("{} ({} edges)", b.regime.label(), b.acdc.edges));
+            on_task().min_by_key(|b| b.acdc.edges).map(|b| format!("{} ({} edges)", b.regime_label(), b.acdc.edges));
         if let (Some(circuit), Some(cpr), Some(smallest)) =
             (best(|b| b.circuit_faithfulness), best(|b| b.curve.cpr), smallest)
         {

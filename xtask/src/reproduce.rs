@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use modcirc_acdc::Ablation;
-use modcirc_bimt::checkpoint::{self, TrainMeta};
-use modcirc_bimt::{DeviceSpec, Mlp, Regime, TrainConfig, TRAINER_REVISION};
+use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta};
+use modcirc_bimt::{Regime, TrainConfig, TRAINER_REVISION};
+use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_metrics::{PhaseTimer, Summary};
 use serde::{Deserialize, Serialize};
@@ -213,14 +214,14 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 args.device.to_string().as_bytes(),
             ]);
             let path = out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
-            let cached = !args.force && path.exists() && checkpoint::load(&path).ok().and_then(|c| c.meta).is_some();
+            let cached = !args.force && path.exists() && checkpoint::load(&path, None).ok().and_then(|c| c.meta).is_some();
             if !cached {
                 let (meta, model, layout) =
                     timer.time("train", || train_one(&mnist, config.clone(), args.device, &args.data, args.quiet))?;
                 checkpoint::save(&path, &model, &layout, &meta)
                     .with_context(|| format!("saving {}", path.display()))?;
             }
-            let meta = checkpoint::load(&path)?.meta.context("sidecar missing after save")?;
+            let meta = checkpoint::load(&path, None)?.meta.context("sidecar missing after save")?;
             say(format!(
                 "[train] {:>8} seed {seed}: test accuracy {:.4}, {:.1} s{}",
                 regime.label(),
@@ -254,8 +255,15 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let mut discoveries = Vec::new();
     let mut beyond = Vec::new();
     for m in &models {
-        // Loaded once per model, and only when a STUDY §8 result is not cached.
-        let mut beyond_model: Option<Mlp> = None;
+        // Loaded once per model, and only when a result is not cached.
+        let mut loaded: Option<Checkpoint> = None;
+        let model_path = out.join(&m.path);
+        let load = |loaded: &mut Option<Checkpoint>| -> anyhow::Result<Checkpoint> {
+            if loaded.is_none() {
+                *loaded = Some(checkpoint::load(&model_path, None)?);
+            }
+            Ok(loaded.clone().expect("loaded just above"))
+        };
         for task in [Task::circle(), Task::line()] {
             let key = short_hash(&[
                 m.sha256.as_bytes(),
@@ -269,8 +277,9 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             let d = match cached_output {
                 Some(d) => d,
                 None => {
-                    let d = timer
-                        .time("discover", || discover_model(&mnist, &out.join(&m.path), &task, &flags, args.quiet))?;
+                    let ck = load(&mut loaded)?;
+                    let d =
+                        timer.time("discover", || discover_model(&mnist, &ck, &model_path, &task, &flags, args.quiet))?;
                     write_json(&path, &d)?;
                     d
                 }
@@ -288,13 +297,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
                 let b = match if args.force { None } else { read_cached::<BeyondResult>(&path) } {
                     Some(b) => b,
                     None => {
-                        if beyond_model.is_none() {
-                            beyond_model = Some(checkpoint::load(&out.join(&m.path))?.model);
-                        }
-                        let model = beyond_model.as_ref().expect("loaded just above");
+                        let ck = load(&mut loaded)?;
                         let b = timer
                             .time("beyond", || {
-                                beyond::analyse(&mnist, model, m.regime, m.seed, &d, &AcdcArgs::default())
+                                beyond::analyse(&mnist, &ck.model, Some(m.regime), Some(m.seed), &d, &AcdcArgs::default())
                             })
                             .with_context(|| format!("attribution and faithfulness of {} on {task}", m.regime))?;
                         write_json(&path, &b)?;
@@ -344,7 +350,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let seed0: Vec<(Regime, Mlp)> = models
         .iter()
         .filter(|m| m.seed == 0)
-        .map(|m| Ok((m.regime, checkpoint::load(&out.join(&m.path))?.model)))
+        .map(|m| Ok((m.regime, checkpoint::load(&out.join(&m.path), None)?.model)))
         .collect::<anyhow::Result<_>>()?;
     let inference =
         timer.time("inference", || inference_timing(&seed0, &mnist, settings.inference_repeats, args.quiet));

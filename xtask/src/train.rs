@@ -4,7 +4,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
-use modcirc_bimt::{DeviceSpec, Regime, TrainConfig, Trainer};
+use modcirc_bimt::{Regime, TrainConfig, Trainer};
+use modcirc_mlp::DeviceSpec;
 use modcirc_dataset::Mnist;
 
 use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
@@ -79,7 +80,7 @@ pub fn train_one(
     device: DeviceSpec,
     data: &DataArgs,
     quiet: bool,
-) -> anyhow::Result<(TrainMeta, modcirc_bimt::Mlp, modcirc_bimt::Layout)> {
+) -> anyhow::Result<(TrainMeta, modcirc_mlp::Mlp, modcirc_bimt::Layout)> {
     let regime = config.regime;
     let pb = bar(config.steps as u64, quiet, regime.name());
     let window = HeapWindow::start();
@@ -102,8 +103,8 @@ pub fn train_one(
     let meta = TrainMeta {
         schema: SIDECAR_SCHEMA,
         crate_version: env!("CARGO_PKG_VERSION").into(),
-        train_accuracy: outcome.model.accuracy(&mnist.train),
-        test_accuracy: outcome.model.accuracy(&mnist.test),
+        train_accuracy: modcirc_bimt::accuracy(&outcome.model, &mnist.train),
+        test_accuracy: modcirc_bimt::accuracy(&outcome.model, &mnist.test),
         config,
         timing: outcome.timing,
         peak_heap_bytes: Some(peak_heap),

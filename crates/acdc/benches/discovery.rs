@@ -6,7 +6,8 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
-use modcirc_bimt::{checkpoint, Mlp, STUDY_SIZES};
+use modcirc_bimt::{checkpoint, STUDY_SIZES};
+use modcirc_mlp::Mlp;
 use modcirc_dataset::{Bootstrap, ChecksumPolicy, Mnist, PairedDataset, Task};
 
 fn model() -> Mlp {
@@ -23,14 +24,14 @@ fn model() -> Mlp {
             .collect();
         found.sort();
         if let Some(path) = found.first() {
-            if let Ok(ck) = checkpoint::load(path) {
+            if let Ok(ck) = checkpoint::load(path, None) {
                 eprintln!("benchmarking the trained model {}", path.display());
                 return ck.model;
             }
         }
     }
     eprintln!("no trained BIMT model cached: benchmarking a freshly initialised one");
-    Mlp::init(&STUDY_SIZES, 0)
+    modcirc_bimt::init_model(&STUDY_SIZES, modcirc_bimt::STUDY_ACTIVATION, 0).unwrap()
 }
 
 fn discovery(c: &mut Criterion) {

@@ -10,7 +10,7 @@
 //! * [`faithfulness`] and [`faithfulness_curve`]: `(m(C) − m(∅)) / (m(M) − m(∅))`,
 //!   and its curve over circuits of the top-|s| edges.
 
-use modcirc_bimt::{sigmoid, silu_derivative, Activations, Linear, Mlp};
+use modcirc_mlp::{Activations, Linear, Mlp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -149,7 +149,8 @@ fn metric_gradients(model: &Mlp, acts: &Activations, images: &TaskImages) -> Met
     for l in (0..last).rev() {
         let next = &model.layers[l + 1];
         let a = matmul(&dz[l + 1], n, &next.weight, next.n_out, next.n_in);
-        dz[l] = a.iter().zip(&acts.pre[l]).map(|(&g, &z)| g * silu_derivative(z, sigmoid(z))).collect();
+        let act = model.activation;
+        dz[l] = a.iter().zip(&acts.pre[l]).map(|(&g, &z)| g * act.derivative(z)).collect();
         da[l] = a;
     }
     MetricGradients { dz, da }

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use modcirc_bimt::{silu_in_place, Linear, Mlp};
+use modcirc_mlp::{Activation, Linear, Mlp};
 use modcirc_metrics::{accuracy, logit_difference};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,8 @@ pub struct Circuit {
     pub eps: f64,
     /// `W ⊙ edge mask` per layer.
     kept: Vec<Linear>,
+    /// The model's hidden activation.
+    activation: Activation,
     /// `W ⊙ (1 − edge mask)` per layer.
     removed: Vec<Vec<f32>>,
     n_edges: usize,
@@ -123,7 +125,7 @@ impl Circuit {
         }
         let mut nodes = nodes;
         nodes.iter_mut().for_each(|s| s.sort_unstable());
-        Ok(Circuit { nodes, eps, kept, removed, n_edges, n_weights: model.n_weights() })
+        Ok(Circuit { nodes, eps, kept, activation: model.activation, removed, n_edges, n_weights: model.n_weights() })
     }
 
     /// The circuit whose edges are `mask[l][o * n_in + i]` (layer `l`'s weight
@@ -168,7 +170,15 @@ impl Circuit {
             removed.push(r);
         }
         let nodes = touched.iter().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).collect();
-        Ok(Circuit { nodes, eps: 0.0, kept, removed, n_edges, n_weights: model.n_weights() })
+        Ok(Circuit {
+            nodes,
+            eps: 0.0,
+            kept,
+            activation: model.activation,
+            removed,
+            n_edges,
+            n_weights: model.n_weights(),
+        })
     }
 
     pub fn n_edges(&self) -> usize {
@@ -204,7 +214,7 @@ impl Circuit {
                 }
             }
             if l != last {
-                silu_in_place(&mut z);
+                self.activation.apply_in_place(&mut z);
             }
             a = z;
         }
@@ -223,7 +233,7 @@ impl Circuit {
         let mut x = sweep.images.clean.clone();
         x.extend_from_slice(&sweep.images.corrupted);
         // Inputs of layer l on the model's runs: pixels for l = 0, else post[l-1].
-        let layer_input = |acts: &modcirc_bimt::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
+        let layer_input = |acts: &modcirc_mlp::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
             if l == 0 {
                 imgs.to_vec()
             } else {

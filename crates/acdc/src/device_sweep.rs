@@ -21,9 +21,9 @@ const CHUNK_ELEMENTS: usize = 4 << 20;
 ///
 /// ```no_run
 /// use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
-/// # fn f(model: &modcirc_bimt::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
+/// # fn f(model: &modcirc_mlp::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
 /// let sweep = PatchingSweep::new(model, imgs)?;
-/// let device = modcirc_bimt::DeviceSpec::Cuda(0).open().map_err(|e| modcirc_acdc::AcdcError::Device(e.to_string()))?;
+/// let device = modcirc_mlp::DeviceSpec::Cuda(0).open().map_err(|e| modcirc_acdc::AcdcError::Device(e.to_string()))?;
 /// let on_gpu = DeviceSweep::new(&sweep, &device)?;
 /// let selection = on_gpu.scores(None)?.select(15)?;
 /// # Ok(()) }
@@ -37,6 +37,7 @@ pub struct DeviceSweep {
     /// Per hidden layer `h`: the corrupted pre-activations of layer `h + 1`.
     next_pre: Vec<Tensor>,
     clean_logits: Tensor,
+    activation: modcirc_mlp::Activation,
     /// Host copies of both runs' logits, for the baseline.
     host_clean_logits: Vec<f32>,
     host_corrupted_logits: Vec<f32>,
@@ -74,6 +75,7 @@ impl DeviceSweep {
             delta,
             next_pre,
             clean_logits: upload(sweep.clean_logits(), classes)?,
+            activation: model.activation,
             host_clean_logits: sweep.clean_logits().to_vec(),
             host_corrupted_logits: sweep.corrupted_logits().to_vec(),
             n,
@@ -158,8 +160,9 @@ impl DeviceSweep {
         for (weight, bias) in &self.layers[h + 2..] {
             let width = z.dim(2)?;
             let out = weight.dim(0)?;
-            z = z
-                .silu()?
+            z = self
+                .activation
+                .apply_tensor(&z)?
                 .reshape((len * n, width))?
                 .matmul(&weight.t()?)?
                 .broadcast_add(bias)?

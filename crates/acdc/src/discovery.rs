@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use modcirc_bimt::{DeviceSpec, Mlp};
+use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_dataset::Bootstrap;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use modcirc_bimt::{silu, silu_in_place, Mlp};
+use modcirc_mlp::{Activation, Mlp};
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::{check_labels, class_positions};
@@ -252,6 +252,7 @@ fn log_sum_exp(z: &[f32]) -> f64 {
 /// One tested edge: the new pre-activations (and hidden post-activations)
 /// of every layer from the receiver's on, for each pair the edge moves.
 struct Trial {
+    activation: Activation,
     widths: Vec<usize>,
     /// Changed pairs, in order.
     pairs: Vec<usize>,
@@ -269,6 +270,7 @@ impl Trial {
     fn new(model: &Mlp) -> Trial {
         let widths: Vec<usize> = model.layers.iter().map(|l| l.n_out).collect();
         Trial {
+            activation: model.activation,
             z: vec![Vec::new(); widths.len()],
             a: vec![Vec::new(); widths.len()],
             widths,
@@ -306,7 +308,7 @@ impl Trial {
         }
         let start_a = self.a[l].len();
         self.a[l].extend_from_slice(&state.a[l + 1][b * wl..(b + 1) * wl]);
-        let new = silu(self.z[l][start + v]);
+        let new = self.activation.apply(self.z[l][start + v]);
         let change = new - self.a[l][start_a + v];
         self.a[l][start_a + v] = new;
         for m in l + 1..=last {
@@ -331,7 +333,7 @@ impl Trial {
             }
             let start_a = self.a[m].len();
             self.a[m].extend_from_slice(&self.z[m][start..start + width]);
-            silu_in_place(&mut self.a[m][start_a..]);
+            self.activation.apply_in_place(&mut self.a[m][start_a..]);
             self.delta.clear();
             let old = &state.a[m + 1][b * width..(b + 1) * width];
             self.delta.extend(self.a[m][start_a..].iter().zip(old).map(|(n, o)| n - o));

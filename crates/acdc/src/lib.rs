@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
-//! # fn f(model: &modcirc_bimt::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
+//! # fn f(model: &modcirc_mlp::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
 //! let sweep = PatchingSweep::new(model, imgs)?;
 //! let scores = sweep.scores();
 //! let selection = scores.select(15)?;

@@ -1,5 +1,4 @@
-use modcirc_bimt::silu_in_place;
-use modcirc_bimt::{Activations, Mlp};
+use modcirc_mlp::{Activations, Mlp};
 use modcirc_dataset::{ImageSet, Pair};
 use modcirc_metrics::logit_difference;
 use rayon::prelude::*;
@@ -194,7 +193,7 @@ impl<'m> PatchingSweep<'m> {
             }
         }
         for layer in &m.layers[h + 2..] {
-            silu_in_place(&mut z);
+            m.activation.apply_in_place(&mut z);
             let mut out = vec![0.0; n * layer.n_out];
             layer.forward_into(&z, n, &mut out);
             z = out;

@@ -11,7 +11,8 @@ use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
     AcdcError, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
 };
-use modcirc_bimt::{Mlp, Regime, TrainConfig, Trainer};
+use modcirc_bimt::{Regime, TrainConfig, Trainer};
+use modcirc_mlp::Mlp;
 use modcirc_metrics::spearman;
 
 /// BIMT after 1 500 steps, with relocations, so the output permutation is not the identity.

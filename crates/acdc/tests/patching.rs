@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DeviceSweep, DiscoveryConfig, PatchingSweep, TaskImages};
-use modcirc_bimt::{checkpoint, DeviceSpec, Mlp, Regime, TrainConfig, Trainer};
+use modcirc_bimt::{checkpoint, Regime, TrainConfig, Trainer};
+use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_metrics::logit_difference;
 
 /// A model trained for 1 500 steps, saved and loaded back as a checkpoint.
@@ -18,7 +19,7 @@ fn trained(regime: Regime) -> Mlp {
         .run(&mnist().train, None, &mut |_| {})
         .unwrap();
     let bytes = checkpoint::to_bytes(&out.model, &out.layout).unwrap();
-    checkpoint::from_bytes(&bytes, Path::new("trained.safetensors")).unwrap().0
+    checkpoint::from_bytes(&bytes, Path::new("trained.safetensors"), None).unwrap().0
 }
 
 fn bimt() -> &'static Mlp {
@@ -126,7 +127,7 @@ fn bad_inputs_are_errors() {
     let mut empty = imgs.clone();
     empty.n = 0;
     assert!(matches!(PatchingSweep::new(model, &empty), Err(AcdcError::EmptyTask)));
-    let small = Mlp::init(&[16, 9, 4, 3], 0);
+    let small = modcirc_bimt::init_model(&[16, 9, 4, 3], modcirc_bimt::STUDY_ACTIVATION, 0).unwrap();
     assert!(matches!(PatchingSweep::new(&small, &imgs), Err(AcdcError::Shape(_))));
     assert!("median".parse::<Ablation>().is_err());
 }

@@ -11,6 +11,8 @@ pub struct CandleMlp {
     pub biases: Vec<Var>,
     /// Output position `p` stands for class `out_perm[p]`.
     pub out_perm: Vec<usize>,
+    /// What the hidden layers apply.
+    pub activation: modcirc_mlp::Activation,
 }
 
 impl CandleMlp {
@@ -21,7 +23,7 @@ impl CandleMlp {
             weights.push(Var::from_tensor(&Tensor::from_slice(&l.weight, (l.n_out, l.n_in), device)?)?);
             biases.push(Var::from_tensor(&Tensor::from_slice(&l.bias, l.n_out, device)?)?);
         }
-        Ok(CandleMlp { weights, biases, out_perm: m.out_perm.clone() })
+        Ok(CandleMlp { weights, biases, out_perm: m.out_perm.clone(), activation: m.activation })
     }
 
     /// Logits in output-position order for `x` of shape `[n, inputs]`.
@@ -31,7 +33,7 @@ impl CandleMlp {
         for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
             h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
             if l < last {
-                h = candle_nn::ops::silu(&h)?;
+                h = self.activation.apply_tensor(&h)?;
             }
         }
         Ok(h)
@@ -76,12 +78,12 @@ mod tests {
 
     #[test]
     fn fused_gradients_match_candle_autograd() {
-        let mut model = Mlp::init(&STUDY_SIZES, 11);
+        let mut model = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 11).unwrap();
         model.out_perm = vec![3, 1, 2, 0, 4, 5, 9, 7, 8, 6];
         let n = 17;
         let x: Vec<f32> = (0..n * 784).map(|i| ((i * 2654435761usize) % 1000) as f32 / 1000.0).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-        let layout = Layout::study(&STUDY_SIZES);
+        let layout = Layout::study(&STUDY_SIZES).unwrap();
         for regime in [Regime::Vanilla, Regime::Bimt] {
             let lambda = 0.1;
             let (loss, gw, gb) = gradients_for_test(&model, &x, &labels, regime, lambda);

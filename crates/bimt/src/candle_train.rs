@@ -14,7 +14,7 @@ use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
 use crate::train::{BatchSampler, HistoryWindow};
 use crate::{
-    device_memory_in_use, BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome,
+    BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome,
     TrainTiming, L0, SWAP_WEIGHT_FACTOR,
 };
 
@@ -50,7 +50,7 @@ pub struct CandleTrainer {
 impl CandleTrainer {
     pub fn new(config: TrainConfig, device: Device) -> Result<CandleTrainer, BimtError> {
         let init = crate::Trainer::new(config.clone())?.model().clone();
-        let layout = Layout::study(&config.sizes);
+        let layout = Layout::study(&config.sizes)?;
         let net = CandleMlp::from_mlp(&init, &device)?;
         let params = ParamsAdamW {
             lr: config.lr as f64,
@@ -105,11 +105,13 @@ impl CandleTrainer {
                 bias: b.as_tensor().to_vec1()?,
             });
         }
-        Ok(Mlp { layers, out_perm: self.net.out_perm.clone() })
+        let mut m = Mlp::new(layers, self.net.activation)?;
+        m.out_perm = self.net.out_perm.clone();
+        Ok(m)
     }
 
     fn sample_memory(&mut self) {
-        if let Some(used) = device_memory_in_use(&self.device) {
+        if let Some(used) = modcirc_mlp::device_memory_in_use(&self.device) {
             let m = self.memory.get_or_insert(DeviceMemory { at_start_bytes: used, peak_bytes: used });
             m.peak_bytes = m.peak_bytes.max(used);
         }
@@ -264,7 +266,7 @@ impl CandleTrainer {
                     s,
                     penalty_v,
                     self.wiring.value(&host),
-                    test.map(|t| host.accuracy(t)),
+                    test.map(|t| crate::accuracy(&host, t)),
                 ));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }

@@ -117,6 +117,7 @@ mod tests {
                 Linear { n_in: 2, n_out: 2, weight: vec![1.0, -2.0, 0.5, 0.0], bias: vec![0.2, -0.4] },
                 Linear { n_in: 2, n_out: 2, weight: vec![-1.0, 1.0, 3.0, 0.25], bias: vec![0.0, 1.0] },
             ],
+            activation: modcirc_mlp::Activation::Silu,
             out_perm: vec![0, 1],
         };
         (layout, mlp)

@@ -20,6 +20,8 @@ pub enum BimtError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Model(#[from] modcirc_mlp::MlpError),
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

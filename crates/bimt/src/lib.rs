@@ -19,7 +19,7 @@
 //! let mnist = Mnist::load("fixtures/mnist", ChecksumPolicy::Auto)?;
 //! let config = TrainConfig::new(Regime::Bimt).steps(2_000).seed(1);
 //! let outcome = Trainer::new(config)?.run(&mnist.train, Some(&mnist.test), &mut |_| {})?;
-//! println!("test accuracy {:.3}", outcome.model.accuracy(&mnist.test));
+//! println!("test accuracy {:.3}", modcirc_bimt::accuracy(&outcome.model, &mnist.test));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -27,10 +27,8 @@ pub mod candle_ref;
 pub mod candle_train;
 pub mod checkpoint;
 mod cost;
-mod device;
 mod error;
 mod layout;
-mod linalg;
 mod model;
 pub mod position_costs;
 mod regime;
@@ -38,10 +36,11 @@ pub mod relocate;
 mod train;
 
 pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
-pub use device::{device_memory_in_use, DeviceSpec};
 pub use error::BimtError;
 pub use layout::Layout;
-pub use model::{argmax, sigmoid, silu, silu_derivative, silu_in_place, Activations, Linear, Mlp, STUDY_SIZES};
+pub use model::{accuracy, init_model, STUDY_ACTIVATION, STUDY_SIZES};
+
+pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
 pub use train::{

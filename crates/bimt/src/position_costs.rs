@@ -170,10 +170,10 @@ mod tests {
 
     #[test]
     fn the_op_matches_the_matrix_form_and_the_naive_swaps() {
-        let layout = NeuronLayout::study(&STUDY_SIZES);
+        let layout = NeuronLayout::study(&STUDY_SIZES).unwrap();
         let cost = ConnectionCost::swap(&layout);
         let relocator = Relocator::new(&cost);
-        let model = Mlp::init(&STUDY_SIZES, 4);
+        let model = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 4).unwrap();
         let mut via_op = model.clone();
         let mut swaps = Vec::new();
         for n in 1..=3 {

@@ -195,9 +195,9 @@ mod tests {
 
     #[test]
     fn swaps_keep_the_function_and_lower_the_cost_on_a_fresh_model() {
-        let layout = Layout::study(&STUDY_SIZES);
+        let layout = Layout::study(&STUDY_SIZES).unwrap();
         let cost = ConnectionCost::swap(&layout);
-        let mut m = Mlp::init(&STUDY_SIZES, 5);
+        let mut m = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 5).unwrap();
         let x: Vec<f32> = (0..3 * 784).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
         let before = m.forward(&x, 3);
         let c0 = cost.value(&m);
@@ -213,10 +213,10 @@ mod tests {
     #[test]
     fn fast_and_naive_agree_on_a_small_model() {
         let sizes = [16, 9, 4, 3];
-        let layout = Layout::study(&sizes);
+        let layout = Layout::study(&sizes).unwrap();
         let cost = ConnectionCost::swap(&layout);
         for seed in 0..5 {
-            let mut a = Mlp::init(&sizes, seed);
+            let mut a = crate::init_model(&sizes, crate::STUDY_ACTIVATION, seed).unwrap();
             let mut b = a.clone();
             let fast = Relocator::new(&cost).relocate(&mut a);
             let naive = relocate_naive(&mut b, &cost, TOP_POSITIONS);

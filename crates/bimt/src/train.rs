@@ -3,10 +3,10 @@ use std::time::Instant;
 use modcirc_dataset::{ImageSet, Rng};
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{mm_nn, mm_tn};
-use crate::model::{argmax, sigmoid, silu_derivative};
+use modcirc_mlp::linalg::{mm_nn, mm_tn};
+use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
 use crate::relocate::{Relocator, TOP_POSITIONS};
-use crate::{BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_SIZES};
+use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_ACTIVATION, STUDY_SIZES};
 
 /// Bumped whenever a change to the training code changes the weights it
 /// produces for the same configuration, so that cached models are retrained.
@@ -17,7 +17,12 @@ pub const TRAINER_REVISION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub regime: Regime,
+    /// Layer widths, input first (STUDY §2: 784, 100, 100, 10).
     pub sizes: Vec<usize>,
+    /// The hidden layers' activation (STUDY §2: SiLU). Sidecars written
+    /// before it was recorded were all SiLU.
+    #[serde(default = "study_activation")]
+    pub activation: Activation,
     pub steps: usize,
     pub batch_size: usize,
     pub seed: u64,
@@ -38,6 +43,10 @@ pub struct TrainConfig {
     pub history_every: usize,
 }
 
+fn study_activation() -> Activation {
+    STUDY_ACTIVATION
+}
+
 macro_rules! setters {
     ($($name:ident: $ty:ty),*) => {$(
         pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self }
@@ -49,6 +58,7 @@ impl TrainConfig {
         TrainConfig {
             regime,
             sizes: STUDY_SIZES.to_vec(),
+            activation: STUDY_ACTIVATION,
             steps: 40_000,
             batch_size: 100,
             seed: 0,
@@ -66,7 +76,13 @@ impl TrainConfig {
     }
 
     setters!(steps: usize, batch_size: usize, seed: u64, lr: f32, lambda: f32, swap_every: usize,
-             swap_top: usize, history_every: usize, weight_decay: f32);
+             swap_top: usize, history_every: usize, weight_decay: f32, activation: Activation);
+
+    /// Layer widths, input first (at least one hidden layer, no width of 0).
+    pub fn sizes(mut self, sizes: &[usize]) -> Self {
+        self.sizes = sizes.to_vec();
+        self
+    }
 
     /// `lambda` for the 0-based step `s`: ×growth from `steps/4`, again from `steps/2`.
     /// Refuses training data the model cannot take: the wrong pixel count,
@@ -103,8 +119,11 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch size must be at least 1".into());
         }
-        if self.sizes.len() < 2 {
-            return bad(format!("need at least two layers, got sizes {:?}", self.sizes));
+        if self.sizes.len() < 3 || self.sizes.contains(&0) {
+            return bad(format!(
+                "sizes {:?}: need an input, at least one hidden layer and an output, none of width 0",
+                self.sizes
+            ));
         }
         if self.regime.swaps() && self.swap_every == 0 {
             return bad("swap interval must be at least 1".into());
@@ -241,7 +260,8 @@ struct Buffers {
     labels: Vec<u8>,
     pre: Vec<Vec<f32>>,
     post: Vec<Vec<f32>>,
-    /// σ(pre) of the hidden layers, kept from the forward pass for SiLU's derivative.
+    /// σ(pre) of the hidden layers, kept from the forward pass for SiLU's
+    /// derivative (SiLU models only).
     sigmoid: Vec<Vec<f32>>,
     delta: Vec<Vec<f32>>,
     gw: Vec<Vec<f32>>,
@@ -291,8 +311,8 @@ pub struct StepStats {
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer, BimtError> {
         config.validate()?;
-        let layout = Layout::study(&config.sizes);
-        let model = Mlp::init(&config.sizes, config.seed);
+        let layout = Layout::study(&config.sizes)?;
+        let model = init_model(&config.sizes, config.activation, config.seed)?;
         let penalty = config.regime.penalty_weight_factor().map(|wf| ConnectionCost::training(&layout, wf));
         let relocator =
             config.regime.swaps().then(|| Relocator::new(&ConnectionCost::swap(&layout)).top(config.swap_top));
@@ -339,10 +359,10 @@ impl Trainer {
     pub fn with_model(mut self, model: Mlp) -> Result<Trainer, BimtError> {
         let sizes: Vec<usize> =
             model.layers.first().map(|l| l.n_in).into_iter().chain(model.layers.iter().map(|l| l.n_out)).collect();
-        if sizes != self.config.sizes {
+        if sizes != self.config.sizes || model.activation != self.config.activation {
             return Err(BimtError::Config(format!(
-                "the model's layer sizes {sizes:?} are not the config's {:?}",
-                self.config.sizes
+                "the model ({sizes:?}, {}) is not the config's ({:?}, {})",
+                model.activation, self.config.sizes, self.config.activation
             )));
         }
         self.model = model;
@@ -393,7 +413,7 @@ impl Trainer {
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
             if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
-                let (wiring, test_accuracy) = (self.wiring.value(&self.model), test.map(|t| self.model.accuracy(t)));
+                let (wiring, test_accuracy) = (self.wiring.value(&self.model), test.map(|t| crate::accuracy(&self.model, t)));
                 history.push(window.point(&cfg, s, stats.penalty, wiring, test_accuracy));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }
@@ -425,9 +445,14 @@ impl Trainer {
             let input = if l == 0 { &buf.x[..] } else { &done[l - 1][..] };
             layer.forward_into(input, b, &mut buf.pre[l]);
             if l + 1 < n_layers {
-                for ((a, s), &z) in rest[0].iter_mut().zip(buf.sigmoid[l].iter_mut()).zip(&buf.pre[l]) {
-                    *s = sigmoid(z);
-                    *a = z * *s;
+                let act = self.model.activation;
+                if act == Activation::Silu {
+                    for ((a, s), &z) in rest[0].iter_mut().zip(buf.sigmoid[l].iter_mut()).zip(&buf.pre[l]) {
+                        *s = sigmoid(z);
+                        *a = z * *s;
+                    }
+                } else {
+                    rest[0].iter_mut().zip(&buf.pre[l]).for_each(|(a, &z)| *a = act.apply(z));
                 }
             }
         }
@@ -468,8 +493,13 @@ impl Trainer {
             if l > 0 {
                 let prev = &mut lower[l - 1];
                 mm_nn(prev, delta, &layer.weight, b, layer.n_in, layer.n_out, false);
-                for ((d, &z), &s) in prev.iter_mut().zip(&buf.pre[l - 1]).zip(&buf.sigmoid[l - 1]) {
-                    *d *= silu_derivative(z, s);
+                let act = self.model.activation;
+                if act == Activation::Silu {
+                    for ((d, &z), &s) in prev.iter_mut().zip(&buf.pre[l - 1]).zip(&buf.sigmoid[l - 1]) {
+                        *d *= silu_derivative(z, s);
+                    }
+                } else {
+                    prev.iter_mut().zip(&buf.pre[l - 1]).for_each(|(d, &z)| *d *= act.derivative(z));
                 }
             }
         }
@@ -550,7 +580,7 @@ pub(crate) fn gradients_for_test(
     lambda: f32,
 ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30).lambda(lambda);
-    let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), ..cfg }).expect("config");
+    let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
     tr.model = model.clone();
     let s = tr.step_batch(x, labels, 0);
     (s.loss, tr.buf.gw, tr.buf.gb)
@@ -583,7 +613,7 @@ mod tests {
         let mut start = t.model().clone();
         start.layers[1].weight[7] += 0.5;
         assert_eq!(t.with_model(start.clone()).unwrap().model(), &start);
-        let e = Trainer::new(cfg).unwrap().with_model(Mlp::init(&[784, 50, 10], 0)).err().unwrap();
+        let e = Trainer::new(cfg).unwrap().with_model(init_model(&[784, 50, 10], STUDY_ACTIVATION, 0).unwrap()).err().unwrap();
         assert!(e.to_string().contains("[784, 50, 10]"), "{e}");
     }
 

@@ -60,6 +60,8 @@ use std::path::{Path, PathBuf};
 pub enum ReportError {
     #[error("{path}: {reason}")]
     Draw { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Data(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

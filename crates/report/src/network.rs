@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use modcirc_bimt::{Layout, Mlp};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -17,14 +16,30 @@ const DEPTH: f64 = 0.35;
 /// the bottom), edges coloured by sign (blue positive, red negative) with
 /// alpha by magnitude, circuit neurons (`circuit[h]` for hidden layer `h`)
 /// highlighted and their edges drawn stronger.
+///
+/// `coords[l]` holds neuron layer `l`'s `[x, y]` in the unit square (input
+/// first); `weights[l]` is the matrix from layer `l` to `l + 1`, row-major
+/// `[coords[l + 1].len(), coords[l].len()]`, as `nn.Linear` stores it.
 pub fn network_figure(
     stem: &Path,
     title: &str,
-    model: &Mlp,
-    layout: &Layout,
+    coords: &[Vec<[f32; 2]>],
+    weights: &[&[f32]],
     circuit: &[Vec<usize>],
 ) -> Result<Vec<PathBuf>, ReportError> {
-    render!(stem, (900, 900), draw_network, title, model, layout, circuit)
+    if coords.len() != weights.len() + 1
+        || weights.iter().enumerate().any(|(l, w)| w.len() != coords[l].len() * coords[l + 1].len())
+    {
+        return Err(ReportError::Data(format!(
+            "network figure {}: {} coordinate layers of {:?} neurons do not fit {} weight matrices of {:?} entries",
+            stem.display(),
+            coords.len(),
+            coords.iter().map(Vec::len).collect::<Vec<_>>(),
+            weights.len(),
+            weights.iter().map(|w| w.len()).collect::<Vec<_>>()
+        )));
+    }
+    render!(stem, (900, 900), draw_network, title, coords, weights, circuit)
 }
 
 fn project(l: usize, c: [f32; 2]) -> (f64, f64) {
@@ -35,22 +50,21 @@ fn project(l: usize, c: [f32; 2]) -> (f64, f64) {
 fn draw_network<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
-    model: &Mlp,
-    layout: &Layout,
+    coords: &[Vec<[f32; 2]>],
+    weights: &[&[f32]],
     circuit: &[Vec<usize>],
 ) -> Result<(), DrawError>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let n_layers = layout.layers.len();
+    let n_layers = coords.len();
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(10)
         .build_cartesian_2d(-0.05f64..1.0 + DEPTH + 0.05, -0.1f64..(n_layers - 1) as f64 + DEPTH + 0.1)?;
     // in_circuit[l][i] for neuron layers; inputs and outputs always belong.
-    let in_circuit: Vec<Vec<bool>> = layout
-        .layers
+    let in_circuit: Vec<Vec<bool>> = coords
         .iter()
         .enumerate()
         .map(|(l, ns)| {
@@ -67,15 +81,16 @@ where
             }
         })
         .collect();
-    for (l, layer) in model.layers.iter().enumerate() {
-        let max = layer.weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
+    for (l, weight) in weights.iter().enumerate() {
+        let max = weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
         if max == 0.0 {
             continue;
         }
+        let (n_in, n_out) = (coords[l].len(), coords[l + 1].len());
         let mut edges = Vec::new();
-        for o in 0..layer.n_out {
-            for i in 0..layer.n_in {
-                let w = layer.weight[o * layer.n_in + i] as f64;
+        for o in 0..n_out {
+            for i in 0..n_in {
+                let w = weight[o * n_in + i] as f64;
                 let mut alpha = w.abs() / max;
                 if alpha < MIN_ALPHA {
                     continue;
@@ -87,7 +102,7 @@ where
                 edges.push((
                     alpha,
                     PathElement::new(
-                        vec![project(l, layout.layers[l][i]), project(l + 1, layout.layers[l + 1][o])],
+                        vec![project(l, coords[l][i]), project(l + 1, coords[l + 1][o])],
                         c.mix(alpha.min(1.0)).stroke_width(1),
                     ),
                 ));
@@ -97,7 +112,7 @@ where
         edges.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.draw_series(edges.into_iter().map(|e| e.1))?;
     }
-    for (l, neurons) in layout.layers.iter().enumerate() {
+    for (l, neurons) in coords.iter().enumerate() {
         let (hidden, out) = (l > 0 && l + 1 < n_layers, l + 1 == n_layers);
         chart.draw_series(neurons.iter().enumerate().map(|(i, &c)| {
             let p = project(l, c);

@@ -1,4 +1,3 @@
-use modcirc_bimt::{Layout, Mlp};
 use modcirc_report::{
     bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series, Summary,
 };
@@ -47,11 +46,15 @@ fn every_kind_of_figure_renders_png_and_svg() {
         log_y: true,
     };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
-    let sizes = [16, 9, 9, 3];
-    check(
-        &network_figure(&dir.join("net"), "toy", &Mlp::init(&sizes, 0), &Layout::study(&sizes), &[vec![0, 4], vec![8]])
-            .unwrap(),
-    );
+    let sizes = [16usize, 9, 9, 3];
+    let coords: Vec<Vec<[f32; 2]>> =
+        sizes.iter().map(|&n| (0..n).map(|i| [i as f32 / n as f32, (i % 3) as f32 / 3.0]).collect()).collect();
+    let weights: Vec<Vec<f32>> =
+        sizes.windows(2).map(|w| (0..w[0] * w[1]).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect()).collect();
+    let weights: Vec<&[f32]> = weights.iter().map(Vec::as_slice).collect();
+    check(&network_figure(&dir.join("net"), "toy", &coords, &weights, &[vec![0, 4], vec![8]]).unwrap());
+    let e = network_figure(&dir.join("bad"), "toy", &coords, &weights[..2], &[]).unwrap_err().to_string();
+    assert!(e.contains("do not fit"), "{e}");
     // No temporary file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use modcirc_acdc::TaskImages;
-use modcirc_bimt::{silu_in_place, Mlp};
+use modcirc_mlp::Mlp;
 use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
 
 pub fn mnist() -> &'static Mnist {
@@ -30,7 +30,7 @@ pub fn forward_editing(model: &Mlp, image: &[f32], h: usize, edit: impl Fn(&mut 
         let mut z = vec![0.0; layer.n_out];
         layer.forward_into(&a, 1, &mut z);
         if l + 1 < model.layers.len() {
-            silu_in_place(&mut z);
+            model.activation.apply_in_place(&mut z);
         }
         if l == h {
             edit(&mut z);

@@ -56,8 +56,11 @@ fn run<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T]
     }
 }
 
-mod num_one {
+/// The element types the products take (`f32`, `f64`).
+pub mod num_one {
+    /// The multiplicative identity, which `gemm` takes as its scale factors.
     pub trait One {
+        /// `1`.
         fn one() -> Self;
     }
     impl One for f32 {

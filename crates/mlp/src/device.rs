@@ -1,25 +1,27 @@
-//! Which device training runs on: `cpu` or `cuda[:N]`.
+//! Which device a computation runs on: `cpu` or `cuda[:N]`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::BimtError;
+use crate::MlpError;
 
 /// A device as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(into = "String", try_from = "String")]
 pub enum DeviceSpec {
+    /// The CPU.
     #[default]
     Cpu,
+    /// CUDA device `N`.
     Cuda(usize),
 }
 
 impl FromStr for DeviceSpec {
-    type Err = BimtError;
+    type Err = MlpError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BimtError::Device(format!("--device {s:?}: expected cpu, cuda or cuda:N"));
+        let bad = || MlpError::Device(format!("device {s:?}: expected cpu, cuda or cuda:N"));
         match s {
             "cpu" => Ok(DeviceSpec::Cpu),
             "cuda" => Ok(DeviceSpec::Cuda(0)),
@@ -44,7 +46,7 @@ impl From<DeviceSpec> for String {
 }
 
 impl TryFrom<String> for DeviceSpec {
-    type Error = BimtError;
+    type Error = MlpError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
@@ -54,24 +56,26 @@ impl DeviceSpec {
     /// Opens the candle device. Asking for CUDA in a build without the
     /// `cuda` feature, or where no driver or GPU answers, is an error that
     /// says which.
-    pub fn open(self) -> Result<candle_core::Device, BimtError> {
+    #[cfg(feature = "candle")]
+    pub fn open(self) -> Result<candle_core::Device, MlpError> {
         match self {
             DeviceSpec::Cpu => Ok(candle_core::Device::Cpu),
             #[cfg(feature = "cuda")]
             DeviceSpec::Cuda(n) => candle_core::Device::new_cuda(n).map_err(|e| {
-                BimtError::Device(format!(
-                    "--device cuda:{n}: no usable CUDA device (is the NVIDIA driver installed and a GPU visible?): {e}"
+                MlpError::Device(format!(
+                    "cuda:{n}: no usable CUDA device (is the NVIDIA driver installed and a GPU visible?): {e}"
                 ))
             }),
             #[cfg(not(feature = "cuda"))]
-            DeviceSpec::Cuda(n) => Err(BimtError::Device(format!(
-                "--device cuda:{n}: this binary was built without CUDA support; build with `--features cuda` (README, 'The GPU path')"
+            DeviceSpec::Cuda(n) => Err(MlpError::Device(format!(
+                "cuda:{n}: this binary was built without CUDA support; build with `--features cuda` (README, 'The GPU path')"
             ))),
         }
     }
 }
 
 /// Device memory in use (total − free), where the device reports it (CUDA).
+#[cfg(feature = "candle")]
 pub fn device_memory_in_use(device: &candle_core::Device) -> Option<u64> {
     match device {
         #[cfg(feature = "cuda")]
@@ -97,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(all(feature = "candle", not(feature = "cuda")))]
     fn cuda_without_the_feature_says_so() {
         let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
         assert!(e.contains("built without CUDA support"), "{e}");

@@ -1,0 +1,44 @@
+//! A multilayer perceptron as plain `f32` buffers, and nothing else.
+//!
+//! * [`Mlp`]: [`Linear`] layers (`nn.Linear`'s layout), one or more hidden
+//!   layers of any widths, an [`Activation`] after each hidden layer, and an
+//!   output permutation (neuron swaps move output neurons; the permutation
+//!   says which class each position stands for).
+//! * [`Activation`]: SiLU, ReLU, GELU (exact and tanh form), tanh, sigmoid
+//!   and identity, each with its derivative.
+//! * [`file`]: safetensors in and out, with PyTorch's namings
+//!   (`fc{k}.weight` and `nn.Sequential`'s `0.weight`, `2.weight`, …) and
+//!   dtypes (F32, F16, BF16, F64).
+//! * [`linalg`]: the single-threaded `gemm` products the forward pass (and
+//!   the trainer) use.
+//! * [`DeviceSpec`]: `cpu` or `cuda:N`, opened as a candle device with the
+//!   `candle` feature.
+//!
+//! ```
+//! use modcirc_mlp::{file, Activation, Mlp};
+//! // A 4-8-3 ReLU network from a fixed sequence of "random" numbers.
+//! let mut u = (0..).map(|i| (i as f64 * 0.618).fract());
+//! let mlp = Mlp::init(&[4, 8, 3], Activation::Relu, &mut || u.next().unwrap())?;
+//! let bytes = file::to_bytes(&mlp, &[], &Default::default())?;
+//! let back = file::from_bytes(&bytes, "mlp.safetensors".as_ref(), None)?;
+//! assert_eq!(back.model, mlp); // the activation travels in the metadata
+//! let logits = mlp.forward(&[0.1, 0.2, 0.3, 0.4], 1);
+//! assert_eq!(logits.len(), 3);
+//! # Ok::<(), modcirc_mlp::MlpError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod activation;
+mod device;
+mod error;
+pub mod file;
+pub mod linalg;
+mod model;
+
+pub use activation::{exp, sigmoid, silu, silu_derivative, Activation};
+#[cfg(feature = "candle")]
+pub use device::device_memory_in_use;
+pub use device::DeviceSpec;
+pub use error::MlpError;
+pub use model::{argmax, Activations, Linear, Mlp};
