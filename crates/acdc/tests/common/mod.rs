@@ -1,5 +1,7 @@
 //! What the integration tests share: the committed MNIST, task images, and a
-//! plain one-image forward with one hidden activation edited.
+//! plain one-image forward with one hidden activation edited. Each test crate
+//! uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -1,0 +1,208 @@
+//! Every path of the crate on tiny random networks of many shapes: 1 to 4
+//! hidden layers, widths 1 to 40 (squares or not), every activation. Each
+//! fast path is checked against its slow twin, computed here from plain
+//! forward passes.
+
+mod common;
+
+use candle_core::Device;
+use common::forward_editing;
+use modcirc_acdc::{
+    edge_acdc, edge_attribution, node_attribution, Ablation, AcdcConfig, AcdcMetric, Circuit, DeviceSweep,
+    PatchingSweep, TaskImages,
+};
+use modcirc_metrics::logit_difference;
+use modcirc_mlp::{Activation, Mlp};
+use proptest::prelude::*;
+
+/// A random network and random pairs for it.
+#[derive(Debug, Clone)]
+struct Case {
+    model: Mlp,
+    images: TaskImages,
+}
+
+/// A deterministic uniform stream in [0, 1) from `seed`.
+fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    move || {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(1usize..=40, 1..=4),
+        1usize..=12,
+        2usize..=6,
+        1usize..=6,
+        0usize..Activation::ALL.len(),
+        any::<u64>(),
+    )
+        .prop_map(|(hidden, inputs, classes, n, act, seed)| {
+            let mut u = uniform(seed);
+            let mut sizes = vec![inputs];
+            sizes.extend(&hidden);
+            sizes.push(classes);
+            // Twice PyTorch's initial scale, so that activations are not all tiny.
+            let mut model = Mlp::init(&sizes, Activation::ALL[act], &mut u).unwrap();
+            for l in &mut model.layers {
+                l.weight.iter_mut().chain(&mut l.bias).for_each(|w| *w *= 2.0);
+            }
+            // A non-trivial output permutation, as swaps leave it.
+            model.out_perm.rotate_left(seed as usize % classes);
+            let mut draw = |k: usize| (0..k).map(|_| u() as f32).collect::<Vec<f32>>();
+            let (clean, corrupted) = (draw(n * inputs), draw(n * inputs));
+            let mut label = || (u() * classes as f64) as u8;
+            let clean_labels: Vec<u8> = (0..n).map(|_| label()).collect();
+            let corrupted_labels = clean_labels.iter().map(|&c| (c + 1) % classes as u8).collect();
+            let images = TaskImages { n, pixels: inputs, clean, corrupted, clean_labels, corrupted_labels };
+            Case { model, images }
+        })
+}
+
+fn close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
+    (a - b).abs() <= abs + rel * a.abs().max(b.abs())
+}
+
+/// `m = L[clean digit] − L[corrupted digit]` of pair `b`'s corrupted run
+/// with hidden `a[h][u]` moved by `delta`, and every hidden pre-activation
+/// downstream of `h` on the way.
+fn metric_with(c: &Case, b: usize, h: usize, u: usize, delta: f32) -> (f64, Vec<f32>) {
+    let (m, im) = (&c.model, &c.images);
+    let image = &im.corrupted[b * im.pixels..(b + 1) * im.pixels];
+    let mut a = image.to_vec();
+    let mut downstream = Vec::new();
+    for (l, layer) in m.layers.iter().enumerate() {
+        let mut z = vec![0.0; layer.n_out];
+        layer.forward_into(&a, 1, &mut z);
+        if l > h && l + 1 < m.layers.len() {
+            downstream.extend_from_slice(&z);
+        }
+        if l + 1 < m.layers.len() {
+            m.activation.apply_in_place(&mut z);
+        }
+        if l == h {
+            z[u] += delta;
+        }
+        a = z;
+    }
+    let pos = |d: u8| m.out_perm.iter().position(|&k| k == d as usize).unwrap();
+    (a[pos(im.clean_labels[b])] as f64 - a[pos(im.corrupted_labels[b])] as f64, downstream)
+}
+
+/// Every edge kept (`true`) or removed, shaped like the weights.
+fn mask(m: &Mlp, keep: bool) -> Vec<Vec<bool>> {
+    m.layers.iter().map(|l| vec![keep; l.weight.len()]).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_sweep_is_a_forward_per_neuron_per_pair(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let scores = sweep.scores();
+        let (m, im) = (&c.model, &c.images);
+        let px = im.pixels;
+        for (h, layer) in scores.layers.iter().enumerate() {
+            prop_assert_eq!(layer.len(), m.layers[h].n_out);
+            for (i, &score) in layer.iter().enumerate() {
+                let mut total = 0.0;
+                for b in 0..im.n {
+                    let clean = m.activations(&im.clean[b * px..(b + 1) * px], 1);
+                    let patched = forward_editing(m, &im.corrupted[b * px..(b + 1) * px], h, |z| z[i] = clean.post[h][i]);
+                    total += logit_difference(&patched, clean.post.last().unwrap(), m.n_classes());
+                }
+                let naive = total / im.n as f64;
+                prop_assert!(close(score, naive, 1e-5, 1e-6), "({}, {}): {} vs {}", h, i, score, naive);
+            }
+        }
+    }
+
+    #[test]
+    fn the_device_sweep_equals_the_sweep(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let (cpu, dev) = (sweep.scores(), DeviceSweep::new(&sweep, &Device::Cpu).unwrap().scores(None).unwrap());
+        prop_assert_eq!(cpu.baseline, dev.baseline);
+        for (a, b) in cpu.layers.iter().flatten().zip(dev.layers.iter().flatten()) {
+            prop_assert!(close(*a, *b, 2e-5, 1e-6), "{} vs {} ({})", a, b, c.model.activation);
+        }
+        let idx: Vec<usize> = (0..c.images.n).rev().collect();
+        let (cpu, dev) = (sweep.subset(&idx).scores(), DeviceSweep::new(&sweep, &Device::Cpu).unwrap().scores(Some(&idx)).unwrap());
+        for (a, b) in cpu.layers.iter().flatten().zip(dev.layers.iter().flatten()) {
+            prop_assert!(close(*a, *b, 2e-5, 1e-6), "resampled: {} vs {}", a, b);
+        }
+    }
+
+    #[test]
+    fn node_attribution_is_the_gradient_by_central_differences(c in case()) {
+        let one = PatchingSweep::new(&c.model, &c.images).unwrap().subset(&[0]);
+        let s = node_attribution(&one).unwrap();
+        let acts = (c.model.activations(&c.images.clean[..c.images.pixels], 1),
+                    c.model.activations(&c.images.corrupted[..c.images.pixels], 1));
+        let step = 1e-2f32;
+        for (h, layer) in s.layers.iter().enumerate() {
+            for (u, &score) in layer.iter().enumerate() {
+                let d = acts.0.post[h][u] - acts.1.post[h][u];
+                let ((up, zu), (down, zd)) = (metric_with(&c, 0, h, u, step), metric_with(&c, 0, h, u, -step));
+                // ReLU's kink: skip a neuron whose nudge flips a downstream sign.
+                if c.model.activation == Activation::Relu && zu.iter().zip(&zd).any(|(a, b)| (*a > 0.0) != (*b > 0.0)) {
+                    continue;
+                }
+                let fd = (up - down) / (2.0 * step as f64);
+                prop_assert!(close(score, d as f64 * fd, 2e-3, 1e-4), "({}, {}): {} vs {}·{}", h, u, score, d, fd);
+            }
+        }
+    }
+
+    #[test]
+    fn eap_on_an_output_edge_is_removing_that_edge(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let scores = edge_attribution(&sweep).unwrap();
+        let all = mask(&c.model, true);
+        let m_full = Circuit::from_edges(&c.model, &all).unwrap().answer_metric(&sweep).unwrap();
+        let last = scores.layers.len() - 1;
+        for e in 0..scores.layers[last].len() {
+            let mut m = all.clone();
+            m[last][e] = false;
+            let moved = Circuit::from_edges(&c.model, &m).unwrap().answer_metric(&sweep).unwrap() - m_full;
+            prop_assert!(close(moved, scores.layers[last][e] as f64, 1e-3, 1e-5), "edge {}: {} vs {}", e, moved, scores.layers[last][e]);
+        }
+    }
+
+    #[test]
+    fn acdc_ends_on_the_metric_of_the_circuit_it_returns(c in case(), tau in 0.0f64..0.05) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let found = edge_acdc(&sweep, &AcdcConfig { tau, metric: AcdcMetric::Answer, zero_ablation: false }).unwrap();
+        let fresh = Circuit::from_edges(&c.model, &found.mask).unwrap().answer_metric(&sweep).unwrap();
+        prop_assert!(close(found.circuit_metric, fresh, 1e-4, 1e-5), "{} vs {}", found.circuit_metric, fresh);
+        prop_assert_eq!(found.n_edges, found.mask.iter().flatten().filter(|&&k| k).count());
+    }
+
+    #[test]
+    fn a_circuit_of_everything_is_the_model(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let nodes: Vec<Vec<usize>> = c.model.layers[..c.model.n_hidden()].iter().map(|l| (0..l.n_out).collect()).collect();
+        let everything = Circuit::new(&c.model, nodes, 0.0).unwrap();
+        prop_assert_eq!(everything.n_edges(), c.model.n_weights());
+        for ablation in [Ablation::Zero, Ablation::Mean, Ablation::Resample] {
+            let eval = everything.evaluate(&sweep, ablation).unwrap();
+            prop_assert!(eval.logit_difference < 1e-5, "{}: {}", ablation, eval.logit_difference);
+        }
+        let x = &c.images.clean;
+        let got = everything.logits(&c.model, x, c.images.n);
+        prop_assert!(got.iter().zip(c.model.forward(x, c.images.n)).all(|(a, b)| (a - b).abs() < 1e-5));
+        let by_edges = Circuit::from_edges(&c.model, &mask(&c.model, true)).unwrap().answer_metric(&sweep).unwrap();
+        let clean = (0..c.images.n).map(|b| metric_with_clean(&c, b)).sum::<f64>() / c.images.n as f64;
+        prop_assert!(close(by_edges, clean, 1e-5, 1e-6), "{} vs {}", by_edges, clean);
+    }
+}
+
+/// The answer metric of pair `b`'s clean run.
+fn metric_with_clean(c: &Case, b: usize) -> f64 {
+    let (m, im) = (&c.model, &c.images);
+    let logits = m.forward(&im.clean[b * im.pixels..(b + 1) * im.pixels], 1);
+    logits[im.clean_labels[b] as usize] as f64 - logits[im.corrupted_labels[b] as usize] as f64
+}
