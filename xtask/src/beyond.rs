@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
@@ -64,7 +65,7 @@ pub struct AcdcArgs {
 impl AcdcArgs {
     fn config(&self) -> anyhow::Result<AcdcConfig> {
         let config = AcdcConfig { tau: self.tau, metric: self.acdc_metric, zero_ablation: self.acdc_zero };
-        config.validate()?;
+        config.validate().context("--tau")?;
         anyhow::ensure!(self.acdc_pairs > 0, "--acdc-pairs must be at least 1");
         Ok(config)
     }

@@ -41,7 +41,14 @@ impl DataArgs {
     pub fn load(&self) -> anyhow::Result<Mnist> {
         let policy = if self.no_verify { ChecksumPolicy::Skip } else { ChecksumPolicy::Auto };
         let dir = self.dir();
-        Mnist::load(&dir, policy).with_context(|| format!("loading the data set from {} (--data-dir)", dir.display()))
+        Mnist::load(&dir, policy).map_err(|e| {
+            let hint = if matches!(e, modcirc_dataset::DatasetError::Checksum { .. }) {
+                "; --no-verify skips the check"
+            } else {
+                ""
+            };
+            anyhow::Error::new(e).context(format!("loading the data set from {} (--data-dir){hint}", dir.display()))
+        })
     }
 }
 

@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, TaskImages};
+use modcirc_acdc::{discover, Ablation, AcdcError, DiscoveryConfig, DiscoveryReport, TaskImages};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_mlp::DeviceSpec;
 use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
@@ -169,6 +169,14 @@ pub fn discover_model(
     let pb = bar(flags.bootstraps as u64, quiet, &task.name);
     let t = Instant::now();
     let report = discover(&ck.model, &images, &config, &mut |done| pb.set_position(done as u64))
+        .map_err(|e| {
+            let flag = match e {
+                AcdcError::BadK { .. } => "--k: ",
+                AcdcError::BadEps(_) => "--eps: ",
+                _ => "",
+            };
+            anyhow::anyhow!("{flag}{e}")
+        })
         .with_context(|| format!("discovering the {task} circuit of {}", model_path.display()))?;
     let total_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();

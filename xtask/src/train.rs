@@ -4,8 +4,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
-use modcirc_bimt::{Regime, TrainConfig, Trainer};
-use modcirc_mlp::DeviceSpec;
+use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, STUDY_SIZES};
+use modcirc_mlp::{Activation, DeviceSpec};
 use modcirc_dataset::Mnist;
 
 use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
@@ -22,6 +22,15 @@ pub struct TrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Layer widths, input first, comma-separated: the study's 784,100,100,10
+    /// by default. Square hidden widths keep the study's grid; others go on
+    /// a near-square grid (ARCHITECTURE.md).
+    #[arg(long, value_delimiter = ',', default_values_t = STUDY_SIZES)]
+    pub sizes: Vec<usize>,
+    /// The hidden layers' activation: silu (the study's), relu, gelu,
+    /// gelu-tanh, tanh, sigmoid or identity.
+    #[arg(long, default_value_t = STUDY_ACTIVATION)]
+    pub activation: Activation,
     /// Output file (one regime) or directory (--all); default artifacts/models/.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -35,8 +44,16 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-pub fn default_model_name(regime: Regime, seed: u64) -> String {
-    format!("{regime}-seed{seed}.safetensors")
+/// `<regime>-seed<S>.safetensors`, with the widths and activation added
+/// where they are not the study's.
+pub fn default_model_name(config: &TrainConfig) -> String {
+    let (regime, seed) = (config.regime, config.seed);
+    if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
+        format!("{regime}-seed{seed}.safetensors")
+    } else {
+        let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
+        format!("{regime}-seed{seed}-{}-{}.safetensors", sizes.join("x"), config.activation)
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -46,15 +63,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => Regime::ALL.to_vec(),
     };
     for regime in regimes {
+        let config = TrainConfig::new(regime)
+            .steps(args.steps)
+            .seed(args.seed)
+            .sizes(&args.sizes)
+            .activation(args.activation);
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
-            (Some(dir), true) => dir.join(default_model_name(regime, args.seed)),
-            (None, _) => artifacts_dir().join("models").join(default_model_name(regime, args.seed)),
+            (Some(dir), true) => dir.join(default_model_name(&config)),
+            (None, _) => artifacts_dir().join("models").join(default_model_name(&config)),
         };
         if args.all && path.extension().is_some_and(|e| e == "safetensors") && args.out.is_some() {
             bail!("--out must be a directory with --all, got {}", path.display());
         }
-        let config = TrainConfig::new(regime).steps(args.steps).seed(args.seed);
         let meta = train_one(&mnist, config, args.device, &args.data, args.quiet)?;
         checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
         let m = &meta.0;
@@ -91,11 +112,20 @@ pub fn train_one(
         }
     };
     let outcome = match device {
-        DeviceSpec::Cpu => Trainer::new(config.clone())?.run(&mnist.train, Some(&mnist.test), &mut on_step),
-        DeviceSpec::Cuda(_) => {
-            CandleTrainer::new(config.clone(), device.open()?)?.run(&mnist.train, Some(&mnist.test), &mut on_step)
+        DeviceSpec::Cpu => {
+            Trainer::new(config.clone()).and_then(|t| t.run(&mnist.train, Some(&mnist.test), &mut on_step))
         }
+        DeviceSpec::Cuda(_) => device
+            .open()
+            .map_err(BimtError::from)
+            .and_then(|d| CandleTrainer::new(config.clone(), d))
+            .and_then(|t| t.run(&mnist.train, Some(&mnist.test), &mut on_step)),
     }
+    .map_err(|e| match e {
+        BimtError::Config(m) => anyhow::anyhow!("{m} (--sizes, --activation, --steps)"),
+        BimtError::Data(m) => anyhow::anyhow!("{m} (--sizes, --data-dir)"),
+        e => anyhow::Error::new(e),
+    })
     .with_context(|| format!("training {regime} on {device}"))?;
     let peak_heap = window.peak_heap();
     let peak_rss = modcirc_metrics::peak_rss_bytes();

@@ -28,7 +28,7 @@ impl FromStr for AcdcMetric {
         match s {
             "kl" => Ok(AcdcMetric::Kl),
             "answer" => Ok(AcdcMetric::Answer),
-            _ => Err(AcdcError::BadOption(format!("--acdc-metric {s:?}: expected kl or answer"))),
+            _ => Err(AcdcError::BadOption(format!("ACDC metric {s:?}: expected kl or answer"))),
         }
     }
 }
@@ -61,7 +61,7 @@ impl AcdcConfig {
     /// Checks the options, so that a command can refuse them before any work.
     pub fn validate(&self) -> Result<(), AcdcError> {
         if self.tau.is_nan() || self.tau < 0.0 {
-            return Err(AcdcError::BadOption(format!("--tau {}: must be at least 0", self.tau)));
+            return Err(AcdcError::BadOption(format!("tau = {}: must be at least 0", self.tau)));
         }
         Ok(())
     }

@@ -1,10 +1,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum AcdcError {
-    #[error("--k {k} is invalid for hidden layer {layer} of {width} neurons (need 1..={width})")]
+    #[error("k = {k}: k must be in 1..={width} for hidden layer {layer}")]
     BadK { k: usize, layer: usize, width: usize },
     #[error("the task has no pairs")]
     EmptyTask,
-    #[error("--eps {0} is outside [0, 1)")]
+    #[error("eps = {0}: must be in [0, 1)")]
     BadEps(f64),
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -12,7 +12,7 @@ pub enum AcdcError {
     Device(String),
     #[error("{0}")]
     Degenerate(String),
-    /// An option out of its range, named as the command line names it.
+    /// An option out of its range.
     #[error("{0}")]
     BadOption(String),
     #[error("on the device: {0}")]

@@ -176,6 +176,6 @@ fn acdc_with_an_unbounded_threshold_removes_everything_and_lands_on_the_corrupte
     assert!(kl > 0.0);
     for bad in [-1.0, f64::NAN] {
         let e = edge_acdc(&sweep, &AcdcConfig { tau: bad, ..AcdcConfig::default() }).unwrap_err();
-        assert!(matches!(e, AcdcError::BadOption(_)) && e.to_string().starts_with("--tau"), "{e}");
+        assert!(matches!(e, AcdcError::BadOption(_)) && e.to_string().starts_with("tau = "), "{e}");
     }
 }

@@ -76,6 +76,33 @@ mod tests {
     use crate::train::gradients_for_test;
     use crate::{Layout, Regime, STUDY_SIZES};
 
+    /// The fused step's loss and gradients against candle's autograd.
+    fn check_gradients(model: &Mlp, x: &[f32], labels: &[u8], regimes: &[Regime]) {
+        let (n, inputs) = (labels.len(), model.n_inputs());
+        let layout = Layout::study(&model.sizes()).unwrap();
+        for &regime in regimes {
+            let lambda = 0.1;
+            let (loss, gw, gb) = gradients_for_test(model, x, labels, regime, lambda);
+            let cm = CandleMlp::from_mlp(model, &Device::Cpu).unwrap();
+            let cost = regime.penalty_weight_factor().map(|wf| ConnectionCost::training(&layout, wf));
+            let xt = Tensor::from_slice(x, (n, inputs), &Device::Cpu).unwrap();
+            let l = cm.loss(&xt, labels, cost.as_ref(), lambda as f64).unwrap();
+            let want_loss = l.to_scalar::<f32>().unwrap() as f64;
+            let act = model.activation;
+            assert!((loss - want_loss).abs() < 1e-5 * want_loss.abs(), "{regime} {act}: loss {loss} vs {want_loss}");
+            let grads = l.backward().unwrap();
+            for (layer, (w, b)) in cm.weights.iter().zip(&cm.biases).enumerate() {
+                for (ours, var) in [(&gw[layer], w), (&gb[layer], b)] {
+                    let theirs = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    for (a, b) in ours.iter().zip(&theirs) {
+                        assert!((a - b).abs() <= 1e-5 * scale + 1e-9, "{regime} {act} layer {layer}: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fused_gradients_match_candle_autograd() {
         let mut model = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 11).unwrap();
@@ -83,26 +110,19 @@ mod tests {
         let n = 17;
         let x: Vec<f32> = (0..n * 784).map(|i| ((i * 2654435761usize) % 1000) as f32 / 1000.0).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-        let layout = Layout::study(&STUDY_SIZES).unwrap();
-        for regime in [Regime::Vanilla, Regime::Bimt] {
-            let lambda = 0.1;
-            let (loss, gw, gb) = gradients_for_test(&model, &x, &labels, regime, lambda);
-            let cm = CandleMlp::from_mlp(&model, &Device::Cpu).unwrap();
-            let cost = regime.penalty_weight_factor().map(|wf| ConnectionCost::training(&layout, wf));
-            let xt = Tensor::from_slice(&x, (n, 784), &Device::Cpu).unwrap();
-            let l = cm.loss(&xt, &labels, cost.as_ref(), lambda as f64).unwrap();
-            let want_loss = l.to_scalar::<f32>().unwrap() as f64;
-            assert!((loss - want_loss).abs() < 1e-5 * want_loss.abs(), "{regime}: loss {loss} vs {want_loss}");
-            let grads = l.backward().unwrap();
-            for (layer, (w, b)) in cm.weights.iter().zip(&cm.biases).enumerate() {
-                for (ours, var) in [(&gw[layer], w), (&gb[layer], b)] {
-                    let theirs = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    for (a, b) in ours.iter().zip(&theirs) {
-                        assert!((a - b).abs() <= 1e-5 * scale + 1e-9, "{regime} layer {layer}: {a} vs {b}");
-                    }
-                }
-            }
+        check_gradients(&model, &x, &labels, &[Regime::Vanilla, Regime::Bimt]);
+    }
+
+    #[test]
+    fn fused_gradients_match_candle_autograd_for_every_activation_and_shape() {
+        let sizes = [12, 9, 5, 7, 4];
+        let n = 11;
+        let x: Vec<f32> = (0..n * 12).map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i * 3 % 4) as u8).collect();
+        for act in modcirc_mlp::Activation::ALL {
+            let mut model = crate::init_model(&sizes, act, 5).unwrap();
+            model.out_perm = vec![2, 0, 3, 1];
+            check_gradients(&model, &x, &labels, &[Regime::Vanilla, Regime::L1, Regime::Bimt]);
         }
     }
 }

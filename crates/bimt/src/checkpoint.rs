@@ -267,4 +267,29 @@ mod tests {
         let e = from_bytes(b"garbage", p, None).unwrap_err().to_string();
         assert!(e.contains("not a safetensors file"), "{e}");
     }
+
+    #[test]
+    fn any_shape_and_activation_round_trips_with_its_layout() {
+        let dir = std::env::temp_dir().join(format!("modcirc-ckpt-shape-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let sizes = [784, 128, 7, 10];
+        let layout = Layout::study(&sizes).unwrap();
+        let m = crate::init_model(&sizes, Activation::Relu, 3).unwrap();
+        let mut meta = meta();
+        meta.config = TrainConfig::new(Regime::L1).sizes(&sizes).activation(Activation::Relu);
+        save(&path, &m, &layout, &meta).unwrap();
+        let ck = load(&path, None).unwrap();
+        assert_eq!((ck.model.activation, ck.model.sizes()), (Activation::Relu, sizes.to_vec()));
+        assert_eq!(ck.layout, layout);
+        assert_eq!(ck.model, m);
+        // Asked for another activation than the file records: refused.
+        let e = load(&path, Some(Activation::Silu)).unwrap_err().to_string();
+        assert!(e.contains("says its activation is relu, but silu was asked for"), "{e}");
+        // A sidecar that contradicts the weights is refused.
+        meta.config = meta.config.activation(Activation::Tanh);
+        write_atomic(&sidecar_path(&path), &serde_json::to_vec(&meta).unwrap()).unwrap();
+        let e = load(&path, None).unwrap_err().to_string();
+        assert!(e.contains("the sidecar says [784, 128, 7, 10] tanh, the weights are [784, 128, 7, 10] relu"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

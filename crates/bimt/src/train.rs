@@ -114,7 +114,7 @@ impl TrainConfig {
     fn validate(&self) -> Result<(), BimtError> {
         let bad = |m: String| Err(BimtError::Config(m));
         if self.steps == 0 {
-            return bad("--steps must be at least 1".into());
+            return bad("steps must be at least 1".into());
         }
         if self.batch_size == 0 {
             return bad("batch size must be at least 1".into());

@@ -22,7 +22,7 @@ pub enum DatasetError {
     WrongImageShape { path: PathBuf, rows: usize, cols: usize, expected_rows: usize, expected_cols: usize },
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch { images: PathBuf, labels: PathBuf, n_images: usize, n_labels: usize },
-    #[error("{path}: SHA-256 of the decompressed bytes is {found}, {listing} says {expected} (skip the check with --no-verify)")]
+    #[error("{path}: SHA-256 of the decompressed bytes is {found}, {listing} says {expected}")]
     Checksum { path: PathBuf, listing: PathBuf, expected: String, found: String },
     #[error("{path}: malformed checksum listing at line {line}: {reason}")]
     BadChecksumListing { path: PathBuf, line: usize, reason: String },

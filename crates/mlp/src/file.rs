@@ -128,9 +128,6 @@ pub fn from_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> 
         if n_out == 0 || n_in == 0 {
             return Err(err(format!("tensor `{wname}` has shape {:?}: a width of 0", w.shape())));
         }
-        if b.shape() != [n_out] {
-            return Err(err(format!("tensor `{bname}` has shape {:?}, expected [{n_out}]", b.shape())));
-        }
         if let Some(prev) = layers.last() {
             if prev.n_out != n_in {
                 return Err(err(format!(
@@ -140,6 +137,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> 
                     prev.n_out
                 )));
             }
+        }
+        if b.shape() != [n_out] {
+            return Err(err(format!("tensor `{bname}` has shape {:?}, expected [{n_out}]", b.shape())));
         }
         for t in [&w, &b] {
             if *dtype.get_or_insert(t.dtype()) != t.dtype() {
