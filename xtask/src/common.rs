@@ -81,12 +81,6 @@ impl HeapWindow {
     }
 }
 
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Loads the checkpoint of `--model` (`activation`: `--activation`), with
 /// the flags named in its errors.
 pub fn load_model(
@@ -105,8 +99,12 @@ pub fn load_model(
 
 /// Serialises `value` as pretty JSON to `path` through a temporary file.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value)?;
-    modcirc_bimt::checkpoint::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+    write_atomic(path, &serde_json::to_vec_pretty(value)?)
+}
+
+/// Writes `bytes` to `path` through a temporary file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    modcirc_mlp::file::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The model and task a `discover` or `beyond` command works on.

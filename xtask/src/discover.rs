@@ -1,29 +1,19 @@
+//! `cargo xtask discover`: one discovery on one checkpoint and task.
+
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use modcirc_acdc::{discover, Ablation, AcdcError, DiscoveryConfig, DiscoveryReport, TaskImages};
+use clap::Args;
+use modcirc_acdc::{
+    Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
+};
 use modcirc_bimt::checkpoint::Checkpoint;
+use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
-use modcirc_dataset::{Mnist, Pair, PairedDataset, Task};
-use serde::{Deserialize, Serialize};
+use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
+use modcirc_study::StudyError;
 
-use crate::common::{bar, sha256_file, write_json, DataArgs, ModelTask};
-
-/// Version of the `discover` JSON (docs/results-schema.md).
-pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
-
-/// Bumped when discovery computes something new, so that cached results are
-/// recomputed (2: faithfulness per resample).
-pub const DISCOVERY_REVISION: u32 = 2;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Test,
-    Train,
-}
+use crate::common::{bar, write_json, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
@@ -40,23 +30,25 @@ pub struct DiscoverArgs {
     pub quiet: bool,
 }
 
-#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+/// The discovery's flags, as the command line names them.
+#[derive(Args, Debug, Clone)]
 pub struct DiscoverFlags {
     /// Neurons kept per hidden layer.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = DEFAULT_K)]
     pub k: usize,
     /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = DEFAULT_EPS)]
     pub eps: f64,
     /// zero, mean or resample.
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS)]
     pub bootstraps: usize,
     /// Pairs per bootstrap resample.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = DEFAULT_SAMPLE)]
     pub sample: usize,
-    #[arg(long, value_enum, default_value_t = Split::Test)]
+    /// test or train.
+    #[arg(long, default_value = "test")]
     pub split: Split,
     /// Seeds the pairing shuffle and the bootstrap.
     #[arg(long, default_value_t = 0)]
@@ -64,38 +56,30 @@ pub struct DiscoverFlags {
     /// Where the patching sweep runs: cpu (the rank-1 sweep), or cuda /
     /// cuda:N with a `--features cuda` build. Circuit evaluation stays on the CPU.
     #[arg(long, default_value = "cpu")]
-    #[serde(default)]
     pub device: DeviceSpec,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DiscoverInputs {
-    pub model: String,
-    pub model_sha256: String,
-    /// The training regime, from the checkpoint's sidecar when present.
-    pub regime: Option<String>,
-    pub task: Task,
-    pub flags: DiscoverFlags,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DiscoverOutput {
-    pub schema: String,
-    pub inputs: DiscoverInputs,
-    /// Dataset indices (in the chosen split) of every clean and corrupted image.
-    pub pairs: Vec<Pair>,
-    /// Dead neurons and ties: a plain-language note on how the top-K was decided.
-    pub notes: Vec<String>,
-    pub report: DiscoveryReport,
-    /// Wall time of the whole command's discovery stage.
-    pub total_s: f64,
+impl DiscoverFlags {
+    pub fn settings(&self) -> DiscoverySettings {
+        let config = DiscoveryConfig {
+            k: self.k,
+            eps: self.eps,
+            ablation: self.ablation,
+            bootstraps: self.bootstraps,
+            sample: self.sample,
+            seed: self.seed,
+            device: self.device,
+        };
+        DiscoverySettings { config, split: self.split }
+    }
 }
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let mnist = args.data.load()?;
     let task = args.target.parse_task()?;
     let ck = args.target.load()?;
-    let out = discover_model(&mnist, &ck, &args.target.model, &task, &args.flags, args.quiet)?;
+    let settings = args.flags.settings();
+    let out = discover_model(&mnist, &ck, &args.target.model, &task, &settings, args.quiet)?;
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     write_json(&path, &out)?;
     let s = &out.report.summary;
@@ -120,90 +104,31 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses a model whose input width or classes do not fit the images.
-pub fn check_fits(ck: &Checkpoint, model_path: &Path, split: &modcirc_dataset::ImageSet) -> anyhow::Result<()> {
-    let (inputs, classes) = (ck.model.n_inputs(), ck.model.n_classes());
-    anyhow::ensure!(
-        inputs == split.pixels(),
-        "--model {} takes {inputs} inputs, but the images (--data-dir) have {} pixels ({}x{})",
-        model_path.display(),
-        split.pixels(),
-        split.rows,
-        split.cols
-    );
-    if let Some(&bad) = split.labels.iter().find(|&&l| l as usize >= classes) {
-        anyhow::bail!(
-            "--model {} has {classes} outputs, but the data (--data-dir) has label {bad}",
-            model_path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Discovery on one checkpoint (read from `model_path`) and task, as
-/// `discover` and `reproduce` run it.
+/// [`discover_checkpoint`] with a progress bar, and the flags named in its errors.
 pub fn discover_model(
     mnist: &Mnist,
     ck: &Checkpoint,
     model_path: &Path,
     task: &Task,
-    flags: &DiscoverFlags,
+    settings: &DiscoverySettings,
     quiet: bool,
 ) -> anyhow::Result<DiscoverOutput> {
-    let split = match flags.split {
-        Split::Test => &mnist.test,
-        Split::Train => &mnist.train,
-    };
-    check_fits(ck, model_path, split)?;
-    let pairs = PairedDataset::new(split, task, flags.seed).with_context(|| format!("--task {task}"))?;
-    let images = TaskImages::from_pairs(split, &pairs.pairs);
-    let config = DiscoveryConfig {
-        k: flags.k,
-        eps: flags.eps,
-        ablation: flags.ablation,
-        bootstraps: flags.bootstraps,
-        sample: flags.sample,
-        seed: flags.seed,
-        device: flags.device,
-    };
-    let pb = bar(flags.bootstraps as u64, quiet, &task.name);
-    let t = Instant::now();
-    let report = discover(&ck.model, &images, &config, &mut |done| pb.set_position(done as u64))
+    let pb = bar(settings.config.bootstraps as u64, quiet, &task.name);
+    let out = discover_checkpoint(mnist, ck, model_path, task, settings, &mut |done| pb.set_position(done as u64))
         .map_err(|e| {
-            let flag = match e {
-                AcdcError::BadK { .. } => "--k: ",
-                AcdcError::BadEps(_) => "--eps: ",
-                _ => "",
+            let flags = match e {
+                StudyError::Acdc(AcdcError::BadK { .. }) => "--k",
+                StudyError::Acdc(AcdcError::BadEps(_)) => "--eps",
+                StudyError::Acdc(AcdcError::Device(_)) => "--device",
+                StudyError::Acdc(AcdcError::EmptyTask) => "--task",
+                StudyError::Acdc(_) => "--sample, --bootstraps",
+                StudyError::Invalid(_) => "--model, --data-dir",
+                StudyError::Dataset(_) => "--task, --split",
+                _ => "--model",
             };
-            anyhow::anyhow!("{flag}{e}")
+            anyhow::anyhow!("{e} ({flags})")
         })
         .with_context(|| format!("discovering the {task} circuit of {}", model_path.display()))?;
-    let total_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
-    let mut notes = Vec::new();
-    for (h, (dead, tie)) in report.selection.dead.iter().zip(&report.selection.decided_by_tie).enumerate() {
-        if !dead.is_empty() || *tie > 0 {
-            notes.push(format!(
-                "hidden layer {}: {} dead neurons (patching them leaves the baseline unchanged); {} of the {} kept neurons were chosen by the lower-index tie rule",
-                h + 1,
-                dead.len(),
-                tie,
-                flags.k
-            ));
-        }
-    }
-    Ok(DiscoverOutput {
-        schema: DISCOVER_SCHEMA.into(),
-        inputs: DiscoverInputs {
-            model: model_path.display().to_string(),
-            model_sha256: sha256_file(model_path)?,
-            regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
-            task: task.clone(),
-            flags: flags.clone(),
-        },
-        pairs: pairs.pairs,
-        notes,
-        report,
-        total_s,
-    })
+    Ok(out)
 }

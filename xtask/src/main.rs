@@ -6,7 +6,6 @@ mod common;
 mod cuda;
 mod discover;
 mod gpu_check;
-mod report;
 mod reproduce;
 mod train;
 

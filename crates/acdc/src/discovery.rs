@@ -10,6 +10,15 @@ use crate::{
     Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, TaskImages,
 };
 
+/// K, the neurons kept per hidden layer (STUDY §4).
+pub const DEFAULT_K: usize = 15;
+/// eps, the edge threshold relative to a layer's largest |weight| (STUDY §5).
+pub const DEFAULT_EPS: f64 = 0.01;
+/// Bootstrap resamples per discovery (STUDY §5).
+pub const DEFAULT_BOOTSTRAPS: usize = 50;
+/// Pairs per bootstrap resample (STUDY §5).
+pub const DEFAULT_SAMPLE: usize = 500;
+
 /// Flags of one discovery run (STUDY §4-§5 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveryConfig {
@@ -30,11 +39,11 @@ pub struct DiscoveryConfig {
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {
-            k: 15,
-            eps: 0.01,
+            k: DEFAULT_K,
+            eps: DEFAULT_EPS,
             ablation: Ablation::Zero,
-            bootstraps: 50,
-            sample: 500,
+            bootstraps: DEFAULT_BOOTSTRAPS,
+            sample: DEFAULT_SAMPLE,
             seed: 0,
             device: DeviceSpec::Cpu,
         }

@@ -41,7 +41,10 @@ pub use attribution::{
 };
 pub use circuit::{Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
-pub use discovery::{discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary};
+pub use discovery::{
+    discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,
+    DEFAULT_K, DEFAULT_SAMPLE,
+};
 pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
 pub use sweep::{NeuronScores, PatchingSweep, Selection, TaskImages, DEAD_TOLERANCE};

@@ -126,6 +126,16 @@ impl<'m> PatchingSweep<'m> {
         }
     }
 
+    /// The model the sweep patches.
+    pub fn model(&self) -> &'m Mlp {
+        self.model
+    }
+
+    /// The pairs' images.
+    pub fn images(&self) -> &TaskImages {
+        &self.images
+    }
+
     pub fn len(&self) -> usize {
         self.images.n
     }

@@ -117,12 +117,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BimtError> {
     Ok(file::write_atomic(path, bytes)?)
 }
 
-/// Saves the model and its sidecar (sidecar first, both atomically).
-pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<(), BimtError> {
+/// Saves the model and its sidecar (sidecar first, both atomically);
+/// returns the bytes of the model file, so that a caller can hash them
+/// without reading the file back.
+pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<Vec<u8>, BimtError> {
     let bytes = to_bytes(model, layout)?;
     let json = serde_json::to_vec_pretty(meta).map_err(|e| BimtError::Config(format!("sidecar: {e}")))?;
     write_atomic(&sidecar_path(path), &json)?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes)?;
+    Ok(bytes)
 }
 
 /// Loads a checkpoint: any MLP `modcirc_mlp::file` reads (`activation`: the
@@ -131,7 +134,13 @@ pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Resu
 /// (other widths or activation) is an error.
 pub fn load(path: &Path, activation: Option<Activation>) -> Result<Checkpoint, BimtError> {
     let bytes = std::fs::read(path).map_err(|e| BimtError::io(path, e))?;
-    let (model, layout) = from_bytes(&bytes, path, activation)?;
+    load_bytes(&bytes, path, activation)
+}
+
+/// [`load`] on the file's bytes, already read (`path` names the file and
+/// locates its sidecar).
+pub fn load_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> Result<Checkpoint, BimtError> {
+    let (model, layout) = from_bytes(bytes, path, activation)?;
     let side = sidecar_path(path);
     let meta: Option<TrainMeta> = match std::fs::read(&side) {
         Ok(json) => Some(

@@ -1,0 +1,174 @@
+//! Beyond the paper (STUDY §8), for one model and task: attribution patching
+//! against exact patching, the faithfulness of the discovered circuit and of
+//! EAP's circuits, and edge-level ACDC. Computed once on the discovery's
+//! full pair set.
+
+use std::time::Instant;
+
+use modcirc_acdc::{
+    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
+    Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+};
+use modcirc_bimt::Regime;
+use modcirc_dataset::Mnist;
+use modcirc_metrics::spearman;
+use modcirc_mlp::Mlp;
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::DiscoverOutput;
+use crate::StudyError;
+
+/// Version of the per-model files; part of their cache key.
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/4";
+
+/// ACDC runs on the first this many pairs of the task (one edge test
+/// recomputes every pair it moves); its circuit is then judged on all pairs.
+pub const ACDC_PAIRS: usize = 100;
+
+/// Edge-level ACDC's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcdcResult {
+    /// Its options.
+    pub config: AcdcConfig,
+    /// The pairs it ran on (the task's first).
+    pub pairs: usize,
+    /// Its wall time.
+    pub seconds: f64,
+    /// Edges it kept.
+    pub edges: usize,
+    /// The circuit's ACDC metric on its pairs (`config.metric`: KL from the
+    /// model's output distribution, or the answer metric).
+    pub circuit_metric: f64,
+    /// Faithfulness on the pairs ACDC ran on.
+    pub faithfulness_own_pairs: f64,
+    /// Faithfulness on all of the task's pairs.
+    pub faithfulness: f64,
+    /// Faithfulness of as many top-|EAP| edges (all pairs).
+    pub eap_same_size_faithfulness: f64,
+}
+
+/// STUDY §8 on one model and task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeyondResult {
+    /// [`BEYOND_SCHEMA`].
+    pub schema: String,
+    /// The training regime, from the checkpoint's sidecar (`None`: a model
+    /// without one, trained elsewhere).
+    pub regime: Option<Regime>,
+    /// The training seed, likewise.
+    pub seed: Option<u64>,
+    /// The task's name.
+    pub task: String,
+    /// The task's pairs.
+    pub pairs: usize,
+    /// Per hidden layer: Spearman's ρ between node attribution and exact
+    /// patching on the answer metric (`None` where one side is constant).
+    pub node_spearman: Vec<Option<f64>>,
+    /// Wall time of exact node patching (every hidden neuron).
+    pub exact_patching_s: f64,
+    /// Wall time of node attribution (one backward pass), on the same pairs.
+    pub node_attribution_s: f64,
+    /// Wall time of edge attribution (every weight).
+    pub edge_attribution_s: f64,
+    /// Edges of the discovered circuit (top-K nodes, eps edges).
+    pub circuit_edges: usize,
+    /// Its faithfulness, removed edges carrying corrupted values.
+    pub circuit_faithfulness: f64,
+    /// The faithfulness of as many top-|EAP| edges.
+    pub eap_same_size_faithfulness: f64,
+    /// Faithfulness of the top-|EAP| circuits over their size, with CPR and CMD.
+    pub curve: FaithfulnessCurve,
+    /// Edge-level ACDC.
+    pub acdc: AcdcResult,
+}
+
+impl BeyondResult {
+    /// The regime's label, or `unknown` for a model without a sidecar.
+    pub fn regime_label(&self) -> &'static str {
+        self.regime.map_or("unknown", Regime::label)
+    }
+}
+
+/// The analysis of one discovery (`disc`, of `model`, a model of `regime`
+/// and `seed` where known), ACDC with `acdc` on the first `acdc_pairs` pairs.
+pub fn analyse(
+    mnist: &Mnist,
+    model: &Mlp,
+    (regime, seed): (Option<Regime>, Option<u64>),
+    disc: &DiscoverOutput,
+    acdc: &AcdcConfig,
+    acdc_pairs: usize,
+) -> Result<BeyondResult, StudyError> {
+    acdc.validate()?;
+    if acdc_pairs == 0 {
+        return Err(StudyError::Invalid("ACDC needs at least one pair".into()));
+    }
+    let split = disc.inputs.flags.split.of(mnist);
+    let images = TaskImages::from_pairs(split, &disc.pairs);
+    let sweep = PatchingSweep::new(model, &images)?;
+    let (node_spearman, exact_patching_s, node_attribution_s) = node_estimates(&sweep)?;
+    let t = Instant::now();
+    let edges = edge_attribution(&sweep)?;
+    let edge_attribution_s = t.elapsed().as_secs_f64();
+
+    let circuit = Circuit::new(model, disc.report.selection.nodes.clone(), disc.inputs.flags.config.eps)?;
+    let circuit_faithfulness = faithfulness(&sweep, &circuit)?;
+    let eap_same_size_faithfulness = faithfulness(&sweep, &edges.top_circuit(model, circuit.n_edges())?)?;
+    let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
+    let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
+    Ok(BeyondResult {
+        schema: BEYOND_SCHEMA.into(),
+        regime,
+        seed,
+        task: disc.inputs.task.name.clone(),
+        pairs: images.n,
+        node_spearman,
+        exact_patching_s,
+        node_attribution_s,
+        edge_attribution_s,
+        circuit_edges: circuit.n_edges(),
+        circuit_faithfulness,
+        eap_same_size_faithfulness,
+        curve,
+        acdc,
+    })
+}
+
+/// Node attribution against exact patching: ρ per hidden layer, and the
+/// wall time of each.
+fn node_estimates(sweep: &PatchingSweep<'_>) -> Result<(Vec<Option<f64>>, f64, f64), StudyError> {
+    let t = Instant::now();
+    let exact = exact_node_effects(sweep)?;
+    let exact_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let estimate = node_attribution(sweep)?;
+    let estimate_s = t.elapsed().as_secs_f64();
+    let rho = estimate.layers.iter().zip(&exact.layers).map(|(a, b)| spearman(a, b)).collect();
+    Ok((rho, exact_s, estimate_s))
+}
+
+/// ACDC on the first `pairs` pairs, judged there and on all pairs.
+fn run_acdc(
+    sweep: &PatchingSweep<'_>,
+    edges: &EdgeScores,
+    config: &AcdcConfig,
+    pairs: usize,
+) -> Result<AcdcResult, StudyError> {
+    let model = sweep.model();
+    let head: Vec<usize> = (0..sweep.len().min(pairs)).collect();
+    let t = Instant::now();
+    let own = sweep.subset(&head);
+    let found = edge_acdc(&own, config)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let circuit = Circuit::from_edges(model, &found.mask)?;
+    Ok(AcdcResult {
+        config: *config,
+        pairs: head.len(),
+        seconds,
+        edges: found.n_edges,
+        circuit_metric: found.circuit_metric,
+        faithfulness_own_pairs: faithfulness(&own, &circuit)?,
+        faithfulness: faithfulness(sweep, &circuit)?,
+        eap_same_size_faithfulness: faithfulness(sweep, &edges.top_circuit(model, found.n_edges)?)?,
+    })
+}

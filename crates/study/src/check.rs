@@ -1,0 +1,85 @@
+//! The check that a `reproduce` run wrote a complete, well-formed output
+//! directory (what CI runs after the smoke profile).
+
+use std::path::Path;
+
+use crate::results::{Results, RESULTS_SCHEMA};
+use crate::verdicts::NOT_EVALUATED;
+use crate::StudyError;
+
+/// Figures every complete run has (PNG and SVG each).
+pub const FIGURES: [&str; 10] = [
+    "fig2_network_bimt",
+    "fig2_network_l1",
+    "fig3_sparsity_vs_logit_difference",
+    "fig4_sparsity_vs_discovery_time",
+    "fig5_training_memory",
+    "fig6_training_time",
+    "fig7_inference_batched",
+    "fig7_inference_batch1",
+    "training_curves",
+    "fig8_faithfulness_curves",
+];
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(StudyError::Invalid(what()))
+    }
+}
+
+/// Checks `dir`: `results.json` parses with the current schema and holds
+/// five models, ten discoveries and STUDY §8 results with finite metrics,
+/// and six evaluated verdicts; every figure, `REPORT.md` and `table3.csv`
+/// are there and not empty. Returns the results.
+pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
+    let path = dir.join("results.json");
+    let bytes = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
+    let r: Results = serde_json::from_slice(&bytes).map_err(|source| StudyError::Json { path: path.clone(), source })?;
+    let p = path.display();
+    ensure(r.schema == RESULTS_SCHEMA, || format!("{p}: schema {:?}, expected {RESULTS_SCHEMA:?}", r.schema))?;
+    ensure(r.models.len() >= 5, || format!("{p}: {} models, expected five regimes", r.models.len()))?;
+    ensure(r.discoveries.len() >= 10, || format!("{p}: {} discoveries, expected 10", r.discoveries.len()))?;
+    ensure(r.verdicts.len() == 6, || format!("{p}: {} verdicts, expected 6", r.verdicts.len()))?;
+    for v in &r.verdicts {
+        let known = ["falsified", "not falsified", "supported"].contains(&v.verdict.as_str());
+        ensure(known && v.verdict != NOT_EVALUATED, || format!("{p}: verdict {} is {:?}", v.id, v.verdict))?;
+    }
+    for d in &r.discoveries {
+        ensure(d.logit_difference.mean.is_finite() && d.sparsity.mean.is_finite(), || {
+            format!("discovery {} / {} has non-finite metrics", d.regime, d.task)
+        })?;
+    }
+    ensure(r.beyond.len() >= 10, || {
+        format!("{p}: {} attribution and faithfulness results (STUDY §8), expected 10", r.beyond.len())
+    })?;
+    for b in &r.beyond {
+        let finite = [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
+        ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
+    }
+    check_files(dir)?;
+    Ok(r)
+}
+
+fn check_files(dir: &Path) -> Result<(), StudyError> {
+    for f in FIGURES {
+        let png = dir.join("figures").join(format!("{f}.png"));
+        let data = std::fs::read(&png).map_err(|e| StudyError::io(&png, e))?;
+        ensure(data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() >= 1024, || {
+            format!("{} is not a non-empty PNG ({} bytes)", png.display(), data.len())
+        })?;
+        let svg = dir.join("figures").join(format!("{f}.svg"));
+        ensure(std::fs::metadata(&svg).map(|m| m.len() > 0).unwrap_or(false), || {
+            format!("missing or empty {}", svg.display())
+        })?;
+    }
+    for f in ["REPORT.md", "table3.csv"] {
+        let p = dir.join(f);
+        ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || format!("missing or empty {}", p.display()))?;
+    }
+    let csv_path = dir.join("table3.csv");
+    let csv = std::fs::read_to_string(&csv_path).map_err(|e| StudyError::io(&csv_path, e))?;
+    let lines = csv.lines().count();
+    ensure(lines == 11, || format!("table3.csv has {lines} lines, expected a header and 10 rows"))
+}

@@ -1,0 +1,187 @@
+//! One discovery on one checkpoint and task, as `discover` and `reproduce`
+//! run it, and the JSON it is saved as (`modcirc.discover/1`).
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Instant;
+
+use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, TaskImages};
+use modcirc_bimt::checkpoint::Checkpoint;
+use modcirc_dataset::{ImageSet, Mnist, Pair, PairedDataset, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::StudyError;
+
+/// Version of the `discover` JSON (docs/results-schema.md).
+pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
+
+/// Bumped when discovery computes something new, so that cached results are
+/// recomputed (2: faithfulness per resample).
+pub const DISCOVERY_REVISION: u32 = 2;
+
+/// Which MNIST split the task's pairs come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The 10 000 test images (the study's).
+    Test,
+    /// The 60 000 training images.
+    Train,
+}
+
+impl Split {
+    /// The images of this split.
+    pub fn of(self, mnist: &Mnist) -> &ImageSet {
+        match self {
+            Split::Test => &mnist.test,
+            Split::Train => &mnist.train,
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Split::Test => "test",
+            Split::Train => "train",
+        })
+    }
+}
+
+impl FromStr for Split {
+    type Err = StudyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(Split::Test),
+            "train" => Ok(Split::Train),
+            _ => Err(StudyError::Invalid(format!("unknown split {s:?} (expected test or train)"))),
+        }
+    }
+}
+
+/// Everything a discovery is run with: the discovery's own configuration
+/// and the split its pairs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoverySettings {
+    /// K, eps, ablation, bootstraps, sample, seed, device.
+    #[serde(flatten)]
+    pub config: DiscoveryConfig,
+    /// Where the pairs come from.
+    pub split: Split,
+}
+
+impl Default for DiscoverySettings {
+    fn default() -> Self {
+        DiscoverySettings { config: DiscoveryConfig::default(), split: Split::Test }
+    }
+}
+
+/// What a discovery ran on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoverInputs {
+    /// The checkpoint's path as given.
+    pub model: String,
+    /// SHA-256 of the checkpoint file.
+    pub model_sha256: String,
+    /// The training regime, from the checkpoint's sidecar when present.
+    pub regime: Option<String>,
+    /// The task.
+    pub task: Task,
+    /// The settings.
+    pub flags: DiscoverySettings,
+}
+
+/// A discovery as it is saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoverOutput {
+    /// [`DISCOVER_SCHEMA`].
+    pub schema: String,
+    /// What it ran on.
+    pub inputs: DiscoverInputs,
+    /// Dataset indices (in the chosen split) of every clean and corrupted image.
+    pub pairs: Vec<Pair>,
+    /// Dead neurons and ties: a plain-language note on how the top-K was decided.
+    pub notes: Vec<String>,
+    /// Scores, the circuit, every resample.
+    pub report: DiscoveryReport,
+    /// Wall time of the whole discovery stage.
+    pub total_s: f64,
+}
+
+/// Refuses a model whose input width or classes do not fit the images.
+pub fn check_fits(ck: &Checkpoint, images: &ImageSet) -> Result<(), StudyError> {
+    let (inputs, classes) = (ck.model.n_inputs(), ck.model.n_classes());
+    if inputs != images.pixels() {
+        return Err(StudyError::Invalid(format!(
+            "the model takes {inputs} inputs, but the images have {} pixels ({}x{})",
+            images.pixels(),
+            images.rows,
+            images.cols
+        )));
+    }
+    if let Some(&bad) = images.labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(StudyError::Invalid(format!("the model has {classes} outputs, but the data has label {bad}")));
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String, StudyError> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|e| StudyError::io(path, e))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Discovery on one checkpoint (read from `model_path`) and task.
+/// `progress` is called after each bootstrap resample with how many are done.
+pub fn discover_checkpoint(
+    mnist: &Mnist,
+    ck: &Checkpoint,
+    model_path: &Path,
+    task: &Task,
+    settings: &DiscoverySettings,
+    progress: &mut dyn FnMut(usize),
+) -> Result<DiscoverOutput, StudyError> {
+    let split = settings.split.of(mnist);
+    check_fits(ck, split)?;
+    let pairs = PairedDataset::new(split, task, settings.config.seed)?;
+    let images = TaskImages::from_pairs(split, &pairs.pairs);
+    let t = Instant::now();
+    let report = discover(&ck.model, &images, &settings.config, progress)?;
+    let total_s = t.elapsed().as_secs_f64();
+    Ok(DiscoverOutput {
+        schema: DISCOVER_SCHEMA.into(),
+        inputs: DiscoverInputs {
+            model: model_path.display().to_string(),
+            model_sha256: sha256_file(model_path)?,
+            regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
+            task: task.clone(),
+            flags: settings.clone(),
+        },
+        pairs: pairs.pairs,
+        notes: selection_notes(&report),
+        report,
+        total_s,
+    })
+}
+
+/// Dead neurons and tie-rule picks, per hidden layer, in words.
+fn selection_notes(report: &DiscoveryReport) -> Vec<String> {
+    let sel = &report.selection;
+    sel.dead
+        .iter()
+        .zip(&sel.decided_by_tie)
+        .enumerate()
+        .filter(|(_, (dead, tie))| !dead.is_empty() || **tie > 0)
+        .map(|(h, (dead, tie))| {
+            format!(
+                "hidden layer {}: {} dead neurons (patching them leaves the baseline unchanged); {} of the {} kept neurons were chosen by the lower-index tie rule",
+                h + 1,
+                dead.len(),
+                tie,
+                sel.k
+            )
+        })
+        .collect()
+}

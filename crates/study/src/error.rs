@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+/// What can go wrong running or reporting the study.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// A model that does not fit the data, or results that cannot make a report.
+    #[error("{0}")]
+    Invalid(String),
+    /// Training or a checkpoint.
+    #[error(transparent)]
+    Bimt(#[from] modcirc_bimt::BimtError),
+    /// Circuit discovery.
+    #[error(transparent)]
+    Acdc(#[from] modcirc_acdc::AcdcError),
+    /// The data set.
+    #[error(transparent)]
+    Dataset(#[from] modcirc_dataset::DatasetError),
+    /// A figure or table.
+    #[error(transparent)]
+    Report(#[from] modcirc_report::ReportError),
+    /// A JSON file that does not parse, or a value that does not serialise.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StudyError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        StudyError::Io { path: path.into(), source }
+    }
+}

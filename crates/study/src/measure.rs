@@ -1,0 +1,94 @@
+//! What the run measures about itself: inference time and the environment.
+
+use std::path::Path;
+use std::time::Instant;
+
+use modcirc_bimt::{Regime, TRAINER_REVISION};
+use modcirc_dataset::ImageSet;
+use modcirc_metrics::Summary;
+use modcirc_mlp::{DeviceSpec, Mlp};
+
+use crate::results::{Environment, InferenceResult};
+
+/// Images per batched inference.
+pub const INFERENCE_BATCH: usize = 500;
+
+/// Per-image inference time on the first 500 images of `images`, batched
+/// and one at a time, over `repeats` rounds (STUDY §6); the models are
+/// interleaved within each round so that drift in the machine's speed hits
+/// them alike. `progress` is called after each round.
+pub fn inference_timing(
+    models: &[(Regime, &Mlp)],
+    images: &ImageSet,
+    repeats: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Vec<InferenceResult> {
+    let px = images.pixels();
+    let batch = INFERENCE_BATCH.min(images.len());
+    let x = &images.images[..batch * px];
+    let mut batched = vec![Vec::new(); models.len()];
+    let mut single = vec![Vec::new(); models.len()];
+    for round in 0..repeats {
+        for (i, (_, model)) in models.iter().enumerate() {
+            let t = Instant::now();
+            std::hint::black_box(model.forward(x, batch));
+            batched[i].push(t.elapsed().as_secs_f64() / batch as f64);
+            let t = Instant::now();
+            for b in 0..batch {
+                std::hint::black_box(model.forward(&x[b * px..(b + 1) * px], 1));
+            }
+            single[i].push(t.elapsed().as_secs_f64() / batch as f64);
+        }
+        progress(round + 1);
+    }
+    let nan = Summary { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN, n: 0 };
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, (regime, _))| InferenceResult {
+            regime: *regime,
+            batched_500_s: Summary::of(&batched[i]).unwrap_or(nan),
+            batch_1_s: Summary::of(&single[i]).unwrap_or(nan),
+        })
+        .collect()
+}
+
+fn command_line(cmd: &str, args: &[&str], dir: &Path) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The machine, the toolchain and the commit of the checkout at `repo`.
+pub fn environment(device: DeviceSpec, repo: &Path) -> Environment {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"], repo);
+    if !command_line("git", &["status", "--porcelain", "--untracked-files=no"], repo).is_empty() && commit != "unknown" {
+        commit.push_str("-dirty");
+    }
+    Environment {
+        cpu,
+        logical_cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        device: match device {
+            DeviceSpec::Cpu => "cpu (training single-threaded; patching sweep on rayon's pool)".into(),
+            d => format!("training on {d}; discovery on the cpu"),
+        },
+        rustc: command_line("rustc", &["--version"], repo),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: commit,
+        trainer_revision: TRAINER_REVISION,
+    }
+}

@@ -1,0 +1,239 @@
+//! The types of `results.json` (docs/results-schema.md).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use modcirc_bimt::checkpoint::TrainMeta;
+use modcirc_bimt::Regime;
+use modcirc_metrics::Summary;
+use serde::{Deserialize, Serialize};
+
+use crate::beyond::BeyondResult;
+use crate::discovery::DiscoverySettings;
+use crate::StudyError;
+
+/// Version of `results.json` (docs/results-schema.md).
+pub const RESULTS_SCHEMA: &str = "modcirc.results/1";
+
+/// How much of the study a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// STUDY's defaults: 40 000 steps, 50 bootstraps of 500 pairs.
+    Full,
+    /// A few minutes: 6 000 steps, 20 bootstraps of 500.
+    Quick,
+    /// Under a minute, for CI: 600 steps (one relocation), 5 bootstraps of 200.
+    Smoke,
+}
+
+/// What a profile sets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileSettings {
+    /// Training steps per model.
+    pub steps: usize,
+    /// Bootstrap resamples per discovery.
+    pub bootstraps: usize,
+    /// Pairs per resample.
+    pub sample: usize,
+    /// Repeats of each inference timing.
+    pub inference_repeats: usize,
+}
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Profile; 3] = [Profile::Full, Profile::Quick, Profile::Smoke];
+
+    /// Its settings.
+    pub fn settings(self) -> ProfileSettings {
+        match self {
+            Profile::Full => ProfileSettings { steps: 40_000, bootstraps: 50, sample: 500, inference_repeats: 50 },
+            Profile::Quick => ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20 },
+            Profile::Smoke => ProfileSettings { steps: 600, bootstraps: 5, sample: 200, inference_repeats: 5 },
+        }
+    }
+
+    /// `full`, `quick` or `smoke`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Full => "full",
+            Profile::Quick => "quick",
+            Profile::Smoke => "smoke",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = StudyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| StudyError::Invalid(format!("unknown profile {s:?} (expected full, quick or smoke)")))
+    }
+}
+
+/// One trained model in the results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// Its regime.
+    pub regime: Regime,
+    /// Its training seed.
+    pub seed: u64,
+    /// The checkpoint, relative to the output directory.
+    pub path: String,
+    /// SHA-256 of the checkpoint file.
+    pub sha256: String,
+    /// Size of the checkpoint file.
+    pub file_bytes: u64,
+    /// Whether this run reused a cached checkpoint.
+    pub cached: bool,
+    /// The checkpoint's sidecar.
+    pub meta: TrainMeta,
+}
+
+impl ModelResult {
+    /// Peak training heap above what was live when training began (the
+    /// data set), in MiB.
+    pub fn heap_mib(&self) -> f64 {
+        let peak = self.meta.peak_heap_bytes.unwrap_or(0);
+        let start = self.meta.heap_at_start_bytes.unwrap_or(0);
+        peak.saturating_sub(start) as f64 / (1u64 << 20) as f64
+    }
+}
+
+/// One discovery (model × task) in the results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoveryResult {
+    /// The model's regime.
+    pub regime: Regime,
+    /// The model's training seed.
+    pub seed: u64,
+    /// The task's name.
+    pub task: String,
+    /// The full `discover` output (pairs, scores, every resample) lives here.
+    pub path: String,
+    /// Whether this run reused a cached discovery.
+    pub cached: bool,
+    /// Over the bootstrap resamples.
+    pub logit_difference: Summary,
+    /// Over the bootstrap resamples.
+    pub accuracy: Summary,
+    /// Over the bootstrap resamples.
+    pub sparsity: Summary,
+    /// Over the bootstrap resamples.
+    pub discovery_s: Summary,
+    /// Over the resamples where it is defined (STUDY §8).
+    #[serde(default)]
+    pub faithfulness: Option<Summary>,
+    /// Per hidden layer, on the full pair set: neurons whose patch leaves the
+    /// baseline unchanged.
+    #[serde(default)]
+    pub dead: Vec<usize>,
+    /// Per hidden layer: kept neurons the lower-index tie rule chose.
+    #[serde(default)]
+    pub decided_by_tie: Vec<usize>,
+    /// Plain-language notes on how the top-K was decided.
+    pub notes: Vec<String>,
+}
+
+/// Inference time per image, over repeats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferenceResult {
+    /// The model's regime.
+    pub regime: Regime,
+    /// Per image, in batches of 500.
+    pub batched_500_s: Summary,
+    /// Per image, one at a time.
+    pub batch_1_s: Summary,
+}
+
+/// The machine and build a run measured on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    /// The CPU's model name.
+    pub cpu: String,
+    /// Logical CPUs available.
+    pub logical_cpus: usize,
+    /// OS and architecture.
+    pub os: String,
+    /// Where training and discovery ran.
+    pub device: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// The crates' version.
+    pub crate_version: String,
+    /// `git rev-parse`, `-dirty` when the tree had changes.
+    pub git_commit: String,
+    /// `TRAINER_REVISION`.
+    pub trainer_revision: u32,
+}
+
+/// One hypothesis of the paper and what this run's numbers say of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `RQ1-H1`, …
+    pub id: String,
+    /// The hypothesis as the paper states it.
+    pub hypothesis: String,
+    /// The rule that decides it.
+    pub rule: String,
+    /// `falsified`, `not falsified`, `supported`, or not evaluated.
+    pub verdict: String,
+    /// The numbers the rule was applied to.
+    pub evidence: String,
+}
+
+/// Everything a `reproduce` run measured: `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// [`RESULTS_SCHEMA`].
+    pub schema: String,
+    /// The profile run.
+    pub profile: Profile,
+    /// Its settings.
+    pub settings: ProfileSettings,
+    /// The discovery settings every model and task used.
+    pub discover_flags: DiscoverySettings,
+    /// The machine.
+    pub environment: Environment,
+    /// Wall time of each stage run now (cached work not counted).
+    pub stage_seconds: BTreeMap<String, f64>,
+    /// Wall time of the whole run.
+    pub total_seconds: f64,
+    /// Every trained model.
+    pub models: Vec<ModelResult>,
+    /// Every discovery.
+    pub discoveries: Vec<DiscoveryResult>,
+    /// Inference timings of the seed-0 models.
+    pub inference: Vec<InferenceResult>,
+    /// The verdicts on the paper's hypotheses.
+    pub verdicts: Vec<Verdict>,
+    /// STUDY §8 on the seed-0 models: attribution patching and faithfulness.
+    #[serde(default)]
+    pub beyond: Vec<BeyondResult>,
+    /// The figures written, relative to the output directory.
+    pub figures: Vec<String>,
+}
+
+/// The seed-0 discovery of `regime` on `task`.
+pub fn find<'a>(ds: &'a [DiscoveryResult], regime: Regime, task: &str) -> Option<&'a DiscoveryResult> {
+    ds.iter().find(|d| d.regime == regime && d.task == task && d.seed == 0)
+}
+
+/// The seed-0 model of `regime`.
+pub fn model0(ms: &[ModelResult], regime: Regime) -> Option<&ModelResult> {
+    ms.iter().find(|m| m.regime == regime && m.seed == 0)
+}
+
+/// The seed-0 STUDY §8 result of `regime` on `task`.
+pub fn beyond0<'a>(bs: &'a [BeyondResult], regime: Regime, task: &str) -> Option<&'a BeyondResult> {
+    bs.iter().find(|b| b.regime == Some(regime) && b.task == task && b.seed == Some(0))
+}

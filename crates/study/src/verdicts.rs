@@ -1,0 +1,250 @@
+//! The paper's six hypotheses, each decided from a run's numbers by a
+//! stated rule (STUDY §7).
+
+use modcirc_bimt::Regime;
+use modcirc_metrics::Summary;
+
+use crate::paper::TASKS;
+use crate::results::{find, model0, DiscoveryResult, InferenceResult, ModelResult, Verdict};
+
+/// The verdict of a rule whose results are missing.
+pub const NOT_EVALUATED: &str = "not evaluated (results missing)";
+
+/// `a` lies entirely below `b` (the intervals are disjoint).
+fn below(a: &Summary, b: &Summary) -> bool {
+    a.hi < b.lo
+}
+
+pub(crate) fn ci(s: &Summary, digits: usize) -> String {
+    format!("{:.d$} [{:.d$}, {:.d$}]", s.mean, s.lo, s.hi, d = digits)
+}
+
+pub(crate) fn fmt_ms(s: &Summary) -> String {
+    format!("{:.2} [{:.2}, {:.2}]", s.mean * 1e3, s.lo * 1e3, s.hi * 1e3)
+}
+
+/// BIMT's discovery on task `t` and every other regime's, when all are there.
+fn task_results<'a>(ds: &'a [DiscoveryResult], t: &str) -> Option<(&'a DiscoveryResult, Vec<&'a DiscoveryResult>)> {
+    let others = Regime::ALL.iter().filter(|r| **r != Regime::Bimt).map(|r| find(ds, *r, t)).collect::<Option<_>>()?;
+    Some((find(ds, Regime::Bimt, t)?, others))
+}
+
+/// `verdict` if every task was evaluated.
+fn evaluated(per_task: &[String], verdict: &str) -> String {
+    if per_task.len() == TASKS.len() { verdict } else { NOT_EVALUATED }.into()
+}
+
+/// Every verdict this run's results allow, seed 0.
+pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[InferenceResult]) -> Vec<Verdict> {
+    let mut out = vec![rq1_h1(ds), rq1_h2(ds), rq1_h3(ds)];
+    out.extend(rq2_h1(models));
+    out.extend(rq2_h2(models));
+    out.push(rq2_h3(inference));
+    out
+}
+
+fn rq1_h1(ds: &[DiscoveryResult]) -> Verdict {
+    let mut per_task = Vec::new();
+    let mut all = true;
+    for t in TASKS {
+        let Some((b, rest)) = task_results(ds, t) else { continue };
+        let ld_best = rest.iter().all(|o| below(&b.logit_difference, &o.logit_difference));
+        let sp_best = rest.iter().all(|o| below(&o.sparsity, &b.sparsity));
+        all &= ld_best && sp_best;
+        per_task.push(format!("{t}: BIMT's logit-difference interval below all others: {ld_best}; sparsity interval above all others: {sp_best}"));
+    }
+    Verdict {
+        id: "RQ1-H1".into(),
+        hypothesis: "Modularity only helps visualise small networks and contributes marginally to circuit discovery.".into(),
+        rule: "Falsified if, on both tasks, BIMT's 95% interval of circuit logit difference lies entirely below every other regime's and its sparsity interval entirely above every other regime's.".into(),
+        verdict: evaluated(&per_task, if all { "falsified" } else { "not falsified" }),
+        evidence: per_task.join("; "),
+    }
+}
+
+fn rq1_h2(ds: &[DiscoveryResult]) -> Verdict {
+    let others: Vec<Regime> = Regime::ALL.into_iter().filter(|r| *r != Regime::Bimt).collect();
+    let mut per_task = Vec::new();
+    let mut faster = true;
+    for t in TASKS {
+        let Some((b, rest)) = task_results(ds, t) else { continue };
+        faster &= rest.iter().all(|o| below(&b.discovery_s, &o.discovery_s));
+        let rest: Vec<String> = others
+            .iter()
+            .filter_map(|r| find(ds, *r, t).map(|o| format!("{} {}", r.label(), fmt_ms(&o.discovery_s))))
+            .collect();
+        per_task.push(format!("{t}: BIMT {} ms, others {}", fmt_ms(&b.discovery_s), rest.join(", ")));
+    }
+    Verdict {
+        id: "RQ1-H2".into(),
+        hypothesis: "Modularity narrows the search space for automated circuit discovery, speeding it up.".into(),
+        rule: "Supported if, on both tasks, BIMT's 95% interval of discovery time lies entirely below every other regime's; falsified otherwise.".into(),
+        verdict: evaluated(&per_task, if faster { "supported" } else { "falsified" }),
+        evidence: per_task.join("; "),
+    }
+}
+
+fn rq1_h3(ds: &[DiscoveryResult]) -> Verdict {
+    let mut per_task = Vec::new();
+    let mut hampered = false;
+    for t in TASKS {
+        let (Some(b), Some(l1)) = (find(ds, Regime::Bimt, t), find(ds, Regime::L1, t)) else { continue };
+        let worse_ld = below(&l1.logit_difference, &b.logit_difference);
+        let worse_acc = below(&b.accuracy, &l1.accuracy);
+        hampered |= worse_ld || worse_acc;
+        per_task.push(format!(
+            "{t}: logit difference BIMT {} vs L1 {}; circuit accuracy BIMT {} vs L1 {}",
+            ci(&b.logit_difference, 3),
+            ci(&l1.logit_difference, 3),
+            ci(&b.accuracy, 3),
+            ci(&l1.accuracy, 3)
+        ));
+    }
+    Verdict {
+        id: "RQ1-H3".into(),
+        hypothesis: "Modular training hampers the ability to find optimal circuits.".into(),
+        rule: "Not falsified if, on some task, BIMT's circuit is worse than L1's (the same penalty without locality or swaps): its logit-difference interval entirely above L1's, or its accuracy interval entirely below; falsified otherwise.".into(),
+        verdict: evaluated(&per_task, if hampered { "not falsified" } else { "falsified" }),
+        evidence: per_task.join("; "),
+    }
+}
+
+fn rq2_h1(models: &[ModelResult]) -> Option<Verdict> {
+    let (local, l1) = (model0(models, Regime::L1Local)?, model0(models, Regime::L1)?);
+    let ratio = local.heap_mib() / l1.heap_mib().max(1e-9);
+    let all: Vec<String> = Regime::ALL
+        .iter()
+        .filter_map(|r| model0(models, *r).map(|m| format!("{} {:.2} MiB", r.label(), m.heap_mib())))
+        .collect();
+    Some(Verdict {
+        id: "RQ2-H1".into(),
+        hypothesis: "Modular training needs more memory, for the coordinates it stores.".into(),
+        rule: "Falsified if the peak training heap (above the loaded data set) of L1+Local is within 10% of L1's.".into(),
+        verdict: if (ratio - 1.0).abs() <= 0.10 { "falsified" } else { "not falsified" }.into(),
+        evidence: format!("L1+Local / L1 = {ratio:.3}; {}", all.join(", ")),
+    })
+}
+
+fn rq2_h2(models: &[ModelResult]) -> Option<Verdict> {
+    let (b, l1) = (model0(models, Regime::Bimt)?, model0(models, Regime::L1)?);
+    let (bt, lt) = (&b.meta.timing, &l1.meta.timing);
+    let ratio = bt.total_s / lt.total_s.max(1e-9);
+    Some(Verdict {
+        id: "RQ2-H2".into(),
+        hypothesis: "Modular training takes much longer, because of the distance calculations.".into(),
+        rule: "Supported if BIMT's training wall time exceeds L1's by more than 10%; falsified otherwise.".into(),
+        verdict: if ratio > 1.10 { "supported" } else { "falsified" }.into(),
+        evidence: format!(
+            "BIMT {:.1} s (optimizer {:.1} s, relocation {:.2} s) vs L1 {:.1} s (optimizer {:.1} s): ratio {ratio:.3}",
+            bt.total_s, bt.optimizer_s, bt.relocation_s, lt.total_s, lt.optimizer_s
+        ),
+    })
+}
+
+fn rq2_h3(inference: &[InferenceResult]) -> Verdict {
+    let mut disjoint = Vec::new();
+    for (i, a) in inference.iter().enumerate() {
+        for b in &inference[i + 1..] {
+            if below(&a.batched_500_s, &b.batched_500_s) || below(&b.batched_500_s, &a.batched_500_s) {
+                disjoint.push(format!("{} vs {}", a.regime.label(), b.regime.label()));
+            }
+        }
+    }
+    let verdict = match (inference.len(), disjoint.is_empty()) {
+        (0 | 1, _) => NOT_EVALUATED,
+        (_, true) => "not falsified",
+        (_, false) => "falsified",
+    };
+    let times: Vec<String> =
+        inference.iter().map(|i| format!("{} {:.3} µs", i.regime.label(), i.batched_500_s.mean * 1e6)).collect();
+    Verdict {
+        id: "RQ2-H3".into(),
+        hypothesis: "Inference times do not differ between the regimes, as inference is one forward pass.".into(),
+        rule: "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint."
+            .into(),
+        verdict: verdict.into(),
+        evidence: format!(
+            "{}; disjoint pairs: {}",
+            times.join(", "),
+            if disjoint.is_empty() { "none".to_string() } else { disjoint.join(", ") }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    fn s(mean: f64, half: f64) -> Summary {
+        Summary { mean, lo: mean - half, hi: mean + half, n: 50 }
+    }
+
+    /// A discovery whose metrics are `ld`, `sparsity`, `time` (ms) and `acc`, each ± a small half-width.
+    fn disc(regime: Regime, task: &str, ld: f64, sparsity: f64, time: f64, acc: f64) -> DiscoveryResult {
+        DiscoveryResult {
+            regime,
+            seed: 0,
+            task: task.into(),
+            path: String::new(),
+            cached: false,
+            logit_difference: s(ld, 0.01),
+            accuracy: s(acc, 0.01),
+            sparsity: s(sparsity, 0.001),
+            discovery_s: s(time * 1e-3, 1e-4),
+            faithfulness: None,
+            dead: vec![],
+            decided_by_tie: vec![],
+            notes: vec![],
+        }
+    }
+
+    fn verdict<'a>(v: &'a [Verdict], id: &str) -> &'a str {
+        &v.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("{id} missing")).verdict
+    }
+
+    /// BIMT at `bimt`, every other regime at `other`, on both tasks.
+    fn study(bimt: (f64, f64, f64, f64), other: (f64, f64, f64, f64)) -> Vec<DiscoveryResult> {
+        let mut ds = Vec::new();
+        for t in TASKS {
+            for r in Regime::ALL {
+                let (ld, sp, time, acc) = if r == Regime::Bimt { bimt } else { other };
+                ds.push(disc(r, t, ld, sp, time, acc));
+            }
+        }
+        ds
+    }
+
+    #[test]
+    fn a_bimt_better_on_every_count_falsifies_h1_and_supports_h2() {
+        let ds = study((0.3, 0.99, 5.0, 0.95), (0.6, 0.95, 9.0, 0.8));
+        let v = verdicts(&[], &ds, &[]);
+        assert_eq!(verdict(&v, "RQ1-H1"), "falsified");
+        assert_eq!(verdict(&v, "RQ1-H2"), "supported");
+        assert_eq!(verdict(&v, "RQ1-H3"), "falsified");
+    }
+
+    #[test]
+    fn overlapping_intervals_decide_nothing_and_a_worse_bimt_keeps_h3() {
+        // Logit differences 0.3 ± 0.01 vs 0.305 ± 0.01 overlap: no regime is "below".
+        let mut ds = study((0.3, 0.99, 9.0, 0.95), (0.305, 0.95, 9.0, 0.8));
+        let v = verdicts(&[], &ds, &[]);
+        assert_eq!(verdict(&v, "RQ1-H1"), "not falsified");
+        assert_eq!(verdict(&v, "RQ1-H2"), "falsified");
+        // BIMT's line circuit worse than L1's: H3 stands.
+        let l1_line = ds.iter().position(|d| d.regime == Regime::L1 && d.task == "line").unwrap();
+        ds[l1_line].logit_difference = s(0.1, 0.01);
+        assert_eq!(verdict(&verdicts(&[], &ds, &[]), "RQ1-H3"), "not falsified");
+    }
+
+    #[test]
+    fn missing_results_are_not_evaluated_rather_than_vacuously_decided() {
+        let v = verdicts(&[], &[], &[]);
+        for id in ["RQ1-H1", "RQ1-H2", "RQ1-H3", "RQ2-H3"] {
+            assert_eq!(verdict(&v, id), NOT_EVALUATED, "{id}");
+        }
+        let mut ds = study((0.3, 0.99, 5.0, 0.95), (0.6, 0.95, 9.0, 0.8));
+        ds.retain(|d| !(d.regime == Regime::L1Swap && d.task == "circle"));
+        assert_eq!(verdict(&verdicts(&[], &ds, &[]), "RQ1-H1"), NOT_EVALUATED);
+    }
+}
