@@ -99,45 +99,172 @@ struct State {
     per_pair: Vec<f64>,
 }
 
-/// ACDC over every edge of the model, on the pairs of `sweep`.
-pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeCircuit, AcdcError> {
-    let model = sweep.model;
-    let images = &sweep.images;
-    check_labels(model, images)?;
-    config.validate()?;
-    let n = images.n;
-    let layers = model.layers.len();
-    let classes = model.n_classes();
-    let pos = class_positions(model);
-    let answer: Vec<(usize, usize)> = images
-        .clean_labels
-        .iter()
-        .zip(&images.corrupted_labels)
-        .map(|(&a, &b)| (pos[a as usize], pos[b as usize]))
-        .collect();
-    // The model's output distribution on the clean images, per pair: log p and p.
-    let reference: Vec<(Vec<f64>, Vec<f64>)> = sweep
-        .clean_logits()
-        .chunks_exact(classes)
-        .map(|z| {
-            let lse = log_sum_exp(z);
-            let lp: Vec<f64> = z.iter().map(|&v| v as f64 - lse).collect();
-            (lp.iter().map(|l| l.exp()).collect(), lp)
-        })
-        .collect();
-    // Lower is better for both, so "worse by less than tau" is one test.
-    let cost = |b: usize, logits: &[f32]| -> f64 {
-        match config.metric {
+/// The metric ACDC keeps low, per pair: KL of the circuit's output
+/// distribution from the model's on the clean images, or minus the answer
+/// metric. Lower is better for both, so "worse by less than tau" is one test.
+struct Metric {
+    kind: AcdcMetric,
+    /// The model's clean output distribution per pair: p and log p.
+    reference: Vec<(Vec<f64>, Vec<f64>)>,
+    /// The output positions of the clean and the corrupted digit, per pair.
+    answer: Vec<(usize, usize)>,
+}
+
+impl Metric {
+    fn new(sweep: &PatchingSweep<'_>, kind: AcdcMetric) -> Metric {
+        let (model, images) = (sweep.model, &sweep.images);
+        let pos = class_positions(model);
+        let answer = images
+            .clean_labels
+            .iter()
+            .zip(&images.corrupted_labels)
+            .map(|(&a, &b)| (pos[a as usize], pos[b as usize]))
+            .collect();
+        let reference = sweep
+            .clean_logits()
+            .chunks_exact(model.n_classes())
+            .map(|z| {
+                let lse = log_sum_exp(z);
+                let lp: Vec<f64> = z.iter().map(|&v| v as f64 - lse).collect();
+                (lp.iter().map(|l| l.exp()).collect(), lp)
+            })
+            .collect();
+        Metric { kind, reference, answer }
+    }
+
+    fn cost(&self, b: usize, logits: &[f32]) -> f64 {
+        match self.kind {
             AcdcMetric::Kl => {
-                let (p, lp) = &reference[b];
+                let (p, lp) = &self.reference[b];
                 let lse = log_sum_exp(logits);
                 p.iter().zip(lp).zip(logits).map(|((p, lp), &z)| p * (lp - (z as f64 - lse))).sum()
             }
-            AcdcMetric::Answer => -(logits[answer[b].0] as f64 - logits[answer[b].1] as f64),
+            AcdcMetric::Answer => -(logits[self.answer[b].0] as f64 - logits[self.answer[b].1] as f64),
         }
-    };
+    }
+}
+
+/// The search: the circuit so far, and what testing one more edge needs.
+struct Search<'a> {
+    metric: Metric,
+    tau: f64,
+    state: State,
+    /// Kept weights (`W ⊙ mask`), input-major (`[n_in, n_out]`): a removed
+    /// edge's contribution is fixed by its ablated source, so only kept
+    /// weights pass changes downstream, one contiguous row per moved input.
+    kept: Vec<Vec<f32>>,
+    mask: Vec<Vec<bool>>,
+    trial: Trial,
+    /// The per-pair sum and mean of the current circuit, refreshed on each removal.
+    current_sum: f64,
+    current: f64,
+    evaluated: usize,
+    model: &'a Mlp,
+}
+
+impl<'a> Search<'a> {
+    fn new(sweep: &PatchingSweep<'a>, config: &AcdcConfig) -> Search<'a> {
+        let (model, images) = (sweep.model, &sweep.images);
+        let layers = model.layers.len();
+        let metric = Metric::new(sweep, config.metric);
+        let mut state = State {
+            n: images.n,
+            z: sweep.clean.pre.clone(),
+            a: (0..layers).map(|l| if l == 0 { images.clean.clone() } else { sweep.clean.post[l - 1].clone() }).collect(),
+            per_pair: Vec::new(),
+        };
+        let classes = model.n_classes();
+        state.per_pair = state.z[layers - 1].chunks_exact(classes).enumerate().map(|(b, z)| metric.cost(b, z)).collect();
+        let current_sum: f64 = state.per_pair.iter().sum();
+        let kept = model
+            .layers
+            .iter()
+            .map(|l| {
+                let mut t = vec![0.0; l.weight.len()];
+                for (o, row) in l.weight.chunks_exact(l.n_in).enumerate() {
+                    for (i, &w) in row.iter().enumerate() {
+                        t[i * l.n_out + o] = w;
+                    }
+                }
+                t
+            })
+            .collect();
+        Search {
+            metric,
+            tau: config.tau,
+            state,
+            kept,
+            mask: model.layers.iter().map(|l| vec![true; l.weight.len()]).collect(),
+            trial: Trial::new(model),
+            current: current_sum / images.n as f64,
+            current_sum,
+            evaluated: 0,
+            model,
+        }
+    }
+
+    /// Layer `l`'s inputs stay fixed while its edges are tested (edges into
+    /// earlier layers come later), so each source's (pair, ablated − current)
+    /// list, nonzero entries only, is taken once per layer.
+    fn moved_sources(&self, l: usize, ablated: &[f32]) -> Vec<Vec<(usize, f32)>> {
+        let n_in = self.model.layers[l].n_in;
+        (0..n_in)
+            .map(|u| {
+                (0..self.state.n)
+                    .filter_map(|b| {
+                        let i = b * n_in + u;
+                        let d = ablated[i] - self.state.a[l][i];
+                        (d != 0.0).then_some((b, d))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Tests edge `u → v` of layer `l` (its source moving by `moved`), and
+    /// removes it for good when the metric gets worse by less than tau.
+    fn test_edge(&mut self, l: usize, v: usize, u: usize, moved: &[(usize, f32)]) {
+        let layer = &self.model.layers[l];
+        let w = layer.weight[v * layer.n_in + u];
+        self.trial.clear();
+        for &(b, diff) in moved {
+            let d = w * diff;
+            if d != 0.0 {
+                self.trial.pair(&self.kept, &self.state, l, v, b, d);
+            }
+        }
+        let n = self.state.n;
+        let candidate = if self.trial.pairs.is_empty() {
+            self.current
+        } else {
+            self.evaluated += 1;
+            let mut per_pair_sum = self.current_sum;
+            for (k, &b) in self.trial.pairs.iter().enumerate() {
+                per_pair_sum += self.metric.cost(b, self.trial.logits(k)) - self.state.per_pair[b];
+            }
+            per_pair_sum / n as f64
+        };
+        if candidate - self.current < self.tau {
+            self.mask[l][v * layer.n_in + u] = false;
+            self.kept[l][u * layer.n_out + v] = 0.0;
+            for k in 0..self.trial.pairs.len() {
+                let b = self.trial.pairs[k];
+                self.state.per_pair[b] = self.metric.cost(b, self.trial.logits(k));
+                self.trial.commit(k, &mut self.state);
+            }
+            self.current_sum = self.state.per_pair.iter().sum();
+            self.current = self.current_sum / n as f64;
+        }
+    }
+}
+
+/// ACDC over every edge of the model, on the pairs of `sweep`.
+pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeCircuit, AcdcError> {
+    let (model, images) = (sweep.model, &sweep.images);
+    check_labels(model, images)?;
+    config.validate()?;
     // Values a removed edge carries: the corrupted run's (or zero).
-    let ablated: Vec<Vec<f32>> = (0..layers)
+    let ablated: Vec<Vec<f32>> = (0..model.layers.len())
         .map(|l| {
             let v = if l == 0 { &images.corrupted } else { &sweep.corrupted.post[l - 1] };
             if config.zero_ablation {
@@ -147,94 +274,24 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
             }
         })
         .collect();
-    let mut state = State {
-        n,
-        z: sweep.clean.pre.clone(),
-        a: (0..layers).map(|l| if l == 0 { images.clean.clone() } else { sweep.clean.post[l - 1].clone() }).collect(),
-        per_pair: Vec::new(),
-    };
-    state.per_pair = state.z[layers - 1].chunks_exact(classes).enumerate().map(|(b, z)| cost(b, z)).collect();
-    // The per-pair sum and mean of the current circuit, refreshed on each removal.
-    let mut current_sum: f64 = state.per_pair.iter().sum();
-    let model_cost = current_sum / n as f64;
-    let mut current = model_cost;
-    // Kept weights (`W ⊙ mask`), input-major (`[n_in, n_out]`): a removed
-    // edge's contribution is fixed by its ablated source, so only kept
-    // weights pass changes downstream, one contiguous row per moved input.
-    let mut kept: Vec<Vec<f32>> = model
-        .layers
-        .iter()
-        .map(|l| {
-            let mut t = vec![0.0; l.weight.len()];
-            for (o, row) in l.weight.chunks_exact(l.n_in).enumerate() {
-                for (i, &w) in row.iter().enumerate() {
-                    t[i * l.n_out + o] = w;
-                }
-            }
-            t
-        })
-        .collect();
-    let mut mask: Vec<Vec<bool>> = model.layers.iter().map(|l| vec![true; l.weight.len()]).collect();
-    let mut trial = Trial::new(model);
-    let mut evaluated = 0;
-    for l in (0..layers).rev() {
-        let layer = &model.layers[l];
-        // Layer l's inputs stay fixed while its edges are tested (edges into
-        // earlier layers come later), so each source's (pair, ablated − current)
-        // list, nonzero entries only, is taken once per layer.
-        let moved: Vec<Vec<(usize, f32)>> = (0..layer.n_in)
-            .map(|u| {
-                (0..n)
-                    .filter_map(|b| {
-                        let i = b * layer.n_in + u;
-                        let d = ablated[l][i] - state.a[l][i];
-                        (d != 0.0).then_some((b, d))
-                    })
-                    .collect()
-            })
-            .collect();
-        for v in 0..layer.n_out {
+    let mut search = Search::new(sweep, config);
+    let model_cost = search.current;
+    for l in (0..model.layers.len()).rev() {
+        let moved = search.moved_sources(l, &ablated[l]);
+        for v in 0..model.layers[l].n_out {
             for (u, moved) in moved.iter().enumerate() {
-                let w = layer.weight[v * layer.n_in + u];
-                trial.clear();
-                for &(b, diff) in moved {
-                    let d = w * diff;
-                    if d != 0.0 {
-                        trial.pair(&kept, &state, l, v, b, d);
-                    }
-                }
-                let candidate = if trial.pairs.is_empty() {
-                    current
-                } else {
-                    evaluated += 1;
-                    let mut per_pair_sum = current_sum;
-                    for (k, &b) in trial.pairs.iter().enumerate() {
-                        per_pair_sum += cost(b, trial.logits(k)) - state.per_pair[b];
-                    }
-                    per_pair_sum / n as f64
-                };
-                if candidate - current < config.tau {
-                    mask[l][v * layer.n_in + u] = false;
-                    kept[l][u * layer.n_out + v] = 0.0;
-                    for k in 0..trial.pairs.len() {
-                        let b = trial.pairs[k];
-                        state.per_pair[b] = cost(b, trial.logits(k));
-                        trial.commit(k, &mut state);
-                    }
-                    current_sum = state.per_pair.iter().sum();
-                    current = current_sum / n as f64;
-                }
+                search.test_edge(l, v, u, moved);
             }
         }
     }
     let sign = if config.metric == AcdcMetric::Answer { -1.0 } else { 1.0 };
     Ok(EdgeCircuit {
         config: *config,
-        n_edges: mask.iter().map(|m| m.iter().filter(|&&k| k).count()).sum(),
-        mask,
+        n_edges: search.mask.iter().map(|m| m.iter().filter(|&&k| k).count()).sum(),
+        mask: search.mask,
         model_metric: sign * model_cost,
-        circuit_metric: sign * current,
-        evaluated,
+        circuit_metric: sign * search.current,
+        evaluated: search.evaluated,
     })
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::candle_ref::CandleMlp;
 use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
-use crate::train::{BatchSampler, HistoryWindow};
+use crate::{BatchSampler, HistoryWindow};
 use crate::{
     BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome,
     TrainTiming, L0, SWAP_WEIGHT_FACTOR,
@@ -164,6 +164,41 @@ impl CandleTrainer {
         Ok(Relocation { swaps })
     }
 
+    /// A relocation, timed after a sync, and the output positions' classes after it.
+    fn timed_relocation(&mut self, timing: &mut TrainTiming) -> Result<Tensor, BimtError> {
+        let t1 = Instant::now();
+        let r = self.relocate()?;
+        let positions = self.position_classes()?;
+        self.device.synchronize()?;
+        timing.relocation_s += t1.elapsed().as_secs_f64();
+        timing.relocations += 1;
+        timing.swaps += r.swaps.len();
+        self.sample_memory();
+        Ok(positions)
+    }
+
+    /// One optimizer step on `x` and its `target`; returns
+    /// `[loss, mse, penalty, correct]`, still on the device.
+    fn step(&mut self, x: &Tensor, target: &Tensor, lambda: f64, zero: &Tensor) -> Result<Tensor, BimtError> {
+        let y = self.net.forward(x)?;
+        let mse = (&y - target)?.sqr()?.mean_all()?;
+        let (loss, penalty) = match &self.penalty {
+            None => (mse.clone(), zero.clone()),
+            Some(factors) => {
+                let mut pen = zero.clone();
+                for ((w, b), (f, bf)) in self.net.weights.iter().zip(&self.net.biases).zip(factors) {
+                    pen = (pen + (w.as_tensor().abs()? * f)?.sum_all()?)?;
+                    pen = (pen + (b.as_tensor().abs()?.sum_all()? * *bf)?)?;
+                }
+                ((&mse + (&pen * lambda)?)?, pen)
+            }
+        };
+        let grads = loss.backward()?;
+        self.opt.step(&grads)?;
+        let correct = y.argmax(1)?.eq(&target.argmax(1)?)?.to_dtype(DType::F32)?.sum_all()?;
+        Ok(Tensor::stack(&[loss, mse, penalty, correct], 0)?)
+    }
+
     pub fn run(
         mut self,
         train: &ImageSet,
@@ -177,11 +212,7 @@ impl CandleTrainer {
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;
         // One-hot labels in class order; a step's targets are its rows with
         // the columns gathered into output-position order.
-        let mut onehot = vec![0f32; train.len() * classes];
-        for (r, &l) in train.labels.iter().enumerate() {
-            onehot[r * classes + l as usize] = 1.0;
-        }
-        let onehot = Tensor::from_vec(onehot, (train.len(), classes), &self.device)?;
+        let onehot = one_hot(&train.labels, classes, &self.device)?;
         let mut positions = self.position_classes()?;
         let zero = Tensor::zeros((), DType::F32, &self.device)?;
         self.sample_memory();
@@ -198,24 +229,7 @@ impl CandleTrainer {
             let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), &self.device)?;
             let x = images.index_select(&idx, 0)?;
             let target = onehot.index_select(&idx, 0)?.index_select(&positions, 1)?;
-            let y = self.net.forward(&x)?;
-            let mse = (&y - &target)?.sqr()?.mean_all()?;
-            let lambda = cfg.lambda_at(s) as f64;
-            let (loss, penalty) = match &self.penalty {
-                None => (mse.clone(), zero.clone()),
-                Some(factors) => {
-                    let mut pen = zero.clone();
-                    for ((w, b), (f, bf)) in self.net.weights.iter().zip(&self.net.biases).zip(factors) {
-                        pen = (pen + (w.as_tensor().abs()? * f)?.sum_all()?)?;
-                        pen = (pen + (b.as_tensor().abs()?.sum_all()? * *bf)?)?;
-                    }
-                    ((&mse + (&pen * lambda)?)?, pen)
-                }
-            };
-            let grads = loss.backward()?;
-            self.opt.step(&grads)?;
-            let correct = y.argmax(1)?.eq(&target.argmax(1)?)?.to_dtype(DType::F32)?.sum_all()?;
-            pending.push(Tensor::stack(&[loss, mse, penalty, correct], 0)?);
+            pending.push(self.step(&x, &target, cfg.lambda_at(s) as f64, &zero)?);
 
             let relocate_now = cfg.regime.swaps() && (s + 1) % cfg.swap_every == 0;
             let history_now = HistoryWindow::due(&cfg, s);
@@ -226,36 +240,13 @@ impl CandleTrainer {
             // wall time between reads, relocation and evaluation excluded.
             let rows: Vec<Vec<f32>> = Tensor::stack(&pending, 0)?.to_vec2()?;
             timing.optimizer_s += since.elapsed().as_secs_f64();
-            let first = s + 1 - rows.len();
-            for (k, row) in rows.iter().enumerate() {
-                let (loss_v, mse_v) = (row[0] as f64, row[1] as f64);
-                if !loss_v.is_finite() {
-                    return Err(BimtError::NonFinite { step: first + k + 1, loss: loss_v });
-                }
-                penalty_v = row[2] as f64;
-                window.add(loss_v, mse_v, row[3] as usize, cfg.batch_size);
-                let running_accuracy = window.running_accuracy();
-                progress(&Progress {
-                    step: first + k + 1,
-                    steps: cfg.steps,
-                    loss: loss_v,
-                    penalty: penalty_v,
-                    running_accuracy,
-                });
-            }
+            penalty_v = report_steps(&cfg, &rows, s + 1 - rows.len(), &mut window, progress)?.unwrap_or(penalty_v);
             pending.clear();
             if s == 0 {
                 self.sample_memory();
             }
             if relocate_now {
-                let t1 = Instant::now();
-                let r = self.relocate()?;
-                positions = self.position_classes()?;
-                self.device.synchronize()?;
-                timing.relocation_s += t1.elapsed().as_secs_f64();
-                timing.relocations += 1;
-                timing.swaps += r.swaps.len();
-                self.sample_memory();
+                positions = self.timed_relocation(&mut timing)?;
             }
             if history_now {
                 let t2 = Instant::now();
@@ -282,6 +273,40 @@ impl CandleTrainer {
             device_memory: self.memory,
         })
     }
+}
+
+/// `[labels, classes]` one-hot rows on `device`.
+fn one_hot(labels: &[u8], classes: usize, device: &Device) -> Result<Tensor, BimtError> {
+    let mut onehot = vec![0f32; labels.len() * classes];
+    for (r, &l) in labels.iter().enumerate() {
+        onehot[r * classes + l as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(onehot, (labels.len(), classes), device)?)
+}
+
+/// Steps `first + 1 ..` as read back (`[loss, mse, penalty, correct]` rows):
+/// into the history window and the progress callback, in order; a
+/// non-finite loss stops with its own step. Returns the last penalty.
+fn report_steps(
+    cfg: &TrainConfig,
+    rows: &[Vec<f32>],
+    first: usize,
+    window: &mut HistoryWindow,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Option<f64>, BimtError> {
+    let mut penalty = None;
+    for (k, row) in rows.iter().enumerate() {
+        let (loss, mse) = (row[0] as f64, row[1] as f64);
+        if !loss.is_finite() {
+            return Err(BimtError::NonFinite { step: first + k + 1, loss });
+        }
+        penalty = Some(row[2] as f64);
+        window.add(loss, mse, row[3] as usize, cfg.batch_size);
+        let running_accuracy = window.running_accuracy();
+        let p = Progress { step: first + k + 1, steps: cfg.steps, loss, penalty: row[2] as f64, running_accuracy };
+        progress(&p);
+    }
+    Ok(penalty)
 }
 
 #[cfg(test)]

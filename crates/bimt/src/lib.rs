@@ -26,8 +26,11 @@
 pub mod candle_ref;
 pub mod candle_train;
 pub mod checkpoint;
+mod adamw;
+mod batches;
 mod cost;
 mod error;
+mod history;
 mod layout;
 mod model;
 pub mod position_costs;
@@ -43,6 +46,7 @@ pub use model::{accuracy, init_model, STUDY_ACTIVATION, STUDY_SIZES};
 pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
-pub use train::{
-    BatchSampler, HistoryPoint, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION,
-};
+pub use batches::BatchSampler;
+pub use history::HistoryPoint;
+pub(crate) use history::HistoryWindow;
+pub use train::{Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION};

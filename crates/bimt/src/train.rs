@@ -1,10 +1,13 @@
 use std::time::Instant;
 
-use modcirc_dataset::{ImageSet, Rng};
+use modcirc_dataset::ImageSet;
 use serde::{Deserialize, Serialize};
 
 use modcirc_mlp::linalg::{mm_nn, mm_tn};
 use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
+use crate::adamw::adamw;
+use crate::history::{HistoryPoint, HistoryWindow};
+use crate::batches::BatchSampler;
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_ACTIVATION, STUDY_SIZES};
 
@@ -145,75 +148,6 @@ pub struct Progress {
     pub running_accuracy: f64,
 }
 
-/// One point of the training curves.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryPoint {
-    pub step: usize,
-    /// Mean total loss (`mse + lambda·cc`) over the steps since the last point.
-    pub loss: f64,
-    pub mse: f64,
-    /// The regime's own penalty `cc(wf)` (0 for Vanilla), at this step.
-    pub penalty: f64,
-    pub lambda: f32,
-    /// `cc(2.0)` for every regime, so that wiring can be compared across regimes.
-    pub wiring_cost: f64,
-    pub train_accuracy: f64,
-    pub test_accuracy: Option<f64>,
-}
-
-/// The steps since the last history point, shared by both trainers: the
-/// running loss, MSE and accuracy that a [`HistoryPoint`] reports.
-#[derive(Debug, Default)]
-pub(crate) struct HistoryWindow {
-    loss: f64,
-    mse: f64,
-    correct: usize,
-    steps: usize,
-    images: usize,
-}
-
-impl HistoryWindow {
-    pub(crate) fn add(&mut self, loss: f64, mse: f64, correct: usize, batch: usize) {
-        self.loss += loss;
-        self.mse += mse;
-        self.correct += correct;
-        self.steps += 1;
-        self.images += batch;
-    }
-
-    pub(crate) fn running_accuracy(&self) -> f64 {
-        self.correct as f64 / self.images.max(1) as f64
-    }
-
-    /// Whether 0-based step `s` ends with a history point.
-    pub(crate) fn due(cfg: &TrainConfig, s: usize) -> bool {
-        (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps
-    }
-
-    /// The point for 0-based step `s` of `model`; starts a new window.
-    pub(crate) fn point(
-        &mut self,
-        cfg: &TrainConfig,
-        s: usize,
-        penalty: f64,
-        wiring: f64,
-        test_accuracy: Option<f64>,
-    ) -> HistoryPoint {
-        let p = HistoryPoint {
-            step: s + 1,
-            loss: self.loss / self.steps as f64,
-            mse: self.mse / self.steps as f64,
-            penalty,
-            lambda: cfg.lambda_at(s),
-            wiring_cost: wiring,
-            train_accuracy: self.running_accuracy(),
-            test_accuracy,
-        };
-        *self = HistoryWindow::default();
-        p
-    }
-}
-
 /// Wall time, split into the phases RQ2 compares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainTiming {
@@ -266,34 +200,6 @@ struct Buffers {
     delta: Vec<Vec<f32>>,
     gw: Vec<Vec<f32>>,
     gb: Vec<Vec<f32>>,
-}
-
-/// The batches of a run: `n` images reshuffled every epoch from the seed,
-/// `batch` at a time; the last partial batch of an epoch is dropped (MNIST's
-/// 60 000 divide evenly). Shared by every trainer, so that they see the same
-/// batches in the same order.
-pub struct BatchSampler {
-    n: usize,
-    batch: usize,
-    seed: u64,
-    order: Vec<usize>,
-}
-
-impl BatchSampler {
-    pub fn new(n: usize, batch: usize, seed: u64) -> BatchSampler {
-        BatchSampler { n, batch, seed, order: Vec::new() }
-    }
-
-    /// The image indices of 0-based step `s`; call with consecutive steps.
-    pub fn batch(&mut self, s: usize) -> &[usize] {
-        let per_epoch = self.n / self.batch;
-        let in_epoch = s % per_epoch;
-        if in_epoch == 0 || self.order.is_empty() {
-            self.order = (0..self.n).collect();
-            Rng::derive(self.seed, 0xE90C + (s / per_epoch) as u64).shuffle(&mut self.order);
-        }
-        &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch]
-    }
 }
 
 /// What one optimizer step measured.
@@ -434,11 +340,18 @@ impl Trainer {
 
     fn step(&mut self, s: usize) -> StepStats {
         let lambda = self.config.lambda_at(s);
-        let t = s + 1;
+        self.forward();
+        let (mse, correct) = self.mse_gradient();
+        self.backward();
+        let penalty = self.update(s, lambda);
+        StepStats { loss: mse + lambda as f64 * penalty, mse, penalty, correct }
+    }
+
+    /// Pre- and post-activations of every layer on the batch in `buf.x`.
+    fn forward(&mut self) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
         let buf = &mut self.buf;
-        // Forward.
         for l in 0..n_layers {
             let layer = &self.model.layers[l];
             let (done, rest) = buf.post.split_at_mut(l);
@@ -456,7 +369,14 @@ impl Trainer {
                 }
             }
         }
-        // MSE against the one-hot label, in output-position order.
+    }
+
+    /// The MSE against the one-hot labels (in output-position order), its
+    /// gradient into the last layer's delta, and the correct predictions.
+    fn mse_gradient(&mut self) -> (f64, usize) {
+        let b = self.config.batch_size;
+        let n_layers = self.model.layers.len();
+        let buf = &mut self.buf;
         let classes = self.model.n_classes();
         let y = &buf.pre[n_layers - 1];
         let dy = &mut buf.delta[n_layers - 1];
@@ -475,8 +395,14 @@ impl Trainer {
                 correct += 1;
             }
         }
-        let mse = sq / (b * classes) as f64;
-        // Backward.
+        (sq / (b * classes) as f64, correct)
+    }
+
+    /// Every layer's weight and bias gradients from the last layer's delta.
+    fn backward(&mut self) {
+        let b = self.config.batch_size;
+        let n_layers = self.model.layers.len();
+        let buf = &mut self.buf;
         for l in (0..n_layers).rev() {
             let layer = &self.model.layers[l];
             let input = if l == 0 { &buf.x[..] } else { &buf.post[l - 1][..] };
@@ -503,13 +429,19 @@ impl Trainer {
                 }
             }
         }
-        // Penalty gradient, then AdamW, layer by layer.
+    }
+
+    /// The penalty's gradient, then AdamW, layer by layer; returns the
+    /// penalty before the update.
+    fn update(&mut self, s: usize, lambda: f32) -> f64 {
+        let t = s + 1;
+        let buf = &mut self.buf;
         let mut penalty = 0.0;
         let c = &self.config;
         let bc1 = 1.0 - c.beta1.powi(t as i32);
         let bc2_sqrt = (1.0 - c.beta2.powi(t as i32)).sqrt();
         let step_size = c.lr / bc1;
-        for l in 0..n_layers {
+        for l in 0..self.model.layers.len() {
             let layer = &mut self.model.layers[l];
             if let Some(cost) = &self.penalty {
                 penalty += cost.add_layer_grad(l, &layer.weight, &layer.bias, lambda, &mut buf.gw[l], &mut buf.gb[l]);
@@ -518,54 +450,7 @@ impl Trainer {
             adamw(&mut layer.weight, &buf.gw[l], &mut st.m_w, &mut st.v_w, c, step_size, bc2_sqrt);
             adamw(&mut layer.bias, &buf.gb[l], &mut st.m_b, &mut st.v_b, c, step_size, bc2_sqrt);
         }
-        StepStats { loss: mse + lambda as f64 * penalty, mse, penalty, correct }
-    }
-}
-
-/// PyTorch's AdamW update (decoupled weight decay, bias-corrected moments).
-/// On x86-64 CPUs with AVX2 the same loop is compiled 8 lanes wide; square
-/// roots and divisions are correctly rounded either way, so the weights are
-/// the same bits on both paths.
-fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &TrainConfig, step_size: f32, bc2_sqrt: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { adamw_avx2(p, g, m, v, c, step_size, bc2_sqrt) };
-    }
-    adamw_portable(p, g, m, v, c, step_size, bc2_sqrt)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn adamw_avx2(
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    c: &TrainConfig,
-    step_size: f32,
-    bc2_sqrt: f32,
-) {
-    adamw_portable(p, g, m, v, c, step_size, bc2_sqrt)
-}
-
-#[inline(always)]
-fn adamw_portable(
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    c: &TrainConfig,
-    step_size: f32,
-    bc2_sqrt: f32,
-) {
-    let decay = 1.0 - c.lr * c.weight_decay;
-    let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        *p = *p * decay - step_size * *m / denom;
+        penalty
     }
 }
 
@@ -615,22 +500,6 @@ mod tests {
         assert_eq!(t.with_model(start.clone()).unwrap().model(), &start);
         let e = Trainer::new(cfg).unwrap().with_model(init_model(&[784, 50, 10], STUDY_ACTIVATION, 0).unwrap()).err().unwrap();
         assert!(e.to_string().contains("[784, 50, 10]"), "{e}");
-    }
-
-    #[test]
-    fn adamw_gives_the_same_bits_on_every_path() {
-        let n = 1_003; // not a multiple of 8: the tail too
-        let c = TrainConfig::new(Regime::Bimt).weight_decay(0.01);
-        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 1e-2).collect();
-        let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let (mut p1, mut m1, mut v1) = (start.clone(), vec![0.1; n], vec![1e-4; n]);
-        let (mut p2, mut m2, mut v2) = (start.clone(), vec![0.1; n], vec![1e-4; n]);
-        for _ in 0..3 {
-            adamw(&mut p1, &g, &mut m1, &mut v1, &c, 1e-3, 0.3);
-            adamw_portable(&mut p2, &g, &mut m2, &mut v2, &c, 1e-3, 0.3);
-        }
-        assert_ne!(p2, start);
-        assert_eq!((p1, m1, v1), (p2, m2, v2));
     }
 
     #[test]

@@ -174,6 +174,27 @@ pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
     render!(stem, (720, 480), draw_bars, title, y_label, bars)
 }
 
+/// The highest bar or whisker, above 0.
+fn bars_top(bars: &[Bar]) -> f64 {
+    bars.iter()
+        .map(|b| b.interval.map(|i| i.1).unwrap_or(0.0).max(b.segments.iter().map(|s| s.1).sum()))
+        .fold(0.0, f64::max)
+        .max(1e-12)
+}
+
+/// Every segment name, in order of first appearance.
+fn segment_names(bars: &[Bar]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for b in bars {
+        for (s, _) in &b.segments {
+            if !names.contains(s) {
+                names.push(s.clone());
+            }
+        }
+    }
+    names
+}
+
 fn draw_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -184,12 +205,7 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let top = bars
-        .iter()
-        .map(|b| b.interval.map(|i| i.1).unwrap_or(0.0).max(b.segments.iter().map(|s| s.1).sum()))
-        .fold(0.0, f64::max)
-        .max(1e-12)
-        * 1.15;
+    let top = bars_top(bars) * 1.15;
     let n = bars.len();
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
@@ -214,14 +230,7 @@ where
         .y_desc(y_label)
         .label_style(("sans-serif", 13))
         .draw()?;
-    let mut names: Vec<String> = Vec::new();
-    for b in bars {
-        for (s, _) in &b.segments {
-            if !names.contains(s) {
-                names.push(s.clone());
-            }
-        }
-    }
+    let names = segment_names(bars);
     for (si, name) in names.iter().enumerate() {
         let c = PALETTE[si % PALETTE.len()];
         let rects: Vec<_> = bars

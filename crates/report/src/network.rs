@@ -47,6 +47,29 @@ fn project(l: usize, c: [f32; 2]) -> (f64, f64) {
     (x + DEPTH * y, l as f64 + DEPTH * y)
 }
 
+/// `[l][i]`: whether neuron `i` of layer `l` is in the circuit; inputs and
+/// outputs always belong.
+fn circuit_flags(coords: &[Vec<[f32; 2]>], circuit: &[Vec<usize>]) -> Vec<Vec<bool>> {
+    let n_layers = coords.len();
+    coords
+        .iter()
+        .enumerate()
+        .map(|(l, ns)| {
+            if l == 0 || l == n_layers - 1 {
+                vec![true; ns.len()]
+            } else {
+                let mut v = vec![false; ns.len()];
+                for &i in circuit.get(l - 1).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    if i < v.len() {
+                        v[i] = true;
+                    }
+                }
+                v
+            }
+        })
+        .collect()
+}
+
 fn draw_network<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -63,24 +86,7 @@ where
         .caption(title, ("sans-serif", 22))
         .margin(10)
         .build_cartesian_2d(-0.05f64..1.0 + DEPTH + 0.05, -0.1f64..(n_layers - 1) as f64 + DEPTH + 0.1)?;
-    // in_circuit[l][i] for neuron layers; inputs and outputs always belong.
-    let in_circuit: Vec<Vec<bool>> = coords
-        .iter()
-        .enumerate()
-        .map(|(l, ns)| {
-            if l == 0 || l == n_layers - 1 {
-                vec![true; ns.len()]
-            } else {
-                let mut v = vec![false; ns.len()];
-                for &i in circuit.get(l - 1).map(|v| v.as_slice()).unwrap_or(&[]) {
-                    if i < v.len() {
-                        v[i] = true;
-                    }
-                }
-                v
-            }
-        })
-        .collect();
+    let in_circuit = circuit_flags(coords, circuit);
     for (l, weight) in weights.iter().enumerate() {
         let max = weight.iter().fold(0f32, |m, w| m.max(w.abs())) as f64;
         if max == 0.0 {
