@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{
-    Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
-};
+use modcirc_acdc::{Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;

@@ -18,8 +18,8 @@ use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::position_costs::position_costs;
 use modcirc_bimt::relocate::{apply_swap, greedy_swaps, importance_ranking, relocate_naive, Relocator, TOP_POSITIONS};
 use modcirc_bimt::{ConnectionCost, Regime, TrainConfig, Trainer};
-use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_dataset::{Bootstrap, Mnist, PairedDataset, Task};
+use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::Serialize;
 
 use crate::common::{write_json, DataArgs};

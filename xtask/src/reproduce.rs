@@ -166,6 +166,9 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
                         .time("train", || train_one(&run.mnist, config.clone(), args.device, &args.data, args.quiet))?;
                     let bytes = checkpoint::save(&path, &model, &layout, &meta)
                         .with_context(|| format!("saving {}", path.display()))?;
+                    // The model as the file holds it (output permutation
+                    // folded in), so that a resumed run computes the same bits.
+                    let (model, layout) = checkpoint::from_bytes(&bytes, &path, None)?;
                     (Checkpoint { model, layout, meta: Some(meta) }, bytes, false)
                 }
             };

@@ -5,8 +5,8 @@ use clap::Args;
 use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
 use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, STUDY_SIZES};
-use modcirc_mlp::{Activation, DeviceSpec};
 use modcirc_dataset::Mnist;
+use modcirc_mlp::{Activation, DeviceSpec};
 
 use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
 
@@ -63,11 +63,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => Regime::ALL.to_vec(),
     };
     for regime in regimes {
-        let config = TrainConfig::new(regime)
-            .steps(args.steps)
-            .seed(args.seed)
-            .sizes(&args.sizes)
-            .activation(args.activation);
+        let config =
+            TrainConfig::new(regime).steps(args.steps).seed(args.seed).sizes(&args.sizes).activation(args.activation);
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
             (Some(dir), true) => dir.join(default_model_name(&config)),

@@ -57,8 +57,19 @@ fn discover_on_a_pytorch_model_gives_the_scores_of_plain_forwards() {
     assert!(err.contains("does not say which activation") && err.contains("--activation"), "{err}");
 
     let o = xtask(&[
-        "discover", "--model", model, "--activation", "relu", "--task", "circle", "--bootstraps", "2", "--sample",
-        "50", "--out", out.to_str().unwrap(),
+        "discover",
+        "--model",
+        model,
+        "--activation",
+        "relu",
+        "--task",
+        "circle",
+        "--bootstraps",
+        "2",
+        "--sample",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -69,7 +80,8 @@ fn discover_on_a_pytorch_model_gives_the_scores_of_plain_forwards() {
     let test = Mnist::load(root().join("fixtures/mnist"), ChecksumPolicy::Auto).unwrap().test;
     let pairs = json["pairs"].as_array().unwrap();
     let idx = |k: &str| pairs.iter().map(|p| p[k].as_u64().unwrap() as usize).collect::<Vec<_>>();
-    let (clean, corrupted) = (model.activations(&test.gather(&idx("clean")), pairs.len()), test.gather(&idx("corrupted")));
+    let (clean, corrupted) =
+        (model.activations(&test.gather(&idx("clean")), pairs.len()), test.gather(&idx("corrupted")));
     let corrupted = model.activations(&corrupted, pairs.len());
     let n = pairs.len();
     let scores = json["report"]["scores"]["layers"].as_array().unwrap();
@@ -103,6 +115,9 @@ fn discover_on_a_pytorch_model_gives_the_scores_of_plain_forwards() {
     let o = xtask(&["discover", "--model", model_path.to_str().unwrap(), "--activation", "relu", "--task", "circle"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("the model takes 700 inputs, but the images have 784 pixels") && err.contains("--data-dir"), "{err}");
+    assert!(
+        err.contains("the model takes 700 inputs, but the images have 784 pixels") && err.contains("--data-dir"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
 use modcirc_bimt::{checkpoint, STUDY_SIZES};
-use modcirc_mlp::Mlp;
 use modcirc_dataset::{Bootstrap, ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_mlp::Mlp;
 
 fn model() -> Mlp {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -64,7 +64,8 @@ fn scaling(c: &mut Criterion) {
         });
         // The product that dominates: the widest layer after the first, on
         // the pairs, single-threaded and on every core at once.
-        let (k, n_out) = sizes[1..sizes.len() - 1].windows(2).map(|w| (w[0], w[1])).max().unwrap_or((sizes[1], sizes[2]));
+        let (k, n_out) =
+            sizes[1..sizes.len() - 1].windows(2).map(|w| (w[0], w[1])).max().unwrap_or((sizes[1], sizes[2]));
         let x = vec![0.5f32; PAIRS * k];
         let w = vec![0.25f32; n_out * k];
         let product = (2 * PAIRS * k * n_out) as u64;

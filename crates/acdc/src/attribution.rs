@@ -19,6 +19,7 @@ use crate::{AcdcError, Circuit, PatchingSweep, TaskImages};
 /// One value per hidden neuron: `layers[h][i]` for neuron `i` of hidden layer `h`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeEffects {
+    /// `layers[h][i]`: neuron `i` of hidden layer `h`.
     pub layers: Vec<Vec<f64>>,
 }
 
@@ -26,6 +27,7 @@ pub struct NodeEffects {
 /// `i` to output `o` of layer `l`, as the weights are stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeScores {
+    /// `layers[l][o * n_in + i]`: layer `l`'s edge from input `i` to output `o`.
     pub layers: Vec<Vec<f32>>,
 }
 
@@ -60,8 +62,11 @@ impl EdgeScores {
 /// of all edges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaithfulnessCurve {
+    /// The fractions of all edges kept, ascending.
     pub fractions: Vec<f64>,
+    /// The edges kept at each fraction.
     pub edges: Vec<usize>,
+    /// The faithfulness at each fraction.
     pub faithfulness: Vec<f64>,
     /// Area under the curve over log10(fraction), divided by the span of
     /// log10(fraction): 1 for a curve at 1 throughout (higher is better).

@@ -1,8 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use modcirc_mlp::{Activation, Linear, Mlp};
 use modcirc_metrics::{accuracy, logit_difference};
+use modcirc_mlp::{Activation, Linear, Mlp};
 use serde::{Deserialize, Serialize};
 
 use crate::{AcdcError, PatchingSweep};
@@ -54,6 +54,7 @@ impl fmt::Display for Ablation {
 pub struct Circuit {
     /// Kept neurons per hidden layer, ascending.
     pub nodes: Vec<Vec<usize>>,
+    /// The edge threshold, relative to each layer's largest |weight|.
     pub eps: f64,
     /// `W ⊙ edge mask` per layer.
     kept: Vec<Linear>,
@@ -72,10 +73,12 @@ pub struct CircuitEval {
     pub logit_difference: f64,
     /// The circuit's accuracy on those images (labels: their own digits).
     pub accuracy: f64,
+    /// `1 − edges / weights`.
     pub sparsity: f64,
 }
 
 impl Circuit {
+    /// The circuit of `nodes` (kept neurons per hidden layer) with the edges between them of magnitude at least `eps · max|W_l|` (STUDY §5).
     pub fn new(model: &Mlp, nodes: Vec<Vec<usize>>, eps: f64) -> Result<Circuit, AcdcError> {
         if !(0.0..1.0).contains(&eps) {
             return Err(AcdcError::BadEps(eps));
@@ -181,6 +184,7 @@ impl Circuit {
         })
     }
 
+    /// The circuit's edges.
     pub fn n_edges(&self) -> usize {
         self.n_edges
     }

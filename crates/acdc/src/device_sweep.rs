@@ -46,6 +46,7 @@ pub struct DeviceSweep {
 }
 
 impl DeviceSweep {
+    /// Uploads the weights and `sweep`'s cached runs to `device`.
     pub fn new(sweep: &PatchingSweep<'_>, device: &Device) -> Result<DeviceSweep, AcdcError> {
         let n = sweep.len();
         let model = sweep.model;
@@ -83,6 +84,7 @@ impl DeviceSweep {
         })
     }
 
+    /// The device the sweep runs on.
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -1,8 +1,8 @@
 use std::time::Instant;
 
-use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_dataset::Bootstrap;
 use modcirc_metrics::Summary;
+use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::faithfulness;
@@ -22,12 +22,17 @@ pub const DEFAULT_SAMPLE: usize = 500;
 /// Flags of one discovery run (STUDY §4-§5 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveryConfig {
+    /// Neurons kept per hidden layer.
     pub k: usize,
+    /// Edge threshold, relative to each layer's largest |weight|, in [0, 1).
     pub eps: f64,
+    /// What removed nodes and edges carry.
     pub ablation: Ablation,
+    /// Bootstrap resamples.
     pub bootstraps: usize,
     /// Pairs per bootstrap resample (drawn with replacement).
     pub sample: usize,
+    /// Seeds the bootstrap.
     pub seed: u64,
     /// Where the patching sweep runs: `cpu` is the rank-1 [`PatchingSweep`],
     /// anything else the [`DeviceSweep`] on that device. Circuit evaluation
@@ -53,13 +58,19 @@ impl Default for DiscoveryConfig {
 /// One bootstrap resample: its circuit, metrics and discovery time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapRecord {
+    /// The resample's index.
     pub index: usize,
     /// Wall time of the patching sweep and the selection on this resample.
     pub discovery_s: f64,
+    /// Kept neurons per hidden layer.
     pub nodes: Vec<Vec<usize>>,
+    /// The circuit's edges.
     pub n_edges: usize,
+    /// The circuit's logit difference on the resample.
     pub logit_difference: f64,
+    /// The circuit's accuracy on the resample.
     pub accuracy: f64,
+    /// The circuit's sparsity.
     pub sparsity: f64,
     /// Faithfulness on the answer metric (STUDY §8) of this resample's
     /// circuit on its pairs, removed edges carrying corrupted values; `None`
@@ -71,9 +82,13 @@ pub struct BootstrapRecord {
 /// Mean and 95% percentile interval of each metric over the resamples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoverySummary {
+    /// Of the circuits' logit differences.
     pub logit_difference: Summary,
+    /// Of the circuits' accuracies.
     pub accuracy: Summary,
+    /// Of the circuits' sparsities.
     pub sparsity: Summary,
+    /// Of the discovery times.
     pub discovery_s: Summary,
     /// Over the resamples where faithfulness is defined.
     #[serde(default)]
@@ -83,14 +98,19 @@ pub struct DiscoverySummary {
 /// Everything one discovery produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveryReport {
+    /// What it ran with.
     pub config: DiscoveryConfig,
     /// Scores on the whole pair set.
     pub scores: NeuronScores,
     /// The circuit chosen on the whole pair set.
     pub selection: Selection,
+    /// The whole-set circuit's metrics on the whole set.
     pub full: CircuitEval,
+    /// The whole-set circuit's edges.
     pub full_n_edges: usize,
+    /// Every resample.
     pub bootstraps: Vec<BootstrapRecord>,
+    /// Mean and interval of each metric over the resamples.
     pub summary: DiscoverySummary,
 }
 

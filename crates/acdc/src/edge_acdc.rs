@@ -52,6 +52,7 @@ pub const DEFAULT_TAU: f64 = 1e-4;
 pub struct AcdcConfig {
     /// An edge goes when removing it makes the metric worse by less than this.
     pub tau: f64,
+    /// What ACDC keeps low.
     pub metric: AcdcMetric,
     /// Removed edges carry zero instead of the corrupted value.
     pub zero_ablation: bool,
@@ -76,12 +77,15 @@ impl Default for AcdcConfig {
 /// The circuit ACDC found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeCircuit {
+    /// What it ran with.
     pub config: AcdcConfig,
     /// `mask[l][o * n_in + i]`: whether layer `l`'s edge `i → o` is kept.
     pub mask: Vec<Vec<bool>>,
+    /// Edges kept.
     pub n_edges: usize,
     /// The metric of the model itself (0 for KL) and of the final circuit.
     pub model_metric: f64,
+    /// The metric of the final circuit.
     pub circuit_metric: f64,
     /// How many edge tests needed a forward pass (the others moved nothing).
     pub evaluated: usize,
@@ -170,11 +174,14 @@ impl<'a> Search<'a> {
         let mut state = State {
             n: images.n,
             z: sweep.clean.pre.clone(),
-            a: (0..layers).map(|l| if l == 0 { images.clean.clone() } else { sweep.clean.post[l - 1].clone() }).collect(),
+            a: (0..layers)
+                .map(|l| if l == 0 { images.clean.clone() } else { sweep.clean.post[l - 1].clone() })
+                .collect(),
             per_pair: Vec::new(),
         };
         let classes = model.n_classes();
-        state.per_pair = state.z[layers - 1].chunks_exact(classes).enumerate().map(|(b, z)| metric.cost(b, z)).collect();
+        state.per_pair =
+            state.z[layers - 1].chunks_exact(classes).enumerate().map(|(b, z)| metric.cost(b, z)).collect();
         let current_sum: f64 = state.per_pair.iter().sum();
         let kept = model
             .layers

@@ -1,22 +1,39 @@
+/// What can go wrong finding or judging a circuit.
 #[derive(Debug, thiserror::Error)]
 pub enum AcdcError {
+    /// A K outside a hidden layer's width.
     #[error("k = {k}: k must be in 1..={width} for hidden layer {layer}")]
-    BadK { k: usize, layer: usize, width: usize },
+    BadK {
+        /// The K asked for.
+        k: usize,
+        /// The hidden layer, 1-based.
+        layer: usize,
+        /// Its width.
+        width: usize,
+    },
+    /// No pairs to patch.
     #[error("the task has no pairs")]
     EmptyTask,
+    /// An edge threshold outside [0, 1).
     #[error("eps = {0}: must be in [0, 1)")]
     BadEps(f64),
+    /// Buffers, masks or node sets that do not fit the model.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A device that cannot be opened.
     #[error("{0}")]
     Device(String),
+    /// A quantity that is undefined on these pairs (faithfulness where the
+    /// model answers the same on clean and corrupted images).
     #[error("{0}")]
     Degenerate(String),
     /// An option out of its range.
     #[error("{0}")]
     BadOption(String),
+    /// A candle operation failed on the device.
     #[error("on the device: {0}")]
     Candle(#[from] candle_core::Error),
+    /// An ablation that is not `zero`, `mean` or `resample`.
     #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
     UnknownAblation(String),
 }

@@ -1,6 +1,6 @@
-use modcirc_mlp::{Activations, Mlp};
 use modcirc_dataset::{ImageSet, Pair};
 use modcirc_metrics::logit_difference;
+use modcirc_mlp::{Activations, Mlp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -15,15 +15,22 @@ pub const DEAD_TOLERANCE: f64 = 1e-6;
 /// of `corrupted`.
 #[derive(Debug, Clone)]
 pub struct TaskImages {
+    /// Pairs.
     pub n: usize,
+    /// Pixels per image.
     pub pixels: usize,
+    /// `[n, pixels]`.
     pub clean: Vec<f32>,
+    /// `[n, pixels]`.
     pub corrupted: Vec<f32>,
+    /// The clean images' digits.
     pub clean_labels: Vec<u8>,
+    /// The corrupted images' digits.
     pub corrupted_labels: Vec<u8>,
 }
 
 impl TaskImages {
+    /// The images of `pairs`, indices into `split`.
     pub fn from_pairs(split: &ImageSet, pairs: &[Pair]) -> TaskImages {
         let clean: Vec<usize> = pairs.iter().map(|p| p.clean).collect();
         let corrupted: Vec<usize> = pairs.iter().map(|p| p.corrupted).collect();
@@ -69,6 +76,7 @@ pub struct NeuronScores {
 /// The top-K neurons of each hidden layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
+    /// K.
     pub k: usize,
     /// Kept neurons per hidden layer, ascending.
     pub nodes: Vec<Vec<usize>>,
@@ -80,6 +88,7 @@ pub struct Selection {
 }
 
 impl<'m> PatchingSweep<'m> {
+    /// Runs `model` on the clean and the corrupted images once; refuses images of another width and a model without a hidden layer.
     pub fn new(model: &'m Mlp, images: &TaskImages) -> Result<PatchingSweep<'m>, AcdcError> {
         if images.n == 0 {
             return Err(AcdcError::EmptyTask);
@@ -136,9 +145,11 @@ impl<'m> PatchingSweep<'m> {
         &self.images
     }
 
+    /// Pairs.
     pub fn len(&self) -> usize {
         self.images.n
     }
+    /// Whether there are no pairs.
     pub fn is_empty(&self) -> bool {
         self.images.n == 0
     }

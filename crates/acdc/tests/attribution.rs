@@ -12,8 +12,8 @@ use modcirc_acdc::{
     AcdcError, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
 };
 use modcirc_bimt::{Regime, TrainConfig, Trainer};
-use modcirc_mlp::Mlp;
 use modcirc_metrics::spearman;
+use modcirc_mlp::Mlp;
 
 /// BIMT after 1 500 steps, with relocations, so the output permutation is not the identity.
 fn model() -> &'static Mlp {

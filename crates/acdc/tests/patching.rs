@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use modcirc_acdc::{discover, Ablation, AcdcError, Circuit, DeviceSweep, DiscoveryConfig, PatchingSweep, TaskImages};
 use modcirc_bimt::{checkpoint, Regime, TrainConfig, Trainer};
-use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_metrics::logit_difference;
+use modcirc_mlp::{DeviceSpec, Mlp};
 
 /// A model trained for 1 500 steps, saved and loaded back as a checkpoint.
 fn trained(regime: Regime) -> Mlp {

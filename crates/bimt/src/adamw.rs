@@ -6,7 +6,15 @@ use crate::TrainConfig;
 /// On x86-64 CPUs with AVX2 the same loop is compiled 8 lanes wide; square
 /// roots and divisions are correctly rounded either way, so the weights are
 /// the same bits on both paths.
-pub(crate) fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &TrainConfig, step_size: f32, bc2_sqrt: f32) {
+pub(crate) fn adamw(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: &TrainConfig,
+    step_size: f32,
+    bc2_sqrt: f32,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.

@@ -14,6 +14,7 @@ pub struct BatchSampler {
 }
 
 impl BatchSampler {
+    /// `n` images, `batch` per step, shuffled from `seed`.
     pub fn new(n: usize, batch: usize, seed: u64) -> BatchSampler {
         BatchSampler { n, batch, seed, order: Vec::new() }
     }

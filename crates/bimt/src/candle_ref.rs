@@ -7,7 +7,9 @@ use crate::{BimtError, ConnectionCost, Mlp};
 
 /// An MLP whose parameters are candle [`Var`]s (so autograd reaches them).
 pub struct CandleMlp {
+    /// `[n_out, n_in]` per layer.
     pub weights: Vec<Var>,
+    /// `[n_out]` per layer.
     pub biases: Vec<Var>,
     /// Output position `p` stands for class `out_perm[p]`.
     pub out_perm: Vec<usize>,
@@ -16,6 +18,7 @@ pub struct CandleMlp {
 }
 
 impl CandleMlp {
+    /// The network's parameters as candle variables on `device`.
     pub fn from_mlp(m: &Mlp, device: &Device) -> Result<CandleMlp, BimtError> {
         let mut weights = Vec::new();
         let mut biases = Vec::new();

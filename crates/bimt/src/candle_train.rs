@@ -14,8 +14,8 @@ use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
 use crate::{BatchSampler, HistoryWindow};
 use crate::{
-    BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome,
-    TrainTiming, L0, SWAP_WEIGHT_FACTOR,
+    BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome, TrainTiming, L0,
+    SWAP_WEIGHT_FACTOR,
 };
 
 /// Device memory in use, sampled around every phase of a run.
@@ -33,6 +33,7 @@ pub struct DeviceMemory {
 /// non-finite loss is still reported with its own step number.
 pub const READ_EVERY: usize = 50;
 
+/// The training recipe of [`crate::Trainer`] as candle ops on any device (`--device cuda`).
 pub struct CandleTrainer {
     config: TrainConfig,
     layout: Layout,
@@ -48,6 +49,7 @@ pub struct CandleTrainer {
 }
 
 impl CandleTrainer {
+    /// Initialises as [`crate::Trainer::new`] does (the same seeded weights) on `device`.
     pub fn new(config: TrainConfig, device: Device) -> Result<CandleTrainer, BimtError> {
         let init = crate::Trainer::new(config.clone())?.model().clone();
         let layout = Layout::study(&config.sizes)?;
@@ -199,6 +201,7 @@ impl CandleTrainer {
         Ok(Tensor::stack(&[loss, mse, penalty, correct], 0)?)
     }
 
+    /// Trains on `train`; as [`crate::Trainer::run`].
     pub fn run(
         mut self,
         train: &ImageSet,

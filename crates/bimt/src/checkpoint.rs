@@ -36,11 +36,17 @@ pub const SIDECAR_SCHEMA: u32 = 1;
 /// The JSON sidecar of a trained model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainMeta {
+    /// [`SIDECAR_SCHEMA`].
     pub schema: u32,
+    /// The crates' version that trained it.
     pub crate_version: String,
+    /// Every hyper-parameter.
     pub config: TrainConfig,
+    /// Accuracy on the training split.
     pub train_accuracy: f64,
+    /// Accuracy on the test split.
     pub test_accuracy: f64,
+    /// Wall time per phase.
     pub timing: TrainTiming,
     /// Peak heap bytes during training, where the binary counts allocations
     /// (the data set, already loaded, included).
@@ -57,8 +63,11 @@ pub struct TrainMeta {
     /// Device memory sampled around each phase (GPU runs only).
     #[serde(default)]
     pub device_memory: Option<crate::candle_train::DeviceMemory>,
+    /// The data directory it was trained on.
     pub data_dir: String,
+    /// That data's checksums.
     pub data_checksums: Vec<FileChecksum>,
+    /// The training curves.
     pub history: Vec<HistoryPoint>,
 }
 
@@ -69,6 +78,7 @@ fn default_device() -> String {
 /// A loaded checkpoint.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
+    /// The network.
     pub model: Mlp,
     /// The neuron coordinates: from `coords.*` where the file has them,
     /// else the study's layout for the model's widths.

@@ -7,16 +7,21 @@ use crate::TrainConfig;
 /// One point of the training curves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPoint {
+    /// The 1-based step.
     pub step: usize,
     /// Mean total loss (`mse + lambda·cc`) over the steps since the last point.
     pub loss: f64,
+    /// Mean MSE over the steps since the last point.
     pub mse: f64,
     /// The regime's own penalty `cc(wf)` (0 for Vanilla), at this step.
     pub penalty: f64,
+    /// `lambda` at this step.
     pub lambda: f32,
     /// `cc(2.0)` for every regime, so that wiring can be compared across regimes.
     pub wiring_cost: f64,
+    /// Running accuracy on the training batches since the last point.
     pub train_accuracy: f64,
+    /// Test accuracy, where a test split was given.
     pub test_accuracy: Option<f64>,
 }
 

@@ -23,11 +23,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
+mod adamw;
+mod batches;
 pub mod candle_ref;
 pub mod candle_train;
 pub mod checkpoint;
-mod adamw;
-mod batches;
 mod cost;
 mod error;
 mod history;
@@ -43,10 +45,10 @@ pub use error::BimtError;
 pub use layout::Layout;
 pub use model::{accuracy, init_model, STUDY_ACTIVATION, STUDY_SIZES};
 
-pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
-pub use regime::Regime;
-pub use relocate::{Relocation, Swap};
 pub use batches::BatchSampler;
 pub use history::HistoryPoint;
 pub(crate) use history::HistoryWindow;
+pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
+pub use regime::Regime;
+pub use relocate::{Relocation, Swap};
 pub use train::{Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION};

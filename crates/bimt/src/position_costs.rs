@@ -12,10 +12,15 @@ use crate::{BimtError, Layout as NeuronLayout, Mlp, L0, SWAP_WEIGHT_FACTOR};
 /// `C [n, n]` in f64.
 #[derive(Debug, Clone, Copy)]
 pub struct PositionCosts {
+    /// Neurons of the previous layer.
     pub n_prev: usize,
+    /// Neurons of this layer.
     pub n: usize,
+    /// Neurons of the next layer.
     pub n_next: usize,
+    /// The swap cost's weight factor.
     pub wf: f32,
+    /// The cost's constant `l0`.
     pub l0: f32,
 }
 

@@ -22,6 +22,7 @@ pub enum Regime {
 }
 
 impl Regime {
+    /// The five regimes, in the paper's order.
     pub const ALL: [Regime; 5] = [Regime::Vanilla, Regime::L1, Regime::L1Local, Regime::L1Swap, Regime::Bimt];
 
     /// The weight factor `wf` of the training penalty `cc(wf)`, or `None`
@@ -34,10 +35,12 @@ impl Regime {
         }
     }
 
+    /// Whether the regime swaps neurons.
     pub fn swaps(self) -> bool {
         matches!(self, Regime::L1Swap | Regime::Bimt)
     }
 
+    /// The name the command line uses (`l1-local`, …).
     pub fn name(self) -> &'static str {
         match self {
             Regime::Vanilla => "vanilla",

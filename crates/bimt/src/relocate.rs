@@ -20,14 +20,18 @@ pub const TOP_POSITIONS: usize = 30;
 /// the neuron at `position` moved to `target` and the one there to `position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Swap {
+    /// Neuron layer (1-based: a hidden or the output layer).
     pub layer: usize,
+    /// The position the neuron left.
     pub position: usize,
+    /// The position it took.
     pub target: usize,
 }
 
 /// What one relocation did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Relocation {
+    /// Every swap, in order.
     pub swaps: Vec<Swap>,
 }
 
@@ -82,6 +86,7 @@ pub struct Relocator {
 }
 
 impl Relocator {
+    /// A relocator for `swap_cost`'s layout and factors.
     pub fn new(swap_cost: &ConnectionCost) -> Relocator {
         Relocator {
             factors: swap_cost.weight_factors.iter().map(|f| f.iter().map(|&x| x as f64).collect()).collect(),

@@ -3,13 +3,13 @@ use std::time::Instant;
 use modcirc_dataset::ImageSet;
 use serde::{Deserialize, Serialize};
 
-use modcirc_mlp::linalg::{mm_nn, mm_tn};
-use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
 use crate::adamw::adamw;
-use crate::history::{HistoryPoint, HistoryWindow};
 use crate::batches::BatchSampler;
+use crate::history::{HistoryPoint, HistoryWindow};
 use crate::relocate::{Relocator, TOP_POSITIONS};
 use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_ACTIVATION, STUDY_SIZES};
+use modcirc_mlp::linalg::{mm_nn, mm_tn};
+use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
 
 /// Bumped whenever a change to the training code changes the weights it
 /// produces for the same configuration, so that cached models are retrained.
@@ -19,6 +19,7 @@ pub const TRAINER_REVISION: u32 = 1;
 /// [`TrainConfig::new`] and the chained setters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Vanilla, L1, L1+Local, L1+Swap or BIMT.
     pub regime: Regime,
     /// Layer widths, input first (STUDY §2: 784, 100, 100, 10).
     pub sizes: Vec<usize>,
@@ -26,13 +27,21 @@ pub struct TrainConfig {
     /// before it was recorded were all SiLU.
     #[serde(default = "study_activation")]
     pub activation: Activation,
+    /// Optimizer steps.
     pub steps: usize,
+    /// Images per step.
     pub batch_size: usize,
+    /// Seeds the initialisation and the batches.
     pub seed: u64,
+    /// AdamW's learning rate.
     pub lr: f32,
+    /// AdamW's first-moment decay.
     pub beta1: f32,
+    /// AdamW's second-moment decay.
     pub beta2: f32,
+    /// AdamW's epsilon.
     pub eps: f32,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
     /// `lambda` before the first boost.
     pub lambda: f32,
@@ -52,11 +61,13 @@ fn study_activation() -> Activation {
 
 macro_rules! setters {
     ($($name:ident: $ty:ty),*) => {$(
+        /// Sets this field.
         pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self }
     )*};
 }
 
 impl TrainConfig {
+    /// The study's configuration for `regime` (STUDY §2).
     pub fn new(regime: Regime) -> TrainConfig {
         TrainConfig {
             regime,
@@ -109,6 +120,7 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// `lambda` for the 0-based step `s`: ×growth from `steps/4`, again from `steps/2`.
     pub fn lambda_at(&self, s: usize) -> f32 {
         let boosts = (s >= self.steps / 4) as i32 + (s >= self.steps / 2) as i32;
         self.lambda * self.lambda_growth.powi(boosts)
@@ -141,30 +153,45 @@ impl TrainConfig {
 /// What the progress callback sees after every step.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
+    /// The 1-based step just taken.
     pub step: usize,
+    /// Steps in the run.
     pub steps: usize,
+    /// This step's loss.
     pub loss: f64,
+    /// This step's penalty.
     pub penalty: f64,
+    /// Accuracy on the batches since the last history point.
     pub running_accuracy: f64,
 }
 
 /// Wall time, split into the phases RQ2 compares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainTiming {
+    /// Forward, backward and AdamW.
     pub optimizer_s: f64,
+    /// Swaps.
     pub relocation_s: f64,
+    /// History points (test accuracy, wiring cost).
     pub evaluation_s: f64,
+    /// The whole run.
     pub total_s: f64,
+    /// Relocations made.
     pub relocations: usize,
+    /// Swaps made.
     pub swaps: usize,
 }
 
 /// A finished run.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
+    /// The trained network.
     pub model: Mlp,
+    /// Its neuron coordinates (swaps move neurons).
     pub layout: Layout,
+    /// The training curves.
     pub history: Vec<HistoryPoint>,
+    /// Wall time per phase.
     pub timing: TrainTiming,
     /// Device memory samples (GPU runs only).
     pub device_memory: Option<crate::candle_train::DeviceMemory>,
@@ -207,6 +234,7 @@ struct Buffers {
 pub struct StepStats {
     /// `mse + lambda·penalty`.
     pub loss: f64,
+    /// The step's MSE.
     pub mse: f64,
     /// The regime's penalty `cc(wf)` before the update (0 for Vanilla).
     pub penalty: f64,
@@ -215,6 +243,7 @@ pub struct StepStats {
 }
 
 impl Trainer {
+    /// A trainer for `config`: the seeded initial weights, the layout, the regime's penalty and relocator.
     pub fn new(config: TrainConfig) -> Result<Trainer, BimtError> {
         config.validate()?;
         let layout = Layout::study(&config.sizes)?;
@@ -255,6 +284,7 @@ impl Trainer {
         })
     }
 
+    /// The network as it is now.
     pub fn model(&self) -> &Mlp {
         &self.model
     }
@@ -319,7 +349,8 @@ impl Trainer {
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
             if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
-                let (wiring, test_accuracy) = (self.wiring.value(&self.model), test.map(|t| crate::accuracy(&self.model, t)));
+                let (wiring, test_accuracy) =
+                    (self.wiring.value(&self.model), test.map(|t| crate::accuracy(&self.model, t)));
                 history.push(window.point(&cfg, s, stats.penalty, wiring, test_accuracy));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }
@@ -465,7 +496,8 @@ pub(crate) fn gradients_for_test(
     lambda: f32,
 ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30).lambda(lambda);
-    let mut tr = Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
+    let mut tr =
+        Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
     tr.model = model.clone();
     let s = tr.step_batch(x, labels, 0);
     (s.loss, tr.buf.gw, tr.buf.gb)
@@ -498,7 +530,11 @@ mod tests {
         let mut start = t.model().clone();
         start.layers[1].weight[7] += 0.5;
         assert_eq!(t.with_model(start.clone()).unwrap().model(), &start);
-        let e = Trainer::new(cfg).unwrap().with_model(init_model(&[784, 50, 10], STUDY_ACTIVATION, 0).unwrap()).err().unwrap();
+        let e = Trainer::new(cfg)
+            .unwrap()
+            .with_model(init_model(&[784, 50, 10], STUDY_ACTIVATION, 0).unwrap())
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("[784, 50, 10]"), "{e}");
     }
 

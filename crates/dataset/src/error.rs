@@ -4,34 +4,126 @@ use std::path::PathBuf;
 /// names the file (or the spec) it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// Reading a file failed.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// The first bytes are not an IDX header of unsigned bytes.
     #[error("{path}: not an IDX file of unsigned bytes (magic bytes {found:02x?}; expected 00 00 08 <rank>)")]
-    BadMagic { path: PathBuf, found: Vec<u8> },
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// Its first four bytes.
+        found: Vec<u8>,
+    },
+    /// An image file that is not rank 3, or a label file that is not rank 1.
     #[error("{path}: IDX rank is {found}, expected {expected}")]
-    WrongRank { path: PathBuf, expected: usize, found: usize },
+    WrongRank {
+        /// The file.
+        path: PathBuf,
+        /// The rank its kind has.
+        expected: usize,
+        /// The rank its header states.
+        found: usize,
+    },
+    /// Less data than the header promises.
     #[error("{path}: truncated: the header promises {expected} bytes of data, the file holds {found}")]
-    Truncated { path: PathBuf, expected: u64, found: u64 },
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header promises.
+        expected: u64,
+        /// Bytes there are.
+        found: u64,
+    },
+    /// More data than the header describes.
     #[error("{path}: {extra} trailing bytes after the data the header describes")]
-    TrailingBytes { path: PathBuf, extra: u64 },
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// Bytes too many.
+        extra: u64,
+    },
+    /// Images of another size than the split's others.
     #[error("{path}: unexpected image shape {rows}x{cols}, expected {expected_rows}x{expected_cols}")]
-    WrongImageShape { path: PathBuf, rows: usize, cols: usize, expected_rows: usize, expected_cols: usize },
+    WrongImageShape {
+        /// The file.
+        path: PathBuf,
+        /// Its rows per image.
+        rows: usize,
+        /// Its columns per image.
+        cols: usize,
+        /// The rows expected.
+        expected_rows: usize,
+        /// The columns expected.
+        expected_cols: usize,
+    },
+    /// An image file and a label file of different lengths.
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
-    CountMismatch { images: PathBuf, labels: PathBuf, n_images: usize, n_labels: usize },
+    CountMismatch {
+        /// The image file.
+        images: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// Images in it.
+        n_images: usize,
+        /// Labels in it.
+        n_labels: usize,
+    },
+    /// A file whose SHA-256 is not the one its directory's listing records.
     #[error("{path}: SHA-256 of the decompressed bytes is {found}, {listing} says {expected}")]
-    Checksum { path: PathBuf, listing: PathBuf, expected: String, found: String },
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The `SHA256SUMS` listing.
+        listing: PathBuf,
+        /// The hash the listing records.
+        expected: String,
+        /// The hash of the file.
+        found: String,
+    },
+    /// A `SHA256SUMS` line that is not `<64 hex digits>  <name>`.
     #[error("{path}: malformed checksum listing at line {line}: {reason}")]
-    BadChecksumListing { path: PathBuf, line: usize, reason: String },
+    BadChecksumListing {
+        /// The listing.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// One of the four IDX files is not in the directory.
     #[error("{dir}: no file named {name} or {name}.gz")]
-    MissingFile { dir: PathBuf, name: String },
+    MissingFile {
+        /// The data directory.
+        dir: PathBuf,
+        /// The file's name.
+        name: String,
+    },
+    /// A task that is not `circle`, `line` or `c:k` pairs of digits.
     #[error("pair spec {spec:?}: {reason}")]
-    BadPairSpec { spec: String, reason: String },
+    BadPairSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A pair of digits one of which has no image in the split.
     #[error("pair {clean}:{corrupted}: no images (digit {missing} has none in this split)")]
-    EmptyPair { clean: u8, corrupted: u8, missing: u8 },
+    EmptyPair {
+        /// The clean digit.
+        clean: u8,
+        /// The corrupted digit.
+        corrupted: u8,
+        /// The digit without images.
+        missing: u8,
+    },
+    /// Bootstrap settings that cannot be sampled.
     #[error("bootstrap: {0}")]
     Bootstrap(String),
 }

@@ -12,7 +12,9 @@ use crate::DatasetError;
 /// A decoded IDX array of unsigned bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxArray {
+    /// The dimensions the header states.
     pub dims: Vec<usize>,
+    /// The data, row-major.
     pub data: Vec<u8>,
     /// SHA-256 (hex) of the decompressed file bytes, header included.
     pub sha256: String,

@@ -14,6 +14,8 @@
 //! # Ok::<(), modcirc_dataset::DatasetError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod idx;
 mod mnist;

@@ -28,8 +28,11 @@ pub enum ChecksumPolicy {
 /// The SHA-256 of one decompressed file, and whether it was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChecksum {
+    /// The file's name.
     pub file: String,
+    /// SHA-256 of its decompressed bytes.
     pub sha256: String,
+    /// Whether it was checked against a listing.
     pub verified: bool,
 }
 
@@ -37,22 +40,30 @@ pub struct FileChecksum {
 /// `pixels()` values, with their labels.
 #[derive(Debug, Clone)]
 pub struct ImageSet {
+    /// `[len, rows · cols]`, pixels in [0, 1].
     pub images: Vec<f32>,
+    /// The digits.
     pub labels: Vec<u8>,
+    /// Rows per image.
     pub rows: usize,
+    /// Columns per image.
     pub cols: usize,
 }
 
 impl ImageSet {
+    /// Images in the set.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// Whether the set has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// Pixels per image.
     pub fn pixels(&self) -> usize {
         self.rows * self.cols
     }
+    /// Image `i`'s pixels.
     pub fn image(&self, i: usize) -> &[f32] {
         let p = self.pixels();
         &self.images[i * p..(i + 1) * p]
@@ -70,9 +81,13 @@ impl ImageSet {
 /// The MNIST training and test splits (or any IDX data with MNIST's file names).
 #[derive(Debug, Clone)]
 pub struct Mnist {
+    /// The 60 000 training images.
     pub train: ImageSet,
+    /// The 10 000 test images.
     pub test: ImageSet,
+    /// The four files' checksums.
     pub checksums: Vec<FileChecksum>,
+    /// Where they were read.
     pub dir: PathBuf,
 }
 

@@ -11,14 +11,18 @@ const LABELS: std::ops::RangeInclusive<u8> = 0..=9;
 /// One (clean, corrupted) digit pair of a task (STUDY §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairSpec {
+    /// The clean digit.
     pub clean: u8,
+    /// The corrupted digit.
     pub corrupted: u8,
 }
 
 /// A circuit-discovery task: a name and the union of its digit pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
+    /// `circle`, `line`, or the spec as given.
     pub name: String,
+    /// Its digit pairs.
     pub pairs: Vec<PairSpec>,
 }
 
@@ -79,9 +83,13 @@ impl fmt::Display for Task {
 /// One clean image paired with one corrupted image, by dataset index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pair {
+    /// The clean image's index in the split.
     pub clean: usize,
+    /// The corrupted image's index in the split.
     pub corrupted: usize,
+    /// The clean image's digit.
     pub clean_digit: u8,
+    /// The corrupted image's digit.
     pub corrupted_digit: u8,
 }
 
@@ -90,12 +98,16 @@ pub struct Pair {
 /// the i-th corrupted image of its partner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairedDataset {
+    /// The task.
     pub task: Task,
+    /// The pairing's seed.
     pub seed: u64,
+    /// Every pair.
     pub pairs: Vec<Pair>,
 }
 
 impl PairedDataset {
+    /// Pairs the images of `task`'s digits in `split` (STUDY §3), shuffled from `seed`.
     pub fn new(split: &ImageSet, task: &Task, seed: u64) -> Result<PairedDataset, DatasetError> {
         let mut by_digit: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
         for p in &task.pairs {
@@ -127,9 +139,11 @@ impl PairedDataset {
         Ok(PairedDataset { task: task.clone(), seed, pairs })
     }
 
+    /// Pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
+    /// Whether there are no pairs.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
@@ -143,12 +157,16 @@ impl PairedDataset {
 /// `sample` indices from `0..population`, independent of the other resamples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootstrap {
+    /// Items to draw from.
     pub population: usize,
+    /// Items per resample.
     pub sample: usize,
+    /// Seeds every resample.
     pub seed: u64,
 }
 
 impl Bootstrap {
+    /// Resamples of `sample` from `population` items, with replacement; both must be at least 1.
     pub fn new(population: usize, sample: usize, seed: u64) -> Result<Bootstrap, DatasetError> {
         if population == 0 {
             return Err(DatasetError::Bootstrap("cannot resample an empty population".into()));
@@ -159,6 +177,7 @@ impl Bootstrap {
         Ok(Bootstrap { population, sample, seed })
     }
 
+    /// Resample `b`: `sample` indices in `0..population`, the same for the same seed and `b`.
     pub fn resample(&self, b: usize) -> Vec<usize> {
         let mut rng = Rng::derive(self.seed, 0xB007 + b as u64);
         (0..self.sample).map(|_| rng.below(self.population)).collect()

@@ -8,6 +8,8 @@
 //! assert!(s.lo <= s.mean && s.mean <= s.hi);
 //! ```
 
+#![warn(missing_docs)]
+
 mod circuit;
 mod memory;
 mod stats;

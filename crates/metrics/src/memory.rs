@@ -15,12 +15,15 @@ pub struct CountingAlloc<A> {
 }
 
 impl<A> CountingAlloc<A> {
+    /// Wraps `inner`.
     pub const fn new(inner: A) -> Self {
         CountingAlloc { inner, live: AtomicU64::new(0), peak: AtomicU64::new(0) }
     }
+    /// Heap bytes live now.
     pub fn live_bytes(&self) -> u64 {
         self.live.load(Ordering::Relaxed)
     }
+    /// The most heap bytes live since the last reset.
     pub fn peak_bytes(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
     }

@@ -3,11 +3,13 @@ use serde::{Deserialize, Serialize};
 /// Mean and 95% percentile interval of a bootstrap distribution (STUDY §5).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The mean.
     pub mean: f64,
     /// 2.5th percentile.
     pub lo: f64,
     /// 97.5th percentile.
     pub hi: f64,
+    /// Values summarised.
     pub n: usize,
 }
 
@@ -32,6 +34,7 @@ impl Summary {
         (self.hi - self.lo) / 2.0
     }
 
+    /// Whether `x` lies in the interval.
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi
     }

@@ -8,6 +8,7 @@ pub struct PhaseTimer {
 }
 
 impl PhaseTimer {
+    /// No phases yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -18,9 +19,11 @@ impl PhaseTimer {
         *self.seconds.entry(phase.to_string()).or_default() += t.elapsed().as_secs_f64();
         out
     }
+    /// Seconds spent in `phase` so far.
     pub fn seconds(&self, phase: &str) -> f64 {
         self.seconds.get(phase).copied().unwrap_or(0.0)
     }
+    /// Seconds per phase.
     pub fn phases(&self) -> &BTreeMap<String, f64> {
         &self.seconds
     }

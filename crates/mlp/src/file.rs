@@ -91,10 +91,8 @@ pub fn load(path: &Path, activation: Option<Activation>) -> Result<LoadedMlp, Ml
 pub fn from_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> Result<LoadedMlp, MlpError> {
     let err = |m: String| MlpError::file(path, m);
     let st = SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let metadata: BTreeMap<String, String> =
-        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
     let activation = resolve_activation(&metadata, activation, path)?;
     let naming = find_naming(&st.names(), path)?;
     let n_layers = match &naming {
@@ -169,10 +167,9 @@ fn resolve_activation(
         None => None,
     };
     match (stated, caller) {
-        (Some(s), Some(c)) if s != c => Err(MlpError::file(
-            path,
-            format!("the file says its activation is {s}, but {c} was asked for"),
-        )),
+        (Some(s), Some(c)) if s != c => {
+            Err(MlpError::file(path, format!("the file says its activation is {s}, but {c} was asked for")))
+        }
         (Some(a), _) | (None, Some(a)) => Ok(a),
         (None, None) => Err(MlpError::NoActivation { path: path.into() }),
     }
@@ -281,11 +278,7 @@ fn to_f32(t: &TensorView<'_>, name: &str, path: &Path) -> Result<Vec<f32>, MlpEr
 /// The safetensors bytes of `model` (output permutation folded in, `fc{k}`
 /// names, f32) and `extra` tensors, with the activation and `format`
 /// recorded in the metadata beside `metadata`.
-pub fn to_bytes(
-    model: &Mlp,
-    extra: &[ExtraTensor],
-    metadata: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, MlpError> {
+pub fn to_bytes(model: &Mlp, extra: &[ExtraTensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>, MlpError> {
     let folded = model.with_identity_output();
     let le = |xs: &[f32]| xs.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();

@@ -8,6 +8,11 @@ use modcirc_mlp::file::{from_bytes, to_bytes, Naming};
 use modcirc_mlp::{Activation, Mlp};
 use safetensors::tensor::{Dtype, TensorView};
 
+/// `(name, shape, f32 values)` of each tensor of a file.
+type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+/// The tensor-name stem of layer `k` (0-based) in one naming.
+type Stem = Box<dyn Fn(usize) -> String>;
+
 /// A 6-5-4-3 network with distinct, exactly representable values.
 fn model(act: Activation) -> Mlp {
     let mut i = 0u32;
@@ -39,7 +44,7 @@ fn write(tensors: &[(String, Vec<usize>, Vec<f32>)], dtype: Dtype, meta: Option<
 }
 
 /// The layers of `m` under `stem(k)` names (`k` from 0).
-fn tensors(m: &Mlp, stem: impl Fn(usize) -> String) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+fn tensors(m: &Mlp, stem: impl Fn(usize) -> String) -> Tensors {
     let mut out = Vec::new();
     for (k, l) in m.layers.iter().enumerate() {
         out.push((format!("{}.weight", stem(k)), vec![l.n_out, l.n_in], l.weight.clone()));
@@ -59,18 +64,20 @@ fn err(bytes: &[u8], act: Option<Activation>) -> String {
 #[test]
 fn both_namings_and_every_dtype_load_to_the_same_network() {
     let m = model(Activation::Relu);
-    let namings: [(&str, Box<dyn Fn(usize) -> String>); 4] = [
+    let namings: [(&str, Stem); 4] = [
         ("fc", Box::new(|k| format!("fc{}", k + 1))),
         ("sequential", Box::new(|k| format!("{}", 2 * k))),
         ("prefixed sequential", Box::new(|k| format!("net.{}", 2 * k))),
         ("prefixed fc", Box::new(|k| format!("model.fc{}", k + 1))),
     ];
     // The largest relative rounding error of each dtype's conversion.
-    for (dtype, tol) in [(Dtype::F32, 0.0), (Dtype::F64, 0.0), (Dtype::F16, 2f32.powi(-11)), (Dtype::BF16, 2f32.powi(-8))]
+    for (dtype, tol) in
+        [(Dtype::F32, 0.0), (Dtype::F64, 0.0), (Dtype::F16, 2f32.powi(-11)), (Dtype::BF16, 2f32.powi(-8))]
     {
         for (what, stem) in &namings {
             let bytes = write(&tensors(&m, stem), dtype, None);
-            let got = from_bytes(&bytes, p(), Some(Activation::Relu)).unwrap_or_else(|e| panic!("{what} {dtype:?}: {e}"));
+            let got =
+                from_bytes(&bytes, p(), Some(Activation::Relu)).unwrap_or_else(|e| panic!("{what} {dtype:?}: {e}"));
             assert_eq!(got.model.sizes(), m.sizes(), "{what}");
             assert_eq!(got.model.activation, Activation::Relu);
             assert_eq!(got.dtype, format!("{dtype:?}"));
@@ -121,7 +128,7 @@ fn malformed_files_are_clear_errors() {
     let m = model(Activation::Relu);
     let relu = Some(Activation::Relu);
     let fc = tensors(&m, |k| format!("fc{}", k + 1));
-    let edit = |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f32>)>)| {
+    let edit = |f: &dyn Fn(&mut Tensors)| {
         let mut t = fc.clone();
         f(&mut t);
         write(&t, Dtype::F32, None)

@@ -26,7 +26,9 @@ pub struct Point {
     /// The series (model) it belongs to: the legend names each colour by
     /// its first point's label.
     pub label: String,
+    /// Mean and interval along x.
     pub x: Summary,
+    /// Mean and interval along y.
     pub y: Summary,
     /// Colour index into the palette (the same model, the same colour).
     pub color: usize,
@@ -34,9 +36,12 @@ pub struct Point {
     pub reference: bool,
 }
 
+/// One panel of a scatter chart.
 #[derive(Debug, Clone)]
 pub struct ScatterPanel {
+    /// Its title.
     pub title: String,
+    /// Its points.
     pub points: Vec<Point>,
     /// Where x can lie at all (sparsity: 0 to 1); the axis never leaves it.
     pub x_domain: Option<(f64, f64)>,
@@ -164,8 +169,11 @@ fn legend_entries(points: &[Point]) -> Vec<(usize, String)> {
 /// A bar: stacked segments (name, value) and an optional interval on the total.
 #[derive(Debug, Clone)]
 pub struct Bar {
+    /// Below the bar.
     pub label: String,
+    /// Stacked segments, bottom first: (name, height).
     pub segments: Vec<(String, f64)>,
+    /// A whisker from lo to hi.
     pub interval: Option<(f64, f64)>,
 }
 
@@ -273,17 +281,26 @@ where
 /// A named curve.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Its legend entry.
     pub name: String,
+    /// (x, y), in order.
     pub points: Vec<(f64, f64)>,
 }
 
+/// One panel of a line chart.
 #[derive(Debug, Clone)]
 pub struct LinePanel {
+    /// Its title.
     pub title: String,
+    /// The x axis' label.
     pub x_label: String,
+    /// The y axis' label.
     pub y_label: String,
+    /// Its curves.
     pub series: Vec<Series>,
+    /// A log10 x axis.
     pub log_x: bool,
+    /// A log10 y axis.
     pub log_y: bool,
 }
 

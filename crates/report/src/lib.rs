@@ -12,6 +12,8 @@
 //! # Ok::<(), modcirc_report::ReportError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 /// Renders a figure to `<stem>.png` and `<stem>.svg` by calling the generic
 /// drawing function `$f(&root, args...)` once per backend; each file goes
 /// through a temporary name. Evaluates to `Result<Vec<PathBuf>, ReportError>`.
@@ -56,15 +58,26 @@ pub use table::{csv_table, markdown_table};
 
 use std::path::{Path, PathBuf};
 
+/// What can go wrong writing a figure or a table.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// Drawing failed.
     #[error("{path}: {reason}")]
-    Draw { path: PathBuf, reason: String },
+    Draw {
+        /// The figure.
+        path: PathBuf,
+        /// The backend's complaint.
+        reason: String,
+    },
+    /// Data that cannot make the figure.
     #[error("{0}")]
     Data(String),
+    /// Writing a file.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },

@@ -36,7 +36,8 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
 pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
     let path = dir.join("results.json");
     let bytes = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
-    let r: Results = serde_json::from_slice(&bytes).map_err(|source| StudyError::Json { path: path.clone(), source })?;
+    let r: Results =
+        serde_json::from_slice(&bytes).map_err(|source| StudyError::Json { path: path.clone(), source })?;
     let p = path.display();
     ensure(r.schema == RESULTS_SCHEMA, || format!("{p}: schema {:?}, expected {RESULTS_SCHEMA:?}", r.schema))?;
     ensure(r.models.len() >= 5, || format!("{p}: {} models, expected five regimes", r.models.len()))?;
@@ -55,7 +56,8 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
         format!("{p}: {} attribution and faithfulness results (STUDY §8), expected 10", r.beyond.len())
     })?;
     for b in &r.beyond {
-        let finite = [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
+        let finite =
+            [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
         ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
     }
     check_files(dir)?;
@@ -76,7 +78,9 @@ fn check_files(dir: &Path) -> Result<(), StudyError> {
     }
     for f in ["REPORT.md", "table3.csv"] {
         let p = dir.join(f);
-        ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || format!("missing or empty {}", p.display()))?;
+        ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || {
+            format!("missing or empty {}", p.display())
+        })?;
     }
     let csv_path = dir.join("table3.csv");
     let csv = std::fs::read_to_string(&csv_path).map_err(|e| StudyError::io(&csv_path, e))?;

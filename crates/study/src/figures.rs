@@ -69,7 +69,13 @@ fn scatter_panels(
             for (i, row) in PAPER_TABLE3.iter().enumerate().filter(|(_, row)| row.task == *t) {
                 let label = row.regime.label().to_string();
                 if let Some(d) = find(&r.discoveries, row.regime, t) {
-                    let p = Point { label: label.clone(), x: d.sparsity, y: y(d), color: color(row.regime), reference: false };
+                    let p = Point {
+                        label: label.clone(),
+                        x: d.sparsity,
+                        y: y(d),
+                        color: color(row.regime),
+                        reference: false,
+                    };
                     points.push(p);
                 }
                 let (x, y) = (paper_summary(row.sparsity), paper_summary(paper_y(i)));
@@ -201,7 +207,13 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
                 .filter_map(|reg| beyond0(&r.beyond, *reg, t))
                 .map(|b| Series {
                     name: b.regime_label().into(),
-                    points: b.curve.fractions.iter().map(|f| f * 100.0).zip(b.curve.faithfulness.iter().copied()).collect(),
+                    points: b
+                        .curve
+                        .fractions
+                        .iter()
+                        .map(|f| f * 100.0)
+                        .zip(b.curve.faithfulness.iter().copied())
+                        .collect(),
                 })
                 .collect(),
             log_x: true,

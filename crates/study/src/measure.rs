@@ -75,7 +75,8 @@ pub fn environment(device: DeviceSpec, repo: &Path) -> Environment {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"], repo);
-    if !command_line("git", &["status", "--porcelain", "--untracked-files=no"], repo).is_empty() && commit != "unknown" {
+    if !command_line("git", &["status", "--porcelain", "--untracked-files=no"], repo).is_empty() && commit != "unknown"
+    {
         commit.push_str("-dirty");
     }
     Environment {

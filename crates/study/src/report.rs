@@ -225,35 +225,30 @@ fn training_and_inference(s: &mut String, r: &Results) {
 
 /// Each metric's spread over training seeds.
 fn across_seeds(s: &mut String, r: &Results) {
-
-        let _ = writeln!(s, "## Across training seeds\n");
-        let _ = writeln!(s, "Mean and standard deviation over seeds of each seed's bootstrap mean: the variance from training, which the paper's single model per regime cannot show.\n");
-        let mut rows = Vec::new();
-        for t in TASKS {
-            for reg in Regime::ALL {
-                let ds: Vec<&DiscoveryResult> =
-                    r.discoveries.iter().filter(|d| d.regime == reg && d.task == t).collect();
-                let ms = |f: &dyn Fn(&DiscoveryResult) -> f64| {
-                    let v: Vec<f64> = ds.iter().map(|d| f(d)).collect();
-                    let m = v.iter().sum::<f64>() / v.len() as f64;
-                    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
-                    format!("{m:.4} ± {sd:.4}")
-                };
-                rows.push(vec![
-                    t.into(),
-                    reg.label().into(),
-                    ds.len().to_string(),
-                    ms(&|d| d.logit_difference.mean),
-                    ms(&|d| d.sparsity.mean),
-                    ms(&|d| d.accuracy.mean),
-                ]);
-            }
+    let _ = writeln!(s, "## Across training seeds\n");
+    let _ = writeln!(s, "Mean and standard deviation over seeds of each seed's bootstrap mean: the variance from training, which the paper's single model per regime cannot show.\n");
+    let mut rows = Vec::new();
+    for t in TASKS {
+        for reg in Regime::ALL {
+            let ds: Vec<&DiscoveryResult> = r.discoveries.iter().filter(|d| d.regime == reg && d.task == t).collect();
+            let ms = |f: &dyn Fn(&DiscoveryResult) -> f64| {
+                let v: Vec<f64> = ds.iter().map(|d| f(d)).collect();
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
+                format!("{m:.4} ± {sd:.4}")
+            };
+            rows.push(vec![
+                t.into(),
+                reg.label().into(),
+                ds.len().to_string(),
+                ms(&|d| d.logit_difference.mean),
+                ms(&|d| d.sparsity.mean),
+                ms(&|d| d.accuracy.mean),
+            ]);
         }
-        s.push_str(&markdown_table(
-            &["task", "model", "seeds", "logit difference", "sparsity", "circuit accuracy"],
-            &rows,
-        ));
-        s.push('\n');
+    }
+    s.push_str(&markdown_table(&["task", "model", "seeds", "logit difference", "sparsity", "circuit accuracy"], &rows));
+    s.push('\n');
 }
 
 /// The verdicts, then every figure.
@@ -411,4 +406,3 @@ fn figure_title(f: &str) -> String {
         other => other.into(),
     }
 }
-

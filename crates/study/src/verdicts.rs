@@ -119,7 +119,8 @@ fn rq2_h1(models: &[ModelResult]) -> Option<Verdict> {
     Some(Verdict {
         id: "RQ2-H1".into(),
         hypothesis: "Modular training needs more memory, for the coordinates it stores.".into(),
-        rule: "Falsified if the peak training heap (above the loaded data set) of L1+Local is within 10% of L1's.".into(),
+        rule: "Falsified if the peak training heap (above the loaded data set) of L1+Local is within 10% of L1's."
+            .into(),
         verdict: if (ratio - 1.0).abs() <= 0.10 { "falsified" } else { "not falsified" }.into(),
         evidence: format!("L1+Local / L1 = {ratio:.3}; {}", all.join(", ")),
     })
@@ -160,8 +161,9 @@ fn rq2_h3(inference: &[InferenceResult]) -> Verdict {
     Verdict {
         id: "RQ2-H3".into(),
         hypothesis: "Inference times do not differ between the regimes, as inference is one forward pass.".into(),
-        rule: "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint."
-            .into(),
+        rule:
+            "Falsified if the 95% intervals of batched (500) per-image inference time of any two regimes are disjoint."
+                .into(),
         verdict: verdict.into(),
         evidence: format!(
             "{}; disjoint pairs: {}",

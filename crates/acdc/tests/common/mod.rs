@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use modcirc_acdc::TaskImages;
-use modcirc_mlp::Mlp;
 use modcirc_dataset::{ChecksumPolicy, Mnist, PairedDataset, Task};
+use modcirc_mlp::Mlp;
 
 pub fn mnist() -> &'static Mnist {
     static M: OnceLock<Mnist> = OnceLock::new();
