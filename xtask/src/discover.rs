@@ -81,9 +81,11 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     write_json(&path, &out)?;
     let s = &out.report.summary;
+    let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
     println!(
-        "{} on {}: logit difference {:.4} [{:.4}, {:.4}], sparsity {:.4} [{:.4}, {:.4}], accuracy {:.4} [{:.4}, {:.4}], discovery {:.2} ms [{:.2}, {:.2}]; {} pairs, {:.2} s -> {}",
+        "{} (regime: {regime}, {}) on {}: logit difference {:.4} [{:.4}, {:.4}], sparsity {:.4} [{:.4}, {:.4}], accuracy {:.4} [{:.4}, {:.4}], discovery {:.2} ms [{:.2}, {:.2}]; {} pairs, {:.2} s -> {}",
         args.target.model.display(),
+        ck.model.activation,
         task,
         s.logit_difference.mean, s.logit_difference.lo, s.logit_difference.hi,
         s.sparsity.mean, s.sparsity.lo, s.sparsity.hi,

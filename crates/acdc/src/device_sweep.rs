@@ -19,14 +19,28 @@ const CHUNK_ELEMENTS: usize = 4 << 20;
 /// scores exactly the baseline, as on the CPU; every other score agrees with
 /// the CPU sweep to f32 rounding (tested).
 ///
-/// ```no_run
+/// ```
 /// use modcirc_acdc::{DeviceSweep, PatchingSweep, TaskImages};
-/// # fn f(model: &modcirc_mlp::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
-/// let sweep = PatchingSweep::new(model, imgs)?;
-/// let device = modcirc_mlp::DeviceSpec::Cuda(0).open().map_err(|e| modcirc_acdc::AcdcError::Device(e.to_string()))?;
-/// let on_gpu = DeviceSweep::new(&sweep, &device)?;
-/// let selection = on_gpu.scores(None)?.select(15)?;
-/// # Ok(()) }
+/// use modcirc_mlp::{Activation, DeviceSpec, Mlp};
+/// let mut u = (1..).map(|i| (i as f64 * 0.618_034).fract());
+/// let model = Mlp::init(&[4, 8, 8, 2], Activation::Tanh, &mut || u.next().unwrap()).unwrap();
+/// let imgs = TaskImages {
+///     n: 3,
+///     pixels: 4,
+///     clean: (0..12).map(|i| i as f32 / 12.0).collect(),
+///     corrupted: (0..12).map(|i| 1.0 - i as f32 / 12.0).collect(),
+///     clean_labels: vec![0, 1, 0],
+///     corrupted_labels: vec![1, 0, 1],
+/// };
+/// let sweep = PatchingSweep::new(&model, &imgs)?;
+/// // `DeviceSpec::Cuda(0)` on a GPU machine with the `cuda` feature.
+/// let device = DeviceSpec::Cpu.open().map_err(|e| modcirc_acdc::AcdcError::Device(e.to_string()))?;
+/// let on_device = DeviceSweep::new(&sweep, &device)?.scores(None)?;
+/// let on_cpu = sweep.scores();
+/// for (a, b) in on_device.layers.iter().flatten().zip(on_cpu.layers.iter().flatten()) {
+///     assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3));
+/// }
+/// # Ok::<(), modcirc_acdc::AcdcError>(())
 /// ```
 pub struct DeviceSweep {
     device: Device,

@@ -15,16 +15,28 @@
 //!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD);
 //!   [`edge_acdc`], ACDC over every edge.
 //!
-//! ```no_run
+//! ```
 //! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
-//! # fn f(model: &modcirc_mlp::Mlp, imgs: &TaskImages) -> Result<(), modcirc_acdc::AcdcError> {
-//! let sweep = PatchingSweep::new(model, imgs)?;
+//! use modcirc_mlp::{Activation, Mlp};
+//! // A 6-20-20-3 ReLU network and four pairs of 6-pixel "images".
+//! let mut u = (1..).map(|i| (i as f64 * 0.618_034).fract());
+//! let model = Mlp::init(&[6, 20, 20, 3], Activation::Relu, &mut || u.next().unwrap()).unwrap();
+//! let imgs = TaskImages {
+//!     n: 4,
+//!     pixels: 6,
+//!     clean: (0..24).map(|i| (i % 7) as f32 / 7.0).collect(),
+//!     corrupted: (0..24).map(|i| (i % 5) as f32 / 5.0).collect(),
+//!     clean_labels: vec![0, 1, 2, 0],
+//!     corrupted_labels: vec![1, 2, 0, 1],
+//! };
+//! let sweep = PatchingSweep::new(&model, &imgs)?;
 //! let scores = sweep.scores();
 //! let selection = scores.select(15)?;
-//! let circuit = Circuit::new(model, selection.nodes.clone(), 0.01)?;
+//! let circuit = Circuit::new(&model, selection.nodes.clone(), 0.01)?;
 //! let eval = circuit.evaluate(&sweep, Ablation::Zero)?;
 //! println!("sparsity {:.4}, logit difference {:.3}", circuit.sparsity(), eval.logit_difference);
-//! # Ok(()) }
+//! assert!(selection.nodes.iter().all(|n| n.len() == 15));
+//! # Ok::<(), modcirc_acdc::AcdcError>(())
 //! ```
 
 #![warn(missing_docs)]

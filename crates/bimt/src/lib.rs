@@ -1,7 +1,8 @@
 //! The BIMT study's model and its training (STUDY §2).
 //!
-//! * [`Mlp`]: the 784-100-100-10 SiLU network as plain row-major `f32`
-//!   buffers, laid out on 2-D neuron coordinates ([`Layout`]).
+//! * The network is `modcirc_mlp::Mlp` (the study's: 784-100-100-10, SiLU;
+//!   any widths and activation train), laid out on 2-D neuron coordinates
+//!   ([`Layout`]).
 //! * [`Regime`]: Vanilla, L1, L1+Local, L1+Swap, BIMT.
 //! * [`ConnectionCost`]: `cc(wf)` and the swap cost, with their gradients.
 //! * [`relocate`]: the swap step, fast (`C[neuron, position]`) and naive.
@@ -13,11 +14,12 @@
 //! step at this size; [`candle_ref`] holds the same network in candle, and the
 //! tests check the fused gradients against candle's autograd.
 //!
-//! ```no_run
+//! ```
 //! use modcirc_bimt::{Regime, TrainConfig, Trainer};
 //! use modcirc_dataset::{ChecksumPolicy, Mnist};
-//! let mnist = Mnist::load("fixtures/mnist", ChecksumPolicy::Auto)?;
-//! let config = TrainConfig::new(Regime::Bimt).steps(2_000).seed(1);
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/mnist");
+//! let mnist = Mnist::load(dir, ChecksumPolicy::Auto)?; // dir: e.g. "fixtures/mnist"
+//! let config = TrainConfig::new(Regime::Bimt).steps(300).seed(1);
 //! let outcome = Trainer::new(config)?.run(&mnist.train, Some(&mnist.test), &mut |_| {})?;
 //! println!("test accuracy {:.3}", modcirc_bimt::accuracy(&outcome.model, &mnist.test));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

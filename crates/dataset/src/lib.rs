@@ -5,9 +5,10 @@
 //! panics on malformed files and downloads from a URL that no longer serves
 //! the data. Here every malformed input is an [`DatasetError`] naming the file.
 //!
-//! ```no_run
+//! ```
 //! use modcirc_dataset::{Mnist, ChecksumPolicy, Task, PairedDataset};
-//! let mnist = Mnist::load("fixtures/mnist", ChecksumPolicy::Auto)?;
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/mnist");
+//! let mnist = Mnist::load(dir, ChecksumPolicy::Auto)?; // dir: e.g. "fixtures/mnist"
 //! let task = Task::parse("circle")?;
 //! let pairs = PairedDataset::new(&mnist.test, &task, 0)?;
 //! assert!(pairs.len() > 1000);

@@ -4,9 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A global-allocator wrapper that counts live and peak heap bytes. The
 /// binary installs it (`#[global_allocator]`); libraries only read it.
 ///
-/// ```ignore
+/// ```
+/// use modcirc_metrics::CountingAlloc;
 /// #[global_allocator]
 /// static ALLOC: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+/// let buffer = vec![1u8; 1 << 20];
+/// assert!(ALLOC.peak_bytes() >= 1 << 20 && buffer[0] == 1);
 /// ```
 pub struct CountingAlloc<A> {
     inner: A,

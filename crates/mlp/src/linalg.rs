@@ -1,8 +1,8 @@
-//! Safe wrappers over the `gemm` crate for row-major buffers. Single-threaded
-//! on purpose: at batch 100 a second thread costs more than it saves, and one
-//! thread keeps the summation order, hence the weights, reproducible.
-
-use gemm::Parallelism;
+//! Matrix products on row-major buffers: safe wrappers over the `gemm`
+//! crate (the `gemm` feature, on by default), or plain loops without it.
+//! Single-threaded on purpose: at batch 100 a second thread costs more than
+//! it saves, and one thread keeps the summation order, hence the weights,
+//! reproducible.
 
 /// A row-major matrix view: `rows x cols`, element (r, c) at `r*rs + c*cs`.
 #[derive(Clone, Copy)]
@@ -28,8 +28,13 @@ fn run<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T]
     assert_eq!(a.len(), av.rows * av.cols, "lhs buffer");
     assert_eq!(b.len(), bv.rows * bv.cols, "rhs buffer");
     assert_eq!(c.len(), av.rows * bv.cols, "dst buffer");
+    product(c, a, av, b, bv, accumulate)
+}
+
+#[cfg(feature = "gemm")]
+fn product<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T], bv: View, accumulate: bool) {
     let (m, n, k) = (av.rows, bv.cols, av.cols);
-    // SAFETY: the asserts above make every index the strides reach lie inside
+    // SAFETY: `run` checked that every index the strides reach lies inside
     // the three buffers, and `c` does not alias `a` or `b` (`&mut`).
     unsafe {
         gemm::gemm(
@@ -51,26 +56,51 @@ fn run<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T]
             false,
             false,
             false,
-            Parallelism::None,
+            gemm::Parallelism::None,
         )
+    }
+}
+
+/// The same products as plain loops, for builds without `gemm` (the results
+/// differ from gemm's in the last bits: another summation order).
+#[cfg(not(feature = "gemm"))]
+fn product<T: 'static + Copy + num_one::One>(c: &mut [T], a: &[T], av: View, b: &[T], bv: View, accumulate: bool) {
+    let (m, n, k) = (av.rows, bv.cols, av.cols);
+    let at = |v: View, r: usize, col: usize| (r as isize * v.rs + col as isize * v.cs) as usize;
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = if accumulate { c[i * n + j] } else { T::zero() };
+            for t in 0..k {
+                sum = sum + a[at(av, i, t)] * b[at(bv, t, j)];
+            }
+            c[i * n + j] = sum;
+        }
     }
 }
 
 /// The element types the products take (`f32`, `f64`).
 pub mod num_one {
-    /// The multiplicative identity, which `gemm` takes as its scale factors.
-    pub trait One {
+    /// A float the products take: `1` (`gemm`'s scale factors), `0`, `+`, `×`.
+    pub trait One: Copy + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
         /// `1`.
         fn one() -> Self;
+        /// `0`.
+        fn zero() -> Self;
     }
     impl One for f32 {
         fn one() -> Self {
             1.0
         }
+        fn zero() -> Self {
+            0.0
+        }
     }
     impl One for f64 {
         fn one() -> Self {
             1.0
+        }
+        fn zero() -> Self {
+            0.0
         }
     }
 }

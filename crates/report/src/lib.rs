@@ -5,10 +5,13 @@
 //! The functions take plain data (labels, numbers, [`Summary`] intervals),
 //! so they draw any model's results, not only the study's.
 //!
-//! ```no_run
+//! ```
 //! use modcirc_report::{bar_chart, Bar};
-//! bar_chart("artifacts/fig5".as_ref(), "Peak training memory", "MiB",
+//! let stem = std::env::temp_dir().join(format!("modcirc-doc-fig5-{}", std::process::id()));
+//! let written = bar_chart(&stem, "Peak training memory", "MiB",
 //!     &[Bar { label: "BIMT".into(), segments: vec![("heap".into(), 3.2)], interval: None }])?;
+//! assert_eq!(written.len(), 2); // PNG and SVG
+//! # for p in written { std::fs::remove_file(p).unwrap(); }
 //! # Ok::<(), modcirc_report::ReportError>(())
 //! ```
 
