@@ -192,5 +192,5 @@ fn discovery_on_cuda_without_the_feature_says_so() {
     let imgs = images("circle", 50);
     let cfg = DiscoveryConfig { device: DeviceSpec::Cuda(0), bootstraps: 2, sample: 20, ..DiscoveryConfig::default() };
     let e = discover(bimt(), &imgs, &cfg, &mut |_| {}).unwrap_err().to_string();
-    assert!(e.contains("--device") && e.contains("built without CUDA support"), "{e}");
+    assert!(e.contains("cuda:0") && e.contains("built without CUDA support"), "{e}");
 }
