@@ -189,6 +189,15 @@ impl Circuit {
         self.n_edges
     }
 
+    /// Refuses a model of another shape or activation than the circuit's.
+    fn check_model(&self, model: &Mlp) -> Result<(), AcdcError> {
+        let sizes: Vec<usize> = self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect();
+        if model.sizes() != sizes || model.activation != self.activation {
+            return Err(AcdcError::Shape("the circuit was built for a model of another shape or activation".into()));
+        }
+        Ok(())
+    }
+
     /// `1 − |circuit edges| / |all weights|` (STUDY §5).
     pub fn sparsity(&self) -> f64 {
         1.0 - self.n_edges as f64 / self.n_weights as f64
@@ -229,9 +238,7 @@ impl Circuit {
     /// and the corrupted images against the model's.
     pub fn evaluate(&self, sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<CircuitEval, AcdcError> {
         let model = sweep.model;
-        if model.sizes() != self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect::<Vec<_>>() {
-            return Err(AcdcError::Shape("the circuit was built for a model of another shape".into()));
-        }
+        self.check_model(model)?;
         let n = sweep.images.n;
         let px = sweep.images.pixels;
         let mut x = sweep.images.clean.clone();
@@ -284,9 +291,7 @@ impl Circuit {
     /// metric.
     pub fn answer_metric(&self, sweep: &PatchingSweep<'_>) -> Result<f64, AcdcError> {
         let model = sweep.model;
-        if model.sizes() != self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect::<Vec<_>>() {
-            return Err(AcdcError::Shape("the circuit was built for a model of another shape".into()));
-        }
+        self.check_model(model)?;
         crate::attribution::check_labels(model, &sweep.images)?;
         let n = sweep.images.n;
         let ablated: Vec<Option<AblatedRows>> = (0..self.kept.len())

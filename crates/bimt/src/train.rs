@@ -98,7 +98,6 @@ impl TrainConfig {
         self
     }
 
-    /// `lambda` for the 0-based step `s`: ×growth from `steps/4`, again from `steps/2`.
     /// Refuses training data the model cannot take: the wrong pixel count,
     /// fewer images than one batch, or a label outside the classes. Every
     /// trainer checks with this before its first step.
