@@ -19,7 +19,7 @@ pub struct BeyondArgs {
     pub flags: DiscoverFlags,
     #[command(flatten)]
     pub acdc: AcdcArgs,
-    /// Output JSON; default artifacts/beyond/<model>-<task>.json.
+    /// Output JSON; default artifacts/beyond/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

@@ -19,7 +19,7 @@ pub struct DiscoverArgs {
     pub target: ModelTask,
     #[command(flatten)]
     pub flags: DiscoverFlags,
-    /// Output JSON; default artifacts/discover/<model>-<task>.json.
+    /// Output JSON; default artifacts/discover/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

@@ -33,7 +33,7 @@ pub struct ReproduceArgs {
     /// of 200; for CI).
     #[arg(long, default_value = "full")]
     pub profile: Profile,
-    /// Output directory; default artifacts/<profile>.
+    /// Output directory; default artifacts/PROFILE.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

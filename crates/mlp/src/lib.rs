@@ -6,7 +6,7 @@
 //!   says which class each position stands for).
 //! * [`Activation`]: SiLU, ReLU, GELU (exact and tanh form), tanh, sigmoid
 //!   and identity, each with its derivative.
-//! * [`file`]: safetensors in and out, with PyTorch's namings
+//! * [`file`](mod@file): safetensors in and out, with PyTorch's namings
 //!   (`fc{k}.weight` and `nn.Sequential`'s `0.weight`, `2.weight`, …) and
 //!   dtypes (F32, F16, BF16, F64).
 //! * [`linalg`]: the single-threaded `gemm` products the forward pass (and
