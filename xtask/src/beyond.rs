@@ -7,7 +7,7 @@ use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 
-use crate::common::{write_json, DataArgs, ModelTask};
+use crate::common::{refuse_overwrite, write_json, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
 
 #[derive(Args, Debug)]
@@ -40,9 +40,9 @@ pub struct AcdcArgs {
     /// Removed edges carry zero instead of the corrupted value.
     #[arg(long)]
     pub acdc_zero: bool,
-    /// Pairs ACDC runs on (the first of the task's).
-    #[arg(long, default_value_t = ACDC_PAIRS)]
-    pub acdc_pairs: usize,
+    /// Pairs ACDC runs on (the first of the task's), 1 to 100 000.
+    #[arg(long, default_value_t = ACDC_PAIRS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub acdc_pairs: u64,
 }
 
 impl AcdcArgs {
@@ -50,25 +50,25 @@ impl AcdcArgs {
     fn config(&self) -> anyhow::Result<AcdcConfig> {
         let config = AcdcConfig { tau: self.tau, metric: self.acdc_metric, zero_ablation: self.acdc_zero };
         config.validate().context("--tau")?;
-        anyhow::ensure!(self.acdc_pairs > 0, "--acdc-pairs must be at least 1");
         Ok(config)
     }
 }
 
 pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let acdc = args.acdc.config()?;
-    let mnist = args.data.load()?;
     let model = &args.target.model;
     let task = args.target.parse_task()?;
+    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
+    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
+    let mnist = args.data.load()?;
     let ck = args.target.load()?;
     let disc = discover_model(&mnist, &ck, model, &task, &args.flags.settings(), args.quiet)?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),
     };
-    let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &acdc, args.acdc.acdc_pairs)
+    let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &acdc, args.acdc.acdc_pairs as usize)
         .with_context(|| format!("attribution and faithfulness of {} on {task}", model.display()))?;
-    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
     write_json(&path, &b)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
     println!(

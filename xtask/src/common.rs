@@ -38,6 +38,17 @@ impl DataArgs {
     pub fn dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| repo_root().join(DEFAULT_DATA_DIR))
     }
+    /// Every file in the data directory: what no command may write over.
+    pub fn inputs(&self) -> Vec<(String, PathBuf)> {
+        let dir = self.dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .map(|p| ("a data file of --data-dir".to_string(), p))
+            .collect()
+    }
+
     pub fn load(&self) -> anyhow::Result<Mnist> {
         let policy = if self.no_verify { ChecksumPolicy::Skip } else { ChecksumPolicy::Auto };
         let dir = self.dir();
@@ -97,6 +108,34 @@ pub fn load_model(
     })
 }
 
+/// `path` as the file system resolves it (links followed); for a file that
+/// does not exist yet, its resolved directory and its name.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuses, before any work, to write an output over an input the command
+/// reads, or two outputs to one file. Each entry is (what it is, its path).
+pub fn refuse_overwrite(outputs: &[(&str, &Path)], inputs: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    for (i, (what, out)) in outputs.iter().enumerate() {
+        let target = resolved(out);
+        if let Some((name, input)) = inputs.iter().find(|(_, p)| resolved(p) == target) {
+            anyhow::bail!("{what} {} is {name} {}: refusing to write over it", out.display(), input.display());
+        }
+        if let Some((other, _)) = outputs[i + 1..].iter().find(|(_, p)| resolved(p) == target) {
+            anyhow::bail!("{what} and {other} would both be {}: choose another --out", out.display());
+        }
+    }
+    Ok(())
+}
+
 /// Serialises `value` as pretty JSON to `path` through a temporary file.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     write_atomic(path, &serde_json::to_vec_pretty(value)?)
@@ -125,6 +164,14 @@ pub struct ModelTask {
 }
 
 impl ModelTask {
+    /// What the command reads: the model, its sidecar, the data files.
+    pub fn inputs(&self, data: &DataArgs) -> Vec<(String, PathBuf)> {
+        let mut inputs = data.inputs();
+        inputs.push(("--model".into(), self.model.clone()));
+        inputs.push(("--model's sidecar".into(), modcirc_bimt::checkpoint::sidecar_path(&self.model)));
+        inputs
+    }
+
     /// The checkpoint `--model` names, read with `--activation`.
     pub fn load(&self) -> anyhow::Result<modcirc_bimt::checkpoint::Checkpoint> {
         load_model(&self.model, self.activation)

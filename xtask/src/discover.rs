@@ -11,7 +11,7 @@ use modcirc_mlp::DeviceSpec;
 use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::StudyError;
 
-use crate::common::{bar, write_json, DataArgs, ModelTask};
+use crate::common::{bar, refuse_overwrite, write_json, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
@@ -40,11 +40,12 @@ pub struct DiscoverFlags {
     /// zero, mean or resample.
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
-    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS)]
-    pub bootstraps: usize,
-    /// Pairs per bootstrap resample.
-    #[arg(long, default_value_t = DEFAULT_SAMPLE)]
-    pub sample: usize,
+    /// Bootstrap resamples, 1 to 100 000.
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub bootstraps: u64,
+    /// Pairs per bootstrap resample, 1 to 1 000 000.
+    #[arg(long, default_value_t = DEFAULT_SAMPLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sample: u64,
     /// test or train.
     #[arg(long, default_value = "test")]
     pub split: Split,
@@ -63,8 +64,8 @@ impl DiscoverFlags {
             k: self.k,
             eps: self.eps,
             ablation: self.ablation,
-            bootstraps: self.bootstraps,
-            sample: self.sample,
+            bootstraps: self.bootstraps as usize,
+            sample: self.sample as usize,
             seed: self.seed,
             device: self.device,
         };
@@ -73,12 +74,13 @@ impl DiscoverFlags {
 }
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
-    let mnist = args.data.load()?;
     let task = args.target.parse_task()?;
+    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
+    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
+    let mnist = args.data.load()?;
     let ck = args.target.load()?;
     let settings = args.flags.settings();
     let out = discover_model(&mnist, &ck, &args.target.model, &task, &settings, args.quiet)?;
-    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     write_json(&path, &out)?;
     let s = &out.report.summary;
     let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");

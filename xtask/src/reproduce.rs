@@ -38,8 +38,8 @@ pub struct ReproduceArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Train this many seeds per regime (0, 1, ...); Table 3 uses seed 0.
-    #[arg(long, default_value_t = 1)]
+    /// Train this many seeds per regime (0, 1, ...), 1 to 1 000; Table 3 uses seed 0.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub seeds: u64,
     /// Where to train and run the patching sweeps: cpu, or cuda / cuda:N with
     /// a `--features cuda` build.

@@ -8,7 +8,7 @@ use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, ST
 use modcirc_dataset::Mnist;
 use modcirc_mlp::{Activation, DeviceSpec};
 
-use crate::common::{artifacts_dir, bar, DataArgs, HeapWindow};
+use crate::common::{artifacts_dir, bar, refuse_overwrite, DataArgs, HeapWindow};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -18,8 +18,9 @@ pub struct TrainArgs {
     /// Train the five regimes one after the other.
     #[arg(long)]
     pub all: bool,
-    #[arg(long, default_value_t = 40_000)]
-    pub steps: usize,
+    /// Optimizer steps, 1 to 100 000 000.
+    #[arg(long, default_value_t = 40_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub steps: u64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Layer widths, input first, comma-separated: the study's 784,100,100,10
@@ -63,8 +64,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => Regime::ALL.to_vec(),
     };
     for regime in regimes {
-        let config =
-            TrainConfig::new(regime).steps(args.steps).seed(args.seed).sizes(&args.sizes).activation(args.activation);
+        let config = TrainConfig::new(regime)
+            .steps(args.steps as usize)
+            .seed(args.seed)
+            .sizes(&args.sizes)
+            .activation(args.activation);
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
             (Some(dir), true) => dir.join(default_model_name(&config)),
@@ -73,6 +77,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         if args.all && path.extension().is_some_and(|e| e == "safetensors") && args.out.is_some() {
             bail!("--out must be a directory with --all, got {}", path.display());
         }
+        let sidecar = checkpoint::sidecar_path(&path);
+        refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
         let meta = train_one(&mnist, config, args.device, &args.data, args.quiet)?;
         checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
         let m = &meta.0;

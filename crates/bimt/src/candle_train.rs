@@ -209,7 +209,7 @@ impl CandleTrainer {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<TrainOutcome, BimtError> {
         let cfg = self.config.clone();
-        cfg.check_data(train)?;
+        cfg.check_data(train, test)?;
         let classes = *cfg.sizes.last().unwrap();
         let start = Instant::now();
         let images = Tensor::from_slice(&train.images, (train.len(), train.pixels()), &self.device)?;

@@ -98,13 +98,25 @@ impl TrainConfig {
         self
     }
 
-    /// Refuses training data the model cannot take: the wrong pixel count,
-    /// fewer images than one batch, or a label outside the classes. Every
-    /// trainer checks with this before its first step.
-    pub fn check_data(&self, train: &ImageSet) -> Result<(), BimtError> {
+    /// Refuses data the model cannot take, before the first step: images
+    /// of the wrong pixel count or a label outside the classes in either
+    /// split, or fewer training images than one batch. Every trainer checks
+    /// with this.
+    pub fn check_data(&self, train: &ImageSet, test: Option<&ImageSet>) -> Result<(), BimtError> {
         let (inputs, classes) = (self.sizes[0], *self.sizes.last().expect("validated sizes"));
-        if train.pixels() != inputs {
-            return Err(BimtError::Data(format!("images have {} pixels, the model takes {inputs}", train.pixels())));
+        for (split, set) in [("training", Some(train)), ("test", test)] {
+            let Some(set) = set else { continue };
+            if set.pixels() != inputs {
+                return Err(BimtError::Data(format!(
+                    "{split} images have {} pixels ({}x{}), the model takes {inputs}",
+                    set.pixels(),
+                    set.rows,
+                    set.cols
+                )));
+            }
+            if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= classes) {
+                return Err(BimtError::Data(format!("{split} label {bad} is outside the model's {classes} classes")));
+            }
         }
         if train.len() < self.batch_size {
             return Err(BimtError::Data(format!(
@@ -112,9 +124,6 @@ impl TrainConfig {
                 train.len(),
                 self.batch_size
             )));
-        }
-        if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= classes) {
-            return Err(BimtError::Data(format!("label {bad} is outside the model's {classes} classes")));
         }
         Ok(())
     }
@@ -313,7 +322,7 @@ impl Trainer {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<TrainOutcome, BimtError> {
         let cfg = self.config.clone();
-        cfg.check_data(train)?;
+        cfg.check_data(train, test)?;
         let start = Instant::now();
         let mut timing = TrainTiming::default();
         let mut history = Vec::new();
@@ -535,6 +544,25 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("[784, 50, 10]"), "{e}");
+    }
+
+    #[test]
+    fn data_the_model_cannot_take_is_refused_before_training() {
+        let set = |n: usize, side: usize, label: u8| ImageSet {
+            images: vec![0.5; n * side * side],
+            labels: vec![label; n],
+            rows: side,
+            cols: side,
+        };
+        let run = |train: &ImageSet, test: &ImageSet| {
+            Trainer::new(TrainConfig::new(Regime::Vanilla).steps(5)).unwrap().run(train, Some(test), &mut |_| {})
+        };
+        let e = run(&set(200, 28, 3), &set(10, 32, 3)).err().unwrap().to_string();
+        assert!(e.contains("test images have 1024 pixels (32x32), the model takes 784"), "{e}");
+        let e = run(&set(200, 28, 3), &set(10, 28, 12)).err().unwrap().to_string();
+        assert!(e.contains("test label 12 is outside the model's 10 classes"), "{e}");
+        let e = run(&set(50, 28, 3), &set(10, 28, 3)).err().unwrap().to_string();
+        assert!(e.contains("50 training images are fewer than one batch of 100"), "{e}");
     }
 
     #[test]
