@@ -41,6 +41,16 @@ pub enum DatasetError {
         /// Bytes there are.
         found: u64,
     },
+    /// A header that declares more data than any data set here needs.
+    #[error("{path}: the header declares {declared} bytes of data, more than the limit of {limit}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header declares.
+        declared: u64,
+        /// [`crate::idx::MAX_IDX_BYTES`].
+        limit: u64,
+    },
     /// More data than the header describes.
     #[error("{path}: {extra} trailing bytes after the data the header describes")]
     TrailingBytes {

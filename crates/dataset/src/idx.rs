@@ -23,17 +23,39 @@ pub struct IdxArray {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const UBYTE: u8 = 0x08;
 
-/// Reads an IDX file (raw or gzip) and checks that its rank is `rank`.
+/// The most data bytes an IDX file may declare: 1 GiB, 20 times MNIST's
+/// training images.
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Reads an IDX file (raw or gzip) and checks that its rank is `rank`. A
+/// gzip stream is inflated only as far as its header promises (and one byte
+/// more, to tell trailing data), so a small file that inflates to gigabytes
+/// is refused without holding them.
 pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DatasetError> {
     let raw = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
-    let bytes = if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| DatasetError::io(path, e))?;
-        out
-    } else {
-        raw
-    };
+    if !raw.starts_with(&GZIP_MAGIC) {
+        return parse_idx(&raw, path, rank);
+    }
+    let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]);
+    let mut bytes = Vec::new();
+    let header = 4 + 4 * rank as u64;
+    (&mut decoder).take(header).read_to_end(&mut bytes).map_err(|e| DatasetError::io(path, e))?;
+    if bytes.len() as u64 == header && bytes[..3] == [0, 0, UBYTE] && bytes[3] as usize == rank {
+        let expected = declared_bytes(&bytes[4..]);
+        if expected > MAX_IDX_BYTES {
+            return Err(DatasetError::TooLarge { path: path.into(), declared: expected, limit: MAX_IDX_BYTES });
+        }
+        (&mut decoder).take(expected + 1).read_to_end(&mut bytes).map_err(|e| DatasetError::io(path, e))?;
+    }
     parse_idx(&bytes, path, rank)
+}
+
+/// The data bytes big-endian u32 dimensions declare (`u64::MAX` on overflow).
+fn declared_bytes(dims: &[u8]) -> u64 {
+    dims.chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
+        .try_fold(1u64, |acc, d| acc.checked_mul(d))
+        .unwrap_or(u64::MAX)
 }
 
 /// Parses the bytes of an uncompressed IDX file; `path` only names it in errors.
@@ -53,7 +75,7 @@ pub fn parse_idx(bytes: &[u8], path: &Path, rank: usize) -> Result<IdxArray, Dat
         bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     // Checked in u64 before allocating anything, so a lying header cannot
     // make us reserve more than the file holds.
-    let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).unwrap_or(u64::MAX);
+    let expected = declared_bytes(&bytes[4..header]);
     let found = (bytes.len() - header) as u64;
     if found < expected {
         return Err(DatasetError::Truncated { path: path.into(), expected, found });

@@ -179,3 +179,26 @@ fn malformed_files_are_clear_errors() {
     assert!(e.contains("more than one naming"), "{e}");
     assert!(err(b"garbage", relu).contains("not a safetensors file"));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+    /// Mutated and truncated checkpoints: an error naming the file, or a
+    /// network whose every value is finite, never a panic.
+    #[test]
+    fn mutated_checkpoints_never_panic(
+        flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8),
+        cut in 0usize..4096,
+    ) {
+        let mut bytes = to_bytes(&model(Activation::Tanh), &[], &Default::default()).unwrap();
+        for (at, v) in flips {
+            let i = at % bytes.len();
+            bytes[i] = v;
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        match from_bytes(&bytes, p(), Some(Activation::Tanh)) {
+            Ok(l) => proptest::prop_assert!(l.model.layers.iter().all(|l| l.weight.iter().chain(&l.bias).all(|v| v.is_finite()))),
+            Err(e) => proptest::prop_assert!(e.to_string().contains("f.safetensors"), "{}", e),
+        }
+    }
+}
