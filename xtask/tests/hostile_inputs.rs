@@ -29,7 +29,7 @@ fn workspace(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let mut u = (1..).map(|i| (i as f64 * 0.618_034).fract());
     let m = Mlp::init(&[784, 8, 10], Activation::Relu, &mut || u.next().unwrap()).unwrap();
     let model = dir.join("m.safetensors");
-    std::fs::write(&model, file::to_bytes(&m, &[], &Default::default()).unwrap()).unwrap();
+    std::fs::write(&model, file::to_bytes(&m, &[]).unwrap()).unwrap();
     let sidecar = dir.join("m.json");
     std::fs::write(&sidecar, b"{\"a sidecar\": true}").unwrap();
     (dir, model, sidecar)

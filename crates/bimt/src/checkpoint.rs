@@ -18,7 +18,6 @@
 //! Both files are written to a temporary name and renamed, the sidecar
 //! first, so a model file that exists is always complete and has its sidecar.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use modcirc_dataset::FileChecksum;
@@ -119,7 +118,7 @@ pub fn to_bytes(model: &Mlp, layout: &Layout) -> Result<Vec<u8>, BimtError> {
             data: c.iter().flatten().copied().collect(),
         })
         .collect();
-    Ok(file::to_bytes(model, &extra, &BTreeMap::new())?)
+    Ok(file::to_bytes(model, &extra)?)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory.

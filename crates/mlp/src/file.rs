@@ -10,7 +10,7 @@
 //! is an error, never a guess.
 //!
 //! Writing uses `fc{k}` names in f32, with the output permutation folded
-//! in, and records the activation, so that
+//! in, and records the activation (the one metadata key), so that
 //! `nn.Sequential(nn.Linear(...), nn.SiLU(), ...)` loads the weights after
 //! renaming `fc{k}` to `{2(k-1)}`.
 
@@ -22,10 +22,12 @@ use safetensors::SafeTensors;
 
 use crate::{Activation, Linear, Mlp, MlpError};
 
-/// The metadata key that names the activation.
+/// The metadata key that names the activation; the only key our files
+/// write, because safetensors writes its metadata map in hash order, and one
+/// key keeps the bytes the same for the same model.
 pub const ACTIVATION_KEY: &str = "activation";
-/// The metadata key `format`, and the value our files carry. Files of this
-/// format written before the activation was recorded were all SiLU.
+/// The metadata key `format`, and the value our files carried before they
+/// recorded the activation: those files were all SiLU.
 pub const FORMAT_KEY: &str = "format";
 /// See [`FORMAT_KEY`].
 pub const FORMAT: &str = "modcirc-mlp";
@@ -276,9 +278,9 @@ fn to_f32(t: &TensorView<'_>, name: &str, path: &Path) -> Result<Vec<f32>, MlpEr
 }
 
 /// The safetensors bytes of `model` (output permutation folded in, `fc{k}`
-/// names, f32) and `extra` tensors, with the activation and `format`
-/// recorded in the metadata beside `metadata`.
-pub fn to_bytes(model: &Mlp, extra: &[ExtraTensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>, MlpError> {
+/// names, f32) and `extra` tensors, with the activation in the metadata.
+/// The same model gives the same bytes.
+pub fn to_bytes(model: &Mlp, extra: &[ExtraTensor]) -> Result<Vec<u8>, MlpError> {
     let folded = model.with_identity_output();
     let le = |xs: &[f32]| xs.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -305,9 +307,7 @@ pub fn to_bytes(model: &Mlp, extra: &[ExtraTensor], metadata: &BTreeMap<String, 
         .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| MlpError::Shape(format!("safetensors: {e}")))?;
-    let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    meta.insert(FORMAT_KEY.into(), FORMAT.into());
-    meta.insert(ACTIVATION_KEY.into(), model.activation.to_string());
+    let meta = HashMap::from([(ACTIVATION_KEY.to_string(), model.activation.to_string())]);
     safetensors::tensor::serialize(views, Some(meta)).map_err(|e| MlpError::Shape(format!("safetensors: {e}")))
 }
 
@@ -332,5 +332,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlpError> {
 
 /// Saves `model` alone to `path` (atomically); see [`to_bytes`].
 pub fn save(path: &Path, model: &Mlp) -> Result<(), MlpError> {
-    write_atomic(path, &to_bytes(model, &[], &BTreeMap::new())?)
+    write_atomic(path, &to_bytes(model, &[])?)
 }

@@ -19,7 +19,7 @@
 //! // A 4-8-3 ReLU network from a fixed sequence of "random" numbers.
 //! let mut u = (0..).map(|i| (i as f64 * 0.618).fract());
 //! let mlp = Mlp::init(&[4, 8, 3], Activation::Relu, &mut || u.next().unwrap())?;
-//! let bytes = file::to_bytes(&mlp, &[], &Default::default())?;
+//! let bytes = file::to_bytes(&mlp, &[])?;
 //! let back = file::from_bytes(&bytes, "mlp.safetensors".as_ref(), None)?;
 //! assert_eq!(back.model, mlp); // the activation travels in the metadata
 //! let logits = mlp.forward(&[0.1, 0.2, 0.3, 0.4], 1);

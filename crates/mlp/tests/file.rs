@@ -98,7 +98,8 @@ fn our_own_files_round_trip_with_their_activation() {
     for act in Activation::ALL {
         let mut m = model(act);
         m.out_perm = vec![2, 0, 1];
-        let bytes = to_bytes(&m, &[], &Default::default()).unwrap();
+        let bytes = to_bytes(&m, &[]).unwrap();
+        assert_eq!(bytes, to_bytes(&m, &[]).unwrap(), "the same model, the same bytes");
         let back = from_bytes(&bytes, p(), None).unwrap();
         assert_eq!(back.model, m.with_identity_output());
         assert_eq!(back.naming, Naming::Fc { prefix: String::new() });
@@ -190,7 +191,7 @@ proptest::proptest! {
         flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8),
         cut in 0usize..4096,
     ) {
-        let mut bytes = to_bytes(&model(Activation::Tanh), &[], &Default::default()).unwrap();
+        let mut bytes = to_bytes(&model(Activation::Tanh), &[]).unwrap();
         for (at, v) in flips {
             let i = at % bytes.len();
             bytes[i] = v;
