@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
+use modcirc_study::discovery::sha256_file;
 
 use crate::common::{refuse_overwrite, write_json, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
@@ -62,7 +63,8 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
     let mnist = args.data.load()?;
     let ck = args.target.load()?;
-    let disc = discover_model(&mnist, &ck, model, &task, &args.flags.settings(), args.quiet)?;
+    let sha256 = sha256_file(model)?;
+    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &args.flags.settings(), args.quiet)?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),

@@ -8,7 +8,7 @@ use modcirc_acdc::{Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEF
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
-use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
+use modcirc_study::discovery::{discover_checkpoint, sha256_file, DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::StudyError;
 
 use crate::common::{bar, refuse_overwrite, write_json, DataArgs, ModelTask};
@@ -79,8 +79,9 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
     let mnist = args.data.load()?;
     let ck = args.target.load()?;
+    let sha256 = sha256_file(&args.target.model)?;
     let settings = args.flags.settings();
-    let out = discover_model(&mnist, &ck, &args.target.model, &task, &settings, args.quiet)?;
+    let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
     write_json(&path, &out)?;
     let s = &out.report.summary;
     let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
@@ -107,30 +108,31 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
 }
 
 /// [`discover_checkpoint`] with a progress bar, and the flags named in its errors.
+/// `model`: the checkpoint, its path and the SHA-256 of its bytes.
 pub fn discover_model(
     mnist: &Mnist,
-    ck: &Checkpoint,
-    model_path: &Path,
+    (ck, model_path, sha256): (&Checkpoint, &Path, &str),
     task: &Task,
     settings: &DiscoverySettings,
     quiet: bool,
 ) -> anyhow::Result<DiscoverOutput> {
     let pb = bar(settings.config.bootstraps as u64, quiet, &task.name);
-    let out = discover_checkpoint(mnist, ck, model_path, task, settings, &mut |done| pb.set_position(done as u64))
-        .map_err(|e| {
-            let flags = match e {
-                StudyError::Acdc(AcdcError::BadK { .. }) => "--k",
-                StudyError::Acdc(AcdcError::BadEps(_)) => "--eps",
-                StudyError::Acdc(AcdcError::Device(_)) => "--device",
-                StudyError::Acdc(AcdcError::EmptyTask) => "--task",
-                StudyError::Acdc(_) => "--sample, --bootstraps",
-                StudyError::Invalid(_) => "--model, --data-dir",
-                StudyError::Dataset(_) => "--task, --split",
-                _ => "--model",
-            };
-            anyhow::anyhow!("{e} ({flags})")
-        })
-        .with_context(|| format!("discovering the {task} circuit of {}", model_path.display()))?;
+    let out =
+        discover_checkpoint(mnist, ck, model_path, sha256, task, settings, &mut |done| pb.set_position(done as u64))
+            .map_err(|e| {
+                let flags = match e {
+                    StudyError::Acdc(AcdcError::BadK { .. }) => "--k",
+                    StudyError::Acdc(AcdcError::BadEps(_)) => "--eps",
+                    StudyError::Acdc(AcdcError::Device(_)) => "--device",
+                    StudyError::Acdc(AcdcError::EmptyTask) => "--task",
+                    StudyError::Acdc(_) => "--sample, --bootstraps",
+                    StudyError::Invalid(_) => "--model, --data-dir",
+                    StudyError::Dataset(_) => "--task, --split",
+                    _ => "--model",
+                };
+                anyhow::anyhow!("{e} ({flags})")
+            })
+            .with_context(|| format!("discovering the {task} circuit of {}", model_path.display()))?;
     pb.finish_and_clear();
     Ok(out)
 }

@@ -221,7 +221,8 @@ fn discover_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettin
                 None => {
                     let model_path = run.out.join(&r.path);
                     let d = run.timer.time("discover", || {
-                        discover_model(&run.mnist, &m.checkpoint, &model_path, &task, flags, run.args.quiet)
+                        let model = (&m.checkpoint, model_path.as_path(), r.sha256.as_str());
+                        discover_model(&run.mnist, model, &task, flags, run.args.quiet)
                     })?;
                     write_json(&path, &d)?;
                     (d, false)

@@ -133,12 +133,14 @@ pub fn sha256_file(path: &Path) -> Result<String, StudyError> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Discovery on one checkpoint (read from `model_path`) and task.
-/// `progress` is called after each bootstrap resample with how many are done.
+/// Discovery on one checkpoint (read from `model_path`, whose bytes hash
+/// to `model_sha256`) and task. `progress` is called after each bootstrap
+/// resample with how many are done.
 pub fn discover_checkpoint(
     mnist: &Mnist,
     ck: &Checkpoint,
     model_path: &Path,
+    model_sha256: &str,
     task: &Task,
     settings: &DiscoverySettings,
     progress: &mut dyn FnMut(usize),
@@ -154,7 +156,7 @@ pub fn discover_checkpoint(
         schema: DISCOVER_SCHEMA.into(),
         inputs: DiscoverInputs {
             model: model_path.display().to_string(),
-            model_sha256: sha256_file(model_path)?,
+            model_sha256: model_sha256.to_string(),
             regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
             task: task.clone(),
             flags: settings.clone(),
