@@ -96,22 +96,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> 
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
     let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
     let activation = resolve_activation(&metadata, activation, path)?;
-    let naming = find_naming(&st.names(), path)?;
-    let n_layers = match &naming {
-        Naming::Fc { prefix } => {
-            let mut ks: Vec<usize> = st.names().iter().filter_map(|n| fc_index(n, prefix)).collect();
-            ks.sort_unstable();
-            ks.dedup();
-            if let Some(gap) = (1..=ks.len()).find(|k| ks[k - 1] != *k) {
-                return Err(err(format!(
-                    "layers are numbered {} (no `{prefix}fc{gap}`): a gap in the numbering",
-                    ks.iter().map(|k| format!("fc{k}")).collect::<Vec<_>>().join(", ")
-                )));
-            }
-            ks.len()
-        }
-        Naming::Sequential { indices, .. } => indices.len(),
-    };
+    let (naming, n_layers) = find_naming(&st.names(), path)?;
     let mut dtype = None;
     let mut layers: Vec<Linear> = Vec::with_capacity(n_layers);
     for l in 0..n_layers {
@@ -177,13 +162,6 @@ fn resolve_activation(
     }
 }
 
-/// `k` of `{prefix}fc{k}.weight|bias`.
-fn fc_index(name: &str, prefix: &str) -> Option<usize> {
-    let stem = name.strip_suffix(".weight").or_else(|| name.strip_suffix(".bias"))?;
-    let digits = stem.strip_prefix(prefix)?.strip_prefix("fc")?;
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
-}
-
 /// Splits a `.weight`/`.bias` name into its layer group: `Fc(prefix, k)` or
 /// `Seq(prefix, i)`.
 fn classify(name: &str) -> Option<(bool, String, usize)> {
@@ -199,7 +177,9 @@ fn classify(name: &str) -> Option<(bool, String, usize)> {
     (head.is_empty() || head.ends_with('.')).then(|| (false, head.to_string(), index))
 }
 
-fn find_naming(names: &[&str], path: &Path) -> Result<Naming, MlpError> {
+/// The file's one layer naming and its number of layers; `fc` layers must
+/// be numbered 1, 2, … without a gap.
+fn find_naming(names: &[&str], path: &Path) -> Result<(Naming, usize), MlpError> {
     let mut groups: BTreeMap<(bool, String), Vec<usize>> = BTreeMap::new();
     for name in names {
         if let Some((fc, prefix, index)) = classify(name) {
@@ -226,7 +206,21 @@ fn find_naming(names: &[&str], path: &Path) -> Result<Naming, MlpError> {
             let ((fc, prefix), mut indices) = groups.into_iter().next().expect("one group");
             indices.sort_unstable();
             indices.dedup();
-            Ok(if fc { Naming::Fc { prefix } } else { Naming::Sequential { prefix, indices } })
+            let n = indices.len();
+            if !fc {
+                return Ok((Naming::Sequential { prefix, indices }, n));
+            }
+            if let Some(gap) = (1..=n).find(|k| indices[k - 1] != *k) {
+                let numbered: Vec<String> = indices.iter().map(|k| format!("fc{k}")).collect();
+                return Err(MlpError::file(
+                    path,
+                    format!(
+                        "layers are numbered {} (no `{prefix}fc{gap}`): a gap in the numbering",
+                        numbered.join(", ")
+                    ),
+                ));
+            }
+            Ok((Naming::Fc { prefix }, n))
         }
         _ => Err(MlpError::file(
             path,
