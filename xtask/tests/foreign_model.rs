@@ -1,17 +1,16 @@
 //! `cargo xtask discover` on a network saved as PyTorch saves one: F16,
 //! `nn.Sequential` names, ReLU, three hidden layers, no sidecar.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{root, xtask};
+
+use std::path::Path;
 
 use modcirc_dataset::{ChecksumPolicy, Mnist};
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{file, Activation, Mlp};
 use safetensors::tensor::{Dtype, TensorView};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A seeded 784-256-128-64-10 network (`inputs` wide), written as
 /// `save_file(net.half().state_dict(), path)` writes an `nn.Sequential`.
@@ -31,15 +30,6 @@ fn write_pytorch_like(path: &Path, inputs: usize) {
     let views: Vec<_> =
         owned.iter().map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F16, s.clone(), d).unwrap())).collect();
     std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
-}
-
-fn xtask(args: &[&str]) -> std::process::Output {
-    let data = root().join("fixtures/mnist");
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .args(["--data-dir", data.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap()
 }
 
 #[test]

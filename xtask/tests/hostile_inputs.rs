@@ -1,26 +1,17 @@
 //! Careless inputs end in a clear error, exit 1 (2 for usage), with the
 //! user's files untouched and no temporary file left behind.
 
+mod common;
+
+use common::{root, xtask};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use modcirc_mlp::{file, Activation, Mlp};
 
 /// `(name, shape, values)` of each tensor of a file.
 type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn xtask(args: &[&str]) -> Output {
-    let data = root().join("fixtures/mnist");
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .args(["--data-dir", data.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap()
-}
 
 /// A fresh directory with a small ReLU model `m.safetensors` and a sidecar `m.json`.
 fn workspace(name: &str) -> (PathBuf, PathBuf, PathBuf) {
