@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
-use modcirc_study::discovery::sha256_file;
+use modcirc_study::cache::sha256_file;
 
-use crate::common::{refuse_overwrite, write_json, DataArgs, ModelTask};
+use crate::common::{dir_of, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
 
 #[derive(Args, Debug)]
@@ -33,7 +33,7 @@ pub struct BeyondArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AcdcArgs {
     /// ACDC removes an edge when the metric gets worse by less than this.
-    #[arg(long, default_value_t = DEFAULT_TAU)]
+    #[arg(long, default_value_t = DEFAULT_TAU, allow_negative_numbers = true, value_parser = crate::common::non_negative)]
     pub tau: f64,
     /// kl (of the circuit's output distribution from the model's) or answer.
     #[arg(long, default_value = "kl")]
@@ -42,7 +42,7 @@ pub struct AcdcArgs {
     #[arg(long)]
     pub acdc_zero: bool,
     /// Pairs ACDC runs on (the first of the task's), 1 to 100 000.
-    #[arg(long, default_value_t = ACDC_PAIRS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = ACDC_PAIRS as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub acdc_pairs: u64,
 }
 
@@ -61,16 +61,18 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let task = args.target.parse_task()?;
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
-    let mnist = args.data.load()?;
     let ck = args.target.load()?;
+    let settings = args.flags.checked(&ck)?;
+    let mnist = args.data.load()?;
     let sha256 = sha256_file(model)?;
-    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &args.flags.settings(), args.quiet)?;
+    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),
     };
     let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &acdc, args.acdc.acdc_pairs as usize)
         .with_context(|| format!("attribution and faithfulness of {} on {task}", model.display()))?;
+    remove_stale_temps(dir_of(&path), args.quiet)?;
     write_json(&path, &b)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
     println!(

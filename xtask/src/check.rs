@@ -13,7 +13,12 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
-    check_artifacts(&args.dir)?;
-    println!("{}: results.json, table3.csv, REPORT.md and {} figures are complete", args.dir.display(), FIGURES.len());
+    let r = check_artifacts(&args.dir)?;
+    println!(
+        "{}: results.json, table3.csv, REPORT.md and {} figures are complete; its {} files match their recorded SHA-256",
+        args.dir.display(),
+        FIGURES.len(),
+        r.files.len()
+    );
     Ok(())
 }

@@ -24,6 +24,26 @@ pub fn artifacts_dir() -> PathBuf {
     repo_root().join("artifacts")
 }
 
+/// `--eps`: a fraction in [0, 1).
+pub fn fraction_below_one(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not in [0, 1)"))
+    }
+}
+
+/// `--tau`: a finite number, at least 0.
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not a finite number of at least 0"))
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// Directory of the four IDX files (raw or gzip'd), e.g. /usr/share/datasets/fashion-mnist.
@@ -134,6 +154,22 @@ pub fn refuse_overwrite(outputs: &[(&str, &Path)], inputs: &[(String, PathBuf)])
         }
     }
     Ok(())
+}
+
+/// Removes the temporary files that killed runs left in `dir` (those of a
+/// process that is gone), saying so unless `quiet`.
+pub fn remove_stale_temps(dir: &Path, quiet: bool) -> anyhow::Result<()> {
+    for p in modcirc_mlp::file::remove_stale_temps(dir)? {
+        if !quiet {
+            eprintln!("removed {}, left by a run that was killed", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The directory `path` is written into.
+pub fn dir_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Serialises `value` as pretty JSON to `path` through a temporary file.

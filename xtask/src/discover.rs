@@ -8,10 +8,13 @@ use modcirc_acdc::{Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEF
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
-use modcirc_study::discovery::{discover_checkpoint, sha256_file, DiscoverOutput, DiscoverySettings, Split};
+use modcirc_study::cache::sha256_file;
+use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::StudyError;
 
-use crate::common::{bar, refuse_overwrite, write_json, DataArgs, ModelTask};
+use crate::common::{
+    bar, dir_of, fraction_below_one, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask,
+};
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
@@ -31,26 +34,27 @@ pub struct DiscoverArgs {
 /// The discovery's flags, as the command line names them.
 #[derive(Args, Debug, Clone)]
 pub struct DiscoverFlags {
-    /// Neurons kept per hidden layer.
-    #[arg(long, default_value_t = DEFAULT_K)]
-    pub k: usize,
+    /// Neurons kept per hidden layer, 1 to the narrowest hidden width.
+    #[arg(long, default_value_t = DEFAULT_K as u64, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub k: u64,
     /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
-    #[arg(long, default_value_t = DEFAULT_EPS)]
+    #[arg(long, default_value_t = DEFAULT_EPS, allow_negative_numbers = true, value_parser = fraction_below_one)]
     pub eps: f64,
     /// zero, mean or resample.
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
     /// Bootstrap resamples, 1 to 100 000.
-    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub bootstraps: u64,
     /// Pairs per bootstrap resample, 1 to 1 000 000.
-    #[arg(long, default_value_t = DEFAULT_SAMPLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = DEFAULT_SAMPLE as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub sample: u64,
     /// test or train.
     #[arg(long, default_value = "test")]
     pub split: Split,
     /// Seeds the pairing shuffle and the bootstrap.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Where the patching sweep runs: cpu (the rank-1 sweep), or cuda /
     /// cuda:N with a `--features cuda` build. Circuit evaluation stays on the CPU.
@@ -59,9 +63,17 @@ pub struct DiscoverFlags {
 }
 
 impl DiscoverFlags {
+    /// The settings, checked against the model before any work: K, eps,
+    /// and what a resample of `--sample` pairs will allocate.
+    pub fn checked(&self, ck: &Checkpoint) -> anyhow::Result<DiscoverySettings> {
+        let settings = self.settings();
+        settings.config.check(&ck.model).map_err(|e| anyhow::anyhow!("{e} (--sample, --bootstraps, --eps)"))?;
+        Ok(settings)
+    }
+
     pub fn settings(&self) -> DiscoverySettings {
         let config = DiscoveryConfig {
-            k: self.k,
+            k: self.k as usize,
             eps: self.eps,
             ablation: self.ablation,
             bootstraps: self.bootstraps as usize,
@@ -77,11 +89,12 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let task = args.target.parse_task()?;
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
-    let mnist = args.data.load()?;
     let ck = args.target.load()?;
+    let settings = args.flags.checked(&ck)?;
+    let mnist = args.data.load()?;
     let sha256 = sha256_file(&args.target.model)?;
-    let settings = args.flags.settings();
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
+    remove_stale_temps(dir_of(&path), args.quiet)?;
     write_json(&path, &out)?;
     let s = &out.report.summary;
     let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
@@ -125,6 +138,7 @@ pub fn discover_model(
                     StudyError::Acdc(AcdcError::BadEps(_)) => "--eps",
                     StudyError::Acdc(AcdcError::Device(_)) => "--device",
                     StudyError::Acdc(AcdcError::EmptyTask) => "--task",
+                    StudyError::Acdc(AcdcError::NonFinite { .. }) => "--model",
                     StudyError::Acdc(_) => "--sample, --bootstraps",
                     StudyError::Invalid(_) => "--model, --data-dir",
                     StudyError::Dataset(_) => "--task, --split",

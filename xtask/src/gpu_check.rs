@@ -29,8 +29,9 @@ pub struct GpuCheckArgs {
     #[arg(long, default_value = "cuda")]
     pub device: DeviceSpec,
     /// Steps of the short CPU-vs-GPU training comparison (one relocation at 500).
-    #[arg(long, default_value_t = 520)]
-    pub steps: usize,
+    #[arg(long, default_value_t = 520, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub steps: u64,
     /// Where to write gpu-check.json.
     #[arg(long, default_value = "gpu-check")]
     pub out: PathBuf,
@@ -176,7 +177,8 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
     let mut training = Vec::new();
     let x = &mnist.test.images[..1000 * mnist.test.pixels()];
     for regime in [Regime::Vanilla, Regime::L1, Regime::Bimt] {
-        let cfg = TrainConfig::new(regime).steps(args.steps).history_every(args.steps);
+        let steps = args.steps as usize;
+        let cfg = TrainConfig::new(regime).steps(steps).history_every(steps);
         let t = Instant::now();
         let cpu = Trainer::new(cfg.clone())?.run(&mnist.train, None, &mut |_| {})?;
         let cpu_s = t.elapsed().as_secs_f64();
@@ -199,7 +201,7 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
             .fold(0.0, f64::max);
         let check = TrainCheck {
             regime,
-            steps: args.steps,
+            steps: args.steps as usize,
             same_swaps: cpu.model.out_perm == gpu.model.out_perm && cpu.timing.swaps == gpu.timing.swaps,
             cpu_swaps: cpu.timing.swaps,
             gpu_swaps: gpu.timing.swaps,

@@ -14,6 +14,8 @@ use modcirc_dataset::{Mnist, Task};
 use modcirc_metrics::PhaseTimer;
 use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS, BEYOND_SCHEMA};
+use modcirc_study::cache::{self, FileRecord, Lookup};
+use modcirc_study::check::REPORT_FILES;
 use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, Split, DISCOVERY_REVISION};
 use modcirc_study::figures::{figures, NetworkPanel};
 use modcirc_study::measure::{environment, inference_timing};
@@ -22,7 +24,7 @@ use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RES
 use modcirc_study::verdicts::verdicts;
 use sha2::{Digest, Sha256};
 
-use crate::common::{artifacts_dir, bar, repo_root, write_atomic, write_json, DataArgs};
+use crate::common::{artifacts_dir, bar, refuse_overwrite, remove_stale_temps, repo_root, write_atomic, DataArgs};
 use crate::discover::discover_model;
 use crate::train::train_one;
 
@@ -39,7 +41,7 @@ pub struct ReproduceArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Train this many seeds per regime (0, 1, ...), 1 to 1 000; Table 3 uses seed 0.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub seeds: u64,
     /// Where to train and run the patching sweeps: cpu, or cuda / cuda:N with
     /// a `--features cuda` build.
@@ -66,12 +68,14 @@ struct Found {
     circle: Vec<(Regime, DiscoverOutput)>,
 }
 
-/// The run's shared state: its flags, where it writes, its data and timers.
+/// The run's shared state: its flags, where it writes, its data and timers,
+/// and every file it wrote or reused.
 struct Run<'a> {
     args: &'a ReproduceArgs,
     out: PathBuf,
     mnist: Mnist,
     timer: PhaseTimer,
+    files: Vec<FileRecord>,
 }
 
 impl Run<'_> {
@@ -79,6 +83,54 @@ impl Run<'_> {
         if !self.args.quiet {
             eprintln!("{msg}");
         }
+    }
+
+    /// The files of the cached unit whose main file is `main`, when they
+    /// match their recorded hashes; a stale unit is reported and recomputed.
+    fn cached(&self, main: &Path, files: &[&Path]) -> Option<Vec<Vec<u8>>> {
+        if self.args.force {
+            return None;
+        }
+        match cache::lookup(&cache::listing_path(main), files) {
+            Lookup::Hit(bytes) => Some(bytes),
+            Lookup::Miss => None,
+            Lookup::Stale(why) => {
+                eprintln!("warning: {why}; recomputing it");
+                None
+            }
+        }
+    }
+
+    /// A cached JSON unit, parsed; `None` when it must be recomputed.
+    fn cached_json<T: serde::de::DeserializeOwned>(&mut self, path: &Path) -> Option<T> {
+        let bytes = self.cached(path, &[path])?.pop()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => {
+                self.files.push(FileRecord::of(&self.out, path, &bytes));
+                Some(v)
+            }
+            Err(e) => {
+                eprintln!("warning: {}: {e}; recomputing it", path.display());
+                None
+            }
+        }
+    }
+
+    /// Writes a JSON unit and records it in its listing and in the run's files.
+    fn store_json<T: serde::Serialize>(&mut self, path: &Path, value: &T) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(value)?;
+        write_atomic(path, &bytes)?;
+        cache::record(&cache::listing_path(path), &[(path, &bytes)])?;
+        self.files.push(FileRecord::of(&self.out, path, &bytes));
+        Ok(())
+    }
+
+    /// Writes a file of the report and records it in the run's files.
+    fn store(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let path = self.out.join(name);
+        write_atomic(&path, bytes)?;
+        self.files.push(FileRecord::of(&self.out, &path, bytes));
+        Ok(path)
     }
 }
 
@@ -91,14 +143,36 @@ fn short_hash(parts: &[&[u8]]) -> String {
     h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Refuses an output directory that is the data directory, or whose report
+/// files would land on a data file.
+fn refuse_out_over_data(out: &Path, data: &DataArgs) -> anyhow::Result<()> {
+    let (o, d) = (out.canonicalize(), data.dir().canonicalize());
+    if let (Ok(o), Ok(d)) = (&o, &d) {
+        if o == d {
+            anyhow::bail!(
+                "--out {} is the data directory {} (--data-dir): choose another --out",
+                out.display(),
+                data.dir().display()
+            );
+        }
+    }
+    let names = REPORT_FILES.map(|f| out.join(f));
+    let outputs: Vec<(&str, &Path)> = names.iter().map(|p| ("--out's", p.as_path())).collect();
+    refuse_overwrite(&outputs, &data.inputs())
+}
+
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = args.profile.settings();
     let out = args.out.clone().unwrap_or_else(|| artifacts_dir().join(args.profile.name()));
+    refuse_out_over_data(&out, &args.data)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
     let mut timer = PhaseTimer::new();
     let mnist = timer.time("data", || args.data.load())?;
-    let mut run = Run { args: &args, out, mnist, timer };
+    let mut run = Run { args: &args, out, mnist, timer, files: Vec::new() };
+    for sub in ["", "models", "discover", "beyond", "figures"] {
+        remove_stale_temps(&run.out.join(sub), args.quiet)?;
+    }
     run.say(format!(
         "[reproduce {}] data: {} train / {} test images from {}",
         args.profile,
@@ -137,6 +211,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         inference,
         beyond: found.beyond,
         figures: Vec::new(),
+        files: Vec::new(),
     };
     report_stage(run, results, &models, &found.circle, started)
 }
@@ -157,21 +232,25 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
                 args.device.to_string().as_bytes(),
             ]);
             let path = run.out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
-            let cached = if args.force { None } else { load_cached_model(&path) };
-            let (checkpoint, bytes, was_cached) = match cached {
-                Some((ck, bytes)) => (ck, bytes, true),
+            let sidecar = checkpoint::sidecar_path(&path);
+            let (checkpoint, saved, was_cached) = match load_cached_model(run, &path) {
+                Some((ck, saved)) => (ck, saved, true),
                 None => {
                     let (meta, model, layout) = run
                         .timer
                         .time("train", || train_one(&run.mnist, config.clone(), args.device, &args.data, args.quiet))?;
-                    let bytes = checkpoint::save(&path, &model, &layout, &meta)
+                    let saved = checkpoint::save(&path, &model, &layout, &meta)
                         .with_context(|| format!("saving {}", path.display()))?;
+                    cache::record(&cache::listing_path(&path), &[(&path, &saved.weights), (&sidecar, &saved.sidecar)])?;
                     // The model as the file holds it (output permutation
                     // folded in), so that a resumed run computes the same bits.
-                    let (model, layout) = checkpoint::from_bytes(&bytes, &path, None)?;
-                    (Checkpoint { model, layout, meta: Some(meta) }, bytes, false)
+                    let (model, layout) = checkpoint::from_bytes(&saved.weights, &path, None)?;
+                    (Checkpoint { model, layout, meta: Some(meta) }, saved, false)
                 }
             };
+            run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
+            run.files.push(FileRecord::of(&run.out, &sidecar, &saved.sidecar));
+            let bytes = saved.weights;
             let meta = checkpoint.meta.clone().context("a cached model without its sidecar")?;
             run.say(format!(
                 "[train] {:>8} seed {seed}: test accuracy {:.4}, {:.1} s{}",
@@ -189,12 +268,21 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
     Ok(models)
 }
 
-/// A cached checkpoint with its sidecar, and its bytes; `None` when there is
-/// none or it does not load (then it is retrained).
-fn load_cached_model(path: &Path) -> Option<(Checkpoint, Vec<u8>)> {
-    let bytes = std::fs::read(path).ok()?;
-    let ck = checkpoint::load_bytes(&bytes, path, None).ok()?;
-    ck.meta.is_some().then_some((ck, bytes))
+/// A cached checkpoint with its sidecar, both matching their recorded
+/// hashes; `None` when there is none or it cannot be trusted (then it is
+/// retrained).
+fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoint::Saved)> {
+    let sidecar = checkpoint::sidecar_path(path);
+    let mut files = run.cached(path, &[path, &sidecar])?;
+    let saved = checkpoint::Saved { sidecar: files.pop()?, weights: files.pop()? };
+    match checkpoint::load_bytes(&saved.weights, path, None) {
+        Ok(ck) if ck.meta.is_some() => Some((ck, saved)),
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("warning: {e}; retraining it");
+            None
+        }
+    }
 }
 
 /// Discovery on both tasks for every model, and STUDY §8 on the seed-0
@@ -216,7 +304,7 @@ fn discover_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettin
             };
             let stem = format!("{}-seed{}-{}", r.regime, r.seed, task.name);
             let path = run.out.join("discover").join(format!("{stem}-{}.json", key(&[])));
-            let (d, cached) = match cached_json::<DiscoverOutput>(run, &path) {
+            let (d, cached) = match run.cached_json::<DiscoverOutput>(&path) {
                 Some(d) => (d, true),
                 None => {
                     let model_path = run.out.join(&r.path);
@@ -224,7 +312,7 @@ fn discover_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettin
                         let model = (&m.checkpoint, model_path.as_path(), r.sha256.as_str());
                         discover_model(&run.mnist, model, &task, flags, run.args.quiet)
                     })?;
-                    write_json(&path, &d)?;
+                    run.store_json(&path, &d)?;
                     (d, false)
                 }
             };
@@ -241,15 +329,6 @@ fn discover_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettin
     Ok(found)
 }
 
-/// A cached JSON result, or `None` when `--force` is given or the file is
-/// missing or unreadable (then it is recomputed).
-fn cached_json<T: serde::de::DeserializeOwned>(run: &Run<'_>, path: &Path) -> Option<T> {
-    if run.args.force {
-        return None;
-    }
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
 /// STUDY §8 on one seed-0 model and task, cached at `path`.
 fn beyond_one(
     run: &mut Run<'_>,
@@ -259,7 +338,7 @@ fn beyond_one(
     path: &Path,
 ) -> anyhow::Result<BeyondResult> {
     let r = &m.result;
-    let b = match cached_json::<BeyondResult>(run, path) {
+    let b = match run.cached_json::<BeyondResult>(path) {
         Some(b) => b,
         None => {
             let who = (Some(r.regime), Some(r.seed));
@@ -268,7 +347,7 @@ fn beyond_one(
                 .timer
                 .time("beyond", || analyse(&run.mnist, model, who, d, &AcdcConfig::default(), ACDC_PAIRS))
                 .with_context(|| format!("attribution and faithfulness of {} on {task}", r.regime))?;
-            write_json(path, &b)?;
+            run.store_json(path, &b)?;
             b
         }
     };
@@ -340,12 +419,19 @@ fn report_stage(
         .collect();
     let written = run.timer.time("figures", || figures(&out.join("figures"), &results, &networks))?;
     results.figures = written.iter().map(|p| rel(&out, p)).collect();
+    for p in &written {
+        // Drawn to a file by the chart code: read once, to record its hash.
+        let bytes = std::fs::read(p).with_context(|| format!("reading back {}", p.display()))?;
+        run.files.push(FileRecord::of(&out, p, &bytes));
+    }
     results.stage_seconds = run.timer.phases().clone();
     results.total_seconds = started.elapsed().as_secs_f64();
-    write_json(&out.join("results.json"), &results)?;
-    write_atomic(&out.join("table3.csv"), table3_csv(&results).as_bytes())?;
-    write_atomic(&out.join("REPORT.md"), markdown(&results).as_bytes())?;
-    println!("{}", out.join("REPORT.md").display());
+    let [table3, report, results_json] = REPORT_FILES;
+    run.store(table3, table3_csv(&results).as_bytes())?;
+    let report = run.store(report, markdown(&results).as_bytes())?;
+    results.files = run.files;
+    write_atomic(&out.join(results_json), &serde_json::to_vec_pretty(&results)?)?;
+    println!("{}", report.display());
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, ST
 use modcirc_dataset::Mnist;
 use modcirc_mlp::{Activation, DeviceSpec};
 
-use crate::common::{artifacts_dir, bar, refuse_overwrite, DataArgs, HeapWindow};
+use crate::common::{artifacts_dir, bar, dir_of, refuse_overwrite, remove_stale_temps, DataArgs, HeapWindow};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -19,15 +19,17 @@ pub struct TrainArgs {
     #[arg(long)]
     pub all: bool,
     /// Optimizer steps, 1 to 100 000 000.
-    #[arg(long, default_value_t = 40_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, default_value_t = 40_000, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub steps: u64,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Layer widths, input first, comma-separated: the study's 784,100,100,10
     /// by default. Square hidden widths keep the study's grid; others go on
-    /// a near-square grid (ARCHITECTURE.md).
-    #[arg(long, value_delimiter = ',', default_values_t = STUDY_SIZES)]
-    pub sizes: Vec<usize>,
+    /// a near-square grid (ARCHITECTURE.md). Each width 1 to 100 000.
+    #[arg(long, value_delimiter = ',', default_values_t = STUDY_SIZES.map(|w| w as u64), allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub sizes: Vec<u64>,
     /// The hidden layers' activation: silu (the study's), relu, gelu,
     /// gelu-tanh, tanh, sigmoid or identity.
     #[arg(long, default_value_t = STUDY_ACTIVATION)]
@@ -67,7 +69,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let config = TrainConfig::new(regime)
             .steps(args.steps as usize)
             .seed(args.seed)
-            .sizes(&args.sizes)
+            .sizes(&args.sizes.iter().map(|&w| w as usize).collect::<Vec<_>>())
             .activation(args.activation);
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
@@ -79,6 +81,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         let sidecar = checkpoint::sidecar_path(&path);
         refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
+        remove_stale_temps(dir_of(&path), args.quiet)?;
         let meta = train_one(&mnist, config, args.device, &args.data, args.quiet)?;
         checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
         let m = &meta.0;

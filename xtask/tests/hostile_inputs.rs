@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{root, xtask};
+use common::{root, xtask, xtask_on};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -79,10 +79,23 @@ fn flags_out_of_range_are_usage_errors_before_any_work() {
     let m = model.to_str().unwrap();
     let out = dir.join("o.json");
     let o_path = out.to_str().unwrap();
-    for (flag, value) in [("--bootstraps", "0"), ("--sample", "100000000"), ("--bootstraps", "1000000000")] {
+    for (flag, value) in [
+        ("--bootstraps", "0"),
+        ("--sample", "100000000"),
+        ("--bootstraps", "1000000000"),
+        ("--k", "-1"),
+        ("--eps", "1"),
+    ] {
         let o = xtask(&["discover", "--model", m, "--task", "circle", "--out", o_path, flag, value]);
-        refused(&o, 2, &[flag], &inputs, &dir);
+        refused(&o, 2, &[flag, value], &inputs, &dir);
     }
+    // In range, but a resample of a million pairs would hold 9 GiB: refused
+    // from the model's widths before the data is even read.
+    let plain = dir.join("plain.safetensors");
+    std::fs::copy(&model, &plain).unwrap();
+    let p = plain.to_str().unwrap();
+    let o = xtask(&["discover", "--model", p, "--task", "circle", "--out", o_path, "--sample", "1000000", "--k", "4"]);
+    refused(&o, 1, &["sample = 1000000", "GiB", "--sample"], &[(&plain, &m_bytes)], &dir);
     let o = xtask(&["reproduce", "--profile", "smoke", "--seeds", "0", "--out", dir.join("r").to_str().unwrap()]);
     refused(&o, 2, &["--seeds"], &inputs, &dir);
     let o = xtask(&["train", "--regime", "l1", "--steps", "0", "--out", dir.join("t.safetensors").to_str().unwrap()]);
@@ -135,6 +148,17 @@ fn malformed_checkpoints_are_clear_errors() {
             },
             "`fc2.weight` holds NaN at index [1, 5]",
         ),
+        (
+            // Finite weights whose second layer sums eight values of 3e38.
+            "overflow.safetensors",
+            {
+                let mut t = [layer(1, 8, 784), layer(2, 10, 8)].concat();
+                t[1].2.fill(3e38);
+                t[2].2.fill(1.0);
+                t
+            },
+            "the model's logits on pair 0 (clean image) is not finite",
+        ),
     ];
     for (name, tensors, message) in cases {
         let path = write(name, &tensors);
@@ -154,5 +178,165 @@ fn malformed_checkpoints_are_clear_errors() {
         refused(&o, 1, &[message, name], &[(&path, &bytes)], &dir);
         assert!(!out.exists());
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every file under `dir` with its bytes: what must be unchanged afterwards.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A data directory of raw IDX files: 200 training images 28x28 and 20 test
+/// images `test_side` square, labels cycling through 0..9.
+fn data_dir(name: &str, test_side: usize, test_label: Option<u8>) -> PathBuf {
+    use modcirc_dataset::idx::encode_idx;
+    let dir = std::env::temp_dir().join(format!("modcirc-hostile-data-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (prefix, n, side) in [("train", 200, 28), ("t10k", 20, test_side)] {
+        let images: Vec<u8> = (0..n * side * side).map(|i| (i * 31 % 251) as u8).collect();
+        let mut labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        if prefix == "t10k" {
+            if let Some(l) = test_label {
+                labels[7] = l;
+            }
+        }
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), encode_idx(&[n, side, side], &images)).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), encode_idx(&[n], &labels)).unwrap();
+    }
+    dir
+}
+
+/// `train` on `data` refused with `needles`, the data untouched, no model written.
+fn train_refused(data: &Path, needles: &[&str]) {
+    let before = snapshot(data);
+    let out = data.join("m.safetensors");
+    let o = xtask_on(data, &["train", "--regime", "l1", "--steps", "1", "--out", out.to_str().unwrap()]);
+    let inputs: Vec<(&Path, &[u8])> = before.iter().map(|(p, b)| (p.as_path(), b.as_slice())).collect();
+    refused(&o, 1, needles, &inputs, data);
+    assert_eq!(snapshot(data), before, "files added or changed in {}", data.display());
+}
+
+#[test]
+fn data_that_does_not_fit_the_model_is_refused_before_training() {
+    // Test images of another size, or of no size: once a panic after training.
+    let d = data_dir("side32", 32, None);
+    train_refused(&d, &["test images have 1024 pixels (32x32), the model takes 784", "--data-dir"]);
+    std::fs::remove_dir_all(d).unwrap();
+    let d = data_dir("side0", 0, None);
+    train_refused(&d, &["test images have 0 pixels (0x0)"]);
+    std::fs::remove_dir_all(d).unwrap();
+    // A label outside the classes, in the test split.
+    let d = data_dir("label", 28, Some(12));
+    train_refused(&d, &["test label 12 is outside the model's 10 classes"]);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_partial_listing_or_something_else_where_a_data_file_should_be_is_named() {
+    let d = data_dir("listing", 28, None);
+    let hash = |name: &str| {
+        use sha2::{Digest, Sha256};
+        let bytes = std::fs::read(d.join(name)).unwrap();
+        Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"];
+    let listing: String = names.iter().map(|n| format!("{}  {n}\n", hash(n))).collect();
+    std::fs::write(d.join("SHA256SUMS"), listing).unwrap();
+    train_refused(&d, &["SHA256SUMS does not list t10k-labels-idx1-ubyte", "--no-verify"]);
+    std::fs::remove_file(d.join("SHA256SUMS")).unwrap();
+    // A directory where the test labels should be.
+    let labels = d.join("t10k-labels-idx1-ubyte");
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::remove_file(&labels).unwrap();
+    std::fs::create_dir(&labels).unwrap();
+    train_refused(&d, &["t10k-labels-idx1-ubyte: a directory, where the data file"]);
+    std::fs::remove_dir(&labels).unwrap();
+    // A loop of links.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(d.join("loop"), &labels).unwrap();
+        std::os::unix::fs::symlink(&labels, d.join("loop")).unwrap();
+        train_refused(&d, &["t10k-labels-idx1-ubyte: cannot be read", "symbolic links"]);
+        std::fs::remove_file(&labels).unwrap();
+        std::fs::remove_file(d.join("loop")).unwrap();
+    }
+    std::fs::write(&labels, bytes).unwrap();
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_sidecar_that_contradicts_the_weights_is_refused() {
+    let d = data_dir("sidecar", 28, None);
+    let a = d.join("a.safetensors");
+    let o =
+        xtask_on(&d, &["train", "--regime", "l1", "--steps", "1", "--sizes", "784,8,10", "--out", a.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // Another network, given a's sidecar.
+    let mut u = (1..).map(|i| (i as f64 * 0.618_034).fract());
+    let other = Mlp::init(&[784, 9, 10], Activation::Silu, &mut || u.next().unwrap()).unwrap();
+    let b = d.join("b.safetensors");
+    std::fs::write(&b, file::to_bytes(&other, &[]).unwrap()).unwrap();
+    std::fs::copy(d.join("a.json"), d.join("b.json")).unwrap();
+    let (b_bytes, side) = (std::fs::read(&b).unwrap(), std::fs::read(d.join("b.json")).unwrap());
+    let out = d.join("o.json");
+    let o =
+        xtask_on(&d, &["discover", "--model", b.to_str().unwrap(), "--task", "circle", "--out", out.to_str().unwrap()]);
+    let side_path = d.join("b.json");
+    refused(
+        &o,
+        1,
+        &["b.json", "the sidecar says [784, 8, 10] silu, the weights are [784, 9, 10] silu"],
+        &[(&b, &b_bytes), (&side_path, &side)],
+        &d,
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_failed_write_leaves_no_sidecar_and_no_temporary_file() {
+    let d = data_dir("failed-write", 28, None);
+    // A directory where the model should go: as a full disk, the model's
+    // write fails after its sidecar was written.
+    let out = d.join("m.safetensors");
+    std::fs::create_dir_all(out.join("in-the-way")).unwrap();
+    let o = xtask_on(&d, &["train", "--regime", "l1", "--steps", "1", "--out", out.to_str().unwrap()]);
+    refused(&o, 1, &["saving", "m.safetensors"], &[], &d);
+    assert!(!d.join("m.json").exists(), "an orphan sidecar");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn temporary_files_of_a_killed_run_are_removed_by_the_next() {
+    let (dir, model, sidecar) = workspace("stale");
+    std::fs::remove_file(sidecar).unwrap();
+    // pid_max is at most 2^22 on Linux: no process has this pid.
+    let stale = dir.join("o.json.tmp4999999");
+    std::fs::write(&stale, b"half a discovery").unwrap();
+    let out = dir.join("o.json");
+    let o = xtask(&[
+        "discover",
+        "--model",
+        model.to_str().unwrap(),
+        "--activation",
+        "relu",
+        "--task",
+        "circle",
+        "--bootstraps",
+        "2",
+        "--k",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.exists() && !stale.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -19,6 +19,10 @@ pub const DEFAULT_BOOTSTRAPS: usize = 50;
 /// Pairs per bootstrap resample (STUDY §5).
 pub const DEFAULT_SAMPLE: usize = 500;
 
+/// The most a bootstrap resample may hold (its images and activations):
+/// a larger `sample` is refused before anything is allocated.
+pub const MAX_RESAMPLE_BYTES: u64 = 2 << 30;
+
 /// Flags of one discovery run (STUDY §4-§5 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveryConfig {
@@ -39,6 +43,42 @@ pub struct DiscoveryConfig {
     /// always runs on the CPU.
     #[serde(default)]
     pub device: DeviceSpec,
+}
+
+impl DiscoveryConfig {
+    /// Bytes one resample of `sample` pairs holds on `model`: the clean and
+    /// corrupted images, and both runs' activations before and after the
+    /// nonlinearity. Computed without overflow.
+    pub fn resample_bytes(&self, model: &Mlp) -> u64 {
+        let widths: u64 = model.layers.iter().map(|l| l.n_out as u64).sum();
+        let per_pair = 2 * model.n_inputs() as u64 + 4 * widths;
+        (self.sample as u64).saturating_mul(per_pair).saturating_mul(4)
+    }
+
+    /// Refuses settings that cannot give a result: no resample, no pair,
+    /// or a resample over [`MAX_RESAMPLE_BYTES`] on `model`.
+    pub fn check(&self, model: &Mlp) -> Result<(), AcdcError> {
+        if !(0.0..1.0).contains(&self.eps) {
+            return Err(AcdcError::BadEps(self.eps));
+        }
+        if self.bootstraps == 0 || self.sample == 0 {
+            // Every summary would be the mean of nothing: NaN.
+            return Err(AcdcError::BadOption(format!(
+                "bootstraps = {}, sample = {}: both must be at least 1",
+                self.bootstraps, self.sample
+            )));
+        }
+        let bytes = self.resample_bytes(model);
+        if bytes > MAX_RESAMPLE_BYTES {
+            return Err(AcdcError::BadOption(format!(
+                "sample = {}: a resample of that many pairs holds {:.1} GiB on this model, more than the limit of {} GiB",
+                self.sample,
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_RESAMPLE_BYTES >> 30
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DiscoveryConfig {
@@ -122,9 +162,7 @@ pub fn discover(
     config: &DiscoveryConfig,
     progress: &mut dyn FnMut(usize),
 ) -> Result<DiscoveryReport, AcdcError> {
-    if !(0.0..1.0).contains(&config.eps) {
-        return Err(AcdcError::BadEps(config.eps));
-    }
+    config.check(model)?;
     let sweep = PatchingSweep::new(model, images)?;
     let on_device = match config.device {
         DeviceSpec::Cpu => None,

@@ -33,6 +33,18 @@ pub enum AcdcError {
     /// A candle operation failed on the device.
     #[error("on the device: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A forward pass that overflows f32: weights so large that an
+    /// activation or logit is infinite or NaN, which would make every
+    /// metric NaN and the circuit arbitrary.
+    #[error("the model's {what} on pair {pair} ({image} image) is not finite: its weights overflow f32")]
+    NonFinite {
+        /// `logits` or `hidden layer N`.
+        what: String,
+        /// The pair's index in the task.
+        pair: usize,
+        /// `clean` or `corrupted`.
+        image: &'static str,
+    },
     /// An ablation that is not `zero`, `mean` or `resample`.
     #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
     UnknownAblation(String),

@@ -57,7 +57,7 @@ pub use circuit::{Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
     discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,
-    DEFAULT_K, DEFAULT_SAMPLE,
+    DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
 pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;

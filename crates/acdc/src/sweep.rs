@@ -87,6 +87,19 @@ pub struct Selection {
     pub decided_by_tie: Vec<usize>,
 }
 
+/// Refuses activations with an infinite or NaN value: every score and
+/// metric computed from them would be NaN.
+fn check_finite(a: &Activations, image: &'static str) -> Result<(), AcdcError> {
+    let last = a.post.len() - 1;
+    for (l, values) in a.post.iter().enumerate() {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            let what = if l == last { "logits".to_string() } else { format!("hidden layer {}", l + 1) };
+            return Err(AcdcError::NonFinite { what, pair: i / (values.len() / a.n), image });
+        }
+    }
+    Ok(())
+}
+
 impl<'m> PatchingSweep<'m> {
     /// Runs `model` on the clean and the corrupted images once; refuses images of another width and a model without a hidden layer.
     pub fn new(model: &'m Mlp, images: &TaskImages) -> Result<PatchingSweep<'m>, AcdcError> {
@@ -103,12 +116,11 @@ impl<'m> PatchingSweep<'m> {
         if model.layers.len() < 2 {
             return Err(AcdcError::Shape("the model has no hidden layer".into()));
         }
-        Ok(PatchingSweep {
-            model,
-            clean: model.activations(&images.clean, images.n),
-            corrupted: model.activations(&images.corrupted, images.n),
-            images: images.clone(),
-        })
+        let clean = model.activations(&images.clean, images.n);
+        let corrupted = model.activations(&images.corrupted, images.n);
+        check_finite(&clean, "clean")?;
+        check_finite(&corrupted, "corrupted")?;
+        Ok(PatchingSweep { model, clean, corrupted, images: images.clone() })
     }
 
     /// The sweep restricted to pairs `idx` (repeats allowed), reusing the cached runs.

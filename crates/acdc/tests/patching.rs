@@ -194,3 +194,26 @@ fn discovery_on_cuda_without_the_feature_says_so() {
     let e = discover(bimt(), &imgs, &cfg, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("cuda:0") && e.contains("built without CUDA support"), "{e}");
 }
+
+#[test]
+fn weights_that_overflow_f32_are_refused_not_turned_into_nan_metrics() {
+    let imgs = images("circle", 20);
+    let mut model = bimt().clone();
+    // Finite weights, but the second hidden layer sums 100 values of 3e38.
+    model.layers[0].bias.fill(3e38);
+    model.layers[1].weight.fill(1.0);
+    let Err(err) = PatchingSweep::new(&model, &imgs) else { panic!("an overflowing model is refused") };
+    assert!(matches!(&err, AcdcError::NonFinite { .. }), "{err}");
+    assert!(err.to_string().contains("is not finite"), "{err}");
+    let err = discover(&model, &imgs, &DiscoveryConfig::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, AcdcError::NonFinite { .. }), "{err}");
+    // Zero bootstraps would make every summary the mean of nothing.
+    let none = DiscoveryConfig { bootstraps: 0, ..DiscoveryConfig::default() };
+    let err = discover(bimt(), &imgs, &none, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("bootstraps = 0"), "{err}");
+    // A resample too large to hold is refused before it is allocated.
+    let huge = DiscoveryConfig { sample: 1_000_000, ..DiscoveryConfig::default() };
+    assert!(huge.resample_bytes(bimt()) > modcirc_acdc::MAX_RESAMPLE_BYTES);
+    let err = discover(bimt(), &imgs, &huge, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("sample = 1000000") && err.to_string().contains("GiB"), "{err}");
+}

@@ -126,15 +126,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BimtError> {
     Ok(file::write_atomic(path, bytes)?)
 }
 
-/// Saves the model and its sidecar (sidecar first, both atomically);
-/// returns the bytes of the model file, so that a caller can hash them
-/// without reading the file back.
-pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<Vec<u8>, BimtError> {
-    let bytes = to_bytes(model, layout)?;
-    let json = serde_json::to_vec_pretty(meta).map_err(|e| BimtError::Config(format!("sidecar: {e}")))?;
-    write_atomic(&sidecar_path(path), &json)?;
-    write_atomic(path, &bytes)?;
-    Ok(bytes)
+/// The bytes of a checkpoint as [`save`] wrote them, so that a caller can
+/// hash them without reading the files back.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The safetensors file.
+    pub weights: Vec<u8>,
+    /// The sidecar.
+    pub sidecar: Vec<u8>,
+}
+
+/// Saves the model and its sidecar, each atomically. The sidecar is written
+/// first and removed again if the model cannot be written, so that a failed
+/// save (a full disk) leaves neither behind.
+pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<Saved, BimtError> {
+    let weights = to_bytes(model, layout)?;
+    let sidecar = serde_json::to_vec_pretty(meta).map_err(|e| BimtError::Config(format!("sidecar: {e}")))?;
+    let side = sidecar_path(path);
+    if side == path {
+        return Err(BimtError::checkpoint(path, "the model and its sidecar would share this path (a .json model?)"));
+    }
+    write_atomic(&side, &sidecar)?;
+    if let Err(e) = write_atomic(path, &weights) {
+        let _ = std::fs::remove_file(&side);
+        return Err(e);
+    }
+    Ok(Saved { weights, sidecar })
 }
 
 /// Loads a checkpoint: any MLP `modcirc_mlp::file` reads (`activation`: the
@@ -251,6 +268,27 @@ mod tests {
         // Class 7's neuron sits where position 0 of the ring is.
         assert_eq!(ck.layout.layers[3][7], layout.layers[3][0]);
         assert_eq!(ck.layout.layers[1], layout.layers[1]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_leaves_neither_file_nor_temporary_behind() {
+        let dir = std::env::temp_dir().join(format!("modcirc-ckpt-fail-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        // A directory where the model should go: the model's rename fails
+        // after the sidecar was written.
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let layout = Layout::study(&STUDY_SIZES).unwrap();
+        let m = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 2).unwrap();
+        let e = save(&path, &m, &layout, &meta()).unwrap_err();
+        assert!(e.to_string().contains("m.safetensors"), "{e}");
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["m.safetensors"], "only the directory that was in the way");
+        // A model named .json would share its path with its sidecar.
+        let e = save(&dir.join("m.json"), &m, &layout, &meta()).unwrap_err();
+        assert!(e.to_string().contains("would share this path"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

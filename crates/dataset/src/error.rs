@@ -115,6 +115,26 @@ pub enum DatasetError {
         /// The file's name.
         name: String,
     },
+    /// A data file's path that exists but is not a readable regular file: a
+    /// directory, a device, a dangling link or a loop of links.
+    #[error("{path}: {what}, where the data file {name} should be")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// The data file expected there.
+        name: String,
+        /// What is there instead.
+        what: String,
+    },
+    /// A `SHA256SUMS` that lists some of the data files but not all: the
+    /// others would be loaded unchecked.
+    #[error("{listing} does not list {}: add their hashes, or pass --no-verify to load without checking", files.join(", "))]
+    NotListed {
+        /// The listing.
+        listing: PathBuf,
+        /// The data files it does not cover.
+        files: Vec<String>,
+    },
     /// A task that is not `circle`, `line` or `c:k` pairs of digits.
     #[error("pair spec {spec:?}: {reason}")]
     BadPairSpec {

@@ -103,6 +103,12 @@ impl Mnist {
         let mut checksums = Vec::new();
         let train = load_split(dir, "train", listing.as_ref(), &mut checksums)?;
         let test = load_split(dir, "t10k", listing.as_ref(), &mut checksums)?;
+        if let Some((path, _)) = &listing {
+            let files: Vec<String> = checksums.iter().filter(|c| !c.verified).map(|c| c.file.clone()).collect();
+            if !files.is_empty() {
+                return Err(DatasetError::NotListed { listing: path.clone(), files });
+            }
+        }
         Ok(Mnist { train, test, checksums, dir: dir.to_path_buf() })
     }
 }
@@ -141,11 +147,23 @@ fn read_listing(dir: &Path) -> Result<Option<Listing>, DatasetError> {
     Ok(Some((path, map)))
 }
 
+/// `<dir>/<name>` or `<dir>/<name>.gz`: the first that exists, which must
+/// be a regular file (links followed).
 fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DatasetError> {
     for candidate in [name.to_string(), format!("{name}.gz")] {
         let p = dir.join(&candidate);
-        if p.is_file() {
-            return Ok(p);
+        let not_a_file = |what: String| DatasetError::NotAFile { path: p.clone(), name: name.into(), what };
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => return Ok(p),
+            Ok(m) if m.is_dir() => return Err(not_a_file("a directory".into())),
+            Ok(_) => return Err(not_a_file("not a regular file".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    return Err(not_a_file("a link to nothing".into()));
+                }
+            }
+            // A loop of links, or a directory that cannot be searched.
+            Err(e) => return Err(not_a_file(format!("cannot be read ({e})"))),
         }
     }
     Err(DatasetError::MissingFile { dir: dir.into(), name: name.into() })
@@ -259,6 +277,43 @@ mod tests {
         std::fs::write(d.0.join("SHA256SUMS"), "nonsense\n").unwrap();
         let e = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap_err();
         assert!(matches!(e, DatasetError::BadChecksumListing { line: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_partial_listing_names_the_files_it_does_not_cover() {
+        let d = TempDir::new("mnist-partial");
+        write_set(&d.0, "train", 5, 5);
+        write_set(&d.0, "t10k", 3, 3);
+        let all = Mnist::load(&d.0, ChecksumPolicy::Skip).unwrap().checksums;
+        let listing: String = all[..3].iter().map(|c| format!("{}  {}\n", c.sha256, c.file)).collect();
+        std::fs::write(d.0.join("SHA256SUMS"), listing).unwrap();
+        let e = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap_err();
+        assert!(matches!(&e, DatasetError::NotListed { files, .. } if files == &["t10k-labels-idx1-ubyte"]), "{e}");
+        assert!(e.to_string().contains("--no-verify"), "{e}");
+        Mnist::load(&d.0, ChecksumPolicy::Skip).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_or_a_loop_of_links_where_a_file_should_be_says_so() {
+        let d = TempDir::new("mnist-notfile");
+        write_set(&d.0, "train", 5, 5);
+        write_set(&d.0, "t10k", 3, 3);
+        let labels = d.0.join("t10k-labels-idx1-ubyte");
+        std::fs::remove_file(&labels).unwrap();
+        std::fs::create_dir(&labels).unwrap();
+        let e = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap_err();
+        assert!(e.to_string().contains("t10k-labels-idx1-ubyte: a directory, where the data file"), "{e}");
+        std::fs::remove_dir(&labels).unwrap();
+        let (a, b) = (d.0.join("t10k-labels-idx1-ubyte"), d.0.join("loop"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let e = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap_err();
+        assert!(matches!(e, DatasetError::NotAFile { .. }), "{e}");
+        assert!(e.to_string().contains("cannot be read"), "{e}");
+        std::fs::remove_file(&b).unwrap();
+        let e = Mnist::load(&d.0, ChecksumPolicy::Auto).unwrap_err();
+        assert!(e.to_string().contains("a link to nothing"), "{e}");
     }
 
     #[test]

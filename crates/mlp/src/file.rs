@@ -15,7 +15,7 @@
 //! renaming `fc{k}` to `{2(k-1)}`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -322,6 +322,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlpError> {
         let _ = std::fs::remove_file(&tmp);
         MlpError::io(path, e)
     })
+}
+
+/// The process that wrote a temporary file, from its name: `<name>.tmp<pid>`
+/// ([`write_atomic`]) or `<stem>.tmp<pid>.<ext>` (the report's figures).
+fn temp_owner(name: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(".tmp")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let (pid, ext) = rest.split_at(digits);
+    (!pid.is_empty() && (ext.is_empty() || ext.starts_with('.'))).then(|| pid.parse().ok()).flatten()
+}
+
+/// Removes, from `dir`, the temporary files of [`write_atomic`] whose
+/// process is gone: what a killed run left. A temporary file of a live
+/// process (a run beside this one) is left alone. Where there is no
+/// `/proc` to ask, only files untouched for a day count as gone. Returns
+/// what was removed; a directory that does not exist holds nothing.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, MlpError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(MlpError::io(dir, e)),
+    };
+    let proc = Path::new("/proc/self").exists();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = temp_owner(&entry.file_name().to_string_lossy()) else { continue };
+        let gone = if proc {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        } else {
+            let day = std::time::Duration::from_secs(86_400);
+            entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day))
+        };
+        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path()).map_err(|e| MlpError::io(&entry.path(), e))?;
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Saves `model` alone to `path` (atomically); see [`to_bytes`].

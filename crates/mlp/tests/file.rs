@@ -203,3 +203,23 @@ proptest::proptest! {
         }
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn temporary_files_of_dead_processes_are_removed_and_live_ones_kept() {
+    let dir = std::env::temp_dir().join(format!("modcirc-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // pid_max is at most 2^22 on Linux: this process cannot exist.
+    let dead = dir.join("m.safetensors.tmp4999999");
+    let live = dir.join(format!("m.json.tmp{}", std::process::id()));
+    let figure = dir.join("fig2.tmp4999999.png");
+    let other = dir.join("notes.tmpfile");
+    for p in [&dead, &live, &other, &figure] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let removed = modcirc_mlp::file::remove_stale_temps(&dir).unwrap();
+    assert_eq!(removed, [figure.clone(), dead.clone()]);
+    assert!(!dead.exists() && live.exists() && other.exists());
+    assert!(modcirc_mlp::file::remove_stale_temps(&dir.join("absent")).unwrap().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -56,8 +56,38 @@ pub fn scatter_ci(
     panels: &[ScatterPanel],
     log_y: bool,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let size = (560 * panels.len().max(1) as u32 + LEGEND_WIDTH, 480);
+    let finite = |v: &Summary| [v.mean, v.lo, v.hi].iter().all(|x| x.is_finite());
+    check_data(
+        stem,
+        "scatter panel",
+        panels.iter().map(|p| (&p.title, p.points.len(), p.points.iter().all(|q| finite(&q.x) && finite(&q.y)))),
+    )?;
+    let size = (560 * panels.len() as u32 + LEGEND_WIDTH, 480);
     render!(stem, size, draw_scatter, x_label, y_label, panels, log_y)
+}
+
+/// Refuses, before any drawing, a chart with no panel, a panel with nothing
+/// to draw, or a value that is not finite: plotters cannot place an axis on
+/// an empty or NaN range (on an empty one it never returns). `panels` holds
+/// each panel's (title, how many items, whether all are finite).
+fn check_data<'a>(
+    stem: &Path,
+    kind: &str,
+    panels: impl ExactSizeIterator<Item = (&'a String, usize, bool)>,
+) -> Result<(), ReportError> {
+    let fail = |why: String| Err(ReportError::Data(format!("{}: {why}", stem.display())));
+    if panels.len() == 0 {
+        return fail(format!("no {kind} to draw"));
+    }
+    for (title, n, finite) in panels {
+        if n == 0 {
+            return fail(format!("{kind} {title:?} has nothing to draw"));
+        }
+        if !finite {
+            return fail(format!("{kind} {title:?} holds a value that is not finite"));
+        }
+    }
+    Ok(())
 }
 
 /// An axis range covering every mean and the intervals, except that an
@@ -179,6 +209,12 @@ pub struct Bar {
 
 /// A bar chart with stacked segments and interval whiskers.
 pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<Vec<PathBuf>, ReportError> {
+    let finite = |b: &Bar| {
+        b.segments.iter().all(|s| s.1.is_finite())
+            && b.interval.map_or(true, |(lo, hi)| lo.is_finite() && hi.is_finite())
+    };
+    let title_owned = title.to_string();
+    check_data(stem, "bar chart", std::iter::once((&title_owned, bars.len(), bars.iter().all(finite))))?;
     render!(stem, (720, 480), draw_bars, title, y_label, bars)
 }
 
@@ -317,7 +353,16 @@ fn short(v: f64) -> String {
 
 /// Curves, one panel per entry, side by side; series share colours across panels.
 pub fn line_chart(stem: &Path, panels: &[LinePanel]) -> Result<Vec<PathBuf>, ReportError> {
-    render!(stem, (480 * panels.len().max(1) as u32, 420), draw_lines, panels)
+    check_data(
+        stem,
+        "line panel",
+        panels.iter().map(|p| {
+            let points = p.series.iter().map(|s| s.points.len()).sum();
+            let finite = p.series.iter().flat_map(|s| &s.points).all(|(x, y)| x.is_finite() && y.is_finite());
+            (&p.title, points, finite)
+        }),
+    )?;
+    render!(stem, (480 * panels.len() as u32, 420), draw_lines, panels)
 }
 
 fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[LinePanel]) -> Result<(), DrawError>
@@ -369,6 +414,41 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_or_non_finite_data_is_refused_before_drawing() {
+        let dir = std::env::temp_dir().join(format!("modcirc-charts-empty-{}", std::process::id()));
+        let stem = dir.join("chart");
+        let at = |mean: f64| Summary { mean, lo: mean, hi: mean, n: 1 };
+        let point = |y: f64| Point { label: "a".into(), x: at(0.5), y: at(y), color: 0, reference: false };
+        let panel = |points: Vec<Point>| ScatterPanel { title: "p".into(), points, x_domain: None };
+        let line = |points: Vec<(f64, f64)>| LinePanel {
+            title: "l".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![Series { name: "s".into(), points }],
+            log_x: false,
+            log_y: false,
+        };
+        let bar = |v: f64| Bar { label: "b".into(), segments: vec![("s".into(), v)], interval: None };
+        let errors = [
+            scatter_ci(&stem, "x", "y", &[], false).unwrap_err(),
+            scatter_ci(&stem, "x", "y", &[panel(vec![])], false).unwrap_err(),
+            scatter_ci(&stem, "x", "y", &[panel(vec![point(f64::NAN)])], false).unwrap_err(),
+            line_chart(&stem, &[]).unwrap_err(),
+            line_chart(&stem, &[line(vec![])]).unwrap_err(),
+            line_chart(&stem, &[line(vec![(1.0, f64::INFINITY)])]).unwrap_err(),
+            bar_chart(&stem, "t", "y", &[]).unwrap_err(),
+            bar_chart(&stem, "t", "y", &[bar(f64::NAN)]).unwrap_err(),
+        ];
+        for e in errors {
+            assert!(matches!(&e, ReportError::Data(m) if m.contains("chart")), "{e}");
+        }
+        assert!(!dir.exists(), "nothing is written for refused data");
+        // The same data with a value in it draws.
+        scatter_ci(&stem, "x", "y", &[panel(vec![point(1.0)])], false).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn tick_labels_keep_three_significant_digits_and_drop_trailing_zeros() {

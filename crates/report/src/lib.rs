@@ -26,24 +26,24 @@ macro_rules! render {
         let mut written = Vec::new();
         {
             let (tmp, path) = $crate::prepare(stem, "png")?;
-            {
+            // The backend is dropped (and writes what it holds) before the
+            // temporary file is removed or renamed.
+            let drawn = {
                 let root = plotters::prelude::BitMapBackend::new(&tmp, $size).into_drawing_area();
                 $f(&root $(, $arg)*)
                     .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
-                    .map_err(|e| $crate::draw_err(&path, e))?;
-            }
-            $crate::finish(&tmp, &path)?;
+            };
+            $crate::finish(&tmp, &path, drawn)?;
             written.push(path);
         }
         {
             let (tmp, path) = $crate::prepare(stem, "svg")?;
-            {
+            let drawn = {
                 let root = plotters::prelude::SVGBackend::new(&tmp, $size).into_drawing_area();
                 $f(&root $(, $arg)*)
                     .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
-                    .map_err(|e| $crate::draw_err(&path, e))?;
-            }
-            $crate::finish(&tmp, &path)?;
+            };
+            $crate::finish(&tmp, &path, drawn)?;
             written.push(path);
         }
         Ok::<Vec<std::path::PathBuf>, $crate::ReportError>(written)
@@ -98,8 +98,17 @@ fn register_font() {
 
 pub(crate) type DrawError = Box<dyn std::error::Error>;
 
-pub(crate) fn finish(tmp: &Path, path: &Path) -> Result<(), ReportError> {
-    std::fs::rename(tmp, path).map_err(|e| ReportError::Io { path: path.into(), source: e })
+/// Renames a drawn figure into place, or removes its temporary file when
+/// drawing or renaming failed: no temporary file outlives a failed figure.
+pub(crate) fn finish(tmp: &Path, path: &Path, drawn: Result<(), DrawError>) -> Result<(), ReportError> {
+    let result = match drawn {
+        Ok(()) => std::fs::rename(tmp, path).map_err(|e| ReportError::Io { path: path.into(), source: e }),
+        Err(e) => Err(draw_err(path, e)),
+    };
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
 }
 
 pub(crate) fn prepare(stem: &Path, ext: &str) -> Result<(PathBuf, PathBuf), ReportError> {
@@ -108,7 +117,9 @@ pub(crate) fn prepare(stem: &Path, ext: &str) -> Result<(PathBuf, PathBuf), Repo
         std::fs::create_dir_all(dir).map_err(|e| ReportError::Io { path: dir.into(), source: e })?;
     }
     let path = stem.with_extension(ext);
-    let tmp = stem.with_extension(format!("tmp.{ext}"));
+    // `<stem>.tmp<pid>.<ext>`: the backend picks its format by the
+    // extension, and `modcirc_mlp::file::remove_stale_temps` recognises it.
+    let tmp = stem.with_extension(format!("tmp{}.{ext}", std::process::id()));
     Ok((tmp, path))
 }
 

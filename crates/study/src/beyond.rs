@@ -116,6 +116,13 @@ pub fn analyse(
     let eap_same_size_faithfulness = faithfulness(&sweep, &edges.top_circuit(model, circuit.n_edges())?)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
     let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
+    crate::error::ensure_finite(&[
+        ("circuit faithfulness", circuit_faithfulness),
+        ("EAP same-size faithfulness", eap_same_size_faithfulness),
+        ("CPR", curve.cpr),
+        ("CMD", curve.cmd),
+        ("ACDC faithfulness", acdc.faithfulness),
+    ])?;
     Ok(BeyondResult {
         schema: BEYOND_SCHEMA.into(),
         regime,

@@ -7,6 +7,10 @@ use crate::results::{Results, RESULTS_SCHEMA};
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
 
+/// The report's files, written in this order (`results.json` last, listing
+/// the others' hashes).
+pub const REPORT_FILES: [&str; 3] = ["table3.csv", "REPORT.md", "results.json"];
+
 /// Figures every complete run has (PNG and SVG each).
 pub const FIGURES: [&str; 10] = [
     "fig2_network_bimt",
@@ -32,7 +36,10 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
 /// Checks `dir`: `results.json` parses with the current schema and holds
 /// five models, ten discoveries and STUDY §8 results with finite metrics,
 /// and six evaluated verdicts; every figure, `REPORT.md` and `table3.csv`
-/// are there and not empty. Returns the results.
+/// are there and not empty; every file it lists (models, sidecars,
+/// discoveries, STUDY §8 results, figures, report) is present, of its
+/// recorded size and hash, and every file it refers to is listed. Returns
+/// the results.
 pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
     let path = dir.join("results.json");
     let bytes = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
@@ -61,7 +68,29 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
         ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
     }
     check_files(dir)?;
+    check_hashes(dir, &r)?;
     Ok(r)
+}
+
+/// Every file `results.json` refers to is listed in its `files` and matches.
+fn check_hashes(dir: &Path, r: &Results) -> Result<(), StudyError> {
+    let sidecars: Vec<String> = r
+        .models
+        .iter()
+        .map(|m| modcirc_bimt::checkpoint::sidecar_path(Path::new(&m.path)).display().to_string())
+        .collect();
+    let referred = r.models.iter().map(|m| &m.path).chain(&sidecars).chain(r.discoveries.iter().map(|d| &d.path));
+    let report = REPORT_FILES[..2].iter().map(|f| f.to_string()).collect::<Vec<_>>();
+    for path in referred.chain(&r.figures).chain(&report) {
+        ensure(r.files.iter().any(|f| &f.path == path), || {
+            format!("results.json refers to {path} but does not record its hash in `files`")
+        })?;
+    }
+    for m in &r.models {
+        let listed = r.files.iter().find(|f| f.path == m.path).map(|f| &f.sha256);
+        ensure(listed == Some(&m.sha256), || format!("{}: two different hashes in results.json", m.path))?;
+    }
+    r.files.iter().try_for_each(|f| f.verify(dir))
 }
 
 fn check_files(dir: &Path) -> Result<(), StudyError> {
@@ -76,7 +105,7 @@ fn check_files(dir: &Path) -> Result<(), StudyError> {
             format!("missing or empty {}", svg.display())
         })?;
     }
-    for f in ["REPORT.md", "table3.csv"] {
+    for f in &REPORT_FILES[..2] {
         let p = dir.join(f);
         ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || {
             format!("missing or empty {}", p.display())

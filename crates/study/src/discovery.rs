@@ -126,13 +126,6 @@ pub fn check_fits(ck: &Checkpoint, images: &ImageSet) -> Result<(), StudyError> 
     Ok(())
 }
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String, StudyError> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).map_err(|e| StudyError::io(path, e))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Discovery on one checkpoint (read from `model_path`, whose bytes hash
 /// to `model_sha256`) and task. `progress` is called after each bootstrap
 /// resample with how many are done.
@@ -152,6 +145,12 @@ pub fn discover_checkpoint(
     let t = Instant::now();
     let report = discover(&ck.model, &images, &settings.config, progress)?;
     let total_s = t.elapsed().as_secs_f64();
+    let s = &report.summary;
+    crate::error::ensure_finite(&[
+        ("logit difference", s.logit_difference.mean),
+        ("accuracy", s.accuracy.mean),
+        ("sparsity", s.sparsity.mean),
+    ])?;
     Ok(DiscoverOutput {
         schema: DISCOVER_SCHEMA.into(),
         inputs: DiscoverInputs {

@@ -43,3 +43,12 @@ impl StudyError {
         StudyError::Io { path: path.into(), source }
     }
 }
+
+/// Refuses a result with a non-finite metric: a NaN in the JSON would read
+/// as a number and make every comparison false.
+pub(crate) fn ensure_finite(metrics: &[(&str, f64)]) -> Result<(), StudyError> {
+    match metrics.iter().find(|(_, v)| !v.is_finite()) {
+        Some((name, v)) => Err(StudyError::Invalid(format!("the {name} came out {v}: refusing a non-finite result"))),
+        None => Ok(()),
+    }
+}

@@ -9,6 +9,8 @@
 //! * [`verdicts`]: the rule that decides each of the paper's hypotheses.
 //! * [`report`], [`figures`]: `REPORT.md`, `table3.csv` and the figures.
 //! * [`check`]: whether an output directory is complete.
+//! * [`cache`]: cached results that are checked against their recorded
+//!   SHA-256 before reuse.
 //! * [`measure`]: inference timing and the environment.
 //!
 //! The pipeline that trains the models and calls these, with caching and
@@ -25,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod beyond;
+pub mod cache;
 pub mod check;
 pub mod discovery;
 mod error;

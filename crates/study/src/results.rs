@@ -221,6 +221,10 @@ pub struct Results {
     pub beyond: Vec<BeyondResult>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
+    /// Every file of the run but `results.json` itself, with its SHA-256
+    /// and size: what `check-artifacts` verifies.
+    #[serde(default)]
+    pub files: Vec<crate::cache::FileRecord>,
 }
 
 /// The seed-0 discovery of `regime` on `task`.

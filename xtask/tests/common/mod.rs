@@ -10,7 +10,12 @@ pub fn root() -> PathBuf {
 
 /// `xtask args… --data-dir fixtures/mnist --quiet`.
 pub fn xtask(args: &[&str]) -> Output {
-    let data = root().join("fixtures/mnist");
+    xtask_on(&root().join("fixtures/mnist"), args)
+}
+
+/// `xtask args… --data-dir DATA --quiet`.
+#[allow(dead_code)] // not every test binary reads other data
+pub fn xtask_on(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .args(["--data-dir", data.to_str().unwrap(), "--quiet"])

@@ -1,0 +1,177 @@
+//! A cache that checks itself. Each cached unit (a checkpoint and its
+//! sidecar, a discovery, a STUDY §8 result) is one or more files plus a
+//! listing, `<stem>.sha256`, in `sha256sum` format (so `sha256sum -c` reads
+//! it too), written after the files. A unit is reused only when its listing
+//! is there and every file matches its recorded hash: a file edited,
+//! truncated, or left by an interrupted run without its listing is
+//! recomputed instead of believed.
+//!
+//! ```
+//! use modcirc_study::cache::{listing_path, lookup, record, Lookup};
+//! let dir = std::env::temp_dir().join(format!("modcirc-cache-doc-{}", std::process::id()));
+//! let file = dir.join("unit.json");
+//! let listing = listing_path(&file);
+//! assert!(matches!(lookup(&listing, &[&file]), Lookup::Miss));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(&file, b"{}").unwrap();
+//! record(&listing, &[(&file, b"{}")]).unwrap();
+//! assert!(matches!(lookup(&listing, &[&file]), Lookup::Hit(_)));
+//! std::fs::write(&file, b"{ }").unwrap(); // edited since
+//! assert!(matches!(lookup(&listing, &[&file]), Lookup::Stale(_)));
+//! std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::StudyError;
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, StudyError> {
+    let bytes = std::fs::read(path).map_err(|e| StudyError::io(path, e))?;
+    Ok(sha256_hex(&bytes))
+}
+
+/// The listing of the unit whose main file is `path`: its extension
+/// replaced by `sha256`.
+pub fn listing_path(path: &Path) -> PathBuf {
+    path.with_extension("sha256")
+}
+
+/// Records a unit's files (path, bytes as written) in `listing`, atomically
+/// and after them. The files must share the listing's directory.
+pub fn record(listing: &Path, files: &[(&Path, &[u8])]) -> Result<(), StudyError> {
+    let mut text = String::new();
+    for (path, bytes) in files {
+        let name = path.file_name().ok_or_else(|| StudyError::Invalid(format!("{}: no file name", path.display())))?;
+        text.push_str(&format!("{}  {}\n", sha256_hex(bytes), name.to_string_lossy()));
+    }
+    modcirc_mlp::file::write_atomic(listing, text.as_bytes()).map_err(|e| StudyError::Invalid(e.to_string()))
+}
+
+/// What the cache holds for a unit.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Every file, as read, matching its recorded hash (in the order asked).
+    Hit(Vec<Vec<u8>>),
+    /// Nothing there: compute it.
+    Miss,
+    /// Something there that cannot be trusted, and why: recompute it.
+    Stale(String),
+}
+
+/// Looks a unit up: `files` must all be listed in `listing` and match.
+pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
+    let text = match std::fs::read_to_string(listing) {
+        Ok(t) => t,
+        Err(_) => {
+            return match files.iter().find(|f| f.exists()) {
+                Some(f) => Lookup::Stale(format!(
+                    "{} has no recorded SHA-256 ({} is missing: an interrupted run?)",
+                    f.display(),
+                    listing.display()
+                )),
+                None => Lookup::Miss,
+            };
+        }
+    };
+    let recorded = |name: &str| {
+        text.lines().find_map(|l| l.split_once("  ").filter(|(_, n)| *n == name).map(|(h, _)| h.to_string()))
+    };
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(expected) = recorded(&name) else {
+            return Lookup::Stale(format!("{} does not list {name}", listing.display()));
+        };
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => return Lookup::Stale(format!("{}: {e}", f.display())),
+        };
+        let found = sha256_hex(&bytes);
+        if found != expected {
+            return Lookup::Stale(format!(
+                "{} does not match its recorded SHA-256 (edited or truncated since it was written)",
+                f.display()
+            ));
+        }
+        out.push(bytes);
+    }
+    Lookup::Hit(out)
+}
+
+/// A file of a run's output, as `results.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Relative to the output directory.
+    pub path: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+impl FileRecord {
+    /// The record of `bytes`, written at `path` (under `base`).
+    pub fn of(base: &Path, path: &Path, bytes: &[u8]) -> FileRecord {
+        let path = path.strip_prefix(base).unwrap_or(path).display().to_string();
+        FileRecord { path, sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }
+    }
+
+    /// Checks the file under `base`: present, of its size, matching its hash.
+    pub fn verify(&self, base: &Path) -> Result<(), StudyError> {
+        let path = base.join(&self.path);
+        let data = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
+        if data.len() as u64 != self.bytes {
+            return Err(StudyError::Invalid(format!(
+                "{} holds {} bytes, results.json records {} (truncated or replaced)",
+                path.display(),
+                data.len(),
+                self.bytes
+            )));
+        }
+        if sha256_hex(&data) != self.sha256 {
+            return Err(StudyError::Invalid(format!(
+                "{} does not match the SHA-256 results.json records",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_its_listing_or_missing_from_it_is_stale_not_a_hit() {
+        let dir = std::env::temp_dir().join(format!("modcirc-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("m.safetensors"), dir.join("m.json"));
+        std::fs::write(&a, b"weights").unwrap();
+        let listing = listing_path(&a);
+        assert!(matches!(lookup(&listing, &[&a, &b]), Lookup::Stale(ref m) if m.contains("no recorded SHA-256")));
+        record(&listing, &[(&a, b"weights")]).unwrap();
+        assert!(matches!(lookup(&listing, &[&a, &b]), Lookup::Stale(ref m) if m.contains("does not list m.json")));
+        std::fs::write(&b, b"{}").unwrap();
+        record(&listing, &[(&a, b"weights"), (&b, b"{}")]).unwrap();
+        let Lookup::Hit(files) = lookup(&listing, &[&a, &b]) else { panic!("a hit") };
+        assert_eq!(files, [b"weights".to_vec(), b"{}".to_vec()]);
+        std::fs::write(&a, b"weight").unwrap();
+        assert!(matches!(lookup(&listing, &[&a, &b]), Lookup::Stale(ref m) if m.contains("does not match")));
+        let r = FileRecord::of(&dir, &b, b"{}");
+        assert_eq!(r.path, "m.json");
+        r.verify(&dir).unwrap();
+        std::fs::write(&b, b"{ }").unwrap();
+        assert!(r.verify(&dir).unwrap_err().to_string().contains("3 bytes, results.json records 2"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

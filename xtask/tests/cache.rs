@@ -1,0 +1,113 @@
+//! `reproduce`'s cache checks itself, `check-artifacts` checks every file
+//! `results.json` refers to, and what a killed run left is cleaned up.
+
+mod common;
+
+use common::{root, xtask};
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    err
+}
+
+fn failed(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+}
+
+/// The one file in `dir` whose name starts with `prefix` and ends with `suffix`.
+fn find(dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let mut hits: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    hits.pop().unwrap()
+}
+
+fn reproduce(out: &Path) -> Output {
+    // Not quiet: the warnings are what this test reads.
+    let data = root().join("fixtures/mnist");
+    std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce", "--profile", "smoke", "--out", out.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn check(out: &Path) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["check-artifacts", out.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
+    let out = std::env::temp_dir().join(format!("modcirc-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    ok(&reproduce(&out));
+    let first = String::from_utf8_lossy(&check(&out).stdout).into_owned();
+    assert!(first.contains("files match their recorded SHA-256"), "{first}");
+
+    // A model edited in place (one bit of one weight), still a valid file.
+    let model = find(&out.join("models"), "bimt-seed0-", ".safetensors");
+    let original = std::fs::read(&model).unwrap();
+    let mut edited = original.clone();
+    let at = edited.len() - 100;
+    edited[at] ^= 1;
+    std::fs::write(&model, &edited).unwrap();
+    failed(&check(&out), &[model.file_name().unwrap().to_str().unwrap(), "does not match the SHA-256"]);
+    // A discovery truncated, another deleted.
+    let truncated = find(&out.join("discover"), "l1-seed0-circle-", ".json");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let deleted = find(&out.join("discover"), "l1-seed0-line-", ".json");
+    std::fs::remove_file(&deleted).unwrap();
+    // What a killed run leaves: a temporary file and a model without its listing.
+    let stale = out.join("models").join("vanilla-seed0-000000000000.safetensors.tmp4999999");
+    std::fs::write(&stale, b"half a model").unwrap();
+
+    let err = ok(&reproduce(&out));
+    for culprit in [&model, &truncated] {
+        let name = culprit.display().to_string();
+        assert!(err.contains(&format!("warning: {name} does not match its recorded SHA-256")), "{err}");
+    }
+    assert!(err.contains(&format!("removed {}", stale.display())), "{err}");
+    // What was intact is reused; what was not is recomputed.
+    let line = |who: &str| err.lines().find(|l| l.starts_with("[train]") && l.contains(who)).unwrap().to_string();
+    assert!(line("Vanilla seed 0").ends_with("(cached)"), "{err}");
+    assert!(!line("BIMT seed 0").ends_with("(cached)"), "{err}");
+    // Retrained, not reused: the same seed gives the same weights again
+    // (a discovery records its wall time, so only its length is compared).
+    assert!(std::fs::read(&model).unwrap() == original, "retrained {} differs", model.display());
+    assert!(std::fs::read(&truncated).unwrap().len() > bytes.len() / 2);
+    assert!(deleted.exists() && !stale.exists());
+    ok(&check(&out));
+
+    // A file results.json lists but the directory lacks.
+    std::fs::remove_file(out.join("figures/fig6_training_time.svg")).unwrap();
+    failed(&check(&out), &["fig6_training_time.svg"]);
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn reproduce_refuses_the_data_directory_as_its_output() {
+    let data = root().join("fixtures/mnist");
+    let before: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).collect();
+    let o = xtask(&["reproduce", "--profile", "smoke", "--out", data.to_str().unwrap()]);
+    failed(&o, &["--out", "is the data directory", "--data-dir"]);
+    let after: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(before, after);
+}
