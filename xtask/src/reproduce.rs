@@ -245,7 +245,7 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
                     // The model as the file holds it (output permutation
                     // folded in), so that a resumed run computes the same bits.
                     let (model, layout) = checkpoint::from_bytes(&saved.weights, &path, None)?;
-                    (Checkpoint { model, layout, meta: Some(meta) }, saved, false)
+                    (Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved, false)
                 }
             };
             run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
@@ -274,10 +274,12 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
 fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoint::Saved)> {
     let sidecar = checkpoint::sidecar_path(path);
     let mut files = run.cached(path, &[path, &sidecar])?;
-    let saved = checkpoint::Saved { sidecar: files.pop()?, weights: files.pop()? };
-    match checkpoint::load_bytes(&saved.weights, path, None) {
-        Ok(ck) if ck.meta.is_some() => Some((ck, saved)),
-        Ok(_) => None,
+    let (sidecar, weights) = (files.pop()?, files.pop()?);
+    match checkpoint::load_bytes(&weights, path, None) {
+        Ok(ck) => {
+            let meta = ck.meta.clone()?;
+            Some((ck, checkpoint::Saved { weights, sidecar, meta }))
+        }
         Err(e) => {
             eprintln!("warning: {e}; retraining it");
             None

@@ -151,6 +151,7 @@ pub fn train_one(
         data_dir: data.dir().display().to_string(),
         data_checksums: mnist.checksums.clone(),
         history: outcome.history,
+        weights_sha256: None,
     };
     Ok((meta, outcome.model, outcome.layout))
 }

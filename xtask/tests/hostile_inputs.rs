@@ -297,6 +297,18 @@ fn a_sidecar_that_contradicts_the_weights_is_refused() {
         &d,
     );
     assert!(!out.exists());
+    // Same widths, another regime: the sidecar records its weights' SHA-256.
+    let c = d.join("c.safetensors");
+    let o = xtask_on(
+        &d,
+        &["train", "--regime", "bimt", "--steps", "1", "--sizes", "784,8,10", "--out", c.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::copy(d.join("a.json"), d.join("c.json")).unwrap();
+    let o =
+        xtask_on(&d, &["discover", "--model", c.to_str().unwrap(), "--task", "circle", "--out", out.to_str().unwrap()]);
+    refused(&o, 1, &["c.json", "the sidecar describes weights with SHA-256", "a sidecar of another model?"], &[], &d);
+    assert!(!out.exists());
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -68,6 +68,11 @@ pub struct TrainMeta {
     pub data_checksums: Vec<FileChecksum>,
     /// The training curves.
     pub history: Vec<HistoryPoint>,
+    /// SHA-256 of the safetensors file this sidecar describes, set by
+    /// [`save`]: a sidecar beside other weights (copied from another model
+    /// of the same shape, say) is refused instead of believed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 fn default_device() -> String {
@@ -126,6 +131,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BimtError> {
     Ok(file::write_atomic(path, bytes)?)
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The bytes of a checkpoint as [`save`] wrote them, so that a caller can
 /// hash them without reading the files back.
 #[derive(Debug, Clone)]
@@ -134,6 +144,8 @@ pub struct Saved {
     pub weights: Vec<u8>,
     /// The sidecar.
     pub sidecar: Vec<u8>,
+    /// The sidecar's content: the caller's, with `weights_sha256` set.
+    pub meta: TrainMeta,
 }
 
 /// Saves the model and its sidecar, each atomically. The sidecar is written
@@ -141,7 +153,8 @@ pub struct Saved {
 /// save (a full disk) leaves neither behind.
 pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<Saved, BimtError> {
     let weights = to_bytes(model, layout)?;
-    let sidecar = serde_json::to_vec_pretty(meta).map_err(|e| BimtError::Config(format!("sidecar: {e}")))?;
+    let meta = TrainMeta { weights_sha256: Some(sha256_hex(&weights)), ..meta.clone() };
+    let sidecar = serde_json::to_vec_pretty(&meta).map_err(|e| BimtError::Config(format!("sidecar: {e}")))?;
     let side = sidecar_path(path);
     if side == path {
         return Err(BimtError::checkpoint(path, "the model and its sidecar would share this path (a .json model?)"));
@@ -151,7 +164,7 @@ pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Resu
         let _ = std::fs::remove_file(&side);
         return Err(e);
     }
-    Ok(Saved { weights, sidecar })
+    Ok(Saved { weights, sidecar, meta })
 }
 
 /// Loads a checkpoint: any MLP `modcirc_mlp::file` reads (`activation`: the
@@ -186,6 +199,15 @@ pub fn load_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> 
                     m.config.activation,
                     model.sizes(),
                     model.activation
+                ),
+            ));
+        }
+        if let Some(expected) = m.weights_sha256.as_deref().filter(|&h| h != sha256_hex(bytes)) {
+            return Err(BimtError::checkpoint(
+                &side,
+                format!(
+                    "the sidecar describes weights with SHA-256 {expected}, not {}: a sidecar of another model?",
+                    path.display()
                 ),
             ));
         }
@@ -248,6 +270,7 @@ mod tests {
             data_dir: "x".into(),
             data_checksums: vec![],
             history: vec![],
+            weights_sha256: None,
         }
     }
 
@@ -259,12 +282,19 @@ mod tests {
         let mut m = crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 2).unwrap();
         apply_swap(&mut m, 3, 0, 7);
         apply_swap(&mut m, 1, 4, 50);
-        save(&path, &m, &layout, &meta()).unwrap();
+        let saved = save(&path, &m, &layout, &meta()).unwrap();
         let ck = load(&path, None).unwrap();
-        assert_eq!(ck.meta, Some(meta()));
+        assert_eq!(saved.meta.weights_sha256.as_deref(), Some(sha256_hex(&saved.weights).as_str()));
+        assert_eq!(ck.meta, Some(saved.meta));
         assert_eq!(ck.model.out_perm, (0..10).collect::<Vec<_>>());
         let x: Vec<f32> = (0..2 * 784).map(|i| (i % 13) as f32 / 13.0).collect();
         assert_eq!(ck.model.forward(&x, 2), m.forward(&x, 2));
+        // The sidecar beside another model of the same shape: refused.
+        let other = dir.join("other.safetensors");
+        save(&other, &crate::init_model(&STUDY_SIZES, crate::STUDY_ACTIVATION, 3).unwrap(), &layout, &meta()).unwrap();
+        std::fs::copy(sidecar_path(&path), sidecar_path(&other)).unwrap();
+        let e = load(&other, None).unwrap_err().to_string();
+        assert!(e.contains("other.json") && e.contains("a sidecar of another model?"), "{e}");
         // Class 7's neuron sits where position 0 of the ring is.
         assert_eq!(ck.layout.layers[3][7], layout.layers[3][0]);
         assert_eq!(ck.layout.layers[1], layout.layers[1]);
