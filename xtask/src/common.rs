@@ -83,6 +83,93 @@ impl DataArgs {
     }
 }
 
+/// `--jobs`: how many independent jobs (trainings, analyses of different
+/// models) run at once, each on its own thread.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JobsArg {
+    /// Jobs at once, 1 to 256; default: the cores available. Each training
+    /// is single-threaded and its checkpoint byte-identical to a sequential
+    /// run's.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: Option<u64>,
+}
+
+impl JobsArg {
+    pub fn get(self) -> usize {
+        self.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize)
+    }
+}
+
+/// Runs `work` on every item, `jobs` at a time, each on its own thread, and
+/// returns the results in the items' order. After the first error no new
+/// item starts, and that error (the first in item order) is returned.
+pub fn run_jobs<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Mutex<Vec<Option<anyhow::Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            let worker = || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= items.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let r = work(&items[i]);
+                failed.fetch_or(r.is_err(), Ordering::SeqCst);
+                slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+            };
+            // The main thread's stack size: training keeps large frames.
+            std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(s, worker).expect("spawning a job thread");
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for slot in slots.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match slot {
+            Some(r) => out.push(r?),
+            None => anyhow::bail!("a job did not run after an earlier one failed"),
+        }
+    }
+    Ok(out)
+}
+
+/// Progress bars of jobs that run at once, one line each, and messages
+/// printed above them.
+#[derive(Clone)]
+pub struct Progress {
+    multi: indicatif::MultiProgress,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        let multi = indicatif::MultiProgress::new();
+        if quiet {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        Progress { multi, quiet }
+    }
+    /// A bar for one job, shown while it runs.
+    pub fn bar(&self, len: u64, prefix: &str) -> ProgressBar {
+        self.multi.add(bar(len, self.quiet, prefix))
+    }
+    /// Prints `msg` above the bars, unless quiet.
+    pub fn say(&self, msg: &str) {
+        if !self.quiet {
+            self.multi.suspend(|| eprintln!("{msg}"));
+        }
+    }
+    /// Prints a warning above the bars, even when quiet.
+    pub fn warn(&self, msg: &str) {
+        self.multi.suspend(|| eprintln!("warning: {msg}"));
+    }
+}
+
 pub fn bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -96,19 +183,21 @@ pub fn bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
     pb
 }
 
-/// Heap-peak window of the counting allocator.
+/// The heap a training uses: the process's live heap when it starts (the
+/// data set) and the peak of its own thread above that, so that concurrent
+/// trainings each measure their own.
 pub struct HeapWindow {
     pub at_start: u64,
+    thread: modcirc_metrics::ThreadHeapWindow,
 }
 
 impl HeapWindow {
     pub fn start() -> HeapWindow {
-        ALLOC.reset_peak();
         modcirc_metrics::reset_peak_rss();
-        HeapWindow { at_start: ALLOC.live_bytes() }
+        HeapWindow { at_start: ALLOC.live_bytes(), thread: modcirc_metrics::ThreadHeapWindow::start() }
     }
     pub fn peak_heap(&self) -> u64 {
-        ALLOC.peak_bytes()
+        self.at_start + self.thread.peak_bytes()
     }
 }
 

@@ -2,6 +2,7 @@
 //! hands the next what it made; no file is read back in the run that wrote
 //! it, and each checkpoint is loaded once.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,7 +25,9 @@ use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RES
 use modcirc_study::verdicts::verdicts;
 use sha2::{Digest, Sha256};
 
-use crate::common::{artifacts_dir, bar, refuse_overwrite, remove_stale_temps, repo_root, write_atomic, DataArgs};
+use crate::common::{
+    artifacts_dir, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs, JobsArg, Progress,
+};
 use crate::discover::discover_model;
 use crate::train::train_one;
 
@@ -40,9 +43,12 @@ pub struct ReproduceArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Train this many seeds per regime (0, 1, ...), 1 to 1 000; Table 3 uses seed 0.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000))]
-    pub seeds: u64,
+    /// Train this many seeds per regime (0, 1, ...), 1 to 1 000; default:
+    /// the profile's (full 5, quick 3, smoke 2). Table 3 uses seed 0.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub seeds: Option<u64>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
     /// Where to train and run the patching sweeps: cpu, or cuda / cuda:N with
     /// a `--features cuda` build.
     #[arg(long, default_value = "cpu")]
@@ -75,14 +81,21 @@ struct Run<'a> {
     out: PathBuf,
     mnist: Mnist,
     timer: PhaseTimer,
+    /// Per stage, the sum of its jobs' own times (against the stage's wall
+    /// time in `timer`: the parallel speed-up).
+    jobs_seconds: BTreeMap<String, f64>,
     files: Vec<FileRecord>,
+    progress: Progress,
+    jobs: usize,
 }
 
 impl Run<'_> {
     fn say(&self, msg: String) {
-        if !self.args.quiet {
-            eprintln!("{msg}");
-        }
+        self.progress.say(&msg);
+    }
+
+    fn job_seconds(&mut self, stage: &str, seconds: f64) {
+        *self.jobs_seconds.entry(stage.to_string()).or_default() += seconds;
     }
 
     /// The files of the cached unit whose main file is `main`, when they
@@ -95,7 +108,7 @@ impl Run<'_> {
             Lookup::Hit(bytes) => Some(bytes),
             Lookup::Miss => None,
             Lookup::Stale(why) => {
-                eprintln!("warning: {why}; recomputing it");
+                self.progress.warn(&format!("{why}; recomputing it"));
                 None
             }
         }
@@ -110,7 +123,7 @@ impl Run<'_> {
                 Some(v)
             }
             Err(e) => {
-                eprintln!("warning: {}: {e}; recomputing it", path.display());
+                self.progress.warn(&format!("{}: {e}; recomputing it", path.display()));
                 None
             }
         }
@@ -169,7 +182,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
     let mut timer = PhaseTimer::new();
     let mnist = timer.time("data", || args.data.load())?;
-    let mut run = Run { args: &args, out, mnist, timer, files: Vec::new() };
+    let progress = Progress::new(args.quiet);
+    let jobs = args.jobs.get();
+    let mut run =
+        Run { args: &args, out, mnist, timer, jobs_seconds: BTreeMap::new(), files: Vec::new(), progress, jobs };
     for sub in ["", "models", "discover", "beyond", "figures"] {
         remove_stale_temps(&run.out.join(sub), args.quiet)?;
     }
@@ -180,7 +196,8 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         run.mnist.test.len(),
         args.data.dir().display()
     ));
-    let models = train_stage(&mut run, settings.steps)?;
+    let seeds = args.seeds.unwrap_or(settings.seeds);
+    let models = train_stage(&mut run, settings.steps, seeds)?;
     let config = DiscoveryConfig {
         bootstraps: settings.bootstraps,
         sample: settings.sample,
@@ -191,7 +208,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let found = discover_stage(&mut run, &models, &flags)?;
     let seed0: Vec<(Regime, &Mlp)> =
         models.iter().filter(|m| m.result.seed == 0).map(|m| (m.result.regime, &m.checkpoint.model)).collect();
-    let pb = bar(settings.inference_repeats as u64, args.quiet, "inference");
+    let pb = run.progress.bar(settings.inference_repeats as u64, "inference");
     let inference = run.timer.time("inference", || {
         inference_timing(&seed0, &run.mnist.test, settings.inference_repeats, &mut |done| pb.set_position(done as u64))
     });
@@ -204,6 +221,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         discover_flags: flags,
         environment: environment(args.device, &repo_root()),
         stage_seconds: Default::default(),
+        jobs_seconds: Default::default(),
         total_seconds: 0.0,
         verdicts: verdicts(&model_results, &found.discoveries, &inference),
         models: model_results,
@@ -218,11 +236,11 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
 
 /// Trains every regime and seed, or reuses a cached checkpoint keyed by a
 /// hash of everything that determines its weights.
-fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> {
+fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Vec<Trained>> {
     let args = run.args;
     let data_key = serde_json::to_vec(&run.mnist.checksums.iter().map(|c| &c.sha256).collect::<Vec<_>>())?;
-    let mut models = Vec::new();
-    for seed in 0..args.seeds {
+    let mut planned = Vec::new();
+    for seed in 0..seeds {
         for regime in Regime::ALL {
             let config = TrainConfig::new(regime).steps(steps).seed(seed);
             let key = short_hash(&[
@@ -232,38 +250,53 @@ fn train_stage(run: &mut Run<'_>, steps: usize) -> anyhow::Result<Vec<Trained>> 
                 args.device.to_string().as_bytes(),
             ]);
             let path = run.out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
-            let sidecar = checkpoint::sidecar_path(&path);
-            let (checkpoint, saved, was_cached) = match load_cached_model(run, &path) {
-                Some((ck, saved)) => (ck, saved, true),
-                None => {
-                    let (meta, model, layout) = run
-                        .timer
-                        .time("train", || train_one(&run.mnist, config.clone(), args.device, &args.data, args.quiet))?;
-                    let saved = checkpoint::save(&path, &model, &layout, &meta)
-                        .with_context(|| format!("saving {}", path.display()))?;
-                    cache::record(&cache::listing_path(&path), &[(&path, &saved.weights), (&sidecar, &saved.sidecar)])?;
-                    // The model as the file holds it (output permutation
-                    // folded in), so that a resumed run computes the same bits.
-                    let (model, layout) = checkpoint::from_bytes(&saved.weights, &path, None)?;
-                    (Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved, false)
-                }
-            };
-            run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
-            run.files.push(FileRecord::of(&run.out, &sidecar, &saved.sidecar));
-            let bytes = saved.weights;
-            let meta = checkpoint.meta.clone().context("a cached model without its sidecar")?;
-            run.say(format!(
-                "[train] {:>8} seed {seed}: test accuracy {:.4}, {:.1} s{}",
-                regime.label(),
-                meta.test_accuracy,
-                meta.timing.total_s,
-                if was_cached { " (cached)" } else { "" }
-            ));
-            let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-            let (path, file_bytes) = (rel(&run.out, &path), bytes.len() as u64);
-            let result = ModelResult { regime, seed, path, sha256, file_bytes, cached: was_cached, meta };
-            models.push(Trained { result, checkpoint });
+            let cached = load_cached_model(run, &path);
+            planned.push((config, path, cached));
         }
+    }
+    // The models to train, concurrently; each saved and recorded by its job.
+    let missing: Vec<(&TrainConfig, &PathBuf)> =
+        planned.iter().filter(|p| p.2.is_none()).map(|(c, p, _)| (c, p)).collect();
+    let jobs = run.jobs;
+    let (mnist, progress) = (&run.mnist, &run.progress);
+    let mut fresh = run.timer.time("train", || {
+        run_jobs(&missing, jobs, |(config, path)| {
+            let pb = progress.bar(config.steps as u64, &format!("{}/{}", config.regime.name(), config.seed));
+            let (meta, model, layout) = train_one(mnist, (*config).clone(), args.device, &args.data, &pb, jobs > 1)?;
+            let saved =
+                checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
+            let sidecar = checkpoint::sidecar_path(path);
+            cache::record(&cache::listing_path(path), &[(path, &saved.weights), (&sidecar, &saved.sidecar)])?;
+            // The model as the file holds it (output permutation folded
+            // in), so that a resumed run computes the same bits.
+            let (model, layout) = checkpoint::from_bytes(&saved.weights, path, None)?;
+            Ok((Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved))
+        })
+    })?;
+    run.job_seconds("train", fresh.iter().map(|(_, s)| s.meta.timing.total_s).sum());
+    fresh.reverse();
+    let mut models = Vec::new();
+    for (config, path, cached) in planned {
+        let (regime, seed) = (config.regime, config.seed);
+        let was_cached = cached.is_some();
+        let (checkpoint, saved) = match cached {
+            Some(c) => c,
+            None => fresh.pop().context("a trained model went missing")?,
+        };
+        run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
+        run.files.push(FileRecord::of(&run.out, &checkpoint::sidecar_path(&path), &saved.sidecar));
+        let meta = saved.meta;
+        run.say(format!(
+            "[train] {:>8} seed {seed}: test accuracy {:.4}, {:.1} s{}",
+            regime.label(),
+            meta.test_accuracy,
+            meta.timing.total_s,
+            if was_cached { " (cached)" } else { "" }
+        ));
+        let sha256 = cache::sha256_hex(&saved.weights);
+        let (path, file_bytes) = (rel(&run.out, &path), saved.weights.len() as u64);
+        let result = ModelResult { regime, seed, path, sha256, file_bytes, cached: was_cached, meta };
+        models.push(Trained { result, checkpoint });
     }
     Ok(models)
 }
@@ -281,7 +314,7 @@ fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoi
             Some((ck, checkpoint::Saved { weights, sidecar, meta }))
         }
         Err(e) => {
-            eprintln!("warning: {e}; retraining it");
+            run.progress.warn(&format!("{e}; retraining it"));
             None
         }
     }
@@ -427,6 +460,7 @@ fn report_stage(
         run.files.push(FileRecord::of(&out, p, &bytes));
     }
     results.stage_seconds = run.timer.phases().clone();
+    results.jobs_seconds = std::mem::take(&mut run.jobs_seconds);
     results.total_seconds = started.elapsed().as_secs_f64();
     let [table3, report, results_json] = REPORT_FILES;
     run.store(table3, table3_csv(&results).as_bytes())?;

@@ -8,7 +8,10 @@ use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, ST
 use modcirc_dataset::Mnist;
 use modcirc_mlp::{Activation, DeviceSpec};
 
-use crate::common::{artifacts_dir, bar, dir_of, refuse_overwrite, remove_stale_temps, DataArgs, HeapWindow};
+use crate::common::{
+    artifacts_dir, dir_of, refuse_overwrite, remove_stale_temps, run_jobs, DataArgs, HeapWindow, JobsArg, Progress,
+};
+use indicatif::ProgressBar;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -42,6 +45,8 @@ pub struct TrainArgs {
     /// cpu (the fused trainer), or cuda / cuda:N (candle on the GPU; needs a `--features cuda` build).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    #[command(flatten)]
+    pub jobs: JobsArg,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -65,6 +70,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(r) => vec![r],
         None => Regime::ALL.to_vec(),
     };
+    if let Some(out) = args.out.as_ref().filter(|o| args.all && o.extension().is_some_and(|e| e == "safetensors")) {
+        bail!("--out must be a directory with --all, got {}", out.display());
+    }
+    let mut planned = Vec::new();
     for regime in regimes {
         let config = TrainConfig::new(regime)
             .steps(args.steps as usize)
@@ -76,40 +85,54 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (Some(dir), true) => dir.join(default_model_name(&config)),
             (None, _) => artifacts_dir().join("models").join(default_model_name(&config)),
         };
-        if args.all && path.extension().is_some_and(|e| e == "safetensors") && args.out.is_some() {
-            bail!("--out must be a directory with --all, got {}", path.display());
-        }
         let sidecar = checkpoint::sidecar_path(&path);
         refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
         remove_stale_temps(dir_of(&path), args.quiet)?;
-        let meta = train_one(&mnist, config, args.device, &args.data, args.quiet)?;
-        checkpoint::save(&path, &meta.1, &meta.2, &meta.0).with_context(|| format!("saving {}", path.display()))?;
-        let m = &meta.0;
-        println!(
+        planned.push((config, path));
+    }
+    let progress = Progress::new(args.quiet);
+    let jobs = args.jobs.get();
+    run_jobs(&planned, jobs, |(config, path)| {
+        let pb = progress.bar(config.steps as u64, config.regime.name());
+        let (meta, model, layout) = train_one(&mnist, config.clone(), args.device, &args.data, &pb, jobs > 1)?;
+        let saved =
+            checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
+        let m = &saved.meta;
+        progress.say(&format!(
             "{:>8}: test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB -> {}",
-            regime.label(),
+            config.regime.label(),
             m.test_accuracy,
             m.train_accuracy,
             m.timing.total_s,
             m.timing.optimizer_s,
             m.timing.relocation_s,
-            m.peak_heap_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
+            m.peak_heap_bytes.unwrap_or(0).saturating_sub(m.heap_at_start_bytes.unwrap_or(0)) as f64 / (1 << 20) as f64,
             path.display()
-        );
-    }
+        ));
+        Ok(())
+    })?;
     Ok(())
 }
 
-/// Trains one model with a progress bar and measures it.
+/// Trains one model, showing its progress on `pb`, and measures it. With
+/// `concurrent` (other trainings run beside it) the process's peak RSS says
+/// nothing of this one and is not recorded; its heap peak is its thread's.
 pub fn train_one(
     mnist: &Mnist,
     config: TrainConfig,
     device: DeviceSpec,
     data: &DataArgs,
-    quiet: bool,
+    pb: &ProgressBar,
+    concurrent: bool,
 ) -> anyhow::Result<(TrainMeta, modcirc_mlp::Mlp, modcirc_bimt::Layout)> {
     let regime = config.regime;
-    let pb = bar(config.steps as u64, quiet, regime.name());
+    if device == DeviceSpec::Cpu {
+        // One step first, unmeasured: a thread's first training allocates
+        // buffers it keeps (about 2 MiB of gemm workspace), which would
+        // otherwise be charged to whichever model its thread trains first.
+        let warm = config.clone().steps(1).history_every(1);
+        Trainer::new(warm).and_then(|t| t.run(&mnist.train, None, &mut |_| {})).map_err(anyhow::Error::new)?;
+    }
     let window = HeapWindow::start();
     let mut on_step = |p: &modcirc_bimt::Progress| {
         if p.step.is_multiple_of(100) || p.step == p.steps {
@@ -134,7 +157,7 @@ pub fn train_one(
     })
     .with_context(|| format!("training {regime} on {device}"))?;
     let peak_heap = window.peak_heap();
-    let peak_rss = modcirc_metrics::peak_rss_bytes();
+    let peak_rss = if concurrent { None } else { modcirc_metrics::peak_rss_bytes() };
     pb.finish_and_clear();
     let meta = TrainMeta {
         schema: SIDECAR_SCHEMA,

@@ -1,5 +1,58 @@
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+thread_local! {
+    // Bytes this thread allocated minus bytes it freed, and the most that
+    // reached since its window began. Const-initialised `Cell`s: no lazy
+    // initialisation and no destructor, so the allocator may touch them.
+    static THREAD_NET: Cell<i64> = const { Cell::new(0) };
+    static THREAD_PEAK: Cell<i64> = const { Cell::new(0) };
+}
+
+fn thread_add(n: i64) {
+    let _ = THREAD_NET.try_with(|net| {
+        let v = net.get() + n;
+        net.set(v);
+        let _ = THREAD_PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+/// The heap peak of one thread's work, while other threads work beside it
+/// (concurrent trainings): the most bytes this thread had allocated and not
+/// yet freed, above what it held when the window began. Counts only under
+/// a [`CountingAlloc`] installed as the global allocator, and only what
+/// this thread allocates itself (work it hands to other threads is not in it).
+///
+/// ```
+/// use modcirc_metrics::{CountingAlloc, ThreadHeapWindow};
+/// #[global_allocator]
+/// static ALLOC: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+/// let window = ThreadHeapWindow::start();
+/// let elsewhere = std::thread::spawn(|| vec![0u8; 8 << 20].len());
+/// drop(vec![1u8; 1 << 20]);
+/// assert_eq!(elsewhere.join().unwrap(), 8 << 20);
+/// let peak = window.peak_bytes();
+/// assert!(peak >= 1 << 20 && peak < 8 << 20, "{peak}");
+/// ```
+#[derive(Debug)]
+pub struct ThreadHeapWindow {
+    at_start: i64,
+}
+
+impl ThreadHeapWindow {
+    /// Begins a window on the calling thread.
+    pub fn start() -> ThreadHeapWindow {
+        let at_start = THREAD_NET.with(Cell::get);
+        THREAD_PEAK.with(|p| p.set(at_start));
+        ThreadHeapWindow { at_start }
+    }
+
+    /// The calling thread's peak above the start, in bytes.
+    pub fn peak_bytes(&self) -> u64 {
+        (THREAD_PEAK.with(Cell::get) - self.at_start).max(0) as u64
+    }
+}
 
 /// A global-allocator wrapper that counts live and peak heap bytes. The
 /// binary installs it (`#[global_allocator]`); libraries only read it.
@@ -37,9 +90,11 @@ impl<A> CountingAlloc<A> {
     fn grew(&self, n: usize) {
         let live = self.live.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         self.peak.fetch_max(live, Ordering::Relaxed);
+        thread_add(n as i64);
     }
     fn shrank(&self, n: usize) {
         self.live.fetch_sub(n as u64, Ordering::Relaxed);
+        thread_add(-(n as i64));
     }
 }
 

@@ -39,6 +39,9 @@ pub struct ProfileSettings {
     pub sample: usize,
     /// Repeats of each inference timing.
     pub inference_repeats: usize,
+    /// Training seeds per regime (0, 1, ...), where `--seeds` does not say.
+    #[serde(default)]
+    pub seeds: u64,
 }
 
 impl Profile {
@@ -48,9 +51,15 @@ impl Profile {
     /// Its settings.
     pub fn settings(self) -> ProfileSettings {
         match self {
-            Profile::Full => ProfileSettings { steps: 40_000, bootstraps: 50, sample: 500, inference_repeats: 50 },
-            Profile::Quick => ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20 },
-            Profile::Smoke => ProfileSettings { steps: 600, bootstraps: 5, sample: 200, inference_repeats: 5 },
+            Profile::Full => {
+                ProfileSettings { steps: 40_000, bootstraps: 50, sample: 500, inference_repeats: 50, seeds: 5 }
+            }
+            Profile::Quick => {
+                ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20, seeds: 3 }
+            }
+            Profile::Smoke => {
+                ProfileSettings { steps: 600, bootstraps: 5, sample: 200, inference_repeats: 5, seeds: 2 }
+            }
         }
     }
 
@@ -206,6 +215,10 @@ pub struct Results {
     pub environment: Environment,
     /// Wall time of each stage run now (cached work not counted).
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Per stage, the sum of its jobs' own times, where jobs ran at once
+    /// (`train`): against `stage_seconds`, the parallel speed-up.
+    #[serde(default)]
+    pub jobs_seconds: BTreeMap<String, f64>,
     /// Wall time of the whole run.
     pub total_seconds: f64,
     /// Every trained model.
