@@ -66,6 +66,12 @@ pub struct Circuit {
     n_weights: usize,
 }
 
+/// The smallest |weight| of a layer that the eps edge rule keeps:
+/// `eps · max|W_l|` (STUDY §5).
+pub fn edge_threshold(weight: &[f32], eps: f64) -> f32 {
+    eps as f32 * weight.iter().fold(0f32, |m, w| m.max(w.abs()))
+}
+
 /// The circuit's metrics on a set of pairs (STUDY §5).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CircuitEval {
@@ -108,7 +114,7 @@ impl Circuit {
         let mut removed = Vec::new();
         let mut n_edges = 0;
         for (l, layer) in model.layers.iter().enumerate() {
-            let threshold = eps as f32 * layer.weight.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let threshold = edge_threshold(&layer.weight, eps);
             let mut k = layer.clone();
             let mut r = vec![0.0; layer.weight.len()];
             for o in 0..layer.n_out {

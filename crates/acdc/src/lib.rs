@@ -53,7 +53,7 @@ pub use attribution::{
     edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, EdgeScores,
     FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
-pub use circuit::{Ablation, Circuit, CircuitEval};
+pub use circuit::{edge_threshold, Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
     discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,

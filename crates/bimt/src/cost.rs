@@ -73,6 +73,31 @@ impl ConnectionCost {
     }
 }
 
+/// Wiring length (STUDY §9): `Σ |W|·D / Σ |W|` over the weights of each
+/// layer, and over every layer together; `D` is the Manhattan distance of
+/// the layout (STUDY §2), which L1+Local and BIMT penalise. A layer whose
+/// weights are all 0 has length 0.
+pub fn wiring_length(model: &Mlp, layout: &Layout) -> (f64, Vec<f64>) {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    let per_layer = model
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let d = layout.distances(l);
+            let n: f64 = layer.weight.iter().zip(&d).map(|(w, d)| w.abs() as f64 * *d as f64).sum();
+            let s: f64 = layer.weight.iter().map(|w| w.abs() as f64).sum();
+            (num, den) = (num + n, den + s);
+            if s > 0.0 {
+                n / s
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    (if den > 0.0 { num / den } else { 0.0 }, per_layer)
+}
+
 /// `Σ |x|·a` (returned) and `g += scale·a·sign(x)`, in chunks of 8 so that
 /// the loop vectorises: f32 within a chunk, f64 across chunks.
 fn penalty_pass(x: &[f32], a: &[f32], scale: f32, g: &mut [f32]) -> f64 {
@@ -121,6 +146,19 @@ mod tests {
             out_perm: vec![0, 1],
         };
         (layout, mlp)
+    }
+
+    #[test]
+    fn wiring_length_weighs_each_distance_by_its_weight() {
+        let (layout, mlp) = toy();
+        // Layer 0: out 0 at (0,1) sees in 0 at D 1 (|w| 1) and in 1 at D 2 (|w| 2);
+        // out 1 at (1,1) sees in 0 at D 2 (|w| 0.5), in 1 at D 1 (|w| 0).
+        let l0 = (1.0 * 1.0 + 2.0 * 2.0 + 0.5 * 2.0) / 3.5;
+        // Layer 1: outs at (0,2), (0.5,2); ins at (0,1), (1,1).
+        let l1 = (1.0 * 1.0 + 1.0 * 2.0 + 3.0 * 1.5 + 0.25 * 1.5) / 5.25;
+        let (all, per_layer) = wiring_length(&mlp, &layout);
+        assert!((per_layer[0] - l0).abs() < 1e-12 && (per_layer[1] - l1).abs() < 1e-12, "{per_layer:?}");
+        assert!((all - (l0 * 3.5 + l1 * 5.25) / 8.75).abs() < 1e-12);
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod regime;
 pub mod relocate;
 mod train;
 
-pub use cost::{ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
+pub use cost::{wiring_length, ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
 pub use error::BimtError;
 pub use layout::Layout;
 pub use model::{accuracy, init_model, STUDY_ACTIVATION, STUDY_SIZES};

@@ -29,6 +29,21 @@ impl Summary {
         })
     }
 
+    /// The mean of `values` with a two-sided 95% Student-t interval,
+    /// `mean ± t(0.975, n−1) · sd / √n` (STUDY §9: across seeds, each seed
+    /// one value). `None` for fewer than two values or a NaN; an infinite
+    /// value gives an infinite interval.
+    pub fn t_interval(values: &[f64]) -> Option<Summary> {
+        let n = values.len();
+        if n < 2 || values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let half = t_975(n - 1) * (var / n as f64).sqrt();
+        Some(Summary { mean, lo: mean - half, hi: mean + half, n })
+    }
+
     /// Half the interval's width, the paper's "± CI".
     pub fn half_width(&self) -> f64 {
         (self.hi - self.lo) / 2.0
@@ -37,6 +52,24 @@ impl Summary {
     /// Whether `x` lies in the interval.
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi
+    }
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom: exact
+/// (to 4 digits) up to 30, then the normal approximation with its first
+/// correction, `z + (z³ + z) / (4·df)`.
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        _ => {
+            let z = 1.959_964;
+            z + (z * z * z + z) / (4.0 * df as f64)
+        }
     }
 }
 
@@ -62,6 +95,17 @@ mod tests {
         assert_eq!(Summary::of(&[2.0]).unwrap().lo, 2.0);
         assert!(Summary::of(&[]).is_none());
         assert!(Summary::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn t_intervals_match_a_statistics_table() {
+        // Five seeds 1..5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776.
+        let s = Summary::t_interval(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        let half = 2.776 * (2.5f64 / 5.0).sqrt();
+        assert!((s.mean - 3.0).abs() < 1e-12 && (s.hi - 3.0 - half).abs() < 1e-12 && s.n == 5);
+        assert!(Summary::t_interval(&[1.0]).is_none());
+        // Past the table: t(0.975, 1000) is 1.9623.
+        assert!((t_975(1000) - 1.9623).abs() < 1e-3 && t_975(31) < t_975(30));
     }
 }
 
