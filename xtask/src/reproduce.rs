@@ -8,27 +8,29 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{AcdcConfig, DiscoveryConfig};
+use modcirc_acdc::DiscoveryConfig;
 use modcirc_bimt::checkpoint::{self, Checkpoint};
 use modcirc_bimt::{Regime, TrainConfig, TRAINER_REVISION};
-use modcirc_dataset::{Mnist, Task};
+use modcirc_dataset::Mnist;
 use modcirc_metrics::PhaseTimer;
 use modcirc_mlp::{DeviceSpec, Mlp};
-use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS, BEYOND_SCHEMA};
+use modcirc_study::beyond::BeyondResult;
 use modcirc_study::cache::{self, FileRecord, Lookup};
 use modcirc_study::check::REPORT_FILES;
-use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, Split, DISCOVERY_REVISION};
+use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::figures::{figures, NetworkPanel};
 use modcirc_study::measure::{environment, inference_timing};
 use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
+use modcirc_study::findings::findings;
+use modcirc_study::seeds::across_seeds;
+use modcirc_study::structure::StructureResult;
 use modcirc_study::verdicts::verdicts;
 use sha2::{Digest, Sha256};
 
 use crate::common::{
     artifacts_dir, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs, JobsArg, Progress,
 };
-use crate::discover::discover_model;
 use crate::train::train_one;
 
 #[derive(Args, Debug)]
@@ -66,11 +68,14 @@ struct Trained {
     checkpoint: Checkpoint,
 }
 
-/// What discovery produced: the results, and the seed-0 circle discoveries
-/// Fig. 2 draws.
+mod analyse;
+
+/// What the analysis stage produced: the results, and the seed-0 circle
+/// discoveries Fig. 2 draws.
 struct Found {
     discoveries: Vec<DiscoveryResult>,
     beyond: Vec<BeyondResult>,
+    structure: Vec<StructureResult>,
     circle: Vec<(Regime, DiscoverOutput)>,
 }
 
@@ -114,14 +119,12 @@ impl Run<'_> {
         }
     }
 
-    /// A cached JSON unit, parsed; `None` when it must be recomputed.
-    fn cached_json<T: serde::de::DeserializeOwned>(&mut self, path: &Path) -> Option<T> {
+    /// A cached JSON unit, parsed, and its record; `None` when it must be
+    /// recomputed.
+    fn fetch_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Option<(T, FileRecord)> {
         let bytes = self.cached(path, &[path])?.pop()?;
         match serde_json::from_slice(&bytes) {
-            Ok(v) => {
-                self.files.push(FileRecord::of(&self.out, path, &bytes));
-                Some(v)
-            }
+            Ok(v) => Some((v, FileRecord::of(&self.out, path, &bytes))),
             Err(e) => {
                 self.progress.warn(&format!("{}: {e}; recomputing it", path.display()));
                 None
@@ -129,13 +132,12 @@ impl Run<'_> {
         }
     }
 
-    /// Writes a JSON unit and records it in its listing and in the run's files.
-    fn store_json<T: serde::Serialize>(&mut self, path: &Path, value: &T) -> anyhow::Result<()> {
+    /// Writes a JSON unit and records it in its listing; returns its record.
+    fn put_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> anyhow::Result<FileRecord> {
         let bytes = serde_json::to_vec_pretty(value)?;
         write_atomic(path, &bytes)?;
         cache::record(&cache::listing_path(path), &[(path, &bytes)])?;
-        self.files.push(FileRecord::of(&self.out, path, &bytes));
-        Ok(())
+        Ok(FileRecord::of(&self.out, path, &bytes))
     }
 
     /// Writes a file of the report and records it in the run's files.
@@ -205,7 +207,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         ..DiscoveryConfig::default()
     };
     let flags = DiscoverySettings { config, split: Split::Test };
-    let found = discover_stage(&mut run, &models, &flags)?;
+    let found = analyse::analyse_stage(&mut run, &models, &flags)?;
     let seed0: Vec<(Regime, &Mlp)> =
         models.iter().filter(|m| m.result.seed == 0).map(|m| (m.result.regime, &m.checkpoint.model)).collect();
     let pb = run.progress.bar(settings.inference_repeats as u64, "inference");
@@ -214,6 +216,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     });
     pb.finish_and_clear();
     let model_results: Vec<ModelResult> = models.iter().map(|m| m.result.clone()).collect();
+    let across = across_seeds(&model_results, &found.discoveries, &inference, &found.structure);
     let results = Results {
         schema: RESULTS_SCHEMA.into(),
         profile: args.profile,
@@ -224,6 +227,9 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         jobs_seconds: Default::default(),
         total_seconds: 0.0,
         verdicts: verdicts(&model_results, &found.discoveries, &inference),
+        across_seeds: across.clone(),
+        findings: findings(across.as_ref(), &found.discoveries, &found.structure),
+        structure: found.structure,
         models: model_results,
         discoveries: found.discoveries,
         inference,
@@ -317,121 +323,6 @@ fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoi
             run.progress.warn(&format!("{e}; retraining it"));
             None
         }
-    }
-}
-
-/// Discovery on both tasks for every model, and STUDY §8 on the seed-0
-/// models, each cached by the model's hash, the task and the settings.
-fn discover_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettings) -> anyhow::Result<Found> {
-    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), circle: Vec::new() };
-    let settings_json = serde_json::to_vec(flags)?;
-    for m in models {
-        let r = &m.result;
-        for task in [Task::circle(), Task::line()] {
-            let key = |extra: &[u8]| {
-                short_hash(&[
-                    r.sha256.as_bytes(),
-                    task.name.as_bytes(),
-                    &settings_json,
-                    &DISCOVERY_REVISION.to_le_bytes(),
-                    extra,
-                ])
-            };
-            let stem = format!("{}-seed{}-{}", r.regime, r.seed, task.name);
-            let path = run.out.join("discover").join(format!("{stem}-{}.json", key(&[])));
-            let (d, cached) = match run.cached_json::<DiscoverOutput>(&path) {
-                Some(d) => (d, true),
-                None => {
-                    let model_path = run.out.join(&r.path);
-                    let d = run.timer.time("discover", || {
-                        let model = (&m.checkpoint, model_path.as_path(), r.sha256.as_str());
-                        discover_model(&run.mnist, model, &task, flags, run.args.quiet)
-                    })?;
-                    run.store_json(&path, &d)?;
-                    (d, false)
-                }
-            };
-            if r.seed == 0 {
-                let beyond_path = run.out.join("beyond").join(format!("{stem}-{}.json", key(BEYOND_SCHEMA.as_bytes())));
-                found.beyond.push(beyond_one(run, m, &d, &task, &beyond_path)?);
-            }
-            found.discoveries.push(discovery_result(run, r, &task, &d, &path, cached));
-            if r.seed == 0 && task == Task::circle() && [Regime::Bimt, Regime::L1].contains(&r.regime) {
-                found.circle.push((r.regime, d));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// STUDY §8 on one seed-0 model and task, cached at `path`.
-fn beyond_one(
-    run: &mut Run<'_>,
-    m: &Trained,
-    d: &DiscoverOutput,
-    task: &Task,
-    path: &Path,
-) -> anyhow::Result<BeyondResult> {
-    let r = &m.result;
-    let b = match run.cached_json::<BeyondResult>(path) {
-        Some(b) => b,
-        None => {
-            let who = (Some(r.regime), Some(r.seed));
-            let model = &m.checkpoint.model;
-            let b = run
-                .timer
-                .time("beyond", || analyse(&run.mnist, model, who, d, &AcdcConfig::default(), ACDC_PAIRS))
-                .with_context(|| format!("attribution and faithfulness of {} on {task}", r.regime))?;
-            run.store_json(path, &b)?;
-            b
-        }
-    };
-    run.say(format!(
-        "[beyond]   {:>8} {:>6}: circuit faithfulness {:.3}, EAP at that size {:.3}, CPR {:.3}, CMD {:.3}",
-        r.regime.label(),
-        task.name,
-        b.circuit_faithfulness,
-        b.eap_same_size_faithfulness,
-        b.curve.cpr,
-        b.curve.cmd
-    ));
-    Ok(b)
-}
-
-/// One discovery's line in the results.
-fn discovery_result(
-    run: &Run<'_>,
-    r: &ModelResult,
-    task: &Task,
-    d: &DiscoverOutput,
-    path: &Path,
-    cached: bool,
-) -> DiscoveryResult {
-    let s = &d.report.summary;
-    run.say(format!(
-        "[discover] {:>8} seed {} {:>6}: logit difference {:.3}, sparsity {:.4}, {:.2} ms per discovery{}",
-        r.regime.label(),
-        r.seed,
-        task.name,
-        s.logit_difference.mean,
-        s.sparsity.mean,
-        s.discovery_s.mean * 1e3,
-        if cached { " (cached)" } else { "" }
-    ));
-    DiscoveryResult {
-        regime: r.regime,
-        seed: r.seed,
-        task: task.name.clone(),
-        path: rel(&run.out, path),
-        cached,
-        logit_difference: s.logit_difference,
-        accuracy: s.accuracy,
-        sparsity: s.sparsity,
-        discovery_s: s.discovery_s,
-        faithfulness: s.faithfulness,
-        dead: d.report.selection.dead.iter().map(Vec::len).collect(),
-        decided_by_tie: d.report.selection.decided_by_tie.clone(),
-        notes: d.notes.clone(),
     }
 }
 

@@ -42,9 +42,7 @@ fn lloyd(rows: &[Vec<f64>], k: usize, rng: &mut SplitMix) -> (Vec<usize>, f64) {
     }
     let assign = |centres: &[Vec<f64>]| -> Vec<usize> {
         rows.iter()
-            .map(|r| {
-                (0..k).min_by(|&a, &b| dist2(r, &centres[a]).total_cmp(&dist2(r, &centres[b]))).expect("k > 0")
-            })
+            .map(|r| (0..k).min_by(|&a, &b| dist2(r, &centres[a]).total_cmp(&dist2(r, &centres[b]))).expect("k > 0"))
             .collect()
     };
     let mut labels = assign(&centres);

@@ -5,6 +5,11 @@
 //! * [`discovery`]: one discovery on a checkpoint and task, and the
 //!   `discover` JSON ([`DiscoverOutput`]).
 //! * [`beyond`]: STUDY §8 on one model and task ([`analyse`]).
+//! * [`structure`]: STUDY §9 on one model: wiring length, modularity,
+//!   circuit locality, stability and specialisation.
+//! * [`seeds`]: every metric across training seeds, and the hypotheses
+//!   judged on those intervals; [`findings`]: STUDY §9's questions,
+//!   decided by stated rules.
 //! * [`paper`]: the paper's Table 3, as printed.
 //! * [`verdicts`]: the rule that decides each of the paper's hypotheses.
 //! * [`report`], [`figures`]: `REPORT.md`, `table3.csv` and the figures.
@@ -32,10 +37,13 @@ pub mod check;
 pub mod discovery;
 mod error;
 pub mod figures;
+pub mod findings;
 pub mod measure;
 pub mod paper;
 pub mod report;
 pub mod results;
+pub mod seeds;
+pub mod structure;
 pub mod verdicts;
 
 pub use beyond::{analyse, BeyondResult};

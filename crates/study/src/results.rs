@@ -14,7 +14,7 @@ use crate::discovery::DiscoverySettings;
 use crate::StudyError;
 
 /// Version of `results.json` (docs/results-schema.md).
-pub const RESULTS_SCHEMA: &str = "modcirc.results/1";
+pub const RESULTS_SCHEMA: &str = "modcirc.results/2";
 
 /// How much of the study a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +232,16 @@ pub struct Results {
     /// STUDY §8 on the seed-0 models: attribution patching and faithfulness.
     #[serde(default)]
     pub beyond: Vec<BeyondResult>,
+    /// STUDY §9 on every model.
+    #[serde(default)]
+    pub structure: Vec<crate::structure::StructureResult>,
+    /// Every metric across seeds, and the verdicts judged on them (`null`
+    /// with one seed).
+    #[serde(default)]
+    pub across_seeds: Option<crate::seeds::AcrossSeeds>,
+    /// STUDY §9's findings, each by its stated rule.
+    #[serde(default)]
+    pub findings: Vec<Verdict>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256

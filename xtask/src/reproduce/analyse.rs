@@ -1,0 +1,183 @@
+//! `reproduce`'s analysis stage: for every model, at once across models,
+//! the discoveries on both tasks, STUDY §8 on the seed-0 models and STUDY §9
+//! on all; each unit cached by what determines it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use modcirc_acdc::AcdcConfig;
+use modcirc_bimt::Regime;
+use modcirc_dataset::Task;
+use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS, BEYOND_SCHEMA};
+use modcirc_study::cache::FileRecord;
+use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, DISCOVERY_REVISION};
+use modcirc_study::results::{DiscoveryResult, ModelResult};
+use modcirc_study::structure::{analyse_structure, StructureResult, STRUCTURE_SCHEMA};
+
+use super::{rel, short_hash, Found, Run, Trained};
+use crate::common::run_jobs;
+use crate::discover::discover_model;
+
+/// One model's analyses: what the results keep, the files, the times.
+struct Analysed {
+    discoveries: Vec<(Task, DiscoverOutput, PathBuf, bool)>,
+    beyond: Vec<BeyondResult>,
+    structure: StructureResult,
+    files: Vec<FileRecord>,
+    /// (stage, seconds) of the work done now (cached work is not timed).
+    seconds: Vec<(&'static str, f64)>,
+}
+
+/// Discovery on both tasks for every model, STUDY §8 on the seed-0
+/// models and STUDY §9 on every model, models in parallel jobs.
+pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettings) -> anyhow::Result<Found> {
+    let settings_json = serde_json::to_vec(flags)?;
+    // The timer is taken out while the jobs share the run.
+    let mut timer = std::mem::take(&mut run.timer);
+    let shared: &Run<'_> = run;
+    let analysed =
+        timer.time("analyse", || run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json)));
+    run.timer = timer;
+    let analysed = analysed?;
+    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), circle: Vec::new() };
+    for (m, a) in models.iter().zip(analysed) {
+        let r = &m.result;
+        for (stage, s) in &a.seconds {
+            run.job_seconds(stage, *s);
+        }
+        run.files.extend(a.files);
+        for (task, d, path, cached) in a.discoveries {
+            found.discoveries.push(discovery_result(run, r, &task, &d, &path, cached));
+            if r.seed == 0 && task == Task::circle() && [Regime::Bimt, Regime::L1].contains(&r.regime) {
+                found.circle.push((r.regime, d));
+            }
+        }
+        for b in &a.beyond {
+            run.say(format!(
+                "[beyond]   {:>8} {:>6}: circuit faithfulness {:.3}, EAP at that size {:.3}, CPR {:.3}, CMD {:.3}",
+                r.regime.label(),
+                b.task,
+                b.circuit_faithfulness,
+                b.eap_same_size_faithfulness,
+                b.curve.cpr,
+                b.curve.cmd
+            ));
+        }
+        found.beyond.extend(a.beyond);
+        let s = &a.structure;
+        run.say(format!(
+            "[structure] {:>8} seed {}: wiring length {:.3}, Q {:.3} (every weight) / {:.3} (eps edges), {:.2} s",
+            r.regime.label(),
+            r.seed,
+            s.wiring_length,
+            s.all_weights.q,
+            s.eps_edges.q,
+            s.seconds
+        ));
+        found.structure.push(a.structure);
+    }
+    Ok(found)
+}
+
+/// The records of a job's files and the times of the work it did now.
+#[derive(Default)]
+struct Log {
+    files: Vec<FileRecord>,
+    seconds: Vec<(&'static str, f64)>,
+}
+
+/// One model's job: each unit from the cache, or computed and stored.
+fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings: &[u8]) -> anyhow::Result<Analysed> {
+    let r = &m.result;
+    let key = |parts: &[&[u8]]| {
+        let base: [&[u8]; 3] = [r.sha256.as_bytes(), settings, &DISCOVERY_REVISION.to_le_bytes()];
+        short_hash(&[&base[..], parts].concat())
+    };
+    let mut log = Log::default();
+    let (mut discoveries, mut beyond) = (Vec::new(), Vec::new());
+    for task in [Task::circle(), Task::line()] {
+        let stem = format!("{}-seed{}-{}", r.regime, r.seed, task.name);
+        let path = run.out.join("discover").join(format!("{stem}-{}.json", key(&[task.name.as_bytes(), &[]])));
+        let (d, cached) = cached_or(run, &path, &mut log, "discover", || {
+            let model_path = run.out.join(&r.path);
+            discover_model(&run.mnist, (&m.checkpoint, &model_path, &r.sha256), &task, flags, true)
+        })?;
+        if r.seed == 0 {
+            let name = format!("{stem}-{}.json", key(&[task.name.as_bytes(), BEYOND_SCHEMA.as_bytes()]));
+            let (b, _) = cached_or(run, &run.out.join("beyond").join(name), &mut log, "beyond", || {
+                let who = (Some(r.regime), Some(r.seed));
+                analyse(&run.mnist, &m.checkpoint.model, who, &d, &AcdcConfig::default(), ACDC_PAIRS)
+                    .with_context(|| format!("attribution and faithfulness of {} on {task}", r.regime))
+            })?;
+            beyond.push(b);
+        }
+        discoveries.push((task, d, path, cached));
+    }
+    let name = format!("{}-seed{}-{}.json", r.regime, r.seed, key(&[STRUCTURE_SCHEMA.as_bytes()]));
+    let discs: Vec<&DiscoverOutput> = discoveries.iter().map(|(_, d, _, _)| d).collect();
+    let (split, seed) = (flags.split.of(&run.mnist), flags.config.seed);
+    let (structure, _) = cached_or(run, &run.out.join("structure").join(name), &mut log, "structure", || {
+        analyse_structure(&m.checkpoint, split, &discs, seed)
+            .with_context(|| format!("STUDY §9 on {} seed {}", r.regime, r.seed))
+    })?;
+    Ok(Analysed { discoveries, beyond, structure, files: log.files, seconds: log.seconds })
+}
+
+/// The unit at `path` from the cache, or `compute`d, stored and timed
+/// under `stage`; its record joins `log`. Returns it and whether it was
+/// cached.
+fn cached_or<T: serde::Serialize + serde::de::DeserializeOwned>(
+    run: &Run<'_>,
+    path: &Path,
+    log: &mut Log,
+    stage: &'static str,
+    compute: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, bool)> {
+    if let Some((v, record)) = run.fetch_json::<T>(path) {
+        log.files.push(record);
+        return Ok((v, true));
+    }
+    let t = Instant::now();
+    let v = compute()?;
+    log.seconds.push((stage, t.elapsed().as_secs_f64()));
+    log.files.push(run.put_json(path, &v)?);
+    Ok((v, false))
+}
+
+/// One discovery's line in the results.
+fn discovery_result(
+    run: &Run<'_>,
+    r: &ModelResult,
+    task: &Task,
+    d: &DiscoverOutput,
+    path: &Path,
+    cached: bool,
+) -> DiscoveryResult {
+    let s = &d.report.summary;
+    run.say(format!(
+        "[discover] {:>8} seed {} {:>6}: logit difference {:.3}, sparsity {:.4}, {:.2} ms per discovery{}",
+        r.regime.label(),
+        r.seed,
+        task.name,
+        s.logit_difference.mean,
+        s.sparsity.mean,
+        s.discovery_s.mean * 1e3,
+        if cached { " (cached)" } else { "" }
+    ));
+    DiscoveryResult {
+        regime: r.regime,
+        seed: r.seed,
+        task: task.name.clone(),
+        path: rel(&run.out, path),
+        cached,
+        logit_difference: s.logit_difference,
+        accuracy: s.accuracy,
+        sparsity: s.sparsity,
+        discovery_s: s.discovery_s,
+        faithfulness: s.faithfulness,
+        dead: d.report.selection.dead.iter().map(Vec::len).collect(),
+        decided_by_tie: d.report.selection.decided_by_tie.clone(),
+        notes: d.notes.clone(),
+    }
+}
