@@ -19,10 +19,10 @@ use modcirc_study::cache::{self, FileRecord, Lookup};
 use modcirc_study::check::REPORT_FILES;
 use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::figures::{figures, NetworkPanel};
+use modcirc_study::findings::findings;
 use modcirc_study::measure::{environment, inference_timing};
 use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
-use modcirc_study::findings::findings;
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::structure::StructureResult;
 use modcirc_study::verdicts::verdicts;
@@ -188,7 +188,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.get();
     let mut run =
         Run { args: &args, out, mnist, timer, jobs_seconds: BTreeMap::new(), files: Vec::new(), progress, jobs };
-    for sub in ["", "models", "discover", "beyond", "figures"] {
+    for sub in ["", "models", "discover", "beyond", "structure", "figures"] {
         remove_stale_temps(&run.out.join(sub), args.quiet)?;
     }
     run.say(format!(

@@ -30,8 +30,7 @@ pub fn louvain(g: &Graph, seed: u64) -> Partition {
         .map(|i| g.neighbours(i).iter().map(|&(j, w)| (j, if i == j { 2.0 * w } else { w })).collect())
         .collect();
     let mut node_of: Vec<usize> = (0..g.len()).collect();
-    loop {
-        let Some(comm) = one_level(&adj, &mut rng) else { break };
+    while let Some(comm) = one_level(&adj, &mut rng) {
         let (comm, count) = renumber(&comm);
         node_of.iter_mut().for_each(|v| *v = comm[*v]);
         if count == adj.len() {

@@ -54,7 +54,9 @@ mod charts;
 mod network;
 mod table;
 
-pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
+pub use charts::{
+    bar_chart, line_chart, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip, StripPanel,
+};
 pub use modcirc_metrics::Summary;
 pub use network::network_figure;
 pub use table::{csv_table, markdown_table};

@@ -1,5 +1,6 @@
 use modcirc_report::{
-    bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series, Summary,
+    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip,
+    StripPanel, Summary,
 };
 
 fn check(paths: &[std::path::PathBuf]) {
@@ -46,6 +47,22 @@ fn every_kind_of_figure_renders_png_and_svg() {
         log_y: true,
     };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
+    let strip = |label: &str, color: usize, points: Vec<f64>| Strip {
+        label: label.into(),
+        color,
+        summary: Summary::t_interval(&points).unwrap(),
+        points,
+    };
+    let strips = StripPanel {
+        title: "Q".into(),
+        y_label: "modularity".into(),
+        strips: vec![strip("Vanilla", 0, vec![0.07, 0.08, 0.075]), strip("BIMT", 4, vec![0.22, 0.23, 0.24])],
+    };
+    let paths = strip_chart(&dir.join("strips"), &[strips.clone(), strips.clone(), strips], 2).unwrap();
+    check(&paths);
+    // Each group is named once per panel on the x axis.
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    assert_eq!(svg.lines().filter(|l| l.trim() == "BIMT").count(), 3);
     let sizes = [16usize, 9, 9, 3];
     let coords: Vec<Vec<[f32; 2]>> =
         sizes.iter().map(|&n| (0..n).map(|i| [i as f32 / n as f32, (i % 3) as f32 / 3.0]).collect()).collect();

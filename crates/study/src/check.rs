@@ -12,7 +12,7 @@ use crate::StudyError;
 pub const REPORT_FILES: [&str; 3] = ["table3.csv", "REPORT.md", "results.json"];
 
 /// Figures every complete run has (PNG and SVG each).
-pub const FIGURES: [&str; 10] = [
+pub const FIGURES: [&str; 13] = [
     "fig2_network_bimt",
     "fig2_network_l1",
     "fig3_sparsity_vs_logit_difference",
@@ -23,6 +23,9 @@ pub const FIGURES: [&str; 10] = [
     "fig7_inference_batch1",
     "training_curves",
     "fig8_faithfulness_curves",
+    "fig9_modularity_vs_faithfulness",
+    "fig9_modularity_vs_logit_difference",
+    "fig10_across_seeds",
 ];
 
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
@@ -35,7 +38,8 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
 
 /// Checks `dir`: `results.json` parses with the current schema and holds
 /// five models, ten discoveries and STUDY §8 results with finite metrics,
-/// and six evaluated verdicts; every figure, `REPORT.md` and `table3.csv`
+/// and six evaluated verdicts; STUDY §9 on every model, the across-seed
+/// results and three findings; every figure, `REPORT.md` and `table3.csv`
 /// are there and not empty; every file it lists (models, sidecars,
 /// discoveries, STUDY §8 results, figures, report) is present, of its
 /// recorded size and hash, and every file it refers to is listed. Returns
@@ -67,6 +71,18 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
             [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
         ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
     }
+    ensure(r.structure.len() == r.models.len(), || {
+        format!("{p}: STUDY §9 on {} of {} models", r.structure.len(), r.models.len())
+    })?;
+    for st in &r.structure {
+        let finite = [st.wiring_length, st.all_weights.q, st.eps_edges.q].iter().all(|x| x.is_finite());
+        ensure(finite && st.specialisation.is_some(), || {
+            format!("{p}: STUDY §9 of a model is incomplete or not finite")
+        })?;
+    }
+    ensure(r.across_seeds.is_some() && r.findings.len() == 3, || {
+        format!("{p}: no across-seed results or findings (two seeds or more are needed)")
+    })?;
     check_files(dir)?;
     check_hashes(dir, &r)?;
     Ok(r)

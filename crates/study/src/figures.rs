@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_bimt::{HistoryPoint, Regime};
 use modcirc_metrics::Summary;
-use modcirc_report::{bar_chart, line_chart, network_figure, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
+use modcirc_report::{
+    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip,
+    StripPanel,
+};
 
 use crate::discovery::DiscoverOutput;
 use crate::paper::{paper_summary, PAPER_TABLE3, TASKS};
@@ -37,7 +40,140 @@ pub fn figures(dir: &Path, r: &Results, networks: &[NetworkPanel<'_>]) -> Result
     if !r.beyond.is_empty() {
         written.extend(fig8(dir, r)?);
     }
+    if !r.structure.is_empty() {
+        written.extend(fig9(dir, r)?);
+    }
+    if r.across_seeds.is_some() {
+        written.extend(fig10(dir, r)?);
+    }
     Ok(written)
+}
+
+/// A value without an interval, as a point of a scatter chart.
+fn exact(v: f64) -> Summary {
+    Summary { mean: v, lo: v, hi: v, n: 1 }
+}
+
+/// Fig. 9: modularity Q (eps graph) against the circuit's faithfulness and
+/// logit difference, every model a point (bootstrap interval), a panel per
+/// task (STUDY §9).
+fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+    let panels = |y: &dyn Fn(&DiscoveryResult) -> Option<Summary>| -> Vec<ScatterPanel> {
+        TASKS
+            .iter()
+            .map(|t| ScatterPanel {
+                title: t.to_string(),
+                points: r
+                    .discoveries
+                    .iter()
+                    .filter(|d| d.task == *t)
+                    .filter_map(|d| {
+                        let s = crate::seeds::structure_of(&r.structure, d.regime, d.seed)?;
+                        let label = d.regime.label().to_string();
+                        Some(Point {
+                            label,
+                            x: exact(s.eps_edges.q),
+                            y: y(d)?,
+                            color: color(d.regime),
+                            reference: false,
+                        })
+                    })
+                    .collect(),
+                x_domain: None,
+            })
+            .filter(|p| !p.points.is_empty())
+            .collect()
+    };
+    let x = "modularity Q (weights the eps rule keeps)";
+    let mut written = Vec::new();
+    let faithful = panels(&|d| d.faithfulness);
+    if !faithful.is_empty() {
+        written.extend(scatter_ci(
+            &dir.join("fig9_modularity_vs_faithfulness"),
+            x,
+            "circuit faithfulness",
+            &faithful,
+            false,
+        )?);
+    }
+    let ld = panels(&|d| Some(d.logit_difference));
+    written.extend(scatter_ci(
+        &dir.join("fig9_modularity_vs_logit_difference"),
+        x,
+        "circuit logit difference",
+        &ld,
+        false,
+    )?);
+    Ok(written)
+}
+
+/// Fig. 10: the metrics across seeds per regime: mean and 95% t-interval,
+/// each seed a faint point (STUDY §9).
+fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+    let Some(a) = &r.across_seeds else { return Ok(Vec::new()) };
+    let mut panels = Vec::new();
+    type Metric = (&'static str, fn(&DiscoveryResult) -> Option<f64>, fn(&crate::seeds::SeedRow) -> Option<Summary>);
+    let metrics: [Metric; 3] = [
+        ("logit difference", |d| Some(d.logit_difference.mean), |s| Some(s.logit_difference)),
+        ("sparsity", |d| Some(d.sparsity.mean), |s| Some(s.sparsity)),
+        ("faithfulness", |d| d.faithfulness.map(|f| f.mean), |s| s.faithfulness),
+    ];
+    for t in TASKS {
+        for (name, per_seed, summary) in metrics {
+            let strips: Vec<Strip> = a
+                .rows
+                .iter()
+                .filter(|row| row.task == t)
+                .filter_map(|row| {
+                    let points = r
+                        .discoveries
+                        .iter()
+                        .filter(|d| d.regime == row.regime && d.task == t)
+                        .filter_map(per_seed)
+                        .collect();
+                    Some(Strip {
+                        label: row.regime.label().into(),
+                        color: color(row.regime),
+                        summary: summary(row)?,
+                        points,
+                    })
+                })
+                .collect();
+            if !strips.is_empty() {
+                panels.push(StripPanel { title: format!("{t}: {name}"), y_label: name.into(), strips });
+            }
+        }
+    }
+    type Structural = (
+        &'static str,
+        fn(&crate::structure::StructureResult) -> Option<f64>,
+        fn(&crate::seeds::StructureRow) -> Option<Summary>,
+    );
+    let structural: [Structural; 3] = [
+        ("modularity Q (eps edges)", |s| Some(s.eps_edges.q), |row| Some(row.q_eps)),
+        ("wiring length", |s| Some(s.wiring_length), |row| Some(row.wiring_length)),
+        ("circle/line circuit overlap", |s| s.specialisation.as_ref().map(|x| x.overlap), |row| row.overlap),
+    ];
+    for (name, per_model, summary) in structural {
+        let strips: Vec<Strip> = a
+            .structure
+            .iter()
+            .filter_map(|row| {
+                let points =
+                    r.structure.iter().filter(|s| s.regime == Some(row.regime)).filter_map(per_model).collect();
+                Some(Strip {
+                    label: row.regime.label().into(),
+                    color: color(row.regime),
+                    summary: summary(row)?,
+                    points,
+                })
+            })
+            .collect();
+        if !strips.is_empty() {
+            panels.push(StripPanel { title: name.into(), y_label: name.into(), strips });
+        }
+    }
+    Ok(strip_chart(&dir.join("fig10_across_seeds"), &panels, 3)?)
 }
 
 /// Fig. 2: a network and its circle circuit.

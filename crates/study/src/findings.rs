@@ -42,7 +42,8 @@ fn more_modular(across: Option<&AcrossSeeds>) -> Verdict {
     }
     let yes = others.iter().all(|o| above(&b.q_eps, &o.q_eps));
     v.verdict = if yes { "supported" } else { "not supported" }.into();
-    v.evidence = a.structure.iter().map(|s| format!("{} Q {}", s.regime.label(), fmt(&s.q_eps))).collect::<Vec<_>>().join(", ");
+    v.evidence =
+        a.structure.iter().map(|s| format!("{} Q {}", s.regime.label(), fmt(&s.q_eps))).collect::<Vec<_>>().join(", ");
     v
 }
 

@@ -9,7 +9,7 @@ use modcirc_report::{csv_table, markdown_table};
 
 use crate::beyond::{BeyondResult, ACDC_PAIRS};
 use crate::paper::{PAPER_TABLE3, TASKS};
-use crate::results::{beyond0, find, model0, DiscoveryResult, Results};
+use crate::results::{beyond0, find, model0, Results};
 use crate::verdicts::{ci, fmt_ms};
 
 const TABLE3_HEADER: [&str; 22] = [
@@ -70,9 +70,8 @@ pub fn markdown(r: &Results) -> String {
     table3(&mut s, r);
     dead_and_ties(&mut s, r);
     training_and_inference(&mut s, r);
-    if r.models.iter().any(|m| m.seed > 0) {
-        across_seeds(&mut s, r);
-    }
+    across_seeds(&mut s, r);
+    structure_section(&mut s, r);
     if !r.beyond.is_empty() {
         s.push_str(&beyond_section(r));
     }
@@ -225,29 +224,156 @@ fn training_and_inference(s: &mut String, r: &Results) {
 
 /// Each metric's spread over training seeds.
 fn across_seeds(s: &mut String, r: &Results) {
-    let _ = writeln!(s, "## Across training seeds\n");
-    let _ = writeln!(s, "Mean and standard deviation over seeds of each seed's bootstrap mean: the variance from training, which the paper's single model per regime cannot show.\n");
-    let mut rows = Vec::new();
-    for t in TASKS {
-        for reg in Regime::ALL {
-            let ds: Vec<&DiscoveryResult> = r.discoveries.iter().filter(|d| d.regime == reg && d.task == t).collect();
-            let ms = |f: &dyn Fn(&DiscoveryResult) -> f64| {
-                let v: Vec<f64> = ds.iter().map(|d| f(d)).collect();
-                let m = v.iter().sum::<f64>() / v.len() as f64;
-                let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt();
-                format!("{m:.4} ± {sd:.4}")
-            };
-            rows.push(vec![
-                t.into(),
-                reg.label().into(),
-                ds.len().to_string(),
-                ms(&|d| d.logit_difference.mean),
-                ms(&|d| d.sparsity.mean),
-                ms(&|d| d.accuracy.mean),
-            ]);
-        }
+    let Some(a) = &r.across_seeds else { return };
+    let _ = writeln!(s, "## Across training seeds (STUDY §9)\n");
+    let _ = writeln!(
+        s,
+        "Seeds {:?} of every regime. Each cell: the mean over seeds of each seed's bootstrap mean, with a 95% Student-t interval over seeds (n = seeds): the variance from training, which the paper's single model per regime cannot show. Logit difference: lower is closer to the model; sparsity: higher is a smaller circuit; faithfulness: 1 recovers the model; stability: 1 is the same circuit on every resample.\n",
+        a.seeds
+    );
+    let rows: Vec<Vec<String>> = a
+        .rows
+        .iter()
+        .map(|row| {
+            let opt = |x: &Option<Summary>| x.as_ref().map_or("–".into(), |x| ci(x, 3));
+            vec![
+                row.task.clone(),
+                row.regime.label().into(),
+                row.seeds.to_string(),
+                ci(&row.logit_difference, 4),
+                ci(&row.sparsity, 4),
+                ci(&row.accuracy, 3),
+                fmt_ms(&row.discovery_s),
+                opt(&row.faithfulness),
+                opt(&row.stability),
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "task",
+            "model",
+            "seeds",
+            "logit difference",
+            "sparsity",
+            "circuit accuracy",
+            "discovery (ms)",
+            "faithfulness",
+            "stability",
+        ],
+        &rows,
+    ));
+    let _ = writeln!(s, "\nThe hypotheses judged twice: on seed 0 (the paper's design, the verdicts below) and on the intervals over seeds (RQ2: on the means over seeds of memory and training time; inference is timed on seed 0 only). *Agree* counts the seeds whose own data, judged by the seed-0 rule, give seed 0's verdict.\n");
+    let rows: Vec<Vec<String>> = a
+        .agreement
+        .iter()
+        .map(|g| {
+            let across = a.verdicts.iter().find(|v| v.id == g.id).map_or("–".to_string(), |v| v.verdict.clone());
+            vec![g.id.clone(), g.seed0.clone(), across, format!("{} of {}", g.agree, g.seeds)]
+        })
+        .collect();
+    s.push_str(&markdown_table(&["hypothesis", "seed 0", "across seeds", "agree"], &rows));
+    s.push('\n');
+}
+
+/// STUDY §9: structure per regime, and the findings.
+fn structure_section(s: &mut String, r: &Results) {
+    if r.structure.is_empty() {
+        return;
     }
-    s.push_str(&markdown_table(&["task", "model", "seeds", "logit difference", "sparsity", "circuit accuracy"], &rows));
+    let _ = writeln!(s, "## Modularity, locality and specialisation (STUDY §9)\n");
+    let _ = writeln!(s, "Per model: wiring length Σ|W|·D / Σ|W| (what L1+Local and BIMT penalise); Newman's modularity Q (best of {} Louvain runs) and the spectral n-cut into 8 clusters of the graph on every neuron with edge weight |W|, on the weights the eps rule keeps (Q of every weight in brackets); circuit locality (the circuit's mean pairwise distance over that of the layer's live neurons; below 1 is gathered), per hidden layer; the Jaccard overlap of the circle and line circuits; cross-ablation: the model's accuracy on each task's images with its own circuit's neurons zero-ablated, then the other task's (intact in brackets).\n", crate::structure::LOUVAIN_RUNS);
+    let rows: Vec<Vec<String>> = r
+        .structure
+        .iter()
+        .map(|st| {
+            let loc = st
+                .circuits
+                .iter()
+                .map(|c| {
+                    let l: Vec<String> =
+                        c.locality.iter().map(|x| x.map_or("–".into(), |v| format!("{v:.2}"))).collect();
+                    format!("{} {}", c.task, l.join("/"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let ncut8 = st.eps_edges.ncut.iter().find(|n| n.k == 8).map_or("–".into(), |n| format!("{:.3}", n.ncut));
+            let (overlap, cross) = match &st.specialisation {
+                Some(sp) => (
+                    format!("{:.3}", sp.overlap),
+                    sp.cross_ablation
+                        .iter()
+                        .map(|c| format!("{} {:.3} / {:.3} ({:.3})", c.task, c.own_ablated, c.other_ablated, c.intact))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            vec![
+                st.regime.map_or("–".into(), |g| g.label().to_string()),
+                st.seed.map_or("–".into(), |x| x.to_string()),
+                format!("{:.3}", st.wiring_length),
+                format!("{:.3} ({:.3}), {} communities", st.eps_edges.q, st.all_weights.q, st.eps_edges.communities),
+                ncut8,
+                loc,
+                overlap,
+                cross,
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "model",
+            "seed",
+            "wiring length",
+            "Q eps (all)",
+            "n-cut k=8",
+            "locality (layer 1/2)",
+            "overlap",
+            "accuracy: own / other ablated (intact)",
+        ],
+        &rows,
+    ));
+    if let Some(a) = &r.across_seeds {
+        let _ = writeln!(s, "\nPer regime across seeds (95% t-interval):\n");
+        let rows: Vec<Vec<String>> = a
+            .structure
+            .iter()
+            .map(|row| {
+                let opt = |x: &Option<Summary>| x.as_ref().map_or("–".into(), |x| ci(x, 3));
+                vec![
+                    row.regime.label().into(),
+                    row.seeds.to_string(),
+                    ci(&row.wiring_length, 3),
+                    ci(&row.q_eps, 3),
+                    ci(&row.q_all, 3),
+                    opt(&row.ncut8_eps),
+                    opt(&row.overlap),
+                ]
+            })
+            .collect();
+        s.push_str(&markdown_table(
+            &[
+                "model",
+                "seeds",
+                "wiring length",
+                "Q (eps edges)",
+                "Q (every weight)",
+                "n-cut k=8",
+                "circle/line overlap",
+            ],
+            &rows,
+        ));
+    }
+    let _ = writeln!(s, "\n### Findings\n");
+    let _ = writeln!(s, "Each decided from this run's numbers by the rule stated with it.\n");
+    for v in &r.findings {
+        let _ = writeln!(
+            s,
+            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
+            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
+        );
+    }
     s.push('\n');
 }
 
@@ -403,6 +529,11 @@ fn figure_title(f: &str) -> String {
         "fig7_inference_batch1" => "Fig. 7b: inference time per image, batch 1".into(),
         "training_curves" => "Training curves".into(),
         "fig8_faithfulness_curves" => "Beyond the paper: faithfulness of edge-attribution circuits".into(),
+        "fig9_modularity_vs_faithfulness" => "Fig. 9a: modularity Q against circuit faithfulness, every model".into(),
+        "fig9_modularity_vs_logit_difference" => {
+            "Fig. 9b: modularity Q against circuit logit difference, every model".into()
+        }
+        "fig10_across_seeds" => "Fig. 10: every metric across seeds, per regime".into(),
         other => other.into(),
     }
 }
