@@ -76,6 +76,10 @@ pub struct Activations {
     pub post: Vec<Vec<f32>>,
 }
 
+/// Rows per block of [`Mlp::forward`]: the unit of work a thread takes, and
+/// what keeps the logits independent of the number of threads.
+pub const ROW_BLOCK: usize = 64;
+
 impl Mlp {
     /// A network from its layers, checked: at least one hidden layer, no
     /// zero width, widths that chain, buffers of the stated sizes. The output
@@ -170,7 +174,34 @@ impl Mlp {
     }
 
     /// Logits in *class* order (the output permutation undone), `[n, classes]`.
+    /// The batch is run in blocks of [`ROW_BLOCK`] rows, spread over the
+    /// threads of the current rayon pool (with the `parallel` feature), so
+    /// the logits are the same bits on any number of threads: each block is
+    /// the same product whichever thread runs it.
     pub fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+        #[cfg(feature = "parallel")]
+        if n > ROW_BLOCK && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            assert_eq!(x.len(), n * self.n_inputs(), "input buffer");
+            let run = |rows: &[f32]| self.forward_block(rows, rows.len() / self.n_inputs());
+            return x.par_chunks(ROW_BLOCK * self.n_inputs()).map(run).collect::<Vec<_>>().concat();
+        }
+        self.forward_serial(x, n)
+    }
+
+    /// [`Mlp::forward`] on the calling thread alone (the same bits): for a
+    /// single-core timing.
+    pub fn forward_serial(&self, x: &[f32], n: usize) -> Vec<f32> {
+        assert_eq!(x.len(), n * self.n_inputs(), "input buffer");
+        if n <= ROW_BLOCK {
+            return self.forward_block(x, n);
+        }
+        x.chunks(ROW_BLOCK * self.n_inputs())
+            .flat_map(|rows| self.forward_block(rows, rows.len() / self.n_inputs()))
+            .collect()
+    }
+
+    fn forward_block(&self, x: &[f32], n: usize) -> Vec<f32> {
         let acts = self.activations(x, n);
         self.positions_to_classes(acts.post.last().expect("at least two layers"))
     }

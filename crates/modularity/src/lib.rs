@@ -147,8 +147,8 @@ pub fn modularity(g: &Graph, labels: &[usize]) -> f64 {
     if two_m == 0.0 {
         return 0.0;
     }
-    let mut inside = std::collections::HashMap::<usize, f64>::new();
-    let mut total = std::collections::HashMap::<usize, f64>::new();
+    let mut inside = std::collections::BTreeMap::<usize, f64>::new();
+    let mut total = std::collections::BTreeMap::<usize, f64>::new();
     for i in 0..g.len() {
         *total.entry(labels[i]).or_default() += g.degree(i);
         for &(j, w) in g.neighbours(i) {
@@ -165,8 +165,8 @@ pub fn modularity(g: &Graph, labels: &[usize]) -> f64 {
 /// sum of its degrees (STUDY §9; lower: more clusterable). A cluster of
 /// volume 0 contributes 0.
 pub fn ncut(g: &Graph, labels: &[usize]) -> f64 {
-    let mut cut = std::collections::HashMap::<usize, f64>::new();
-    let mut vol = std::collections::HashMap::<usize, f64>::new();
+    let mut cut = std::collections::BTreeMap::<usize, f64>::new();
+    let mut vol = std::collections::BTreeMap::<usize, f64>::new();
     for i in 0..g.len() {
         *vol.entry(labels[i]).or_default() += g.degree(i);
         for &(j, w) in g.neighbours(i) {

@@ -16,7 +16,8 @@ pub const INFERENCE_BATCH: usize = 500;
 /// Per-image inference time on the first 500 images of `images`, batched
 /// and one at a time, over `repeats` rounds (STUDY §6); the models are
 /// interleaved within each round so that drift in the machine's speed hits
-/// them alike. `progress` is called after each round.
+/// them alike; on this thread alone (`Mlp::forward_serial`), so that the
+/// comparison between regimes is quiet. `progress` is called after each round.
 pub fn inference_timing(
     models: &[(Regime, &Mlp)],
     images: &ImageSet,
@@ -31,11 +32,11 @@ pub fn inference_timing(
     for round in 0..repeats {
         for (i, (_, model)) in models.iter().enumerate() {
             let t = Instant::now();
-            std::hint::black_box(model.forward(x, batch));
+            std::hint::black_box(model.forward_serial(x, batch));
             batched[i].push(t.elapsed().as_secs_f64() / batch as f64);
             let t = Instant::now();
             for b in 0..batch {
-                std::hint::black_box(model.forward(&x[b * px..(b + 1) * px], 1));
+                std::hint::black_box(model.forward_serial(&x[b * px..(b + 1) * px], 1));
             }
             single[i].push(t.elapsed().as_secs_f64() / batch as f64);
         }
