@@ -20,6 +20,9 @@ fn forward(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("all_threads", n), &n, |b, &n| b.iter(|| m.forward(&x[..n * 784], n)));
     }
+    // The whole batch as one block: what the row blocks cost on one thread.
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("one_block/500", |b| b.iter(|| m.activations(&x, 500)));
     g.finish();
 }
 

@@ -78,7 +78,7 @@ pub struct Activations {
 
 /// Rows per block of [`Mlp::forward`]: the unit of work a thread takes, and
 /// what keeps the logits independent of the number of threads.
-pub const ROW_BLOCK: usize = 64;
+pub const ROW_BLOCK: usize = 128;
 
 impl Mlp {
     /// A network from its layers, checked: at least one hidden layer, no
