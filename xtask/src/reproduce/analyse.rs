@@ -96,14 +96,20 @@ fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings
     };
     let mut log = Log::default();
     let (mut discoveries, mut beyond) = (Vec::new(), Vec::new());
+    // Units: a discovery per task, §8 per task on seed 0, §9.
+    let units = if r.seed == 0 { 5 } else { 3 };
+    let pb = run.progress.bar(units, &format!("{}/{}", r.regime.name(), r.seed));
     for task in [Task::circle(), Task::line()] {
+        pb.set_message(format!("discovering the {task} circuit"));
         let stem = format!("{}-seed{}-{}", r.regime, r.seed, task.name);
         let path = run.out.join("discover").join(format!("{stem}-{}.json", key(&[task.name.as_bytes(), &[]])));
         let (d, cached) = cached_or(run, &path, &mut log, "discover", || {
             let model_path = run.out.join(&r.path);
             discover_model(&run.mnist, (&m.checkpoint, &model_path, &r.sha256), &task, flags, true)
         })?;
+        pb.inc(1);
         if r.seed == 0 {
+            pb.set_message(format!("STUDY §8 on {task}"));
             let name = format!("{stem}-{}.json", key(&[task.name.as_bytes(), BEYOND_SCHEMA.as_bytes()]));
             let (b, _) = cached_or(run, &run.out.join("beyond").join(name), &mut log, "beyond", || {
                 let who = (Some(r.regime), Some(r.seed));
@@ -111,16 +117,19 @@ fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings
                     .with_context(|| format!("attribution and faithfulness of {} on {task}", r.regime))
             })?;
             beyond.push(b);
+            pb.inc(1);
         }
         discoveries.push((task, d, path, cached));
     }
     let name = format!("{}-seed{}-{}.json", r.regime, r.seed, key(&[STRUCTURE_SCHEMA.as_bytes()]));
     let discs: Vec<&DiscoverOutput> = discoveries.iter().map(|(_, d, _, _)| d).collect();
     let (split, seed) = (flags.split.of(&run.mnist), flags.config.seed);
+    pb.set_message("STUDY §9");
     let (structure, _) = cached_or(run, &run.out.join("structure").join(name), &mut log, "structure", || {
         analyse_structure(&m.checkpoint, split, &discs, seed)
             .with_context(|| format!("STUDY §9 on {} seed {}", r.regime, r.seed))
     })?;
+    pb.finish_and_clear();
     Ok(Analysed { discoveries, beyond, structure, files: log.files, seconds: log.seconds })
 }
 
