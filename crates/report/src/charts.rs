@@ -218,6 +218,17 @@ pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
     render!(stem, (720, 480), draw_bars, title, y_label, bars)
 }
 
+/// The label of the category at integer position `v` of a categorical x
+/// axis; nothing between categories.
+fn category_label(labels: &[String], v: f64) -> String {
+    let i = v.round();
+    if (v - i).abs() < 1e-6 && i >= 0.0 {
+        labels.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// The highest bar or whisker, above 0.
 fn bars_top(bars: &[Bar]) -> f64 {
     bars.iter()
@@ -258,14 +269,7 @@ where
         .y_label_area_size(70)
         .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0.0..top)?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    let fmt_x = |v: &f64| {
-        let i = v.round();
-        if (v - i).abs() < 1e-6 && i >= 0.0 {
-            labels.get(i as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
+    let fmt_x = |v: &f64| category_label(&labels, *v);
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -471,14 +475,8 @@ where
             .x_label_area_size(34)
             .y_label_area_size(60)
             .build_cartesian_2d(-0.5..n as f64 - 0.5, y0..y1)?;
-        let label_of = |v: &f64| {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
-                panel.strips[i as usize].label.clone()
-            } else {
-                String::new()
-            }
-        };
+        let labels: Vec<String> = panel.strips.iter().map(|s| s.label.clone()).collect();
+        let label_of = |v: &f64| category_label(&labels, *v);
         chart
             .configure_mesh()
             .disable_x_mesh()

@@ -107,6 +107,11 @@ fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
     Ok(written)
 }
 
+/// A regime's strip of Fig. 10.
+fn strip(regime: Regime, summary: Summary, points: Vec<f64>) -> Strip {
+    Strip { label: regime.label().into(), color: color(regime), summary, points }
+}
+
 /// Fig. 10: the metrics across seeds per regime: mean and 95% t-interval,
 /// each seed a faint point (STUDY §9).
 fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
@@ -131,12 +136,7 @@ fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
                         .filter(|d| d.regime == row.regime && d.task == t)
                         .filter_map(per_seed)
                         .collect();
-                    Some(Strip {
-                        label: row.regime.label().into(),
-                        color: color(row.regime),
-                        summary: summary(row)?,
-                        points,
-                    })
+                    Some(strip(row.regime, summary(row)?, points))
                 })
                 .collect();
             if !strips.is_empty() {
@@ -161,12 +161,7 @@ fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
             .filter_map(|row| {
                 let points =
                     r.structure.iter().filter(|s| s.regime == Some(row.regime)).filter_map(per_model).collect();
-                Some(Strip {
-                    label: row.regime.label().into(),
-                    color: color(row.regime),
-                    summary: summary(row)?,
-                    points,
-                })
+                Some(strip(row.regime, summary(row)?, points))
             })
             .collect();
         if !strips.is_empty() {
