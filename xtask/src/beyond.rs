@@ -42,8 +42,8 @@ pub struct AcdcArgs {
     #[arg(long)]
     pub acdc_zero: bool,
     /// Pairs ACDC runs on (the first of the task's), 1 to 100 000.
-    #[arg(long, default_value_t = ACDC_PAIRS as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub acdc_pairs: u64,
+    #[arg(long, default_value_t = ACDC_PAIRS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub acdc_pairs: i64,
 }
 
 impl AcdcArgs {

@@ -90,8 +90,8 @@ pub struct JobsArg {
     /// Jobs at once, 1 to 256; default: the cores available. Each training
     /// is single-threaded and its checkpoint byte-identical to a sequential
     /// run's.
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub jobs: Option<u64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=256))]
+    pub jobs: Option<i64>,
 }
 
 impl JobsArg {

@@ -35,9 +35,9 @@ pub struct DiscoverArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DiscoverFlags {
     /// Neurons kept per hidden layer, 1 to the narrowest hidden width.
-    #[arg(long, default_value_t = DEFAULT_K as u64, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub k: u64,
+    #[arg(long, default_value_t = DEFAULT_K as i64, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub k: i64,
     /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
     #[arg(long, default_value_t = DEFAULT_EPS, allow_negative_numbers = true, value_parser = fraction_below_one)]
     pub eps: f64,
@@ -45,11 +45,11 @@ pub struct DiscoverFlags {
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
     /// Bootstrap resamples, 1 to 100 000.
-    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub bootstraps: u64,
+    #[arg(long, default_value_t = DEFAULT_BOOTSTRAPS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub bootstraps: i64,
     /// Pairs per bootstrap resample, 1 to 1 000 000.
-    #[arg(long, default_value_t = DEFAULT_SAMPLE as u64, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub sample: u64,
+    #[arg(long, default_value_t = DEFAULT_SAMPLE as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub sample: i64,
     /// test or train.
     #[arg(long, default_value = "test")]
     pub split: Split,

@@ -30,8 +30,8 @@ pub struct GpuCheckArgs {
     pub device: DeviceSpec,
     /// Steps of the short CPU-vs-GPU training comparison (one relocation at 500).
     #[arg(long, default_value_t = 520, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub steps: u64,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub steps: i64,
     /// Where to write gpu-check.json.
     #[arg(long, default_value = "gpu-check")]
     pub out: PathBuf,

@@ -47,8 +47,8 @@ pub struct ReproduceArgs {
     pub data: DataArgs,
     /// Train this many seeds per regime (0, 1, ...), 1 to 1 000; default:
     /// the profile's (full 5, quick 3, smoke 2). Table 3 uses seed 0.
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000))]
-    pub seeds: Option<u64>,
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=1_000))]
+    pub seeds: Option<i64>,
     #[command(flatten)]
     pub jobs: JobsArg,
     /// Where to train and run the patching sweeps: cpu, or cuda / cuda:N with
@@ -198,7 +198,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         run.mnist.test.len(),
         args.data.dir().display()
     ));
-    let seeds = args.seeds.unwrap_or(settings.seeds);
+    let seeds = args.seeds.map_or(settings.seeds, |s| s as u64);
     let models = train_stage(&mut run, settings.steps, seeds)?;
     let config = DiscoveryConfig {
         bootstraps: settings.bootstraps,

@@ -23,16 +23,16 @@ pub struct TrainArgs {
     pub all: bool,
     /// Optimizer steps, 1 to 100 000 000.
     #[arg(long, default_value_t = 40_000, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    pub steps: u64,
+          value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    pub steps: i64,
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Layer widths, input first, comma-separated: the study's 784,100,100,10
     /// by default. Square hidden widths keep the study's grid; others go on
     /// a near-square grid (ARCHITECTURE.md). Each width 1 to 100 000.
-    #[arg(long, value_delimiter = ',', default_values_t = STUDY_SIZES.map(|w| w as u64), allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub sizes: Vec<u64>,
+    #[arg(long, value_delimiter = ',', default_values_t = STUDY_SIZES.map(|w| w as i64), allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub sizes: Vec<i64>,
     /// The hidden layers' activation: silu (the study's), relu, gelu,
     /// gelu-tanh, tanh, sigmoid or identity.
     #[arg(long, default_value_t = STUDY_ACTIVATION)]

@@ -87,7 +87,7 @@ fn flags_out_of_range_are_usage_errors_before_any_work() {
         ("--eps", "1"),
     ] {
         let o = xtask(&["discover", "--model", m, "--task", "circle", "--out", o_path, flag, value]);
-        refused(&o, 2, &[flag, value], &inputs, &dir);
+        refused(&o, 2, &[flag, value, "is not in"], &inputs, &dir);
     }
     // In range, but a resample of a million pairs would hold 9 GiB: refused
     // from the model's widths before the data is even read.
@@ -96,8 +96,10 @@ fn flags_out_of_range_are_usage_errors_before_any_work() {
     let p = plain.to_str().unwrap();
     let o = xtask(&["discover", "--model", p, "--task", "circle", "--out", o_path, "--sample", "1000000", "--k", "4"]);
     refused(&o, 1, &["sample = 1000000", "GiB", "--sample"], &[(&plain, &m_bytes)], &dir);
-    let o = xtask(&["reproduce", "--profile", "smoke", "--seeds", "0", "--out", dir.join("r").to_str().unwrap()]);
-    refused(&o, 2, &["--seeds"], &inputs, &dir);
+    for (flag, value) in [("--seeds", "0"), ("--jobs", "0"), ("--jobs", "-2")] {
+        let o = xtask(&["reproduce", "--profile", "smoke", flag, value, "--out", dir.join("r").to_str().unwrap()]);
+        refused(&o, 2, &[flag, "is not in 1..="], &inputs, &dir);
+    }
     let o = xtask(&["train", "--regime", "l1", "--steps", "0", "--out", dir.join("t.safetensors").to_str().unwrap()]);
     refused(&o, 2, &["--steps"], &inputs, &dir);
     assert!(!out.exists() && !dir.join("r").exists());
