@@ -1,6 +1,7 @@
 //! `cargo xtask reproduce`: train, discover, time, draw, report. Each stage
 //! hands the next what it made; no file is read back in the run that wrote
-//! it, and each checkpoint is loaded once.
+//! it (but the figures, once, to hash them), and each checkpoint is loaded
+//! once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
