@@ -72,14 +72,19 @@ impl DataArgs {
     pub fn load(&self) -> anyhow::Result<Mnist> {
         let policy = if self.no_verify { ChecksumPolicy::Skip } else { ChecksumPolicy::Auto };
         let dir = self.dir();
-        Mnist::load(&dir, policy).map_err(|e| {
+        let mnist = Mnist::load(&dir, policy).map_err(|e| {
             let hint = if matches!(e, modcirc_dataset::DatasetError::Checksum { .. }) {
                 "; --no-verify skips the check"
             } else {
                 ""
             };
             anyhow::Error::new(e).context(format!("loading the data set from {} (--data-dir){hint}", dir.display()))
-        })
+        })?;
+        if !self.no_verify && mnist.checksums.iter().all(|c| !c.verified) {
+            // Said once: the data are loaded once per run.
+            eprintln!("note: {} has no SHA256SUMS: its files are used without checking them", dir.display());
+        }
+        Ok(mnist)
     }
 }
 
@@ -213,7 +218,8 @@ pub fn load_model(
         BimtError::Model(MlpError::NoActivation { .. }) => {
             anyhow::anyhow!("--model {}: {e}; pass it as --activation", path.display())
         }
-        e => anyhow::Error::new(e).context(format!("--model {}", path.display())),
+        // The error names the file already.
+        e => anyhow::Error::new(e).context("--model"),
     })
 }
 

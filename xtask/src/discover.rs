@@ -27,6 +27,7 @@ pub struct DiscoverArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
+    /// No progress bars or progress lines; warnings and errors still print.
     #[arg(long)]
     pub quiet: bool,
 }

@@ -26,6 +26,7 @@ use crate::common::{write_json, DataArgs};
 
 #[derive(Args, Debug)]
 pub struct GpuCheckArgs {
+    /// The GPU to check against the CPU: cuda or cuda:N.
     #[arg(long, default_value = "cuda")]
     pub device: DeviceSpec,
     /// Steps of the short CPU-vs-GPU training comparison (one relocation at 500).

@@ -59,6 +59,7 @@ pub struct ReproduceArgs {
     /// Retrain and rediscover even when cached results exist.
     #[arg(long)]
     pub force: bool,
+    /// No progress bars or progress lines; warnings and errors still print.
     #[arg(long)]
     pub quiet: bool,
 }

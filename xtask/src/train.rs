@@ -25,6 +25,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 40_000, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub steps: i64,
+    /// Seeds the initial weights and the batch order: the same seed gives
+    /// the same checkpoint, byte for byte.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Layer widths, input first, comma-separated: the study's 784,100,100,10
