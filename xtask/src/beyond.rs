@@ -65,6 +65,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let ck = args.target.load()?;
     let settings = args.flags.checked(&ck)?;
     let mnist = args.data.load()?;
+    args.target.check_provenance(&ck, &mnist, &args.data)?;
     let sha256 = sha256_file(model)?;
     let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;
     let (regime, seed) = match &ck.meta {

@@ -303,6 +303,36 @@ impl ModelTask {
         inputs
     }
 
+    /// Refuses to run the model on data other than those its sidecar says it
+    /// was trained on, unless `--data-dir` (or its variable) chose them:
+    /// then a warning names both. Without a sidecar, a note says the
+    /// model's data are unknown.
+    pub fn check_provenance(
+        &self,
+        ck: &modcirc_bimt::checkpoint::Checkpoint,
+        mnist: &Mnist,
+        data: &DataArgs,
+    ) -> anyhow::Result<()> {
+        use modcirc_study::discovery::{provenance, Provenance};
+        let (model, here) = (self.model.display(), mnist.dir.display());
+        match provenance(ck, mnist) {
+            Provenance::Same => {}
+            Provenance::Unknown => {
+                eprintln!("note: {model} has no sidecar: the data it was trained on are unknown");
+            }
+            Provenance::Differs { trained_on, files } if data.data_dir.is_some() => eprintln!(
+                "warning: {model} was trained on {trained_on}; running it on {here} (--data-dir), whose {} differ",
+                files.join(", ")
+            ),
+            Provenance::Differs { trained_on, files } => anyhow::bail!(
+                "--model {model} was trained on {trained_on}, but the default data {here} differ from it ({}): \
+                 pass --data-dir {trained_on}, or --data-dir {here} to run it there anyway",
+                files.join(", ")
+            ),
+        }
+        Ok(())
+    }
+
     /// The checkpoint `--model` names, read with `--activation`.
     pub fn load(&self) -> anyhow::Result<modcirc_bimt::checkpoint::Checkpoint> {
         load_model(&self.model, self.activation)

@@ -93,6 +93,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let ck = args.target.load()?;
     let settings = args.flags.checked(&ck)?;
     let mnist = args.data.load()?;
+    args.target.check_provenance(&ck, &mnist, &args.data)?;
     let sha256 = sha256_file(&args.target.model)?;
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
     remove_stale_temps(dir_of(&path), args.quiet)?;

@@ -354,3 +354,46 @@ fn temporary_files_of_a_killed_run_are_removed_by_the_next() {
     assert!(out.exists() && !stale.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_model_is_not_run_on_other_data_than_it_was_trained_on_by_default() {
+    let d = data_dir("provenance", 28, None);
+    let m = d.join("m.safetensors");
+    let o = xtask_on(&d, &["train", "--regime", "l1", "--steps", "1", "--out", m.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // Outside the data directory's own files: what a run writes there
+    // would count as data (and be refused as an output).
+    let out = d.join("out").join("o.json");
+    let discover = |data: Option<&Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["discover", "--model", m.to_str().unwrap(), "--task", "circle", "--bootstraps", "2", "--quiet"]);
+        c.args(["--out", out.to_str().unwrap()]).env_remove("MODCIRC_DATA_DIR");
+        if let Some(dir) = data {
+            c.args(["--data-dir", dir.to_str().unwrap()]);
+        }
+        c.output().unwrap()
+    };
+    // No --data-dir: the default (the committed MNIST) is not what the
+    // sidecar records, so the run is refused.
+    let o = discover(None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("was trained on") && err.contains(d.to_str().unwrap()) && err.contains("--data-dir"), "{err}");
+    assert!(!out.exists());
+    // --data-dir chooses other data on purpose: a warning naming both, and
+    // the output records what it ran on.
+    let fixtures = root().join("fixtures/mnist");
+    let o = discover(Some(&fixtures));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("warning:") && err.contains("was trained on") && err.contains("(--data-dir)"), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(json["inputs"]["data_dir"].as_str().unwrap().ends_with("fixtures/mnist"));
+    assert_eq!(json["inputs"]["data_checksums"].as_array().unwrap().len(), 4);
+    // On its own data: not a word about provenance.
+    let o = discover(Some(&d));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("trained on"), "{err}");
+    std::fs::remove_dir_all(d).unwrap();
+}

@@ -61,6 +61,12 @@ pub struct BeyondResult {
     pub task: String,
     /// The task's pairs.
     pub pairs: usize,
+    /// The data directory the pairs came from.
+    #[serde(default)]
+    pub data_dir: String,
+    /// The SHA-256 of each of its files.
+    #[serde(default)]
+    pub data_checksums: Vec<modcirc_dataset::FileChecksum>,
     /// Per hidden layer: Spearman's ρ between node attribution and exact
     /// patching on the answer metric (`None` where one side is constant).
     pub node_spearman: Vec<Option<f64>>,
@@ -129,6 +135,8 @@ pub fn analyse(
         seed,
         task: disc.inputs.task.name.clone(),
         pairs: images.n,
+        data_dir: mnist.dir.display().to_string(),
+        data_checksums: mnist.checksums.clone(),
         node_spearman,
         exact_patching_s,
         node_attribution_s,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, TaskImages};
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_dataset::{ImageSet, Mnist, Pair, PairedDataset, Task};
+use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
@@ -90,6 +90,47 @@ pub struct DiscoverInputs {
     pub task: Task,
     /// The settings.
     pub flags: DiscoverySettings,
+    /// The data directory the pairs came from.
+    #[serde(default)]
+    pub data_dir: String,
+    /// The SHA-256 of each of its files.
+    #[serde(default)]
+    pub data_checksums: Vec<FileChecksum>,
+}
+
+/// Whether the data a command runs on are those the model was trained on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provenance {
+    /// The sidecar records the same files (names and SHA-256).
+    Same,
+    /// No sidecar: nothing says what the model was trained on.
+    Unknown,
+    /// The sidecar records other data.
+    Differs {
+        /// The directory the sidecar records.
+        trained_on: String,
+        /// The files whose hashes differ (or that one side lacks).
+        files: Vec<String>,
+    },
+}
+
+/// Compares `mnist` with the data `ck`'s sidecar records.
+pub fn provenance(ck: &Checkpoint, mnist: &Mnist) -> Provenance {
+    let Some(meta) = &ck.meta else { return Provenance::Unknown };
+    let hash = |list: &[FileChecksum], name: &str| list.iter().find(|c| c.file == name).map(|c| c.sha256.clone());
+    let mut names: Vec<&str> = meta.data_checksums.iter().chain(&mnist.checksums).map(|c| c.file.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let files: Vec<String> = names
+        .into_iter()
+        .filter(|n| hash(&meta.data_checksums, n) != hash(&mnist.checksums, n))
+        .map(String::from)
+        .collect();
+    if files.is_empty() {
+        Provenance::Same
+    } else {
+        Provenance::Differs { trained_on: meta.data_dir.clone(), files }
+    }
 }
 
 /// A discovery as it is saved.
@@ -159,6 +200,8 @@ pub fn discover_checkpoint(
             regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
             task: task.clone(),
             flags: settings.clone(),
+            data_dir: mnist.dir.display().to_string(),
+            data_checksums: mnist.checksums.clone(),
         },
         pairs: pairs.pairs,
         notes: selection_notes(&report),
