@@ -106,6 +106,9 @@ proptest! {
         let scores = sweep.scores();
         let (m, im) = (&c.model, &c.images);
         let px = im.pixels;
+        // The rank-1 update rounds at the scale of the logits: where the
+        // naive forward gives exactly 0, the sweep may give a few ulps of it.
+        let scale = sweep.clean_logits().iter().fold(1f64, |m, v| m.max(v.abs() as f64));
         for (h, layer) in scores.layers.iter().enumerate() {
             prop_assert_eq!(layer.len(), m.layers[h].n_out);
             for (i, &score) in layer.iter().enumerate() {
@@ -116,7 +119,7 @@ proptest! {
                     total += logit_difference(&patched, clean.post.last().unwrap(), m.n_classes());
                 }
                 let naive = total / im.n as f64;
-                prop_assert!(close(score, naive, 1e-5, 1e-6), "({}, {}): {} vs {}", h, i, score, naive);
+                prop_assert!(close(score, naive, 1e-5, 1e-6 * scale), "({}, {}): {} vs {}", h, i, score, naive);
             }
         }
     }
