@@ -20,7 +20,7 @@ pub struct BeyondArgs {
     pub flags: DiscoverFlags,
     #[command(flatten)]
     pub acdc: AcdcArgs,
-    /// Output JSON; default artifacts/beyond/MODEL-TASK.json.
+    /// Output JSON; default ./artifacts/beyond/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

@@ -20,8 +20,39 @@ pub fn repo_root() -> PathBuf {
     }
 }
 
+/// `./artifacts` of the current directory: where outputs go without `--out`
+/// (never into the clone a binary was built in, when run elsewhere).
 pub fn artifacts_dir() -> PathBuf {
-    repo_root().join("artifacts")
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join("artifacts")
+}
+
+/// The first 12 hex digits of a SHA-256 over `parts`, each length-prefixed:
+/// the content key of a cached unit.
+pub fn short_hash(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key of a trained model: a hash of everything that determines its
+/// weights (the configuration, the data's checksums, the trainer's
+/// revision, the device).
+pub fn model_key(
+    config: &modcirc_bimt::TrainConfig,
+    mnist: &Mnist,
+    device: modcirc_mlp::DeviceSpec,
+) -> anyhow::Result<String> {
+    let data = serde_json::to_vec(&mnist.checksums.iter().map(|c| &c.sha256).collect::<Vec<_>>())?;
+    Ok(short_hash(&[
+        &serde_json::to_vec(config)?,
+        &data,
+        &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
+        device.to_string().as_bytes(),
+    ]))
 }
 
 /// `--eps`: a fraction in [0, 1).
@@ -168,6 +199,10 @@ impl Progress {
         if !self.quiet {
             self.multi.suspend(|| eprintln!("{msg}"));
         }
+    }
+    /// Prints a result to standard output above the bars, even when quiet.
+    pub fn result(&self, msg: &str) {
+        self.multi.suspend(|| println!("{msg}"));
     }
     /// Prints a warning above the bars, even when quiet.
     pub fn warn(&self, msg: &str) {

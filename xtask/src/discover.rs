@@ -22,7 +22,7 @@ pub struct DiscoverArgs {
     pub target: ModelTask,
     #[command(flatten)]
     pub flags: DiscoverFlags,
-    /// Output JSON; default artifacts/discover/MODEL-TASK.json.
+    /// Output JSON; default ./artifacts/discover/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::DiscoveryConfig;
 use modcirc_bimt::checkpoint::{self, Checkpoint};
-use modcirc_bimt::{Regime, TrainConfig, TRAINER_REVISION};
+use modcirc_bimt::{Regime, TrainConfig};
 use modcirc_dataset::Mnist;
 use modcirc_metrics::PhaseTimer;
 use modcirc_mlp::{DeviceSpec, Mlp};
@@ -27,10 +27,10 @@ use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RES
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::structure::StructureResult;
 use modcirc_study::verdicts::verdicts;
-use sha2::{Digest, Sha256};
 
 use crate::common::{
-    artifacts_dir, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs, JobsArg, Progress,
+    artifacts_dir, model_key, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs,
+    JobsArg, Progress,
 };
 use crate::train::train_one;
 
@@ -151,15 +151,6 @@ impl Run<'_> {
     }
 }
 
-fn short_hash(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
-}
-
 /// Refuses an output directory that is the data directory, or whose report
 /// files would land on a data file.
 fn refuse_out_over_data(out: &Path, data: &DataArgs) -> anyhow::Result<()> {
@@ -246,17 +237,11 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
 /// hash of everything that determines its weights.
 fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Vec<Trained>> {
     let args = run.args;
-    let data_key = serde_json::to_vec(&run.mnist.checksums.iter().map(|c| &c.sha256).collect::<Vec<_>>())?;
     let mut planned = Vec::new();
     for seed in 0..seeds {
         for regime in Regime::ALL {
             let config = TrainConfig::new(regime).steps(steps).seed(seed);
-            let key = short_hash(&[
-                &serde_json::to_vec(&config)?,
-                &data_key,
-                &TRAINER_REVISION.to_le_bytes(),
-                args.device.to_string().as_bytes(),
-            ]);
+            let key = model_key(&config, &run.mnist, args.device)?;
             let path = run.out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
             let cached = load_cached_model(run, &path);
             planned.push((config, path, cached));

@@ -9,7 +9,8 @@ use modcirc_dataset::Mnist;
 use modcirc_mlp::{Activation, DeviceSpec};
 
 use crate::common::{
-    artifacts_dir, dir_of, refuse_overwrite, remove_stale_temps, run_jobs, DataArgs, HeapWindow, JobsArg, Progress,
+    artifacts_dir, dir_of, model_key, refuse_overwrite, remove_stale_temps, run_jobs, DataArgs, HeapWindow, JobsArg,
+    Progress,
 };
 use indicatif::ProgressBar;
 
@@ -39,7 +40,8 @@ pub struct TrainArgs {
     /// gelu-tanh, tanh, sigmoid or identity.
     #[arg(long, default_value_t = STUDY_ACTIVATION)]
     pub activation: Activation,
-    /// Output file (one regime) or directory (--all); default artifacts/models/.
+    /// Output file (one regime) or directory (--all); default
+    /// ./artifacts/models/<regime>-seed<S>-<data>-<hash>.safetensors.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -54,16 +56,26 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// `<regime>-seed<S>.safetensors`, with the widths and activation added
-/// where they are not the study's.
-pub fn default_model_name(config: &TrainConfig) -> String {
+/// `<regime>-seed<S>-<data>-<key>.safetensors`: the data directory's name
+/// and the model's content key ([`model_key`]), so that models of other
+/// data or settings never share a name; the widths and activation are
+/// added where they are not the study's.
+pub fn default_model_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpec) -> anyhow::Result<String> {
     let (regime, seed) = (config.regime, config.seed);
-    if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
-        format!("{regime}-seed{seed}.safetensors")
+    let data: String = mnist
+        .dir
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+        })
+        .unwrap_or_else(|| "data".into());
+    let key = model_key(config, mnist, device)?;
+    Ok(if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
+        format!("{regime}-seed{seed}-{data}-{key}.safetensors")
     } else {
         let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
-        format!("{regime}-seed{seed}-{}-{}.safetensors", sizes.join("x"), config.activation)
-    }
+        format!("{regime}-seed{seed}-{}-{}-{data}-{key}.safetensors", sizes.join("x"), config.activation)
+    })
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -84,8 +96,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .activation(args.activation);
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
-            (Some(dir), true) => dir.join(default_model_name(&config)),
-            (None, _) => artifacts_dir().join("models").join(default_model_name(&config)),
+            (Some(dir), true) => dir.join(default_model_name(&config, &mnist, args.device)?),
+            (None, _) => artifacts_dir().join("models").join(default_model_name(&config, &mnist, args.device)?),
         };
         let sidecar = checkpoint::sidecar_path(&path);
         refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
@@ -100,7 +112,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let saved =
             checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
         let m = &saved.meta;
-        progress.say(&format!(
+        progress.result(&format!(
             "{:>8}: test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB -> {}",
             config.regime.label(),
             m.test_accuracy,

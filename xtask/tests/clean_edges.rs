@@ -62,3 +62,27 @@ fn data_without_a_checksum_listing_is_said_to_be_unverified_once() {
     assert!(!String::from_utf8_lossy(&o.stderr).contains("SHA256SUMS"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn outputs_land_under_the_current_directory_with_the_data_and_a_hash_in_their_name() {
+    let dir = std::env::temp_dir().join(format!("modcirc-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = root().join("fixtures/mnist");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["train", "--regime", "l1", "--steps", "1", "--quiet", "--data-dir", data.to_str().unwrap()])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let names: Vec<String> = std::fs::read_dir(dir.join("artifacts/models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let model = names.iter().find(|n| n.ends_with(".safetensors")).expect("a model under ./artifacts/models");
+    // l1-seed0-mnist-<12 hex digits>.safetensors
+    let hash = model.strip_prefix("l1-seed0-mnist-").and_then(|r| r.strip_suffix(".safetensors")).unwrap_or("");
+    assert!(hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{model}");
+    // The result line says where it went, quiet or not.
+    assert!(String::from_utf8_lossy(&o.stdout).contains(model.as_str()));
+    std::fs::remove_dir_all(dir).unwrap();
+}

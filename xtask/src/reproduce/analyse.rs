@@ -15,8 +15,8 @@ use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, DISCOVERY_REVI
 use modcirc_study::results::{DiscoveryResult, ModelResult};
 use modcirc_study::structure::{analyse_structure, StructureResult, STRUCTURE_SCHEMA};
 
-use super::{rel, short_hash, Found, Run, Trained};
-use crate::common::run_jobs;
+use super::{rel, Found, Run, Trained};
+use crate::common::{run_jobs, short_hash};
 use crate::discover::discover_model;
 
 /// One model's analyses: what the results keep, the files, the times.
