@@ -252,7 +252,7 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
         planned.iter().filter(|p| p.2.is_none()).map(|(c, p, _)| (c, p)).collect();
     let jobs = run.jobs;
     let (mnist, progress) = (&run.mnist, &run.progress);
-    let mut fresh = run.timer.time("train", || {
+    let fresh = run.timer.time("train", || {
         run_jobs(&missing, jobs, |(config, path)| {
             let pb = progress.bar(config.steps as u64, &format!("{}/{}", config.regime.name(), config.seed));
             let (meta, model, layout) = train_one(mnist, (*config).clone(), args.device, &args.data, &pb, jobs > 1)?;
@@ -267,14 +267,14 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
         })
     })?;
     run.job_seconds("train", fresh.iter().map(|(_, s)| s.meta.timing.total_s).sum());
-    fresh.reverse();
+    let mut fresh = fresh.into_iter();
     let mut models = Vec::new();
     for (config, path, cached) in planned {
         let (regime, seed) = (config.regime, config.seed);
         let was_cached = cached.is_some();
         let (checkpoint, saved) = match cached {
             Some(c) => c,
-            None => fresh.pop().context("a trained model went missing")?,
+            None => fresh.next().context("a trained model went missing")?,
         };
         run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
         run.files.push(FileRecord::of(&run.out, &checkpoint::sidecar_path(&path), &saved.sidecar));

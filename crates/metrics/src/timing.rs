@@ -16,8 +16,13 @@ impl PhaseTimer {
     pub fn time<T>(&mut self, phase: &str, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
-        *self.seconds.entry(phase.to_string()).or_default() += t.elapsed().as_secs_f64();
+        self.add(phase, t.elapsed().as_secs_f64());
         out
+    }
+    /// Adds `seconds` to `phase`: for a span timed where the timer cannot be
+    /// borrowed (work that shares its owner with other threads).
+    pub fn add(&mut self, phase: &str, seconds: f64) {
+        *self.seconds.entry(phase.to_string()).or_default() += seconds;
     }
     /// Seconds spent in `phase` so far.
     pub fn seconds(&self, phase: &str) -> f64 {

@@ -213,14 +213,16 @@ fn ablated(model: &Mlp, nodes: &[Vec<usize>]) -> Mlp {
     m
 }
 
-/// The model's accuracy over 10 classes on the clean and corrupted images
-/// of `d`'s pairs.
-fn task_accuracy(model: &Mlp, split: &ImageSet, d: &DiscoverOutput) -> f64 {
+/// The clean and corrupted images of `d`'s pairs (each once), and their labels.
+fn task_images(split: &ImageSet, d: &DiscoverOutput) -> (Vec<f32>, Vec<u8>) {
     let idx: BTreeSet<usize> = d.pairs.iter().flat_map(|p| [p.clean, p.corrupted]).collect();
     let idx: Vec<usize> = idx.into_iter().collect();
-    let labels: Vec<u8> = idx.iter().map(|&i| split.labels[i]).collect();
-    let logits = model.forward(&split.gather(&idx), idx.len());
-    modcirc_metrics::accuracy(&logits, &labels, model.n_classes())
+    (split.gather(&idx), idx.iter().map(|&i| split.labels[i]).collect())
+}
+
+/// The model's accuracy over all its classes on `images`.
+fn accuracy_on(model: &Mlp, (x, labels): &(Vec<f32>, Vec<u8>)) -> f64 {
+    modcirc_metrics::accuracy(&model.forward(x, labels.len()), labels, model.n_classes())
 }
 
 /// Overlap and cross-ablation of two tasks' circuits.
@@ -231,11 +233,14 @@ fn specialisation(model: &Mlp, split: &ImageSet, a: &DiscoverOutput, b: &Discove
         .zip(nb)
         .map(|(x, y)| jaccard(&x.iter().collect::<BTreeSet<_>>(), &y.iter().collect::<BTreeSet<_>>()))
         .collect();
-    let cross = |own: &DiscoverOutput, other: &DiscoverOutput| CrossAblation {
-        task: own.inputs.task.name.clone(),
-        intact: task_accuracy(model, split, own),
-        own_ablated: task_accuracy(&ablated(model, &own.report.selection.nodes), split, own),
-        other_ablated: task_accuracy(&ablated(model, &other.report.selection.nodes), split, own),
+    let cross = |own: &DiscoverOutput, other: &DiscoverOutput| {
+        let images = task_images(split, own);
+        CrossAblation {
+            task: own.inputs.task.name.clone(),
+            intact: accuracy_on(model, &images),
+            own_ablated: accuracy_on(&ablated(model, &own.report.selection.nodes), &images),
+            other_ablated: accuracy_on(&ablated(model, &other.report.selection.nodes), &images),
+        }
     };
     Specialisation {
         overlap_per_layer: per_layer,

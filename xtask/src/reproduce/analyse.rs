@@ -33,12 +33,10 @@ struct Analysed {
 /// models and STUDY §9 on every model, models in parallel jobs.
 pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettings) -> anyhow::Result<Found> {
     let settings_json = serde_json::to_vec(flags)?;
-    // The timer is taken out while the jobs share the run.
-    let mut timer = std::mem::take(&mut run.timer);
+    let t = Instant::now();
     let shared: &Run<'_> = run;
-    let analysed =
-        timer.time("analyse", || run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json)));
-    run.timer = timer;
+    let analysed = run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json));
+    run.timer.add("analyse", t.elapsed().as_secs_f64());
     let analysed = analysed?;
     let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), circle: Vec::new() };
     for (m, a) in models.iter().zip(analysed) {
