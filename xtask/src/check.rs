@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modcirc_study::check::{check_artifacts, FIGURES};
+use modcirc_study::check::{check_artifacts, expected_figures};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -17,7 +17,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     println!(
         "{}: results.json, table3.csv, REPORT.md and {} figures are complete; its {} files match their recorded SHA-256",
         args.dir.display(),
-        FIGURES.len(),
+        expected_figures().len(),
         r.files.len()
     );
     Ok(())

@@ -1,15 +1,22 @@
 //! `cargo xtask discover`: one discovery on one checkpoint and task.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{Ablation, AcdcError, DiscoveryConfig, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE};
+use modcirc_acdc::{
+    Ablation, AcdcError, DiscoveryConfig, SelectionRule, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
+};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{Mnist, Task};
+use modcirc_metrics::Summary;
 use modcirc_mlp::DeviceSpec;
 use modcirc_study::cache::sha256_file;
-use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
+use modcirc_study::discovery::{
+    discover_checkpoint, sensitivity_rules, DiscoverOutput, DiscoverySettings, Split, EFFECT_MEANS,
+    FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
+};
 use modcirc_study::StudyError;
 
 use crate::common::{
@@ -35,10 +42,24 @@ pub struct DiscoverArgs {
 /// The discovery's flags, as the command line names them.
 #[derive(Args, Debug, Clone)]
 pub struct DiscoverFlags {
-    /// Neurons kept per hidden layer, 1 to the narrowest hidden width.
-    #[arg(long, default_value_t = DEFAULT_K as i64, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
-    pub k: i64,
+    /// Neurons kept per hidden layer under `--select topk`: one K for every
+    /// hidden layer, or one per layer (`--k 15,5`), each from 1 to its width
+    /// [default: the study's K, 15]
+    #[arg(long, allow_negative_numbers = true, value_parser = k_list)]
+    pub k: Option<KList>,
+    /// topk: the K lowest scores per layer (the study's rule; dead neurons
+    /// fill K by index where fewer are live); threshold: every live neuron
+    /// whose effect (baseline minus score) is at least --min-effect.
+    #[arg(long, value_enum, default_value_t = SelectArg::Topk, hide_possible_values = true)]
+    pub select: SelectArg,
+    /// The smallest effect (baseline minus score, in logit-difference units)
+    /// that --select threshold keeps.
+    #[arg(long, allow_negative_numbers = true, required_if_eq("select", "threshold"), value_parser = finite)]
+    pub min_effect: Option<f64>,
+    /// Under --select topk, fill K from live neurons only (a layer with
+    /// fewer keeps them all, and the output says how many).
+    #[arg(long)]
+    pub live_only: bool,
     /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
     #[arg(long, default_value_t = DEFAULT_EPS, allow_negative_numbers = true, value_parser = fraction_below_one)]
     pub eps: f64,
@@ -67,14 +88,42 @@ impl DiscoverFlags {
     /// The settings, checked against the model before any work: K, eps,
     /// and what a resample of `--sample` pairs will allocate.
     pub fn checked(&self, ck: &Checkpoint) -> anyhow::Result<DiscoverySettings> {
-        let settings = self.settings();
-        settings.config.check(&ck.model).map_err(|e| anyhow::anyhow!("{e} (--sample, --bootstraps, --eps)"))?;
+        let settings = self.settings()?;
+        settings.config.check(&ck.model).map_err(|e| {
+            let flags = match e {
+                AcdcError::BadK { .. } => "--k",
+                AcdcError::BadOption(ref m) if m.contains("values of K") => "--k",
+                _ => "--sample, --bootstraps, --eps",
+            };
+            anyhow::anyhow!("{e} ({flags})")
+        })?;
         Ok(settings)
     }
 
-    pub fn settings(&self) -> DiscoverySettings {
+    /// The settings the flags name; a usage error for flags that do not go together.
+    pub fn settings(&self) -> Result<DiscoverySettings, clap::Error> {
+        let conflict = |msg: &str| Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")));
+        let selection = match self.select {
+            SelectArg::Topk => {
+                if self.min_effect.is_some() {
+                    return conflict("--min-effect applies to --select threshold only");
+                }
+                let k = self.k.as_ref().map_or(vec![DEFAULT_K], |k| k.0.clone());
+                SelectionRule::TopK { k, live_only: self.live_only }
+            }
+            SelectArg::Threshold => {
+                if self.live_only {
+                    return conflict("--live-only applies to --select topk only (a threshold keeps live neurons only)");
+                }
+                if self.k.is_some() {
+                    return conflict("--k applies to --select topk only");
+                }
+                SelectionRule::Threshold { min_effect: self.min_effect.unwrap_or_default() }
+            }
+        };
         let config = DiscoveryConfig {
-            k: self.k as usize,
+            selection,
+            compare: sensitivity_rules(),
             eps: self.eps,
             ablation: self.ablation,
             bootstraps: self.bootstraps as usize,
@@ -82,7 +131,40 @@ impl DiscoverFlags {
             seed: self.seed,
             device: self.device,
         };
-        DiscoverySettings { config, split: self.split }
+        Ok(DiscoverySettings { config, split: self.split })
+    }
+}
+
+/// `--select`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectArg {
+    /// The K lowest scores per hidden layer.
+    Topk,
+    /// Every live neuron whose effect is at least --min-effect.
+    Threshold,
+}
+
+/// `--k`: one K, or one per hidden layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KList(pub Vec<usize>);
+
+/// Parses `15` or `15,5`, each value in 1..=1 000 000.
+fn k_list(s: &str) -> Result<KList, String> {
+    s.split(',')
+        .map(|v| match v.trim().parse::<i64>() {
+            Ok(k @ 1..=1_000_000) => Ok(k as usize),
+            Ok(k) => Err(format!("{k} is not in 1..=1000000")),
+            Err(_) => Err(format!("{v:?} is not a whole number (give one K, or one per hidden layer: 15,5)")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(KList)
+}
+
+/// A finite number.
+fn finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number")),
     }
 }
 
@@ -98,29 +180,91 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
     remove_stale_temps(dir_of(&path), args.quiet)?;
     write_json(&path, &out)?;
-    let s = &out.report.summary;
-    let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
-    println!(
-        "{} (regime: {regime}, {}) on {}: logit difference {:.4} [{:.4}, {:.4}], sparsity {:.4} [{:.4}, {:.4}], accuracy {:.4} [{:.4}, {:.4}], discovery {:.2} ms [{:.2}, {:.2}]; {} pairs, {:.2} s -> {}",
-        args.target.model.display(),
-        ck.model.activation,
-        task,
-        s.logit_difference.mean, s.logit_difference.lo, s.logit_difference.hi,
-        s.sparsity.mean, s.sparsity.lo, s.sparsity.hi,
-        s.accuracy.mean, s.accuracy.lo, s.accuracy.hi,
-        s.discovery_s.mean * 1e3, s.discovery_s.lo * 1e3, s.discovery_s.hi * 1e3,
-        out.pairs.len(),
-        out.total_s,
-        path.display()
-    );
-    if let Some(f) = &s.faithfulness {
-        println!("  faithfulness (answer metric, STUDY §8) {:.4} [{:.4}, {:.4}]", f.mean, f.lo, f.hi);
-    }
-    for n in &out.notes {
-        println!("  note: {n}");
-    }
+    print!("{}", summary_lines(&out, &path));
     Ok(())
 }
+
+/// What `discover` prints: each metric with its interval, direction and reference.
+fn summary_lines(out: &DiscoverOutput, path: &Path) -> String {
+    let r = &out.report;
+    let s = &r.summary;
+    let ci = |x: &Summary, d: usize| format!("{:.d$} [{:.d$}, {:.d$}]", x.mean, x.lo, x.hi);
+    let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
+    let mut t = format!(
+        "{} (regime: {regime}) on {}, {} pairs; {}, eps = {}, {} ablation\n",
+        out.inputs.model,
+        out.inputs.task,
+        out.pairs.len(),
+        r.config.selection,
+        r.config.eps,
+        r.config.ablation
+    );
+    let _ = writeln!(
+        t,
+        "  bootstrap mean [95% interval] over {} resamples of {} pairs:",
+        r.config.bootstraps, r.config.sample
+    );
+    let _ = writeln!(t, "    logit difference  {}  ({LOGIT_DIFFERENCE_MEANS})", ci(&s.logit_difference, 4));
+    let _ = writeln!(
+        t,
+        "    accuracy          {}  (the model's own on the same images: {})",
+        ci(&s.accuracy, 4),
+        ci(&s.model_accuracy, 4)
+    );
+    let _ = writeln!(t, "    sparsity          {}  ({SPARSITY_MEANS})", ci(&s.sparsity, 4));
+    if let Some(f) = &s.faithfulness {
+        let above = if f.mean > 1.0 { format!("; {FAITHFULNESS_ABOVE_ONE}") } else { String::new() };
+        let _ = writeln!(t, "    faithfulness      {}  ({FAITHFULNESS_MEANS}{above})", ci(f, 4));
+    }
+    let ms = Summary { mean: s.discovery_s.mean * 1e3, lo: s.discovery_s.lo * 1e3, hi: s.discovery_s.hi * 1e3, n: 0 };
+    let _ = writeln!(t, "    discovery         {} ms per resample (patching sweep and selection)", ci(&ms, 2));
+    let _ = writeln!(
+        t,
+        "  on all {} pairs: logit difference {:.4}, accuracy {:.4} (the model's {:.4}), {} edges",
+        out.pairs.len(),
+        r.full.logit_difference,
+        r.full.accuracy,
+        r.model_accuracy,
+        r.full_n_edges
+    );
+    let _ = writeln!(t, "  strongest neurons by {EFFECT_MEANS}; baseline {:.4}:", r.scores.baseline);
+    for (h, layer) in r.scores.layers.iter().enumerate() {
+        let mut order: Vec<usize> = (0..layer.len()).collect();
+        order.sort_by(|&a, &b| r.scores.effect(h, b).total_cmp(&r.scores.effect(h, a)).then(a.cmp(&b)));
+        let top: Vec<String> = order
+            .iter()
+            .take(TOP_NEURONS)
+            .map(|&i| {
+                let kept = if r.selection.nodes[h].binary_search(&i).is_ok() { "" } else { " (not kept)" };
+                format!("#{i} {:+.4}{kept}", r.scores.effect(h, i))
+            })
+            .collect();
+        let _ = writeln!(t, "    hidden layer {}: {}", h + 1, top.join(", "));
+    }
+    for n in &out.notes {
+        let _ = writeln!(t, "  note: {n}");
+    }
+    if !r.compared.is_empty() {
+        let _ = writeln!(t, "  how the circuit moves with the rule (same resamples; dead kept per layer):");
+        for c in &r.compared {
+            let dead: Vec<String> = c.dead_kept.iter().map(usize::to_string).collect();
+            let _ = writeln!(
+                t,
+                "    {:<36} logit difference {}, accuracy {}, sparsity {}, dead kept {}",
+                c.rule.to_string(),
+                ci(&c.logit_difference, 4),
+                ci(&c.accuracy, 3),
+                ci(&c.sparsity, 4),
+                dead.join("/")
+            );
+        }
+    }
+    let _ = writeln!(t, "  {:.2} s -> {}", out.total_s, path.display());
+    t
+}
+
+/// Neurons listed per layer in `discover`'s summary.
+const TOP_NEURONS: usize = 5;
 
 /// [`discover_checkpoint`] with a progress bar, and the flags named in its errors.
 /// `model`: the checkpoint, its path and the SHA-256 of its bytes.

@@ -56,6 +56,10 @@ fn main() {
         Command::GpuCheck(args) => gpu_check::run(args),
     };
     if let Err(e) = result {
+        if let Some(usage) = e.downcast_ref::<clap::Error>() {
+            // Flags that parse but do not go together: exit 2, as clap does.
+            usage.exit();
+        }
         eprintln!("error: {}", message(&e));
         std::process::exit(1);
     }

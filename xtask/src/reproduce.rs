@@ -18,7 +18,7 @@ use modcirc_mlp::{DeviceSpec, Mlp};
 use modcirc_study::beyond::BeyondResult;
 use modcirc_study::cache::{self, FileRecord, Lookup};
 use modcirc_study::check::REPORT_FILES;
-use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, Split};
+use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings};
 use modcirc_study::figures::{figures, NetworkPanel};
 use modcirc_study::findings::findings;
 use modcirc_study::measure::{environment, inference_timing};
@@ -26,7 +26,7 @@ use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::structure::StructureResult;
-use modcirc_study::verdicts::verdicts;
+use modcirc_study::verdicts::{k_sensitivity, verdicts};
 
 use crate::common::{
     artifacts_dir, model_key, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs,
@@ -72,13 +72,13 @@ struct Trained {
 
 mod analyse;
 
-/// What the analysis stage produced: the results, and the seed-0 circle
+/// What the analysis stage produced: the results, and the seed-0
 /// discoveries Fig. 2 draws.
 struct Found {
     discoveries: Vec<DiscoveryResult>,
     beyond: Vec<BeyondResult>,
     structure: Vec<StructureResult>,
-    circle: Vec<(Regime, DiscoverOutput)>,
+    drawn: Vec<(Regime, DiscoverOutput)>,
 }
 
 /// The run's shared state: its flags, where it writes, its data and timers,
@@ -193,13 +193,15 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     ));
     let seeds = args.seeds.map_or(settings.seeds, |s| s as u64);
     let models = train_stage(&mut run, settings.steps, seeds)?;
+    // The study's discovery (with the K-sensitivity rules), at the profile's size.
+    let study = DiscoverySettings::default();
     let config = DiscoveryConfig {
         bootstraps: settings.bootstraps,
         sample: settings.sample,
         device: args.device,
-        ..DiscoveryConfig::default()
+        ..study.config
     };
-    let flags = DiscoverySettings { config, split: Split::Test };
+    let flags = DiscoverySettings { config, ..study };
     let found = analyse::analyse_stage(&mut run, &models, &flags)?;
     let seed0: Vec<(Regime, &Mlp)> =
         models.iter().filter(|m| m.result.seed == 0).map(|m| (m.result.regime, &m.checkpoint.model)).collect();
@@ -220,6 +222,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         jobs_seconds: Default::default(),
         total_seconds: 0.0,
         verdicts: verdicts(&model_results, &found.discoveries, &inference),
+        k_sensitivity: k_sensitivity(&found.discoveries),
         across_seeds: across.clone(),
         findings: findings(across.as_ref(), &found.discoveries, &found.structure),
         structure: found.structure,
@@ -230,7 +233,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         figures: Vec::new(),
         files: Vec::new(),
     };
-    report_stage(run, results, &models, &found.circle, started)
+    report_stage(run, results, &models, &found.drawn, started)
 }
 
 /// Trains every regime and seed, or reuses a cached checkpoint keyed by a
@@ -318,16 +321,15 @@ fn report_stage(
     mut run: Run<'_>,
     mut results: Results,
     models: &[Trained],
-    circle: &[(Regime, DiscoverOutput)],
+    drawn: &[(Regime, DiscoverOutput)],
     started: Instant,
 ) -> anyhow::Result<()> {
     let out = run.out.clone();
-    let networks: Vec<NetworkPanel> = [Regime::Bimt, Regime::L1]
+    let networks: Vec<NetworkPanel> = drawn
         .iter()
-        .filter_map(|&regime| {
-            let m = models.iter().find(|m| m.result.regime == regime && m.result.seed == 0)?;
-            let (_, d) = circle.iter().find(|(r, _)| *r == regime)?;
-            Some(NetworkPanel { regime, checkpoint: &m.checkpoint, discovery: d })
+        .filter_map(|(regime, d)| {
+            let m = models.iter().find(|m| m.result.regime == *regime && m.result.seed == 0)?;
+            Some(NetworkPanel { regime: *regime, checkpoint: &m.checkpoint, discovery: d })
         })
         .collect();
     let written = run.timer.time("figures", || figures(&out.join("figures"), &results, &networks))?;

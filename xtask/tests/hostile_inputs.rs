@@ -174,6 +174,8 @@ fn malformed_checkpoints_are_clear_errors() {
             "relu",
             "--task",
             "circle",
+            "--k",
+            "4",
             "--out",
             out.to_str().unwrap(),
         ]);

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribution::faithfulness;
 use crate::{
-    Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, TaskImages,
+    Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, SelectionRule,
+    TaskImages,
 };
 
 /// K, the neurons kept per hidden layer (STUDY §4).
@@ -26,8 +27,13 @@ pub const MAX_RESAMPLE_BYTES: u64 = 2 << 30;
 /// Flags of one discovery run (STUDY §4-§5 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveryConfig {
-    /// Neurons kept per hidden layer.
-    pub k: usize,
+    /// Which neurons the circuit keeps (STUDY §4: the K lowest scores).
+    pub selection: SelectionRule,
+    /// Other rules evaluated on the same resamples, to show how the
+    /// metrics move with the rule; each is skipped where it does not fit
+    /// the model. Their circuits are not timed.
+    #[serde(default)]
+    pub compare: Vec<SelectionRule>,
     /// Edge threshold, relative to each layer's largest |weight|, in [0, 1).
     pub eps: f64,
     /// What removed nodes and edges carry.
@@ -61,6 +67,7 @@ impl DiscoveryConfig {
         if !(0.0..1.0).contains(&self.eps) {
             return Err(AcdcError::BadEps(self.eps));
         }
+        self.selection.check(&hidden_widths(model))?;
         if self.bootstraps == 0 || self.sample == 0 {
             // Every summary would be the mean of nothing: NaN.
             return Err(AcdcError::BadOption(format!(
@@ -84,7 +91,8 @@ impl DiscoveryConfig {
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {
-            k: DEFAULT_K,
+            selection: SelectionRule::top_k(DEFAULT_K),
+            compare: Vec::new(),
             eps: DEFAULT_EPS,
             ablation: Ablation::Zero,
             bootstraps: DEFAULT_BOOTSTRAPS,
@@ -93,6 +101,11 @@ impl Default for DiscoveryConfig {
             device: DeviceSpec::Cpu,
         }
     }
+}
+
+/// The widths of `model`'s hidden layers.
+fn hidden_widths(model: &Mlp) -> Vec<usize> {
+    model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect()
 }
 
 /// One bootstrap resample: its circuit, metrics and discovery time.
@@ -104,12 +117,19 @@ pub struct BootstrapRecord {
     pub discovery_s: f64,
     /// Kept neurons per hidden layer.
     pub nodes: Vec<Vec<usize>>,
+    /// How many of them are dead, per hidden layer.
+    #[serde(default)]
+    pub dead_kept: Vec<usize>,
     /// The circuit's edges.
     pub n_edges: usize,
-    /// The circuit's logit difference on the resample.
+    /// The circuit's logit difference on the resample: the distance of its
+    /// logits to the model's (lower is better).
     pub logit_difference: f64,
     /// The circuit's accuracy on the resample.
     pub accuracy: f64,
+    /// The model's own accuracy on the resample: the circuit's reference.
+    #[serde(default)]
+    pub model_accuracy: f64,
     /// The circuit's sparsity.
     pub sparsity: f64,
     /// Faithfulness on the answer metric (STUDY §8) of this resample's
@@ -122,17 +142,38 @@ pub struct BootstrapRecord {
 /// Mean and 95% percentile interval of each metric over the resamples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoverySummary {
-    /// Of the circuits' logit differences.
+    /// Of the circuits' logit differences (lower is better).
+    pub logit_difference: Summary,
+    /// Of the circuits' accuracies (higher is better).
+    pub accuracy: Summary,
+    /// Of the model's own accuracies on the same resamples.
+    pub model_accuracy: Summary,
+    /// Of the circuits' sparsities (higher is sparser).
+    pub sparsity: Summary,
+    /// Of the discovery times.
+    pub discovery_s: Summary,
+    /// Over the resamples where faithfulness is defined (1: the circuit
+    /// recovers the model's answer margin; above 1: more than the model,
+    /// because the components it leaves out worked against the answer).
+    #[serde(default)]
+    pub faithfulness: Option<Summary>,
+}
+
+/// A compared rule's circuits over the same resamples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSummary {
+    /// The rule.
+    pub rule: SelectionRule,
+    /// Neurons its circuit on the whole pair set keeps, per hidden layer.
+    pub kept: Vec<usize>,
+    /// How many of them are dead.
+    pub dead_kept: Vec<usize>,
+    /// Of the circuits' logit differences (lower is better).
     pub logit_difference: Summary,
     /// Of the circuits' accuracies.
     pub accuracy: Summary,
     /// Of the circuits' sparsities.
     pub sparsity: Summary,
-    /// Of the discovery times.
-    pub discovery_s: Summary,
-    /// Over the resamples where faithfulness is defined.
-    #[serde(default)]
-    pub faithfulness: Option<Summary>,
 }
 
 /// Everything one discovery produced.
@@ -146,12 +187,23 @@ pub struct DiscoveryReport {
     pub selection: Selection,
     /// The whole-set circuit's metrics on the whole set.
     pub full: CircuitEval,
+    /// The model's own accuracy on the whole set.
+    pub model_accuracy: f64,
     /// The whole-set circuit's edges.
     pub full_n_edges: usize,
     /// Every resample.
     pub bootstraps: Vec<BootstrapRecord>,
     /// Mean and interval of each metric over the resamples.
     pub summary: DiscoverySummary,
+    /// The rules of `config.compare` that fit the model, on the same resamples.
+    #[serde(default)]
+    pub compared: Vec<RuleSummary>,
+}
+
+/// Mean and interval of `values`; NaN where there is none (refused later as non-finite).
+fn summarize(values: impl Iterator<Item = f64>) -> Summary {
+    let v: Vec<f64> = values.collect();
+    Summary::of(&v).unwrap_or(Summary { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN, n: 0 })
 }
 
 /// Circuit discovery on the whole pair set, then on `bootstraps` resamples.
@@ -163,6 +215,8 @@ pub fn discover(
     progress: &mut dyn FnMut(usize),
 ) -> Result<DiscoveryReport, AcdcError> {
     config.check(model)?;
+    let widths = hidden_widths(model);
+    let compare: Vec<&SelectionRule> = config.compare.iter().filter(|r| r.check(&widths).is_ok()).collect();
     let sweep = PatchingSweep::new(model, images)?;
     let on_device = match config.device {
         DeviceSpec::Cpu => None,
@@ -172,34 +226,48 @@ pub fn discover(
         None => sweep.scores(),
         Some(d) => d.scores(None)?,
     };
-    let selection = scores.select(config.k)?;
+    let selection = scores.select_by(&config.selection)?;
     let circuit = Circuit::new(model, selection.nodes.clone(), config.eps)?;
     let full = circuit.evaluate(&sweep, config.ablation)?;
     let sampler = Bootstrap::new(images.n, config.sample, config.seed).map_err(|e| AcdcError::Shape(e.to_string()))?;
     let mut bootstraps = Vec::with_capacity(config.bootstraps);
+    // compared_evals[r][b]: rule r's circuit on resample b.
+    let mut compared_evals: Vec<Vec<CircuitEval>> = vec![Vec::with_capacity(config.bootstraps); compare.len()];
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
         let t = Instant::now();
         // The timer covers the sweep and the selection; reading the scores
         // back from a device synchronises with it.
-        let (sel, sub) = match &on_device {
+        let (scores_b, sel, sub) = match &on_device {
             None => {
                 let sub = sweep.subset(&idx);
-                (sub.scores().select(config.k)?, Some(sub))
+                let scores_b = sub.scores();
+                let sel = scores_b.select_by(&config.selection)?;
+                (scores_b, sel, Some(sub))
             }
-            Some(d) => (d.scores(Some(&idx))?.select(config.k)?, None),
+            Some(d) => {
+                let scores_b = d.scores(Some(&idx))?;
+                let sel = scores_b.select_by(&config.selection)?;
+                (scores_b, sel, None)
+            }
         };
         let discovery_s = t.elapsed().as_secs_f64();
         let sub = sub.unwrap_or_else(|| sweep.subset(&idx));
         let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
         let eval = c.evaluate(&sub, config.ablation)?;
+        for (rule, evals) in compare.iter().zip(&mut compared_evals) {
+            let nodes = scores_b.select_by(rule)?.nodes;
+            evals.push(Circuit::new(model, nodes, config.eps)?.evaluate(&sub, config.ablation)?);
+        }
         bootstraps.push(BootstrapRecord {
             index: b,
             discovery_s,
             nodes: sel.nodes,
+            dead_kept: sel.dead_kept,
             n_edges: c.n_edges(),
             logit_difference: eval.logit_difference,
             accuracy: eval.accuracy,
+            model_accuracy: sub.model_accuracy(),
             sparsity: eval.sparsity,
             faithfulness: match faithfulness(&sub, &c) {
                 Ok(f) => Some(f),
@@ -209,24 +277,39 @@ pub fn discover(
         });
         progress(b + 1);
     }
-    let summarize = |f: fn(&BootstrapRecord) -> f64| {
-        let v: Vec<f64> = bootstraps.iter().map(f).collect();
-        Summary::of(&v).unwrap_or(Summary { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN, n: 0 })
-    };
+    let of = |f: fn(&BootstrapRecord) -> f64| summarize(bootstraps.iter().map(f));
     let summary = DiscoverySummary {
-        logit_difference: summarize(|r| r.logit_difference),
-        accuracy: summarize(|r| r.accuracy),
-        sparsity: summarize(|r| r.sparsity),
-        discovery_s: summarize(|r| r.discovery_s),
+        logit_difference: of(|r| r.logit_difference),
+        accuracy: of(|r| r.accuracy),
+        model_accuracy: of(|r| r.model_accuracy),
+        sparsity: of(|r| r.sparsity),
+        discovery_s: of(|r| r.discovery_s),
         faithfulness: Summary::of(&bootstraps.iter().filter_map(|r| r.faithfulness).collect::<Vec<_>>()),
     };
+    let compared = compare
+        .iter()
+        .zip(&compared_evals)
+        .map(|(rule, evals)| {
+            let sel = scores.select_by(rule)?;
+            Ok(RuleSummary {
+                rule: (*rule).clone(),
+                kept: sel.nodes.iter().map(Vec::len).collect(),
+                dead_kept: sel.dead_kept,
+                logit_difference: summarize(evals.iter().map(|e| e.logit_difference)),
+                accuracy: summarize(evals.iter().map(|e| e.accuracy)),
+                sparsity: summarize(evals.iter().map(|e| e.sparsity)),
+            })
+        })
+        .collect::<Result<_, AcdcError>>()?;
     Ok(DiscoveryReport {
         config: config.clone(),
         scores,
         selection,
         full,
+        model_accuracy: sweep.model_accuracy(),
         full_n_edges: circuit.n_edges(),
         bootstraps,
         summary,
+        compared,
     })
 }

@@ -6,7 +6,9 @@
 //!   nothing upstream is recomputed.
 //! * [`DeviceSweep`]: the same scores as candle tensor ops on any candle
 //!   device (`--device cuda` with the `cuda` feature).
-//! * [`NeuronScores::select`]: the K lowest scores per hidden layer.
+//! * [`NeuronScores::select`]: the K lowest scores per hidden layer;
+//!   [`NeuronScores::select_by`] any [`SelectionRule`] (K per layer, live
+//!   neurons only, an effect threshold), saying how many kept neurons are dead.
 //! * [`Circuit`]: node sets, the `eps` edge rule, sparsity, and the
 //!   circuit's forward under an [`Ablation`].
 //! * Beyond the paper (STUDY §8): [`node_attribution`] and
@@ -47,6 +49,7 @@ mod device_sweep;
 mod discovery;
 mod edge_acdc;
 mod error;
+mod select;
 mod sweep;
 
 pub use attribution::{
@@ -56,9 +59,10 @@ pub use attribution::{
 pub use circuit::{edge_threshold, Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
-    discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,
-    DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
+    discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary, DEFAULT_BOOTSTRAPS,
+    DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
 pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
-pub use sweep::{NeuronScores, PatchingSweep, Selection, TaskImages, DEAD_TOLERANCE};
+pub use select::{Selection, SelectionRule};
+pub use sweep::{NeuronScores, PatchingSweep, TaskImages, DEAD_TOLERANCE};

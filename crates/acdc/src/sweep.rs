@@ -73,20 +73,6 @@ pub struct NeuronScores {
     pub layers: Vec<Vec<f64>>,
 }
 
-/// The top-K neurons of each hidden layer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Selection {
-    /// K.
-    pub k: usize,
-    /// Kept neurons per hidden layer, ascending.
-    pub nodes: Vec<Vec<usize>>,
-    /// Neurons whose score equals the baseline (dead: patching them changes nothing).
-    pub dead: Vec<Vec<usize>>,
-    /// How many kept neurons per layer were decided by the tie rule among
-    /// baseline-equal scores rather than by a lower score.
-    pub decided_by_tie: Vec<usize>,
-}
-
 /// Refuses activations with an infinite or NaN value: every score and
 /// metric computed from them would be NaN.
 fn check_finite(a: &Activations, image: &'static str) -> Result<(), AcdcError> {
@@ -234,6 +220,17 @@ impl<'m> PatchingSweep<'m> {
         z
     }
 
+    /// The model's own accuracy on the pairs' clean and corrupted images
+    /// (labels: their own digits): what a circuit's accuracy is judged against.
+    pub fn model_accuracy(&self) -> f64 {
+        let mut logits = self.clean_logits().to_vec();
+        logits.extend_from_slice(self.corrupted_logits());
+        let mut labels = self.images.clean_labels.clone();
+        labels.extend_from_slice(&self.images.corrupted_labels);
+        let c = self.model.n_classes();
+        modcirc_metrics::accuracy(&self.model.positions_to_classes(&logits), &labels, c)
+    }
+
     /// The corrupted runs' logits (output-position order).
     pub fn corrupted_logits(&self) -> &[f32] {
         Self::logits(&self.corrupted)
@@ -241,41 +238,5 @@ impl<'m> PatchingSweep<'m> {
     /// The clean runs' logits (output-position order).
     pub fn clean_logits(&self) -> &[f32] {
         Self::logits(&self.clean)
-    }
-}
-
-impl NeuronScores {
-    fn is_dead(&self, s: f64) -> bool {
-        (s - self.baseline).abs() <= DEAD_TOLERANCE * self.baseline.abs()
-    }
-
-    /// The `k` lowest-scoring neurons of every hidden layer; ties (and every
-    /// score within [`DEAD_TOLERANCE`] of the baseline, which counts as the
-    /// baseline) go to the lower index.
-    pub fn select(&self, k: usize) -> Result<Selection, AcdcError> {
-        let mut nodes = Vec::new();
-        let mut dead = Vec::new();
-        let mut decided_by_tie = Vec::new();
-        for (layer, scores) in self.layers.iter().enumerate() {
-            if k == 0 || k > scores.len() {
-                return Err(AcdcError::BadK { k, layer: layer + 1, width: scores.len() });
-            }
-            let effective: Vec<f64> = scores.iter().map(|&s| if self.is_dead(s) { self.baseline } else { s }).collect();
-            let mut order: Vec<usize> = (0..scores.len()).collect();
-            order.sort_by(|&a, &b| effective[a].total_cmp(&effective[b]).then(a.cmp(&b)));
-            let mut kept = order[..k].to_vec();
-            // Among the kept, those tied with the first left out were chosen by index.
-            let boundary = effective[order[k - 1]];
-            let tied_outside = order[k..].iter().any(|&j| effective[j] == boundary);
-            decided_by_tie.push(if tied_outside {
-                kept.iter().filter(|&&j| effective[j] == boundary).count()
-            } else {
-                0
-            });
-            kept.sort_unstable();
-            nodes.push(kept);
-            dead.push((0..scores.len()).filter(|&j| self.is_dead(scores[j])).collect());
-        }
-        Ok(Selection { k, nodes, dead, decided_by_tie })
     }
 }

@@ -58,7 +58,7 @@ pub use charts::{
     bar_chart, line_chart, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip, StripPanel,
 };
 pub use modcirc_metrics::Summary;
-pub use network::network_figure;
+pub use network::{network_figure, NetworkView};
 pub use table::{csv_table, markdown_table};
 
 use std::path::{Path, PathBuf};

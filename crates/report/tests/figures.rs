@@ -1,6 +1,6 @@
 use modcirc_report::{
-    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip,
-    StripPanel, Summary,
+    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, NetworkView, Point, ScatterPanel,
+    Series, Strip, StripPanel, Summary,
 };
 
 fn check(paths: &[std::path::PathBuf]) {
@@ -69,9 +69,30 @@ fn every_kind_of_figure_renders_png_and_svg() {
     let weights: Vec<Vec<f32>> =
         sizes.windows(2).map(|w| (0..w[0] * w[1]).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect()).collect();
     let weights: Vec<&[f32]> = weights.iter().map(Vec::as_slice).collect();
-    check(&network_figure(&dir.join("net"), "toy", &coords, &weights, &[vec![0, 4], vec![8]]).unwrap());
-    let e = network_figure(&dir.join("bad"), "toy", &coords, &weights[..2], &[]).unwrap_err().to_string();
+    let effects: Vec<Vec<f64>> = vec![(0..9).map(|i| i as f64 / 9.0 - 0.2).collect(); 2];
+    let view = NetworkView {
+        title: "toy",
+        coords: &coords,
+        weights: &weights,
+        circuit: &[vec![0, 4], vec![8]],
+        dead: &[vec![1], vec![8]],
+        effects: &effects,
+        image: (4, 4),
+    };
+    let paths = network_figure(&dir.join("net"), &view).unwrap();
+    check(&paths);
+    // Every hidden neuron is labelled by its index; the dead circuit neuron drawn as a ring.
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    for i in 0..9 {
+        assert!(svg.lines().filter(|l| l.trim() == i.to_string()).count() >= 2, "label {i}");
+    }
+    let e = network_figure(&dir.join("bad"), &NetworkView { weights: &weights[..2], ..view }).unwrap_err().to_string();
     assert!(e.contains("do not fit"), "{e}");
+    let e = network_figure(&dir.join("bad"), &NetworkView { image: (3, 5), ..view }).unwrap_err().to_string();
+    assert!(e.contains("3x5 image does not have the 16 inputs"), "{e}");
+    let e =
+        network_figure(&dir.join("bad"), &NetworkView { circuit: &[vec![9], vec![]], ..view }).unwrap_err().to_string();
+    assert!(e.contains("circuit neurons do not fit"), "{e}");
     // No temporary file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 
+use modcirc_bimt::Regime;
+
+use crate::figures::fig2_stem;
+use crate::paper::TASKS;
 use crate::results::{Results, RESULTS_SCHEMA};
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
@@ -11,10 +15,8 @@ use crate::StudyError;
 /// the others' hashes).
 pub const REPORT_FILES: [&str; 3] = ["table3.csv", "REPORT.md", "results.json"];
 
-/// Figures every complete run has (PNG and SVG each).
-pub const FIGURES: [&str; 13] = [
-    "fig2_network_bimt",
-    "fig2_network_l1",
+/// Figures every complete run has (PNG and SVG each), besides Fig. 2's.
+pub const FIGURES: [&str; 11] = [
     "fig3_sparsity_vs_logit_difference",
     "fig4_sparsity_vs_discovery_time",
     "fig5_training_memory",
@@ -109,8 +111,14 @@ fn check_hashes(dir: &Path, r: &Results) -> Result<(), StudyError> {
     r.files.iter().try_for_each(|f| f.verify(dir))
 }
 
+/// Every figure a complete run has: Fig. 2 per seed-0 model and task, and [`FIGURES`].
+pub fn expected_figures() -> Vec<String> {
+    let fig2 = Regime::ALL.iter().flat_map(|r| TASKS.iter().map(move |t| fig2_stem(*r, t)));
+    fig2.chain(FIGURES.iter().map(|f| f.to_string())).collect()
+}
+
 fn check_files(dir: &Path) -> Result<(), StudyError> {
-    for f in FIGURES {
+    for f in expected_figures() {
         let png = dir.join("figures").join(format!("{f}.png"));
         let data = std::fs::read(&png).map_err(|e| StudyError::io(&png, e))?;
         ensure(data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() >= 1024, || {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
-use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, TaskImages};
+use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,38 @@ use crate::StudyError;
 pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
 
 /// Bumped when discovery computes something new, so that cached results are
-/// recomputed (2: faithfulness per resample).
-pub const DISCOVERY_REVISION: u32 = 2;
+/// recomputed (2: faithfulness per resample; 3: selection rules, dead
+/// neurons kept, the model's accuracy, the K-sensitivity rules).
+pub const DISCOVERY_REVISION: u32 = 3;
+
+/// The Ks of the K-sensitivity comparison; live neurons only at the
+/// study's K is compared too.
+pub const SENSITIVITY_KS: [usize; 5] = [5, 10, 15, 20, 30];
+
+/// The rules every discovery also evaluates on its resamples, to show how
+/// the results move with K (each skipped where it does not fit the model).
+pub fn sensitivity_rules() -> Vec<SelectionRule> {
+    SENSITIVITY_KS
+        .iter()
+        .map(|&k| SelectionRule::top_k(k))
+        .chain([SelectionRule::TopK { k: vec![DEFAULT_K], live_only: true }])
+        .collect()
+}
+
+/// What a circuit's logit difference measures, and which way is better (STUDY §5).
+pub const LOGIT_DIFFERENCE_MEANS: &str =
+    "mean distance of the circuit's logits to the model's, on clean and corrupted images: lower is better";
+/// What a circuit's sparsity measures (STUDY §5).
+pub const SPARSITY_MEANS: &str = "share of the model's weights the circuit leaves out: higher is a smaller circuit";
+/// What a circuit's accuracy is judged against.
+pub const ACCURACY_MEANS: &str =
+    "the circuit's accuracy on the pairs' clean and corrupted images (their own digits), beside the model's own on the same images";
+/// What faithfulness measures (STUDY §8).
+pub const FAITHFULNESS_MEANS: &str = "the share of the model's answer margin L[clean digit] − L[corrupted digit] that the circuit recovers: 1 is the model's, 0 the corrupted run's";
+/// Why faithfulness can exceed 1.
+pub const FAITHFULNESS_ABOVE_ONE: &str = "above 1, the circuit separates the two digits more than the model does: components it leaves out worked against the answer";
+/// What a neuron's effect is (STUDY §4).
+pub const EFFECT_MEANS: &str = "effect = baseline − score: how far patching the neuron moves the corrupted logits towards the clean ones (0: dead; negative: away)";
 
 /// Which MNIST split the task's pairs come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +103,8 @@ pub struct DiscoverySettings {
 
 impl Default for DiscoverySettings {
     fn default() -> Self {
-        DiscoverySettings { config: DiscoveryConfig::default(), split: Split::Test }
+        let config = DiscoveryConfig { compare: sensitivity_rules(), ..DiscoveryConfig::default() };
+        DiscoverySettings { config, split: Split::Test }
     }
 }
 
@@ -210,22 +241,41 @@ pub fn discover_checkpoint(
     })
 }
 
-/// Dead neurons and tie-rule picks, per hidden layer, in words.
+/// Dead neurons, what the rule kept of them, and the live neurons it left
+/// out, per hidden layer, in words.
 fn selection_notes(report: &DiscoveryReport) -> Vec<String> {
     let sel = &report.selection;
-    sel.dead
-        .iter()
-        .zip(&sel.decided_by_tie)
-        .enumerate()
-        .filter(|(_, (dead, tie))| !dead.is_empty() || **tie > 0)
-        .map(|(h, (dead, tie))| {
-            format!(
-                "hidden layer {}: {} dead neurons (patching them leaves the baseline unchanged); {} of the {} kept neurons were chosen by the lower-index tie rule",
+    (0..sel.nodes.len())
+        .map(|h| {
+            let width = report.scores.layers[h].len();
+            let kept = sel.nodes[h].len();
+            let mut parts = vec![format!(
+                "hidden layer {}: kept {kept} of {width} neurons ({}); {} of the {width} are dead (patching them leaves the baseline unchanged)",
                 h + 1,
-                dead.len(),
-                tie,
-                sel.k
-            )
+                sel.rule,
+                sel.dead[h].len()
+            )];
+            if sel.dead_kept[h] > 0 {
+                parts.push(format!(
+                    "{} of the kept neurons are dead, chosen by the lower-index tie rule only to fill K (--live-only leaves them out)",
+                    sel.dead_kept[h]
+                ));
+            } else if sel.decided_by_tie[h] > 0 {
+                parts.push(format!("{} kept neurons were chosen by the lower-index tie rule", sel.decided_by_tie[h]));
+            }
+            if let SelectionRule::TopK { live_only: true, k } = &sel.rule {
+                let k = if k.len() == 1 { k[0] } else { k[h] };
+                if kept < k {
+                    parts.push(format!("only {kept} live neurons to fill K = {k}"));
+                }
+            }
+            if sel.harmful_left_out[h] > 0 {
+                parts.push(format!(
+                    "{} live neurons with a negative effect (their patch moves the logits away from the clean run) were left out",
+                    sel.harmful_left_out[h]
+                ));
+            }
+            parts.join("; ")
         })
         .collect()
 }

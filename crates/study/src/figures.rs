@@ -7,8 +7,8 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_bimt::{HistoryPoint, Regime};
 use modcirc_metrics::Summary;
 use modcirc_report::{
-    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip,
-    StripPanel,
+    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, NetworkView, Point, ScatterPanel,
+    Series, Strip, StripPanel,
 };
 
 use crate::discovery::DiscoverOutput;
@@ -23,8 +23,13 @@ pub struct NetworkPanel<'a> {
     pub regime: Regime,
     /// The model and its layout.
     pub checkpoint: &'a Checkpoint,
-    /// Its circle discovery.
+    /// One of its discoveries.
     pub discovery: &'a DiscoverOutput,
+}
+
+/// The file stem of Fig. 2 for `regime`'s seed-0 model on `task`.
+pub fn fig2_stem(regime: Regime, task: &str) -> String {
+    format!("fig2_network_{regime}_{task}")
 }
 
 /// Writes every figure under `dir` (PNG and SVG); returns their paths.
@@ -171,16 +176,38 @@ fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
     Ok(strip_chart(&dir.join("fig10_across_seeds"), &panels, 3)?)
 }
 
-/// Fig. 2: a network and its circle circuit.
+/// Fig. 2: a network and one of its circuits.
 fn fig2(dir: &Path, n: &NetworkPanel<'_>) -> Result<Vec<PathBuf>, StudyError> {
-    let weights: Vec<&[f32]> = n.checkpoint.model.layers.iter().map(|l| l.weight.as_slice()).collect();
-    Ok(network_figure(
-        &dir.join(format!("fig2_network_{}", n.regime)),
-        &format!("{} and its circle circuit (K = {})", n.regime.label(), n.discovery.report.config.k),
-        &n.checkpoint.layout.layers,
-        &weights,
-        &n.discovery.report.selection.nodes,
-    )?)
+    let model = &n.checkpoint.model;
+    let weights: Vec<&[f32]> = model.layers.iter().map(|l| l.weight.as_slice()).collect();
+    let report = &n.discovery.report;
+    let task = &n.discovery.inputs.task;
+    let effects: Vec<Vec<f64>> = report
+        .scores
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(h, layer)| (0..layer.len()).map(|i| report.scores.effect(h, i)).collect())
+        .collect();
+    let side = (model.n_inputs() as f64).sqrt().round() as usize;
+    let title = format!(
+        "{} (seed {}) and its {} circuit: {}, {} edges; its circuit neurons labelled",
+        n.regime.label(),
+        n.checkpoint.meta.as_ref().map_or("?".into(), |m| m.config.seed.to_string()),
+        task.name,
+        report.selection.rule,
+        report.full_n_edges
+    );
+    let view = NetworkView {
+        title: &title,
+        coords: &n.checkpoint.layout.layers,
+        weights: &weights,
+        circuit: &report.selection.nodes,
+        dead: &report.selection.dead,
+        effects: &effects,
+        image: (side, model.n_inputs() / side.max(1)),
+    };
+    Ok(network_figure(&dir.join(fig2_stem(n.regime, &task.name)), &view)?)
 }
 
 fn color(reg: Regime) -> usize {

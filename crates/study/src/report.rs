@@ -8,6 +8,10 @@ use modcirc_metrics::Summary;
 use modcirc_report::{csv_table, markdown_table};
 
 use crate::beyond::{BeyondResult, ACDC_PAIRS};
+use crate::discovery::{
+    ACCURACY_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
+};
+use crate::figures::fig2_stem;
 use crate::paper::{PAPER_TABLE3, TASKS};
 use crate::results::{beyond0, find, model0, Results};
 use crate::verdicts::{ci, fmt_ms};
@@ -69,6 +73,7 @@ pub fn markdown(r: &Results) -> String {
     header(&mut s, r);
     table3(&mut s, r);
     dead_and_ties(&mut s, r);
+    k_sensitivity_section(&mut s, r);
     training_and_inference(&mut s, r);
     across_seeds(&mut s, r);
     structure_section(&mut s, r);
@@ -85,9 +90,9 @@ fn header(s: &mut String, r: &Results) {
     let _ = writeln!(s, "# modcirc: BIMT and automated circuit discovery, reproduced\n");
     let _ = writeln!(
         s,
-        "Profile `{}`: {} training steps per model, {} bootstrap resamples of {} pairs, K = {}, eps = {}, {} ablation, {} split. \
+        "Profile `{}`: {} training steps per model, {} bootstrap resamples of {} pairs, circuit neurons by {}, eps = {}, {} ablation, {} split. \
          Everything below was measured by this run (`results.json` holds every number; `discover/*.json` every pair, score and resample).\n",
-        r.profile, r.settings.steps, r.settings.bootstraps, r.settings.sample, r.discover_flags.config.k,
+        r.profile, r.settings.steps, r.settings.bootstraps, r.settings.sample, r.discover_flags.config.selection,
         r.discover_flags.config.eps, r.discover_flags.config.ablation, r.discover_flags.split
     );
     let _ = writeln!(s, "## Environment\n");
@@ -107,10 +112,11 @@ fn header(s: &mut String, r: &Results) {
     );
 }
 
-/// Table 3 next to the paper's.
+/// Table 3 next to the paper's, in two tables: the circuit's metrics, then
+/// its time and accuracy with their references.
 fn table3(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Table 3, reproduced\n");
-    let _ = writeln!(s, "Ours: mean [2.5%, 97.5% percentile] over the bootstrap resamples. Paper: mean ± CI half-width (STUDY §7). Δ = ours − paper.\n");
+    let _ = writeln!(s, "Ours: bootstrap mean [2.5%, 97.5% percentile] over the resamples. Paper: mean ± CI half-width (STUDY §7). Δ = ours − paper. Logit difference: {LOGIT_DIFFERENCE_MEANS}. Sparsity: {SPARSITY_MEANS}.\n");
     let rows: Vec<Vec<String>> = PAPER_TABLE3
         .iter()
         .filter_map(|row| {
@@ -121,13 +127,9 @@ fn table3(s: &mut String, r: &Results) {
                 ci(&d.logit_difference, 4),
                 format!("{:.4} ± {:.4}", row.logit_difference.0, row.logit_difference.1),
                 format!("{:+.4}", d.logit_difference.mean - row.logit_difference.0),
-                fmt_ms(&d.discovery_s),
-                format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
-                format!("{:.0}x", row.discovery_s.0 / d.discovery_s.mean),
                 ci(&d.sparsity, 4),
                 format!("{:.4} ± {:.4}", row.sparsity.0, row.sparsity.1),
                 format!("{:+.4}", d.sparsity.mean - row.sparsity.0),
-                ci(&d.accuracy, 3),
             ])
         })
         .collect();
@@ -135,35 +137,113 @@ fn table3(s: &mut String, r: &Results) {
         &[
             "task",
             "model",
-            "logit difference",
+            "logit difference (lower is better)",
             "paper",
             "Δ",
-            "discovery (ms)",
+            "sparsity (higher is smaller)",
+            "paper",
+            "Δ",
+        ],
+        &rows,
+    ));
+    let _ = writeln!(s, "\nDiscovery time is the patching sweep and the selection on one resample: ours in milliseconds, the paper's in seconds (see \"How this differs\"). Accuracy: {ACCURACY_MEANS}; both are bootstrap means over the same resamples. Faithfulness: {FAITHFULNESS_MEANS}; {FAITHFULNESS_ABOVE_ONE}.\n");
+    let rows: Vec<Vec<String>> = PAPER_TABLE3
+        .iter()
+        .filter_map(|row| {
+            let d = find(&r.discoveries, row.regime, row.task)?;
+            Some(vec![
+                row.task.into(),
+                row.regime.label().into(),
+                fmt_ms(&d.discovery_s),
+                format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
+                ci(&d.accuracy, 3),
+                d.model_accuracy.as_ref().map_or("–".into(), |m| ci(m, 3)),
+                d.faithfulness.as_ref().map_or("–".into(), |f| ci(f, 3)),
+            ])
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "task",
+            "model",
+            "discovery, ours (ms)",
             "paper (s)",
-            "paper / ours",
-            "sparsity",
-            "paper",
-            "Δ",
             "circuit accuracy",
+            "model accuracy, same images",
+            "faithfulness (bootstrap mean)",
         ],
         &rows,
     ));
 }
 
-/// Dead neurons and tie-rule picks per discovery.
+/// Dead neurons, the dead ones a rule kept, and tie-rule picks per discovery.
 fn dead_and_ties(s: &mut String, r: &Results) {
     let per_layer = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
     let rows: Vec<Vec<String>> = r
         .discoveries
         .iter()
         .filter(|d| d.seed == 0)
-        .map(|d| vec![d.task.clone(), d.regime.label().into(), per_layer(&d.dead), per_layer(&d.decided_by_tie)])
+        .map(|d| {
+            vec![
+                d.task.clone(),
+                d.regime.label().into(),
+                per_layer(&d.dead),
+                per_layer(&d.dead_kept),
+                per_layer(&d.decided_by_tie),
+            ]
+        })
         .collect();
     let _ = writeln!(
         s,
-        "\nDead neurons (patching them leaves the corrupted run unchanged) and kept neurons chosen by the lower-index tie rule among equal scores, per hidden layer (1 / 2), on the full pair set. Where fewer than K neurons of a layer score below the baseline, the rest of its K are dead neurons taken by index.\n"
+        "\nDead neurons (patching them leaves the corrupted run unchanged), the dead neurons each circuit keeps, and kept neurons chosen by the lower-index tie rule among equal scores, per hidden layer (1 / 2), on the full pair set. Where fewer than K neurons of a layer are live, the rest of its K are dead neurons taken by index: they carry nothing, and the section on K below shows what the verdicts owe to them.\n"
     );
-    s.push_str(&markdown_table(&["task", "model", "dead neurons", "kept by the tie rule"], &rows));
+    s.push_str(&markdown_table(&["task", "model", "dead neurons", "dead neurons kept", "kept by the tie rule"], &rows));
+}
+
+/// How the RQ1 verdicts and the circuits' metrics move with the selection rule.
+fn k_sensitivity_section(s: &mut String, r: &Results) {
+    if r.k_sensitivity.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## How the RQ1 verdicts move with K\n");
+    let _ = writeln!(s, "Every discovery also evaluates these rules on its own bootstrap resamples (seed-0 models); RQ1-H1 and RQ1-H3 are decided again on each rule's circuits by the rules stated with the verdicts below. RQ1-H2 is about discovery time, which is the patching sweep's whatever the rule. *Live neurons only* fills K from neurons whose patch changes the output, so a layer with fewer keeps them all.\n");
+    let verdict_of = |row: &crate::verdicts::SensitivityRow, id: &str| {
+        row.verdicts.iter().find(|v| v.id == id).map_or("–".to_string(), |v| v.verdict.clone())
+    };
+    let main = r.discover_flags.config.selection.to_string();
+    let rows: Vec<Vec<String>> = r
+        .k_sensitivity
+        .iter()
+        .map(|row| {
+            let mut rule = row.rule.to_string();
+            if rule == main {
+                rule.push_str(" (the study's)");
+            }
+            vec![rule, verdict_of(row, "RQ1-H1"), verdict_of(row, "RQ1-H3")]
+        })
+        .collect();
+    s.push_str(&markdown_table(&["rule", "RQ1-H1", "RQ1-H3"], &rows));
+    let _ = writeln!(s, "\nCircuit logit difference (lower is better) under each rule, bootstrap mean, with the dead neurons its whole-set circuit keeps per hidden layer in brackets:\n");
+    let rules: Vec<&modcirc_acdc::SelectionRule> = r.k_sensitivity.iter().map(|row| &row.rule).collect();
+    let rows: Vec<Vec<String>> = r
+        .discoveries
+        .iter()
+        .filter(|d| d.seed == 0)
+        .map(|d| {
+            let mut cells = vec![d.task.clone(), d.regime.label().to_string()];
+            cells.extend(rules.iter().map(|rule| {
+                d.compared.iter().find(|c| &c.rule == *rule).map_or("–".into(), |c| {
+                    let dead: Vec<String> = c.dead_kept.iter().map(usize::to_string).collect();
+                    format!("{:.4} ({})", c.logit_difference.mean, dead.join("/"))
+                })
+            }));
+            cells
+        })
+        .collect();
+    let mut header = vec!["task".to_string(), "model".to_string()];
+    header.extend(rules.iter().map(|rule| rule.to_string()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    s.push_str(&markdown_table(&header, &rows));
 }
 
 /// RQ2: accuracy, training time and memory, inference time.
@@ -417,7 +497,7 @@ fn differences(s: &mut String, r: &Results) {
 fn beyond_section(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## Beyond the paper: attribution patching and faithfulness (STUDY §8)\n");
-    let _ = writeln!(s, "On the seed-0 models and each task's full pair set, with the answer metric m = L[clean digit] − L[corrupted digit]. *Node attribution* estimates each hidden neuron's patching effect from one backward pass, (a − a')·∂m/∂a on the corrupted run; ρ is its Spearman correlation with exact patching of every neuron, per hidden layer (on the last hidden layer the estimate is exact, since the logits are linear in it). *Faithfulness* is (m(C) − m(∅)) / (m(M) − m(∅)) on the clean images, with every removed edge carrying its source's value on the paired corrupted image: 1 recovers the model, 0 is no better than the corrupted run. The discovered circuit is the K-node circuit above, with its eps edges: its faithfulness is the mean [95% interval] over the bootstrap resamples, each resample's circuit on its own pairs. *EAP* keeps as many edges as the circuit found on all pairs, ranked by edge attribution patching, judged on all pairs. CPR and CMD are the areas under f and |1 − f| over log10 of the fraction of edges kept (0.1% to 100%), divided by that span: CPR higher is better, CMD lower is better. Computed once per model and task, without resampling.\n");
+    let _ = writeln!(s, "On the seed-0 models and each task's full pair set, with the answer metric m = L[clean digit] − L[corrupted digit]. *Node attribution* estimates each hidden neuron's patching effect from one backward pass, (a − a')·∂m/∂a on the corrupted run; ρ is its Spearman correlation with exact patching of every neuron, per hidden layer (on the last hidden layer the estimate is exact, since the logits are linear in it). *Faithfulness* is (m(C) − m(∅)) / (m(M) − m(∅)) on the clean images, with every removed edge carrying its source's value on the paired corrupted image: 1 recovers the model, 0 is no better than the corrupted run; {FAITHFULNESS_ABOVE_ONE}. The discovered circuit is the K-node circuit above, with its eps edges: its faithfulness is the mean [95% interval] over the bootstrap resamples, each resample's circuit on its own pairs. *EAP* keeps as many edges as the circuit found on all pairs, ranked by edge attribution patching, judged on all pairs. CPR and CMD are the areas under f and |1 − f| over log10 of the fraction of edges kept (0.1% to 100%), divided by that span: CPR higher is better, CMD lower is better. Computed once per model and task, without resampling.\n");
     let rows: Vec<Vec<String>> = TASKS
         .iter()
         .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
@@ -432,8 +512,10 @@ fn beyond_section(r: &Results) -> String {
                 format!("{:.2}", b.node_attribution_s * 1e3),
                 format!("{:.0}x", b.exact_patching_s / b.node_attribution_s.max(1e-12)),
                 match b.regime.and_then(|reg| find(&r.discoveries, reg, &b.task)).and_then(|d| d.faithfulness) {
-                    Some(f) => format!("{} ({} edges on all pairs)", ci(&f, 3), b.circuit_edges),
-                    None => format!("{:.3} ({} edges, all pairs)", b.circuit_faithfulness, b.circuit_edges),
+                    Some(f) => {
+                        format!("{}; all pairs {:.3} ({} edges)", ci(&f, 3), b.circuit_faithfulness, b.circuit_edges)
+                    }
+                    None => format!("all pairs {:.3} ({} edges)", b.circuit_faithfulness, b.circuit_edges),
                 },
                 format!("{:.3}", b.eap_same_size_faithfulness),
                 format!("{:.3}", b.curve.cpr),
@@ -449,7 +531,7 @@ fn beyond_section(r: &Results) -> String {
             "exact patching (ms)",
             "attribution (ms)",
             "speed-up",
-            "faithfulness, discovered circuit",
+            "faithfulness, discovered circuit: bootstrap mean [95%]; all pairs",
             "EAP, same size",
             "CPR",
             "CMD",
@@ -499,6 +581,10 @@ fn acdc_table(s: &mut String, r: &Results) {
     s.push('\n');
 }
 
+/// A fall of ACDC's faithfulness from its own pairs to all pairs above
+/// which the report says the circuit is fitted to its pairs.
+const ACDC_FIT_GAP: f64 = 0.1;
+
 /// One computed line per task: the most faithful circuit, the highest CPR, ACDC's smallest circuit.
 fn findings(s: &mut String, r: &Results) {
     for t in TASKS {
@@ -513,14 +599,23 @@ fn findings(s: &mut String, r: &Results) {
         {
             let _ = writeln!(s, "- {t}: the most faithful discovered circuit (on all pairs) is {circuit}; the highest CPR is {cpr}; ACDC's smallest circuit is {smallest}.");
         }
+        let fitted: Vec<String> = on_task()
+            .filter(|b| b.acdc.faithfulness_own_pairs - b.acdc.faithfulness > ACDC_FIT_GAP)
+            .map(|b| format!("{} {:.3} → {:.3}", b.regime_label(), b.acdc.faithfulness_own_pairs, b.acdc.faithfulness))
+            .collect();
+        if !fitted.is_empty() {
+            let _ = writeln!(s, "- {t}: ACDC's circuit is fitted to the {ACDC_PAIRS} pairs it was found on, more than to the task: its faithfulness falls by more than {ACDC_FIT_GAP} from those pairs to all of the task's ({}). It keeps edges that matter on those pairs only; judge it on all pairs.", fitted.join(", "));
+        }
     }
 }
 
 fn figure_title(f: &str) -> String {
     let name = Path::new(f).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let fig2 = Regime::ALL.iter().flat_map(|r| TASKS.iter().map(move |t| (r, t)));
+    if let Some((r, t)) = fig2.clone().find(|(r, t)| fig2_stem(**r, t) == name) {
+        return format!("Fig. 2: the {} network and its {t} circuit", r.label());
+    }
     match name.as_str() {
-        "fig2_network_bimt" => "Fig. 2a: BIMT network and circle circuit".into(),
-        "fig2_network_l1" => "Fig. 2b: L1 network and circle circuit".into(),
         "fig3_sparsity_vs_logit_difference" => "Fig. 3: circuit sparsity vs logit difference".into(),
         "fig4_sparsity_vs_discovery_time" => "Fig. 4: circuit sparsity vs discovery time".into(),
         "fig5_training_memory" => "Fig. 5: peak training memory".into(),

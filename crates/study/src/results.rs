@@ -149,8 +149,45 @@ pub struct DiscoveryResult {
     /// Per hidden layer: kept neurons the lower-index tie rule chose.
     #[serde(default)]
     pub decided_by_tie: Vec<usize>,
+    /// Per hidden layer, on the full pair set: kept neurons that are dead.
+    #[serde(default)]
+    pub dead_kept: Vec<usize>,
+    /// The model's own accuracy on the resamples' images: the circuit
+    /// accuracy's reference.
+    #[serde(default)]
+    pub model_accuracy: Option<Summary>,
+    /// The K-sensitivity rules on the same resamples.
+    #[serde(default)]
+    pub compared: Vec<modcirc_acdc::RuleSummary>,
     /// Plain-language notes on how the top-K was decided.
     pub notes: Vec<String>,
+}
+
+impl DiscoveryResult {
+    /// A result of these metrics alone (no file, notes or resample details),
+    /// as the verdict rules see it: logit difference, accuracy, sparsity and
+    /// discovery time.
+    pub fn of_metrics(regime: Regime, seed: u64, task: &str, metrics: [Summary; 4]) -> DiscoveryResult {
+        let [logit_difference, accuracy, sparsity, discovery_s] = metrics;
+        DiscoveryResult {
+            regime,
+            seed,
+            task: task.into(),
+            path: String::new(),
+            cached: false,
+            logit_difference,
+            accuracy,
+            sparsity,
+            discovery_s,
+            faithfulness: None,
+            dead: Vec::new(),
+            decided_by_tie: Vec::new(),
+            dead_kept: Vec::new(),
+            model_accuracy: None,
+            compared: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Inference time per image, over repeats.
@@ -242,6 +279,9 @@ pub struct Results {
     /// STUDY §9's findings, each by its stated rule.
     #[serde(default)]
     pub findings: Vec<Verdict>,
+    /// RQ1-H1 and RQ1-H3 decided again on each K-sensitivity rule's circuits.
+    #[serde(default)]
+    pub k_sensitivity: Vec<crate::verdicts::SensitivityRow>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256

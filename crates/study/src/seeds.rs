@@ -157,19 +157,8 @@ pub fn across_seeds(
         })
         .collect();
     let as_seed0 = |d: &SeedRow| DiscoveryResult {
-        regime: d.regime,
-        seed: 0,
-        task: d.task.clone(),
-        path: String::new(),
-        cached: false,
-        logit_difference: d.logit_difference,
-        accuracy: d.accuracy,
-        sparsity: d.sparsity,
-        discovery_s: d.discovery_s,
         faithfulness: d.faithfulness,
-        dead: Vec::new(),
-        decided_by_tie: Vec::new(),
-        notes: Vec::new(),
+        ..DiscoveryResult::of_metrics(d.regime, 0, &d.task, [d.logit_difference, d.accuracy, d.sparsity, d.discovery_s])
     };
     let pooled: Vec<DiscoveryResult> = rows.iter().map(as_seed0).collect();
     let across = verdicts(&mean_models(models), &pooled, inference);

@@ -1,8 +1,10 @@
 //! The paper's six hypotheses, each decided from a run's numbers by a
 //! stated rule (STUDY §7).
 
+use modcirc_acdc::SelectionRule;
 use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
+use serde::{Deserialize, Serialize};
 
 use crate::paper::TASKS;
 use crate::results::{find, model0, DiscoveryResult, InferenceResult, ModelResult, Verdict};
@@ -41,6 +43,48 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     out.extend(rq2_h2(models));
     out.push(rq2_h3(inference));
     out
+}
+
+/// The RQ1 verdicts that depend on which neurons the circuit keeps, decided
+/// again on one compared rule's circuits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SensitivityRow {
+    /// The rule.
+    pub rule: SelectionRule,
+    /// RQ1-H1 and RQ1-H3 on its circuits.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// RQ1-H1 and RQ1-H3 on each rule the seed-0 discoveries compared
+/// (`DiscoveryConfig::compare`), each discovery's metrics replaced by that
+/// rule's on the same resamples. RQ1-H2 is left out: the discovery time is
+/// the patching sweep's, which no rule changes.
+pub fn k_sensitivity(ds: &[DiscoveryResult]) -> Vec<SensitivityRow> {
+    let seed0: Vec<&DiscoveryResult> = ds.iter().filter(|d| d.seed == 0).collect();
+    let mut rules: Vec<&SelectionRule> = Vec::new();
+    for c in seed0.iter().flat_map(|d| &d.compared) {
+        if !rules.contains(&&c.rule) {
+            rules.push(&c.rule);
+        }
+    }
+    rules
+        .into_iter()
+        .map(|rule| {
+            let under_rule: Vec<DiscoveryResult> = seed0
+                .iter()
+                .filter_map(|d| {
+                    let c = d.compared.iter().find(|c| &c.rule == rule)?;
+                    Some(DiscoveryResult::of_metrics(
+                        d.regime,
+                        0,
+                        &d.task,
+                        [c.logit_difference, c.accuracy, c.sparsity, d.discovery_s],
+                    ))
+                })
+                .collect();
+            SensitivityRow { rule: rule.clone(), verdicts: vec![rq1_h1(&under_rule), rq1_h3(&under_rule)] }
+        })
+        .collect()
 }
 
 fn rq1_h1(ds: &[DiscoveryResult]) -> Verdict {
@@ -184,21 +228,12 @@ mod tests {
 
     /// A discovery whose metrics are `ld`, `sparsity`, `time` (ms) and `acc`, each ± a small half-width.
     fn disc(regime: Regime, task: &str, ld: f64, sparsity: f64, time: f64, acc: f64) -> DiscoveryResult {
-        DiscoveryResult {
+        DiscoveryResult::of_metrics(
             regime,
-            seed: 0,
-            task: task.into(),
-            path: String::new(),
-            cached: false,
-            logit_difference: s(ld, 0.01),
-            accuracy: s(acc, 0.01),
-            sparsity: s(sparsity, 0.001),
-            discovery_s: s(time * 1e-3, 1e-4),
-            faithfulness: None,
-            dead: vec![],
-            decided_by_tie: vec![],
-            notes: vec![],
-        }
+            0,
+            task,
+            [s(ld, 0.01), s(acc, 0.01), s(sparsity, 0.001), s(time * 1e-3, 1e-4)],
+        )
     }
 
     fn verdict<'a>(v: &'a [Verdict], id: &str) -> &'a str {

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use modcirc_acdc::AcdcConfig;
-use modcirc_bimt::Regime;
 use modcirc_dataset::Task;
 use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS, BEYOND_SCHEMA};
 use modcirc_study::cache::FileRecord;
@@ -38,7 +37,7 @@ pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &Disco
     let analysed = run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json));
     run.timer.add("analyse", t.elapsed().as_secs_f64());
     let analysed = analysed?;
-    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), circle: Vec::new() };
+    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), drawn: Vec::new() };
     for (m, a) in models.iter().zip(analysed) {
         let r = &m.result;
         for (stage, s) in &a.seconds {
@@ -47,8 +46,8 @@ pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &Disco
         run.files.extend(a.files);
         for (task, d, path, cached) in a.discoveries {
             found.discoveries.push(discovery_result(run, r, &task, &d, &path, cached));
-            if r.seed == 0 && task == Task::circle() && [Regime::Bimt, Regime::L1].contains(&r.regime) {
-                found.circle.push((r.regime, d));
+            if r.seed == 0 {
+                found.drawn.push((r.regime, d));
             }
         }
         for b in &a.beyond {
@@ -185,6 +184,9 @@ fn discovery_result(
         faithfulness: s.faithfulness,
         dead: d.report.selection.dead.iter().map(Vec::len).collect(),
         decided_by_tie: d.report.selection.decided_by_tie.clone(),
+        dead_kept: d.report.selection.dead_kept.clone(),
+        model_accuracy: Some(s.model_accuracy),
+        compared: d.report.compared.clone(),
         notes: d.notes.clone(),
     }
 }
