@@ -315,6 +315,14 @@ impl Circuit {
         Ok(m.iter().sum::<f64>() / n as f64)
     }
 
+    /// The circuit's faithfulness on the pairs of `sweep` (STUDY §8): the
+    /// share of the model's answer margin it recovers, every removed edge
+    /// carrying its source's value on the paired corrupted image. See
+    /// [`crate::faithfulness`].
+    pub fn faithfulness(&self, sweep: &PatchingSweep<'_>) -> Result<f64, AcdcError> {
+        crate::attribution::faithfulness(sweep, self)
+    }
+
     /// The circuit's logits in class order on arbitrary inputs, under zero ablation.
     pub fn logits(&self, model: &Mlp, x: &[f32], n: usize) -> Vec<f32> {
         let none: Vec<Option<AblatedRows>> = vec![None; self.kept.len()];

@@ -1,4 +1,4 @@
-use modcirc_dataset::{ImageSet, Pair};
+use modcirc_dataset::{DatasetError, ImageSet, Pair, PairedDataset, Task};
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{Activations, Mlp};
 use rayon::prelude::*;
@@ -30,7 +30,28 @@ pub struct TaskImages {
 }
 
 impl TaskImages {
-    /// The images of `pairs`, indices into `split`.
+    /// The pairs of `task` on `split` (STUDY §3, shuffled from `seed`) and
+    /// their images: the split is named once, so the indices and the images
+    /// cannot come from different splits.
+    ///
+    /// ```
+    /// use modcirc_acdc::TaskImages;
+    /// use modcirc_dataset::{ImageSet, Task};
+    /// // Four 2x2 images of the digits 0, 6, 0 and 6.
+    /// let split = ImageSet { rows: 2, cols: 2, images: vec![0.5; 16], labels: vec![0, 6, 0, 6] };
+    /// let (pairs, images) = TaskImages::from_task(&split, &Task::parse("0:6")?, 0)?;
+    /// assert_eq!((pairs.len(), images.n, images.pixels), (2, 2, 4));
+    /// assert_eq!(images.clean_labels, [0, 0]);
+    /// # Ok::<(), modcirc_dataset::DatasetError>(())
+    /// ```
+    pub fn from_task(split: &ImageSet, task: &Task, seed: u64) -> Result<(PairedDataset, TaskImages), DatasetError> {
+        let pairs = PairedDataset::new(split, task, seed)?;
+        let images = TaskImages::from_pairs(split, &pairs.pairs);
+        Ok((pairs, images))
+    }
+
+    /// The images of `pairs`, whose indices are into `split` (the split they
+    /// were drawn from: [`TaskImages::from_task`] does both at once).
     pub fn from_pairs(split: &ImageSet, pairs: &[Pair]) -> TaskImages {
         let clean: Vec<usize> = pairs.iter().map(|p| p.clean).collect();
         let corrupted: Vec<usize> = pairs.iter().map(|p| p.corrupted).collect();

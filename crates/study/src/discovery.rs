@@ -1,5 +1,5 @@
 //! One discovery on one checkpoint and task, as `discover` and `reproduce`
-//! run it, and the JSON it is saved as (`modcirc.discover/1`).
+//! run it, and the JSON it is saved as (`modcirc.discover/2`).
 
 use std::fmt;
 use std::path::Path;
@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
+use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
 
 /// Version of the `discover` JSON (docs/results-schema.md).
-pub const DISCOVER_SCHEMA: &str = "modcirc.discover/1";
+pub const DISCOVER_SCHEMA: &str = "modcirc.discover/2";
 
 /// Bumped when discovery computes something new, so that cached results are
 /// recomputed (2: faithfulness per resample; 3: selection rules, dead
@@ -212,8 +212,7 @@ pub fn discover_checkpoint(
 ) -> Result<DiscoverOutput, StudyError> {
     let split = settings.split.of(mnist);
     check_fits(ck, split)?;
-    let pairs = PairedDataset::new(split, task, settings.config.seed)?;
-    let images = TaskImages::from_pairs(split, &pairs.pairs);
+    let (pairs, images) = TaskImages::from_task(split, task, settings.config.seed)?;
     let t = Instant::now();
     let report = discover(&ck.model, &images, &settings.config, progress)?;
     let total_s = t.elapsed().as_secs_f64();
