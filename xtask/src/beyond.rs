@@ -7,6 +7,7 @@ use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 use modcirc_study::cache::sha256_file;
+use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
 use crate::common::{dir_of, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
@@ -78,7 +79,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     write_json(&path, &b)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
     println!(
-        "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3}; ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
+        "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness on all pairs {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3} (CPR higher, CMD lower is better); ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
         model.display(),
         rho.join(" / "),
         b.node_attribution_s * 1e3,
@@ -94,5 +95,12 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         b.acdc.faithfulness,
         path.display()
     );
+    println!("  faithfulness: {FAITHFULNESS_MEANS}");
+    if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
+        .iter()
+        .any(|&f| f > 1.0)
+    {
+        println!("  {FAITHFULNESS_ABOVE_ONE}");
+    }
     Ok(())
 }

@@ -22,9 +22,9 @@ pub const RESULTS_SCHEMA: &str = "modcirc.results/3";
 pub enum Profile {
     /// STUDY's defaults: 40 000 steps, 50 bootstraps of 500 pairs.
     Full,
-    /// A few minutes: 6 000 steps, 20 bootstraps of 500.
+    /// A smaller study: 6 000 steps, 20 bootstraps of 500 (run times: README).
     Quick,
-    /// Under a minute, for CI: 600 steps (one relocation), 5 bootstraps of 200.
+    /// The pipeline end to end, for CI: 600 steps (one relocation), 5 bootstraps of 200.
     Smoke,
 }
 

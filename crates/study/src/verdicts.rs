@@ -274,6 +274,44 @@ mod tests {
         assert_eq!(verdict(&verdicts(&[], &ds, &[]), "RQ1-H3"), "not falsified");
     }
 
+    /// A compared rule's metrics, intervals as in [`disc`].
+    fn compared(k: usize, ld: f64, sparsity: f64, accuracy: Summary) -> modcirc_acdc::RuleSummary {
+        modcirc_acdc::RuleSummary {
+            rule: SelectionRule::top_k(k),
+            kept: vec![],
+            dead_kept: vec![],
+            logit_difference: s(ld, 0.01),
+            accuracy,
+            sparsity: s(sparsity, 0.001),
+        }
+    }
+
+    #[test]
+    fn k_sensitivity_decides_h1_and_h3_again_on_each_compared_rule() {
+        // BIMT's circuit is the best at the study's K, and the worst at K = 5.
+        let mut ds = study((0.3, 0.99, 5.0, 0.95), (0.6, 0.95, 9.0, 0.8));
+        for d in &mut ds {
+            let ld5 = if d.regime == Regime::Bimt { 0.7 } else { 0.5 };
+            d.compared = vec![
+                compared(5, ld5, 0.98, d.accuracy),
+                compared(15, d.logit_difference.mean, d.sparsity.mean, d.accuracy),
+            ];
+        }
+        let rows = k_sensitivity(&ds);
+        assert_eq!(rows.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(), [5, 15].map(SelectionRule::top_k));
+        assert_eq!(verdict(&rows[0].verdicts, "RQ1-H1"), "not falsified");
+        assert_eq!(verdict(&rows[0].verdicts, "RQ1-H3"), "not falsified", "BIMT's K = 5 circuit is worse than L1's");
+        // At K = 15 the compared metrics are the study's: the same verdicts.
+        let main = verdicts(&[], &ds, &[]);
+        for id in ["RQ1-H1", "RQ1-H3"] {
+            assert_eq!(verdict(&rows[1].verdicts, id), verdict(&main, id), "{id}");
+        }
+        assert_eq!(verdict(&rows[1].verdicts, "RQ1-H1"), "falsified");
+        // Only seed 0 (the paper's design) is judged.
+        ds.iter_mut().for_each(|d| d.seed = 1);
+        assert!(k_sensitivity(&ds).is_empty());
+    }
+
     #[test]
     fn missing_results_are_not_evaluated_rather_than_vacuously_decided() {
         let v = verdicts(&[], &[], &[]);
