@@ -313,3 +313,41 @@ pub fn discover(
         compared,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use modcirc_mlp::Activation;
+
+    use super::*;
+
+    #[test]
+    fn compared_rules_see_the_same_resamples_and_skip_what_does_not_fit() {
+        let mut u = (1..).map(|i| (i as f64 * 0.618_034).fract());
+        let model = Mlp::init(&[6, 12, 9, 3], Activation::Relu, &mut || u.next().unwrap()).unwrap();
+        let images = TaskImages {
+            n: 8,
+            pixels: 6,
+            clean: (0..48).map(|i| (i % 7) as f32 / 7.0).collect(),
+            corrupted: (0..48).map(|i| (i % 5) as f32 / 5.0).collect(),
+            clean_labels: vec![0, 1, 2, 0, 1, 2, 0, 1],
+            corrupted_labels: vec![1, 2, 0, 1, 2, 0, 1, 2],
+        };
+        let config = DiscoveryConfig {
+            selection: SelectionRule::top_k(4),
+            compare: vec![SelectionRule::top_k(2), SelectionRule::top_k(4), SelectionRule::top_k(10)],
+            bootstraps: 6,
+            sample: 8,
+            ..DiscoveryConfig::default()
+        };
+        let report = discover(&model, &images, &config, &mut |_| {}).unwrap();
+        let rules: Vec<&SelectionRule> = report.compared.iter().map(|c| &c.rule).collect();
+        assert_eq!(rules, [&SelectionRule::top_k(2), &SelectionRule::top_k(4)], "K = 10 does not fit 9 neurons");
+        // The study's rule, compared, gives the study's numbers exactly.
+        let same = &report.compared[1];
+        assert_eq!(same.logit_difference, report.summary.logit_difference);
+        assert_eq!(same.sparsity, report.summary.sparsity);
+        assert_eq!(same.kept, [4, 4]);
+        // Fewer neurons, fewer edges.
+        assert!(report.compared[0].sparsity.mean > same.sparsity.mean);
+    }
+}

@@ -12,8 +12,8 @@ use crate::discovery::{
     ACCURACY_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
 };
 use crate::figures::fig2_stem;
-use crate::paper::{PAPER_TABLE3, TASKS};
-use crate::results::{beyond0, find, model0, Results};
+use crate::paper::{PaperRow, PAPER_TABLE3, TASKS};
+use crate::results::{beyond0, find, model0, DiscoveryResult, Results};
 use crate::verdicts::{ci, fmt_ms};
 
 const TABLE3_HEADER: [&str; 22] = [
@@ -112,27 +112,34 @@ fn header(s: &mut String, r: &Results) {
     );
 }
 
+/// A row per discovery of Table 3 (seed 0): task, model, then `cells`.
+fn paper_rows(r: &Results, cells: impl Fn(&PaperRow, &DiscoveryResult) -> Vec<String>) -> Vec<Vec<String>> {
+    PAPER_TABLE3
+        .iter()
+        .filter_map(|row| {
+            let d = find(&r.discoveries, row.regime, row.task)?;
+            let mut out = vec![row.task.to_string(), row.regime.label().to_string()];
+            out.extend(cells(row, d));
+            Some(out)
+        })
+        .collect()
+}
+
 /// Table 3 next to the paper's, in two tables: the circuit's metrics, then
 /// its time and accuracy with their references.
 fn table3(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Table 3, reproduced\n");
     let _ = writeln!(s, "Ours: bootstrap mean [2.5%, 97.5% percentile] over the resamples. Paper: mean ± CI half-width (STUDY §7). Δ = ours − paper. Logit difference: {LOGIT_DIFFERENCE_MEANS}. Sparsity: {SPARSITY_MEANS}.\n");
-    let rows: Vec<Vec<String>> = PAPER_TABLE3
-        .iter()
-        .filter_map(|row| {
-            let d = find(&r.discoveries, row.regime, row.task)?;
-            Some(vec![
-                row.task.into(),
-                row.regime.label().into(),
-                ci(&d.logit_difference, 4),
-                format!("{:.4} ± {:.4}", row.logit_difference.0, row.logit_difference.1),
-                format!("{:+.4}", d.logit_difference.mean - row.logit_difference.0),
-                ci(&d.sparsity, 4),
-                format!("{:.4} ± {:.4}", row.sparsity.0, row.sparsity.1),
-                format!("{:+.4}", d.sparsity.mean - row.sparsity.0),
-            ])
-        })
-        .collect();
+    let rows = paper_rows(r, |row, d| {
+        vec![
+            ci(&d.logit_difference, 4),
+            format!("{:.4} ± {:.4}", row.logit_difference.0, row.logit_difference.1),
+            format!("{:+.4}", d.logit_difference.mean - row.logit_difference.0),
+            ci(&d.sparsity, 4),
+            format!("{:.4} ± {:.4}", row.sparsity.0, row.sparsity.1),
+            format!("{:+.4}", d.sparsity.mean - row.sparsity.0),
+        ]
+    });
     s.push_str(&markdown_table(
         &[
             "task",
@@ -147,21 +154,15 @@ fn table3(s: &mut String, r: &Results) {
         &rows,
     ));
     let _ = writeln!(s, "\nDiscovery time is the patching sweep and the selection on one resample: ours in milliseconds, the paper's in seconds (see \"How this differs\"). Accuracy: {ACCURACY_MEANS}; both are bootstrap means over the same resamples. Faithfulness: {FAITHFULNESS_MEANS}; {FAITHFULNESS_ABOVE_ONE}.\n");
-    let rows: Vec<Vec<String>> = PAPER_TABLE3
-        .iter()
-        .filter_map(|row| {
-            let d = find(&r.discoveries, row.regime, row.task)?;
-            Some(vec![
-                row.task.into(),
-                row.regime.label().into(),
-                fmt_ms(&d.discovery_s),
-                format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
-                ci(&d.accuracy, 3),
-                d.model_accuracy.as_ref().map_or("–".into(), |m| ci(m, 3)),
-                d.faithfulness.as_ref().map_or("–".into(), |f| ci(f, 3)),
-            ])
-        })
-        .collect();
+    let rows = paper_rows(r, |row, d| {
+        vec![
+            fmt_ms(&d.discovery_s),
+            format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
+            ci(&d.accuracy, 3),
+            d.model_accuracy.as_ref().map_or("–".into(), |m| ci(m, 3)),
+            d.faithfulness.as_ref().map_or("–".into(), |f| ci(f, 3)),
+        ]
+    });
     s.push_str(&markdown_table(
         &[
             "task",
