@@ -2,9 +2,11 @@
 
 mod beyond;
 mod check;
+mod check_html;
 mod common;
 mod cuda;
 mod discover;
+mod export;
 mod gpu_check;
 mod reproduce;
 mod train;
@@ -34,10 +36,14 @@ enum Command {
     /// Beyond the paper (STUDY §8) on one model and task: attribution
     /// patching, faithfulness, edge-level ACDC.
     Beyond(beyond::BeyondArgs),
+    /// A discovered circuit as a graph: JSON (EAP-IG's field names) or Graphviz DOT.
+    Export(export::ExportArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
     /// Check that a `reproduce` output directory is complete (used by CI).
     CheckArtifacts(check::CheckArgs),
+    /// Open a run's REPORT.html in headless Chromium and check what it renders (used by CI).
+    CheckHtml(check_html::CheckHtmlArgs),
     /// Install a CUDA toolchain from PyPI into a cache and build the `cuda` feature.
     CudaCheck(cuda::CudaCheckArgs),
     /// On a GPU machine: check the CUDA kernel and GPU training against the CPU.
@@ -50,8 +56,10 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Beyond(args) => beyond::run(args),
+        Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::CheckArtifacts(args) => check::run(args),
+        Command::CheckHtml(args) => check_html::run(args),
         Command::CudaCheck(args) => cuda::run(args),
         Command::GpuCheck(args) => gpu_check::run(args),
     };

@@ -21,6 +21,7 @@ use modcirc_study::check::REPORT_FILES;
 use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings};
 use modcirc_study::figures::{figures, NetworkPanel};
 use modcirc_study::findings::findings;
+use modcirc_study::html::{page_data, report_html, PageInput};
 use modcirc_study::measure::{environment, inference_timing};
 use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
@@ -72,13 +73,13 @@ struct Trained {
 
 mod analyse;
 
-/// What the analysis stage produced: the results, and the seed-0
-/// discoveries Fig. 2 draws.
+/// What the analysis stage produced: the results, and every discovery (Fig. 2
+/// draws seed 0's, REPORT.html shows them all).
 struct Found {
     discoveries: Vec<DiscoveryResult>,
     beyond: Vec<BeyondResult>,
     structure: Vec<StructureResult>,
-    drawn: Vec<(Regime, DiscoverOutput)>,
+    outputs: Vec<(Regime, u64, DiscoverOutput)>,
 }
 
 /// The run's shared state: its flags, where it writes, its data and timers,
@@ -233,7 +234,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         figures: Vec::new(),
         files: Vec::new(),
     };
-    report_stage(run, results, &models, &found.drawn, started)
+    report_stage(run, results, &models, &found.outputs, started)
 }
 
 /// Trains every regime and seed, or reuses a cached checkpoint keyed by a
@@ -316,20 +317,22 @@ fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoi
     }
 }
 
-/// The figures, `results.json`, `table3.csv` and `REPORT.md`.
+/// The figures, `table3.csv`, `REPORT.md`, `REPORT.html` and `results.json`.
 fn report_stage(
     mut run: Run<'_>,
     mut results: Results,
     models: &[Trained],
-    drawn: &[(Regime, DiscoverOutput)],
+    outputs: &[(Regime, u64, DiscoverOutput)],
     started: Instant,
 ) -> anyhow::Result<()> {
     let out = run.out.clone();
-    let networks: Vec<NetworkPanel> = drawn
+    let model_of =
+        |regime: Regime, seed: u64| models.iter().find(|m| m.result.regime == regime && m.result.seed == seed);
+    let networks: Vec<NetworkPanel> = outputs
         .iter()
-        .filter_map(|(regime, d)| {
-            let m = models.iter().find(|m| m.result.regime == *regime && m.result.seed == 0)?;
-            Some(NetworkPanel { regime: *regime, checkpoint: &m.checkpoint, discovery: d })
+        .filter(|(_, seed, _)| *seed == 0)
+        .filter_map(|(regime, _, d)| {
+            Some(NetworkPanel { regime: *regime, checkpoint: &model_of(*regime, 0)?.checkpoint, discovery: d })
         })
         .collect();
     let written = run.timer.time("figures", || figures(&out.join("figures"), &results, &networks))?;
@@ -342,9 +345,23 @@ fn report_stage(
     results.stage_seconds = run.timer.phases().clone();
     results.jobs_seconds = std::mem::take(&mut run.jobs_seconds);
     results.total_seconds = started.elapsed().as_secs_f64();
-    let [table3, report, results_json] = REPORT_FILES;
+    let [table3, report, html, results_json] = REPORT_FILES;
     run.store(table3, table3_csv(&results).as_bytes())?;
     let report = run.store(report, markdown(&results).as_bytes())?;
+    let pages: Vec<PageInput> = models
+        .iter()
+        .map(|m| PageInput {
+            regime: m.result.regime,
+            seed: m.result.seed,
+            checkpoint: &m.checkpoint,
+            discoveries: outputs
+                .iter()
+                .filter(|(r, s, _)| *r == m.result.regime && *s == m.result.seed)
+                .map(|(_, _, d)| d)
+                .collect(),
+        })
+        .collect();
+    run.store(html, report_html(&page_data(&results, &pages)?)?.as_bytes())?;
     results.files = run.files;
     write_atomic(&out.join(results_json), &serde_json::to_vec_pretty(&results)?)?;
     println!("{}", report.display());

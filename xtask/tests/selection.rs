@@ -5,31 +5,11 @@
 
 mod common;
 
-use common::xtask;
+use common::{write_dead_relu_model, xtask};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use modcirc_mlp::{file, Activation, Mlp};
 use serde_json::Value;
-
-/// Hidden layer 1's neurons 0..10 get zero weights and a negative bias:
-/// ReLU gives 0 on every image, so patching them changes nothing.
-fn write_model(dir: &Path) -> PathBuf {
-    let mut s = 11u64;
-    let mut u = move || {
-        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut m = Mlp::init(&[784, 20, 16, 10], Activation::Relu, &mut u).unwrap();
-    let l = &mut m.layers[0];
-    for o in 0..10 {
-        l.weight[o * 784..(o + 1) * 784].fill(0.0);
-        l.bias[o] = -1.0;
-    }
-    let path = dir.join("m.safetensors");
-    file::save(&path, &m).unwrap();
-    path
-}
 
 struct Run {
     code: Option<i32>,
@@ -69,7 +49,7 @@ fn counts(json: &Value, field: &str) -> Vec<u64> {
 fn selection_flags_keep_what_they_say_and_say_what_they_kept() {
     let dir = std::env::temp_dir().join(format!("modcirc-selection-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let model = write_model(&dir);
+    let model = write_dead_relu_model(&dir);
     let out = dir.join("d.json");
 
     // The study's rule: K = 15 of 20 fills five places with dead neurons, and says so.

@@ -43,6 +43,11 @@ impl EdgeScores {
         order
     }
 
+    /// The mask of the `k` edges of largest |score| (ties as [`EdgeScores::top_circuit`] breaks them).
+    pub fn top_edges(&self, k: usize) -> Vec<Vec<bool>> {
+        self.top_mask(&self.ranking(), k)
+    }
+
     fn top_mask(&self, order: &[(usize, usize)], k: usize) -> Vec<Vec<bool>> {
         let mut mask: Vec<Vec<bool>> = self.layers.iter().map(|s| vec![false; s.len()]).collect();
         for &(l, i) in &order[..k.min(order.len())] {
@@ -54,7 +59,7 @@ impl EdgeScores {
     /// The circuit of the `k` edges with the largest |s| (ties as in
     /// [`faithfulness_curve`]).
     pub fn top_circuit(&self, model: &Mlp, k: usize) -> Result<Circuit, AcdcError> {
-        Circuit::from_edges(model, &self.top_mask(&self.ranking(), k))
+        Circuit::from_edges(model, &self.top_edges(k))
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Circuit {
     activation: Activation,
     /// `W ⊙ (1 − edge mask)` per layer.
     removed: Vec<Vec<f32>>,
+    /// `mask[l][o * n_in + i]`: whether layer `l`'s edge `i → o` is in the circuit.
+    mask: Vec<Vec<bool>>,
     n_edges: usize,
     n_weights: usize,
 }
@@ -112,17 +114,20 @@ impl Circuit {
         }
         let mut kept = Vec::new();
         let mut removed = Vec::new();
+        let mut mask = Vec::new();
         let mut n_edges = 0;
         for (l, layer) in model.layers.iter().enumerate() {
             let threshold = edge_threshold(&layer.weight, eps);
             let mut k = layer.clone();
             let mut r = vec![0.0; layer.weight.len()];
+            let mut m = vec![false; layer.weight.len()];
             for o in 0..layer.n_out {
                 for i in 0..layer.n_in {
                     let idx = o * layer.n_in + i;
                     let w = layer.weight[idx];
                     if in_circuit[l + 1][o] && in_circuit[l][i] && w.abs() >= threshold {
                         n_edges += 1;
+                        m[idx] = true;
                     } else {
                         k.weight[idx] = 0.0;
                         r[idx] = w;
@@ -131,10 +136,20 @@ impl Circuit {
             }
             kept.push(k);
             removed.push(r);
+            mask.push(m);
         }
         let mut nodes = nodes;
         nodes.iter_mut().for_each(|s| s.sort_unstable());
-        Ok(Circuit { nodes, eps, kept, activation: model.activation, removed, n_edges, n_weights: model.n_weights() })
+        Ok(Circuit {
+            nodes,
+            eps,
+            kept,
+            activation: model.activation,
+            removed,
+            mask,
+            n_edges,
+            n_weights: model.n_weights(),
+        })
     }
 
     /// The circuit whose edges are `mask[l][o * n_in + i]` (layer `l`'s weight
@@ -185,9 +200,16 @@ impl Circuit {
             kept,
             activation: model.activation,
             removed,
+            mask: mask.to_vec(),
             n_edges,
             n_weights: model.n_weights(),
         })
+    }
+
+    /// `mask[l][o * n_in + i]`: whether layer `l`'s edge from input `i` to
+    /// output `o` is in the circuit.
+    pub fn edge_mask(&self) -> &[Vec<bool>] {
+        &self.mask
     }
 
     /// The circuit's edges.

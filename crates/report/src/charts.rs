@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use modcirc_metrics::Summary;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -133,8 +135,8 @@ where
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        let fmt_y = |v: &f64| if log_y { format!("{:.3}", 10f64.powf(*v)) } else { format!("{v:.3}") };
+            .build_cartesian_2d(axis(x0, x1, false), axis(y0, y1, log_y))?;
+        let fmt_y = |v: &f64| if log_y { short(10f64.powf(*v)) } else { format!("{v:.3}") };
         chart
             .configure_mesh()
             .x_desc(x_label)
@@ -344,6 +346,58 @@ pub struct LinePanel {
     pub log_y: bool,
 }
 
+/// A linear f64 axis whose ticks are chosen, not plotters' even steps.
+#[derive(Clone)]
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// An axis over `[lo, hi]` in drawn units, with its ticks. On a log axis
+/// (values drawn as their log10) the ticks sit at 1, 2 and 5 of each decade,
+/// where a reader expects them, rather than at plotters' even steps of the
+/// logarithm (0.316, 3.16, …).
+fn axis(lo: f64, hi: f64, log: bool) -> Ticked {
+    let inner: RangedCoordf64 = (lo..hi).into();
+    let ticks = if log { log_ticks(lo, hi) } else { inner.key_points(8) };
+    Ticked { inner, ticks }
+}
+
+/// The log10 of every 1, 2 and 5 times a power of ten within `[lo, hi]`
+/// (themselves log10s); where that leaves fewer than two, every 1-9, and
+/// where it gives more than twelve, the powers of ten alone.
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let within = |mantissas: &[f64]| -> Vec<f64> {
+        let (first, last) = (lo.floor() as i32 - 1, hi.ceil() as i32);
+        (first..=last)
+            .flat_map(|e| mantissas.iter().map(move |m| m.log10() + e as f64))
+            .filter(|t| (lo - 1e-9..=hi + 1e-9).contains(t))
+            .collect()
+    };
+    let ticks = within(&[1.0, 2.0, 5.0]);
+    if ticks.len() < 2 {
+        within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    } else if ticks.len() > 12 {
+        within(&[1.0])
+    } else {
+        ticks
+    }
+}
+
 /// A tick label with at most three significant digits and no trailing zeros.
 fn short(v: f64) -> String {
     let digits = (2 - v.abs().max(1e-12).log10().floor() as i32).max(0) as usize;
@@ -390,8 +444,8 @@ where
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0..y1)?;
-        let fmt_y = |v: &f64| if panel.log_y { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.3}") };
+            .build_cartesian_2d(axis(x0, x1.max(x0 + 1.0), panel.log_x), axis(y0, y1, panel.log_y))?;
+        let fmt_y = |v: &f64| if panel.log_y { short(10f64.powf(*v)) } else { format!("{v:.3}") };
         chart
             .configure_mesh()
             .x_desc(&panel.x_label)
@@ -505,6 +559,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_axes_tick_at_one_two_and_five() {
+        let labels = |lo: f64, hi: f64| -> Vec<String> {
+            log_ticks(lo.log10(), hi.log10()).iter().map(|t| short(10f64.powf(*t))).collect()
+        };
+        assert_eq!(labels(0.3, 40.0), ["0.5", "1", "2", "5", "10", "20"]);
+        assert_eq!(labels(0.001, 0.012), ["0.001", "0.002", "0.005", "0.01"]);
+        // Inside one step of 1-2-5: every digit.
+        assert_eq!(labels(2.5, 4.5), ["3", "4"]);
+        // Twelve decades: the powers of ten.
+        assert_eq!(labels(1e-6, 1e6).len(), 13);
+        assert!(labels(1e-6, 1e6).iter().all(|l| l.trim_start_matches("0.").trim_start_matches('0').starts_with('1')));
+    }
 
     #[test]
     fn empty_or_non_finite_data_is_refused_before_drawing() {

@@ -19,7 +19,7 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/4";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/5";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
@@ -45,6 +45,9 @@ pub struct AcdcResult {
     pub faithfulness: f64,
     /// Faithfulness of as many top-|EAP| edges (all pairs).
     pub eap_same_size_faithfulness: f64,
+    /// The edges it kept, `[layer, output, input]`.
+    #[serde(default)]
+    pub kept: Vec<[usize; 3]>,
 }
 
 /// STUDY §8 on one model and task.
@@ -76,6 +79,14 @@ pub struct BeyondResult {
     pub node_attribution_s: f64,
     /// Wall time of edge attribution (every weight).
     pub edge_attribution_s: f64,
+    /// `node_attribution[h][i]`: the attribution estimate of neuron `i` of
+    /// hidden layer `h` on the answer metric.
+    #[serde(default)]
+    pub node_attribution: Vec<Vec<f64>>,
+    /// The top-|EAP| circuit of as many edges as the discovered one,
+    /// `[layer, output, input]`.
+    #[serde(default)]
+    pub eap_edges: Vec<[usize; 3]>,
     /// Edges of the discovered circuit (top-K nodes, eps edges).
     pub circuit_edges: usize,
     /// Its faithfulness, removed edges carrying corrupted values.
@@ -112,14 +123,15 @@ pub fn analyse(
     let split = disc.inputs.flags.split.of(mnist);
     let images = TaskImages::from_pairs(split, &disc.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
-    let (node_spearman, exact_patching_s, node_attribution_s) = node_estimates(&sweep)?;
+    let (node_spearman, node_attribution, exact_patching_s, node_attribution_s) = node_estimates(&sweep)?;
     let t = Instant::now();
     let edges = edge_attribution(&sweep)?;
     let edge_attribution_s = t.elapsed().as_secs_f64();
 
     let circuit = Circuit::new(model, disc.report.selection.nodes.clone(), disc.inputs.flags.config.eps)?;
     let circuit_faithfulness = faithfulness(&sweep, &circuit)?;
-    let eap_same_size_faithfulness = faithfulness(&sweep, &edges.top_circuit(model, circuit.n_edges())?)?;
+    let eap_mask = edges.top_edges(circuit.n_edges());
+    let eap_same_size_faithfulness = faithfulness(&sweep, &Circuit::from_edges(model, &eap_mask)?)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
     let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
     crate::error::ensure_finite(&[
@@ -141,6 +153,8 @@ pub fn analyse(
         exact_patching_s,
         node_attribution_s,
         edge_attribution_s,
+        node_attribution,
+        eap_edges: edge_list(model, &eap_mask),
         circuit_edges: circuit.n_edges(),
         circuit_faithfulness,
         eap_same_size_faithfulness,
@@ -149,9 +163,22 @@ pub fn analyse(
     })
 }
 
-/// Node attribution against exact patching: ρ per hidden layer, and the
-/// wall time of each.
-fn node_estimates(sweep: &PatchingSweep<'_>) -> Result<(Vec<Option<f64>>, f64, f64), StudyError> {
+/// `[layer, output, input]` of every edge in `mask` (as [`Circuit::edge_mask`] lays it out).
+pub fn edge_list(model: &Mlp, mask: &[Vec<bool>]) -> Vec<[usize; 3]> {
+    let mut out = Vec::new();
+    for (l, (layer, m)) in model.layers.iter().zip(mask).enumerate() {
+        out.extend(m.iter().enumerate().filter(|(_, k)| **k).map(|(idx, _)| [l, idx / layer.n_in, idx % layer.n_in]));
+    }
+    out
+}
+
+/// What [`node_estimates`] gives: ρ per hidden layer, the attribution
+/// estimates, and the wall times of exact patching and of attribution.
+type NodeEstimates = (Vec<Option<f64>>, Vec<Vec<f64>>, f64, f64);
+
+/// Node attribution against exact patching: ρ per hidden layer, the
+/// estimates, and the wall time of each.
+fn node_estimates(sweep: &PatchingSweep<'_>) -> Result<NodeEstimates, StudyError> {
     let t = Instant::now();
     let exact = exact_node_effects(sweep)?;
     let exact_s = t.elapsed().as_secs_f64();
@@ -159,7 +186,7 @@ fn node_estimates(sweep: &PatchingSweep<'_>) -> Result<(Vec<Option<f64>>, f64, f
     let estimate = node_attribution(sweep)?;
     let estimate_s = t.elapsed().as_secs_f64();
     let rho = estimate.layers.iter().zip(&exact.layers).map(|(a, b)| spearman(a, b)).collect();
-    Ok((rho, exact_s, estimate_s))
+    Ok((rho, estimate.layers, exact_s, estimate_s))
 }
 
 /// ACDC on the first `pairs` pairs, judged there and on all pairs.
@@ -185,5 +212,6 @@ fn run_acdc(
         faithfulness_own_pairs: faithfulness(&own, &circuit)?,
         faithfulness: faithfulness(sweep, &circuit)?,
         eap_same_size_faithfulness: faithfulness(sweep, &edges.top_circuit(model, found.n_edges)?)?,
+        kept: edge_list(model, &found.mask),
     })
 }

@@ -13,7 +13,7 @@ use crate::StudyError;
 
 /// The report's files, written in this order (`results.json` last, listing
 /// the others' hashes).
-pub const REPORT_FILES: [&str; 3] = ["table3.csv", "REPORT.md", "results.json"];
+pub const REPORT_FILES: [&str; 4] = ["table3.csv", "REPORT.md", "REPORT.html", "results.json"];
 
 /// Figures every complete run has (PNG and SVG each), besides Fig. 2's.
 pub const FIGURES: [&str; 11] = [
@@ -86,8 +86,38 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
         format!("{p}: no across-seed results or findings (two seeds or more are needed)")
     })?;
     check_files(dir)?;
+    check_page(dir, &r)?;
     check_hashes(dir, &r)?;
     Ok(r)
+}
+
+/// `REPORT.html` holds every model, each neuron placed, every circuit's
+/// edges among the model's.
+fn check_page(dir: &Path, r: &Results) -> Result<(), StudyError> {
+    let path = dir.join("REPORT.html");
+    let html = std::fs::read_to_string(&path).map_err(|e| StudyError::io(&path, e))?;
+    let data = crate::html::embedded_data(&html)?;
+    let p = path.display();
+    ensure(data.models.len() == r.models.len(), || {
+        format!("{p}: {} models, results.json has {}", data.models.len(), r.models.len())
+    })?;
+    for m in &data.models {
+        let placed: Vec<usize> = m.coords.iter().map(|c| c.len() / 2).collect();
+        ensure(placed == m.sizes, || {
+            format!("{p}: {} seed {} places {placed:?} neurons of {:?}", m.label, m.seed, m.sizes)
+        })?;
+        for (task, t) in &m.tasks {
+            for (kind, c) in &t.circuits {
+                ensure(c.edges.iter().all(|&e| e < m.edges.len()), || {
+                    format!(
+                        "{p}: {} seed {} {task} {kind} circuit names an edge the page does not hold",
+                        m.label, m.seed
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every file `results.json` refers to is listed in its `files` and matches.
@@ -98,7 +128,7 @@ fn check_hashes(dir: &Path, r: &Results) -> Result<(), StudyError> {
         .map(|m| modcirc_bimt::checkpoint::sidecar_path(Path::new(&m.path)).display().to_string())
         .collect();
     let referred = r.models.iter().map(|m| &m.path).chain(&sidecars).chain(r.discoveries.iter().map(|d| &d.path));
-    let report = REPORT_FILES[..2].iter().map(|f| f.to_string()).collect::<Vec<_>>();
+    let report = REPORT_FILES[..3].iter().map(|f| f.to_string()).collect::<Vec<_>>();
     for path in referred.chain(&r.figures).chain(&report) {
         ensure(r.files.iter().any(|f| &f.path == path), || {
             format!("results.json refers to {path} but does not record its hash in `files`")
@@ -129,7 +159,7 @@ fn check_files(dir: &Path) -> Result<(), StudyError> {
             format!("missing or empty {}", svg.display())
         })?;
     }
-    for f in &REPORT_FILES[..2] {
+    for f in &REPORT_FILES[..3] {
         let p = dir.join(f);
         ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || {
             format!("missing or empty {}", p.display())

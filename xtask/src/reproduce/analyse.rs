@@ -37,7 +37,7 @@ pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &Disco
     let analysed = run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json));
     run.timer.add("analyse", t.elapsed().as_secs_f64());
     let analysed = analysed?;
-    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), drawn: Vec::new() };
+    let mut found = Found { discoveries: Vec::new(), beyond: Vec::new(), structure: Vec::new(), outputs: Vec::new() };
     for (m, a) in models.iter().zip(analysed) {
         let r = &m.result;
         for (stage, s) in &a.seconds {
@@ -46,9 +46,7 @@ pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &Disco
         run.files.extend(a.files);
         for (task, d, path, cached) in a.discoveries {
             found.discoveries.push(discovery_result(run, r, &task, &d, &path, cached));
-            if r.seed == 0 {
-                found.drawn.push((r.regime, d));
-            }
+            found.outputs.push((r.regime, r.seed, d));
         }
         for b in &a.beyond {
             run.say(format!(

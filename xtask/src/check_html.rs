@@ -1,0 +1,240 @@
+//! `cargo xtask check-html DIR`: opens a run's `REPORT.html` in headless
+//! Chromium and checks what it rendered (what CI runs after the smoke
+//! profile): every neuron of the chosen model drawn, a linked view showing
+//! exactly its discovery's circuit, no script error, a screenshot that is
+//! not blank.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context};
+use clap::Args;
+use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::html::embedded_data;
+use modcirc_study::Results;
+
+#[derive(Args, Debug)]
+pub struct CheckHtmlArgs {
+    /// The output directory of `cargo xtask reproduce`.
+    pub dir: PathBuf,
+    /// The browser; default the first of chromium, chromium-browser, google-chrome on PATH.
+    #[arg(long)]
+    pub chromium: Option<PathBuf>,
+}
+
+/// The browser's own time budget for the page's script, in virtual milliseconds.
+const VIRTUAL_TIME_MS: u32 = 15_000;
+/// The least variance of a screenshot's grey levels (0-255) that is not a blank page.
+const MIN_VARIANCE: f64 = 50.0;
+
+fn find_chromium(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Some(p) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()) {
+            return Ok(p);
+        }
+    }
+    bail!("no chromium, chromium-browser or google-chrome on PATH (Debian: apt-get install chromium), or name it with --chromium")
+}
+
+/// Runs the browser headless on `url` with `extra` arguments; its stdout.
+fn chromium(browser: &Path, profile: &Path, url: &str, extra: &[String]) -> anyhow::Result<String> {
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
+        .args(extra)
+        .arg(url)
+        .output()
+        .with_context(|| format!("running {}", browser.display()))?;
+    ensure!(
+        out.status.success(),
+        "{} exited with {}: {}",
+        browser.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The value of attribute `name` in an element's opening tag.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    Some(&tag[start..start + tag[start..].find('"')?])
+}
+
+/// What a rendered page shows: every neuron's id and classes, the error box's
+/// text, and whether the script ran to its end.
+struct Rendered {
+    neurons: Vec<(String, String)>,
+    errors: String,
+    finished: bool,
+}
+
+fn parse_dom(dom: &str) -> Rendered {
+    let neurons = dom
+        .split("<circle")
+        .skip(1)
+        .filter_map(|c| {
+            let tag = &c[..c.find('>')?];
+            let class = attribute(tag, "class")?;
+            class.split(' ').any(|k| k == "neuron").then(|| (attribute(tag, "id").unwrap_or("").into(), class.into()))
+        })
+        .collect();
+    let errors = dom
+        .find("id=\"errors\"")
+        .and_then(|i| {
+            let rest = &dom[i..];
+            let open = rest.find('>')? + 1;
+            Some(rest[open..open + rest[open..].find("</div>")?].trim().to_string())
+        })
+        .unwrap_or_else(|| "no error box in the page".into());
+    let finished = dom.contains("data-rendered=\"yes\"");
+    Rendered { neurons, errors, finished }
+}
+
+/// The variance of a PNG's grey levels.
+fn grey_variance(png: &[u8]) -> anyhow::Result<f64> {
+    let decoder = png::Decoder::new(png);
+    let mut reader = decoder.read_info().context("reading the screenshot")?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).context("decoding the screenshot")?;
+    let channels = info.color_type.samples();
+    ensure!(info.bit_depth == png::BitDepth::Eight && channels >= 3, "unexpected screenshot format {info:?}");
+    let grey: Vec<f64> = buf[..info.buffer_size()]
+        .chunks_exact(channels)
+        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
+        .collect();
+    let mean = grey.iter().sum::<f64>() / grey.len() as f64;
+    Ok(grey.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / grey.len() as f64)
+}
+
+pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
+    let browser = find_chromium(&args.chromium)?;
+    let dir = std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
+    let page = dir.join("REPORT.html");
+    let html = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+    let data = embedded_data(&html)?;
+    let results: Results = serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)
+        .with_context(|| format!("reading {}", dir.join("results.json").display()))?;
+    let profile = tempdir("modcirc-chromium")?;
+    let url = |fragment: &str| format!("file://{}#{fragment}", page.display());
+
+    // A linked view: BIMT's line circuit, as the fragment names it.
+    let (regime, task) = ("bimt", "line");
+    let model = data
+        .models
+        .iter()
+        .find(|m| m.regime == regime && m.seed == 0)
+        .with_context(|| format!("{} holds no {regime} seed-0 model", page.display()))?;
+    let dom = chromium(&browser, &profile, &url(&format!("regime={regime}&task={task}")), &["--dump-dom".into()])?;
+    let shown = parse_dom(&dom);
+    ensure!(shown.errors.is_empty(), "the page reported a script error: {}", shown.errors);
+    ensure!(shown.finished, "the page's script did not run to its end");
+    let expected: usize = model.sizes.iter().sum();
+    ensure!(
+        shown.neurons.len() == expected,
+        "the page drew {} neurons, the {regime} model has {expected}",
+        shown.neurons.len()
+    );
+    let discovery = results
+        .discoveries
+        .iter()
+        .find(|d| d.regime.to_string() == regime && d.seed == 0 && d.task == task)
+        .context("results.json has no BIMT seed-0 line discovery")?;
+    let disc: DiscoverOutput = serde_json::from_slice(&std::fs::read(dir.join(&discovery.path))?)?;
+    let mut want: Vec<String> = disc
+        .report
+        .selection
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(h, set)| set.iter().map(move |i| format!("n-{}-{i}", h + 1)))
+        .collect();
+    let mut got: Vec<String> = shown
+        .neurons
+        .iter()
+        .filter(|(_, class)| class.split(' ').any(|k| k == "in-circuit"))
+        .map(|n| n.0.clone())
+        .collect();
+    want.sort();
+    got.sort();
+    ensure!(got == want, "the page highlights {got:?}, the discovery keeps {want:?}");
+
+    // A screenshot of the default view.
+    let shot = profile.join("shot.png");
+    chromium(
+        &browser,
+        &profile,
+        &url(""),
+        &[format!("--screenshot={}", shot.display()), "--window-size=1280,1000".into()],
+    )?;
+    let variance = grey_variance(&std::fs::read(&shot).with_context(|| format!("reading {}", shot.display()))?)?;
+    ensure!(
+        variance > MIN_VARIANCE,
+        "the screenshot is blank: grey-level variance {variance:.1} (floor {MIN_VARIANCE})"
+    );
+    let _ = std::fs::remove_dir_all(&profile);
+    println!(
+        "{}: rendered in {} without a script error; {} neurons drawn; #regime={regime}&task={task} highlights the discovery's {} neurons; screenshot grey-level variance {variance:.0}",
+        page.display(),
+        browser.display(),
+        shown.neurons.len(),
+        got.len()
+    );
+    Ok(())
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempdir(prefix: &str) -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dom_gives_neurons_their_classes_and_the_error_box_its_text() {
+        let dom = r#"<body data-rendered="yes"><div id="errors" hidden=""></div><svg>
+            <circle cx="1" cy="2" r="3" class="neuron input" id="n-0-0"></circle>
+            <circle cx="1" cy="2" r="3" class="neuron in-circuit dead" id="n-1-4"></circle>
+            <circle cx="1" cy="2" r="3" class="curve-point"></circle></svg></body>"#;
+        let r = parse_dom(dom);
+        assert_eq!(r.neurons.len(), 2, "a curve's point is not a neuron");
+        assert_eq!(r.neurons[1], ("n-1-4".to_string(), "neuron in-circuit dead".to_string()));
+        assert!(r.errors.is_empty() && r.finished);
+        let broken = dom.replace(r#"hidden=""></div>"#, r#">error: x is not defined (line 3)</div>"#);
+        assert_eq!(parse_dom(&broken).errors, "error: x is not defined (line 3)");
+        assert!(!parse_dom("<body></body>").finished);
+    }
+
+    fn png(width: u32, height: u32, pixel: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut data = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                data.extend([pixel(x, y); 3]);
+            }
+        }
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_blank_screenshot_has_no_variance_and_a_drawn_one_has_some() {
+        assert_eq!(grey_variance(&png(20, 10, |_, _| 255)).unwrap(), 0.0);
+        let stripes = grey_variance(&png(20, 10, |x, _| if x % 4 == 0 { 0 } else { 255 })).unwrap();
+        assert!(stripes > MIN_VARIANCE, "{stripes}");
+    }
+}
