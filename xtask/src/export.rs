@@ -30,7 +30,7 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Accepted for symmetry with the other commands; export prints one line.
+    /// No notes (of temporary files removed); warnings and errors still print.
     #[arg(long)]
     pub quiet: bool,
 }
