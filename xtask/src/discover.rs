@@ -9,7 +9,7 @@ use modcirc_acdc::{
     Ablation, AcdcError, DiscoveryConfig, SelectionRule, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
 };
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_dataset::{Mnist, Task};
+use modcirc_dataset::{DatasetError, Mnist, Task};
 use modcirc_metrics::Summary;
 use modcirc_mlp::DeviceSpec;
 use modcirc_study::cache::sha256_file;
@@ -286,7 +286,7 @@ pub fn discover_model(
                     StudyError::Acdc(AcdcError::EmptyTask) => "--task",
                     StudyError::Acdc(AcdcError::NonFinite { .. }) => "--model",
                     StudyError::Acdc(_) => "--sample, --bootstraps",
-                    StudyError::Invalid(_) => "--model, --data-dir",
+                    StudyError::Invalid(_) | StudyError::Dataset(DatasetError::Misfit(_)) => "--model, --data-dir",
                     StudyError::Dataset(_) => "--task, --split",
                     _ => "--model",
                 };

@@ -106,7 +106,7 @@ fn discover_on_a_pytorch_model_gives_the_scores_of_plain_forwards() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("the model takes 700 inputs, but the images have 784 pixels") && err.contains("--data-dir"),
+        err.contains("test images have 784 pixels (28x28), the model takes 700") && err.contains("--data-dir"),
         "{err}"
     );
     std::fs::remove_dir_all(dir).unwrap();

@@ -105,17 +105,8 @@ impl TrainConfig {
     pub fn check_data(&self, train: &ImageSet, test: Option<&ImageSet>) -> Result<(), BimtError> {
         let (inputs, classes) = (self.sizes[0], *self.sizes.last().expect("validated sizes"));
         for (split, set) in [("training", Some(train)), ("test", test)] {
-            let Some(set) = set else { continue };
-            if set.pixels() != inputs {
-                return Err(BimtError::Data(format!(
-                    "{split} images have {} pixels ({}x{}), the model takes {inputs}",
-                    set.pixels(),
-                    set.rows,
-                    set.cols
-                )));
-            }
-            if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= classes) {
-                return Err(BimtError::Data(format!("{split} label {bad} is outside the model's {classes} classes")));
+            if let Some(set) = set {
+                set.check_fits(split, inputs, classes).map_err(|e| BimtError::Data(e.to_string()))?;
             }
         }
         if train.len() < self.batch_size {

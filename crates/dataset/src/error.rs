@@ -156,6 +156,9 @@ pub enum DatasetError {
     /// Bootstrap settings that cannot be sampled.
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    /// Images or labels a model of these inputs and classes cannot take.
+    #[error("{0}")]
+    Misfit(String),
 }
 
 impl DatasetError {

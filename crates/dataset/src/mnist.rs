@@ -68,6 +68,24 @@ impl ImageSet {
         let p = self.pixels();
         &self.images[i * p..(i + 1) * p]
     }
+    /// Refuses a set a model of `inputs` inputs and `classes` classes
+    /// cannot take: another pixel count, or a label outside the classes.
+    /// `name` names the set in the message (`test`, `training`).
+    pub fn check_fits(&self, name: &str, inputs: usize, classes: usize) -> Result<(), DatasetError> {
+        if self.pixels() != inputs {
+            return Err(DatasetError::Misfit(format!(
+                "{name} images have {} pixels ({}x{}), the model takes {inputs}",
+                self.pixels(),
+                self.rows,
+                self.cols
+            )));
+        }
+        if let Some(&bad) = self.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(DatasetError::Misfit(format!("{name} label {bad} is outside the model's {classes} classes")));
+        }
+        Ok(())
+    }
+
     /// Copies the images at `indices` into one row-major `[indices.len(), pixels]` buffer.
     pub fn gather(&self, indices: &[usize]) -> Vec<f32> {
         let mut out = Vec::with_capacity(indices.len() * self.pixels());

@@ -181,21 +181,9 @@ pub struct DiscoverOutput {
     pub total_s: f64,
 }
 
-/// Refuses a model whose input width or classes do not fit the images.
-pub fn check_fits(ck: &Checkpoint, images: &ImageSet) -> Result<(), StudyError> {
-    let (inputs, classes) = (ck.model.n_inputs(), ck.model.n_classes());
-    if inputs != images.pixels() {
-        return Err(StudyError::Invalid(format!(
-            "the model takes {inputs} inputs, but the images have {} pixels ({}x{})",
-            images.pixels(),
-            images.rows,
-            images.cols
-        )));
-    }
-    if let Some(&bad) = images.labels.iter().find(|&&l| l as usize >= classes) {
-        return Err(StudyError::Invalid(format!("the model has {classes} outputs, but the data has label {bad}")));
-    }
-    Ok(())
+/// Refuses a model whose input width or classes do not fit the images of `split`.
+pub fn check_fits(ck: &Checkpoint, images: &ImageSet, split: Split) -> Result<(), StudyError> {
+    Ok(images.check_fits(&split.to_string(), ck.model.n_inputs(), ck.model.n_classes())?)
 }
 
 /// Discovery on one checkpoint (read from `model_path`, whose bytes hash
@@ -211,7 +199,7 @@ pub fn discover_checkpoint(
     progress: &mut dyn FnMut(usize),
 ) -> Result<DiscoverOutput, StudyError> {
     let split = settings.split.of(mnist);
-    check_fits(ck, split)?;
+    check_fits(ck, split, settings.split)?;
     let (pairs, images) = TaskImages::from_task(split, task, settings.config.seed)?;
     let t = Instant::now();
     let report = discover(&ck.model, &images, &settings.config, progress)?;

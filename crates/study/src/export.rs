@@ -100,7 +100,7 @@ pub fn node_name(l: usize, i: usize, n_layers: usize) -> String {
 pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> Result<CircuitGraph, StudyError> {
     let model = &ck.model;
     let split = disc.inputs.flags.split.of(mnist);
-    crate::discovery::check_fits(ck, split)?;
+    crate::discovery::check_fits(ck, split, disc.inputs.flags.split)?;
     let images = TaskImages::from_pairs(split, &disc.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
     let eap = edge_attribution(&sweep)?;
