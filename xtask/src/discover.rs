@@ -92,7 +92,7 @@ impl DiscoverFlags {
         settings.config.check(&ck.model).map_err(|e| {
             let flags = match e {
                 AcdcError::BadK { .. } => "--k",
-                AcdcError::BadOption(ref m) if m.contains("values of K") => "--k",
+                AcdcError::BadSelection(_) => "--k, --min-effect",
                 _ => "--sample, --bootstraps, --eps",
             };
             anyhow::anyhow!("{e} ({flags})")
@@ -280,7 +280,7 @@ pub fn discover_model(
         discover_checkpoint(mnist, ck, model_path, sha256, task, settings, &mut |done| pb.set_position(done as u64))
             .map_err(|e| {
                 let flags = match e {
-                    StudyError::Acdc(AcdcError::BadK { .. }) => "--k",
+                    StudyError::Acdc(AcdcError::BadK { .. } | AcdcError::BadSelection(_)) => "--k, --min-effect",
                     StudyError::Acdc(AcdcError::BadEps(_)) => "--eps",
                     StudyError::Acdc(AcdcError::Device(_)) => "--device",
                     StudyError::Acdc(AcdcError::EmptyTask) => "--task",

@@ -11,6 +11,10 @@ pub enum AcdcError {
         /// Its width.
         width: usize,
     },
+    /// A selection rule that does not fit the model: a K list of another
+    /// length than the hidden layers, a threshold that is not a number.
+    #[error("{0}")]
+    BadSelection(String),
     /// No pairs to patch.
     #[error("the task has no pairs")]
     EmptyTask,

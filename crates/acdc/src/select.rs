@@ -51,7 +51,7 @@ impl SelectionRule {
         match self {
             SelectionRule::TopK { k, .. } => {
                 if k.len() != 1 && k.len() != widths.len() {
-                    return Err(AcdcError::BadOption(format!(
+                    return Err(AcdcError::BadSelection(format!(
                         "{} values of K for {} hidden layers: give one for all, or one per layer",
                         k.len(),
                         widths.len()
@@ -66,7 +66,7 @@ impl SelectionRule {
                 Ok(())
             }
             SelectionRule::Threshold { min_effect } if !min_effect.is_finite() => {
-                Err(AcdcError::BadOption(format!("min_effect = {min_effect}: must be a finite number")))
+                Err(AcdcError::BadSelection(format!("min_effect = {min_effect}: must be a finite number")))
             }
             SelectionRule::Threshold { .. } => Ok(()),
         }

@@ -16,7 +16,7 @@ use crate::paper::{PaperRow, PAPER_TABLE3, TASKS};
 use crate::results::{beyond0, find, model0, DiscoveryResult, Results};
 use crate::verdicts::{ci, fmt_ms};
 
-const TABLE3_HEADER: [&str; 22] = [
+const TABLE3_HEADER: [&str; 25] = [
     "task",
     "model",
     "logit_difference",
@@ -39,6 +39,9 @@ const TABLE3_HEADER: [&str; 22] = [
     "circuit_accuracy",
     "accuracy_lo",
     "accuracy_hi",
+    "model_accuracy",
+    "model_accuracy_lo",
+    "model_accuracy_hi",
 ];
 
 /// Table 3: ours (mean, lo, hi) next to the paper's (mean, half-width), as CSV.
@@ -61,6 +64,8 @@ pub fn table3_csv(r: &Results) -> String {
             cells.extend(paper(row.sparsity));
             cells.push(f(d.sparsity.mean - row.sparsity.0));
             cells.extend(ours(&d.accuracy));
+            // The model's own accuracy on the same resamples' images: the circuit's reference.
+            cells.extend(d.model_accuracy.as_ref().map_or([String::new(), String::new(), String::new()], ours));
             Some(cells)
         })
         .collect();
