@@ -96,7 +96,7 @@ fn header(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "Profile `{}`: {} training steps per model, {} bootstrap resamples of {} pairs, circuit neurons by {}, eps = {}, {} ablation, {} split. \
-         Everything below was measured by this run (`results.json` holds every number; `discover/*.json` every pair, score and resample).\n",
+         Everything below was measured by this run (`results.json` holds every number; `discover/*.json` every pair, score and resample). [`REPORT.html`](REPORT.html), beside this file, shows every model's circuits to explore in a browser, offline.\n",
         r.profile, r.settings.steps, r.settings.bootstraps, r.settings.sample, r.discover_flags.config.selection,
         r.discover_flags.config.eps, r.discover_flags.config.ablation, r.discover_flags.split
     );
