@@ -257,7 +257,13 @@ pub fn discover(
         let eval = c.evaluate(&sub, config.ablation)?;
         for (rule, evals) in compare.iter().zip(&mut compared_evals) {
             let nodes = scores_b.select_by(rule)?.nodes;
-            evals.push(Circuit::new(model, nodes, config.eps)?.evaluate(&sub, config.ablation)?);
+            // A rule that keeps the same neurons (the study's K, or live-only
+            // where no dead neuron was kept) has the same circuit.
+            evals.push(if nodes == sel.nodes {
+                eval
+            } else {
+                Circuit::new(model, nodes, config.eps)?.evaluate(&sub, config.ablation)?
+            });
         }
         bootstraps.push(BootstrapRecord {
             index: b,
