@@ -206,6 +206,50 @@ fn summarize(values: impl Iterator<Item = f64>) -> Summary {
     Summary::of(&v).unwrap_or(Summary { mean: f64::NAN, lo: f64::NAN, hi: f64::NAN, n: 0 })
 }
 
+/// The discovery of one resample `idx`: the patching sweep and the
+/// selection, and their wall time, the discovery time of STUDY §6. On a
+/// device, reading the scores back synchronises with it. Also returns the
+/// CPU sweep restricted to the resample, where it was built.
+fn timed_selection<'m>(
+    sweep: &PatchingSweep<'m>,
+    on_device: Option<&DeviceSweep>,
+    idx: &[usize],
+    rule: &SelectionRule,
+) -> Result<(NeuronScores, Selection, Option<PatchingSweep<'m>>, f64), AcdcError> {
+    let t = Instant::now();
+    let (scores, sub) = match on_device {
+        None => {
+            let sub = sweep.subset(idx);
+            (sub.scores(), Some(sub))
+        }
+        Some(d) => (d.scores(Some(idx))?, None),
+    };
+    let sel = scores.select_by(rule)?;
+    Ok((scores, sel, sub, t.elapsed().as_secs_f64()))
+}
+
+/// The sweep on the device `config` names, or `None` for the CPU.
+fn device_sweep(sweep: &PatchingSweep<'_>, config: &DiscoveryConfig) -> Result<Option<DeviceSweep>, AcdcError> {
+    match config.device {
+        DeviceSpec::Cpu => Ok(None),
+        spec => Ok(Some(DeviceSweep::new(sweep, &spec.open().map_err(|e| AcdcError::Device(e.to_string()))?)?)),
+    }
+}
+
+/// The discovery time of each of `discover`'s resamples, measured again
+/// exactly as `discover` measures it (the same resamples, sweep and
+/// selection), without the evaluation between them: to time discoveries
+/// one at a time after they were run beside other work, which slows them.
+pub fn discovery_times(model: &Mlp, images: &TaskImages, config: &DiscoveryConfig) -> Result<Vec<f64>, AcdcError> {
+    config.check(model)?;
+    let sweep = PatchingSweep::new(model, images)?;
+    let on_device = device_sweep(&sweep, config)?;
+    let sampler = Bootstrap::new(images.n, config.sample, config.seed).map_err(|e| AcdcError::Shape(e.to_string()))?;
+    (0..config.bootstraps)
+        .map(|b| Ok(timed_selection(&sweep, on_device.as_ref(), &sampler.resample(b), &config.selection)?.3))
+        .collect()
+}
+
 /// Circuit discovery on the whole pair set, then on `bootstraps` resamples.
 /// `progress` is called after each resample with how many are done.
 pub fn discover(
@@ -218,10 +262,7 @@ pub fn discover(
     let widths = hidden_widths(model);
     let compare: Vec<&SelectionRule> = config.compare.iter().filter(|r| r.check(&widths).is_ok()).collect();
     let sweep = PatchingSweep::new(model, images)?;
-    let on_device = match config.device {
-        DeviceSpec::Cpu => None,
-        spec => Some(DeviceSweep::new(&sweep, &spec.open().map_err(|e| AcdcError::Device(e.to_string()))?)?),
-    };
+    let on_device = device_sweep(&sweep, config)?;
     let scores = match &on_device {
         None => sweep.scores(),
         Some(d) => d.scores(None)?,
@@ -235,23 +276,7 @@ pub fn discover(
     let mut compared_evals: Vec<Vec<CircuitEval>> = vec![Vec::with_capacity(config.bootstraps); compare.len()];
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
-        let t = Instant::now();
-        // The timer covers the sweep and the selection; reading the scores
-        // back from a device synchronises with it.
-        let (scores_b, sel, sub) = match &on_device {
-            None => {
-                let sub = sweep.subset(&idx);
-                let scores_b = sub.scores();
-                let sel = scores_b.select_by(&config.selection)?;
-                (scores_b, sel, Some(sub))
-            }
-            Some(d) => {
-                let scores_b = d.scores(Some(&idx))?;
-                let sel = scores_b.select_by(&config.selection)?;
-                (scores_b, sel, None)
-            }
-        };
-        let discovery_s = t.elapsed().as_secs_f64();
+        let (scores_b, sel, sub, discovery_s) = timed_selection(&sweep, on_device.as_ref(), &idx, &config.selection)?;
         let sub = sub.unwrap_or_else(|| sweep.subset(&idx));
         let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
         let eval = c.evaluate(&sub, config.ablation)?;
@@ -355,5 +380,9 @@ mod tests {
         assert_eq!(same.kept, [4, 4]);
         // Fewer neurons, fewer edges.
         assert!(report.compared[0].sparsity.mean > same.sparsity.mean);
+        // Timed again: one time per resample, each a positive duration.
+        let times = discovery_times(&model, &images, &config).unwrap();
+        assert_eq!(times.len(), report.bootstraps.len());
+        assert!(times.iter().all(|t| t.is_finite() && *t > 0.0));
     }
 }

@@ -59,8 +59,8 @@ pub use attribution::{
 pub use circuit::{edge_threshold, Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
-    discover, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary, DEFAULT_BOOTSTRAPS,
-    DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
+    discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,
+    DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
 pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;

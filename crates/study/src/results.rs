@@ -137,7 +137,9 @@ pub struct DiscoveryResult {
     pub accuracy: Summary,
     /// Over the bootstrap resamples.
     pub sparsity: Summary,
-    /// Over the bootstrap resamples.
+    /// Over the bootstrap resamples, measured again after the analyses,
+    /// one discovery at a time with nothing else running (the discovery
+    /// JSON keeps the times measured beside other jobs).
     pub discovery_s: Summary,
     /// Over the resamples where it is defined (STUDY §8).
     #[serde(default)]
