@@ -65,6 +65,14 @@ pub fn fraction_below_one(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--min-effect`: a finite number.
+pub fn finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
+
 /// `--tau`: a finite number, at least 0.
 pub fn non_negative(s: &str) -> Result<f64, String> {
     let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;

@@ -20,7 +20,7 @@ use modcirc_study::discovery::{
 use modcirc_study::StudyError;
 
 use crate::common::{
-    bar, dir_of, fraction_below_one, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask,
+    bar, dir_of, finite, fraction_below_one, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask,
 };
 
 #[derive(Args, Debug)]
@@ -158,14 +158,6 @@ fn k_list(s: &str) -> Result<KList, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(KList)
-}
-
-/// A finite number.
-fn finite(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number")),
-    }
 }
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{ensure, Context};
 use clap::Args;
 use modcirc_study::cache::sha256_file;
-use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::discovery::{differing_files, DiscoverOutput};
 use modcirc_study::export::{circuit_graph, to_dot};
 
 use crate::common::{artifacts_dir, dir_of, load_model, refuse_overwrite, remove_stale_temps, write_atomic, DataArgs};
@@ -72,13 +72,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         args.model.display()
     );
     let mnist = args.data.load()?;
-    let differ: Vec<&str> = disc
-        .inputs
-        .data_checksums
-        .iter()
-        .filter(|c| !mnist.checksums.iter().any(|m| m.file == c.file && m.sha256 == c.sha256))
-        .map(|c| c.file.as_str())
-        .collect();
+    let differ = differing_files(&disc.inputs.data_checksums, &mnist.checksums);
     ensure!(
         differ.is_empty(),
         "--discovery {} indexes pairs of {}, but {} here differ ({}): pass --data-dir {}",

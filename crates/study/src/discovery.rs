@@ -145,18 +145,20 @@ pub enum Provenance {
     },
 }
 
+/// The files whose SHA-256 differs between two listings, or that one of
+/// them lacks, by name.
+pub fn differing_files(a: &[FileChecksum], b: &[FileChecksum]) -> Vec<String> {
+    let hash = |list: &[FileChecksum], name: &str| list.iter().find(|c| c.file == name).map(|c| c.sha256.clone());
+    let mut names: Vec<&str> = a.iter().chain(b).map(|c| c.file.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().filter(|n| hash(a, n) != hash(b, n)).map(String::from).collect()
+}
+
 /// Compares `mnist` with the data `ck`'s sidecar records.
 pub fn provenance(ck: &Checkpoint, mnist: &Mnist) -> Provenance {
     let Some(meta) = &ck.meta else { return Provenance::Unknown };
-    let hash = |list: &[FileChecksum], name: &str| list.iter().find(|c| c.file == name).map(|c| c.sha256.clone());
-    let mut names: Vec<&str> = meta.data_checksums.iter().chain(&mnist.checksums).map(|c| c.file.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let files: Vec<String> = names
-        .into_iter()
-        .filter(|n| hash(&meta.data_checksums, n) != hash(&mnist.checksums, n))
-        .map(String::from)
-        .collect();
+    let files = differing_files(&meta.data_checksums, &mnist.checksums);
     if files.is_empty() {
         Provenance::Same
     } else {

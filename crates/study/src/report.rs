@@ -14,7 +14,7 @@ use crate::discovery::{
 use crate::figures::fig2_stem;
 use crate::paper::{PaperRow, PAPER_TABLE3, TASKS};
 use crate::results::{beyond0, find, model0, DiscoveryResult, Results};
-use crate::verdicts::{ci, fmt_ms};
+use crate::verdicts::{ci, ci_opt, fmt_ms};
 
 const TABLE3_HEADER: [&str; 25] = [
     "task",
@@ -164,8 +164,8 @@ fn table3(s: &mut String, r: &Results) {
             fmt_ms(&d.discovery_s),
             format!("{:.1} ± {:.2}", row.discovery_s.0, row.discovery_s.1),
             ci(&d.accuracy, 3),
-            d.model_accuracy.as_ref().map_or("–".into(), |m| ci(m, 3)),
-            d.faithfulness.as_ref().map_or("–".into(), |f| ci(f, 3)),
+            ci_opt(&d.model_accuracy, 3),
+            ci_opt(&d.faithfulness, 3),
         ]
     });
     s.push_str(&markdown_table(
@@ -321,7 +321,6 @@ fn across_seeds(s: &mut String, r: &Results) {
         .rows
         .iter()
         .map(|row| {
-            let opt = |x: &Option<Summary>| x.as_ref().map_or("–".into(), |x| ci(x, 3));
             vec![
                 row.task.clone(),
                 row.regime.label().into(),
@@ -330,8 +329,8 @@ fn across_seeds(s: &mut String, r: &Results) {
                 ci(&row.sparsity, 4),
                 ci(&row.accuracy, 3),
                 fmt_ms(&row.discovery_s),
-                opt(&row.faithfulness),
-                opt(&row.stability),
+                ci_opt(&row.faithfulness, 3),
+                ci_opt(&row.stability, 3),
             ]
         })
         .collect();
@@ -426,15 +425,14 @@ fn structure_section(s: &mut String, r: &Results) {
             .structure
             .iter()
             .map(|row| {
-                let opt = |x: &Option<Summary>| x.as_ref().map_or("–".into(), |x| ci(x, 3));
                 vec![
                     row.regime.label().into(),
                     row.seeds.to_string(),
                     ci(&row.wiring_length, 3),
                     ci(&row.q_eps, 3),
                     ci(&row.q_all, 3),
-                    opt(&row.ncut8_eps),
-                    opt(&row.overlap),
+                    ci_opt(&row.ncut8_eps, 3),
+                    ci_opt(&row.overlap, 3),
                 ]
             })
             .collect();

@@ -21,6 +21,11 @@ pub(crate) fn ci(s: &Summary, digits: usize) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", s.mean, s.lo, s.hi, d = digits)
 }
 
+/// [`ci`], or a dash where there is no value.
+pub(crate) fn ci_opt(s: &Option<Summary>, digits: usize) -> String {
+    s.as_ref().map_or("–".into(), |s| ci(s, digits))
+}
+
 pub(crate) fn fmt_ms(s: &Summary) -> String {
     format!("{:.2} [{:.2}, {:.2}]", s.mean * 1e3, s.lo * 1e3, s.hi * 1e3)
 }
