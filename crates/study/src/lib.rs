@@ -17,6 +17,8 @@
 //! * [`cache`]: cached results that are checked against their recorded
 //!   SHA-256 before reuse.
 //! * [`measure`]: inference timing and the environment.
+//! * [`sweep`]: sweep plans, their units and shards; [`claim`]: one
+//!   writer per unit when shards share an output directory.
 //!
 //! The pipeline that trains the models and calls these, with caching and
 //! progress bars, is `cargo xtask reproduce`.
@@ -34,6 +36,7 @@
 pub mod beyond;
 pub mod cache;
 pub mod check;
+pub mod claim;
 pub mod discovery;
 mod error;
 pub mod export;
@@ -46,6 +49,7 @@ pub mod report;
 pub mod results;
 pub mod seeds;
 pub mod structure;
+pub mod sweep;
 pub mod verdicts;
 
 pub use beyond::{analyse, BeyondResult};

@@ -1,0 +1,377 @@
+//! Claims: one writer per cached unit when many processes, on one machine
+//! or many, share an output directory (a sweep's shards on a network file
+//! system).
+//!
+//! Before computing a unit, a process creates `<main file>.claim` with
+//! `O_CREAT | O_EXCL` (exclusive creation: of all the processes that try,
+//! one succeeds). The claim names its holder (host, process id and that
+//! process's start time, a random token) and its holder refreshes the
+//! file's modification time every [`HEARTBEAT`]. A claim is abandoned, and
+//! taken over, when its holder's process is gone (same host: asked of
+//! `/proc`) or when it has not been refreshed for [`STALE_AFTER`] (any
+//! host: a job killed with its node). A takeover renames the old claim to
+//! a name of the taker's own (a rename has one winner) before creating its
+//! own, and the holder checks, before writing a unit's final files, that
+//! the claim still holds its token.
+//!
+//! What the file system must guarantee: exclusive creation (`O_EXCL`, which
+//! NFS has had since version 3), atomic rename within a directory,
+//! close-to-open consistency (what one machine wrote and closed, another
+//! reads when it opens it), and modification times set by the holder's
+//! clock; the machines' clocks must agree to well within [`STALE_AFTER`]
+//! (NTP).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use modcirc_mlp::file::host_name;
+
+use crate::StudyError;
+
+/// How often a holder refreshes its claim.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// A claim not refreshed for this long is abandoned, whoever holds it.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Who holds a claim, as its file says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The holder's host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Its process's start time (clock ticks since boot, from
+    /// `/proc/<pid>/stat`), so that a reused process id is not taken for
+    /// the holder; 0 where there is no `/proc`.
+    pub started: u64,
+    /// What the holder says it is doing (a shard, a command).
+    pub what: String,
+    /// Random per claim: tells two claims by one process apart.
+    pub token: String,
+}
+
+impl Holder {
+    fn me(what: &str) -> Holder {
+        let pid = std::process::id();
+        let token = crate::cache::sha256_hex(
+            format!("{}-{pid}-{:?}-{:?}", host_name(), SystemTime::now(), std::thread::current().id()).as_bytes(),
+        )[..16]
+            .to_string();
+        Holder { host: host_name(), pid, started: process_start(pid).unwrap_or(0), what: what.to_string(), token }
+    }
+
+    /// Whether the holder's process is known to be gone: only answerable
+    /// on its own host.
+    fn gone(&self) -> bool {
+        if self.host != host_name() || !Path::new("/proc/self").exists() {
+            return false;
+        }
+        match process_start(self.pid) {
+            None => true,
+            Some(started) => self.started != 0 && started != self.started,
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "process {} on {} ({})", self.pid, self.host, self.what)
+    }
+}
+
+/// A process's start time in clock ticks since boot; `None` when it does
+/// not exist (or there is no `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last ')'. Field 22 is the start time, the 20th after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The claim file of the unit whose main file is `main`.
+pub fn claim_path(main: &Path) -> PathBuf {
+    let mut p = main.as_os_str().to_owned();
+    p.push(".claim");
+    PathBuf::from(p)
+}
+
+/// A claim's state, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimState {
+    /// No claim.
+    None,
+    /// Held, and refreshed within [`STALE_AFTER`].
+    Held(Holder),
+    /// Left by a holder that is gone, or not refreshed for too long.
+    Abandoned(Holder),
+}
+
+/// Reads the claim of `main`'s unit.
+pub fn state(main: &Path) -> ClaimState {
+    match read_claim(&claim_path(main)) {
+        None => ClaimState::None,
+        Some((holder, age)) => {
+            if holder.gone() || age > STALE_AFTER {
+                ClaimState::Abandoned(holder)
+            } else {
+                ClaimState::Held(holder)
+            }
+        }
+    }
+}
+
+/// The claim's holder and how long since it was refreshed. A claim that
+/// cannot be parsed (a holder killed while writing it) reads as a holder
+/// of unknown host, so only its age can abandon it.
+fn read_claim(path: &Path) -> Option<(Holder, Duration)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
+    let text = std::fs::read_to_string(path).ok()?;
+    let holder = serde_json::from_str(&text).unwrap_or_else(|_| Holder {
+        host: "(unreadable claim)".into(),
+        pid: 0,
+        started: 0,
+        what: String::new(),
+        token: String::new(),
+    });
+    Some((holder, age))
+}
+
+/// A held claim. Its heartbeat runs until it is dropped, which removes it.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+    token: String,
+    stop: Arc<AtomicBool>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Claim {
+    /// Whether the claim file still holds this claim's token: checked
+    /// before writing the unit's final files.
+    pub fn still_held(&self) -> bool {
+        read_claim(&self.path).is_some_and(|(h, _)| h.token == self.token)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.heartbeat.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        if self.still_held() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The outcome of one try.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The claim is ours.
+    Won(Claim),
+    /// Someone else holds it.
+    Busy(Holder),
+}
+
+/// Tries once to claim `main`'s unit, taking over an abandoned claim.
+pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StudyError> {
+    let path = claim_path(main);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StudyError::io(dir, e))?;
+    }
+    let me = Holder::me(what);
+    for _ in 0..3 {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let text = serde_json::to_vec(&me).map_err(|e| StudyError::Invalid(e.to_string()))?;
+                f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| StudyError::io(&path, e))?;
+                return Ok(Attempt::Won(start_heartbeat(path, me.token)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match state(main) {
+                ClaimState::Held(h) => return Ok(Attempt::Busy(h)),
+                ClaimState::None => continue,
+                ClaimState::Abandoned(old) => take_over(&path, &old, &me.token)?,
+            },
+            Err(e) => return Err(StudyError::io(&path, e)),
+        }
+    }
+    // Three races lost in a row: report whoever holds it now.
+    match read_claim(&path) {
+        Some((h, _)) => Ok(Attempt::Busy(h)),
+        None => Err(StudyError::Invalid(format!("{}: could not be claimed", path.display()))),
+    }
+}
+
+/// Moves an abandoned claim out of the way: renamed to a name of the
+/// taker's own (of two takers, one rename succeeds), then removed if it is
+/// still the claim judged abandoned, or put back if a fresh claim was
+/// renamed instead.
+fn take_over(path: &Path, old: &Holder, token: &str) -> Result<(), StudyError> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".abandoned-{token}"));
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StudyError::io(path, e)),
+    }
+    let moved = read_claim(&aside).map(|(h, _)| h);
+    if moved.as_ref().is_some_and(|h| h.token != old.token) {
+        // A fresh claim, made between our reading and our rename.
+        let _ = std::fs::hard_link(&aside, path);
+    }
+    std::fs::remove_file(&aside).map_err(|e| StudyError::io(&aside, e))
+}
+
+fn start_heartbeat(path: PathBuf, token: String) -> Claim {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (p, s) = (path.clone(), stop.clone());
+    let heartbeat = std::thread::Builder::new()
+        .name("claim-heartbeat".into())
+        .spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                std::thread::park_timeout(HEARTBEAT);
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&p) {
+                    let _ = f.set_modified(SystemTime::now());
+                }
+            }
+        })
+        .ok();
+    Claim { path, token, stop, heartbeat }
+}
+
+/// How long a waiting process sleeps between looks.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Runs `compute` for `main`'s unit as its only writer: `done` is asked
+/// first and again once the claim is won (another process may have
+/// finished the unit meanwhile); while another live process holds the
+/// claim, `waiting` is told once and the unit is polled until it is done
+/// or its claim abandoned. `compute` gets the claim, to check
+/// [`Claim::still_held`] before it writes.
+pub fn exclusively<T>(
+    main: &Path,
+    what: &str,
+    mut done: impl FnMut() -> Option<T>,
+    compute: impl FnOnce(&Claim) -> Result<T, StudyError>,
+    mut waiting: impl FnMut(&Holder),
+) -> Result<T, StudyError> {
+    let mut told = false;
+    loop {
+        if let Some(v) = done() {
+            return Ok(v);
+        }
+        match try_claim(main, what)? {
+            Attempt::Won(claim) => {
+                if let Some(v) = done() {
+                    return Ok(v);
+                }
+                return compute(&claim);
+            }
+            Attempt::Busy(holder) => {
+                if !told {
+                    waiting(&holder);
+                    told = true;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("modcirc-claim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn one_claim_at_a_time_and_released_on_drop() {
+        let d = dir("one");
+        let main = d.join("unit.json");
+        let Attempt::Won(c) = try_claim(&main, "a").unwrap() else { panic!("won") };
+        assert!(c.still_held());
+        let Attempt::Busy(h) = try_claim(&main, "b").unwrap() else { panic!("busy") };
+        assert_eq!((h.pid, h.what.as_str()), (std::process::id(), "a"));
+        assert!(matches!(state(&main), ClaimState::Held(_)));
+        drop(c);
+        assert_eq!(state(&main), ClaimState::None);
+        assert!(matches!(try_claim(&main, "b").unwrap(), Attempt::Won(_)));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_claim_of_a_dead_process_or_not_refreshed_is_taken_over() {
+        let d = dir("dead");
+        let main = d.join("unit.json");
+        // A process that has exited: its pid is not in /proc (or reused,
+        // with another start time).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = Holder { host: host_name(), pid, started: 1, what: "killed".into(), token: "t0".into() };
+        std::fs::write(claim_path(&main), serde_json::to_vec(&dead).unwrap()).unwrap();
+        assert!(matches!(state(&main), ClaimState::Abandoned(_)));
+        let Attempt::Won(c) = try_claim(&main, "taker").unwrap() else { panic!("taken over") };
+        assert!(c.still_held());
+        drop(c);
+        // On another host: abandoned only once not refreshed for STALE_AFTER.
+        let far = Holder { host: "elsewhere".into(), pid: 1, started: 0, what: "far".into(), token: "t1".into() };
+        std::fs::write(claim_path(&main), serde_json::to_vec(&far).unwrap()).unwrap();
+        assert!(matches!(try_claim(&main, "x").unwrap(), Attempt::Busy(_)));
+        let f = std::fs::OpenOptions::new().write(true).open(claim_path(&main)).unwrap();
+        f.set_modified(SystemTime::now() - STALE_AFTER - Duration::from_secs(1)).unwrap();
+        assert!(matches!(state(&main), ClaimState::Abandoned(_)));
+        assert!(matches!(try_claim(&main, "x").unwrap(), Attempt::Won(_)));
+        assert!(std::fs::read_dir(&d).unwrap().count() == 0, "no claim or aside file left");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn exclusively_computes_once_across_threads() {
+        let d = dir("threads");
+        let main = d.join("unit.json");
+        let computed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let v = exclusively(
+                        &main,
+                        "t",
+                        || std::fs::read(&main).ok(),
+                        |claim| {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            assert!(claim.still_held());
+                            std::fs::write(&main, b"done").unwrap();
+                            Ok(b"done".to_vec())
+                        },
+                        |_| {},
+                    )
+                    .unwrap();
+                    assert_eq!(v, b"done");
+                });
+            }
+        });
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
