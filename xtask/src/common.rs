@@ -26,33 +26,15 @@ pub fn artifacts_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join("artifacts")
 }
 
-/// The first 12 hex digits of a SHA-256 over `parts`, each length-prefixed:
-/// the content key of a cached unit.
-pub fn short_hash(parts: &[&[u8]]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
-}
-
-/// The key of a trained model: a hash of everything that determines its
-/// weights (the configuration, the data's checksums, the trainer's
-/// revision, the device).
+/// The content key of a model trained on `mnist`
+/// ([`modcirc_study::sweep::model_key`]).
 pub fn model_key(
     config: &modcirc_bimt::TrainConfig,
     mnist: &Mnist,
     device: modcirc_mlp::DeviceSpec,
 ) -> anyhow::Result<String> {
-    let data = serde_json::to_vec(&mnist.checksums.iter().map(|c| &c.sha256).collect::<Vec<_>>())?;
-    Ok(short_hash(&[
-        &serde_json::to_vec(config)?,
-        &data,
-        &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
-        device.to_string().as_bytes(),
-    ]))
+    let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
+    Ok(modcirc_study::sweep::model_key(config, &sums, &device.to_string())?)
 }
 
 /// `--eps`: a fraction in [0, 1).
@@ -391,4 +373,60 @@ impl ModelTask {
         let stem = self.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         artifacts_dir().join(kind).join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
     }
+}
+
+/// How a cached unit came to be: for progress lines and tallies.
+pub enum Source {
+    Computed,
+    Cached,
+    /// Computed by another process while this one waited on its claim.
+    ByOther,
+}
+
+impl Source {
+    /// What a progress line adds after the unit.
+    pub fn said(&self) -> &'static str {
+        match self {
+            Source::Computed => "",
+            Source::Cached => " (cached)",
+            Source::ByOther => " (computed by another process)",
+        }
+    }
+}
+
+/// A unit from the cache (`fetch`), or computed as its only writer: under
+/// its claim ([`modcirc_study::claim`]), waiting while another live
+/// process holds it. `compute` gets the claim, to check before writing.
+pub fn claimed_unit<T>(
+    main: &Path,
+    what: &str,
+    progress: &Progress,
+    fetch: impl Fn() -> Option<T>,
+    compute: impl FnOnce(&modcirc_study::claim::Claim) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Source)> {
+    if let Some(v) = fetch() {
+        return Ok((v, Source::Cached));
+    }
+    let (mut waited, mut computed) = (false, false);
+    let v = modcirc_study::claim::exclusively(
+        main,
+        what,
+        &fetch,
+        |c| {
+            computed = true;
+            compute(c)
+        },
+        |holder| {
+            waited = true;
+            progress.say(&format!("waiting for {} ({holder})", main.display()));
+        },
+    )?;
+    let source = if computed {
+        Source::Computed
+    } else if waited {
+        Source::ByOther
+    } else {
+        Source::Cached
+    };
+    Ok((v, source))
 }

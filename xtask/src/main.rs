@@ -9,6 +9,7 @@ mod discover;
 mod export;
 mod gpu_check;
 mod reproduce;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,9 @@ enum Command {
     Export(export::ExportArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
+    /// Sweeps: a plan of axes run in shards (on one machine or a Slurm
+    /// cluster) into one shared cache, and their report.
+    Sweep(sweep::SweepArgs),
     /// Check that a `reproduce` output directory is complete (used by CI).
     CheckArtifacts(check::CheckArgs),
     /// Open a run's REPORT.html in headless Chromium and check what it renders (used by CI).
@@ -58,6 +62,7 @@ fn main() {
         Command::Beyond(args) => beyond::run(args),
         Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::CheckArtifacts(args) => check::run(args),
         Command::CheckHtml(args) => check_html::run(args),
         Command::CudaCheck(args) => cuda::run(args),

@@ -3,7 +3,7 @@
 //! it (but the figures, once, to hash them), and each checkpoint is loaded
 //! once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,11 +27,12 @@ use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::structure::StructureResult;
+use modcirc_study::sweep::{assign, cost, list_some, Shard};
 use modcirc_study::verdicts::{k_sensitivity, verdicts};
 
 use crate::common::{
-    artifacts_dir, model_key, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic, DataArgs,
-    JobsArg, Progress,
+    artifacts_dir, claimed_unit, model_key, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic,
+    DataArgs, JobsArg, Progress, Source,
 };
 use crate::train::train_one;
 
@@ -60,6 +61,16 @@ pub struct ReproduceArgs {
     /// Retrain and rediscover even when cached results exist.
     #[arg(long)]
     pub force: bool,
+    /// Train and analyse only shard I of N of the study's models (I from 0
+    /// to N-1, as Slurm numbers array tasks), each model with every unit
+    /// that needs it, into the shared --out; then `--report-only` writes
+    /// the report.
+    #[arg(long, conflicts_with_all = ["report_only", "force"])]
+    pub shard: Option<Shard>,
+    /// Write the report from the cache alone: no training or analysis, and
+    /// an error listing every unit that is missing.
+    #[arg(long, conflicts_with = "force")]
+    pub report_only: bool,
     /// No progress bars or progress lines; warnings and errors still print.
     #[arg(long)]
     pub quiet: bool,
@@ -109,6 +120,11 @@ impl Run<'_> {
     /// The files of the cached unit whose main file is `main`, when they
     /// match their recorded hashes; a stale unit is reported and recomputed.
     fn cached(&self, main: &Path, files: &[&Path]) -> Option<Vec<Vec<u8>>> {
+        self.cached_or_warn(main, files, true)
+    }
+
+    /// [`Run::cached`], with or without the warning on a stale unit.
+    fn cached_or_warn(&self, main: &Path, files: &[&Path], warn: bool) -> Option<Vec<Vec<u8>>> {
         if self.args.force {
             return None;
         }
@@ -116,7 +132,9 @@ impl Run<'_> {
             Lookup::Hit(bytes) => Some(bytes),
             Lookup::Miss => None,
             Lookup::Stale(why) => {
-                self.progress.warn(&format!("{why}; recomputing it"));
+                if warn {
+                    self.progress.warn(&format!("{why}; recomputing it"));
+                }
                 None
             }
         }
@@ -204,6 +222,15 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     };
     let flags = DiscoverySettings { config, ..study };
     let found = analyse::analyse_stage(&mut run, &models, &flags)?;
+    if let Some(shard) = args.shard {
+        println!(
+            "shard {shard}: {} of the study's models, with their analyses, in {}; {:.1} s",
+            models.len(),
+            run.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let seed0: Vec<(Regime, &Mlp)> =
         models.iter().filter(|m| m.result.seed == 0).map(|m| (m.result.regime, &m.checkpoint.model)).collect();
     let pb = run.progress.bar(settings.inference_repeats as u64, "inference");
@@ -247,19 +274,48 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
             let config = TrainConfig::new(regime).steps(steps).seed(seed);
             let key = model_key(&config, &run.mnist, args.device)?;
             let path = run.out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
-            let cached = load_cached_model(run, &path);
-            planned.push((config, path, cached));
+            planned.push((config, path));
         }
+    }
+    if let Some(shard) = args.shard {
+        let groups: Vec<(String, f64)> = planned.iter().map(|(c, p)| (rel(&run.out, p), group_cost(c))).collect();
+        let owner = assign(&groups, shard.count);
+        planned = planned.into_iter().zip(owner).filter(|(_, s)| *s == shard.index).map(|(p, _)| p).collect();
+    }
+    let planned: Vec<_> = planned
+        .into_iter()
+        .map(|(config, path)| {
+            let cached = load_cached_model(run, &path, true);
+            (config, path, cached)
+        })
+        .collect();
+    if args.report_only {
+        let missing: BTreeSet<String> = planned.iter().filter(|p| p.2.is_none()).map(|p| rel(&run.out, &p.1)).collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "--report-only: {} of {} models are not in {} yet: {} (run every --shard first)",
+            missing.len(),
+            planned.len(),
+            run.out.display(),
+            list_some(&missing, 12)
+        );
     }
     // The models to train, concurrently; each saved and recorded by its job.
     let missing: Vec<(&TrainConfig, &PathBuf)> =
         planned.iter().filter(|p| p.2.is_none()).map(|(c, p, _)| (c, p)).collect();
     let jobs = run.jobs;
-    let (mnist, progress) = (&run.mnist, &run.progress);
-    let fresh = run.timer.time("train", || {
-        run_jobs(&missing, jobs, |(config, path)| {
+    let shared: &Run<'_> = run;
+    let (mnist, progress) = (&shared.mnist, &shared.progress);
+    let started = Instant::now();
+    // Each job trains under its model's claim: a process sharing --out
+    // (another shard) may be training the same model.
+    let fresh = run_jobs(&missing, jobs, |(config, path)| {
+        let what = format!("reproduce {}", args.profile);
+        let fetch = || load_cached_model(shared, path, false);
+        let (model, source) = claimed_unit(path, &what, progress, fetch, |claim| {
             let pb = progress.bar(config.steps as u64, &format!("{}/{}", config.regime.name(), config.seed));
             let (meta, model, layout) = train_one(mnist, (*config).clone(), args.device, &args.data, &pb, jobs > 1)?;
+            anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process", path.display());
             let saved =
                 checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
             let sidecar = checkpoint::sidecar_path(path);
@@ -268,17 +324,22 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
             // in), so that a resumed run computes the same bits.
             let (model, layout) = checkpoint::from_bytes(&saved.weights, path, None)?;
             Ok((Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved))
-        })
-    })?;
-    run.job_seconds("train", fresh.iter().map(|(_, s)| s.meta.timing.total_s).sum());
+        })?;
+        Ok((model, matches!(source, Source::Computed)))
+    });
+    run.timer.add("train", started.elapsed().as_secs_f64());
+    let fresh = fresh?;
+    run.job_seconds("train", fresh.iter().filter(|f| f.1).map(|((_, s), _)| s.meta.timing.total_s).sum());
     let mut fresh = fresh.into_iter();
     let mut models = Vec::new();
     for (config, path, cached) in planned {
         let (regime, seed) = (config.regime, config.seed);
-        let was_cached = cached.is_some();
-        let (checkpoint, saved) = match cached {
-            Some(c) => c,
-            None => fresh.next().context("a trained model went missing")?,
+        let ((checkpoint, saved), was_cached) = match cached {
+            Some(c) => (c, true),
+            None => {
+                let (c, computed) = fresh.next().context("a trained model went missing")?;
+                (c, !computed)
+            }
         };
         run.files.push(FileRecord::of(&run.out, &path, &saved.weights));
         run.files.push(FileRecord::of(&run.out, &checkpoint::sidecar_path(&path), &saved.sidecar));
@@ -298,12 +359,21 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
     Ok(models)
 }
 
+/// The estimated cost of a study model with every unit that needs it
+/// (its discoveries on both tasks, STUDY §9, and STUDY §8 on seed 0): what
+/// `--shard` balances.
+fn group_cost(config: &TrainConfig) -> f64 {
+    let sizes = &config.sizes;
+    let beyond = if config.seed == 0 { 2.0 * cost::beyond(sizes) } else { 0.0 };
+    cost::train(config) + 2.0 * cost::discovery(sizes, &DiscoverySettings::default()) + cost::structure(sizes) + beyond
+}
+
 /// A cached checkpoint with its sidecar, both matching their recorded
 /// hashes; `None` when there is none or it cannot be trusted (then it is
 /// retrained).
-fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoint::Saved)> {
+fn load_cached_model(run: &Run<'_>, path: &Path, warn: bool) -> Option<(Checkpoint, checkpoint::Saved)> {
     let sidecar = checkpoint::sidecar_path(path);
-    let mut files = run.cached(path, &[path, &sidecar])?;
+    let mut files = run.cached_or_warn(path, &[path, &sidecar], warn)?;
     let (sidecar, weights) = (files.pop()?, files.pop()?);
     match checkpoint::load_bytes(&weights, path, None) {
         Ok(ck) => {
@@ -311,7 +381,9 @@ fn load_cached_model(run: &Run<'_>, path: &Path) -> Option<(Checkpoint, checkpoi
             Some((ck, checkpoint::Saved { weights, sidecar, meta }))
         }
         Err(e) => {
-            run.progress.warn(&format!("{e}; retraining it"));
+            if warn {
+                run.progress.warn(&format!("{e}; retraining it"));
+            }
             None
         }
     }

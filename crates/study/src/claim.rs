@@ -262,13 +262,13 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// claim, `waiting` is told once and the unit is polled until it is done
 /// or its claim abandoned. `compute` gets the claim, to check
 /// [`Claim::still_held`] before it writes.
-pub fn exclusively<T>(
+pub fn exclusively<T, E: From<StudyError>>(
     main: &Path,
     what: &str,
     mut done: impl FnMut() -> Option<T>,
-    compute: impl FnOnce(&Claim) -> Result<T, StudyError>,
+    compute: impl FnOnce(&Claim) -> Result<T, E>,
     mut waiting: impl FnMut(&Holder),
-) -> Result<T, StudyError> {
+) -> Result<T, E> {
     let mut told = false;
     loop {
         if let Some(v) = done() {
@@ -353,7 +353,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    let v = exclusively(
+                    let v = exclusively::<_, StudyError>(
                         &main,
                         "t",
                         || std::fs::read(&main).ok(),

@@ -150,9 +150,10 @@ fn values<T: PartialEq + std::fmt::Debug + Clone>(
 ) -> Result<Vec<T>, StudyError> {
     match given {
         None => Ok(default),
-        Some(v) if v.is_empty() => {
-            Err(plan_error(path, format!("{name} is empty: give it at least one value, or leave it out for the study's")))
-        }
+        Some(v) if v.is_empty() => Err(plan_error(
+            path,
+            format!("{name} is empty: give it at least one value, or leave it out for the study's"),
+        )),
         Some(v) => {
             for (i, x) in v.iter().enumerate() {
                 if v[..i].contains(x) {
@@ -165,12 +166,23 @@ fn values<T: PartialEq + std::fmt::Debug + Clone>(
 }
 
 /// Parses each value of a string axis.
-fn parsed<T>(path: &Path, name: &str, raw: &[String], parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, StudyError> {
+fn parsed<T>(
+    path: &Path,
+    name: &str,
+    raw: &[String],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, StudyError> {
     raw.iter().map(|s| parse(s).map_err(|e| plan_error(path, format!("{name}: {s:?}: {e}")))).collect()
 }
 
 /// Checks each value of a number axis.
-fn within<T: Copy + std::fmt::Display>(path: &Path, name: &str, v: &[T], ok: impl Fn(T) -> bool, what: &str) -> Result<(), StudyError> {
+fn within<T: Copy + std::fmt::Display>(
+    path: &Path,
+    name: &str,
+    v: &[T],
+    ok: impl Fn(T) -> bool,
+    what: &str,
+) -> Result<(), StudyError> {
     match v.iter().find(|x| !ok(**x)) {
         Some(x) => Err(plan_error(path, format!("{name}: {x} is not {what}"))),
         None => Ok(()),
@@ -236,7 +248,7 @@ impl Plan {
             show(&|| regimes.iter().map(|r| r.name().to_string()).collect(), "train.regime"),
             show(&|| seeds.iter().map(u64::to_string).collect(), "train.seed"),
             show(&|| steps.iter().map(usize::to_string).collect(), "train.steps"),
-            show(&|| lambdas.iter().map(f64::to_string).collect(), "train.lambda"),
+            show(&|| lambdas.iter().map(|&l| (l as f32).to_string()).collect(), "train.lambda"),
             show(&|| swaps.iter().map(usize::to_string).collect(), "train.swap_interval"),
             show(&|| sizes.iter().map(|s| sizes_name(s)).collect(), "train.sizes"),
             show(&|| acts.iter().map(Activation::to_string).collect(), "train.activation"),
@@ -260,7 +272,10 @@ impl Plan {
         let too_many = || plan_error(path, "the plan's product of axes overflows");
         let (n_models, n_settings) = (n_models.ok_or_else(too_many)?, n_settings.ok_or_else(too_many)?);
         if n_models.saturating_mul(n_settings).saturating_mul(tasks.len() + 1) > 100 * MAX_UNITS {
-            return Err(plan_error(path, format!("{n_models} models x {n_settings} discovery settings is far too many units")));
+            return Err(plan_error(
+                path,
+                format!("{n_models} models x {n_settings} discovery settings is far too many units"),
+            ));
         }
 
         let mut models = Vec::with_capacity(n_models);
@@ -313,7 +328,10 @@ impl Plan {
             if let Some(&k) = ks.iter().find(|&&k| m.config.sizes[1..m.config.sizes.len() - 1].iter().any(|&w| k > w)) {
                 return Err(plan_error(
                     path,
-                    format!("discover.k: {k} is wider than a hidden layer of train.sizes {}", sizes_name(&m.config.sizes)),
+                    format!(
+                        "discover.k: {k} is wider than a hidden layer of train.sizes {}",
+                        sizes_name(&m.config.sizes)
+                    ),
                 ));
             }
         }
@@ -338,13 +356,19 @@ impl Plan {
     }
 
     /// The value of axis `name` for a model and setting, as [`Axis`] prints it.
-    pub fn value_of(&self, name: &str, model: &ModelPoint, setting: Option<&SettingPoint>, task: Option<&Task>) -> String {
+    pub fn value_of(
+        &self,
+        name: &str,
+        model: &ModelPoint,
+        setting: Option<&SettingPoint>,
+        task: Option<&Task>,
+    ) -> String {
         let c = &model.config;
         match name {
             "train.regime" => c.regime.name().into(),
             "train.seed" => c.seed.to_string(),
             "train.steps" => c.steps.to_string(),
-            "train.lambda" => (c.lambda as f64).to_string(),
+            "train.lambda" => c.lambda.to_string(),
             "train.swap_interval" => c.swap_every.to_string(),
             "train.sizes" => sizes_name(&c.sizes),
             "train.activation" => c.activation.to_string(),
@@ -476,7 +500,8 @@ impl FromStr for Shard {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let usage = || format!("{s:?} is not I/N (shard I of N, I from 0 to N-1, as Slurm numbers array tasks)");
         let (i, n) = s.split_once('/').ok_or_else(usage)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| usage())?, n.trim().parse().map_err(|_| usage())?);
+        let (index, count): (usize, usize) =
+            (i.trim().parse().map_err(|_| usage())?, n.trim().parse().map_err(|_| usage())?);
         if count == 0 || count > 100_000 {
             return Err(format!("{s}: N must be in 1..=100000"));
         }
@@ -504,7 +529,8 @@ pub fn assign(groups: &[(String, f64)], count: usize) -> Vec<usize> {
     let mut load = vec![0.0f64; count.max(1)];
     let mut shard = vec![0; groups.len()];
     for g in order {
-        let (best, _) = load.iter().enumerate().fold((0, f64::INFINITY), |acc, (i, &l)| if l < acc.1 { (i, l) } else { acc });
+        let (best, _) =
+            load.iter().enumerate().fold((0, f64::INFINITY), |acc, (i, &l)| if l < acc.1 { (i, l) } else { acc });
         shard[g] = best;
         load[best] += groups[g].1;
     }
@@ -543,8 +569,8 @@ pub struct SweepDiscovery {
     pub accuracy: Summary,
     /// Edge sparsity.
     pub sparsity: Summary,
-    /// Faithfulness (STUDY §8).
-    pub faithfulness: Summary,
+    /// Faithfulness (STUDY §8), where the circuit's edges leave it defined.
+    pub faithfulness: Option<Summary>,
     /// The model's own accuracy on the same resamples.
     pub model_accuracy: Summary,
     /// Time of one discovery.
@@ -600,14 +626,16 @@ pub struct Metric {
 pub fn metric_rows(results: &SweepResults) -> Vec<(Metric, Vec<(&[(String, String)], f64)>)> {
     let m = |name, label| Metric { name, label };
     let models = |f: fn(&SweepModel) -> f64| results.models.iter().map(|u| (u.axes.as_slice(), f(u))).collect();
-    let discs = |f: fn(&SweepDiscovery) -> f64| results.discoveries.iter().map(|u| (u.axes.as_slice(), f(u))).collect();
+    let discs = |f: fn(&SweepDiscovery) -> Option<f64>| {
+        results.discoveries.iter().filter_map(|u| Some((u.axes.as_slice(), f(u)?))).collect()
+    };
     let anal = |f: fn(&SweepAnalysis) -> f64| results.analyses.iter().map(|u| (u.axes.as_slice(), f(u))).collect();
     vec![
         (m("test_accuracy", "test accuracy (model)"), models(|u| u.test_accuracy)),
-        (m("logit_difference", "circuit logit difference (bootstrap mean)"), discs(|u| u.logit_difference.mean)),
-        (m("circuit_accuracy", "circuit accuracy (bootstrap mean)"), discs(|u| u.accuracy.mean)),
-        (m("sparsity", "edge sparsity (bootstrap mean)"), discs(|u| u.sparsity.mean)),
-        (m("faithfulness", "faithfulness (bootstrap mean)"), discs(|u| u.faithfulness.mean)),
+        (m("logit_difference", "circuit logit difference (bootstrap mean)"), discs(|u| Some(u.logit_difference.mean))),
+        (m("circuit_accuracy", "circuit accuracy (bootstrap mean)"), discs(|u| Some(u.accuracy.mean))),
+        (m("sparsity", "edge sparsity (bootstrap mean)"), discs(|u| Some(u.sparsity.mean))),
+        (m("faithfulness", "faithfulness (bootstrap mean)"), discs(|u| u.faithfulness.map(|f| f.mean))),
         (m("wiring_length", "wiring length"), anal(|u| u.wiring_length)),
         (m("modularity", "Newman's Q, every weight"), anal(|u| u.modularity_all_weights)),
     ]
@@ -631,8 +659,11 @@ pub struct AxisPoint {
 /// A metric's values against axis `axis`: grouped by every other axis but
 /// the seed, summarised over seeds, in the axis' order.
 pub fn against_axis(axes: &[Axis], axis: &str, rows: &[(&[(String, String)], f64)]) -> Vec<AxisPoint> {
-    let swept: Vec<&str> =
-        axes.iter().filter(|a| a.swept() && a.name != axis && a.name != "train.seed").map(|a| a.name.as_str()).collect();
+    let swept: Vec<&str> = axes
+        .iter()
+        .filter(|a| a.swept() && a.name != axis && a.name != "train.seed")
+        .map(|a| a.name.as_str())
+        .collect();
     let order = axes.iter().find(|a| a.name == axis).map(|a| a.values.clone()).unwrap_or_default();
     let get = |row: &[(String, String)], name: &str| row.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let mut groups: Vec<(String, String, Vec<f64>)> = Vec::new();
@@ -787,7 +818,10 @@ mod tests {
         let s = &p.settings[0].settings.config;
         assert_eq!((s.bootstraps, s.sample, s.eps), (50, 500, 0.01));
         assert_eq!(p.models[0].config, TrainConfig::new(Regime::Vanilla));
-        assert!(p.axes.iter().all(|a| a.name == "train.regime" || a.name == "train.seed" || a.name == "discover.task" || !a.swept()));
+        assert!(p
+            .axes
+            .iter()
+            .all(|a| a.name == "train.regime" || a.name == "train.seed" || a.name == "discover.task" || !a.swept()));
     }
 
     #[test]
@@ -837,7 +871,8 @@ mod tests {
         for bad in ["3", "1/0", "-1/2", "a/b", "4/4"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-        let groups: Vec<(String, f64)> = [9.0, 1.0, 1.0, 4.0, 4.0, 1.0].iter().enumerate().map(|(i, c)| (format!("g{i}"), *c)).collect();
+        let groups: Vec<(String, f64)> =
+            [9.0, 1.0, 1.0, 4.0, 4.0, 1.0].iter().enumerate().map(|(i, c)| (format!("g{i}"), *c)).collect();
         let s = assign(&groups, 2);
         let load = |k| groups.iter().zip(&s).filter(|(_, &sh)| sh == k).map(|(g, _)| g.1).sum::<f64>();
         assert_eq!((load(0), load(1)), (10.0, 10.0));

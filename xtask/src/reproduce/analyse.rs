@@ -2,6 +2,7 @@
 //! the discoveries on both tasks, STUDY §8 on the seed-0 models and STUDY §9
 //! on all; each unit cached by what determines it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,14 +10,15 @@ use anyhow::Context;
 use modcirc_acdc::{discovery_times, AcdcConfig, TaskImages};
 use modcirc_dataset::Task;
 use modcirc_metrics::Summary;
-use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS, BEYOND_SCHEMA};
-use modcirc_study::cache::FileRecord;
-use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings, DISCOVERY_REVISION};
-use modcirc_study::results::DiscoveryResult;
-use modcirc_study::structure::{analyse_structure, StructureResult, STRUCTURE_SCHEMA};
+use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS};
+use modcirc_study::cache::{self, FileRecord, Lookup};
+use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings};
+use modcirc_study::results::{DiscoveryResult, ModelResult};
+use modcirc_study::structure::{analyse_structure, StructureResult};
+use modcirc_study::sweep::{beyond_key, discovery_key, list_some, structure_key};
 
 use super::{rel, Found, Run, Trained};
-use crate::common::{run_jobs, short_hash};
+use crate::common::{claimed_unit, run_jobs, Source};
 use crate::discover::discover_model;
 
 /// One model's analyses: what the results keep, the files, the times.
@@ -33,6 +35,21 @@ struct Analysed {
 /// models and STUDY §9 on every model, models in parallel jobs.
 pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &DiscoverySettings) -> anyhow::Result<Found> {
     let settings_json = serde_json::to_vec(flags)?;
+    if run.args.report_only {
+        let missing: BTreeSet<String> = models
+            .iter()
+            .flat_map(|m| UnitPaths::of(&run.out, &m.result, &settings_json).all().cloned().collect::<Vec<_>>())
+            .filter(|p| !matches!(cache::lookup(&cache::listing_path(p), &[p]), Lookup::Hit(_)))
+            .map(|p| rel(&run.out, &p))
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "--report-only: {} analyses are not in {} yet: {} (run every --shard first)",
+            missing.len(),
+            run.out.display(),
+            list_some(&missing, 12)
+        );
+    }
     let t = Instant::now();
     let shared: &Run<'_> = run;
     let analysed = run_jobs(models, shared.jobs, |m| analyse_model(shared, m, flags, &settings_json));
@@ -46,6 +63,21 @@ pub(super) fn analyse_stage(run: &mut Run<'_>, models: &[Trained], flags: &Disco
         }
         run.files.extend(a.files);
         for (task, d, path, cached) in a.discoveries {
+            if run.args.shard.is_some() {
+                // A shard only fills the cache; the report (and the timing
+                // of discoveries, one at a time) is `--report-only`'s.
+                let s = &d.report.summary;
+                run.say(format!(
+                    "[discover] {:>8} seed {} {:>6}: logit difference {:.3}, sparsity {:.4}{}",
+                    r.regime.label(),
+                    r.seed,
+                    task.name,
+                    s.logit_difference.mean,
+                    s.sparsity.mean,
+                    if cached { " (cached)" } else { "" }
+                ));
+                continue;
+            }
             found.discoveries.push(discovery_result(run, m, &task, &d, &path, cached)?);
             found.outputs.push((r.regime, r.seed, d));
         }
@@ -83,31 +115,57 @@ struct Log {
     seconds: Vec<(&'static str, f64)>,
 }
 
+/// Where one model's analysis units go, named by the keys of
+/// [`modcirc_study::sweep`]: a discovery per task, STUDY §8 per task on
+/// seed 0, STUDY §9.
+pub(super) struct UnitPaths {
+    discover: Vec<(Task, PathBuf)>,
+    beyond: Vec<PathBuf>,
+    structure: PathBuf,
+}
+
+impl UnitPaths {
+    pub(super) fn of(out: &Path, r: &ModelResult, settings: &[u8]) -> UnitPaths {
+        let stem = format!("{}-seed{}", r.regime, r.seed);
+        let tasks = [Task::circle(), Task::line()];
+        let task_path = |dir: &str, t: &Task, key: String| out.join(dir).join(format!("{stem}-{}-{key}.json", t.name));
+        UnitPaths {
+            discover: tasks
+                .iter()
+                .map(|t| (t.clone(), task_path("discover", t, discovery_key(&r.sha256, settings, t))))
+                .collect(),
+            beyond: if r.seed == 0 {
+                tasks.iter().map(|t| task_path("beyond", t, beyond_key(&r.sha256, settings, t))).collect()
+            } else {
+                Vec::new()
+            },
+            structure: out.join("structure").join(format!("{stem}-{}.json", structure_key(&r.sha256, settings))),
+        }
+    }
+
+    /// Every unit's file.
+    pub(super) fn all(&self) -> impl Iterator<Item = &PathBuf> {
+        self.discover.iter().map(|(_, p)| p).chain(&self.beyond).chain(std::iter::once(&self.structure))
+    }
+}
+
 /// One model's job: each unit from the cache, or computed and stored.
 fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings: &[u8]) -> anyhow::Result<Analysed> {
     let r = &m.result;
-    let key = |parts: &[&[u8]]| {
-        let base: [&[u8]; 3] = [r.sha256.as_bytes(), settings, &DISCOVERY_REVISION.to_le_bytes()];
-        short_hash(&[&base[..], parts].concat())
-    };
+    let units = UnitPaths::of(&run.out, r, settings);
     let mut log = Log::default();
     let (mut discoveries, mut beyond) = (Vec::new(), Vec::new());
-    // Units: a discovery per task, §8 per task on seed 0, §9.
-    let units = if r.seed == 0 { 5 } else { 3 };
-    let pb = run.progress.bar(units, &format!("{}/{}", r.regime.name(), r.seed));
-    for task in [Task::circle(), Task::line()] {
+    let pb = run.progress.bar(units.all().count() as u64, &format!("{}/{}", r.regime.name(), r.seed));
+    for (i, (task, path)) in units.discover.iter().enumerate() {
         pb.set_message(format!("discovering the {task} circuit"));
-        let stem = format!("{}-seed{}-{}", r.regime, r.seed, task.name);
-        let path = run.out.join("discover").join(format!("{stem}-{}.json", key(&[task.name.as_bytes(), &[]])));
-        let (d, cached) = cached_or(run, &path, &mut log, "discover", || {
+        let (d, cached) = cached_or(run, path, &mut log, "discover", || {
             let model_path = run.out.join(&r.path);
-            discover_model(&run.mnist, (&m.checkpoint, &model_path, &r.sha256), &task, flags, true)
+            discover_model(&run.mnist, (&m.checkpoint, &model_path, &r.sha256), task, flags, true)
         })?;
         pb.inc(1);
-        if r.seed == 0 {
+        if let Some(bpath) = units.beyond.get(i) {
             pb.set_message(format!("STUDY §8 on {task}"));
-            let name = format!("{stem}-{}.json", key(&[task.name.as_bytes(), BEYOND_SCHEMA.as_bytes()]));
-            let (b, _) = cached_or(run, &run.out.join("beyond").join(name), &mut log, "beyond", || {
+            let (b, _) = cached_or(run, bpath, &mut log, "beyond", || {
                 let who = (Some(r.regime), Some(r.seed));
                 analyse(&run.mnist, &m.checkpoint.model, who, &d, &AcdcConfig::default(), ACDC_PAIRS)
                     .with_context(|| format!("attribution and faithfulness of {} on {task}", r.regime))
@@ -115,13 +173,12 @@ fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings
             beyond.push(b);
             pb.inc(1);
         }
-        discoveries.push((task, d, path, cached));
+        discoveries.push((task.clone(), d, path.clone(), cached));
     }
-    let name = format!("{}-seed{}-{}.json", r.regime, r.seed, key(&[STRUCTURE_SCHEMA.as_bytes()]));
     let discs: Vec<&DiscoverOutput> = discoveries.iter().map(|(_, d, _, _)| d).collect();
     let (split, seed) = (flags.split.of(&run.mnist), flags.config.seed);
     pb.set_message("STUDY §9");
-    let (structure, _) = cached_or(run, &run.out.join("structure").join(name), &mut log, "structure", || {
+    let (structure, _) = cached_or(run, &units.structure, &mut log, "structure", || {
         analyse_structure(&m.checkpoint, split, &discs, seed)
             .with_context(|| format!("STUDY §9 on {} seed {}", r.regime, r.seed))
     })?;
@@ -130,8 +187,9 @@ fn analyse_model(run: &Run<'_>, m: &Trained, flags: &DiscoverySettings, settings
 }
 
 /// The unit at `path` from the cache, or `compute`d, stored and timed
-/// under `stage`; its record joins `log`. Returns it and whether it was
-/// cached.
+/// under `stage`, under the unit's claim (another process sharing the
+/// output directory may be computing it); its record joins `log`. Returns
+/// it and whether it was cached.
 fn cached_or<T: serde::Serialize + serde::de::DeserializeOwned>(
     run: &Run<'_>,
     path: &Path,
@@ -143,11 +201,27 @@ fn cached_or<T: serde::Serialize + serde::de::DeserializeOwned>(
         log.files.push(record);
         return Ok((v, true));
     }
-    let t = Instant::now();
-    let v = compute()?;
-    log.seconds.push((stage, t.elapsed().as_secs_f64()));
-    log.files.push(run.put_json(path, &v)?);
-    Ok((v, false))
+    let mut seconds = None;
+    let what = format!("reproduce {}", run.args.profile);
+    let quiet_fetch = || match cache::lookup(&cache::listing_path(path), &[path]) {
+        Lookup::Hit(mut b) => serde_json::from_slice::<T>(&b.pop()?).ok(),
+        _ => None,
+    };
+    let (v, source) = claimed_unit(path, &what, &run.progress, quiet_fetch, |claim| {
+        let t = Instant::now();
+        let v = compute()?;
+        seconds = Some(t.elapsed().as_secs_f64());
+        anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process; not writing it", path.display());
+        Ok(v)
+    })?;
+    match seconds {
+        Some(s) => {
+            log.seconds.push((stage, s));
+            log.files.push(run.put_json(path, &v)?);
+        }
+        None => log.files.push(run.fetch_json::<T>(path).context("a unit another process wrote went missing")?.1),
+    }
+    Ok((v, !matches!(source, Source::Computed)))
 }
 
 /// One discovery's line in the results. Its discovery time is measured
