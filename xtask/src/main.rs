@@ -55,6 +55,14 @@ enum Command {
 }
 
 fn main() {
+    // Output piped into `head` ends quietly when the pipe closes, as other
+    // Unix tools do, rather than panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default, before any
+    // thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

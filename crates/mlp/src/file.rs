@@ -372,7 +372,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, MlpError> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some((pid, host)) = temp_owner(&name) else { continue };
-        let gone = if proc && host.is_none_or(|h| h == here) {
+        let gone = if proc && !host.is_some_and(|h| h != here) {
             pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
         } else {
             let day = std::time::Duration::from_secs(86_400);

@@ -621,9 +621,15 @@ pub struct Metric {
     pub label: &'static str,
 }
 
+/// A unit's point on the plan's axes: (axis name, value).
+pub type AxisValues = [(String, String)];
+
+/// One unit's value of a metric, with its point on the axes.
+pub type MetricRow<'a> = (&'a AxisValues, f64);
+
 /// The metrics drawn against each swept axis: (metric, per-unit values
 /// with their axes).
-pub fn metric_rows(results: &SweepResults) -> Vec<(Metric, Vec<(&[(String, String)], f64)>)> {
+pub fn metric_rows(results: &SweepResults) -> Vec<(Metric, Vec<MetricRow<'_>>)> {
     let m = |name, label| Metric { name, label };
     let models = |f: fn(&SweepModel) -> f64| results.models.iter().map(|u| (u.axes.as_slice(), f(u))).collect();
     let discs = |f: fn(&SweepDiscovery) -> Option<f64>| {
@@ -658,7 +664,7 @@ pub struct AxisPoint {
 
 /// A metric's values against axis `axis`: grouped by every other axis but
 /// the seed, summarised over seeds, in the axis' order.
-pub fn against_axis(axes: &[Axis], axis: &str, rows: &[(&[(String, String)], f64)]) -> Vec<AxisPoint> {
+pub fn against_axis(axes: &[Axis], axis: &str, rows: &[MetricRow<'_>]) -> Vec<AxisPoint> {
     let swept: Vec<&str> = axes
         .iter()
         .filter(|a| a.swept() && a.name != axis && a.name != "train.seed")
