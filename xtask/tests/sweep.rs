@@ -1,0 +1,215 @@
+//! `sweep`: bad plans refused with the axis named, shards that together
+//! compute each unit once, two processes sharing one directory through
+//! claims, an abandoned claim picked up, and a report that lists what is
+//! missing. (`.ci/slurm-test` runs the same plans through a real Slurm.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::xtask;
+use modcirc_study::sweep::SweepResults;
+
+/// A plan small enough for a test: 2 regimes x 2 seeds of a 784-16-16-10
+/// net, 40 steps, one task, 2 resamples of 20 pairs.
+const TINY: &str = r#"
+[train]
+regime = ["vanilla", "bimt"]
+seed = [0, 1]
+steps = [40]
+sizes = ["784-16-16-10"]
+
+[discover]
+task = ["line"]
+k = [5]
+bootstraps = [2]
+sample = [20]
+"#;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("modcirc-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_plan(d: &Path, text: &str) -> PathBuf {
+    let p = d.join("plan.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The results with every time zeroed: what must not depend on who ran it.
+fn untimed(path: &Path) -> SweepResults {
+    let mut r: SweepResults = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for m in &mut r.models {
+        m.train_seconds = 0.0;
+    }
+    for d in &mut r.discoveries {
+        d.discovery_seconds = modcirc_metrics::Summary { mean: 0.0, lo: 0.0, hi: 0.0, n: 0 };
+    }
+    for a in &mut r.analyses {
+        a.seconds = 0.0;
+    }
+    r
+}
+
+/// "N units computed" of a shard's closing line.
+fn computed(out: &str) -> usize {
+    let line = out.lines().find(|l| l.contains("units computed")).unwrap_or_else(|| panic!("no closing line: {out}"));
+    line.split(", ").find_map(|p| p.strip_suffix(" units computed")).unwrap().parse().unwrap()
+}
+
+#[test]
+fn bad_plans_and_flags_are_refused_with_what_is_wrong() {
+    let d = dir("bad");
+    for (text, says) in [
+        ("[train]\nlamda = [0.1]\n", "unknown field `lamda`"),
+        ("[train]\nregime = [\"bimtt\"]\n", "train.regime: \"bimtt\""),
+        ("[train]\nseed = []\n", "train.seed is empty"),
+        ("[discover]\nk = [500]\n", "discover.k: 500 is wider than a hidden layer"),
+    ] {
+        let plan = write_plan(&d, text);
+        let o = xtask(&["sweep", "plan", s(&plan)]);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says) && err.contains("plan.toml"), "{text}: {err}");
+    }
+    let plan = write_plan(&d, TINY);
+    for (shard, says) in [("4/4", "I must be in 0..=3"), ("1/0", "N must be in 1..=100000"), ("x", "is not I/N")] {
+        let o = xtask(&["sweep", "run", s(&plan), "--shard", shard, "--out", s(&d.join("o"))]);
+        assert_eq!(o.status.code(), Some(2), "{shard}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{shard}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    // 1 000 seeds x 4 lambdas: 4 000 models, refused without --yes.
+    let seeds: Vec<String> = (0..1000).map(|s| s.to_string()).collect();
+    let big = format!("[train]\nregime=[\"l1\"]\nseed=[{}]\nlambda=[0.1,0.2,0.3,0.4]\n", seeds.join(","));
+    let plan = write_plan(&d, &big);
+    let o = xtask(&["sweep", "plan", s(&plan)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("16000 units (4000 models), above the limit of 2000") && err.contains("--yes"), "{err}");
+    assert!(!d.join("o").exists(), "nothing written");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn shards_compute_each_unit_once_and_gather_what_one_process_does() {
+    let d = dir("shards");
+    let plan = write_plan(&d, TINY);
+    let (one, two) = (d.join("one"), d.join("two"));
+    let out = ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&one)]));
+    assert_eq!(computed(&out), 4 + 4 + 4, "{out}");
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&one)]));
+
+    // Half the shards: the report says what is missing, and where to look.
+    let first = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "0/2", "--out", s(&two)]));
+    let o = xtask(&["sweep", "report", s(&plan), "--out", s(&two)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("of 12 units are not in") && err.contains("sweep status"), "{err}");
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
+    assert!(status.contains("6 of 12 units done") && status.contains("missing"), "{status}");
+    let second = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "1/2", "--out", s(&two)]));
+    assert_eq!(computed(&first) + computed(&second), 12, "each unit computed by one shard");
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&two)]));
+    assert_eq!(untimed(&one.join("results.json")), untimed(&two.join("results.json")));
+    let csv = std::fs::read_to_string(two.join("units.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 12, "a row per unit");
+    assert!(two.join("figures/logit_difference_vs_regime.png").exists());
+    for name in std::fs::read_dir(one.join("models")).unwrap().map(|e| e.unwrap().file_name()) {
+        let (a, b) =
+            (std::fs::read(one.join("models").join(&name)).unwrap(), std::fs::read(two.join("models").join(&name)));
+        if name.to_string_lossy().ends_with(".safetensors") {
+            assert_eq!(a, b.unwrap(), "{name:?}: the same bytes whichever shard trained it");
+        }
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn two_processes_on_one_directory_share_the_work_through_claims() {
+    let d = dir("claims");
+    let plan = write_plan(&d, TINY);
+    let out = d.join("out");
+    // A claim left by a process that no longer exists: picked up again.
+    let models = out.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let listing = ok(&xtask(&["sweep", "plan", s(&plan), "--out", s(&out)]));
+    let key = listing
+        .lines()
+        .find(|l| l.contains("vanilla") && l.contains("seed 0"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let claim = models.join(format!("vanilla-seed0-{key}.safetensors.claim"));
+    let host = modcirc_mlp::file::host_name();
+    std::fs::write(&claim, format!(r#"{{"host":"{host}","pid":4999999,"started":1,"what":"killed","token":"x"}}"#))
+        .unwrap();
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&out)]));
+    assert!(status.contains("1 abandoned") && status.contains("process 4999999"), "{status}");
+
+    let bin = env!("CARGO_BIN_EXE_xtask");
+    let data = common::root().join("fixtures/mnist");
+    let spawn = || {
+        std::process::Command::new(bin)
+            .args(["sweep", "run", s(&plan), "--out", s(&out), "--jobs", "2", "--quiet", "--data-dir", s(&data)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (ok(&a.wait_with_output().unwrap()), ok(&b.wait_with_output().unwrap()));
+    assert_eq!(computed(&a) + computed(&b), 12, "each unit computed once:\n{a}\n{b}");
+    assert!(!claim.exists(), "the abandoned claim was taken over and released");
+    let left: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".claim") || n.contains(".tmp") || n.contains(".abandoned-")
+        })
+        .collect();
+    assert!(left.is_empty(), "claims or temporary files left: {left:?}");
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&out)]));
+    assert!(status.contains("12 of 12 units done"), "{status}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn reproduce_report_only_lists_what_the_shards_have_not_made() {
+    let d = dir("report-only");
+    let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--out", s(&d)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--report-only: 10 of 10 models are not in") && err.contains("--shard"), "{err}");
+    let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--shard", "0/2", "--out", s(&d)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.join("results.json").exists());
+    std::fs::remove_dir_all(d).unwrap();
+}
