@@ -153,6 +153,11 @@ impl Sweep {
         let mut models = Vec::with_capacity(plan.models.len());
         for point in &plan.models {
             let mnist = &data[&point.data_dir].1;
+            let sizes = &point.config.sizes;
+            mnist
+                .train
+                .check_fits("train", sizes[0], sizes[sizes.len() - 1])
+                .map_err(|e| anyhow::anyhow!("{}: train.sizes {}: {e}", args.plan.display(), sweep_sizes(sizes)))?;
             let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
             let key = model_key(&point.config, &sums, &DeviceSpec::Cpu.to_string())?;
             let c = &point.config;
@@ -208,6 +213,10 @@ impl Sweep {
             .map(|a| (a.name.clone(), self.plan.value_of(&a.name, &m.point, s, task)))
             .collect()
     }
+}
+
+fn sweep_sizes(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
 }
 
 /// The units of the plan as `status` sees them.
@@ -286,7 +295,7 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             c.steps,
             c.lambda,
             c.swap_every,
-            c.sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
+            sweep_sizes(&c.sizes),
             c.activation,
             m.cost
         );

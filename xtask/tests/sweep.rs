@@ -78,6 +78,7 @@ fn bad_plans_and_flags_are_refused_with_what_is_wrong() {
         ("[train]\nregime = [\"bimtt\"]\n", "train.regime: \"bimtt\""),
         ("[train]\nseed = []\n", "train.seed is empty"),
         ("[discover]\nk = [500]\n", "discover.k: 500 is wider than a hidden layer"),
+        ("[train]\nsizes = [\"100-20-10\"]\n[discover]\nk = [5]\n", "train.sizes 100-20-10"),
     ] {
         let plan = write_plan(&d, text);
         let o = xtask(&["sweep", "plan", s(&plan)]);

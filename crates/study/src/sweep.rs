@@ -677,7 +677,14 @@ pub fn against_axis(axes: &[Axis], axis: &str, rows: &[MetricRow<'_>]) -> Vec<Ax
         let Some(value) = get(row, axis) else { continue };
         let series = swept
             .iter()
-            .filter_map(|n| get(row, n).map(|v| format!("{}={v}", n.split('.').nth(1).unwrap_or(n))))
+            .filter_map(|n| {
+                // A regime or task names itself; other values need their axis.
+                let v = get(row, n)?;
+                Some(match *n {
+                    "train.regime" | "discover.task" => v,
+                    _ => format!("{}={v}", n.split('.').nth(1).unwrap_or(n)),
+                })
+            })
             .collect::<Vec<_>>()
             .join(", ");
         match groups.iter_mut().find(|g| g.0 == series && g.1 == value) {
@@ -703,8 +710,8 @@ pub fn numeric_axis(axis: &Axis) -> bool {
     axis.values.iter().all(|v| v.parse::<f64>().is_ok())
 }
 
-/// The distinct units of the plan whose keys are in `keys`, for errors
-/// listing what is missing: at most `shown` names, then a count.
+/// Names for an error that lists what is missing: at most `shown` of
+/// them, then how many more.
 pub fn list_some(names: &BTreeSet<String>, shown: usize) -> String {
     let mut s: Vec<String> = names.iter().take(shown).cloned().collect();
     if names.len() > shown {
@@ -904,7 +911,7 @@ mod tests {
         let pts = against_axis(&axes, "train.lambda", &input);
         assert_eq!(pts.len(), 3);
         let first = &pts[1];
-        assert_eq!((first.series.as_str(), first.value.as_str(), first.seeds), ("regime=l1", "0.1", 2));
+        assert_eq!((first.series.as_str(), first.value.as_str(), first.seeds), ("l1", "0.1", 2));
         assert_eq!(first.summary.mean, 2.0);
         assert!(first.summary.lo < 2.0 && first.summary.hi > 2.0);
         assert_eq!(pts[2].value, "0.01", "in the axis' order");
