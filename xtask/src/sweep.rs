@@ -18,9 +18,9 @@ use modcirc_study::claim::{self, ClaimState};
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::structure::{analyse_structure, StructureResult};
 use modcirc_study::sweep::{
-    against_axis, assign, cost, discovery_key, list_some, metric_rows, model_key, numeric_axis, structure_key,
-    ModelPoint, Plan, SettingPoint, Shard, SlurmJob, SweepAnalysis, SweepDiscovery, SweepModel, SweepResults,
-    SWEEP_SCHEMA,
+    against_axis, assign, cost, discovery_key, list_some, metric_rows, model_key, numeric_axis, sizes_name,
+    structure_key, ModelPoint, Plan, SettingPoint, Shard, SlurmJob, SweepAnalysis, SweepDiscovery, SweepModel,
+    SweepResults, SWEEP_SCHEMA,
 };
 
 use crate::common::{
@@ -157,7 +157,7 @@ impl Sweep {
             mnist
                 .train
                 .check_fits("train", sizes[0], sizes[sizes.len() - 1])
-                .map_err(|e| anyhow::anyhow!("{}: train.sizes {}: {e}", args.plan.display(), sweep_sizes(sizes)))?;
+                .map_err(|e| anyhow::anyhow!("{}: train.sizes {}: {e}", args.plan.display(), sizes_name(sizes)))?;
             let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
             let key = model_key(&point.config, &sums, &DeviceSpec::Cpu.to_string())?;
             let c = &point.config;
@@ -181,9 +181,7 @@ impl Sweep {
     /// The SHA-256 of a model's checkpoint as its listing records it, when
     /// the model is done.
     fn model_sha(&self, m: &ModelUnit) -> Option<String> {
-        let listing = std::fs::read_to_string(cache::listing_path(&m.path)).ok()?;
-        let name = m.path.file_name()?.to_string_lossy().into_owned();
-        listing.lines().find_map(|l| l.split_once("  ").filter(|(_, n)| *n == name).map(|(h, _)| h.to_string()))
+        cache::recorded_sha256(&m.path)
     }
 
     fn stem(m: &ModelUnit) -> String {
@@ -213,10 +211,6 @@ impl Sweep {
             .map(|a| (a.name.clone(), self.plan.value_of(&a.name, &m.point, s, task)))
             .collect()
     }
-}
-
-fn sweep_sizes(sizes: &[usize]) -> String {
-    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
 }
 
 /// The units of the plan as `status` sees them.
@@ -295,7 +289,7 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             c.steps,
             c.lambda,
             c.swap_every,
-            sweep_sizes(&c.sizes),
+            sizes_name(&c.sizes),
             c.activation,
             m.cost
         );
@@ -391,14 +385,6 @@ fn run_shard(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A cached JSON unit, parsed; `None` when missing or stale.
-fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    match cache::lookup(&cache::listing_path(path), &[path]) {
-        Lookup::Hit(mut bytes) => serde_json::from_slice(&bytes.pop()?).ok(),
-        _ => None,
-    }
-}
-
 /// Writes a JSON unit, if the claim is still ours, and records it.
 fn put_json<T: serde::Serialize>(path: &Path, value: &T, claim: &claim::Claim) -> anyhow::Result<()> {
     anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process; not writing it", path.display());
@@ -475,7 +461,7 @@ fn run_model(
                 &path,
                 what,
                 progress,
-                || fetch_json::<DiscoverOutput>(&path),
+                || cache::fetch_json::<DiscoverOutput>(&path),
                 |claim| {
                     let d = discover_model(mnist, (&ck, &model_rel, &sha), task, &point.settings, true)?;
                     put_json(&path, &d, claim)?;
@@ -498,7 +484,7 @@ fn run_model(
             &path,
             what,
             progress,
-            || fetch_json::<StructureResult>(&path),
+            || cache::fetch_json::<StructureResult>(&path),
             |claim| {
                 let discs: Vec<&DiscoverOutput> = found.iter().collect();
                 let split = point.settings.split.of(sw.mnist(m));
@@ -542,7 +528,7 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
         for (s, point) in sw.plan.settings.iter().enumerate() {
             for task in &sw.plan.tasks {
                 let path = sw.discovery_path(m, &sha, s, task);
-                let Some(d) = fetch_json::<DiscoverOutput>(&path) else {
+                let Some(d) = cache::fetch_json::<DiscoverOutput>(&path) else {
                     missing.insert(sw.rel(&path));
                     continue;
                 };
@@ -560,7 +546,7 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
                 });
             }
             let path = sw.structure_path(m, &sha, s);
-            let Some(r) = fetch_json::<StructureResult>(&path) else {
+            let Some(r) = cache::fetch_json::<StructureResult>(&path) else {
                 missing.insert(sw.rel(&path));
                 continue;
             };

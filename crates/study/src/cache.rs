@@ -93,9 +93,7 @@ pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
             };
         }
     };
-    let recorded = |name: &str| {
-        text.lines().find_map(|l| l.split_once("  ").filter(|(_, n)| *n == name).map(|(h, _)| h.to_string()))
-    };
+    let recorded = |name: &str| recorded_in(&text, name);
     let mut out = Vec::with_capacity(files.len());
     for f in files {
         let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -116,6 +114,28 @@ pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
         out.push(bytes);
     }
     Lookup::Hit(out)
+}
+
+/// The SHA-256 a listing's text records for the file `name`.
+fn recorded_in(listing: &str, name: &str) -> Option<String> {
+    listing.lines().find_map(|l| l.split_once("  ").filter(|(_, n)| *n == name).map(|(h, _)| h.to_string()))
+}
+
+/// The SHA-256 the unit's listing records for its main file `path`,
+/// without reading the file: whether, and as what, a unit is done (a
+/// sweep's discoveries are keyed by their model's hash).
+pub fn recorded_sha256(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(listing_path(path)).ok()?;
+    recorded_in(&text, &path.file_name()?.to_string_lossy())
+}
+
+/// A cached JSON unit, parsed, when its listing says it is intact;
+/// `None` when it is missing, stale or does not parse.
+pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    match lookup(&listing_path(path), &[path]) {
+        Lookup::Hit(mut bytes) => serde_json::from_slice(&bytes.pop()?).ok(),
+        _ => None,
+    }
 }
 
 /// A file of a run's output, as `results.json` lists it.

@@ -131,9 +131,15 @@ pub fn state(main: &Path) -> ClaimState {
 /// cannot be parsed (a holder killed while writing it) reads as a holder
 /// of unknown host, so only its age can abandon it.
 fn read_claim(path: &Path) -> Option<(Holder, Duration)> {
-    let meta = std::fs::metadata(path).ok()?;
+    use std::io::Read;
+    // Opened before its times are read: on NFS, opening revalidates the
+    // attributes (close-to-open), where a plain stat may answer from a
+    // cache up to a minute old.
+    let mut file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
     let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
-    let text = std::fs::read_to_string(path).ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
     let holder = serde_json::from_str(&text).unwrap_or_else(|_| Holder {
         host: "(unreadable claim)".into(),
         pid: 0,

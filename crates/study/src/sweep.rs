@@ -403,7 +403,8 @@ fn parse_sizes(s: &str) -> Result<Vec<usize>, String> {
     Ok(widths)
 }
 
-fn sizes_name(sizes: &[usize]) -> String {
+/// Widths as a plan writes them: `784-100-100-10`.
+pub fn sizes_name(sizes: &[usize]) -> String {
     sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
 }
 

@@ -203,17 +203,23 @@ fn cached_or<T: serde::Serialize + serde::de::DeserializeOwned>(
     }
     let mut seconds = None;
     let what = format!("reproduce {}", run.args.profile);
-    let quiet_fetch = || match cache::lookup(&cache::listing_path(path), &[path]) {
-        Lookup::Hit(mut b) => serde_json::from_slice::<T>(&b.pop()?).ok(),
-        _ => None,
-    };
-    let (v, source) = claimed_unit(path, &what, &run.progress, quiet_fetch, |claim| {
-        let t = Instant::now();
-        let v = compute()?;
-        seconds = Some(t.elapsed().as_secs_f64());
-        anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process; not writing it", path.display());
-        Ok(v)
-    })?;
+    let (v, source) = claimed_unit(
+        path,
+        &what,
+        &run.progress,
+        || cache::fetch_json::<T>(path),
+        |claim| {
+            let t = Instant::now();
+            let v = compute()?;
+            seconds = Some(t.elapsed().as_secs_f64());
+            anyhow::ensure!(
+                claim.still_held(),
+                "{}: lost its claim to another process; not writing it",
+                path.display()
+            );
+            Ok(v)
+        },
+    )?;
     match seconds {
         Some(s) => {
             log.seconds.push((stage, s));
