@@ -189,6 +189,49 @@ fn two_processes_on_one_directory_share_the_work_through_claims() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+#[test]
+fn a_run_killed_mid_training_leaves_a_claim_the_next_run_takes_over() {
+    let d = dir("killed");
+    // One model that trains for a second or two: time to kill it.
+    let plan = write_plan(
+        &d,
+        "[train]\nregime = [\"bimt\"]\nseed = [0]\nsteps = [3000]\n[discover]\ntask = [\"line\"]\nbootstraps = [2]\nsample = [20]\n",
+    );
+    let out = d.join("out");
+    let data = common::root().join("fixtures/mnist");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["sweep", "run", s(&plan), "--out", s(&out), "--quiet", "--data-dir", s(&data)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let claimed = || walk_if(&out.join("models")).into_iter().any(|p| p.to_string_lossy().ends_with(".claim"));
+    let t = std::time::Instant::now();
+    while !claimed() && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(claimed(), "the run claimed its model");
+    child.kill().unwrap(); // SIGKILL: no destructor runs, the claim stays
+    child.wait().unwrap();
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&out)]));
+    assert!(status.contains("0 of 3 units done") && status.contains("1 abandoned"), "{status}");
+    let again = ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&out)]));
+    assert_eq!(computed(&again), 3, "{again}");
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&out)]));
+    assert!(status.contains("3 of 3 units done"), "{status}");
+    let left: Vec<_> = walk(&out).into_iter().filter(|p| p.to_string_lossy().contains(".claim")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+fn walk_if(d: &Path) -> Vec<PathBuf> {
+    if d.is_dir() {
+        walk(d)
+    } else {
+        Vec::new()
+    }
+}
+
 fn walk(d: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(d).unwrap().flatten() {
