@@ -269,11 +269,13 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         println!("  {:<20} {}{}", a.name, a.values.join(", "), if a.swept() { "   (swept)" } else { "" });
     }
     println!(
-        "{} trainings, {} discoveries ({} settings x {} tasks per model), {} STUDY §9 analyses",
+        "{} trainings, {} discoveries ({} discovery setting{} x {} task{} per model), {} STUDY §9 analyses",
         p.models.len(),
         p.models.len() * p.settings.len() * p.tasks.len(),
         p.settings.len(),
+        if p.settings.len() == 1 { "" } else { "s" },
         p.tasks.len(),
+        if p.tasks.len() == 1 { "" } else { "s" },
         p.models.len() * p.settings.len()
     );
     println!("\nmodel units (each with its discoveries and analyses; estimated CPU seconds):");
@@ -706,18 +708,30 @@ fn draw(dir: &Path, r: &SweepResults) -> anyhow::Result<Vec<PathBuf>> {
                     false,
                 )?
             } else {
+                // Bar labels are short: the other axes' values alone, in
+                // the order the title names them.
+                let bare = |series: &str| {
+                    series
+                        .split(", ")
+                        .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 let bars: Vec<Bar> = points
                     .iter()
                     .map(|p| Bar {
                         label: if p.series.is_empty() {
                             p.value.clone()
                         } else {
-                            format!("{} ({})", p.value, p.series)
+                            format!("{}, {}", p.value, bare(&p.series))
                         },
                         segments: vec![(metric.name.to_string(), p.summary.mean)],
                         interval: (p.seeds > 1).then_some((p.summary.lo, p.summary.hi)),
                     })
                     .collect();
+                let others = &points[0].series_axes;
+                let title =
+                    if others.is_empty() { title } else { format!("{title} (bars: {short}, {})", others.join(", ")) };
                 bar_chart(&stem, &title, metric.label, &bars)?
             };
             written.extend(files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "png")));

@@ -217,7 +217,9 @@ pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
     };
     let title_owned = title.to_string();
     check_data(stem, "bar chart", std::iter::once((&title_owned, bars.len(), bars.iter().all(finite))))?;
-    render!(stem, (720, 480), draw_bars, title, y_label, bars)
+    // Wide enough for each bar's label: about 110 pixels a bar.
+    let width = (bars.len() as u32).saturating_mul(110).saturating_add(120).clamp(720, 4000);
+    render!(stem, (width, 480), draw_bars, title, y_label, bars)
 }
 
 /// The label of the category at integer position `v` of a categorical x

@@ -654,6 +654,9 @@ pub fn metric_rows(results: &SweepResults) -> Vec<(Metric, Vec<MetricRow<'_>>)> 
 pub struct AxisPoint {
     /// The series: the other swept axes' values.
     pub series: String,
+    /// The axes that name the series (short names: `lambda`, `task`), in
+    /// the order `series` gives their values.
+    pub series_axes: Vec<String>,
     /// The axis' value.
     pub value: String,
     /// Over seeds: the mean, and Student's t interval from two seeds on
@@ -666,11 +669,14 @@ pub struct AxisPoint {
 /// A metric's values against axis `axis`: grouped by every other axis but
 /// the seed, summarised over seeds, in the axis' order.
 pub fn against_axis(axes: &[Axis], axis: &str, rows: &[MetricRow<'_>]) -> Vec<AxisPoint> {
+    // The other swept axes the rows have (an analysis has no task).
     let swept: Vec<&str> = axes
         .iter()
         .filter(|a| a.swept() && a.name != axis && a.name != "train.seed")
+        .filter(|a| rows.iter().any(|(row, _)| row.iter().any(|(n, _)| *n == a.name)))
         .map(|a| a.name.as_str())
         .collect();
+    let series_axes: Vec<String> = swept.iter().map(|n| n.split('.').nth(1).unwrap_or(n).to_string()).collect();
     let order = axes.iter().find(|a| a.name == axis).map(|a| a.values.clone()).unwrap_or_default();
     let get = |row: &[(String, String)], name: &str| row.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let mut groups: Vec<(String, String, Vec<f64>)> = Vec::new();
@@ -697,7 +703,7 @@ pub fn against_axis(axes: &[Axis], axis: &str, rows: &[MetricRow<'_>]) -> Vec<Ax
         .into_iter()
         .filter_map(|(series, value, vals)| {
             let summary = Summary::t_interval(&vals).or_else(|| Summary::of(&vals))?;
-            Some(AxisPoint { series, value, summary, seeds: vals.len() })
+            Some(AxisPoint { series, series_axes: series_axes.clone(), value, summary, seeds: vals.len() })
         })
         .collect();
     let rank = |v: &str| order.iter().position(|o| o == v).unwrap_or(usize::MAX);
@@ -913,6 +919,7 @@ mod tests {
         assert_eq!(pts.len(), 3);
         let first = &pts[1];
         assert_eq!((first.series.as_str(), first.value.as_str(), first.seeds), ("l1", "0.1", 2));
+        assert_eq!(first.series_axes, ["regime"]);
         assert_eq!(first.summary.mean, 2.0);
         assert!(first.summary.lo < 2.0 && first.summary.hi > 2.0);
         assert_eq!(pts[2].value, "0.01", "in the axis' order");
