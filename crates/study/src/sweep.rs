@@ -309,10 +309,10 @@ impl Plan {
                 for &ablation in &ablations {
                     for &bootstraps in &boots {
                         for &sample in &samples {
+                            // The study's discovery, K-sensitivity rules
+                            // included, with this point's values: a plan of
+                            // the study's values has reproduce's units.
                             let mut s = DiscoverySettings::default();
-                            // The K axis is how a sweep asks how the
-                            // metrics move with K: no comparison rules.
-                            s.config.compare = Vec::new();
                             s.config.selection = SelectionRule::top_k(k);
                             s.config.eps = eps;
                             s.config.ablation = ablation;
@@ -835,8 +835,7 @@ mod tests {
         assert_eq!(p.models.len(), 25);
         assert_eq!(p.tasks.len(), 2);
         assert_eq!(p.settings.len(), 1);
-        let s = &p.settings[0].settings.config;
-        assert_eq!((s.bootstraps, s.sample, s.eps), (50, 500, 0.01));
+        assert_eq!(p.settings[0].settings, DiscoverySettings::default(), "reproduce's, K-sensitivity rules included");
         assert_eq!(p.models[0].config, TrainConfig::new(Regime::Vanilla));
         assert!(p
             .axes
