@@ -68,6 +68,32 @@ pub struct Circuit {
     n_weights: usize,
 }
 
+/// The hidden neurons that edges `[layer, output, input]` touch, per hidden
+/// layer of the given widths: an edge of layer `l > 0` reads neuron `input`
+/// of hidden layer `l - 1`, and an edge of any layer but the output layer
+/// writes neuron `output` of hidden layer `l`. The node rule of
+/// [`Circuit::from_edges`], for edge lists from elsewhere (ACDC, top-|EAP|).
+///
+/// ```
+/// // Two hidden layers of 3 and 2; an input edge into neuron 2, an edge
+/// // from it to neuron 0 of layer 2, an output edge from neuron 1.
+/// let nodes = modcirc_acdc::touched_neurons(&[3, 2], [[0, 2, 7], [1, 0, 2], [2, 4, 1]]);
+/// assert_eq!(nodes, vec![vec![2], vec![0, 1]]);
+/// ```
+pub fn touched_neurons(widths: &[usize], edges: impl IntoIterator<Item = [usize; 3]>) -> Vec<Vec<usize>> {
+    let hidden = widths.len();
+    let mut touched: Vec<Vec<bool>> = widths.iter().map(|&w| vec![false; w]).collect();
+    for [l, o, i] in edges {
+        if l > 0 {
+            touched[l - 1][i] = true;
+        }
+        if l < hidden {
+            touched[l][o] = true;
+        }
+    }
+    touched.iter().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).collect()
+}
+
 /// The smallest |weight| of a layer that the eps edge rule keeps:
 /// `eps · max|W_l|` (STUDY §5).
 pub fn edge_threshold(weight: &[f32], eps: f64) -> f32 {
@@ -160,7 +186,7 @@ impl Circuit {
             return Err(AcdcError::Shape(format!("{} edge masks for {} layers", mask.len(), model.layers.len())));
         }
         let hidden = model.layers.len() - 1;
-        let mut touched: Vec<Vec<bool>> = model.layers[..hidden].iter().map(|l| vec![false; l.n_out]).collect();
+        let mut kept_edges = Vec::new();
         let mut kept = Vec::new();
         let mut removed = Vec::new();
         let mut n_edges = 0;
@@ -178,13 +204,7 @@ impl Circuit {
             for (idx, &keep) in m.iter().enumerate() {
                 if keep {
                     n_edges += 1;
-                    let (o, i) = (idx / layer.n_in, idx % layer.n_in);
-                    if l > 0 {
-                        touched[l - 1][i] = true;
-                    }
-                    if l < hidden {
-                        touched[l][o] = true;
-                    }
+                    kept_edges.push([l, idx / layer.n_in, idx % layer.n_in]);
                 } else {
                     r[idx] = k.weight[idx];
                     k.weight[idx] = 0.0;
@@ -193,7 +213,8 @@ impl Circuit {
             kept.push(k);
             removed.push(r);
         }
-        let nodes = touched.iter().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).collect();
+        let widths: Vec<usize> = model.layers[..hidden].iter().map(|l| l.n_out).collect();
+        let nodes = touched_neurons(&widths, kept_edges);
         Ok(Circuit {
             nodes,
             eps: 0.0,

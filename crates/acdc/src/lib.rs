@@ -56,7 +56,7 @@ pub use attribution::{
     edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, EdgeScores,
     FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
-pub use circuit::{edge_threshold, Ablation, Circuit, CircuitEval};
+pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
     discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,

@@ -200,7 +200,12 @@ pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StudyError> {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
                 let text = serde_json::to_vec(&me).map_err(|e| StudyError::Invalid(e.to_string()))?;
-                f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| StudyError::io(&path, e))?;
+                if let Err(e) = f.write_all(&text).and_then(|_| f.sync_all()) {
+                    // A claim that names no one would block the unit for
+                    // STALE_AFTER: remove it.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(StudyError::io(&path, e));
+                }
                 return Ok(Attempt::Won(start_heartbeat(path, me.token)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match state(main) {

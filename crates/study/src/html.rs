@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use modcirc_acdc::Circuit;
+use modcirc_acdc::{touched_neurons, Circuit};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
@@ -155,20 +155,6 @@ fn triple(s: &Summary, scale: f64) -> [f64; 3] {
     [s.mean * scale, s.lo * scale, s.hi * scale]
 }
 
-/// The hidden neurons the edges `[layer, output, input]` touch, per hidden layer.
-fn touched(hidden: usize, edges: &[[usize; 3]]) -> Vec<Vec<usize>> {
-    let mut sets = vec![BTreeSet::new(); hidden];
-    for &[l, o, i] in edges {
-        if l > 0 {
-            sets[l - 1].insert(i);
-        }
-        if l < hidden {
-            sets[l].insert(o);
-        }
-    }
-    sets.into_iter().map(|s| s.into_iter().collect()).collect()
-}
-
 /// A circuit of one task before its edges are numbered.
 struct CircuitEdges {
     task: String,
@@ -182,7 +168,7 @@ struct CircuitEdges {
 /// largest weights up to [`HTML_EDGE_CAP`].
 fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, StudyError> {
     let model = &input.checkpoint.model;
-    let hidden = model.layers.len() - 1;
+    let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     // Each circuit as an edge list first; indices into the model's edges at the end.
     let mut circuits: Vec<CircuitEdges> = Vec::new();
     let mut tasks = BTreeMap::new();
@@ -209,7 +195,7 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, StudyErro
             circuits.push(CircuitEdges {
                 task: task.clone(),
                 kind: "eap",
-                nodes: touched(hidden, &b.eap_edges),
+                nodes: touched_neurons(&widths, b.eap_edges.iter().copied()),
                 edges: b.eap_edges.clone(),
                 note,
             });
@@ -220,7 +206,7 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, StudyErro
             circuits.push(CircuitEdges {
                 task: task.clone(),
                 kind: "acdc",
-                nodes: touched(hidden, &b.acdc.kept),
+                nodes: touched_neurons(&widths, b.acdc.kept.iter().copied()),
                 edges: b.acdc.kept.clone(),
                 note,
             });
