@@ -27,14 +27,14 @@ use modcirc_study::report::{markdown, table3_csv};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::structure::StructureResult;
-use modcirc_study::sweep::{assign, cost, list_some, Shard};
+use modcirc_study::sweep::{assign, cost, list_some, Shard, UnitFiles};
 use modcirc_study::verdicts::{k_sensitivity, verdicts};
 
 use crate::common::{
     artifacts_dir, claimed_unit, model_key, refuse_overwrite, remove_stale_temps, repo_root, run_jobs, write_atomic,
     DataArgs, JobsArg, Progress, Source,
 };
-use crate::train::train_one;
+use crate::train::train_and_save;
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
@@ -155,9 +155,7 @@ impl Run<'_> {
 
     /// Writes a JSON unit and records it in its listing; returns its record.
     fn put_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> anyhow::Result<FileRecord> {
-        let bytes = serde_json::to_vec_pretty(value)?;
-        write_atomic(path, &bytes)?;
-        cache::record(&cache::listing_path(path), &[(path, &bytes)])?;
+        let bytes = cache::store_json(path, value)?;
         Ok(FileRecord::of(&self.out, path, &bytes))
     }
 
@@ -211,7 +209,6 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         args.data.dir().display()
     ));
     let seeds = args.seeds.map_or(settings.seeds, |s| s as u64);
-    let models = train_stage(&mut run, settings.steps, seeds)?;
     // The study's discovery (with the K-sensitivity rules), at the profile's size.
     let study = DiscoverySettings::default();
     let config = DiscoveryConfig {
@@ -221,6 +218,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         ..study.config
     };
     let flags = DiscoverySettings { config, ..study };
+    let models = train_stage(&mut run, settings.steps, seeds, &flags)?;
     let found = analyse::analyse_stage(&mut run, &models, &flags)?;
     if let Some(shard) = args.shard {
         println!(
@@ -265,20 +263,24 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
 }
 
 /// Trains every regime and seed, or reuses a cached checkpoint keyed by a
-/// hash of everything that determines its weights.
-fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Vec<Trained>> {
+/// hash of everything that determines its weights. `flags`, the analyses'
+/// settings, weigh each model's share under `--shard`.
+fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64, flags: &DiscoverySettings) -> anyhow::Result<Vec<Trained>> {
     let args = run.args;
     let mut planned = Vec::new();
     for seed in 0..seeds {
         for regime in Regime::ALL {
             let config = TrainConfig::new(regime).steps(steps).seed(seed);
             let key = model_key(&config, &run.mnist, args.device)?;
-            let path = run.out.join("models").join(format!("{regime}-seed{seed}-{key}.safetensors"));
+            let path = UnitFiles { out: &run.out, regime, seed }.model(&key);
             planned.push((config, path));
         }
     }
     if let Some(shard) = args.shard {
-        let groups: Vec<(String, f64)> = planned.iter().map(|(c, p)| (rel(&run.out, p), group_cost(c))).collect();
+        // A model with its discoveries on both tasks, STUDY §9, and STUDY
+        // §8 on both tasks for seed 0.
+        let cost = |c: &TrainConfig| cost::group(c, [flags], 2, if c.seed == 0 { 2 } else { 0 });
+        let groups: Vec<(String, f64)> = planned.iter().map(|(c, p)| (rel(&run.out, p), cost(c))).collect();
         let owner = assign(&groups, shard.count);
         planned = planned.into_iter().zip(owner).filter(|(_, s)| *s == shard.index).map(|(p, _)| p).collect();
     }
@@ -314,16 +316,7 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
         let fetch = || load_cached_model(shared, path, false);
         let (model, source) = claimed_unit(path, &what, progress, fetch, |claim| {
             let pb = progress.bar(config.steps as u64, &format!("{}/{}", config.regime.name(), config.seed));
-            let (meta, model, layout) = train_one(mnist, (*config).clone(), args.device, &args.data, &pb, jobs > 1)?;
-            anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process", path.display());
-            let saved =
-                checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
-            let sidecar = checkpoint::sidecar_path(path);
-            cache::record(&cache::listing_path(path), &[(path, &saved.weights), (&sidecar, &saved.sidecar)])?;
-            // The model as the file holds it (output permutation folded
-            // in), so that a resumed run computes the same bits.
-            let (model, layout) = checkpoint::from_bytes(&saved.weights, path, None)?;
-            Ok((Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved))
+            train_and_save(mnist, (*config).clone(), args.device, &args.data, &pb, jobs > 1, path, claim)
         })?;
         Ok((model, matches!(source, Source::Computed)))
     });
@@ -357,15 +350,6 @@ fn train_stage(run: &mut Run<'_>, steps: usize, seeds: u64) -> anyhow::Result<Ve
         models.push(Trained { result, checkpoint });
     }
     Ok(models)
-}
-
-/// The estimated cost of a study model with every unit that needs it
-/// (its discoveries on both tasks, STUDY §9, and STUDY §8 on seed 0): what
-/// `--shard` balances.
-fn group_cost(config: &TrainConfig) -> f64 {
-    let sizes = &config.sizes;
-    let beyond = if config.seed == 0 { 2.0 * cost::beyond(sizes) } else { 0.0 };
-    cost::train(config) + 2.0 * cost::discovery(sizes, &DiscoverySettings::default()) + cost::structure(sizes) + beyond
 }
 
 /// A cached checkpoint with its sidecar, both matching their recorded

@@ -18,9 +18,8 @@ use modcirc_study::claim::{self, ClaimState};
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::structure::{analyse_structure, StructureResult};
 use modcirc_study::sweep::{
-    against_axis, assign, cost, discovery_key, list_some, metric_rows, model_key, numeric_axis, sizes_name,
-    structure_key, ModelPoint, Plan, SettingPoint, Shard, SlurmJob, SweepAnalysis, SweepDiscovery, SweepModel,
-    SweepResults, SWEEP_SCHEMA,
+    against_axis, assign, cost, list_some, metric_rows, model_key, numeric_axis, sizes_name, ModelPoint, Plan,
+    SettingPoint, Shard, SlurmJob, SweepAnalysis, SweepDiscovery, SweepModel, SweepResults, UnitFiles, SWEEP_SCHEMA,
 };
 
 use crate::common::{
@@ -28,7 +27,7 @@ use crate::common::{
     Progress, Source,
 };
 use crate::discover::discover_model;
-use crate::train::train_one;
+use crate::train::train_and_save;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -144,12 +143,6 @@ impl Sweep {
             }
         }
         let settings_json = plan.settings.iter().map(|s| serde_json::to_vec(&s.settings)).collect::<Result<_, _>>()?;
-        let per_model = |sizes: &[usize]| -> f64 {
-            plan.settings
-                .iter()
-                .map(|s| cost::discovery(sizes, &s.settings) * plan.tasks.len() as f64 + cost::structure(sizes))
-                .sum()
-        };
         let mut models = Vec::with_capacity(plan.models.len());
         for point in &plan.models {
             let mnist = &data[&point.data_dir].1;
@@ -161,8 +154,8 @@ impl Sweep {
             let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
             let key = model_key(&point.config, &sums, &DeviceSpec::Cpu.to_string())?;
             let c = &point.config;
-            let path = out.join("models").join(format!("{}-seed{}-{key}.safetensors", c.regime, c.seed));
-            let cost = cost::train(c) + per_model(&c.sizes);
+            let path = UnitFiles { out: &out, regime: c.regime, seed: c.seed }.model(&key);
+            let cost = cost::group(c, plan.settings.iter().map(|s| &s.settings), plan.tasks.len(), 0);
             models.push(ModelUnit { point: point.clone(), key, path, cost });
         }
         Ok(Sweep { plan, out, data, models, settings_json })
@@ -184,18 +177,16 @@ impl Sweep {
         cache::recorded_sha256(&m.path)
     }
 
-    fn stem(m: &ModelUnit) -> String {
-        format!("{}-seed{}", m.point.config.regime, m.point.config.seed)
+    fn files(&self, m: &ModelUnit) -> UnitFiles<'_> {
+        UnitFiles { out: &self.out, regime: m.point.config.regime, seed: m.point.config.seed }
     }
 
     fn discovery_path(&self, m: &ModelUnit, sha: &str, s: usize, task: &Task) -> PathBuf {
-        let key = discovery_key(sha, &self.settings_json[s], task);
-        self.out.join("discover").join(format!("{}-{}-{key}.json", Sweep::stem(m), task.name))
+        self.files(m).discovery(sha, &self.settings_json[s], task)
     }
 
     fn structure_path(&self, m: &ModelUnit, sha: &str, s: usize) -> PathBuf {
-        let key = structure_key(sha, &self.settings_json[s]);
-        self.out.join("structure").join(format!("{}-{key}.json", Sweep::stem(m)))
+        self.files(m).structure(sha, &self.settings_json[s])
     }
 
     fn rel(&self, p: &Path) -> String {
@@ -389,10 +380,8 @@ fn run_shard(args: &RunArgs) -> anyhow::Result<()> {
 
 /// Writes a JSON unit, if the claim is still ours, and records it.
 fn put_json<T: serde::Serialize>(path: &Path, value: &T, claim: &claim::Claim) -> anyhow::Result<()> {
-    anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process; not writing it", path.display());
-    let bytes = serde_json::to_vec_pretty(value)?;
-    write_atomic(path, &bytes)?;
-    cache::record(&cache::listing_path(path), &[(path, &bytes)])?;
+    claim.ensure_held()?;
+    cache::store_json(path, value)?;
     Ok(())
 }
 
@@ -431,15 +420,7 @@ fn run_model(
         || fetch_model(&m.path),
         |claim| {
             let pb = progress.bar(c.steps as u64, &format!("{}/{}", c.regime.name(), c.seed));
-            let (meta, model, layout) = train_one(mnist, c.clone(), DeviceSpec::Cpu, data, &pb, concurrent)?;
-            pb.finish_and_clear();
-            anyhow::ensure!(claim.still_held(), "{}: lost its claim to another process", m.path.display());
-            let saved = checkpoint::save(&m.path, &model, &layout, &meta)
-                .with_context(|| format!("saving {}", m.path.display()))?;
-            let sidecar = checkpoint::sidecar_path(&m.path);
-            cache::record(&cache::listing_path(&m.path), &[(&m.path, &saved.weights), (&sidecar, &saved.sidecar)])?;
-            // The model as the file holds it, as every other unit reads it.
-            let ck = checkpoint::load_bytes(&saved.weights, &m.path, None)?;
+            let (ck, saved) = train_and_save(mnist, c.clone(), DeviceSpec::Cpu, data, &pb, concurrent, &m.path, claim)?;
             Ok((ck, cache::sha256_hex(&saved.weights)))
         },
     )?;
@@ -463,7 +444,7 @@ fn run_model(
                 &path,
                 what,
                 progress,
-                || cache::fetch_json::<DiscoverOutput>(&path),
+                || cache::fetch_json::<DiscoverOutput>(&path).map(|(d, _)| d),
                 |claim| {
                     let d = discover_model(mnist, (&ck, &model_rel, &sha), task, &point.settings, true)?;
                     put_json(&path, &d, claim)?;
@@ -486,7 +467,7 @@ fn run_model(
             &path,
             what,
             progress,
-            || cache::fetch_json::<StructureResult>(&path),
+            || cache::fetch_json::<StructureResult>(&path).map(|(r, _)| r),
             |claim| {
                 let discs: Vec<&DiscoverOutput> = found.iter().collect();
                 let split = point.settings.split.of(sw.mnist(m));
@@ -530,7 +511,7 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
         for (s, point) in sw.plan.settings.iter().enumerate() {
             for task in &sw.plan.tasks {
                 let path = sw.discovery_path(m, &sha, s, task);
-                let Some(d) = cache::fetch_json::<DiscoverOutput>(&path) else {
+                let Some((d, _)) = cache::fetch_json::<DiscoverOutput>(&path) else {
                     missing.insert(sw.rel(&path));
                     continue;
                 };
@@ -548,7 +529,7 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
                 });
             }
             let path = sw.structure_path(m, &sha, s);
-            let Some(r) = cache::fetch_json::<StructureResult>(&path) else {
+            let Some((r, _)) = cache::fetch_json::<StructureResult>(&path) else {
                 missing.insert(sw.rel(&path));
                 continue;
             };

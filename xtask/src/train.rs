@@ -3,10 +3,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use modcirc_bimt::candle_train::CandleTrainer;
-use modcirc_bimt::checkpoint::{self, TrainMeta, SIDECAR_SCHEMA};
+use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta, SIDECAR_SCHEMA};
 use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_dataset::Mnist;
 use modcirc_mlp::{Activation, DeviceSpec};
+use modcirc_study::cache;
 
 use crate::common::{
     artifacts_dir, dir_of, model_key, refuse_overwrite, remove_stale_temps, run_jobs, DataArgs, HeapWindow, JobsArg,
@@ -126,6 +127,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// Trains one model under its unit's claim and saves it at `path` with its
+/// cache listing; returns the model as the file holds it (output
+/// permutation folded in, so that a resumed run computes the same bits)
+/// and what was saved.
+#[allow(clippy::too_many_arguments)]
+pub fn train_and_save(
+    mnist: &Mnist,
+    config: TrainConfig,
+    device: DeviceSpec,
+    data: &DataArgs,
+    pb: &ProgressBar,
+    concurrent: bool,
+    path: &std::path::Path,
+    claim: &modcirc_study::claim::Claim,
+) -> anyhow::Result<(Checkpoint, checkpoint::Saved)> {
+    let (meta, model, layout) = train_one(mnist, config, device, data, pb, concurrent)?;
+    pb.finish_and_clear();
+    claim.ensure_held()?;
+    let saved = checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
+    let sidecar = checkpoint::sidecar_path(path);
+    cache::record(&cache::listing_path(path), &[(path, &saved.weights), (&sidecar, &saved.sidecar)])?;
+    let (model, layout) = checkpoint::from_bytes(&saved.weights, path, None)?;
+    Ok((Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved))
 }
 
 /// Trains one model, showing its progress on `pb`, and measures it. With

@@ -129,13 +129,26 @@ pub fn recorded_sha256(path: &Path) -> Option<String> {
     recorded_in(&text, &path.file_name()?.to_string_lossy())
 }
 
-/// A cached JSON unit, parsed, when its listing says it is intact;
-/// `None` when it is missing, stale or does not parse.
-pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+/// A cached JSON unit, parsed, and its bytes, when its listing says it is
+/// intact; `None` when it is missing, stale or does not parse.
+pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<(T, Vec<u8>)> {
     match lookup(&listing_path(path), &[path]) {
-        Lookup::Hit(mut bytes) => serde_json::from_slice(&bytes.pop()?).ok(),
+        Lookup::Hit(mut files) => {
+            let bytes = files.pop()?;
+            Some((serde_json::from_slice(&bytes).ok()?, bytes))
+        }
         _ => None,
     }
+}
+
+/// Writes a JSON unit (pretty) atomically and records it in its listing;
+/// returns the bytes written.
+pub fn store_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, StudyError> {
+    let bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| StudyError::Invalid(format!("{}: {e}", path.display())))?;
+    modcirc_mlp::file::write_atomic(path, &bytes).map_err(|e| StudyError::Invalid(e.to_string()))?;
+    record(&listing_path(path), &[(path, &bytes)])?;
+    Ok(bytes)
 }
 
 /// A file of a run's output, as `results.json` lists it.

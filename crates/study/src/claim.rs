@@ -165,6 +165,19 @@ impl Claim {
     pub fn still_held(&self) -> bool {
         read_claim(&self.path).is_some_and(|(h, _)| h.token == self.token)
     }
+
+    /// [`Claim::still_held`] as an error naming the claim: what a holder
+    /// calls just before it writes the unit's files.
+    pub fn ensure_held(&self) -> Result<(), StudyError> {
+        if self.still_held() {
+            Ok(())
+        } else {
+            Err(StudyError::Invalid(format!(
+                "{}: taken over by another process; not writing its unit",
+                self.path.display()
+            )))
+        }
+    }
 }
 
 impl Drop for Claim {

@@ -449,6 +449,47 @@ pub fn beyond_key(model_sha256: &str, settings_json: &[u8], task: &Task) -> Stri
     analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), crate::beyond::BEYOND_SCHEMA.as_bytes()])
 }
 
+/// Where one model's units lie under an output directory: the one naming
+/// `reproduce` and `sweep` share, `<regime>-seed<S>[-<task>]-<key>`.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitFiles<'a> {
+    /// The output directory.
+    pub out: &'a Path,
+    /// The model's regime.
+    pub regime: Regime,
+    /// Its training seed.
+    pub seed: u64,
+}
+
+impl UnitFiles<'_> {
+    fn stem(&self) -> String {
+        format!("{}-seed{}", self.regime, self.seed)
+    }
+
+    /// The checkpoint of the model whose [`model_key`] is `key`.
+    pub fn model(&self, key: &str) -> PathBuf {
+        self.out.join("models").join(format!("{}-{key}.safetensors", self.stem()))
+    }
+
+    /// A discovery of `task` on the model of SHA-256 `model_sha256`.
+    pub fn discovery(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
+        let key = discovery_key(model_sha256, settings_json, task);
+        self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+    }
+
+    /// STUDY §8 on `task`.
+    pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
+        let key = beyond_key(model_sha256, settings_json, task);
+        self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+    }
+
+    /// STUDY §9.
+    pub fn structure(&self, model_sha256: &str, settings_json: &[u8]) -> PathBuf {
+        let key = structure_key(model_sha256, settings_json);
+        self.out.join("structure").join(format!("{}-{key}.json", self.stem()))
+    }
+}
+
 /// Estimated costs, in seconds of one core, from the full study on a
 /// 2-core Xeon (train 40 000 steps of a 784-100-100-10 SiLU net in about
 /// 29 s; a discovery of 50 resamples of 500 pairs, with the study's six
@@ -484,6 +525,20 @@ pub mod cost {
     /// One STUDY §8 analysis (reproduce's seed-0 models).
     pub fn beyond(sizes: &[usize]) -> f64 {
         weights(sizes) * 3.4e-5
+    }
+
+    /// A model with every unit that needs it, what a shard takes whole:
+    /// its training, `tasks` discoveries and a STUDY §9 analysis per
+    /// discovery setting, and `beyond_tasks` STUDY §8 analyses.
+    pub fn group<'a>(
+        config: &TrainConfig,
+        settings: impl IntoIterator<Item = &'a DiscoverySettings>,
+        tasks: usize,
+        beyond_tasks: usize,
+    ) -> f64 {
+        let sizes = &config.sizes;
+        let analyses: f64 = settings.into_iter().map(|s| discovery(sizes, s) * tasks as f64 + structure(sizes)).sum();
+        train(config) + analyses + beyond(sizes) * beyond_tasks as f64
     }
 }
 

@@ -15,7 +15,7 @@ use modcirc_study::cache::{self, FileRecord, Lookup};
 use modcirc_study::discovery::{DiscoverOutput, DiscoverySettings};
 use modcirc_study::results::{DiscoveryResult, ModelResult};
 use modcirc_study::structure::{analyse_structure, StructureResult};
-use modcirc_study::sweep::{beyond_key, discovery_key, list_some, structure_key};
+use modcirc_study::sweep::{list_some, UnitFiles};
 
 use super::{rel, Found, Run, Trained};
 use crate::common::{claimed_unit, run_jobs, Source};
@@ -126,20 +126,16 @@ pub(super) struct UnitPaths {
 
 impl UnitPaths {
     pub(super) fn of(out: &Path, r: &ModelResult, settings: &[u8]) -> UnitPaths {
-        let stem = format!("{}-seed{}", r.regime, r.seed);
+        let files = UnitFiles { out, regime: r.regime, seed: r.seed };
         let tasks = [Task::circle(), Task::line()];
-        let task_path = |dir: &str, t: &Task, key: String| out.join(dir).join(format!("{stem}-{}-{key}.json", t.name));
         UnitPaths {
-            discover: tasks
-                .iter()
-                .map(|t| (t.clone(), task_path("discover", t, discovery_key(&r.sha256, settings, t))))
-                .collect(),
+            discover: tasks.iter().map(|t| (t.clone(), files.discovery(&r.sha256, settings, t))).collect(),
             beyond: if r.seed == 0 {
-                tasks.iter().map(|t| task_path("beyond", t, beyond_key(&r.sha256, settings, t))).collect()
+                tasks.iter().map(|t| files.beyond(&r.sha256, settings, t)).collect()
             } else {
                 Vec::new()
             },
-            structure: out.join("structure").join(format!("{stem}-{}.json", structure_key(&r.sha256, settings))),
+            structure: files.structure(&r.sha256, settings),
         }
     }
 
@@ -201,32 +197,23 @@ fn cached_or<T: serde::Serialize + serde::de::DeserializeOwned>(
         log.files.push(record);
         return Ok((v, true));
     }
+    // Computed and written under the unit's claim; a unit another process
+    // wrote meanwhile is taken as read.
     let mut seconds = None;
     let what = format!("reproduce {}", run.args.profile);
-    let (v, source) = claimed_unit(
-        path,
-        &what,
-        &run.progress,
-        || cache::fetch_json::<T>(path),
-        |claim| {
-            let t = Instant::now();
-            let v = compute()?;
-            seconds = Some(t.elapsed().as_secs_f64());
-            anyhow::ensure!(
-                claim.still_held(),
-                "{}: lost its claim to another process; not writing it",
-                path.display()
-            );
-            Ok(v)
-        },
-    )?;
-    match seconds {
-        Some(s) => {
-            log.seconds.push((stage, s));
-            log.files.push(run.put_json(path, &v)?);
-        }
-        None => log.files.push(run.fetch_json::<T>(path).context("a unit another process wrote went missing")?.1),
+    let fetch = || cache::fetch_json::<T>(path).map(|(v, bytes)| (v, FileRecord::of(&run.out, path, &bytes)));
+    let ((v, record), source) = claimed_unit(path, &what, &run.progress, fetch, |claim| {
+        let t = Instant::now();
+        let v = compute()?;
+        seconds = Some(t.elapsed().as_secs_f64());
+        claim.ensure_held()?;
+        let record = run.put_json(path, &v)?;
+        Ok((v, record))
+    })?;
+    if let Some(s) = seconds {
+        log.seconds.push((stage, s));
     }
+    log.files.push(record);
     Ok((v, !matches!(source, Source::Computed)))
 }
 
