@@ -6,10 +6,11 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
-use modcirc_study::cache::sha256_file;
+use modcirc_store::atomic::dir_of;
+use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
-use crate::common::{dir_of, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask};
+use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
 
 #[derive(Args, Debug)]
@@ -35,7 +36,7 @@ pub struct BeyondArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AcdcArgs {
     /// ACDC removes an edge when the metric gets worse by less than this.
-    #[arg(long, default_value_t = DEFAULT_TAU, allow_negative_numbers = true, value_parser = crate::common::non_negative)]
+    #[arg(long, default_value_t = DEFAULT_TAU, allow_negative_numbers = true, value_parser = crate::flags::non_negative)]
     pub tau: f64,
     /// kl (of the circuit's output distribution from the model's) or answer.
     #[arg(long, default_value = "kl")]
@@ -75,10 +76,12 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     };
     let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &acdc, args.acdc.acdc_pairs as usize)
         .with_context(|| format!("attribution and faithfulness of {} on {task}", model.display()))?;
-    remove_stale_temps(dir_of(&path), args.quiet)?;
-    write_json(&path, &b)?;
+    if path != std::path::Path::new("-") {
+        remove_stale_temps([dir_of(&path)], args.quiet)?;
+    }
+    write_output(&path, &serde_json::to_vec_pretty(&b)?)?;
     let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
-    println!(
+    summary(&path, &format!(
         "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness on all pairs {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3} (CPR higher, CMD lower is better); ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
         model.display(),
         rho.join(" / "),
@@ -94,13 +97,13 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         b.acdc.pairs,
         b.acdc.faithfulness,
         path.display()
-    );
-    println!("  faithfulness: {FAITHFULNESS_MEANS}");
+    ));
+    summary(&path, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
     if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
         .iter()
         .any(|&f| f > 1.0)
     {
-        println!("  {FAITHFULNESS_ABOVE_ONE}");
+        summary(&path, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
     }
     Ok(())
 }

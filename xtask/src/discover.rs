@@ -12,16 +12,18 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{DatasetError, Mnist, Task};
 use modcirc_metrics::Summary;
 use modcirc_mlp::DeviceSpec;
-use modcirc_study::cache::sha256_file;
+use modcirc_store::atomic::dir_of;
+use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{
     discover_checkpoint, sensitivity_rules, DiscoverOutput, DiscoverySettings, Split, EFFECT_MEANS,
     FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
 };
 use modcirc_study::StudyError;
 
-use crate::common::{
-    bar, dir_of, finite, fraction_below_one, refuse_overwrite, remove_stale_temps, write_json, DataArgs, ModelTask,
+use crate::flags::{
+    finite, fraction_below_one, refuse_overwrite, remove_stale_temps, write_output, DataArgs, ModelTask,
 };
+use crate::progress::bar;
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
@@ -170,9 +172,16 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     args.target.check_provenance(&ck, &mnist, &args.data)?;
     let sha256 = sha256_file(&args.target.model)?;
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
-    remove_stale_temps(dir_of(&path), args.quiet)?;
-    write_json(&path, &out)?;
-    print!("{}", summary_lines(&out, &path));
+    if path != Path::new("-") {
+        remove_stale_temps([dir_of(&path)], args.quiet)?;
+    }
+    write_output(&path, &serde_json::to_vec_pretty(&out)?)?;
+    // With the JSON on standard output, the summary goes to standard error.
+    if path == Path::new("-") {
+        eprint!("{}", summary_lines(&out, &path));
+    } else {
+        print!("{}", summary_lines(&out, &path));
+    }
     Ok(())
 }
 

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context};
 use clap::Args;
-use modcirc_study::cache::sha256_file;
+use modcirc_store::atomic::dir_of;
+use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{differing_files, DiscoverOutput};
-use modcirc_study::export::{circuit_graph, to_dot};
+use modcirc_present::export::{circuit_graph, to_dot};
 
-use crate::common::{artifacts_dir, dir_of, load_model, refuse_overwrite, remove_stale_temps, write_atomic, DataArgs};
+use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -87,11 +88,13 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         Format::Json => serde_json::to_string(&graph)?,
         Format::Dot => to_dot(&graph),
     };
-    remove_stale_temps(dir_of(&path), args.quiet)?;
-    write_atomic(&path, text.as_bytes())?;
+    if path != std::path::Path::new("-") {
+        remove_stale_temps([dir_of(&path)], args.quiet)?;
+    }
+    write_output(&path, text.as_bytes())?;
     let kept = graph.edges.values().filter(|e| e.in_graph).count();
     let hidden = graph.nodes.values().filter(|n| n.score.is_some());
-    println!(
+    summary(&path, &format!(
         "{} circuit of {}: {} of {} edges, {} of {} hidden neurons -> {}",
         graph.cfg.task,
         args.model.display(),
@@ -100,6 +103,6 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         hidden.clone().filter(|n| n.in_graph).count(),
         hidden.count(),
         path.display()
-    );
+    ));
     Ok(())
 }

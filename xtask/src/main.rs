@@ -1,14 +1,14 @@
-//! `cargo xtask`: the study's pipeline (see README.md).
+//! `cargo xtask`: modcirc's command line (see README.md): flags, progress
+//! and printing over the library crates. The developer checks are
+//! `cargo devtask`'s.
 
 mod beyond;
-mod check;
-mod check_html;
-mod common;
-mod cuda;
 mod discover;
 mod export;
-mod gpu_check;
+mod flags;
+mod progress;
 mod reproduce;
+mod slurm;
 mod sweep;
 mod train;
 
@@ -44,14 +44,6 @@ enum Command {
     /// Sweeps: a plan of axes run in shards (on one machine or a Slurm
     /// cluster) into one shared cache, and their report.
     Sweep(sweep::SweepArgs),
-    /// Check that a `reproduce` output directory is complete (used by CI).
-    CheckArtifacts(check::CheckArgs),
-    /// Open a run's REPORT.html in headless Chromium and check what it renders (used by CI).
-    CheckHtml(check_html::CheckHtmlArgs),
-    /// Install a CUDA toolchain from PyPI into a cache and build the `cuda` feature.
-    CudaCheck(cuda::CudaCheckArgs),
-    /// On a GPU machine: check the CUDA kernel and GPU training against the CPU.
-    GpuCheck(gpu_check::GpuCheckArgs),
 }
 
 fn main() {
@@ -71,10 +63,6 @@ fn main() {
         Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Sweep(args) => sweep::run(args),
-        Command::CheckArtifacts(args) => check::run(args),
-        Command::CheckHtml(args) => check_html::run(args),
-        Command::CudaCheck(args) => cuda::run(args),
-        Command::GpuCheck(args) => gpu_check::run(args),
     };
     if let Err(e) = result {
         if let Some(usage) = e.downcast_ref::<clap::Error>() {

@@ -1,19 +1,19 @@
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
-use modcirc_bimt::candle_train::CandleTrainer;
-use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta, SIDECAR_SCHEMA};
-use modcirc_bimt::{BimtError, Regime, TrainConfig, Trainer, STUDY_ACTIVATION, STUDY_SIZES};
+use modcirc_bimt::checkpoint;
+use modcirc_bimt::{BimtError, Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES, STUDY_STEPS};
 use modcirc_dataset::Mnist;
+use modcirc_engine::jobs::run_jobs;
+use modcirc_engine::keys::model_key;
+use modcirc_engine::train::train;
+use modcirc_engine::EngineError;
 use modcirc_mlp::{Activation, DeviceSpec};
-use modcirc_study::cache;
+use modcirc_store::atomic::dir_of;
 
-use crate::common::{
-    artifacts_dir, dir_of, model_key, refuse_overwrite, remove_stale_temps, run_jobs, DataArgs, HeapWindow, JobsArg,
-    Progress,
-};
-use indicatif::ProgressBar;
+use crate::flags::{artifacts_dir, refuse_overwrite, remove_stale_temps, DataArgs, JobsArg};
+use crate::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -24,7 +24,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub all: bool,
     /// Optimizer steps, 1 to 100 000 000.
-    #[arg(long, default_value_t = 40_000, allow_negative_numbers = true,
+    #[arg(long, default_value_t = STUDY_STEPS as i64, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub steps: i64,
     /// Seeds the initial weights and the batch order: the same seed gives
@@ -70,7 +70,8 @@ pub fn default_model_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpe
             n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
         })
         .unwrap_or_else(|| "data".into());
-    let key = model_key(config, mnist, device)?;
+    let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
+    let key = model_key(config, &sums, &device.to_string())?;
     Ok(if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
         format!("{regime}-seed{seed}-{data}-{key}.safetensors")
     } else {
@@ -102,16 +103,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         let sidecar = checkpoint::sidecar_path(&path);
         refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
-        remove_stale_temps(dir_of(&path), args.quiet)?;
+        remove_stale_temps([dir_of(&path)], args.quiet)?;
         planned.push((config, path));
     }
     let progress = Progress::new(args.quiet);
     let jobs = args.jobs.get();
-    run_jobs(&planned, jobs, |(config, path)| {
+    let done = run_jobs(&planned, jobs, |(config, path)| {
         let pb = progress.bar(config.steps as u64, config.regime.name());
-        let (meta, model, layout) = train_one(&mnist, config.clone(), args.device, &args.data, &pb, jobs > 1)?;
-        let saved =
-            checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
+        let mut on_step = |p: &modcirc_bimt::Progress| {
+            if p.step.is_multiple_of(100) || p.step == p.steps {
+                pb.set_position(p.step as u64);
+                pb.set_message(format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy));
+            }
+        };
+        let t = train(config.clone(), args.device, &mnist, &mut on_step, jobs > 1)?;
+        pb.finish_and_clear();
+        let saved = checkpoint::save(path, &t.model, &t.layout, &t.meta)
+            .map_err(|e| EngineError::from(e).within(format!("saving {}", path.display())))?;
         let m = &saved.meta;
         progress.result(&format!(
             "{:>8}: test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB -> {}",
@@ -125,96 +133,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             path.display()
         ));
         Ok(())
-    })?;
-    Ok(())
+    });
+    done.map(|_| ()).map_err(with_train_flags)
 }
 
-/// Trains one model under its unit's claim and saves it at `path` with its
-/// cache listing; returns the model as the file holds it (output
-/// permutation folded in, so that a resumed run computes the same bits)
-/// and what was saved.
-#[allow(clippy::too_many_arguments)]
-pub fn train_and_save(
-    mnist: &Mnist,
-    config: TrainConfig,
-    device: DeviceSpec,
-    data: &DataArgs,
-    pb: &ProgressBar,
-    concurrent: bool,
-    path: &std::path::Path,
-    claim: &modcirc_study::claim::Claim,
-) -> anyhow::Result<(Checkpoint, checkpoint::Saved)> {
-    let (meta, model, layout) = train_one(mnist, config, device, data, pb, concurrent)?;
-    pb.finish_and_clear();
-    claim.ensure_held()?;
-    let saved = checkpoint::save(path, &model, &layout, &meta).with_context(|| format!("saving {}", path.display()))?;
-    let sidecar = checkpoint::sidecar_path(path);
-    cache::record(&cache::listing_path(path), &[(path, &saved.weights), (&sidecar, &saved.sidecar)])?;
-    let (model, layout) = checkpoint::from_bytes(&saved.weights, path, None)?;
-    Ok((Checkpoint { model, layout, meta: Some(saved.meta.clone()) }, saved))
-}
-
-/// Trains one model, showing its progress on `pb`, and measures it. With
-/// `concurrent` (other trainings run beside it) the process's peak RSS says
-/// nothing of this one and is not recorded; its heap peak is its thread's.
-pub fn train_one(
-    mnist: &Mnist,
-    config: TrainConfig,
-    device: DeviceSpec,
-    data: &DataArgs,
-    pb: &ProgressBar,
-    concurrent: bool,
-) -> anyhow::Result<(TrainMeta, modcirc_mlp::Mlp, modcirc_bimt::Layout)> {
-    let regime = config.regime;
-    if device == DeviceSpec::Cpu {
-        // One step first, unmeasured: a thread's first training allocates
-        // buffers it keeps (about 2 MiB of gemm workspace), which would
-        // otherwise be charged to whichever model its thread trains first.
-        let warm = config.clone().steps(1).history_every(1);
-        Trainer::new(warm).and_then(|t| t.run(&mnist.train, None, &mut |_| {})).map_err(anyhow::Error::new)?;
-    }
-    let window = HeapWindow::start();
-    let mut on_step = |p: &modcirc_bimt::Progress| {
-        if p.step.is_multiple_of(100) || p.step == p.steps {
-            pb.set_position(p.step as u64);
-            pb.set_message(format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy));
-        }
+/// A training error with the flags that set what went wrong.
+pub fn with_train_flags(e: EngineError) -> anyhow::Error {
+    let flags = match e.root() {
+        EngineError::Bimt(BimtError::Config(_)) => Some("--sizes, --activation, --steps"),
+        EngineError::Bimt(BimtError::Data(_)) => Some("--sizes, --data-dir"),
+        _ => None,
     };
-    let outcome = match device {
-        DeviceSpec::Cpu => {
-            Trainer::new(config.clone()).and_then(|t| t.run(&mnist.train, Some(&mnist.test), &mut on_step))
-        }
-        DeviceSpec::Cuda(_) => device
-            .open()
-            .map_err(BimtError::from)
-            .and_then(|d| CandleTrainer::new(config.clone(), d))
-            .and_then(|t| t.run(&mnist.train, Some(&mnist.test), &mut on_step)),
+    match flags {
+        Some(f) => anyhow::anyhow!("{e} ({f})"),
+        None => anyhow::Error::new(e),
     }
-    .map_err(|e| match e {
-        BimtError::Config(m) => anyhow::anyhow!("{m} (--sizes, --activation, --steps)"),
-        BimtError::Data(m) => anyhow::anyhow!("{m} (--sizes, --data-dir)"),
-        e => anyhow::Error::new(e),
-    })
-    .with_context(|| format!("training {regime} on {device}"))?;
-    let peak_heap = window.peak_heap();
-    let peak_rss = if concurrent { None } else { modcirc_metrics::peak_rss_bytes() };
-    pb.finish_and_clear();
-    let meta = TrainMeta {
-        schema: SIDECAR_SCHEMA,
-        crate_version: env!("CARGO_PKG_VERSION").into(),
-        train_accuracy: modcirc_bimt::accuracy(&outcome.model, &mnist.train),
-        test_accuracy: modcirc_bimt::accuracy(&outcome.model, &mnist.test),
-        config,
-        timing: outcome.timing,
-        peak_heap_bytes: Some(peak_heap),
-        heap_at_start_bytes: Some(window.at_start),
-        peak_rss_bytes: peak_rss,
-        device: device.to_string(),
-        device_memory: outcome.device_memory,
-        data_dir: data.dir().display().to_string(),
-        data_checksums: mnist.checksums.clone(),
-        history: outcome.history,
-        weights_sha256: None,
-    };
-    Ok((meta, outcome.model, outcome.layout))
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use modcirc_study::discovery::DiscoverOutput;
-use modcirc_study::export::CircuitGraph;
+use modcirc_present::export::CircuitGraph;
 
 #[test]
 fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_renders() {
@@ -42,7 +42,7 @@ fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_rende
     let want: BTreeSet<String> = modcirc_study::beyond::edge_list(&ck.model, circuit.edge_mask())
         .iter()
         .map(|&[l, o, i]| {
-            let name = |l: usize, i: usize| modcirc_study::export::node_name(l, i, 4);
+            let name = |l: usize, i: usize| modcirc_present::export::node_name(l, i, 4);
             format!("{}->{}", name(l, i), name(l + 1, o))
         })
         .collect();

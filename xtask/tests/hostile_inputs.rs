@@ -246,9 +246,8 @@ fn data_that_does_not_fit_the_model_is_refused_before_training() {
 fn a_partial_listing_or_something_else_where_a_data_file_should_be_is_named() {
     let d = data_dir("listing", 28, None);
     let hash = |name: &str| {
-        use sha2::{Digest, Sha256};
         let bytes = std::fs::read(d.join(name)).unwrap();
-        Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        modcirc_store::sha256_hex(&bytes)
     };
     let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"];
     let listing: String = names.iter().map(|n| format!("{}  {n}\n", hash(n))).collect();

@@ -156,7 +156,7 @@ fn two_processes_on_one_directory_share_the_work_through_claims() {
         .unwrap()
         .to_string();
     let claim = models.join(format!("vanilla-seed0-{key}.safetensors.claim"));
-    let host = modcirc_mlp::file::host_name();
+    let host = modcirc_store::atomic::host_name();
     std::fs::write(&claim, format!(r#"{{"host":"{host}","pid":4999999,"started":1,"what":"killed","token":"x"}}"#))
         .unwrap();
     let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&out)]));

@@ -128,13 +128,10 @@ pub fn to_bytes(model: &Mlp, layout: &Layout) -> Result<Vec<u8>, BimtError> {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BimtError> {
-    Ok(file::write_atomic(path, bytes)?)
+    Ok(modcirc_store::atomic::write_atomic(path, bytes).map_err(modcirc_mlp::MlpError::from)?)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+use modcirc_store::sha256_hex;
 
 /// The bytes of a checkpoint as [`save`] wrote them, so that a caller can
 /// hash them without reading the files back.

@@ -53,4 +53,4 @@ pub(crate) use history::HistoryWindow;
 pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
-pub use train::{Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, TRAINER_REVISION};
+pub use train::{Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, STUDY_STEPS, TRAINER_REVISION};

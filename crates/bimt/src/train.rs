@@ -15,6 +15,9 @@ use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
 /// produces for the same configuration, so that cached models are retrained.
 pub const TRAINER_REVISION: u32 = 1;
 
+/// The study's training length (STUDY §2): optimizer steps per model.
+pub const STUDY_STEPS: usize = 40_000;
+
 /// Every hyper-parameter of a training run (STUDY §2 defaults). Built with
 /// [`TrainConfig::new`] and the chained setters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,7 +76,7 @@ impl TrainConfig {
             regime,
             sizes: STUDY_SIZES.to_vec(),
             activation: STUDY_ACTIVATION,
-            steps: 40_000,
+            steps: STUDY_STEPS,
             batch_size: 100,
             seed: 0,
             lr: 1e-3,

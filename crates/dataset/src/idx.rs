@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 
 use crate::DatasetError;
 
@@ -97,9 +96,7 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use modcirc_store::sha256_hex;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,16 @@ thread_local! {
     static THREAD_PEAK: Cell<i64> = const { Cell::new(0) };
 }
 
+/// Heap bytes live in the process, as every [`CountingAlloc`] counts them.
+static PROCESS_LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// Heap bytes live in the process now, under a [`CountingAlloc`] installed
+/// as the global allocator (0 without one): what a library reads where the
+/// binary owns the allocator.
+pub fn live_heap_bytes() -> u64 {
+    PROCESS_LIVE.load(Ordering::Relaxed)
+}
+
 fn thread_add(n: i64) {
     let _ = THREAD_NET.try_with(|net| {
         let v = net.get() + n;
@@ -90,10 +100,12 @@ impl<A> CountingAlloc<A> {
     fn grew(&self, n: usize) {
         let live = self.live.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         self.peak.fetch_max(live, Ordering::Relaxed);
+        PROCESS_LIVE.fetch_add(n as u64, Ordering::Relaxed);
         thread_add(n as i64);
     }
     fn shrank(&self, n: usize) {
         self.live.fetch_sub(n as u64, Ordering::Relaxed);
+        PROCESS_LIVE.fetch_sub(n as u64, Ordering::Relaxed);
         thread_add(-(n as i64));
     }
 }

@@ -38,6 +38,9 @@ pub enum MlpError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file atomically.
+    #[error(transparent)]
+    Store(#[from] modcirc_store::StoreError),
 }
 
 impl MlpError {

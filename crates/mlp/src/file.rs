@@ -15,7 +15,7 @@
 //! renaming `fc{k}` to `{2(k-1)}`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -305,89 +305,7 @@ pub fn to_bytes(model: &Mlp, extra: &[ExtraTensor]) -> Result<Vec<u8>, MlpError>
     safetensors::tensor::serialize(views, Some(meta)).map_err(|e| MlpError::Shape(format!("safetensors: {e}")))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// so that a file at `path` is always complete.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlpError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| MlpError::io(dir, e))?;
-    }
-    // The host in the name: on a directory several machines share, a
-    // process id alone does not say whose the file is.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}@{}", std::process::id(), host_name()));
-    let tmp = std::path::PathBuf::from(tmp);
-    if let Err(e) = std::fs::write(&tmp, bytes) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(MlpError::io(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        MlpError::io(path, e)
-    })
-}
-
-/// This machine's host name, as the kernel has it (`unknown` where it
-/// cannot be read).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The process that wrote a temporary file, and its host when named, from
-/// the file's name: `<name>.tmp<pid>@<host>` ([`write_atomic`]),
-/// `<name>.tmp<pid>` (older runs) or `<stem>.tmp<pid>.<ext>` (the
-/// report's figures).
-fn temp_owner(name: &str) -> Option<(u32, Option<&str>)> {
-    let (_, rest) = name.rsplit_once(".tmp")?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-    let (pid, tail) = rest.split_at(digits);
-    let pid = pid.parse().ok()?;
-    if tail.is_empty() || tail.starts_with('.') {
-        Some((pid, None))
-    } else {
-        tail.strip_prefix('@').filter(|h| !h.is_empty()).map(|h| (pid, Some(h)))
-    }
-}
-
-/// Removes, from `dir`, the temporary files of [`write_atomic`] whose
-/// process is gone: what a killed run left. A temporary file of a live
-/// process (a run beside this one) is left alone. A process is asked of
-/// `/proc` on its own host only; another host's files (a directory shared
-/// over the network), or any file where there is no `/proc`, count as gone
-/// once untouched for a day. Returns what was removed; a directory that
-/// does not exist holds nothing.
-pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>, MlpError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(MlpError::io(dir, e)),
-    };
-    let proc = Path::new("/proc/self").exists();
-    let here = host_name();
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((pid, host)) = temp_owner(&name) else { continue };
-        let gone = if proc && !host.is_some_and(|h| h != here) {
-            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-        } else {
-            let day = std::time::Duration::from_secs(86_400);
-            entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day))
-        };
-        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path()).map_err(|e| MlpError::io(&entry.path(), e))?;
-            removed.push(entry.path());
-        }
-    }
-    removed.sort();
-    Ok(removed)
-}
-
 /// Saves `model` alone to `path` (atomically); see [`to_bytes`].
 pub fn save(path: &Path, model: &Mlp) -> Result<(), MlpError> {
-    write_atomic(path, &to_bytes(model, &[])?)
+    Ok(modcirc_store::atomic::write_atomic(path, &to_bytes(model, &[])?)?)
 }

@@ -203,32 +203,3 @@ proptest::proptest! {
         }
     }
 }
-
-#[cfg(target_os = "linux")]
-#[test]
-fn temporary_files_of_dead_processes_are_removed_and_live_ones_kept() {
-    let dir = std::env::temp_dir().join(format!("modcirc-stale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // pid_max is at most 2^22 on Linux: this process cannot exist.
-    let dead = dir.join("m.safetensors.tmp4999999");
-    let live = dir.join(format!("m.json.tmp{}", std::process::id()));
-    let figure = dir.join("fig2.tmp4999999.png");
-    let other = dir.join("notes.tmpfile");
-    // Named with their host, as write_atomic names them: this host's dead
-    // process is gone; a process id on another host (a shared directory)
-    // cannot be asked, so its fresh file stays.
-    let host = modcirc_mlp::file::host_name();
-    let dead_here = dir.join(format!("s.json.tmp4999999@{host}"));
-    let elsewhere = dir.join("s.json.tmp4999999@another-node.cluster");
-    for p in [&dead, &live, &other, &figure, &dead_here, &elsewhere] {
-        std::fs::write(p, b"partial").unwrap();
-    }
-    let removed = modcirc_mlp::file::remove_stale_temps(&dir).unwrap();
-    assert_eq!(removed, [figure.clone(), dead.clone(), dead_here.clone()]);
-    assert!(!dead.exists() && live.exists() && other.exists() && elsewhere.exists());
-    // write_atomic's own temporary name carries the host.
-    modcirc_mlp::file::write_atomic(&dir.join("w.json"), b"{}").unwrap();
-    assert_eq!(std::fs::read(dir.join("w.json")).unwrap(), b"{}");
-    assert!(modcirc_mlp::file::remove_stale_temps(&dir.join("absent")).unwrap().is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
-}

@@ -3,7 +3,7 @@
 //!
 //! This crate is the front door: it re-exports the workspace's crates under
 //! short names ([`dataset`], [`mlp`], [`bimt`], [`acdc`], [`metrics`],
-//! [`modularity`], [`report`], [`study`]) and what a first program needs in
+//! [`modularity`], [`report`], [`study`], [`engine`], [`present`], [`store`]) and what a first program needs in
 //! [`prelude`]. From a checkpoint file to a circuit and its faithfulness:
 //!
 //! ```no_run
@@ -68,6 +68,9 @@ pub use modcirc_mlp as mlp;
 pub use modcirc_modularity as modularity;
 pub use modcirc_report as report;
 pub use modcirc_study as study;
+pub use modcirc_engine as engine;
+pub use modcirc_present as present;
+pub use modcirc_store as store;
 
 /// What a first program needs: data, a network, a checkpoint, discovery and
 /// its circuit.
@@ -79,7 +82,8 @@ pub mod prelude {
         Selection, SelectionRule, TaskImages, DEFAULT_EPS, DEFAULT_K,
     };
     pub use modcirc_bimt::checkpoint::{load as load_checkpoint, Checkpoint};
-    pub use modcirc_bimt::{Layout, Regime};
+    pub use modcirc_bimt::{Layout, Regime, TrainConfig};
+    pub use modcirc_engine::train::train;
     pub use modcirc_dataset::{ChecksumPolicy, ImageSet, Mnist, PairedDataset, Task};
     pub use modcirc_metrics::Summary;
     pub use modcirc_mlp::{Activation, Mlp};

@@ -29,21 +29,21 @@ macro_rules! render {
             // The backend is dropped (and writes what it holds) before the
             // temporary file is removed or renamed.
             let drawn = {
-                let root = plotters::prelude::BitMapBackend::new(&tmp, $size).into_drawing_area();
+                let root = plotters::prelude::BitMapBackend::new(tmp.path(), $size).into_drawing_area();
                 $f(&root $(, $arg)*)
                     .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
             };
-            $crate::finish(&tmp, &path, drawn)?;
+            $crate::finish(tmp, &path, drawn)?;
             written.push(path);
         }
         {
             let (tmp, path) = $crate::prepare(stem, "svg")?;
             let drawn = {
-                let root = plotters::prelude::SVGBackend::new(&tmp, $size).into_drawing_area();
+                let root = plotters::prelude::SVGBackend::new(tmp.path(), $size).into_drawing_area();
                 $f(&root $(, $arg)*)
                     .and_then(|_| root.present().map_err(|e| -> $crate::DrawError { e.to_string().into() }))
             };
-            $crate::finish(&tmp, &path, drawn)?;
+            $crate::finish(tmp, &path, drawn)?;
             written.push(path);
         }
         Ok::<Vec<std::path::PathBuf>, $crate::ReportError>(written)
@@ -86,7 +86,12 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file safely.
+    #[error(transparent)]
+    Store(#[from] modcirc_store::StoreError),
 }
+
+use modcirc_store::atomic::TempFile;
 
 static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 
@@ -100,28 +105,23 @@ fn register_font() {
 
 pub(crate) type DrawError = Box<dyn std::error::Error>;
 
-/// Renames a drawn figure into place, or removes its temporary file when
-/// drawing or renaming failed: no temporary file outlives a failed figure.
-pub(crate) fn finish(tmp: &Path, path: &Path, drawn: Result<(), DrawError>) -> Result<(), ReportError> {
-    let result = match drawn {
-        Ok(()) => std::fs::rename(tmp, path).map_err(|e| ReportError::Io { path: path.into(), source: e }),
+/// Renames a drawn figure into place; a figure that failed to draw has its
+/// temporary file removed (when `tmp` drops): no temporary file outlives a
+/// failed figure.
+pub(crate) fn finish(tmp: TempFile, path: &Path, drawn: Result<(), DrawError>) -> Result<(), ReportError> {
+    match drawn {
+        Ok(()) => Ok(tmp.persist(path)?),
         Err(e) => Err(draw_err(path, e)),
-    };
-    if result.is_err() {
-        let _ = std::fs::remove_file(tmp);
     }
-    result
 }
 
-pub(crate) fn prepare(stem: &Path, ext: &str) -> Result<(PathBuf, PathBuf), ReportError> {
+/// A temporary file for `<stem>.<ext>`, created exclusively under an
+/// unpredictable name that ends in `.<ext>` (the backend picks its format
+/// by the extension), and the figure's path.
+pub(crate) fn prepare(stem: &Path, ext: &str) -> Result<(TempFile, PathBuf), ReportError> {
     register_font();
-    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| ReportError::Io { path: dir.into(), source: e })?;
-    }
     let path = stem.with_extension(ext);
-    // `<stem>.tmp<pid>.<ext>`: the backend picks its format by the
-    // extension, and `modcirc_mlp::file::remove_stale_temps` recognises it.
-    let tmp = stem.with_extension(format!("tmp{}.{ext}", std::process::id()));
+    let (tmp, _) = TempFile::create(&path, Some(ext))?;
     Ok((tmp, path))
 }
 

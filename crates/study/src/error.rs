@@ -15,9 +15,9 @@ pub enum StudyError {
     /// The data set.
     #[error(transparent)]
     Dataset(#[from] modcirc_dataset::DatasetError),
-    /// A figure or table.
+    /// Storage.
     #[error(transparent)]
-    Report(#[from] modcirc_report::ReportError),
+    Store(#[from] modcirc_store::StoreError),
     /// A JSON file that does not parse, or a value that does not serialise.
     #[error("{path}: {source}")]
     Json {
@@ -36,12 +36,6 @@ pub enum StudyError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl StudyError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        StudyError::Io { path: path.into(), source }
-    }
 }
 
 /// Refuses a result with a non-finite metric: a NaN in the JSON would read

@@ -43,3 +43,17 @@ pub const TASKS: [&str; 2] = ["circle", "line"];
 pub fn paper_summary((mean, hw): (f64, f64)) -> Summary {
     Summary { mean, lo: mean - hw, hi: mean + hw, n: 50 }
 }
+
+/// The study's tasks (STUDY §3), as [`TASKS`] names them.
+pub fn study_tasks() -> [modcirc_dataset::Task; 2] {
+    [modcirc_dataset::Task::circle(), modcirc_dataset::Task::line()]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_study_tasks_are_the_named_ones() {
+        let names = super::study_tasks().map(|t| t.name);
+        assert_eq!(names, super::TASKS);
+    }
+}

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use modcirc_acdc::SelectionRule;
 use modcirc_bimt::checkpoint::TrainMeta;
 use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
@@ -52,7 +53,13 @@ impl Profile {
     pub fn settings(self) -> ProfileSettings {
         match self {
             Profile::Full => {
-                ProfileSettings { steps: 40_000, bootstraps: 50, sample: 500, inference_repeats: 50, seeds: 5 }
+                ProfileSettings {
+                    steps: modcirc_bimt::STUDY_STEPS,
+                    bootstraps: modcirc_acdc::DEFAULT_BOOTSTRAPS,
+                    sample: modcirc_acdc::DEFAULT_SAMPLE,
+                    inference_repeats: 50,
+                    seeds: 5,
+                }
             }
             Profile::Quick => {
                 ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20, seeds: 3 }
@@ -277,19 +284,19 @@ pub struct Results {
     /// Every metric across seeds, and the verdicts judged on them (`null`
     /// with one seed).
     #[serde(default)]
-    pub across_seeds: Option<crate::seeds::AcrossSeeds>,
+    pub across_seeds: Option<AcrossSeeds>,
     /// STUDY §9's findings, each by its stated rule.
     #[serde(default)]
     pub findings: Vec<Verdict>,
     /// RQ1-H1 and RQ1-H3 decided again on each K-sensitivity rule's circuits.
     #[serde(default)]
-    pub k_sensitivity: Vec<crate::verdicts::SensitivityRow>,
+    pub k_sensitivity: Vec<SensitivityRow>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256
     /// and size: what `check-artifacts` verifies.
     #[serde(default)]
-    pub files: Vec<crate::cache::FileRecord>,
+    pub files: Vec<modcirc_store::FileRecord>,
 }
 
 /// The seed-0 discovery of `regime` on `task`.
@@ -305,4 +312,86 @@ pub fn model0(ms: &[ModelResult], regime: Regime) -> Option<&ModelResult> {
 /// The seed-0 STUDY §8 result of `regime` on `task`.
 pub fn beyond0<'a>(bs: &'a [BeyondResult], regime: Regime, task: &str) -> Option<&'a BeyondResult> {
     bs.iter().find(|b| b.regime == Some(regime) && b.task == task && b.seed == Some(0))
+}
+
+/// One regime and task over seeds: a t-interval over seeds per metric.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedRow {
+    /// The regime.
+    pub regime: Regime,
+    /// The task.
+    pub task: String,
+    /// Seeds it covers.
+    pub seeds: usize,
+    /// Circuit logit difference (lower: closer to the model).
+    pub logit_difference: Summary,
+    /// Sparsity (higher: smaller circuit).
+    pub sparsity: Summary,
+    /// Circuit accuracy.
+    pub accuracy: Summary,
+    /// Discovery time, seconds.
+    pub discovery_s: Summary,
+    /// Faithfulness (bootstrap mean per seed), where every seed has one.
+    pub faithfulness: Option<Summary>,
+    /// Bootstrap stability of the circuit (STUDY §9), where measured.
+    pub stability: Option<Summary>,
+}
+
+/// One regime's network structure over seeds (STUDY §9).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StructureRow {
+    /// The regime.
+    pub regime: Regime,
+    /// Seeds it covers.
+    pub seeds: usize,
+    /// Wiring length.
+    pub wiring_length: Summary,
+    /// Q of the graph of every weight.
+    pub q_all: Summary,
+    /// Q of the graph of the weights the eps rule keeps.
+    pub q_eps: Summary,
+    /// Spectral n-cut into 8 clusters of the eps graph.
+    pub ncut8_eps: Option<Summary>,
+    /// Jaccard overlap of the circle and line circuits.
+    pub overlap: Option<Summary>,
+}
+
+/// How many seeds' rule gives seed 0's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Agreement {
+    /// The hypothesis (`RQ1-H1`, …).
+    pub id: String,
+    /// Seed 0's verdict.
+    pub seed0: String,
+    /// Seeds (seed 0 among them) whose verdict is the same.
+    pub agree: usize,
+    /// Seeds judged.
+    pub seeds: usize,
+}
+
+/// Everything across seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcrossSeeds {
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// Per regime and task.
+    pub rows: Vec<SeedRow>,
+    /// Per regime.
+    pub structure: Vec<StructureRow>,
+    /// The paper's hypotheses, judged on the intervals over seeds (RQ2: on
+    /// the means over seeds of memory and training time; inference is
+    /// timed on seed 0 only).
+    pub verdicts: Vec<Verdict>,
+    /// Per hypothesis, agreement of each seed with seed 0.
+    pub agreement: Vec<Agreement>,
+}
+
+/// The RQ1 verdicts that depend on which neurons the circuit keeps, decided
+/// again on one compared rule's circuits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SensitivityRow {
+    /// The rule.
+    pub rule: SelectionRule,
+    /// RQ1-H1 and RQ1-H3 on its circuits.
+    pub verdicts: Vec<Verdict>,
 }

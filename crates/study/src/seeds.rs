@@ -5,84 +5,13 @@
 
 use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
-use serde::{Deserialize, Serialize};
 
 use crate::paper::TASKS;
-use crate::results::{DiscoveryResult, InferenceResult, ModelResult, Verdict};
+use crate::results::{
+    AcrossSeeds, Agreement, DiscoveryResult, InferenceResult, ModelResult, SeedRow, StructureRow, Verdict,
+};
 use crate::structure::StructureResult;
 use crate::verdicts::verdicts;
-
-/// One regime and task over seeds: a t-interval over seeds per metric.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedRow {
-    /// The regime.
-    pub regime: Regime,
-    /// The task.
-    pub task: String,
-    /// Seeds it covers.
-    pub seeds: usize,
-    /// Circuit logit difference (lower: closer to the model).
-    pub logit_difference: Summary,
-    /// Sparsity (higher: smaller circuit).
-    pub sparsity: Summary,
-    /// Circuit accuracy.
-    pub accuracy: Summary,
-    /// Discovery time, seconds.
-    pub discovery_s: Summary,
-    /// Faithfulness (bootstrap mean per seed), where every seed has one.
-    pub faithfulness: Option<Summary>,
-    /// Bootstrap stability of the circuit (STUDY §9), where measured.
-    pub stability: Option<Summary>,
-}
-
-/// One regime's network structure over seeds (STUDY §9).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StructureRow {
-    /// The regime.
-    pub regime: Regime,
-    /// Seeds it covers.
-    pub seeds: usize,
-    /// Wiring length.
-    pub wiring_length: Summary,
-    /// Q of the graph of every weight.
-    pub q_all: Summary,
-    /// Q of the graph of the weights the eps rule keeps.
-    pub q_eps: Summary,
-    /// Spectral n-cut into 8 clusters of the eps graph.
-    pub ncut8_eps: Option<Summary>,
-    /// Jaccard overlap of the circle and line circuits.
-    pub overlap: Option<Summary>,
-}
-
-/// How many seeds' rule gives seed 0's verdict.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Agreement {
-    /// The hypothesis (`RQ1-H1`, …).
-    pub id: String,
-    /// Seed 0's verdict.
-    pub seed0: String,
-    /// Seeds (seed 0 among them) whose verdict is the same.
-    pub agree: usize,
-    /// Seeds judged.
-    pub seeds: usize,
-}
-
-/// Everything across seeds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AcrossSeeds {
-    /// The seeds.
-    pub seeds: Vec<u64>,
-    /// Per regime and task.
-    pub rows: Vec<SeedRow>,
-    /// Per regime.
-    pub structure: Vec<StructureRow>,
-    /// The paper's hypotheses, judged on the intervals over seeds (RQ2: on
-    /// the means over seeds of memory and training time; inference is
-    /// timed on seed 0 only).
-    pub verdicts: Vec<Verdict>,
-    /// Per hypothesis, agreement of each seed with seed 0.
-    pub agreement: Vec<Agreement>,
-}
 
 fn t(values: Vec<f64>) -> Option<Summary> {
     Summary::t_interval(&values)

@@ -4,10 +4,9 @@
 use modcirc_acdc::SelectionRule;
 use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
-use serde::{Deserialize, Serialize};
 
 use crate::paper::TASKS;
-use crate::results::{find, model0, DiscoveryResult, InferenceResult, ModelResult, Verdict};
+use crate::results::{find, model0, DiscoveryResult, InferenceResult, ModelResult, SensitivityRow, Verdict};
 
 /// The verdict of a rule whose results are missing.
 pub const NOT_EVALUATED: &str = "not evaluated (results missing)";
@@ -17,16 +16,18 @@ fn below(a: &Summary, b: &Summary) -> bool {
     a.hi < b.lo
 }
 
-pub(crate) fn ci(s: &Summary, digits: usize) -> String {
+/// A mean and its interval, as the report and verdicts print them.
+pub fn ci(s: &Summary, digits: usize) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", s.mean, s.lo, s.hi, d = digits)
 }
 
 /// [`ci`], or a dash where there is no value.
-pub(crate) fn ci_opt(s: &Option<Summary>, digits: usize) -> String {
+pub fn ci_opt(s: &Option<Summary>, digits: usize) -> String {
     s.as_ref().map_or("–".into(), |s| ci(s, digits))
 }
 
-pub(crate) fn fmt_ms(s: &Summary) -> String {
+/// Seconds as milliseconds, with the interval.
+pub fn fmt_ms(s: &Summary) -> String {
     format!("{:.2} [{:.2}, {:.2}]", s.mean * 1e3, s.lo * 1e3, s.hi * 1e3)
 }
 
@@ -48,16 +49,6 @@ pub fn verdicts(models: &[ModelResult], ds: &[DiscoveryResult], inference: &[Inf
     out.extend(rq2_h2(models));
     out.push(rq2_h3(inference));
     out
-}
-
-/// The RQ1 verdicts that depend on which neurons the circuit keeps, decided
-/// again on one compared rule's circuits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SensitivityRow {
-    /// The rule.
-    pub rule: SelectionRule,
-    /// RQ1-H1 and RQ1-H3 on its circuits.
-    pub verdicts: Vec<Verdict>,
 }
 
 /// RQ1-H1 and RQ1-H3 on each rule the seed-0 discoveries compared

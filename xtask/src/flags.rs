@@ -1,13 +1,11 @@
-//! Flags and helpers shared by the subcommands.
+//! Flags shared by the subcommands, and the checks on them that come
+//! before any work.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use modcirc_dataset::{ChecksumPolicy, Mnist, DATA_DIR_ENV, DEFAULT_DATA_DIR};
-
-use crate::ALLOC;
 
 /// The repository root: where xtask was built (one level above it), or,
 /// for a binary copied to another machine, the current directory.
@@ -24,17 +22,6 @@ pub fn repo_root() -> PathBuf {
 /// (never into the clone a binary was built in, when run elsewhere).
 pub fn artifacts_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join("artifacts")
-}
-
-/// The content key of a model trained on `mnist`
-/// ([`modcirc_study::sweep::model_key`]).
-pub fn model_key(
-    config: &modcirc_bimt::TrainConfig,
-    mnist: &Mnist,
-    device: modcirc_mlp::DeviceSpec,
-) -> anyhow::Result<String> {
-    let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
-    Ok(modcirc_study::sweep::model_key(config, &sums, &device.to_string())?)
 }
 
 /// `--eps`: a fraction in [0, 1).
@@ -126,111 +113,6 @@ impl JobsArg {
     }
 }
 
-/// Runs `work` on every item, `jobs` at a time, each on its own thread, and
-/// returns the results in the items' order. After the first error no new
-/// item starts, and that error (the first in item order) is returned.
-pub fn run_jobs<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    work: impl Fn(&T) -> anyhow::Result<R> + Sync,
-) -> anyhow::Result<Vec<R>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let slots: Mutex<Vec<Option<anyhow::Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            let worker = || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= items.len() || failed.load(Ordering::SeqCst) {
-                    break;
-                }
-                let r = work(&items[i]);
-                failed.fetch_or(r.is_err(), Ordering::SeqCst);
-                slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-            };
-            // The main thread's stack size: training keeps large frames.
-            std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(s, worker).expect("spawning a job thread");
-        }
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for slot in slots.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        match slot {
-            Some(r) => out.push(r?),
-            None => anyhow::bail!("a job did not run after an earlier one failed"),
-        }
-    }
-    Ok(out)
-}
-
-/// Progress bars of jobs that run at once, one line each, and messages
-/// printed above them.
-#[derive(Clone)]
-pub struct Progress {
-    multi: indicatif::MultiProgress,
-    quiet: bool,
-}
-
-impl Progress {
-    pub fn new(quiet: bool) -> Progress {
-        let multi = indicatif::MultiProgress::new();
-        if quiet {
-            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        Progress { multi, quiet }
-    }
-    /// A bar for one job, shown while it runs.
-    pub fn bar(&self, len: u64, prefix: &str) -> ProgressBar {
-        self.multi.add(bar(len, self.quiet, prefix))
-    }
-    /// Prints `msg` above the bars, unless quiet.
-    pub fn say(&self, msg: &str) {
-        if !self.quiet {
-            self.multi.suspend(|| eprintln!("{msg}"));
-        }
-    }
-    /// Prints a result to standard output above the bars, even when quiet.
-    pub fn result(&self, msg: &str) {
-        self.multi.suspend(|| println!("{msg}"));
-    }
-    /// Prints a warning above the bars, even when quiet.
-    pub fn warn(&self, msg: &str) {
-        self.multi.suspend(|| eprintln!("warning: {msg}"));
-    }
-}
-
-pub fn bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    pb.set_prefix(prefix.to_string());
-    pb
-}
-
-/// The heap a training uses: the process's live heap when it starts (the
-/// data set) and the peak of its own thread above that, so that concurrent
-/// trainings each measure their own.
-pub struct HeapWindow {
-    pub at_start: u64,
-    thread: modcirc_metrics::ThreadHeapWindow,
-}
-
-impl HeapWindow {
-    pub fn start() -> HeapWindow {
-        modcirc_metrics::reset_peak_rss();
-        HeapWindow { at_start: ALLOC.live_bytes(), thread: modcirc_metrics::ThreadHeapWindow::start() }
-    }
-    pub fn peak_heap(&self) -> u64 {
-        self.at_start + self.thread.peak_bytes()
-    }
-}
-
 /// Loads the checkpoint of `--model` (`activation`: `--activation`), with
 /// the flags named in its errors.
 pub fn load_model(
@@ -274,32 +156,6 @@ pub fn refuse_overwrite(outputs: &[(&str, &Path)], inputs: &[(String, PathBuf)])
         }
     }
     Ok(())
-}
-
-/// Removes the temporary files that killed runs left in `dir` (those of a
-/// process that is gone), saying so unless `quiet`.
-pub fn remove_stale_temps(dir: &Path, quiet: bool) -> anyhow::Result<()> {
-    for p in modcirc_mlp::file::remove_stale_temps(dir)? {
-        if !quiet {
-            eprintln!("removed {}, left by a run that was killed", p.display());
-        }
-    }
-    Ok(())
-}
-
-/// The directory `path` is written into.
-pub fn dir_of(path: &Path) -> &Path {
-    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-/// Serialises `value` as pretty JSON to `path` through a temporary file.
-pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    write_atomic(path, &serde_json::to_vec_pretty(value)?)
-}
-
-/// Writes `bytes` to `path` through a temporary file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    modcirc_mlp::file::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The model and task a `discover` or `beyond` command works on.
@@ -375,58 +231,37 @@ impl ModelTask {
     }
 }
 
-/// How a cached unit came to be: for progress lines and tallies.
-pub enum Source {
-    Computed,
-    Cached,
-    /// Computed by another process while this one waited on its claim.
-    ByOther,
+
+/// Writes an output file through a temporary file (never over anything
+/// but a regular file); `-` writes to standard output.
+pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if path == Path::new("-") {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        return out.write_all(bytes).and_then(|_| out.flush()).context("writing to standard output");
+    }
+    modcirc_store::atomic::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-impl Source {
-    /// What a progress line adds after the unit.
-    pub fn said(&self) -> &'static str {
-        match self {
-            Source::Computed => "",
-            Source::Cached => " (cached)",
-            Source::ByOther => " (computed by another process)",
+/// Removes the temporary files that killed runs left in the directory of
+/// each of `dirs`, saying so unless `quiet`.
+pub fn remove_stale_temps<'a>(dirs: impl IntoIterator<Item = &'a Path>, quiet: bool) -> anyhow::Result<()> {
+    for dir in dirs {
+        for p in modcirc_store::atomic::remove_stale_temps(dir)? {
+            if !quiet {
+                eprintln!("removed {}, left by a run that was killed", p.display());
+            }
         }
     }
+    Ok(())
 }
 
-/// A unit from the cache (`fetch`), or computed as its only writer: under
-/// its claim ([`modcirc_study::claim`]), waiting while another live
-/// process holds it. `compute` gets the claim, to check before writing.
-pub fn claimed_unit<T>(
-    main: &Path,
-    what: &str,
-    progress: &Progress,
-    fetch: impl Fn() -> Option<T>,
-    compute: impl FnOnce(&modcirc_study::claim::Claim) -> anyhow::Result<T>,
-) -> anyhow::Result<(T, Source)> {
-    if let Some(v) = fetch() {
-        return Ok((v, Source::Cached));
-    }
-    let (mut waited, mut computed) = (false, false);
-    let v = modcirc_study::claim::exclusively(
-        main,
-        what,
-        &fetch,
-        |c| {
-            computed = true;
-            compute(c)
-        },
-        |holder| {
-            waited = true;
-            progress.say(&format!("waiting for {} ({holder})", main.display()));
-        },
-    )?;
-    let source = if computed {
-        Source::Computed
-    } else if waited {
-        Source::ByOther
+/// Prints a command's summary line: to standard output, or to standard
+/// error when the output itself goes to standard output (`--out -`).
+pub fn summary(out: &Path, line: &str) {
+    if out == Path::new("-") {
+        eprintln!("{line}");
     } else {
-        Source::Cached
-    };
-    Ok((v, source))
+        println!("{line}");
+    }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 use modcirc_study::discovery::DiscoverOutput;
-use modcirc_study::html::embedded_data;
+use modcirc_present::html::embedded_data;
 use modcirc_study::Results;
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@
 //! recomputed instead of believed.
 //!
 //! ```
-//! use modcirc_study::cache::{listing_path, lookup, record, Lookup};
+//! use modcirc_store::listing::{listing_path, lookup, record, Lookup};
 //! let dir = std::env::temp_dir().join(format!("modcirc-cache-doc-{}", std::process::id()));
 //! let file = dir.join("unit.json");
 //! let listing = listing_path(&file);
@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::StudyError;
+use crate::atomic::write_atomic;
+use crate::StoreError;
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -45,8 +46,8 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
 }
 
 /// SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, StudyError> {
-    let bytes = std::fs::read(path).map_err(|e| StudyError::io(path, e))?;
+pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
+    let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
     Ok(sha256_hex(&bytes))
 }
 
@@ -58,13 +59,13 @@ pub fn listing_path(path: &Path) -> PathBuf {
 
 /// Records a unit's files (path, bytes as written) in `listing`, atomically
 /// and after them. The files must share the listing's directory.
-pub fn record(listing: &Path, files: &[(&Path, &[u8])]) -> Result<(), StudyError> {
+pub fn record(listing: &Path, files: &[(&Path, &[u8])]) -> Result<(), StoreError> {
     let mut text = String::new();
     for (path, bytes) in files {
-        let name = path.file_name().ok_or_else(|| StudyError::Invalid(format!("{}: no file name", path.display())))?;
+        let name = path.file_name().ok_or_else(|| StoreError::Mismatch(format!("{}: no file name", path.display())))?;
         text.push_str(&format!("{}  {}\n", sha256_hex(bytes), name.to_string_lossy()));
     }
-    modcirc_mlp::file::write_atomic(listing, text.as_bytes()).map_err(|e| StudyError::Invalid(e.to_string()))
+    write_atomic(listing, text.as_bytes())
 }
 
 /// What the cache holds for a unit.
@@ -143,10 +144,9 @@ pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<(T, Vec
 
 /// Writes a JSON unit (pretty) atomically and records it in its listing;
 /// returns the bytes written.
-pub fn store_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, StudyError> {
-    let bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| StudyError::Invalid(format!("{}: {e}", path.display())))?;
-    modcirc_mlp::file::write_atomic(path, &bytes).map_err(|e| StudyError::Invalid(e.to_string()))?;
+pub fn store_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Json { path: path.into(), source: e })?;
+    write_atomic(path, &bytes)?;
     record(&listing_path(path), &[(path, &bytes)])?;
     Ok(bytes)
 }
@@ -170,11 +170,11 @@ impl FileRecord {
     }
 
     /// Checks the file under `base`: present, of its size, matching its hash.
-    pub fn verify(&self, base: &Path) -> Result<(), StudyError> {
+    pub fn verify(&self, base: &Path) -> Result<(), StoreError> {
         let path = base.join(&self.path);
-        let data = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
+        let data = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
         if data.len() as u64 != self.bytes {
-            return Err(StudyError::Invalid(format!(
+            return Err(StoreError::Mismatch(format!(
                 "{} holds {} bytes, results.json records {} (truncated or replaced)",
                 path.display(),
                 data.len(),
@@ -182,7 +182,7 @@ impl FileRecord {
             )));
         }
         if sha256_hex(&data) != self.sha256 {
-            return Err(StudyError::Invalid(format!(
+            return Err(StoreError::Mismatch(format!(
                 "{} does not match the SHA-256 results.json records",
                 path.display()
             )));
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_file_without_its_listing_or_missing_from_it_is_stale_not_a_hit() {
-        let dir = std::env::temp_dir().join(format!("modcirc-cache-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("modcirc-cache-{}", crate::atomic::random_hex(4)));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b) = (dir.join("m.safetensors"), dir.join("m.json"));
         std::fs::write(&a, b"weights").unwrap();

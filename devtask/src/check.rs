@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use modcirc_study::check::{check_artifacts, expected_figures};
+use modcirc_present::check::{check_artifacts, expected_figures};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {

@@ -29,9 +29,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use modcirc_mlp::file::host_name;
-
-use crate::StudyError;
+use crate::atomic::{host_name, random_hex};
+use crate::StoreError;
 
 /// How often a holder refreshes its claim.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -59,10 +58,7 @@ pub struct Holder {
 impl Holder {
     fn me(what: &str) -> Holder {
         let pid = std::process::id();
-        let token = crate::cache::sha256_hex(
-            format!("{}-{pid}-{:?}-{:?}", host_name(), SystemTime::now(), std::thread::current().id()).as_bytes(),
-        )[..16]
-            .to_string();
+        let token = random_hex(8);
         Holder { host: host_name(), pid, started: process_start(pid).unwrap_or(0), what: what.to_string(), token }
     }
 
@@ -128,25 +124,41 @@ pub fn state(main: &Path) -> ClaimState {
 }
 
 /// The claim's holder and how long since it was refreshed. A claim that
-/// cannot be parsed (a holder killed while writing it) reads as a holder
-/// of unknown host, so only its age can abandon it.
+/// cannot be read as a holder (a holder killed while writing it, bytes
+/// that are not UTF-8, a directory or a dangling link at its name) reads
+/// as a holder of unknown host, saying what it is, so that its age alone
+/// decides when it is abandoned.
 fn read_claim(path: &Path) -> Option<(Holder, Duration)> {
     use std::io::Read;
+    let unknown = |what: &str| Holder { host: format!("({what})"), pid: 0, started: 0, what: String::new(), token: String::new() };
+    let age_of = |m: &std::fs::Metadata| {
+        m.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default()
+    };
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if !link.file_type().is_file() {
+        let what = if link.file_type().is_dir() {
+            "a directory at the claim's name"
+        } else if link.file_type().is_symlink() {
+            "a link at the claim's name"
+        } else {
+            "not a regular file at the claim's name"
+        };
+        return Some((unknown(what), age_of(&link)));
+    }
     // Opened before its times are read: on NFS, opening revalidates the
     // attributes (close-to-open), where a plain stat may answer from a
     // cache up to a minute old.
-    let mut file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
-    let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
-    let holder = serde_json::from_str(&text).unwrap_or_else(|_| Holder {
-        host: "(unreadable claim)".into(),
-        pid: 0,
-        started: 0,
-        what: String::new(),
-        token: String::new(),
-    });
+    let Ok(mut file) = std::fs::File::open(path) else { return Some((unknown("an unreadable claim"), age_of(&link))) };
+    let meta = file.metadata().unwrap_or(link);
+    let age = age_of(&meta);
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Some((unknown("an unreadable claim"), age));
+    }
+    let holder = match std::str::from_utf8(&bytes) {
+        Err(_) => unknown("a claim that is not UTF-8"),
+        Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| unknown("an unreadable claim")),
+    };
     Some((holder, age))
 }
 
@@ -168,14 +180,11 @@ impl Claim {
 
     /// [`Claim::still_held`] as an error naming the claim: what a holder
     /// calls just before it writes the unit's files.
-    pub fn ensure_held(&self) -> Result<(), StudyError> {
+    pub fn ensure_held(&self) -> Result<(), StoreError> {
         if self.still_held() {
             Ok(())
         } else {
-            Err(StudyError::Invalid(format!(
-                "{}: taken over by another process; not writing its unit",
-                self.path.display()
-            )))
+            Err(StoreError::ClaimLost(self.path.clone()))
         }
     }
 }
@@ -203,21 +212,21 @@ pub enum Attempt {
 }
 
 /// Tries once to claim `main`'s unit, taking over an abandoned claim.
-pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StudyError> {
+pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StoreError> {
     let path = claim_path(main);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| StudyError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     }
     let me = Holder::me(what);
     for _ in 0..3 {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
-                let text = serde_json::to_vec(&me).map_err(|e| StudyError::Invalid(e.to_string()))?;
+                let text = serde_json::to_vec(&me).map_err(|e| StoreError::Json { path: path.clone(), source: e })?;
                 if let Err(e) = f.write_all(&text).and_then(|_| f.sync_all()) {
                     // A claim that names no one would block the unit for
                     // STALE_AFTER: remove it.
                     let _ = std::fs::remove_file(&path);
-                    return Err(StudyError::io(&path, e));
+                    return Err(StoreError::io(&path, e));
                 }
                 return Ok(Attempt::Won(start_heartbeat(path, me.token)));
             }
@@ -226,13 +235,13 @@ pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StudyError> {
                 ClaimState::None => continue,
                 ClaimState::Abandoned(old) => take_over(&path, &old, &me.token)?,
             },
-            Err(e) => return Err(StudyError::io(&path, e)),
+            Err(e) => return Err(StoreError::io(&path, e)),
         }
     }
     // Three races lost in a row: report whoever holds it now.
     match read_claim(&path) {
         Some((h, _)) => Ok(Attempt::Busy(h)),
-        None => Err(StudyError::Invalid(format!("{}: could not be claimed", path.display()))),
+        None => Err(StoreError::Unclaimable(path)),
     }
 }
 
@@ -240,21 +249,25 @@ pub fn try_claim(main: &Path, what: &str) -> Result<Attempt, StudyError> {
 /// taker's own (of two takers, one rename succeeds), then removed if it is
 /// still the claim judged abandoned, or put back if a fresh claim was
 /// renamed instead.
-fn take_over(path: &Path, old: &Holder, token: &str) -> Result<(), StudyError> {
+fn take_over(path: &Path, old: &Holder, token: &str) -> Result<(), StoreError> {
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".abandoned-{token}"));
     let aside = PathBuf::from(aside);
     match std::fs::rename(path, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StudyError::io(path, e)),
+        Err(e) => return Err(StoreError::io(path, e)),
     }
     let moved = read_claim(&aside).map(|(h, _)| h);
     if moved.as_ref().is_some_and(|h| h.token != old.token) {
         // A fresh claim, made between our reading and our rename.
         let _ = std::fs::hard_link(&aside, path);
     }
-    std::fs::remove_file(&aside).map_err(|e| StudyError::io(&aside, e))
+    let removed = match std::fs::symlink_metadata(&aside) {
+        Ok(m) if m.file_type().is_dir() => std::fs::remove_dir_all(&aside),
+        _ => std::fs::remove_file(&aside),
+    };
+    removed.map_err(|e| StoreError::io(&aside, e))
 }
 
 fn start_heartbeat(path: PathBuf, token: String) -> Claim {
@@ -286,7 +299,7 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// claim, `waiting` is told once and the unit is polled until it is done
 /// or its claim abandoned. `compute` gets the claim, to check
 /// [`Claim::still_held`] before it writes.
-pub fn exclusively<T, E: From<StudyError>>(
+pub fn exclusively<T, E: From<StoreError>>(
     main: &Path,
     what: &str,
     mut done: impl FnMut() -> Option<T>,
@@ -321,7 +334,7 @@ mod tests {
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("modcirc-claim-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("modcirc-claim-{name}-{}", random_hex(4)));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -370,6 +383,42 @@ mod tests {
     }
 
     #[test]
+    fn odd_claims_are_judged_by_age_and_say_what_they_are() {
+        let d = dir("odd");
+        let old = SystemTime::now() - STALE_AFTER - Duration::from_secs(5);
+        let cases: [(&str, &dyn Fn(&Path)); 3] = [
+            ("not UTF-8", &|p| std::fs::write(p, [0xff, 0xfe, 0x00]).unwrap()),
+            ("a directory", &|p| std::fs::create_dir(p).unwrap()),
+            ("a link", &|p| std::os::unix::fs::symlink("/nonexistent/claim", p).unwrap()),
+        ];
+        for (i, (what, make)) in cases.iter().enumerate() {
+            let main = d.join(format!("unit{i}.json"));
+            let claim = claim_path(&main);
+            make(&claim);
+            let ClaimState::Held(h) = state(&main) else { panic!("{what}: a fresh odd claim is held") };
+            assert!(h.host.contains(what), "{what}: {h}");
+            let times = std::fs::FileTimes::new().set_modified(old);
+            // A link's own time: set through lutimes-less fallback by recreating
+            // it is not possible in std; judge the others by age, links too
+            // once they are old.
+            if std::fs::symlink_metadata(&claim).unwrap().file_type().is_symlink() {
+                let c = std::ffi::CString::new(claim.as_os_str().as_encoded_bytes()).unwrap();
+                let t = old.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+                let ts = libc::timespec { tv_sec: t.as_secs() as _, tv_nsec: 0 };
+                // SAFETY: a valid path and two timespecs.
+                let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+                assert_eq!(rc, 0);
+            } else {
+                std::fs::File::open(&claim).unwrap().set_times(times).unwrap();
+            }
+            assert!(matches!(state(&main), ClaimState::Abandoned(_)), "{what}");
+            let Attempt::Won(c) = try_claim(&main, "taker").unwrap() else { panic!("{what}: taken over") };
+            assert!(c.still_held());
+        }
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn exclusively_computes_once_across_threads() {
         let d = dir("threads");
         let main = d.join("unit.json");
@@ -377,7 +426,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    let v = exclusively::<_, StudyError>(
+                    let v = exclusively::<_, StoreError>(
                         &main,
                         "t",
                         || std::fs::read(&main).ok(),

@@ -22,7 +22,7 @@ use modcirc_dataset::{Bootstrap, Mnist, PairedDataset, Task};
 use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::Serialize;
 
-use crate::common::{write_json, DataArgs};
+use crate::DataDir;
 
 #[derive(Args, Debug)]
 pub struct GpuCheckArgs {
@@ -37,7 +37,7 @@ pub struct GpuCheckArgs {
     #[arg(long, default_value = "gpu-check")]
     pub out: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: DataDir,
 }
 
 #[derive(Serialize)]
@@ -226,6 +226,7 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
         sweep,
         training,
     };
-    write_json(&args.out.join("gpu-check.json"), &report).context("writing gpu-check.json")?;
+    let json = serde_json::to_vec_pretty(&report)?;
+    modcirc_store::atomic::write_atomic(&args.out.join("gpu-check.json"), &json).context("writing gpu-check.json")?;
     Ok(())
 }

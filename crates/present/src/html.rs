@@ -10,11 +10,11 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
-use crate::beyond::{edge_list, ACDC_PAIRS};
-use crate::discovery::DiscoverOutput;
-use crate::paper::PAPER_TABLE3;
-use crate::results::{beyond0, find, Results, Verdict};
-use crate::StudyError;
+use modcirc_study::beyond::{edge_list, ACDC_PAIRS};
+use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::paper::PAPER_TABLE3;
+use modcirc_study::results::{beyond0, find, Results, Verdict};
+use crate::PresentError;
 
 /// Version of the page's embedded data.
 pub const HTML_SCHEMA: &str = "modcirc.report-html/1";
@@ -166,7 +166,7 @@ struct CircuitEdges {
 
 /// One model's page data: its circuits, then the edges they keep and its
 /// largest weights up to [`HTML_EDGE_CAP`].
-fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, StudyError> {
+fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentError> {
     let model = &input.checkpoint.model;
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     // Each circuit as an edge list first; indices into the model's edges at the end.
@@ -263,7 +263,7 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, StudyErro
 }
 
 /// The page's data.
-pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, StudyError> {
+pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, PresentError> {
     let table3 = PAPER_TABLE3
         .iter()
         .filter_map(|row| {
@@ -317,18 +317,18 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Stud
 
 /// `REPORT.html`: the page with `data` inline. Every `<` in the data is
 /// written as `\u003c`, so no string in it can close the script element.
-pub fn report_html(data: &PageData) -> Result<String, StudyError> {
-    let json = serde_json::to_string(data).map_err(|e| StudyError::Invalid(format!("REPORT.html data: {e}")))?;
+pub fn report_html(data: &PageData) -> Result<String, PresentError> {
+    let json = serde_json::to_string(data).map_err(|e| PresentError::Invalid(format!("REPORT.html data: {e}")))?;
     Ok(TEMPLATE.replacen("/*DATA*/", &json.replace('<', "\\u003c"), 1))
 }
 
 /// The page data embedded in a `REPORT.html`, read back (what the checks use).
-pub fn embedded_data(html: &str) -> Result<PageData, StudyError> {
+pub fn embedded_data(html: &str) -> Result<PageData, PresentError> {
     let start = html
         .find(r#"<script type="application/json" id="data">"#)
         .map(|i| i + r#"<script type="application/json" id="data">"#.len())
-        .ok_or_else(|| StudyError::Invalid("REPORT.html has no data element".into()))?;
+        .ok_or_else(|| PresentError::Invalid("REPORT.html has no data element".into()))?;
     let end =
-        html[start..].find("</script>").ok_or_else(|| StudyError::Invalid("REPORT.html: unclosed data".into()))?;
-    serde_json::from_str(&html[start..start + end]).map_err(|e| StudyError::Invalid(format!("REPORT.html data: {e}")))
+        html[start..].find("</script>").ok_or_else(|| PresentError::Invalid("REPORT.html: unclosed data".into()))?;
+    serde_json::from_str(&html[start..start + end]).map_err(|e| PresentError::Invalid(format!("REPORT.html data: {e}")))
 }

@@ -11,10 +11,10 @@ use modcirc_report::{
     Series, Strip, StripPanel,
 };
 
-use crate::discovery::DiscoverOutput;
-use crate::paper::{paper_summary, PAPER_TABLE3, TASKS};
-use crate::results::{beyond0, find, model0, DiscoveryResult, InferenceResult, ModelResult, Results};
-use crate::StudyError;
+use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::paper::{paper_summary, PAPER_TABLE3, TASKS};
+use modcirc_study::results::{beyond0, find, model0, DiscoveryResult, InferenceResult, ModelResult, Results};
+use crate::PresentError;
 
 /// One network of Fig. 2: a model and the discovery whose circuit it shows.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ pub fn fig2_stem(regime: Regime, task: &str) -> String {
 }
 
 /// Writes every figure under `dir` (PNG and SVG); returns their paths.
-pub fn figures(dir: &Path, r: &Results, networks: &[NetworkPanel<'_>]) -> Result<Vec<PathBuf>, StudyError> {
+pub fn figures(dir: &Path, r: &Results, networks: &[NetworkPanel<'_>]) -> Result<Vec<PathBuf>, PresentError> {
     let mut written = Vec::new();
     for n in networks {
         written.extend(fig2(dir, n)?);
@@ -62,7 +62,7 @@ fn exact(v: f64) -> Summary {
 /// Fig. 9: modularity Q (eps graph) against the circuit's faithfulness and
 /// logit difference, every model a point (bootstrap interval), a panel per
 /// task (STUDY §9).
-fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let panels = |y: &dyn Fn(&DiscoveryResult) -> Option<Summary>| -> Vec<ScatterPanel> {
         TASKS
             .iter()
@@ -73,7 +73,7 @@ fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
                     .iter()
                     .filter(|d| d.task == *t)
                     .filter_map(|d| {
-                        let s = crate::seeds::structure_of(&r.structure, d.regime, d.seed)?;
+                        let s = modcirc_study::seeds::structure_of(&r.structure, d.regime, d.seed)?;
                         let label = d.regime.label().to_string();
                         Some(Point {
                             label,
@@ -119,10 +119,10 @@ fn strip(regime: Regime, summary: Summary, points: Vec<f64>) -> Strip {
 
 /// Fig. 10: the metrics across seeds per regime: mean and 95% t-interval,
 /// each seed a faint point (STUDY §9).
-fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let Some(a) = &r.across_seeds else { return Ok(Vec::new()) };
     let mut panels = Vec::new();
-    type Metric = (&'static str, fn(&DiscoveryResult) -> Option<f64>, fn(&crate::seeds::SeedRow) -> Option<Summary>);
+    type Metric = (&'static str, fn(&DiscoveryResult) -> Option<f64>, fn(&modcirc_study::results::SeedRow) -> Option<Summary>);
     let metrics: [Metric; 3] = [
         ("logit difference", |d| Some(d.logit_difference.mean), |s| Some(s.logit_difference)),
         ("sparsity", |d| Some(d.sparsity.mean), |s| Some(s.sparsity)),
@@ -151,8 +151,8 @@ fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
     }
     type Structural = (
         &'static str,
-        fn(&crate::structure::StructureResult) -> Option<f64>,
-        fn(&crate::seeds::StructureRow) -> Option<Summary>,
+        fn(&modcirc_study::structure::StructureResult) -> Option<f64>,
+        fn(&modcirc_study::results::StructureRow) -> Option<Summary>,
     );
     let structural: [Structural; 3] = [
         ("modularity Q (eps edges)", |s| Some(s.eps_edges.q), |row| Some(row.q_eps)),
@@ -177,7 +177,7 @@ fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
 }
 
 /// Fig. 2: a network and one of its circuits.
-fn fig2(dir: &Path, n: &NetworkPanel<'_>) -> Result<Vec<PathBuf>, StudyError> {
+fn fig2(dir: &Path, n: &NetworkPanel<'_>) -> Result<Vec<PathBuf>, PresentError> {
     let model = &n.checkpoint.model;
     let weights: Vec<&[f32]> = model.layers.iter().map(|l| l.weight.as_slice()).collect();
     let report = &n.discovery.report;
@@ -245,7 +245,7 @@ fn scatter_panels(
 }
 
 /// Figs. 3 and 4: sparsity against logit difference and discovery time.
-fn fig3_4(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig3_4(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     // The paper's Vanilla line sparsity interval (± 1.77) is a typo-sized outlier; keep it as printed.
     let mut written = scatter_ci(
         &dir.join("fig3_sparsity_vs_logit_difference"),
@@ -269,7 +269,7 @@ fn seed0_models(r: &Results) -> Vec<&ModelResult> {
 }
 
 /// Figs. 5 and 6: training memory and time.
-fn fig5_6(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig5_6(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let models = seed0_models(r);
     let mem: Vec<Bar> = models
         .iter()
@@ -293,7 +293,7 @@ fn fig5_6(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
 }
 
 /// Fig. 7: inference time per image, batched and one at a time.
-fn fig7(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig7(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let bars = |f: &dyn Fn(&InferenceResult) -> Summary| -> Vec<Bar> {
         r.inference
             .iter()
@@ -323,7 +323,7 @@ fn fig7(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
 }
 
 /// Training MSE, test accuracy and wiring cost over the steps.
-fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let models = seed0_models(r);
     let series = |f: &dyn Fn(&HistoryPoint) -> Option<f64>| -> Vec<Series> {
         models
@@ -353,7 +353,7 @@ fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> 
 }
 
 /// Fig. 8 (beyond the paper): faithfulness of the top-|EAP| edge circuits over their size.
-fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, StudyError> {
+fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let panels: Vec<LinePanel> = TASKS
         .iter()
         .map(|t| LinePanel {

@@ -7,14 +7,16 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 use modcirc_report::{csv_table, markdown_table};
 
-use crate::beyond::{BeyondResult, ACDC_PAIRS};
-use crate::discovery::{
+use modcirc_study::discovery::{
     ACCURACY_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
 };
 use crate::figures::fig2_stem;
-use crate::paper::{PaperRow, PAPER_TABLE3, TASKS};
-use crate::results::{beyond0, find, model0, DiscoveryResult, Results};
-use crate::verdicts::{ci, ci_opt, fmt_ms};
+use modcirc_study::paper::{PaperRow, PAPER_TABLE3, TASKS};
+use modcirc_study::results::{find, model0, DiscoveryResult, Results};
+use modcirc_study::verdicts::{ci, ci_opt, fmt_ms};
+
+mod analyses;
+use analyses::{across_seeds, beyond_section, structure_section};
 
 const TABLE3_HEADER: [&str; 25] = [
     "task",
@@ -213,7 +215,7 @@ fn k_sensitivity_section(s: &mut String, r: &Results) {
     }
     let _ = writeln!(s, "\n## How the RQ1 verdicts move with K\n");
     let _ = writeln!(s, "Every discovery also evaluates these rules on its own bootstrap resamples (seed-0 models); RQ1-H1 and RQ1-H3 are decided again on each rule's circuits by the rules stated with the verdicts below. RQ1-H2 is about discovery time, which is the patching sweep's whatever the rule. *Live neurons only* fills K from neurons whose patch changes the output, so a layer with fewer keeps them all.\n");
-    let verdict_of = |row: &crate::verdicts::SensitivityRow, id: &str| {
+    let verdict_of = |row: &modcirc_study::results::SensitivityRow, id: &str| {
         row.verdicts.iter().find(|v| v.id == id).map_or("–".to_string(), |v| v.verdict.clone())
     };
     let main = r.discover_flags.config.selection.to_string();
@@ -308,159 +310,6 @@ fn training_and_inference(s: &mut String, r: &Results) {
     let _ = writeln!(s, "\nPeak heap is the counting allocator's peak during training minus the heap already live when training began (the data set). Training is single-threaded on the CPU; the paper measured GPU memory and time.\n");
 }
 
-/// Each metric's spread over training seeds.
-fn across_seeds(s: &mut String, r: &Results) {
-    let Some(a) = &r.across_seeds else { return };
-    let _ = writeln!(s, "## Across training seeds (STUDY §9)\n");
-    let _ = writeln!(
-        s,
-        "Seeds {:?} of every regime. Each cell: the mean over seeds of each seed's bootstrap mean, with a 95% Student-t interval over seeds (n = seeds): the variance from training, which the paper's single model per regime cannot show. Logit difference: lower is closer to the model; sparsity: higher is a smaller circuit; faithfulness: 1 recovers the model; stability: 1 is the same circuit on every resample.\n",
-        a.seeds
-    );
-    let rows: Vec<Vec<String>> = a
-        .rows
-        .iter()
-        .map(|row| {
-            vec![
-                row.task.clone(),
-                row.regime.label().into(),
-                row.seeds.to_string(),
-                ci(&row.logit_difference, 4),
-                ci(&row.sparsity, 4),
-                ci(&row.accuracy, 3),
-                fmt_ms(&row.discovery_s),
-                ci_opt(&row.faithfulness, 3),
-                ci_opt(&row.stability, 3),
-            ]
-        })
-        .collect();
-    s.push_str(&markdown_table(
-        &[
-            "task",
-            "model",
-            "seeds",
-            "logit difference",
-            "sparsity",
-            "circuit accuracy",
-            "discovery (ms)",
-            "faithfulness",
-            "stability",
-        ],
-        &rows,
-    ));
-    let _ = writeln!(s, "\nThe hypotheses judged twice: on seed 0 (the paper's design, the verdicts below) and on the intervals over seeds (RQ2: on the means over seeds of memory and training time; inference is timed on seed 0 only). *Agree* counts the seeds whose own data, judged by the seed-0 rule, give seed 0's verdict.\n");
-    let rows: Vec<Vec<String>> = a
-        .agreement
-        .iter()
-        .map(|g| {
-            let across = a.verdicts.iter().find(|v| v.id == g.id).map_or("–".to_string(), |v| v.verdict.clone());
-            vec![g.id.clone(), g.seed0.clone(), across, format!("{} of {}", g.agree, g.seeds)]
-        })
-        .collect();
-    s.push_str(&markdown_table(&["hypothesis", "seed 0", "across seeds", "agree"], &rows));
-    s.push('\n');
-}
-
-/// STUDY §9: structure per regime, and the findings.
-fn structure_section(s: &mut String, r: &Results) {
-    if r.structure.is_empty() {
-        return;
-    }
-    let _ = writeln!(s, "## Modularity, locality and specialisation (STUDY §9)\n");
-    let _ = writeln!(s, "Per model: wiring length Σ|W|·D / Σ|W| (what L1+Local and BIMT penalise); Newman's modularity Q (best of {} Louvain runs) and the spectral n-cut into 8 clusters of the graph on every neuron with edge weight |W|, on the weights the eps rule keeps (Q of every weight in brackets); circuit locality (the circuit's mean pairwise distance over that of the layer's live neurons; below 1 is gathered), per hidden layer; the Jaccard overlap of the circle and line circuits; cross-ablation: the model's accuracy on each task's images with its own circuit's neurons zero-ablated, then the other task's (intact in brackets).\n", crate::structure::LOUVAIN_RUNS);
-    let rows: Vec<Vec<String>> = r
-        .structure
-        .iter()
-        .map(|st| {
-            let loc = st
-                .circuits
-                .iter()
-                .map(|c| {
-                    let l: Vec<String> =
-                        c.locality.iter().map(|x| x.map_or("–".into(), |v| format!("{v:.2}"))).collect();
-                    format!("{} {}", c.task, l.join("/"))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let ncut8 = st.eps_edges.ncut.iter().find(|n| n.k == 8).map_or("–".into(), |n| format!("{:.3}", n.ncut));
-            let (overlap, cross) = match &st.specialisation {
-                Some(sp) => (
-                    format!("{:.3}", sp.overlap),
-                    sp.cross_ablation
-                        .iter()
-                        .map(|c| format!("{} {:.3} / {:.3} ({:.3})", c.task, c.own_ablated, c.other_ablated, c.intact))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-                None => ("–".into(), "–".into()),
-            };
-            vec![
-                st.regime.map_or("–".into(), |g| g.label().to_string()),
-                st.seed.map_or("–".into(), |x| x.to_string()),
-                format!("{:.3}", st.wiring_length),
-                format!("{:.3} ({:.3}), {} communities", st.eps_edges.q, st.all_weights.q, st.eps_edges.communities),
-                ncut8,
-                loc,
-                overlap,
-                cross,
-            ]
-        })
-        .collect();
-    s.push_str(&markdown_table(
-        &[
-            "model",
-            "seed",
-            "wiring length",
-            "Q eps (all)",
-            "n-cut k=8",
-            "locality (layer 1/2)",
-            "overlap",
-            "accuracy: own / other ablated (intact)",
-        ],
-        &rows,
-    ));
-    if let Some(a) = &r.across_seeds {
-        let _ = writeln!(s, "\nPer regime across seeds (95% t-interval):\n");
-        let rows: Vec<Vec<String>> = a
-            .structure
-            .iter()
-            .map(|row| {
-                vec![
-                    row.regime.label().into(),
-                    row.seeds.to_string(),
-                    ci(&row.wiring_length, 3),
-                    ci(&row.q_eps, 3),
-                    ci(&row.q_all, 3),
-                    ci_opt(&row.ncut8_eps, 3),
-                    ci_opt(&row.overlap, 3),
-                ]
-            })
-            .collect();
-        s.push_str(&markdown_table(
-            &[
-                "model",
-                "seeds",
-                "wiring length",
-                "Q (eps edges)",
-                "Q (every weight)",
-                "n-cut k=8",
-                "circle/line overlap",
-            ],
-            &rows,
-        ));
-    }
-    let _ = writeln!(s, "\n### Findings\n");
-    let _ = writeln!(s, "Each decided from this run's numbers by the rule stated with it.\n");
-    for v in &r.findings {
-        let _ = writeln!(
-            s,
-            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
-            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
-        );
-    }
-    s.push('\n');
-}
-
 /// The verdicts, then every figure.
 fn verdicts_and_figures(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Verdicts on the paper's hypotheses\n");
@@ -497,121 +346,9 @@ fn differences(s: &mut String, r: &Results) {
     }
 }
 
-/// STUDY §8: attribution patching against exact patching, and faithfulness.
-fn beyond_section(r: &Results) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "## Beyond the paper: attribution patching and faithfulness (STUDY §8)\n");
-    let _ = writeln!(s, "On the seed-0 models and each task's full pair set, with the answer metric m = L[clean digit] − L[corrupted digit]. *Node attribution* estimates each hidden neuron's patching effect from one backward pass, (a − a')·∂m/∂a on the corrupted run; ρ is its Spearman correlation with exact patching of every neuron, per hidden layer (on the last hidden layer the estimate is exact, since the logits are linear in it). *Faithfulness* is (m(C) − m(∅)) / (m(M) − m(∅)) on the clean images, with every removed edge carrying its source's value on the paired corrupted image: 1 recovers the model, 0 is no better than the corrupted run; {FAITHFULNESS_ABOVE_ONE}. The discovered circuit is the K-node circuit above, with its eps edges: its faithfulness is the mean [95% interval] over the bootstrap resamples, each resample's circuit on its own pairs. *EAP* keeps as many edges as the circuit found on all pairs, ranked by edge attribution patching, judged on all pairs. CPR and CMD are the areas under f and |1 − f| over log10 of the fraction of edges kept (0.1% to 100%), divided by that span: CPR higher is better, CMD lower is better. Computed once per model and task, without resampling.\n");
-    let rows: Vec<Vec<String>> = TASKS
-        .iter()
-        .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
-        .filter_map(|(t, reg)| beyond0(&r.beyond, *reg, t))
-        .map(|b| {
-            let rho = b.node_spearman.iter().map(|x| x.map_or("–".into(), |v| format!("{v:.3}"))).collect::<Vec<_>>();
-            vec![
-                b.task.clone(),
-                b.regime_label().into(),
-                rho.join(" / "),
-                format!("{:.1}", b.exact_patching_s * 1e3),
-                format!("{:.2}", b.node_attribution_s * 1e3),
-                format!("{:.0}x", b.exact_patching_s / b.node_attribution_s.max(1e-12)),
-                match b.regime.and_then(|reg| find(&r.discoveries, reg, &b.task)).and_then(|d| d.faithfulness) {
-                    Some(f) => {
-                        format!("{}; all pairs {:.3} ({} edges)", ci(&f, 3), b.circuit_faithfulness, b.circuit_edges)
-                    }
-                    None => format!("all pairs {:.3} ({} edges)", b.circuit_faithfulness, b.circuit_edges),
-                },
-                format!("{:.3}", b.eap_same_size_faithfulness),
-                format!("{:.3}", b.curve.cpr),
-                format!("{:.3}", b.curve.cmd),
-            ]
-        })
-        .collect();
-    s.push_str(&markdown_table(
-        &[
-            "task",
-            "model",
-            "ρ (layer 1 / 2)",
-            "exact patching (ms)",
-            "attribution (ms)",
-            "speed-up",
-            "faithfulness, discovered circuit: bootstrap mean [95%]; all pairs",
-            "EAP, same size",
-            "CPR",
-            "CMD",
-        ],
-        &rows,
-    ));
-    acdc_table(&mut s, r);
-    findings(&mut s, r);
-    let _ = writeln!(s, "\nExact patching here is already batched with rank-1 updates, so attribution's speed-up is small next to the usual forward pass per neuron.\n");
-    s
-}
-
-/// Edge-level ACDC per model and task.
-fn acdc_table(s: &mut String, r: &Results) {
-    let _ = writeln!(s, "\n*Edge-level ACDC* visits receivers from the outputs back, gives each incoming edge its corrupted value, and removes it for good when the KL divergence of the circuit's output distribution from the model's grows by less than tau; run on the first {} pairs of each task and judged by faithfulness on those pairs and on all of the task's pairs (a gap between the two is a circuit fitted to its pairs), next to as many top-|EAP| edges.\n", ACDC_PAIRS);
-    let rows: Vec<Vec<String>> = TASKS
-        .iter()
-        .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
-        .filter_map(|(t, reg)| beyond0(&r.beyond, *reg, t))
-        .map(|b| {
-            let a = &b.acdc;
-            vec![
-                b.task.clone(),
-                b.regime_label().into(),
-                format!("{}", a.config.tau),
-                a.edges.to_string(),
-                format!("{:.2e} ({})", a.circuit_metric, a.config.metric),
-                format!("{:.3} / {:.3}", a.faithfulness_own_pairs, a.faithfulness),
-                format!("{:.3}", a.eap_same_size_faithfulness),
-                format!("{:.2}", a.seconds),
-            ]
-        })
-        .collect();
-    s.push_str(&markdown_table(
-        &[
-            "task",
-            "model",
-            "tau (nats)",
-            "ACDC edges",
-            "ACDC metric",
-            "faithfulness (its pairs / all pairs)",
-            "EAP, same size (all pairs)",
-            "ACDC (s)",
-        ],
-        &rows,
-    ));
-    s.push('\n');
-}
-
 /// A fall of ACDC's faithfulness from its own pairs to all pairs above
 /// which the report says the circuit is fitted to its pairs.
 const ACDC_FIT_GAP: f64 = 0.1;
-
-/// One computed line per task: the most faithful circuit, the highest CPR, ACDC's smallest circuit.
-fn findings(s: &mut String, r: &Results) {
-    for t in TASKS {
-        let on_task = || r.beyond.iter().filter(move |b| b.task == t && b.seed == Some(0));
-        let best = |f: fn(&BeyondResult) -> f64| {
-            on_task().max_by(|a, b| f(a).total_cmp(&f(b))).map(|b| format!("{} {:.3}", b.regime_label(), f(b)))
-        };
-        let smallest =
-            on_task().min_by_key(|b| b.acdc.edges).map(|b| format!("{} ({} edges)", b.regime_label(), b.acdc.edges));
-        if let (Some(circuit), Some(cpr), Some(smallest)) =
-            (best(|b| b.circuit_faithfulness), best(|b| b.curve.cpr), smallest)
-        {
-            let _ = writeln!(s, "- {t}: the most faithful discovered circuit (on all pairs) is {circuit}; the highest CPR is {cpr}; ACDC's smallest circuit is {smallest}.");
-        }
-        let fitted: Vec<String> = on_task()
-            .filter(|b| b.acdc.faithfulness_own_pairs - b.acdc.faithfulness > ACDC_FIT_GAP)
-            .map(|b| format!("{} {:.3} → {:.3}", b.regime_label(), b.acdc.faithfulness_own_pairs, b.acdc.faithfulness))
-            .collect();
-        if !fitted.is_empty() {
-            let _ = writeln!(s, "- {t}: ACDC's circuit is fitted to the {ACDC_PAIRS} pairs it was found on, more than to the task: its faithfulness falls by more than {ACDC_FIT_GAP} from those pairs to all of the task's ({}). It keeps edges that matter on those pairs only; judge it on all pairs.", fitted.join(", "));
-        }
-    }
-}
 
 fn figure_title(f: &str) -> String {
     let name = Path::new(f).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -636,3 +373,4 @@ fn figure_title(f: &str) -> String {
         other => other.into(),
     }
 }
+

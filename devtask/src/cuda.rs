@@ -16,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 
-use crate::common::repo_root;
+use crate::repo_root;
 
 /// The wheels, for CUDA `{v}` (the toolkit version, e.g. 13.0).
 fn wheels(v: &str) -> Vec<String> {

@@ -11,8 +11,8 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::Mnist;
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::DiscoverOutput;
-use crate::StudyError;
+use modcirc_study::discovery::DiscoverOutput;
+use crate::PresentError;
 
 /// Version of the graph JSON.
 pub const GRAPH_SCHEMA: &str = "modcirc.circuit-graph/1";
@@ -97,10 +97,10 @@ pub fn node_name(l: usize, i: usize, n_layers: usize) -> String {
 
 /// The graph of `disc`'s circuit on `ck`: its pairs' images come from
 /// `mnist` (the data the discovery recorded), the edge scores from EAP on them.
-pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> Result<CircuitGraph, StudyError> {
+pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> Result<CircuitGraph, PresentError> {
     let model = &ck.model;
     let split = disc.inputs.flags.split.of(mnist);
-    crate::discovery::check_fits(ck, split, disc.inputs.flags.split)?;
+    modcirc_study::discovery::check_fits(ck, split, disc.inputs.flags.split)?;
     let images = TaskImages::from_pairs(split, &disc.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
     let eap = edge_attribution(&sweep)?;

@@ -6,10 +6,10 @@ use std::path::Path;
 use modcirc_bimt::Regime;
 
 use crate::figures::fig2_stem;
-use crate::paper::TASKS;
-use crate::results::{Results, RESULTS_SCHEMA};
-use crate::verdicts::NOT_EVALUATED;
-use crate::StudyError;
+use modcirc_study::paper::TASKS;
+use modcirc_study::results::{Results, RESULTS_SCHEMA};
+use modcirc_study::verdicts::NOT_EVALUATED;
+use crate::PresentError;
 
 /// The report's files, written in this order (`results.json` last, listing
 /// the others' hashes).
@@ -30,11 +30,11 @@ pub const FIGURES: [&str; 11] = [
     "fig10_across_seeds",
 ];
 
-fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), PresentError> {
     if ok {
         Ok(())
     } else {
-        Err(StudyError::Invalid(what()))
+        Err(PresentError::Invalid(what()))
     }
 }
 
@@ -46,11 +46,11 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), StudyError> {
 /// discoveries, STUDY §8 results, figures, report) is present, of its
 /// recorded size and hash, and every file it refers to is listed. Returns
 /// the results.
-pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
+pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
     let path = dir.join("results.json");
-    let bytes = std::fs::read(&path).map_err(|e| StudyError::io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| PresentError::io(&path, e))?;
     let r: Results =
-        serde_json::from_slice(&bytes).map_err(|source| StudyError::Json { path: path.clone(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| PresentError::Json { path: path.clone(), source })?;
     let p = path.display();
     ensure(r.schema == RESULTS_SCHEMA, || format!("{p}: schema {:?}, expected {RESULTS_SCHEMA:?}", r.schema))?;
     ensure(r.models.len() >= 5, || format!("{p}: {} models, expected five regimes", r.models.len()))?;
@@ -93,9 +93,9 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, StudyError> {
 
 /// `REPORT.html` holds every model, each neuron placed, every circuit's
 /// edges among the model's.
-fn check_page(dir: &Path, r: &Results) -> Result<(), StudyError> {
+fn check_page(dir: &Path, r: &Results) -> Result<(), PresentError> {
     let path = dir.join("REPORT.html");
-    let html = std::fs::read_to_string(&path).map_err(|e| StudyError::io(&path, e))?;
+    let html = std::fs::read_to_string(&path).map_err(|e| PresentError::io(&path, e))?;
     let data = crate::html::embedded_data(&html)?;
     let p = path.display();
     ensure(data.models.len() == r.models.len(), || {
@@ -121,7 +121,7 @@ fn check_page(dir: &Path, r: &Results) -> Result<(), StudyError> {
 }
 
 /// Every file `results.json` refers to is listed in its `files` and matches.
-fn check_hashes(dir: &Path, r: &Results) -> Result<(), StudyError> {
+fn check_hashes(dir: &Path, r: &Results) -> Result<(), PresentError> {
     let sidecars: Vec<String> = r
         .models
         .iter()
@@ -138,7 +138,7 @@ fn check_hashes(dir: &Path, r: &Results) -> Result<(), StudyError> {
         let listed = r.files.iter().find(|f| f.path == m.path).map(|f| &f.sha256);
         ensure(listed == Some(&m.sha256), || format!("{}: two different hashes in results.json", m.path))?;
     }
-    r.files.iter().try_for_each(|f| f.verify(dir))
+    Ok(r.files.iter().try_for_each(|f| f.verify(dir))?)
 }
 
 /// Every figure a complete run has: Fig. 2 per seed-0 model and task, and [`FIGURES`].
@@ -147,10 +147,10 @@ pub fn expected_figures() -> Vec<String> {
     fig2.chain(FIGURES.iter().map(|f| f.to_string())).collect()
 }
 
-fn check_files(dir: &Path) -> Result<(), StudyError> {
+fn check_files(dir: &Path) -> Result<(), PresentError> {
     for f in expected_figures() {
         let png = dir.join("figures").join(format!("{f}.png"));
-        let data = std::fs::read(&png).map_err(|e| StudyError::io(&png, e))?;
+        let data = std::fs::read(&png).map_err(|e| PresentError::io(&png, e))?;
         ensure(data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() >= 1024, || {
             format!("{} is not a non-empty PNG ({} bytes)", png.display(), data.len())
         })?;
@@ -166,7 +166,7 @@ fn check_files(dir: &Path) -> Result<(), StudyError> {
         })?;
     }
     let csv_path = dir.join("table3.csv");
-    let csv = std::fs::read_to_string(&csv_path).map_err(|e| StudyError::io(&csv_path, e))?;
+    let csv = std::fs::read_to_string(&csv_path).map_err(|e| PresentError::io(&csv_path, e))?;
     let lines = csv.lines().count();
     ensure(lines == 11, || format!("table3.csv has {lines} lines, expected a header and 10 rows"))
 }

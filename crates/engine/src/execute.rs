@@ -1,0 +1,369 @@
+//! Executing a workload's units: for each model (at once across models),
+//! its training, then every unit that follows it, each looked up in the
+//! cache, or claimed, computed, recorded and reported to an [`Observer`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use modcirc_acdc::AcdcConfig;
+use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta};
+use modcirc_dataset::Task;
+use modcirc_store::claim::{self, Claim, Holder};
+use modcirc_store::listing::{self, Lookup};
+use modcirc_store::{FileRecord, StoreError};
+use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS};
+use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput};
+use modcirc_study::structure::{analyse_structure, StructureResult};
+
+use crate::jobs::run_jobs;
+use crate::plan::SettingPoint;
+use crate::train::{save_unit, train};
+use crate::workload::{ModelUnit, Unit, UnitKind, Workload};
+use crate::EngineError;
+
+/// How a unit came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Computed by this process now.
+    Computed,
+    /// Read from the cache.
+    Cached,
+    /// Computed by another process while this one waited on its claim.
+    ByOther,
+}
+
+/// A unit's result, as the observer is told of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    /// A trained model's sidecar.
+    Trained(&'a TrainMeta),
+    /// A discovery, its task and setting.
+    Discovered(&'a Task, &'a SettingPoint, &'a DiscoverOutput),
+    /// STUDY §8 on a discovery.
+    Beyond(&'a BeyondResult),
+    /// STUDY §9 on the model.
+    Structure(&'a StructureResult),
+}
+
+/// What execution tells as it goes: progress, results, waits, warnings.
+/// Every method has a silent default.
+pub trait Observer: Sync {
+    /// A unit of model `m` starts (`label` says which), with `len` steps
+    /// (training steps or bootstrap resamples; 1 where it has none).
+    fn unit_started(&self, _m: &ModelUnit, _label: &str, _len: u64) {}
+    /// The running unit of model `m` has done `done` of its steps.
+    fn progress(&self, _m: &ModelUnit, _done: u64, _note: Option<String>) {}
+    /// A unit of model `m` is done.
+    fn unit_done(&self, _m: &ModelUnit, _value: Value<'_>, _source: Source) {}
+    /// Every unit of model `m` is done.
+    fn model_finished(&self, _m: &ModelUnit) {}
+    /// Another live process holds `path`'s claim: this one waits.
+    fn waiting(&self, _path: &Path, _holder: &Holder) {}
+    /// Something the user should know (a stale cached file recomputed).
+    fn warn(&self, _msg: &str) {}
+}
+
+/// An observer that says nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// How to execute.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Models at once, each on its own thread.
+    pub jobs: usize,
+    /// Recompute units even when the cache holds them.
+    pub force: bool,
+    /// What a claim says its holder is doing.
+    pub what: String,
+}
+
+/// A discovery as executed.
+#[derive(Debug, Clone)]
+pub struct DiscoveryUnit {
+    /// The plan's setting (index).
+    pub setting: usize,
+    /// The task.
+    pub task: Task,
+    /// The discovery.
+    pub output: DiscoverOutput,
+    /// Its file.
+    pub path: PathBuf,
+    /// How it came to be.
+    pub source: Source,
+}
+
+/// One model's units as executed.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The model's place in the workload.
+    pub index: usize,
+    /// The checkpoint as its file holds it.
+    pub checkpoint: Checkpoint,
+    /// The sidecar.
+    pub meta: TrainMeta,
+    /// SHA-256 of the checkpoint's bytes.
+    pub sha256: String,
+    /// Size of the checkpoint.
+    pub file_bytes: u64,
+    /// How the checkpoint came to be.
+    pub trained: Source,
+    /// Every discovery.
+    pub discoveries: Vec<DiscoveryUnit>,
+    /// STUDY §8 (the study's seed-0 models).
+    pub beyond: Vec<BeyondResult>,
+    /// STUDY §9 per setting (index), with its file.
+    pub structure: Vec<(usize, PathBuf, StructureResult)>,
+    /// Every file of the model's units, as read or written.
+    pub files: Vec<FileRecord>,
+    /// (stage, seconds) of the units computed now.
+    pub seconds: Vec<(&'static str, f64)>,
+}
+
+/// Executes `models` of the workload, `options.jobs` models at once;
+/// returns their outcomes in order.
+pub fn execute(
+    wl: &Workload,
+    models: &[&ModelUnit],
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Vec<ModelOutcome>, EngineError> {
+    let ctx = Ctx { wl, options, observer, concurrent: options.jobs > 1 && models.len() > 1 };
+    run_jobs(models, options.jobs, |m| ctx.model(m))
+}
+
+struct Ctx<'a> {
+    wl: &'a Workload,
+    options: &'a Options,
+    observer: &'a dyn Observer,
+    concurrent: bool,
+}
+
+impl Ctx<'_> {
+    /// One model: its training, then each unit after it.
+    fn model(&self, m: &ModelUnit) -> Result<ModelOutcome, EngineError> {
+        let mut out = self.train_unit(m)?;
+        for unit in self.wl.analyses(m, &out.sha256) {
+            self.analysis(m, &unit, &mut out)?;
+        }
+        self.observer.model_finished(m);
+        Ok(out)
+    }
+
+    fn train_unit(&self, m: &ModelUnit) -> Result<ModelOutcome, EngineError> {
+        let (wl, obs, c) = (self.wl, self.observer, &m.point.config);
+        let first = self.fetch_model(&m.path, true);
+        let fetch = || self.fetch_model(&m.path, false);
+        let ((ck, saved), source) = self.claimed(&m.path, first, fetch, |claim| {
+            obs.unit_started(m, "training", c.steps as u64);
+            let mut on_step = |p: &modcirc_bimt::Progress| {
+                if p.step.is_multiple_of(100) || p.step == p.steps {
+                    let note = format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy);
+                    obs.progress(m, p.step as u64, Some(note));
+                }
+            };
+            let t = train(c.clone(), wl.plan.device, wl.mnist(m), &mut on_step, self.concurrent)?;
+            save_unit(&m.path, &t, claim)
+        })?;
+        let sidecar = checkpoint::sidecar_path(&m.path);
+        let files = vec![FileRecord::of(&wl.out, &m.path, &saved.weights), FileRecord::of(&wl.out, &sidecar, &saved.sidecar)];
+        let mut seconds = Vec::new();
+        if source == Source::Computed {
+            seconds.push(("train", saved.meta.timing.total_s));
+        }
+        obs.unit_done(m, Value::Trained(&saved.meta), source);
+        Ok(ModelOutcome {
+            index: m.index,
+            checkpoint: ck,
+            sha256: modcirc_store::sha256_hex(&saved.weights),
+            file_bytes: saved.weights.len() as u64,
+            meta: saved.meta,
+            trained: source,
+            discoveries: Vec::new(),
+            beyond: Vec::new(),
+            structure: Vec::new(),
+            files,
+            seconds,
+        })
+    }
+
+    /// A cached checkpoint with its sidecar, both matching their listing;
+    /// `None` when there is none or it cannot be trusted (then it is
+    /// trained again, with a warning if `warn`).
+    fn fetch_model(&self, path: &Path, warn: bool) -> Option<(Checkpoint, checkpoint::Saved)> {
+        let sidecar = checkpoint::sidecar_path(path);
+        let mut files = self.lookup(path, &[path, &sidecar], warn)?;
+        let (sidecar, weights) = (files.pop()?, files.pop()?);
+        match checkpoint::load_bytes(&weights, path, None) {
+            Ok(ck) => {
+                let meta = ck.meta.clone()?;
+                Some((ck, checkpoint::Saved { weights, sidecar, meta }))
+            }
+            Err(e) => {
+                if warn {
+                    self.observer.warn(&format!("{e}; recomputing it"));
+                }
+                None
+            }
+        }
+    }
+
+    /// A unit's files from the cache, when they match their listing.
+    fn lookup(&self, main: &Path, files: &[&Path], warn: bool) -> Option<Vec<Vec<u8>>> {
+        if self.options.force {
+            return None;
+        }
+        match listing::lookup(&listing::listing_path(main), files) {
+            Lookup::Hit(bytes) => Some(bytes),
+            Lookup::Miss => None,
+            Lookup::Stale(why) => {
+                if warn {
+                    self.observer.warn(&format!("{why}; recomputing it"));
+                }
+                None
+            }
+        }
+    }
+
+    /// A cached JSON unit, parsed, and its bytes.
+    fn fetch_json<T: serde::de::DeserializeOwned>(&self, path: &Path, warn: bool) -> Option<(T, Vec<u8>)> {
+        let bytes = self.lookup(path, &[path], warn)?.pop()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Some((v, bytes)),
+            Err(e) => {
+                if warn {
+                    self.observer.warn(&format!("{}: {e}; recomputing it", path.display()));
+                }
+                None
+            }
+        }
+    }
+
+    /// A unit from the cache (`first`), or computed as its only writer:
+    /// under its claim, waiting while another live process holds it. A
+    /// holder whose claim was taken over takes the taker's result when
+    /// there is one.
+    fn claimed<T>(
+        &self,
+        main: &Path,
+        first: Option<T>,
+        fetch: impl Fn() -> Option<T>,
+        compute: impl FnOnce(&Claim) -> Result<T, EngineError>,
+    ) -> Result<(T, Source), EngineError> {
+        if let Some(v) = first {
+            return Ok((v, Source::Cached));
+        }
+        let (mut waited, mut computed) = (false, false);
+        let result = claim::exclusively(
+            main,
+            &self.options.what,
+            &fetch,
+            |c| {
+                computed = true;
+                compute(c)
+            },
+            |holder| {
+                waited = true;
+                self.observer.waiting(main, holder);
+            },
+        );
+        let v = match result {
+            Ok(v) => v,
+            Err(e) if matches!(e.root(), EngineError::Store(StoreError::ClaimLost(_))) => {
+                // Paused past the takeover: the taker's result stands.
+                let v = claim::exclusively(main, &self.options.what, &fetch, |_| Err(e), |h| self.observer.waiting(main, h))?;
+                self.observer.warn(&format!("{}: lost its claim; the unit was completed by another process", main.display()));
+                return Ok((v, Source::ByOther));
+            }
+            Err(e) => return Err(e),
+        };
+        let source = match (computed, waited) {
+            (true, _) => Source::Computed,
+            (false, true) => Source::ByOther,
+            (false, false) => Source::Cached,
+        };
+        Ok((v, source))
+    }
+
+    /// A JSON unit from the cache or computed, stored and timed under
+    /// `stage`; its record joins `log`.
+    fn json_unit<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        stage: &'static str,
+        log: Log<'_>,
+        compute: impl FnOnce() -> Result<T, EngineError>,
+    ) -> Result<(T, Source), EngineError> {
+        let first = self.fetch_json::<T>(path, true);
+        let mut seconds = None;
+        let ((v, bytes), source) = self.claimed(path, first, || self.fetch_json(path, false), |claim| {
+            let t = Instant::now();
+            let v = compute()?;
+            seconds = Some(t.elapsed().as_secs_f64());
+            claim.ensure_held()?;
+            let bytes = listing::store_json(path, &v)?;
+            Ok((v, bytes))
+        })?;
+        if let (Some(s), Source::Computed) = (seconds, source) {
+            log.seconds.push((stage, s));
+        }
+        log.files.push(FileRecord::of(&self.wl.out, path, &bytes));
+        Ok((v, source))
+    }
+
+    fn analysis(&self, m: &ModelUnit, unit: &Unit, out: &mut ModelOutcome) -> Result<(), EngineError> {
+        let (wl, obs) = (self.wl, self.observer);
+        let c = &m.point.config;
+        let who = format!("{} seed {}", c.regime, c.seed);
+        let log = Log { files: &mut out.files, seconds: &mut out.seconds };
+        let (ck, sha, mnist) = (&out.checkpoint, &out.sha256, wl.mnist(m));
+        match unit.kind {
+            UnitKind::Discover { setting, task } => {
+                let (point, task) = (&wl.plan.settings[setting], &wl.plan.tasks[task]);
+                let model_rel = PathBuf::from(wl.rel(&m.path));
+                let (d, source) = self.json_unit(&unit.path, "discover", log, || {
+                    let label = format!("discovering the {task} circuit");
+                    obs.unit_started(m, &label, point.settings.config.bootstraps as u64);
+                    let mut on = |done: usize| obs.progress(m, done as u64, None);
+                    discover_checkpoint(mnist, ck, &model_rel, sha, task, &point.settings, &mut on)
+                        .map_err(|e| EngineError::from(e).within(format!("discovering the {task} circuit of {who}")))
+                })?;
+                obs.unit_done(m, Value::Discovered(task, point, &d), source);
+                let task = task.clone();
+                out.discoveries.push(DiscoveryUnit { setting, task, output: d, path: unit.path.clone(), source });
+            }
+            UnitKind::Beyond { setting, task } => {
+                let task = &wl.plan.tasks[task];
+                let d = out.discoveries.iter().rev().find(|d| d.setting == setting && d.task == *task);
+                let d = &d.ok_or(EngineError::JobNotRun)?.output;
+                let (b, source) = self.json_unit(&unit.path, "beyond", log, || {
+                    obs.unit_started(m, &format!("STUDY §8 on {task}"), 1);
+                    analyse(mnist, &ck.model, (Some(c.regime), Some(c.seed)), d, &AcdcConfig::default(), ACDC_PAIRS)
+                        .map_err(|e| EngineError::from(e).within(format!("attribution and faithfulness of {who} on {task}")))
+                })?;
+                obs.unit_done(m, Value::Beyond(&b), source);
+                out.beyond.push(b);
+            }
+            UnitKind::Structure { setting } => {
+                let point = &wl.plan.settings[setting];
+                let discs: Vec<&DiscoverOutput> =
+                    out.discoveries.iter().filter(|d| d.setting == setting).map(|d| &d.output).collect();
+                let (r, source) = self.json_unit(&unit.path, "structure", log, || {
+                    obs.unit_started(m, "STUDY §9", 1);
+                    let split = point.settings.split.of(mnist);
+                    analyse_structure(ck, split, &discs, point.settings.config.seed)
+                        .map_err(|e| EngineError::from(e).within(format!("STUDY §9 on {who}")))
+                })?;
+                obs.unit_done(m, Value::Structure(&r), source);
+                out.structure.push((setting, unit.path.clone(), r));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a unit's file record and time go.
+struct Log<'a> {
+    files: &'a mut Vec<FileRecord>,
+    seconds: &'a mut Vec<(&'static str, f64)>,
+}

@@ -1,0 +1,93 @@
+//! The content keys of units, which every cache user shares, and where
+//! units lie under an output directory.
+//!
+//! A model's key hashes everything that determines its weights; an
+//! analysis' key hashes its model's bytes' SHA-256, the discovery
+//! settings and what names the unit. The same key means the same result,
+//! whichever command or machine computed it.
+
+use std::path::{Path, PathBuf};
+
+use modcirc_bimt::{Regime, TrainConfig};
+use modcirc_dataset::Task;
+use modcirc_store::short_hash;
+
+use crate::EngineError;
+
+/// The content key of a trained model: a hash of everything that
+/// determines its weights (the configuration, the data's checksums, the
+/// trainer's revision, the device).
+pub fn model_key(config: &TrainConfig, data_sha256: &[&str], device: &str) -> Result<String, EngineError> {
+    let json = EngineError::Serialise;
+    Ok(short_hash(&[
+        &serde_json::to_vec(config).map_err(json)?,
+        &serde_json::to_vec(data_sha256).map_err(json)?,
+        &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
+        device.as_bytes(),
+    ]))
+}
+
+/// The key of an analysis of a model (by its bytes' SHA-256) under
+/// discovery `settings` (as JSON): `parts` name the unit (a task, a
+/// schema).
+pub fn analysis_key(model_sha256: &str, settings_json: &[u8], parts: &[&[u8]]) -> String {
+    let revision = modcirc_study::discovery::DISCOVERY_REVISION.to_le_bytes();
+    let base: [&[u8]; 3] = [model_sha256.as_bytes(), settings_json, &revision];
+    short_hash(&[&base[..], parts].concat())
+}
+
+/// The key of a discovery of `task`.
+pub fn discovery_key(model_sha256: &str, settings_json: &[u8], task: &Task) -> String {
+    analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), &[]])
+}
+
+/// The key of STUDY §9 on a model.
+pub fn structure_key(model_sha256: &str, settings_json: &[u8]) -> String {
+    analysis_key(model_sha256, settings_json, &[modcirc_study::structure::STRUCTURE_SCHEMA.as_bytes()])
+}
+
+/// The key of STUDY §8 on a model and task.
+pub fn beyond_key(model_sha256: &str, settings_json: &[u8], task: &Task) -> String {
+    analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), modcirc_study::beyond::BEYOND_SCHEMA.as_bytes()])
+}
+
+/// Where one model's units lie under an output directory: the one naming
+/// `reproduce` and `sweep` share, `<regime>-seed<S>[-<task>]-<key>`.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitFiles<'a> {
+    /// The output directory.
+    pub out: &'a Path,
+    /// The model's regime.
+    pub regime: Regime,
+    /// Its training seed.
+    pub seed: u64,
+}
+
+impl UnitFiles<'_> {
+    fn stem(&self) -> String {
+        format!("{}-seed{}", self.regime, self.seed)
+    }
+
+    /// The checkpoint of the model whose [`model_key`] is `key`.
+    pub fn model(&self, key: &str) -> PathBuf {
+        self.out.join("models").join(format!("{}-{key}.safetensors", self.stem()))
+    }
+
+    /// A discovery of `task` on the model of SHA-256 `model_sha256`.
+    pub fn discovery(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
+        let key = discovery_key(model_sha256, settings_json, task);
+        self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+    }
+
+    /// STUDY §8 on `task`.
+    pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
+        let key = beyond_key(model_sha256, settings_json, task);
+        self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+    }
+
+    /// STUDY §9.
+    pub fn structure(&self, model_sha256: &str, settings_json: &[u8]) -> PathBuf {
+        let key = structure_key(model_sha256, settings_json);
+        self.out.join("structure").join(format!("{}-{key}.json", self.stem()))
+    }
+}

@@ -1,0 +1,249 @@
+//! A plan laid out in an output directory: each model's key and files,
+//! the units that follow its training (the unit graph), shards, and what
+//! the cache holds of them (the census).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use modcirc_bimt::checkpoint;
+use modcirc_dataset::Mnist;
+use modcirc_store::claim::{self, ClaimState};
+use modcirc_store::listing::{self, Lookup};
+
+use crate::error::list_some;
+use crate::keys::{model_key, UnitFiles};
+use crate::plan::{sizes_name, ModelPoint, Plan};
+use crate::shard::{assign, cost, Shard};
+use crate::EngineError;
+
+/// The data set of each data directory a plan names (`None`: the default).
+pub type Datasets = BTreeMap<Option<PathBuf>, Mnist>;
+
+/// A model of the plan, with where its checkpoint goes.
+#[derive(Debug, Clone)]
+pub struct ModelUnit {
+    /// Its place in the plan's models.
+    pub index: usize,
+    /// How it is trained, and on what.
+    pub point: ModelPoint,
+    /// Its content key.
+    pub key: String,
+    /// Its checkpoint.
+    pub path: PathBuf,
+    /// Estimated seconds of the model and every unit that needs it.
+    pub cost: f64,
+}
+
+/// A unit that follows a model's training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// A discovery: the plan's setting and task (indices).
+    Discover {
+        /// The discovery setting.
+        setting: usize,
+        /// The task.
+        task: usize,
+    },
+    /// STUDY §8 on a discovery.
+    Beyond {
+        /// The discovery setting.
+        setting: usize,
+        /// The task.
+        task: usize,
+    },
+    /// STUDY §9 on the model, with a setting's discoveries.
+    Structure {
+        /// The discovery setting.
+        setting: usize,
+    },
+}
+
+/// A unit and its file.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// What it is.
+    pub kind: UnitKind,
+    /// Its JSON file.
+    pub path: PathBuf,
+}
+
+/// A plan in its output directory, with its data.
+#[derive(Debug)]
+pub struct Workload {
+    /// The plan.
+    pub plan: Plan,
+    /// The output directory (the shared cache).
+    pub out: PathBuf,
+    /// The plan's data sets.
+    pub data: Datasets,
+    /// Every model, in the plan's order.
+    pub models: Vec<ModelUnit>,
+    /// Each setting's JSON, what the analysis keys hash.
+    settings_json: Vec<Vec<u8>>,
+}
+
+impl Workload {
+    /// Lays `plan` out in `out`. Every data directory of the plan must be in
+    /// `data`, and every model must fit its data.
+    pub fn new(plan: Plan, out: PathBuf, data: Datasets) -> Result<Workload, EngineError> {
+        let settings_json = plan
+            .settings
+            .iter()
+            .map(|s| serde_json::to_vec(&s.settings))
+            .collect::<Result<_, _>>()
+            .map_err(EngineError::Serialise)?;
+        let mut models = Vec::with_capacity(plan.models.len());
+        for (index, point) in plan.models.iter().enumerate() {
+            let mnist = data.get(&point.data_dir).ok_or_else(|| EngineError::Misfit {
+                sizes: sizes_name(&point.config.sizes),
+                message: format!("no data set loaded for {:?}", point.data_dir),
+            })?;
+            let sizes = &point.config.sizes;
+            mnist.train.check_fits("train", sizes[0], sizes[sizes.len() - 1]).map_err(|e| EngineError::Misfit {
+                sizes: sizes_name(sizes),
+                message: e.to_string(),
+            })?;
+            let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
+            let key = model_key(&point.config, &sums, &plan.device.to_string())?;
+            let c = &point.config;
+            let path = UnitFiles { out: &out, regime: c.regime, seed: c.seed }.model(&key);
+            let beyond = if plan.beyond_for(point) { plan.tasks.len() } else { 0 };
+            let cost = cost::group(c, plan.settings.iter().map(|s| &s.settings), plan.tasks.len(), beyond);
+            models.push(ModelUnit { index, point: point.clone(), key, path, cost });
+        }
+        Ok(Workload { plan, out, data, models, settings_json })
+    }
+
+    /// The content key of discovery setting `s` (a part of each of its
+    /// units' keys).
+    pub fn setting_key(&self, s: usize) -> String {
+        modcirc_store::short_hash(&[&self.settings_json[s]])
+    }
+
+    /// The data set model `m` trains on.
+    pub fn mnist(&self, m: &ModelUnit) -> &Mnist {
+        &self.data[&m.point.data_dir]
+    }
+
+    /// The models of `shard`, each with every unit that needs it.
+    pub fn shard(&self, shard: Shard) -> Vec<&ModelUnit> {
+        let groups: Vec<(String, f64)> = self.models.iter().map(|m| (m.key.clone(), m.cost)).collect();
+        let owner = assign(&groups, shard.count);
+        self.models.iter().zip(owner).filter(|(_, s)| *s == shard.index).map(|(m, _)| m).collect()
+    }
+
+    /// The units that follow `m`'s training, once its checkpoint's SHA-256
+    /// is known, in the order they run: per setting, each task's discovery
+    /// (and STUDY §8 on it), then STUDY §9.
+    pub fn analyses(&self, m: &ModelUnit, sha256: &str) -> Vec<Unit> {
+        let c = &m.point.config;
+        let files = UnitFiles { out: &self.out, regime: c.regime, seed: c.seed };
+        let beyond = self.plan.beyond_for(&m.point);
+        let mut units = Vec::new();
+        for (s, json) in self.settings_json.iter().enumerate() {
+            for (t, task) in self.plan.tasks.iter().enumerate() {
+                let kind = UnitKind::Discover { setting: s, task: t };
+                units.push(Unit { kind, path: files.discovery(sha256, json, task) });
+                if beyond {
+                    let kind = UnitKind::Beyond { setting: s, task: t };
+                    units.push(Unit { kind, path: files.beyond(sha256, json, task) });
+                }
+            }
+            units.push(Unit { kind: UnitKind::Structure { setting: s }, path: files.structure(sha256, json) });
+        }
+        units
+    }
+
+    /// How many units follow each model's training.
+    pub fn analyses_per_model(&self, m: &ModelUnit) -> usize {
+        let beyond = if self.plan.beyond_for(&m.point) { self.plan.tasks.len() } else { 0 };
+        self.plan.settings.len() * (self.plan.tasks.len() + 1 + beyond)
+    }
+
+    /// `path` relative to the output directory.
+    pub fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.out).unwrap_or(path).display().to_string()
+    }
+
+    /// What the cache holds of `models`' units. A directory of the cache
+    /// that cannot be read is an error, not "missing".
+    pub fn census<'a>(&self, models: impl IntoIterator<Item = &'a ModelUnit>) -> Result<Census, EngineError> {
+        for sub in ["", "models", "discover", "beyond", "structure"] {
+            let dir = self.out.join(sub);
+            match std::fs::read_dir(&dir) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io(&dir, e)),
+            }
+        }
+        let mut c = Census::default();
+        for m in models {
+            c.total += 1 + self.analyses_per_model(m);
+            let sidecar = checkpoint::sidecar_path(&m.path);
+            c.look(&m.path, &[&m.path, &sidecar], self.rel(&m.path));
+            let Some(sha) = listing::recorded_sha256(&m.path) else {
+                c.waiting += self.analyses_per_model(m);
+                c.missing_models.insert(self.rel(&m.path));
+                continue;
+            };
+            for u in self.analyses(m, &sha) {
+                c.look(&u.path, &[&u.path], self.rel(&u.path));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Refuses, listing them, any of `models`' units that is not done.
+    pub fn require_done<'a>(&self, models: impl IntoIterator<Item = &'a ModelUnit>) -> Result<(), EngineError> {
+        let c = self.census(models)?;
+        let mut missing: BTreeSet<String> = c.missing.clone();
+        missing.extend(c.running.iter().chain(&c.abandoned).cloned());
+        for m in &c.missing_models {
+            missing.remove(m);
+            missing.insert(format!("{m} (and its analyses)"));
+        }
+        if missing.is_empty() && c.waiting == 0 {
+            return Ok(());
+        }
+        Err(EngineError::Missing {
+            count: missing.len() + c.waiting,
+            total: c.total,
+            out: self.out.clone(),
+            names: list_some(&missing, 12),
+        })
+    }
+}
+
+/// What the cache holds of a plan's units.
+#[derive(Debug, Default, Clone)]
+pub struct Census {
+    /// Units in all.
+    pub total: usize,
+    /// Done: listed, and matching their listing.
+    pub done: usize,
+    /// Being computed: the unit and its holder.
+    pub running: Vec<String>,
+    /// Claimed by a holder that is gone: to be taken over.
+    pub abandoned: Vec<String>,
+    /// Neither done nor claimed.
+    pub missing: BTreeSet<String>,
+    /// Models not trained yet.
+    pub missing_models: BTreeSet<String>,
+    /// Analyses whose model is not trained yet.
+    pub waiting: usize,
+}
+
+impl Census {
+    fn look(&mut self, path: &Path, files: &[&Path], name: String) {
+        match listing::lookup(&listing::listing_path(path), files) {
+            Lookup::Hit(_) => self.done += 1,
+            _ => match claim::state(path) {
+                ClaimState::Held(h) => self.running.push(format!("{name} ({h})")),
+                ClaimState::Abandoned(h) => self.abandoned.push(format!("{name} (was {h})")),
+                ClaimState::None => {
+                    self.missing.insert(name);
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Job scripts that run a sweep's shards on a cluster and its report
+//! after them: a Slurm job array (`sweep slurm`) or a Kubernetes Indexed
+//! Job (`sweep k8s`). Both run the same commands: shard I of N with
+//! `sweep run`, then `sweep report`, with every flag that changes what a
+//! task does passed on. Every value written into a script is checked
+//! first: control characters are refused everywhere, and what a line's
+//! parser cannot take (sbatch's `#SBATCH` lines) is refused, naming it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::flags::{refuse_overwrite, write_output};
+use crate::sweep::{open, PlanArgs};
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// How many array tasks (shards), 1 to 10 000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    shards: u64,
+    /// The partition to submit to (default: the cluster's).
+    #[arg(long, value_parser = slurm_word)]
+    partition: Option<String>,
+    /// Each task's time limit, in Slurm's format (e.g. 02:00:00).
+    #[arg(long, value_parser = slurm_time)]
+    time: Option<String>,
+    /// CPUs per array task; each shard runs that many jobs at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    cpus_per_task: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// How many pods (shards), 1 to 10 000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    shards: u64,
+    /// The container image: one with this binary at the same path, the
+    /// plan and the data.
+    #[arg(long, value_parser = plain_value)]
+    image: String,
+    /// The PersistentVolumeClaim (ReadWriteMany) that holds the sweep's
+    /// directory, mounted at the same path in every pod.
+    #[arg(long, value_parser = plain_value)]
+    claim: String,
+    /// CPUs per pod; each shard runs that many jobs at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    cpus_per_task: u64,
+}
+
+/// A value with no control character (a newline would end a script's line).
+fn plain_value(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else if let Some(c) = s.chars().find(|c| c.is_control()) {
+        Err(format!("{s:?} holds the control character {c:?}"))
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// `--partition`: a name (letters, digits, `_ . , -`), as sbatch reads it.
+fn slurm_word(s: &str) -> Result<String, String> {
+    let s = plain_value(s)?;
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "_.,-".contains(c)) {
+        Ok(s)
+    } else {
+        Err(format!("{s:?} is not a partition name (letters, digits, '_', '.', ',', '-')"))
+    }
+}
+
+/// `--time`: Slurm's time format (digits, `-` and `:`).
+fn slurm_time(s: &str) -> Result<String, String> {
+    let s = plain_value(s)?;
+    if s.chars().any(|c| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '-') {
+        Ok(s)
+    } else {
+        Err(format!("{s:?} is not a Slurm time such as 02:00:00 or 1-00:00:00"))
+    }
+}
+
+/// What every task runs: this binary on the plan, into the shared
+/// directory, with the flags that change what a task does.
+#[derive(Debug, Clone)]
+pub struct TaskCommand {
+    /// The `xtask` binary (on a path every node sees).
+    pub binary: PathBuf,
+    /// The plan (absolute).
+    pub plan: PathBuf,
+    /// The shared output directory (absolute).
+    pub out: PathBuf,
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+    /// `--no-verify`.
+    pub no_verify: bool,
+    /// How many shards.
+    pub shards: usize,
+    /// Jobs per shard.
+    pub jobs: usize,
+}
+
+impl TaskCommand {
+    fn of(args: &PlanArgs, out: &Path, shards: u64, jobs: u64) -> anyhow::Result<TaskCommand> {
+        let abs = |p: &Path| -> anyhow::Result<PathBuf> {
+            Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+        };
+        let cmd = TaskCommand {
+            binary: std::env::current_exe().context("finding this binary's path")?,
+            plan: abs(&args.plan)?,
+            out: abs(out)?,
+            data_dir: args.data.data_dir.as_deref().map(abs).transpose()?,
+            no_verify: args.data.no_verify,
+            shards: shards as usize,
+            jobs: jobs as usize,
+        };
+        for (what, p) in [("this binary", Some(&cmd.binary)), ("the plan", Some(&cmd.plan)), ("--out", Some(&cmd.out))]
+            .into_iter()
+            .chain([("--data-dir", cmd.data_dir.as_ref())])
+        {
+            if let Some(p) = p {
+                plain_value(&p.to_string_lossy()).map_err(|e| anyhow::anyhow!("{what} {}: {e}", p.display()))?;
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// The flags every command shares.
+    fn common(&self) -> Vec<String> {
+        let mut v = vec!["--quiet".into(), "--out".into(), self.out.display().to_string()];
+        if let Some(d) = &self.data_dir {
+            v.extend(["--data-dir".into(), d.display().to_string()]);
+        }
+        if self.no_verify {
+            v.push("--no-verify".into());
+        }
+        v.push("--yes".into());
+        v
+    }
+
+    /// `sweep run` of shard `index` (a placeholder the runner fills in).
+    pub fn shard_argv(&self, index: &str) -> Vec<String> {
+        let mut v = vec![self.binary.display().to_string(), "sweep".into(), "run".into()];
+        v.push(self.plan.display().to_string());
+        v.extend(["--shard".into(), format!("{index}/{}", self.shards), "--jobs".into(), self.jobs.to_string()]);
+        v.extend(self.common());
+        v
+    }
+
+    /// `sweep report`.
+    pub fn report_argv(&self) -> Vec<String> {
+        let mut v = vec![self.binary.display().to_string(), "sweep".into(), "report".into()];
+        v.push(self.plan.display().to_string());
+        v.extend(self.common());
+        v
+    }
+}
+
+/// `word` quoted for a POSIX shell.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// An argv as a shell line; the variable `live` (`$NAME`) stays
+/// expandable where a word holds it.
+fn shell_line(argv: &[String], live: Option<&str>) -> String {
+    let part = |s: &str| if s.is_empty() { String::new() } else { shell_quote(s) };
+    argv.iter()
+        .map(|w| match live.and_then(|v| w.split_once(v).map(|(a, b)| (v, a, b))) {
+            Some((v, a, b)) => format!("{}\"{v}\"{}", part(a), part(b)),
+            None => shell_quote(w),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A path as an `#SBATCH` value: sbatch splits these lines on blanks and
+/// reads `%` as a pattern and `#` as a comment, with no quoting it
+/// documents, so a path holding any of them (or a quote) is refused.
+fn sbatch_path(what: &str, p: &Path) -> anyhow::Result<String> {
+    let s = p.to_string_lossy();
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || "%#'\"\\".contains(*c) || c.is_control()) {
+        anyhow::bail!("{what} {}: sbatch cannot take {c:?} in a #SBATCH path; choose a path without it", p.display());
+    }
+    Ok(s.into_owned())
+}
+
+/// The Slurm array and report scripts.
+fn slurm_scripts(cmd: &TaskCommand, args: &SlurmArgs) -> anyhow::Result<(String, String)> {
+    let dir = cmd.out.join("slurm");
+    let header = |name: &str, log: &Path| -> anyhow::Result<String> {
+        let mut s = format!("#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={}\n", sbatch_path("--out", log)?);
+        if let Some(p) = &args.partition {
+            s.push_str(&format!("#SBATCH --partition={p}\n"));
+        }
+        if let Some(t) = &args.time {
+            s.push_str(&format!("#SBATCH --time={t}\n"));
+        }
+        Ok(s)
+    };
+    let mut array = header("modcirc-sweep", &dir.join("shard-%a.log"))?;
+    array.push_str(&format!("#SBATCH --array=0-{}\n#SBATCH --cpus-per-task={}\n", cmd.shards - 1, cmd.jobs));
+    array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard_argv("$SLURM_ARRAY_TASK_ID"), Some("$SLURM_ARRAY_TASK_ID"))));
+    let mut report = header("modcirc-sweep-report", &dir.join("report.log"))?;
+    report.push_str(&format!("#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n", shell_line(&cmd.report_argv(), None)));
+    Ok((array, report))
+}
+
+pub fn slurm(args: &SlurmArgs) -> anyhow::Result<()> {
+    let wl = open(&args.plan)?;
+    let cmd = TaskCommand::of(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
+    let (array_text, report_text) = slurm_scripts(&cmd, args)?;
+    let dir = cmd.out.join("slurm");
+    let (array, report) = (dir.join("array.sbatch"), dir.join("report.sbatch"));
+    let mut inputs = args.plan.data.inputs();
+    inputs.push(("the plan".into(), args.plan.plan.clone()));
+    refuse_overwrite(&[("the array script", &array), ("the report script", &report)], &inputs)?;
+    write_output(&array, array_text.as_bytes())?;
+    write_output(&report, report_text.as_bytes())?;
+    shard_loads(&wl, cmd.shards, args.plan.quiet);
+    let q = |p: &Path| shell_quote(&p.to_string_lossy());
+    println!(
+        "array=$(sbatch --parsable {}) && sbatch --dependency=afterok:\"${{array%%;*}}\" {}",
+        q(&array),
+        q(&report)
+    );
+    Ok(())
+}
+
+/// Each shard's estimated load, and a note when shards outnumber models.
+fn shard_loads(wl: &modcirc_engine::Workload, shards: usize, quiet: bool) {
+    for s in 0..shards {
+        let mine = wl.shard(modcirc_engine::Shard { index: s, count: shards });
+        if !quiet {
+            let est: f64 = mine.iter().map(|m| m.cost).sum();
+            eprintln!("shard {s}: {} models, estimated {est:.0} CPU seconds", mine.len());
+        }
+    }
+    if shards > wl.models.len() {
+        eprintln!(
+            "note: {shards} shards for {} models: {} tasks will have nothing to do (a model and its units never split)",
+            wl.models.len(),
+            shards - wl.models.len()
+        );
+    }
+}
+
+/// A string as a YAML scalar: JSON's quoting, which YAML reads the same.
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A YAML flow list of strings.
+fn yaml_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|s| yaml_str(s)).collect::<Vec<_>>().join(", "))
+}
+
+/// A Kubernetes Job: `indexed` runs `shards` pods, each with its index in
+/// `JOB_COMPLETION_INDEX` (expanded in its arguments by Kubernetes).
+fn k8s_job(name: &str, argv: &[String], args: &K8sArgs, cmd: &TaskCommand, indexed: bool) -> String {
+    let count = if indexed { cmd.shards } else { 1 };
+    let mode = if indexed { "Indexed" } else { "NonIndexed" };
+    let mount = cmd.out.display().to_string();
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  completionMode: {mode}\n  completions: {count}\n  parallelism: {count}\n  backoffLimit: {backoff}\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: {name}\n          image: {image}\n          command: {command}\n          args: {args}\n          resources:\n            requests:\n              cpu: {cpu}\n          volumeMounts:\n            - name: sweep\n              mountPath: {mount}\n      volumes:\n        - name: sweep\n          persistentVolumeClaim:\n            claimName: {claim}\n",
+        backoff = 3 * count,
+        image = yaml_str(&args.image),
+        command = yaml_list(&argv[..1]),
+        args = yaml_list(&argv[1..]),
+        cpu = yaml_str(&if indexed { cmd.jobs } else { 1 }.to_string()),
+        mount = yaml_str(&mount),
+        claim = yaml_str(&args.claim),
+    )
+}
+
+pub fn k8s(args: &K8sArgs) -> anyhow::Result<()> {
+    let wl = open(&args.plan)?;
+    let cmd = TaskCommand::of(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
+    let dir = cmd.out.join("k8s");
+    let (array, report) = (dir.join("shards.yaml"), dir.join("report.yaml"));
+    let mut inputs = args.plan.data.inputs();
+    inputs.push(("the plan".into(), args.plan.plan.clone()));
+    refuse_overwrite(&[("the shards manifest", &array), ("the report manifest", &report)], &inputs)?;
+    let shard_job = k8s_job("modcirc-sweep", &cmd.shard_argv("$(JOB_COMPLETION_INDEX)"), args, &cmd, true);
+    write_output(&array, shard_job.as_bytes())?;
+    write_output(&report, k8s_job("modcirc-sweep-report", &cmd.report_argv(), args, &cmd, false).as_bytes())?;
+    shard_loads(&wl, cmd.shards, args.plan.quiet);
+    let q = |p: &Path| shell_quote(&p.to_string_lossy());
+    println!(
+        "kubectl apply -f {} && kubectl wait --for=condition=complete --timeout=-1s job/modcirc-sweep && kubectl apply -f {}",
+        q(&array),
+        q(&report)
+    );
+    Ok(())
+}
