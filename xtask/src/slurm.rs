@@ -194,9 +194,9 @@ fn sbatch_path(what: &str, p: &Path) -> anyhow::Result<String> {
 
 /// The Slurm array and report scripts.
 fn slurm_scripts(cmd: &TaskCommand, args: &SlurmArgs) -> anyhow::Result<(String, String)> {
-    let dir = cmd.out.join("slurm");
-    let header = |name: &str, log: &Path| -> anyhow::Result<String> {
-        let mut s = format!("#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={}\n", sbatch_path("--out", log)?);
+    let dir = sbatch_path("--out", &cmd.out.join("slurm"))?;
+    let header = |name: &str, log: &str| -> anyhow::Result<String> {
+        let mut s = format!("#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={dir}/{log}\n");
         if let Some(p) = &args.partition {
             s.push_str(&format!("#SBATCH --partition={p}\n"));
         }
@@ -205,10 +205,10 @@ fn slurm_scripts(cmd: &TaskCommand, args: &SlurmArgs) -> anyhow::Result<(String,
         }
         Ok(s)
     };
-    let mut array = header("modcirc-sweep", &dir.join("shard-%a.log"))?;
+    let mut array = header("modcirc-sweep", "shard-%a.log")?;
     array.push_str(&format!("#SBATCH --array=0-{}\n#SBATCH --cpus-per-task={}\n", cmd.shards - 1, cmd.jobs));
     array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard_argv("$SLURM_ARRAY_TASK_ID"), Some("$SLURM_ARRAY_TASK_ID"))));
-    let mut report = header("modcirc-sweep-report", &dir.join("report.log"))?;
+    let mut report = header("modcirc-sweep-report", "report.log")?;
     report.push_str(&format!("#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n", shell_line(&cmd.report_argv(), None)));
     Ok((array, report))
 }
@@ -299,4 +299,115 @@ pub fn k8s(args: &K8sArgs) -> anyhow::Result<()> {
         q(&report)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(out: &str, data_dir: Option<&str>, no_verify: bool) -> TaskCommand {
+        TaskCommand {
+            binary: "/shared/modcirc/target/release/xtask".into(),
+            plan: "/shared/my plan's.toml".into(),
+            out: out.into(),
+            data_dir: data_dir.map(PathBuf::from),
+            no_verify,
+            shards: 4,
+            jobs: 2,
+        }
+    }
+
+    fn slurm_args(partition: Option<&str>, time: Option<&str>) -> SlurmArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: SlurmArgs,
+        }
+        let mut argv = vec!["x", "plan.toml", "--shards", "4"];
+        if let Some(p) = partition {
+            argv.extend(["--partition", p]);
+        }
+        if let Some(t) = time {
+            argv.extend(["--time", t]);
+        }
+        Cli::try_parse_from(argv).map(|c| c.a).unwrap()
+    }
+
+    /// What bash makes of a line: its words, by `bash -n` and `printf`.
+    fn bash_words(line: &str) -> Vec<String> {
+        let script = format!("set -- {}\nprintf '%s\\0' \"$@\"", line.trim_start_matches("exec "));
+        let o = std::process::Command::new("bash").args(["-c", &script]).env("SLURM_ARRAY_TASK_ID", "3").output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8(o.stdout).unwrap().split('\0').filter(|w| !w.is_empty()).map(String::from).collect()
+    }
+
+    #[test]
+    fn scripts_run_each_shard_with_every_flag_and_pass_bash_and_sbatch_rules() {
+        let cmd = command("/shared/out", Some("/data/fashion mnist"), true);
+        let (array, report) = slurm_scripts(&cmd, &slurm_args(Some("cpu"), Some("01:00:00"))).unwrap();
+        assert!(array.contains("#SBATCH --array=0-3\n") && array.contains("#SBATCH --partition=cpu\n"), "{array}");
+        for script in [&array, &report] {
+            let o = std::process::Command::new("bash").args(["-n", "-c", script]).output().unwrap();
+            assert!(o.status.success(), "bash -n: {}", String::from_utf8_lossy(&o.stderr));
+            // sbatch's rules: one option per line, a value without blanks,
+            // quotes, '#' or '%' (but the log's %a).
+            for l in script.lines().filter(|l| l.starts_with("#SBATCH")) {
+                let value = l.split_once('=').map(|(_, v)| v).unwrap_or("");
+                assert!(!value.is_empty() && !value.contains([' ', '\t', '\'', '"', '#']), "{l}");
+                assert!(value.replace("%a", "").chars().all(|c| c != '%'), "{l}");
+            }
+        }
+        let exec = array.lines().find(|l| l.starts_with("exec ")).unwrap();
+        let words = bash_words(exec);
+        let mut expected = cmd.shard_argv("3");
+        assert_eq!(words, expected, "{exec}");
+        assert!(expected.contains(&"--no-verify".to_string()) && expected.contains(&"/data/fashion mnist".to_string()));
+        expected = cmd.report_argv();
+        assert_eq!(bash_words(report.lines().find(|l| l.starts_with("exec ")).unwrap()), expected);
+    }
+
+    #[test]
+    fn values_a_script_cannot_hold_are_refused() {
+        for bad in ["", "a\nb", "a b", "c#d"] {
+            assert!(slurm_word(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["", "01:00\n#SBATCH --x", "soon"] {
+            assert!(slurm_time(bad).is_err(), "{bad:?}");
+        }
+        assert!(slurm_time("1-00:00:00").is_ok() && slurm_word("gpu-a100").is_ok());
+        for out in ["/shared/out dir", "/shared/o'ut", "/shared/#out", "/shared/50%"] {
+            let e = slurm_scripts(&command(out, None, false), &slurm_args(None, None)).unwrap_err().to_string();
+            assert!(e.contains("--out") && e.contains("sbatch cannot take"), "{out}: {e}");
+        }
+        assert!(plain_value("/a\nb").is_err());
+    }
+
+    #[test]
+    fn the_k8s_manifest_is_yaml_whose_pods_run_their_shards() {
+        let cmd = command("/shared/out", None, false);
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: K8sArgs,
+        }
+        let args = Cli::try_parse_from(["x", "p.toml", "--shards", "4", "--image", "reg/modcirc:1", "--claim", "sweep"])
+            .unwrap()
+            .a;
+        let y = k8s_job("modcirc-sweep", &cmd.shard_argv("$(JOB_COMPLETION_INDEX)"), &args, &cmd, true);
+        let doc: serde_norway::Value = serde_norway::from_str(&y).unwrap();
+        let spec = &doc["spec"];
+        assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+        assert_eq!(spec["completions"].as_u64(), Some(4));
+        let c = &spec["template"]["spec"]["containers"][0];
+        let argv: Vec<String> = c["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .chain(c["args"].as_sequence().unwrap())
+            .map(|v| v.as_str().unwrap().replace("$(JOB_COMPLETION_INDEX)", "2"))
+            .collect();
+        assert_eq!(argv, cmd.shard_argv("2"));
+    }
 }

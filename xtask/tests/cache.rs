@@ -1,4 +1,4 @@
-//! `reproduce`'s cache checks itself, `check-artifacts` checks every file
+//! `reproduce`'s cache checks itself, `check-artifacts` (devtask; here its library call) checks every file
 //! `results.json` refers to, and what a killed run left is cleaned up.
 
 mod common;
@@ -46,11 +46,16 @@ fn reproduce(out: &Path) -> Output {
         .unwrap()
 }
 
-fn check(out: &Path) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["check-artifacts", out.to_str().unwrap()])
-        .output()
-        .unwrap()
+/// `cargo devtask check-artifacts`, as a library call.
+fn check(out: &Path) -> Result<(), String> {
+    modcirc_present::check::check_artifacts(out).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn check_fails(out: &Path, needles: &[&str]) {
+    let e = check(out).unwrap_err();
+    for n in needles {
+        assert!(e.contains(n), "{n:?} not in: {e}");
+    }
 }
 
 #[test]
@@ -58,8 +63,7 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     let out = std::env::temp_dir().join(format!("modcirc-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     ok(&reproduce(&out));
-    let first = String::from_utf8_lossy(&check(&out).stdout).into_owned();
-    assert!(first.contains("files match their recorded SHA-256"), "{first}");
+    check(&out).unwrap();
 
     // A model edited in place (one bit of one weight), still a valid file.
     let model = find(&out.join("models"), "bimt-seed0-", ".safetensors");
@@ -68,7 +72,7 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     let at = edited.len() - 100;
     edited[at] ^= 1;
     std::fs::write(&model, &edited).unwrap();
-    failed(&check(&out), &[model.file_name().unwrap().to_str().unwrap(), "does not match the SHA-256"]);
+    check_fails(&out, &[model.file_name().unwrap().to_str().unwrap(), "does not match the SHA-256"]);
     // A discovery truncated, another deleted.
     let truncated = find(&out.join("discover"), "l1-seed0-circle-", ".json");
     let bytes = std::fs::read(&truncated).unwrap();
@@ -76,7 +80,8 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     let deleted = find(&out.join("discover"), "l1-seed0-line-", ".json");
     std::fs::remove_file(&deleted).unwrap();
     // What a killed run leaves: a temporary file and a model without its listing.
-    let stale = out.join("models").join("vanilla-seed0-000000000000.safetensors.tmp4999999");
+    let host = modcirc_store::atomic::host_in_name();
+    let stale = out.join("models").join(format!("vanilla-seed0-000000000000.safetensors.tmp-4999999-0123456789abcdef-{host}"));
     std::fs::write(&stale, b"half a model").unwrap();
 
     let err = ok(&reproduce(&out));
@@ -94,11 +99,11 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     assert!(std::fs::read(&model).unwrap() == original, "retrained {} differs", model.display());
     assert!(std::fs::read(&truncated).unwrap().len() > bytes.len() / 2);
     assert!(deleted.exists() && !stale.exists());
-    ok(&check(&out));
+    check(&out).unwrap();
 
     // A file results.json lists but the directory lacks.
     std::fs::remove_file(out.join("figures/fig6_training_time.svg")).unwrap();
-    failed(&check(&out), &["fig6_training_time.svg"]);
+    check_fails(&out, &["fig6_training_time.svg"]);
     std::fs::remove_dir_all(out).unwrap();
 }
 

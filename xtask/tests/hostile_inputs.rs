@@ -333,7 +333,8 @@ fn temporary_files_of_a_killed_run_are_removed_by_the_next() {
     let (dir, model, sidecar) = workspace("stale");
     std::fs::remove_file(sidecar).unwrap();
     // pid_max is at most 2^22 on Linux: no process has this pid.
-    let stale = dir.join("o.json.tmp4999999");
+    let host = modcirc_store::atomic::host_in_name();
+    let stale = dir.join(format!("o.json.tmp-4999999-0123456789abcdef-{host}"));
     std::fs::write(&stale, b"half a discovery").unwrap();
     let out = dir.join("o.json");
     let o = xtask(&[

@@ -251,9 +251,60 @@ fn reproduce_report_only_lists_what_the_shards_have_not_made() {
     let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--out", s(&d)]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--report-only: 10 of 10 models are not in") && err.contains("--shard"), "{err}");
+    assert!(err.contains("--report-only: 50 of 50 units are not in") && err.contains("--shard"), "{err}");
     let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--shard", "0/2", "--out", s(&d)]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!d.join("results.json").exists());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// The argv of a manifest's container, `$(JOB_COMPLETION_INDEX)` set to `index`.
+fn pod_argv(manifest: &Path, index: usize) -> Vec<String> {
+    let doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let c = &doc["spec"]["template"]["spec"]["containers"][0];
+    c["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .chain(c["args"].as_sequence().unwrap())
+        .map(|v| v.as_str().unwrap().replace("$(JOB_COMPLETION_INDEX)", &index.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_k8s_indexed_job_run_as_parallel_processes_gives_the_single_process_results() {
+    let d = dir("k8s");
+    let plan = write_plan(&d, TINY);
+    let (pods, one) = (d.join("pods"), d.join("one"));
+    let data = common::root().join("fixtures/mnist");
+    let printed = ok(&xtask(&[
+        "sweep", "k8s", s(&plan), "--shards", "3", "--image", "reg/modcirc:1", "--claim", "sweep", "--out", s(&pods),
+    ]));
+    assert!(printed.contains("kubectl apply -f") && printed.contains("job/modcirc-sweep"), "{printed}");
+    let manifest = pods.join("k8s/shards.yaml");
+    let doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(doc["spec"]["completionMode"].as_str(), Some("Indexed"));
+    assert_eq!(doc["spec"]["completions"].as_u64(), Some(3));
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let argv = pod_argv(&manifest, i);
+            assert_eq!(argv[argv.iter().position(|a| a == "--shard").unwrap() + 1], format!("{i}/3"));
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("MODCIRC_DATA_DIR", &data)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let done: usize = children.into_iter().map(|c| computed(&ok(&c.wait_with_output().unwrap()))).sum();
+    assert_eq!(done, 12, "each unit computed by one pod");
+    let report = pod_argv(&pods.join("k8s/report.yaml"), 0);
+    let o = std::process::Command::new(&report[0]).args(&report[1..]).env("MODCIRC_DATA_DIR", &data).output().unwrap();
+    ok(&o);
+    ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&one)]));
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&one)]));
+    assert_eq!(untimed(&one.join("results.json")), untimed(&pods.join("results.json")));
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -108,3 +108,25 @@ pub fn assign(groups: &[(String, f64)], count: usize) -> Vec<usize> {
     }
     shard
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_assign_by_cost() {
+        assert_eq!("0/1".parse::<Shard>().unwrap(), Shard { index: 0, count: 1 });
+        for bad in ["3", "1/0", "-1/2", "a/b", "4/4"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let groups: Vec<(String, f64)> =
+            [9.0, 1.0, 1.0, 4.0, 4.0, 1.0].iter().enumerate().map(|(i, c)| (format!("g{i}"), *c)).collect();
+        let s = assign(&groups, 2);
+        let load = |k| groups.iter().zip(&s).filter(|(_, &sh)| sh == k).map(|(g, _)| g.1).sum::<f64>();
+        assert_eq!((load(0), load(1)), (10.0, 10.0));
+        assert_eq!(s, assign(&groups, 2), "deterministic");
+        // More shards than groups: the extra shards get nothing.
+        let s = assign(&groups[..2], 4);
+        assert_eq!(s, [0, 1]);
+    }
+}

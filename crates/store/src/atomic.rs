@@ -26,9 +26,10 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The host name as it appears in a file name: letters, digits, `-` and
-/// `_` only (a `/` or `.` in a host name would break the name's parse).
-fn host_in_name() -> String {
+/// The host name as it appears in a temporary file's name: letters,
+/// digits, `-` and `_` only (a `/` or `.` in a host name would break the
+/// name's parse).
+pub fn host_in_name() -> String {
     host_name().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 

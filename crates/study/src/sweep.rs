@@ -205,3 +205,30 @@ pub fn numeric_axis(axis: &Axis) -> bool {
     axis.values.iter().all(|v| v.parse::<f64>().is_ok())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_against_an_axis_summarise_over_seeds() {
+        let axes = vec![
+            Axis { name: "train.seed".into(), values: vec!["0".into(), "1".into()] },
+            Axis { name: "train.lambda".into(), values: vec!["0.1".into(), "0.01".into()] },
+            Axis { name: "train.regime".into(), values: vec!["l1".into(), "bimt".into()] },
+        ];
+        let row = |s: &str, l: &str, r: &str| -> Vec<(String, String)> {
+            vec![("train.seed".into(), s.into()), ("train.lambda".into(), l.into()), ("train.regime".into(), r.into())]
+        };
+        let rows = [row("0", "0.1", "l1"), row("1", "0.1", "l1"), row("0", "0.01", "l1"), row("0", "0.1", "bimt")];
+        let vals = [1.0, 3.0, 5.0, 7.0];
+        let input: Vec<(&[(String, String)], f64)> = rows.iter().map(|r| r.as_slice()).zip(vals).collect();
+        let pts = against_axis(&axes, "train.lambda", &input);
+        assert_eq!(pts.len(), 3);
+        let first = &pts[1];
+        assert_eq!((first.series.as_str(), first.value.as_str(), first.seeds), ("l1", "0.1", 2));
+        assert_eq!(first.series_axes, ["regime"]);
+        assert_eq!(first.summary.mean, 2.0);
+        assert!(first.summary.lo < 2.0 && first.summary.hi > 2.0);
+        assert_eq!(pts[2].value, "0.01", "in the axis' order");
+    }
+}
