@@ -1,4 +1,4 @@
-//! `cargo xtask check-artifacts DIR`: CI's check that a `reproduce` run wrote
+//! `cargo devtask check-artifacts DIR`: CI's check that a `reproduce` run wrote
 //! a complete, well-formed output directory.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `cargo xtask check-html DIR`: opens a run's `REPORT.html` in headless
+//! `cargo devtask check-html DIR`: opens a run's `REPORT.html` in headless
 //! Chromium and checks what it rendered (what CI runs after the smoke
 //! profile): every neuron of the chosen model drawn, a linked view showing
 //! exactly its discovery's circuit, no script error, a screenshot that is
@@ -9,8 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
-use modcirc_study::discovery::DiscoverOutput;
 use modcirc_present::html::embedded_data;
+use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::Results;
 
 #[derive(Args, Debug)]

@@ -1,4 +1,4 @@
-//! `cargo xtask cuda-check`: prepares a CUDA toolchain from PyPI wheels in a
+//! `cargo devtask cuda-check`: prepares a CUDA toolchain from PyPI wheels in a
 //! cache folder and builds the `cuda` feature, so that a machine without a
 //! CUDA install (or without a GPU) can prove the GPU path compiles.
 //!
@@ -7,7 +7,7 @@
 //! there; add the unversioned `.so`
 //! links the linker wants; build a link stub for `libcuda.so.1` (no wheel
 //! ships the driver) from the symbols cudarc binds; then
-//! `cargo build --release -p xtask --features cuda --target-dir target/cuda-<version>`
+//! `cargo build --release -p xtask -p devtask --features xtask/cuda,devtask/cuda --target-dir target/cuda-<version>`
 //! with `CUDA_ROOT`, `NVCC` and `CUDA_COMPUTE_CAP` set, so nothing queries a GPU.
 
 use std::path::{Path, PathBuf};
@@ -85,7 +85,17 @@ pub fn run(args: CudaCheckArgs) -> anyhow::Result<()> {
     // PTX that is newer than its sources, whatever nvcc wrote it.
     let target = repo_root().join(format!("target/cuda-{}", args.cuda_version));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-p", "xtask", "--features", "cuda", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "xtask",
+            "-p",
+            "devtask",
+            "--features",
+            "xtask/cuda,devtask/cuda",
+            "--target-dir",
+        ])
         .arg(&target)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(repo_root())
@@ -94,7 +104,7 @@ pub fn run(args: CudaCheckArgs) -> anyhow::Result<()> {
     ensure!(status.success(), "the cuda feature does not build");
     println!(
         "built {}; at run time put {} and the driver's libcuda.so.1 on LD_LIBRARY_PATH",
-        target.join("release/xtask").display(),
+        target.join("release/{xtask,devtask}").display(),
         root.join("lib").display()
     );
     Ok(())

@@ -1,4 +1,4 @@
-//! `cargo xtask gpu-check`: on a machine with a GPU, checks the CUDA path
+//! `cargo devtask gpu-check`: on a machine with a GPU, checks the CUDA path
 //! against the CPU: the position-cost kernel against the CPU op and the naive
 //! relocation (same swaps), the device patching sweep against the CPU sweep
 //! (same scores and circuit), and short training runs on the GPU against the
@@ -178,45 +178,7 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
     let mut training = Vec::new();
     let x = &mnist.test.images[..1000 * mnist.test.pixels()];
     for regime in [Regime::Vanilla, Regime::L1, Regime::Bimt] {
-        let steps = args.steps as usize;
-        let cfg = TrainConfig::new(regime).steps(steps).history_every(steps);
-        let t = Instant::now();
-        let cpu = Trainer::new(cfg.clone())?.run(&mnist.train, None, &mut |_| {})?;
-        let cpu_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let gpu = CandleTrainer::new(cfg.clone(), device.clone())?.run(&mnist.train, None, &mut |_| {})?;
-        let gpu_s = t.elapsed().as_secs_f64();
-        let mut nudged = Trainer::new(cfg.clone())?.model().clone();
-        nudged.layers[1].weight[0] = f32::from_bits(nudged.layers[1].weight[0].to_bits() + 1);
-        let perturbed = Trainer::new(cfg.clone())?.with_model(nudged)?.run(&mnist.train, None, &mut |_| {})?;
-        let max_logit_difference = max_difference(&cpu.model.forward(x, 1000), &gpu.model.forward(x, 1000));
-        let cpu_vs_perturbed_cpu_logit_difference =
-            max_difference(&cpu.model.forward(x, 1000), &perturbed.model.forward(x, 1000));
-        let max_weight_difference = cpu
-            .model
-            .layers
-            .iter()
-            .zip(&gpu.model.layers)
-            .flat_map(|(p, q)| p.weight.iter().zip(&q.weight))
-            .map(|(p, q)| (p - q).abs() as f64)
-            .fold(0.0, f64::max);
-        let check = TrainCheck {
-            regime,
-            steps: args.steps as usize,
-            same_swaps: cpu.model.out_perm == gpu.model.out_perm && cpu.timing.swaps == gpu.timing.swaps,
-            cpu_swaps: cpu.timing.swaps,
-            gpu_swaps: gpu.timing.swaps,
-            max_logit_difference,
-            max_weight_difference,
-            cpu_vs_perturbed_cpu_logit_difference,
-            cpu_s,
-            gpu_s,
-        };
-        println!(
-            "training {regime} {} steps: swaps cpu {} gpu {} (same: {}), max |logit difference| {:.2e} (CPU vs CPU from a start one ulp away: {:.2e}), max |weight difference| {:.2e}",
-            args.steps, check.cpu_swaps, check.gpu_swaps, check.same_swaps, max_logit_difference, cpu_vs_perturbed_cpu_logit_difference, max_weight_difference
-        );
-        training.push(check);
+        training.push(train_check(regime, args.steps as usize, &mnist, &device, x)?);
     }
     let report = Report {
         device: args.device.to_string(),
@@ -229,4 +191,46 @@ pub fn run(args: GpuCheckArgs) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(&report)?;
     modcirc_store::atomic::write_atomic(&args.out.join("gpu-check.json"), &json).context("writing gpu-check.json")?;
     Ok(())
+}
+
+/// One regime trained `steps` steps on the CPU and the GPU, compared.
+fn train_check(regime: Regime, steps: usize, mnist: &Mnist, device: &Device, x: &[f32]) -> anyhow::Result<TrainCheck> {
+    let cfg = TrainConfig::new(regime).steps(steps).history_every(steps);
+    let t = Instant::now();
+    let cpu = Trainer::new(cfg.clone())?.run(&mnist.train, None, &mut |_| {})?;
+    let cpu_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let gpu = CandleTrainer::new(cfg.clone(), device.clone())?.run(&mnist.train, None, &mut |_| {})?;
+    let gpu_s = t.elapsed().as_secs_f64();
+    let mut nudged = Trainer::new(cfg.clone())?.model().clone();
+    nudged.layers[1].weight[0] = f32::from_bits(nudged.layers[1].weight[0].to_bits() + 1);
+    let perturbed = Trainer::new(cfg.clone())?.with_model(nudged)?.run(&mnist.train, None, &mut |_| {})?;
+    let max_logit_difference = max_difference(&cpu.model.forward(x, 1000), &gpu.model.forward(x, 1000));
+    let cpu_vs_perturbed_cpu_logit_difference =
+        max_difference(&cpu.model.forward(x, 1000), &perturbed.model.forward(x, 1000));
+    let max_weight_difference = cpu
+        .model
+        .layers
+        .iter()
+        .zip(&gpu.model.layers)
+        .flat_map(|(p, q)| p.weight.iter().zip(&q.weight))
+        .map(|(p, q)| (p - q).abs() as f64)
+        .fold(0.0, f64::max);
+    let check = TrainCheck {
+        regime,
+        steps,
+        same_swaps: cpu.model.out_perm == gpu.model.out_perm && cpu.timing.swaps == gpu.timing.swaps,
+        cpu_swaps: cpu.timing.swaps,
+        gpu_swaps: gpu.timing.swaps,
+        max_logit_difference,
+        max_weight_difference,
+        cpu_vs_perturbed_cpu_logit_difference,
+        cpu_s,
+        gpu_s,
+    };
+    println!(
+        "training {regime} {} steps: swaps cpu {} gpu {} (same: {}), max |logit difference| {:.2e} (CPU vs CPU from a start one ulp away: {:.2e}), max |weight difference| {:.2e}",
+        steps, check.cpu_swaps, check.gpu_swaps, check.same_swaps, max_logit_difference, cpu_vs_perturbed_cpu_logit_difference, max_weight_difference
+    );
+    Ok(check)
 }

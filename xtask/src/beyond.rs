@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
-use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
+use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
-use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 use crate::discover::{discover_model, DiscoverFlags};
+use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct BeyondArgs {

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context};
 use clap::Args;
+use modcirc_present::export::{circuit_graph, to_dot};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{differing_files, DiscoverOutput};
-use modcirc_present::export::{circuit_graph, to_dot};
 
 use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs};
 
@@ -94,15 +94,18 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     write_output(&path, text.as_bytes())?;
     let kept = graph.edges.values().filter(|e| e.in_graph).count();
     let hidden = graph.nodes.values().filter(|n| n.score.is_some());
-    summary(&path, &format!(
-        "{} circuit of {}: {} of {} edges, {} of {} hidden neurons -> {}",
-        graph.cfg.task,
-        args.model.display(),
-        kept,
-        graph.edges.len(),
-        hidden.clone().filter(|n| n.in_graph).count(),
-        hidden.count(),
-        path.display()
-    ));
+    summary(
+        &path,
+        &format!(
+            "{} circuit of {}: {} of {} edges, {} of {} hidden neurons -> {}",
+            graph.cfg.task,
+            args.model.display(),
+            kept,
+            graph.edges.len(),
+            hidden.clone().filter(|n| n.in_graph).count(),
+            hidden.count(),
+            path.display()
+        ),
+    );
     Ok(())
 }

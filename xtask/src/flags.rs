@@ -81,7 +81,8 @@ impl DataArgs {
         let policy = if self.no_verify { ChecksumPolicy::Skip } else { ChecksumPolicy::Auto };
         let dir = self.dir();
         let mnist = Mnist::load(&dir, policy).map_err(|e| {
-            let hint = if matches!(e, modcirc_dataset::DatasetError::Checksum { .. }) {
+            use modcirc_dataset::DatasetError;
+            let hint = if matches!(e, DatasetError::Checksum { .. } | DatasetError::NotListed { .. }) {
                 "; --no-verify skips the check"
             } else {
                 ""
@@ -230,7 +231,6 @@ impl ModelTask {
         artifacts_dir().join(kind).join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
     }
 }
-
 
 /// Writes an output file through a temporary file (never over anything
 /// but a regular file); `-` writes to standard output.

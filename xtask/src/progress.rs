@@ -95,7 +95,8 @@ impl Bars {
     fn with_bar(&self, m: &ModelUnit, f: impl FnOnce(&ProgressBar)) {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         let c = &m.point.config;
-        let pb = bars.entry(m.index).or_insert_with(|| self.progress.bar(1, &format!("{}/{}", c.regime.name(), c.seed)));
+        let pb =
+            bars.entry(m.index).or_insert_with(|| self.progress.bar(1, &format!("{}/{}", c.regime.name(), c.seed)));
         f(pb);
     }
 }
@@ -129,7 +130,12 @@ impl Observer for Bars {
         let who = format!("{:>8} seed {}", c.regime.label(), c.seed);
         let line = match value {
             Value::Trained(meta) => {
-                format!("[train]     {who}: test accuracy {:.4}, {:.1} s{}", meta.test_accuracy, meta.timing.total_s, said(source))
+                format!(
+                    "[train]     {who}: test accuracy {:.4}, {:.1} s{}",
+                    meta.test_accuracy,
+                    meta.timing.total_s,
+                    said(source)
+                )
             }
             Value::Discovered(task, point, d) => {
                 let s = &d.report.summary;

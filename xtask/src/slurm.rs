@@ -207,9 +207,15 @@ fn slurm_scripts(cmd: &TaskCommand, args: &SlurmArgs) -> anyhow::Result<(String,
     };
     let mut array = header("modcirc-sweep", "shard-%a.log")?;
     array.push_str(&format!("#SBATCH --array=0-{}\n#SBATCH --cpus-per-task={}\n", cmd.shards - 1, cmd.jobs));
-    array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard_argv("$SLURM_ARRAY_TASK_ID"), Some("$SLURM_ARRAY_TASK_ID"))));
+    array.push_str(&format!(
+        "set -euo pipefail\nexec {}\n",
+        shell_line(&cmd.shard_argv("$SLURM_ARRAY_TASK_ID"), Some("$SLURM_ARRAY_TASK_ID"))
+    ));
     let mut report = header("modcirc-sweep-report", "report.log")?;
-    report.push_str(&format!("#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n", shell_line(&cmd.report_argv(), None)));
+    report.push_str(&format!(
+        "#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n",
+        shell_line(&cmd.report_argv(), None)
+    ));
     Ok((array, report))
 }
 
@@ -337,7 +343,8 @@ mod tests {
     /// What bash makes of a line: its words, by `bash -n` and `printf`.
     fn bash_words(line: &str) -> Vec<String> {
         let script = format!("set -- {}\nprintf '%s\\0' \"$@\"", line.trim_start_matches("exec "));
-        let o = std::process::Command::new("bash").args(["-c", &script]).env("SLURM_ARRAY_TASK_ID", "3").output().unwrap();
+        let o =
+            std::process::Command::new("bash").args(["-c", &script]).env("SLURM_ARRAY_TASK_ID", "3").output().unwrap();
         assert!(o.status.success());
         String::from_utf8(o.stdout).unwrap().split('\0').filter(|w| !w.is_empty()).map(String::from).collect()
     }
@@ -392,9 +399,10 @@ mod tests {
             #[command(flatten)]
             a: K8sArgs,
         }
-        let args = Cli::try_parse_from(["x", "p.toml", "--shards", "4", "--image", "reg/modcirc:1", "--claim", "sweep"])
-            .unwrap()
-            .a;
+        let args =
+            Cli::try_parse_from(["x", "p.toml", "--shards", "4", "--image", "reg/modcirc:1", "--claim", "sweep"])
+                .unwrap()
+                .a;
         let y = k8s_job("modcirc-sweep", &cmd.shard_argv("$(JOB_COMPLETION_INDEX)"), &args, &cmd, true);
         let doc: serde_norway::Value = serde_norway::from_str(&y).unwrap();
         let spec = &doc["spec"];

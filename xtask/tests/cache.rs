@@ -81,7 +81,8 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     std::fs::remove_file(&deleted).unwrap();
     // What a killed run leaves: a temporary file and a model without its listing.
     let host = modcirc_store::atomic::host_in_name();
-    let stale = out.join("models").join(format!("vanilla-seed0-000000000000.safetensors.tmp-4999999-0123456789abcdef-{host}"));
+    let stale =
+        out.join("models").join(format!("vanilla-seed0-000000000000.safetensors.tmp-4999999-0123456789abcdef-{host}"));
     std::fs::write(&stale, b"half a model").unwrap();
 
     let err = ok(&reproduce(&out));

@@ -10,7 +10,10 @@ fn every_flag_of_every_command_has_help() {
     let commands = ["train", "discover", "beyond", "reproduce", "sweep run", "sweep slurm", "sweep k8s"];
     let mut bare = Vec::new();
     for c in commands {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).args(c.split(' ').chain(["--help"])).output().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(c.split(' ').chain(["--help"]))
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{c} --help");
         for line in String::from_utf8_lossy(&o.stdout).lines() {
             let t = line.trim_start();

@@ -8,8 +8,8 @@ use common::{write_dead_relu_model, xtask};
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use modcirc_study::discovery::DiscoverOutput;
 use modcirc_present::export::CircuitGraph;
+use modcirc_study::discovery::DiscoverOutput;
 
 #[test]
 fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_renders() {

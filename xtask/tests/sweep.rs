@@ -278,7 +278,17 @@ fn a_k8s_indexed_job_run_as_parallel_processes_gives_the_single_process_results(
     let (pods, one) = (d.join("pods"), d.join("one"));
     let data = common::root().join("fixtures/mnist");
     let printed = ok(&xtask(&[
-        "sweep", "k8s", s(&plan), "--shards", "3", "--image", "reg/modcirc:1", "--claim", "sweep", "--out", s(&pods),
+        "sweep",
+        "k8s",
+        s(&plan),
+        "--shards",
+        "3",
+        "--image",
+        "reg/modcirc:1",
+        "--claim",
+        "sweep",
+        "--out",
+        s(&pods),
     ]));
     assert!(printed.contains("kubectl apply -f") && printed.contains("job/modcirc-sweep"), "{printed}");
     let manifest = pods.join("k8s/shards.yaml");

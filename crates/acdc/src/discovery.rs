@@ -250,6 +250,43 @@ pub fn discovery_times(model: &Mlp, images: &TaskImages, config: &DiscoveryConfi
         .collect()
 }
 
+/// The bootstrap mean and interval of each metric over the resamples.
+fn summary_of(bootstraps: &[BootstrapRecord]) -> DiscoverySummary {
+    let of = |f: fn(&BootstrapRecord) -> f64| summarize(bootstraps.iter().map(f));
+    DiscoverySummary {
+        logit_difference: of(|r| r.logit_difference),
+        accuracy: of(|r| r.accuracy),
+        model_accuracy: of(|r| r.model_accuracy),
+        sparsity: of(|r| r.sparsity),
+        discovery_s: of(|r| r.discovery_s),
+        faithfulness: Summary::of(&bootstraps.iter().filter_map(|r| r.faithfulness).collect::<Vec<_>>()),
+    }
+}
+
+/// Each compared rule's circuits on the same resamples (`evals[r][b]`),
+/// summarised.
+fn rule_summaries(
+    compare: &[&SelectionRule],
+    compared_evals: &[Vec<CircuitEval>],
+    scores: &NeuronScores,
+) -> Result<Vec<RuleSummary>, AcdcError> {
+    compare
+        .iter()
+        .zip(compared_evals)
+        .map(|(rule, evals)| {
+            let sel = scores.select_by(rule)?;
+            Ok(RuleSummary {
+                rule: (*rule).clone(),
+                kept: sel.nodes.iter().map(Vec::len).collect(),
+                dead_kept: sel.dead_kept,
+                logit_difference: summarize(evals.iter().map(|e| e.logit_difference)),
+                accuracy: summarize(evals.iter().map(|e| e.accuracy)),
+                sparsity: summarize(evals.iter().map(|e| e.sparsity)),
+            })
+        })
+        .collect()
+}
+
 /// Circuit discovery on the whole pair set, then on `bootstraps` resamples.
 /// `progress` is called after each resample with how many are done.
 pub fn discover(
@@ -308,30 +345,8 @@ pub fn discover(
         });
         progress(b + 1);
     }
-    let of = |f: fn(&BootstrapRecord) -> f64| summarize(bootstraps.iter().map(f));
-    let summary = DiscoverySummary {
-        logit_difference: of(|r| r.logit_difference),
-        accuracy: of(|r| r.accuracy),
-        model_accuracy: of(|r| r.model_accuracy),
-        sparsity: of(|r| r.sparsity),
-        discovery_s: of(|r| r.discovery_s),
-        faithfulness: Summary::of(&bootstraps.iter().filter_map(|r| r.faithfulness).collect::<Vec<_>>()),
-    };
-    let compared = compare
-        .iter()
-        .zip(&compared_evals)
-        .map(|(rule, evals)| {
-            let sel = scores.select_by(rule)?;
-            Ok(RuleSummary {
-                rule: (*rule).clone(),
-                kept: sel.nodes.iter().map(Vec::len).collect(),
-                dead_kept: sel.dead_kept,
-                logit_difference: summarize(evals.iter().map(|e| e.logit_difference)),
-                accuracy: summarize(evals.iter().map(|e| e.accuracy)),
-                sparsity: summarize(evals.iter().map(|e| e.sparsity)),
-            })
-        })
-        .collect::<Result<_, AcdcError>>()?;
+    let summary = summary_of(&bootstraps);
+    let compared = rule_summaries(&compare, &compared_evals, &scores)?;
     Ok(DiscoveryReport {
         config: config.clone(),
         scores,

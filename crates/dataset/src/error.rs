@@ -128,7 +128,7 @@ pub enum DatasetError {
     },
     /// A `SHA256SUMS` that lists some of the data files but not all: the
     /// others would be loaded unchecked.
-    #[error("{listing} does not list {}: add their hashes, or pass --no-verify to load without checking", files.join(", "))]
+    #[error("{listing} does not list {}: add their hashes, or load without checking", files.join(", "))]
     NotListed {
         /// The listing.
         listing: PathBuf,

@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::path::Path;
 
-
 use crate::DatasetError;
 
 /// A decoded IDX array of unsigned bytes.

@@ -157,7 +157,7 @@ impl Ctx<'_> {
         let ((ck, saved), source) = self.claimed(&m.path, first, fetch, |claim| {
             obs.unit_started(m, "training", c.steps as u64);
             let mut on_step = |p: &modcirc_bimt::Progress| {
-                if p.step.is_multiple_of(100) || p.step == p.steps {
+                if p.step % 100 == 0 || p.step == p.steps {
                     let note = format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy);
                     obs.progress(m, p.step as u64, Some(note));
                 }
@@ -166,7 +166,8 @@ impl Ctx<'_> {
             save_unit(&m.path, &t, claim)
         })?;
         let sidecar = checkpoint::sidecar_path(&m.path);
-        let files = vec![FileRecord::of(&wl.out, &m.path, &saved.weights), FileRecord::of(&wl.out, &sidecar, &saved.sidecar)];
+        let files =
+            vec![FileRecord::of(&wl.out, &m.path, &saved.weights), FileRecord::of(&wl.out, &sidecar, &saved.sidecar)];
         let mut seconds = Vec::new();
         if source == Source::Computed {
             seconds.push(("train", saved.meta.timing.total_s));
@@ -271,8 +272,15 @@ impl Ctx<'_> {
             Ok(v) => v,
             Err(e) if matches!(e.root(), EngineError::Store(StoreError::ClaimLost(_))) => {
                 // Paused past the takeover: the taker's result stands.
-                let v = claim::exclusively(main, &self.options.what, &fetch, |_| Err(e), |h| self.observer.waiting(main, h))?;
-                self.observer.warn(&format!("{}: lost its claim; the unit was completed by another process", main.display()));
+                let v = claim::exclusively(
+                    main,
+                    &self.options.what,
+                    &fetch,
+                    |_| Err(e),
+                    |h| self.observer.waiting(main, h),
+                )?;
+                self.observer
+                    .warn(&format!("{}: lost its claim; the unit was completed by another process", main.display()));
                 return Ok((v, Source::ByOther));
             }
             Err(e) => return Err(e),
@@ -296,14 +304,19 @@ impl Ctx<'_> {
     ) -> Result<(T, Source), EngineError> {
         let first = self.fetch_json::<T>(path, true);
         let mut seconds = None;
-        let ((v, bytes), source) = self.claimed(path, first, || self.fetch_json(path, false), |claim| {
-            let t = Instant::now();
-            let v = compute()?;
-            seconds = Some(t.elapsed().as_secs_f64());
-            claim.ensure_held()?;
-            let bytes = listing::store_json(path, &v)?;
-            Ok((v, bytes))
-        })?;
+        let ((v, bytes), source) = self.claimed(
+            path,
+            first,
+            || self.fetch_json(path, false),
+            |claim| {
+                let t = Instant::now();
+                let v = compute()?;
+                seconds = Some(t.elapsed().as_secs_f64());
+                claim.ensure_held()?;
+                let bytes = listing::store_json(path, &v)?;
+                Ok((v, bytes))
+            },
+        )?;
         if let (Some(s), Source::Computed) = (seconds, source) {
             log.seconds.push((stage, s));
         }
@@ -339,7 +352,9 @@ impl Ctx<'_> {
                 let (b, source) = self.json_unit(&unit.path, "beyond", log, || {
                     obs.unit_started(m, &format!("STUDY §8 on {task}"), 1);
                     analyse(mnist, &ck.model, (Some(c.regime), Some(c.seed)), d, &AcdcConfig::default(), ACDC_PAIRS)
-                        .map_err(|e| EngineError::from(e).within(format!("attribution and faithfulness of {who} on {task}")))
+                        .map_err(|e| {
+                            EngineError::from(e).within(format!("attribution and faithfulness of {who} on {task}"))
+                        })
                 })?;
                 obs.unit_done(m, Value::Beyond(&b), source);
                 out.beyond.push(b);

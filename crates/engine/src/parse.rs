@@ -89,7 +89,9 @@ impl Source<'_> {
     ) -> Result<Vec<T>, EngineError> {
         let Some(v) = given else { return Ok(default) };
         if v.is_empty() {
-            return Err(self.error(format!("{name} is empty: give it at least one value, or leave it out for the study's")));
+            return Err(
+                self.error(format!("{name} is empty: give it at least one value, or leave it out for the study's"))
+            );
         }
         if v.len() > MAX_AXIS_VALUES {
             return Err(self.error(format!("{name} lists {} values, above the limit of {MAX_AXIS_VALUES}", v.len())));
@@ -102,12 +104,23 @@ impl Source<'_> {
     }
 
     /// Parses each value of a string axis.
-    fn parsed<T>(&self, name: &str, raw: &[String], parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, EngineError> {
+    fn parsed<T>(
+        &self,
+        name: &str,
+        raw: &[String],
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, EngineError> {
         raw.iter().map(|s| parse(s).map_err(|e| self.error(format!("{name}: {s:?}: {e}")))).collect()
     }
 
     /// Checks each value of a number axis.
-    fn within<T: Copy + std::fmt::Display>(&self, name: &str, v: &[T], ok: impl Fn(T) -> bool, what: &str) -> Result<(), EngineError> {
+    fn within<T: Copy + std::fmt::Display>(
+        &self,
+        name: &str,
+        v: &[T],
+        ok: impl Fn(T) -> bool,
+        what: &str,
+    ) -> Result<(), EngineError> {
         match v.iter().find(|x| !ok(**x)) {
             Some(x) => Err(self.error(format!("{name}: {x} is not {what}"))),
             None => Ok(()),
@@ -179,10 +192,9 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
     for size in &values.sizes {
         let hidden = &size[1..size.len() - 1];
         if let Some(&k) = values.ks.iter().find(|&&k| hidden.iter().any(|&w| k > w)) {
-            return Err(src.error(format!(
-                "discover.k: {k} is wider than a hidden layer of train.sizes {}",
-                sizes_name(size)
-            )));
+            return Err(
+                src.error(format!("discover.k: {k} is wider than a hidden layer of train.sizes {}", sizes_name(size)))
+            );
         }
     }
     Ok(Plan::expand(&values, DeviceSpec::Cpu))

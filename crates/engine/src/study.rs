@@ -47,9 +47,8 @@ pub fn discovery_result(wl: &Workload, o: &ModelOutcome, d: &DiscoveryUnit) -> R
     let images = TaskImages::from_pairs(out.inputs.flags.split.of(wl.mnist(m)), &out.pairs);
     let times = discovery_times(&o.checkpoint.model, &images, &out.report.config)
         .map_err(|e| EngineError::from(e).within(format!("timing the {} discovery of {regime} seed {seed}", d.task)))?;
-    let discovery_s = Summary::of(&times).ok_or_else(|| {
-        EngineError::from(modcirc_acdc::AcdcError::Shape("a discovery without resamples".into()))
-    })?;
+    let discovery_s = Summary::of(&times)
+        .ok_or_else(|| EngineError::from(modcirc_acdc::AcdcError::Shape("a discovery without resamples".into())))?;
     Ok(DiscoveryResult {
         regime,
         seed,
@@ -101,7 +100,8 @@ pub fn results(
         .map(|(o, r)| (r.regime, &o.checkpoint.model))
         .collect();
     let test = &wl.data.values().next().ok_or(EngineError::JobNotRun)?.test;
-    let inference = timer.time("inference", || inference_timing(&seed0, test, settings.inference_repeats, on_inference));
+    let inference =
+        timer.time("inference", || inference_timing(&seed0, test, settings.inference_repeats, on_inference));
     let structure: Vec<_> = outcomes.iter().flat_map(|o| o.structure.iter().map(|(_, _, s)| s.clone())).collect();
     let across = across_seeds(&models, &discoveries, &inference, &structure);
     let mut jobs_seconds = BTreeMap::new();

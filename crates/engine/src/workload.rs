@@ -99,10 +99,10 @@ impl Workload {
                 message: format!("no data set loaded for {:?}", point.data_dir),
             })?;
             let sizes = &point.config.sizes;
-            mnist.train.check_fits("train", sizes[0], sizes[sizes.len() - 1]).map_err(|e| EngineError::Misfit {
-                sizes: sizes_name(sizes),
-                message: e.to_string(),
-            })?;
+            mnist
+                .train
+                .check_fits("train", sizes[0], sizes[sizes.len() - 1])
+                .map_err(|e| EngineError::Misfit { sizes: sizes_name(sizes), message: e.to_string() })?;
             let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
             let key = model_key(&point.config, &sums, &plan.device.to_string())?;
             let c = &point.config;

@@ -26,7 +26,6 @@ fn the_empty_plan_is_the_study() {
         .all(|a| a.name == "train.regime" || a.name == "train.seed" || a.name == "discover.task" || !a.swept()));
 }
 
-
 #[test]
 fn axes_expand_into_their_product() {
     let p = parse("[train]\nregime=[\"l1\"]\nseed=[0,1]\nlambda=[0.001, 0.01, 0.1]\nsizes=[\"784-20-10\"]\n[discover]\ntask=[\"line\"]\nk=[3,5]\n").unwrap();
@@ -37,7 +36,6 @@ fn axes_expand_into_their_product() {
     let lambdas: BTreeSet<String> = p.models.iter().map(|m| p.value_of("train.lambda", m, None, None)).collect();
     assert_eq!(lambdas.len(), 3);
 }
-
 
 #[test]
 fn bad_plans_name_the_axis() {
@@ -68,7 +66,6 @@ fn bad_plans_name_the_axis() {
     assert!(e.contains("4000 units (1000 models), above the limit of 2000") && !e.contains("--"), "{e}");
     big.check_size(true).unwrap();
 }
-
 
 #[test]
 fn the_study_plan_is_the_empty_plan_in_seed_order_with_study_8_on_seed_0() {

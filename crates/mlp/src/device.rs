@@ -68,7 +68,7 @@ impl DeviceSpec {
             }),
             #[cfg(not(feature = "cuda"))]
             DeviceSpec::Cuda(n) => Err(MlpError::Device(format!(
-                "cuda:{n}: this binary was built without CUDA support; build with `--features cuda` (README, 'The GPU path')"
+                "cuda:{n}: this binary was built without CUDA support; build with the cargo feature `cuda` (README, 'The GPU path')"
             ))),
         }
     }

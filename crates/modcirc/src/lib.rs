@@ -63,14 +63,14 @@
 pub use modcirc_acdc as acdc;
 pub use modcirc_bimt as bimt;
 pub use modcirc_dataset as dataset;
+pub use modcirc_engine as engine;
 pub use modcirc_metrics as metrics;
 pub use modcirc_mlp as mlp;
 pub use modcirc_modularity as modularity;
-pub use modcirc_report as report;
-pub use modcirc_study as study;
-pub use modcirc_engine as engine;
 pub use modcirc_present as present;
+pub use modcirc_report as report;
 pub use modcirc_store as store;
+pub use modcirc_study as study;
 
 /// What a first program needs: data, a network, a checkpoint, discovery and
 /// its circuit.
@@ -83,8 +83,8 @@ pub mod prelude {
     };
     pub use modcirc_bimt::checkpoint::{load as load_checkpoint, Checkpoint};
     pub use modcirc_bimt::{Layout, Regime, TrainConfig};
-    pub use modcirc_engine::train::train;
     pub use modcirc_dataset::{ChecksumPolicy, ImageSet, Mnist, PairedDataset, Task};
+    pub use modcirc_engine::train::train;
     pub use modcirc_metrics::Summary;
     pub use modcirc_mlp::{Activation, Mlp};
 }

@@ -6,10 +6,10 @@ use std::path::Path;
 use modcirc_bimt::Regime;
 
 use crate::figures::fig2_stem;
+use crate::PresentError;
 use modcirc_study::paper::TASKS;
 use modcirc_study::results::{Results, RESULTS_SCHEMA};
 use modcirc_study::verdicts::NOT_EVALUATED;
-use crate::PresentError;
 
 /// The report's files, written in this order (`results.json` last, listing
 /// the others' hashes).

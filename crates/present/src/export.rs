@@ -11,8 +11,8 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::Mnist;
 use serde::{Deserialize, Serialize};
 
-use modcirc_study::discovery::DiscoverOutput;
 use crate::PresentError;
+use modcirc_study::discovery::DiscoverOutput;
 
 /// Version of the graph JSON.
 pub const GRAPH_SCHEMA: &str = "modcirc.circuit-graph/1";

@@ -11,10 +11,10 @@ use modcirc_report::{
     Series, Strip, StripPanel,
 };
 
+use crate::PresentError;
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::paper::{paper_summary, PAPER_TABLE3, TASKS};
 use modcirc_study::results::{beyond0, find, model0, DiscoveryResult, InferenceResult, ModelResult, Results};
-use crate::PresentError;
 
 /// One network of Fig. 2: a model and the discovery whose circuit it shows.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +122,8 @@ fn strip(regime: Regime, summary: Summary, points: Vec<f64>) -> Strip {
 fn fig10(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
     let Some(a) = &r.across_seeds else { return Ok(Vec::new()) };
     let mut panels = Vec::new();
-    type Metric = (&'static str, fn(&DiscoveryResult) -> Option<f64>, fn(&modcirc_study::results::SeedRow) -> Option<Summary>);
+    type Metric =
+        (&'static str, fn(&DiscoveryResult) -> Option<f64>, fn(&modcirc_study::results::SeedRow) -> Option<Summary>);
     let metrics: [Metric; 3] = [
         ("logit difference", |d| Some(d.logit_difference.mean), |s| Some(s.logit_difference)),
         ("sparsity", |d| Some(d.sparsity.mean), |s| Some(s.sparsity)),

@@ -10,11 +10,11 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
+use crate::PresentError;
 use modcirc_study::beyond::{edge_list, ACDC_PAIRS};
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::paper::PAPER_TABLE3;
 use modcirc_study::results::{beyond0, find, Results, Verdict};
-use crate::PresentError;
 
 /// Version of the page's embedded data.
 pub const HTML_SCHEMA: &str = "modcirc.report-html/1";
@@ -223,23 +223,7 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentEr
             },
         );
     }
-    let mut held: BTreeSet<[usize; 3]> = circuits.iter().flat_map(|c| c.edges.iter().copied()).collect();
-    let mut by_size: Vec<(f32, [usize; 3])> = Vec::new();
-    for (l, layer) in model.layers.iter().enumerate() {
-        let max = layer.weight.iter().fold(0f32, |m, w| m.max(w.abs()));
-        if max > 0.0 {
-            by_size.extend(
-                layer.weight.iter().enumerate().map(|(k, w)| (w.abs() / max, [l, k / layer.n_in, k % layer.n_in])),
-            );
-        }
-    }
-    by_size.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, e) in by_size {
-        if held.len() >= HTML_EDGE_CAP {
-            break;
-        }
-        held.insert(e);
-    }
+    let held = held_edges(model, &circuits);
     let index: BTreeMap<[usize; 3], usize> = held.iter().enumerate().map(|(k, e)| (*e, k)).collect();
     let edges = held
         .iter()
@@ -260,6 +244,29 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentEr
         edges,
         tasks,
     })
+}
+
+/// Every edge of every circuit, then the model's largest weights (relative
+/// to their layer's largest) up to [`HTML_EDGE_CAP`].
+fn held_edges(model: &modcirc_mlp::Mlp, circuits: &[CircuitEdges]) -> BTreeSet<[usize; 3]> {
+    let mut held: BTreeSet<[usize; 3]> = circuits.iter().flat_map(|c| c.edges.iter().copied()).collect();
+    let mut by_size: Vec<(f32, [usize; 3])> = Vec::new();
+    for (l, layer) in model.layers.iter().enumerate() {
+        let max = layer.weight.iter().fold(0f32, |m, w| m.max(w.abs()));
+        if max > 0.0 {
+            by_size.extend(
+                layer.weight.iter().enumerate().map(|(k, w)| (w.abs() / max, [l, k / layer.n_in, k % layer.n_in])),
+            );
+        }
+    }
+    by_size.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, e) in by_size {
+        if held.len() >= HTML_EDGE_CAP {
+            break;
+        }
+        held.insert(e);
+    }
+    held
 }
 
 /// The page's data.

@@ -47,7 +47,9 @@ pub fn write_study(
     let networks: Vec<NetworkPanel> = models
         .iter()
         .filter(|m| m.seed == 0)
-        .flat_map(|m| m.discoveries.iter().map(|d| NetworkPanel { regime: m.regime, checkpoint: m.checkpoint, discovery: d }))
+        .flat_map(|m| {
+            m.discoveries.iter().map(|d| NetworkPanel { regime: m.regime, checkpoint: m.checkpoint, discovery: d })
+        })
         .collect();
     let written = timer.time("figures", || figures(&out.join("figures"), &results, &networks))?;
     results.figures = written.iter().map(|p| p.strip_prefix(out).unwrap_or(p).display().to_string()).collect();

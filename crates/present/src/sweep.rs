@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use modcirc_metrics::Summary;
 use modcirc_report::{bar_chart, csv_table, scatter_ci, Bar, Point, ScatterPanel};
 use modcirc_store::atomic::write_atomic;
-use modcirc_study::sweep::{against_axis, metric_rows, numeric_axis, SweepResults};
+use modcirc_study::sweep::{against_axis, metric_rows, numeric_axis, Axis, AxisPoint, Metric, SweepResults};
 
 use crate::PresentError;
 
@@ -115,58 +115,9 @@ pub fn draw(dir: &Path, r: &SweepResults) -> Result<Vec<PathBuf>, PresentError> 
                 v
             });
             let files = if numeric_axis(axis) {
-                // Values spanning more than a decade are drawn as their log10.
-                let vals: Vec<f64> = axis.values.iter().filter_map(|v| v.parse().ok()).collect();
-                let (lo, hi) = vals.iter().fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
-                let log = lo > 0.0 && hi / lo > 10.0;
-                let pts: Vec<Point> = points
-                    .iter()
-                    .map(|p| {
-                        let x: f64 = p.value.parse().unwrap_or(f64::NAN);
-                        let x = if log { x.log10() } else { x };
-                        Point {
-                            label: if p.series.is_empty() { metric.name.to_string() } else { p.series.clone() },
-                            x: Summary { mean: x, lo: x, hi: x, n: 1 },
-                            y: p.summary,
-                            color: series.iter().position(|s| *s == p.series).unwrap_or(0),
-                            reference: false,
-                        }
-                    })
-                    .collect();
-                let x_label = if log { format!("log10 {short}") } else { short.to_string() };
-                scatter_ci(
-                    &stem,
-                    &x_label,
-                    metric.label,
-                    &[ScatterPanel { title, points: pts, x_domain: None }],
-                    false,
-                )?
+                numeric_figure(&stem, axis, short, &metric, &points, &series, title)?
             } else {
-                // Bar labels are short: the other axes' values alone, in
-                // the order the title names them.
-                let bare = |series: &str| {
-                    series
-                        .split(", ")
-                        .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let bars: Vec<Bar> = points
-                    .iter()
-                    .map(|p| Bar {
-                        label: if p.series.is_empty() {
-                            p.value.clone()
-                        } else {
-                            format!("{}, {}", p.value, bare(&p.series))
-                        },
-                        segments: vec![(metric.name.to_string(), p.summary.mean)],
-                        interval: (p.seeds > 1).then_some((p.summary.lo, p.summary.hi)),
-                    })
-                    .collect();
-                let others = &points[0].series_axes;
-                let title =
-                    if others.is_empty() { title } else { format!("{title} (bars: {short}, {})", others.join(", ")) };
-                bar_chart(&stem, &title, metric.label, &bars)?
+                bar_figure(&stem, short, &metric, &points, title)?
             };
             written.extend(files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "png")));
         }
@@ -174,3 +125,60 @@ pub fn draw(dir: &Path, r: &SweepResults) -> Result<Vec<PathBuf>, PresentError> 
     Ok(written)
 }
 
+/// A metric against a numeric axis: a point per series and value.
+fn numeric_figure(
+    stem: &Path,
+    axis: &Axis,
+    short: &str,
+    metric: &Metric,
+    points: &[AxisPoint],
+    series: &[String],
+    title: String,
+) -> Result<Vec<PathBuf>, PresentError> {
+    // Values spanning more than a decade are drawn as their log10.
+    let vals: Vec<f64> = axis.values.iter().filter_map(|v| v.parse().ok()).collect();
+    let (lo, hi) = vals.iter().fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+    let log = lo > 0.0 && hi / lo > 10.0;
+    let pts: Vec<Point> = points
+        .iter()
+        .map(|p| {
+            let x: f64 = p.value.parse().unwrap_or(f64::NAN);
+            let x = if log { x.log10() } else { x };
+            Point {
+                label: if p.series.is_empty() { metric.name.to_string() } else { p.series.clone() },
+                x: Summary { mean: x, lo: x, hi: x, n: 1 },
+                y: p.summary,
+                color: series.iter().position(|s| *s == p.series).unwrap_or(0),
+                reference: false,
+            }
+        })
+        .collect();
+    let x_label = if log { format!("log10 {short}") } else { short.to_string() };
+    Ok(scatter_ci(stem, &x_label, metric.label, &[ScatterPanel { title, points: pts, x_domain: None }], false)?)
+}
+
+/// A metric against a categorical axis: a bar per value and series.
+fn bar_figure(
+    stem: &Path,
+    short: &str,
+    metric: &Metric,
+    points: &[AxisPoint],
+    title: String,
+) -> Result<Vec<PathBuf>, PresentError> {
+    // Bar labels are short: the other axes' values alone, in
+    // the order the title names them.
+    let bare = |series: &str| {
+        series.split(", ").map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect::<Vec<_>>().join(", ")
+    };
+    let bars: Vec<Bar> = points
+        .iter()
+        .map(|p| Bar {
+            label: if p.series.is_empty() { p.value.clone() } else { format!("{}, {}", p.value, bare(&p.series)) },
+            segments: vec![(metric.name.to_string(), p.summary.mean)],
+            interval: (p.seeds > 1).then_some((p.summary.lo, p.summary.hi)),
+        })
+        .collect();
+    let others = &points[0].series_axes;
+    let title = if others.is_empty() { title } else { format!("{title} (bars: {short}, {})", others.join(", ")) };
+    Ok(bar_chart(stem, &title, metric.label, &bars)?)
+}

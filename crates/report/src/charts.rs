@@ -72,7 +72,7 @@ pub fn scatter_ci(
 /// to draw, or a value that is not finite: plotters cannot place an axis on
 /// an empty or NaN range (on an empty one it never returns). `panels` holds
 /// each panel's (title, how many items, whether all are finite).
-fn check_data<'a>(
+pub(crate) fn check_data<'a>(
     stem: &Path,
     kind: &str,
     panels: impl ExactSizeIterator<Item = (&'a String, usize, bool)>,
@@ -95,14 +95,14 @@ fn check_data<'a>(
 /// An axis range covering every mean and the intervals, except that an
 /// interval reaching further than the spread of the means on either side is
 /// cut off at the edge (one implausible interval must not squash the rest).
-fn axis_range(values: impl Iterator<Item = (f64, f64, f64)> + Clone) -> (f64, f64) {
+pub(crate) fn axis_range(values: impl Iterator<Item = (f64, f64, f64)> + Clone) -> (f64, f64) {
     let (mlo, mhi) = values.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v.0), b.max(v.0)));
     let spread = (mhi - mlo).max(mhi.abs() * 1e-2).max(1e-9);
     let (lo, hi) = values.fold((mlo, mhi), |(a, b), v| (a.min(v.1.max(mlo - spread)), b.max(v.2.min(mhi + spread))));
     padded(lo, hi)
 }
 
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
+pub(crate) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
     (lo - 0.08 * span, hi + 0.08 * span)
 }
@@ -224,7 +224,7 @@ pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Resul
 
 /// The label of the category at integer position `v` of a categorical x
 /// axis; nothing between categories.
-fn category_label(labels: &[String], v: f64) -> String {
+pub(crate) fn category_label(labels: &[String], v: f64) -> String {
     let i = v.round();
     if (v - i).abs() < 1e-6 && i >= 0.0 {
         labels.get(i as usize).cloned().unwrap_or_default()
@@ -401,7 +401,7 @@ pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// A tick label with at most three significant digits and no trailing zeros.
-fn short(v: f64) -> String {
+pub(crate) fn short(v: f64) -> String {
     let digits = (2 - v.abs().max(1e-12).log10().floor() as i32).max(0) as usize;
     let s = format!("{v:.digits$}");
     let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
@@ -469,91 +469,6 @@ where
             .border_style(BLACK)
             .label_font(("sans-serif", 12))
             .draw()?;
-    }
-    Ok(())
-}
-
-/// One group of a strip chart: a mean with its interval, over faint points.
-#[derive(Debug, Clone)]
-pub struct Strip {
-    /// Below the axis.
-    pub label: String,
-    /// Palette index.
-    pub color: usize,
-    /// Mean and interval.
-    pub summary: Summary,
-    /// The values the summary is over (each seed, say), drawn faint.
-    pub points: Vec<f64>,
-}
-
-/// One panel of a strip chart.
-#[derive(Debug, Clone)]
-pub struct StripPanel {
-    /// Its title.
-    pub title: String,
-    /// The y axis' label.
-    pub y_label: String,
-    /// Its groups, left to right.
-    pub strips: Vec<Strip>,
-}
-
-/// Groups side by side, each a mean and interval drawn over its values as
-/// faint points; panels in a grid of `columns`.
-pub fn strip_chart(stem: &Path, panels: &[StripPanel], columns: usize) -> Result<Vec<PathBuf>, ReportError> {
-    let finite =
-        |s: &Strip| [s.summary.mean, s.summary.lo, s.summary.hi].iter().chain(&s.points).all(|v| v.is_finite());
-    check_data(stem, "strip panel", panels.iter().map(|p| (&p.title, p.strips.len(), p.strips.iter().all(finite))))?;
-    let columns = columns.clamp(1, panels.len());
-    let rows = panels.len().div_ceil(columns);
-    render!(stem, (420 * columns as u32, 340 * rows as u32), draw_strips, panels, columns)
-}
-
-fn draw_strips<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    panels: &[StripPanel],
-    columns: usize,
-) -> Result<(), DrawError>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let areas = root.split_evenly((panels.len().div_ceil(columns), columns));
-    for (area, panel) in areas.iter().zip(panels) {
-        let values = panel
-            .strips
-            .iter()
-            .flat_map(|s| s.points.iter().map(|&v| (v, v, v)).chain([(s.summary.mean, s.summary.lo, s.summary.hi)]));
-        let (y0, y1) = axis_range(values);
-        let n = panel.strips.len();
-        let mut chart = ChartBuilder::on(area)
-            .caption(&panel.title, ("sans-serif", 17))
-            .margin(10)
-            .x_label_area_size(34)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..n as f64 - 0.5, y0..y1)?;
-        let labels: Vec<String> = panel.strips.iter().map(|s| s.label.clone()).collect();
-        let label_of = |v: &f64| category_label(&labels, *v);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label_of)
-            .y_desc(&panel.y_label)
-            .y_label_formatter(&|v| short(*v))
-            .label_style(("sans-serif", 12))
-            .draw()?;
-        for (i, s) in panel.strips.iter().enumerate() {
-            let c = PALETTE[s.color % PALETTE.len()];
-            let x = i as f64;
-            let k = s.points.len().max(1) as f64;
-            chart.draw_series(s.points.iter().enumerate().map(|(j, &v)| {
-                // Spread the points a little sideways so equal values stay visible.
-                let dx = (j as f64 - (k - 1.0) / 2.0) * 0.06;
-                Circle::new((x + 0.18 + dx, v), 4, c.mix(0.35).filled())
-            }))?;
-            chart.draw_series([PathElement::new(vec![(x, s.summary.lo), (x, s.summary.hi)], c.stroke_width(2))])?;
-            chart.draw_series([Circle::new((x, s.summary.mean), 6, c.filled())])?;
-        }
     }
     Ok(())
 }

@@ -52,13 +52,13 @@ macro_rules! render {
 
 mod charts;
 mod network;
+mod strips;
 mod table;
 
-pub use charts::{
-    bar_chart, line_chart, scatter_ci, strip_chart, Bar, LinePanel, Point, ScatterPanel, Series, Strip, StripPanel,
-};
+pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
 pub use modcirc_metrics::Summary;
 pub use network::{network_figure, NetworkView};
+pub use strips::{strip_chart, Strip, StripPanel};
 pub use table::{csv_table, markdown_table};
 
 use std::path::{Path, PathBuf};

@@ -263,7 +263,7 @@ mod tests {
             std::fs::write(p, b"x").unwrap();
         }
         std::os::unix::fs::symlink(&live, &linked).unwrap();
-        assert_eq!(remove_stale_temps(&d).unwrap(), [stale.clone()]);
+        assert_eq!(remove_stale_temps(&d).unwrap(), std::slice::from_ref(&stale));
         assert!(live.exists() && guessed.exists() && linked.symlink_metadata().is_ok());
         assert!(remove_stale_temps(&d.join("absent")).unwrap().is_empty());
         std::fs::remove_dir_all(d).unwrap();

@@ -130,7 +130,13 @@ pub fn state(main: &Path) -> ClaimState {
 /// decides when it is abandoned.
 fn read_claim(path: &Path) -> Option<(Holder, Duration)> {
     use std::io::Read;
-    let unknown = |what: &str| Holder { host: format!("({what})"), pid: 0, started: 0, what: String::new(), token: String::new() };
+    let unknown = |what: &str| Holder {
+        host: format!("({what})"),
+        pid: 0,
+        started: 0,
+        what: String::new(),
+        token: String::new(),
+    };
     let age_of = |m: &std::fs::Metadata| {
         m.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default()
     };
@@ -386,7 +392,8 @@ mod tests {
     fn odd_claims_are_judged_by_age_and_say_what_they_are() {
         let d = dir("odd");
         let old = SystemTime::now() - STALE_AFTER - Duration::from_secs(5);
-        let cases: [(&str, &dyn Fn(&Path)); 3] = [
+        type Make<'a> = &'a dyn Fn(&Path);
+        let cases: [(&str, Make); 3] = [
             ("not UTF-8", &|p| std::fs::write(p, [0xff, 0xfe, 0x00]).unwrap()),
             ("a directory", &|p| std::fs::create_dir(p).unwrap()),
             ("a link", &|p| std::os::unix::fs::symlink("/nonexistent/claim", p).unwrap()),
@@ -406,7 +413,9 @@ mod tests {
                 let t = old.duration_since(SystemTime::UNIX_EPOCH).unwrap();
                 let ts = libc::timespec { tv_sec: t.as_secs() as _, tv_nsec: 0 };
                 // SAFETY: a valid path and two timespecs.
-                let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+                let rc = unsafe {
+                    libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+                };
                 assert_eq!(rc, 0);
             } else {
                 std::fs::File::open(&claim).unwrap().set_times(times).unwrap();

@@ -246,7 +246,7 @@ fn selection_notes(report: &DiscoveryReport) -> Vec<String> {
             )];
             if sel.dead_kept[h] > 0 {
                 parts.push(format!(
-                    "{} of the kept neurons are dead, chosen by the lower-index tie rule only to fill K (--live-only leaves them out)",
+                    "{} of the kept neurons are dead, chosen by the lower-index tie rule only to fill K (the live-only rule leaves them out)",
                     sel.dead_kept[h]
                 ));
             } else if sel.decided_by_tie[h] > 0 {

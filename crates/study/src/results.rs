@@ -52,15 +52,13 @@ impl Profile {
     /// Its settings.
     pub fn settings(self) -> ProfileSettings {
         match self {
-            Profile::Full => {
-                ProfileSettings {
-                    steps: modcirc_bimt::STUDY_STEPS,
-                    bootstraps: modcirc_acdc::DEFAULT_BOOTSTRAPS,
-                    sample: modcirc_acdc::DEFAULT_SAMPLE,
-                    inference_repeats: 50,
-                    seeds: 5,
-                }
-            }
+            Profile::Full => ProfileSettings {
+                steps: modcirc_bimt::STUDY_STEPS,
+                bootstraps: modcirc_acdc::DEFAULT_BOOTSTRAPS,
+                sample: modcirc_acdc::DEFAULT_SAMPLE,
+                inference_repeats: 50,
+                seeds: 5,
+            },
             Profile::Quick => {
                 ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20, seeds: 3 }
             }

@@ -67,24 +67,7 @@ pub fn across_seeds(
             });
         }
     }
-    let structure_rows = Regime::ALL
-        .iter()
-        .filter_map(|&regime| {
-            let mine: Vec<&StructureResult> = structure.iter().filter(|s| s.regime == Some(regime)).collect();
-            let of = |f: &dyn Fn(&StructureResult) -> Option<f64>| -> Option<Summary> {
-                t(mine.iter().map(|s| f(s)).collect::<Option<Vec<f64>>>()?)
-            };
-            Some(StructureRow {
-                regime,
-                seeds: mine.len(),
-                wiring_length: of(&|s| Some(s.wiring_length))?,
-                q_all: of(&|s| Some(s.all_weights.q))?,
-                q_eps: of(&|s| Some(s.eps_edges.q))?,
-                ncut8_eps: of(&|s| s.eps_edges.ncut.iter().find(|n| n.k == 8).map(|n| n.ncut)),
-                overlap: of(&|s| s.specialisation.as_ref().map(|x| x.overlap)),
-            })
-        })
-        .collect();
+    let structure_rows = structure_rows(structure);
     let as_seed0 = |d: &SeedRow| DiscoveryResult {
         faithfulness: d.faithfulness,
         ..DiscoveryResult::of_metrics(d.regime, 0, &d.task, [d.logit_difference, d.accuracy, d.sparsity, d.discovery_s])
@@ -105,6 +88,28 @@ pub fn across_seeds(
         })
         .collect();
     Some(AcrossSeeds { seeds, rows, structure: structure_rows, verdicts: across, agreement })
+}
+
+/// Each regime's network structure over seeds.
+fn structure_rows(structure: &[StructureResult]) -> Vec<StructureRow> {
+    Regime::ALL
+        .iter()
+        .filter_map(|&regime| {
+            let mine: Vec<&StructureResult> = structure.iter().filter(|s| s.regime == Some(regime)).collect();
+            let of = |f: &dyn Fn(&StructureResult) -> Option<f64>| -> Option<Summary> {
+                t(mine.iter().map(|s| f(s)).collect::<Option<Vec<f64>>>()?)
+            };
+            Some(StructureRow {
+                regime,
+                seeds: mine.len(),
+                wiring_length: of(&|s| Some(s.wiring_length))?,
+                q_all: of(&|s| Some(s.all_weights.q))?,
+                q_eps: of(&|s| Some(s.eps_edges.q))?,
+                ncut8_eps: of(&|s| s.eps_edges.ncut.iter().find(|n| n.k == 8).map(|n| n.ncut)),
+                overlap: of(&|s| s.specialisation.as_ref().map(|x| x.overlap)),
+            })
+        })
+        .collect()
 }
 
 /// The items of seed `seed`, labelled seed 0, so that the seed-0 rules

@@ -124,6 +124,22 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
         ],
         &rows,
     ));
+    structure_across_seeds(s, r);
+    let _ = writeln!(s, "\n### Findings\n");
+    let _ = writeln!(s, "Each decided from this run's numbers by the rule stated with it.\n");
+    for v in &r.findings {
+        let _ = writeln!(
+            s,
+            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
+            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
+        );
+    }
+    s.push('\n');
+}
+
+/// STUDY §8: attribution patching against exact patching, and faithfulness.
+/// STUDY §9's network structure per regime across seeds.
+fn structure_across_seeds(s: &mut String, r: &Results) {
     if let Some(a) = &r.across_seeds {
         let _ = writeln!(s, "\nPer regime across seeds (95% t-interval):\n");
         let rows: Vec<Vec<String>> = a
@@ -154,19 +170,8 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
             &rows,
         ));
     }
-    let _ = writeln!(s, "\n### Findings\n");
-    let _ = writeln!(s, "Each decided from this run's numbers by the rule stated with it.\n");
-    for v in &r.findings {
-        let _ = writeln!(
-            s,
-            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
-            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
-        );
-    }
-    s.push('\n');
 }
 
-/// STUDY §8: attribution patching against exact patching, and faithfulness.
 pub(super) fn beyond_section(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## Beyond the paper: attribution patching and faithfulness (STUDY §8)\n");
@@ -277,4 +282,3 @@ pub(super) fn findings(s: &mut String, r: &Results) {
         }
     }
 }
-

@@ -7,10 +7,10 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 use modcirc_report::{csv_table, markdown_table};
 
+use crate::figures::fig2_stem;
 use modcirc_study::discovery::{
     ACCURACY_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
 };
-use crate::figures::fig2_stem;
 use modcirc_study::paper::{PaperRow, PAPER_TABLE3, TASKS};
 use modcirc_study::results::{find, model0, DiscoveryResult, Results};
 use modcirc_study::verdicts::{ci, ci_opt, fmt_ms};
@@ -373,4 +373,3 @@ fn figure_title(f: &str) -> String {
         other => other.into(),
     }
 }
-
