@@ -17,7 +17,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     println!(
         "{}: results.json, table3.csv, REPORT.md and {} figures are complete; its {} files match their recorded SHA-256",
         args.dir.display(),
-        expected_figures().len(),
+        expected_figures(r.models.iter().map(|m| m.seed).collect::<std::collections::BTreeSet<_>>().len()).len(),
         r.files.len()
     );
     Ok(())

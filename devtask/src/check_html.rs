@@ -4,8 +4,10 @@
 //! exactly its discovery's circuit, no script error, a screenshot that is
 //! not blank.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
@@ -20,6 +22,9 @@ pub struct CheckHtmlArgs {
     /// The browser; default the first of chromium, chromium-browser, google-chrome on PATH.
     #[arg(long)]
     pub chromium: Option<PathBuf>,
+    /// Seconds each browser run may take before it is killed, 1 to 3 600.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub timeout: u64,
 }
 
 /// The browser's own time budget for the page's script, in virtual milliseconds.
@@ -40,16 +45,55 @@ fn find_chromium(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     bail!("no chromium, chromium-browser or google-chrome on PATH (Debian: apt-get install chromium), or name it with --chromium")
 }
 
-/// Runs the browser headless on `url` with `extra` arguments; its stdout.
-fn chromium(browser: &Path, profile: &Path, url: &str, extra: &[String]) -> anyhow::Result<String> {
-    let out = Command::new(browser)
+/// Runs the browser headless on `url` with `extra` arguments, killed after
+/// `timeout`; its stdout.
+fn chromium(browser: &Path, profile: &Path, url: &str, extra: &[String], timeout: Duration) -> anyhow::Result<String> {
+    let mut child = Command::new(browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
         .args(extra)
         .arg(url)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .with_context(|| format!("running {}", browser.display()))?;
+    // Read the pipes on their own threads, so that a chatty browser never
+    // blocks on a full pipe while this one waits.
+    let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
+    let read = |p: Option<&mut dyn std::io::Read>| {
+        let mut buf = Vec::new();
+        if let Some(p) = p {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    };
+    let started = Instant::now();
+    let (stdout, stderr, status) = std::thread::scope(|s| {
+        let o = s.spawn(|| read(so.as_mut().map(|p| p as &mut dyn std::io::Read)));
+        let e = s.spawn(|| read(se.as_mut().map(|p| p as &mut dyn std::io::Read)));
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if started.elapsed() > timeout => {
+                    // The whole group: a browser's helpers hold its pipes too.
+                    // SAFETY: signalling a process group this run created.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    let _ = child.wait();
+                    break Err(anyhow::anyhow!(
+                        "{} did not finish within {} s (--timeout): killed",
+                        browser.display(),
+                        timeout.as_secs()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => break Err(anyhow::Error::new(e).context("waiting for the browser")),
+            }
+        };
+        (o.join().unwrap_or_default(), e.join().unwrap_or_default(), status)
+    });
+    let out = std::process::Output { status: status?, stdout, stderr };
     ensure!(
         out.status.success(),
         "{} exited with {}: {}",
@@ -121,8 +165,9 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     let data = embedded_data(&html)?;
     let results: Results = serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)
         .with_context(|| format!("reading {}", dir.join("results.json").display()))?;
-    let profile = tempdir("modcirc-chromium")?;
-    let url = |fragment: &str| format!("file://{}#{fragment}", page.display());
+    let profile = TempDir::new("modcirc-chromium")?;
+    let timeout = Duration::from_secs(args.timeout);
+    let url = |fragment: &str| format!("{}#{fragment}", file_url(&page));
 
     // A linked view: BIMT's line circuit, as the fragment names it.
     let (regime, task) = ("bimt", "line");
@@ -131,7 +176,8 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
         .iter()
         .find(|m| m.regime == regime && m.seed == 0)
         .with_context(|| format!("{} holds no {regime} seed-0 model", page.display()))?;
-    let dom = chromium(&browser, &profile, &url(&format!("regime={regime}&task={task}")), &["--dump-dom".into()])?;
+    let view = url(&format!("regime={regime}&task={task}"));
+    let dom = chromium(&browser, profile.path(), &view, &["--dump-dom".into()], timeout)?;
     let shown = parse_dom(&dom);
     ensure!(shown.errors.is_empty(), "the page reported a script error: {}", shown.errors);
     ensure!(shown.finished, "the page's script did not run to its end");
@@ -166,19 +212,14 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     ensure!(got == want, "the page highlights {got:?}, the discovery keeps {want:?}");
 
     // A screenshot of the default view.
-    let shot = profile.join("shot.png");
-    chromium(
-        &browser,
-        &profile,
-        &url(""),
-        &[format!("--screenshot={}", shot.display()), "--window-size=1280,1000".into()],
-    )?;
+    let shot = profile.path().join("shot.png");
+    let flags = [format!("--screenshot={}", shot.display()), "--window-size=1280,1000".into()];
+    chromium(&browser, profile.path(), &url(""), &flags, timeout)?;
     let variance = grey_variance(&std::fs::read(&shot).with_context(|| format!("reading {}", shot.display()))?)?;
     ensure!(
         variance > MIN_VARIANCE,
         "the screenshot is blank: grey-level variance {variance:.1} (floor {MIN_VARIANCE})"
     );
-    let _ = std::fs::remove_dir_all(&profile);
     println!(
         "{}: rendered in {} without a script error; {} neurons drawn; #regime={regime}&task={task} highlights the discovery's {} neurons; screenshot grey-level variance {variance:.0}",
         page.display(),
@@ -189,12 +230,50 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fresh directory under the system's temporary directory.
-fn tempdir(prefix: &str) -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-    Ok(d)
+/// A private directory made for this run (exclusively, mode 0700, under
+/// an unpredictable name, as mkdtemp makes one), removed when dropped,
+/// whatever the check's outcome.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        for _ in 0..8 {
+            let d = base.join(format!("{prefix}-{}", modcirc_store::atomic::random_hex(8)));
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => return Ok(TempDir(d)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {}", d.display()))),
+            }
+        }
+        bail!("no free temporary directory name under {}", base.display())
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `path` as a `file://` URL: every byte but unreserved ones and `/`
+/// percent-encoded, so that `#`, `?`, `%`, quotes and spaces in a
+/// directory's name stay part of the path.
+fn file_url(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut url = String::from("file://");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 #[cfg(test)]
@@ -236,5 +315,28 @@ mod tests {
         assert_eq!(grey_variance(&png(20, 10, |_, _| 255)).unwrap(), 0.0);
         let stripes = grey_variance(&png(20, 10, |x, _| if x % 4 == 0 { 0 } else { 255 })).unwrap();
         assert!(stripes > MIN_VARIANCE, "{stripes}");
+    }
+
+    #[test]
+    fn file_urls_keep_odd_names_in_the_path() {
+        assert_eq!(
+            file_url(Path::new("/tmp/a b#c?d%e'f/REPORT.html")),
+            "file:///tmp/a%20b%23c%3Fd%25e%27f/REPORT.html"
+        );
+    }
+
+    #[test]
+    fn a_browser_that_hangs_is_killed_after_the_timeout_and_the_profile_removed() {
+        let dir = TempDir::new("modcirc-hang").unwrap();
+        let fake = dir.path().join("browser");
+        std::fs::write(&fake, "#!/bin/sh\nsleep 30\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = Instant::now();
+        let e = chromium(&fake, dir.path(), "file:///x", &[], Duration::from_secs(1)).unwrap_err().to_string();
+        assert!(e.contains("did not finish within 1 s") && t.elapsed() < Duration::from_secs(20), "{e}");
+        let kept = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!kept.exists());
     }
 }

@@ -144,10 +144,17 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
-/// Refuses, before any work, to write an output over an input the command
-/// reads, or two outputs to one file. Each entry is (what it is, its path).
+/// Refuses, before any work, an output that exists and is not a regular
+/// file, and to write an output over an input the command reads, or two
+/// outputs to one file. Each entry is (what it is, its path).
 pub fn refuse_overwrite(outputs: &[(&str, &Path)], inputs: &[(String, PathBuf)]) -> anyhow::Result<()> {
-    for (i, (what, out)) in outputs.iter().enumerate() {
+    for (what, out) in outputs.iter().filter(|(_, p)| *p != Path::new("-")) {
+        // A device, FIFO, socket, directory or link is never replaced.
+        if let Err(e) = modcirc_store::atomic::check_output(out) {
+            anyhow::bail!("{what}: {e} (--out - writes to standard output)");
+        }
+    }
+    for (i, (what, out)) in outputs.iter().enumerate().filter(|(_, (_, p))| *p != Path::new("-")) {
         let target = resolved(out);
         if let Some((name, input)) = inputs.iter().find(|(_, p)| resolved(p) == target) {
             anyhow::bail!("{what} {} is {name} {}: refusing to write over it", out.display(), input.display());

@@ -117,3 +117,15 @@ fn reproduce_refuses_the_data_directory_as_its_output() {
     let after: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(before, after);
 }
+
+#[test]
+fn check_artifacts_accepts_a_run_of_one_seed() {
+    let out = std::env::temp_dir().join(format!("modcirc-one-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = xtask(&["reproduce", "--profile", "smoke", "--seeds", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = modcirc_present::check::check_artifacts(&out).unwrap();
+    assert!(r.across_seeds.is_none() && r.models.len() == 5);
+    assert!(!out.join("figures/fig10_across_seeds.png").exists());
+    std::fs::remove_dir_all(out).unwrap();
+}

@@ -109,5 +109,32 @@ fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_rende
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("was made on") && err.contains("not on --model"), "{err}");
+    // Hostile discoveries: a layer's scores cut short, a dead neuron outside
+    // its layer, another schema, a task name that would end a DOT string.
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&disc).unwrap()).unwrap();
+    let cases: [(&str, fn(&mut serde_json::Value)); 3] = [
+        ("10 scores for hidden layer 1, of 20 neurons", |v| {
+            let layer = v["report"]["scores"]["layers"][0].as_array_mut().unwrap();
+            layer.truncate(10);
+        }),
+        ("neuron 99 of hidden layer 2", |v| v["report"]["selection"]["dead"][1] = serde_json::json!([99])),
+        ("schema is \"modcirc.discover/99\"", |v| v["schema"] = "modcirc.discover/99".into()),
+    ];
+    for (says, spoil) in cases {
+        let mut v = original.clone();
+        spoil(&mut v);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+        let out = dir.join("bad-out.dot");
+        let o = xtask(
+            &["export", "--model", m, "--activation", "relu", "--discovery", bad.to_str().unwrap()]
+                .into_iter()
+                .chain(["--format", "dot", "--out", out.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{says}: {err}");
+        assert!(err.contains(says), "{says}: {err}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

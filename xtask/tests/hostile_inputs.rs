@@ -318,12 +318,12 @@ fn a_sidecar_that_contradicts_the_weights_is_refused() {
 #[test]
 fn a_failed_write_leaves_no_sidecar_and_no_temporary_file() {
     let d = data_dir("failed-write", 28, None);
-    // A directory where the model should go: as a full disk, the model's
-    // write fails after its sidecar was written.
+    // A directory where the model should go: refused before any work (a
+    // directory is never replaced), so no sidecar is written either.
     let out = d.join("m.safetensors");
     std::fs::create_dir_all(out.join("in-the-way")).unwrap();
     let o = xtask_on(&d, &["train", "--regime", "l1", "--steps", "1", "--out", out.to_str().unwrap()]);
-    refused(&o, 1, &["saving", "m.safetensors"], &[], &d);
+    refused(&o, 1, &["m.safetensors", "is a directory, not a regular file"], &[], &d);
     assert!(!d.join("m.json").exists(), "an orphan sidecar");
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -398,4 +398,58 @@ fn a_model_is_not_run_on_other_data_than_it_was_trained_on_by_default() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("trained on"), "{err}");
     std::fs::remove_dir_all(d).unwrap();
+}
+
+/// A device node where root may make one (a private directory stands in
+/// for /dev), a FIFO otherwise.
+fn special_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("null");
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; mknod and mkfifo only create a file.
+    let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } == 0
+        || unsafe { libc::mkfifo(c.as_ptr(), 0o666) } == 0;
+    assert!(made, "could not make a device or FIFO at {}", p.display());
+    p
+}
+
+#[test]
+fn devices_fifos_and_links_are_never_replaced_and_dash_is_standard_output() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = std::env::temp_dir().join(format!("modcirc-special-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = common::write_dead_relu_model(&dir);
+    let m = model.to_str().unwrap();
+    let node = special_file(&dir);
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let discover = |out: &str| {
+        xtask(
+            &["discover", "--model", m, "--activation", "relu", "--task", "line", "--k", "4", "--bootstraps", "2"]
+                .into_iter()
+                .chain(["--sample", "20", "--out", out])
+                .collect::<Vec<_>>(),
+        )
+    };
+    for (out, says) in [(&node, "not a regular file"), (&link, "a symbolic link")] {
+        let o = discover(out.to_str().unwrap());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(says) && err.contains(out.to_str().unwrap()) && err.contains("--out"), "{err}");
+    }
+    let t = std::fs::symlink_metadata(&node).unwrap().file_type();
+    assert!(t.is_char_device() || t.is_fifo(), "the node is still a node");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let o = xtask(&["train", "--regime", "l1", "--steps", "1", "--out", node.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.join("null.json").exists(), "no sidecar beside the node");
+    // `-`: the JSON on standard output, the summary on standard error.
+    let o = discover("-");
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["schema"], "modcirc.discover/2");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("logit difference"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use modcirc_acdc::{edge_attribution, Circuit, PatchingSweep, TaskImages};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::Mnist;
+use modcirc_study::discovery::DISCOVER_SCHEMA;
 use serde::{Deserialize, Serialize};
 
 use crate::PresentError;
@@ -101,6 +102,7 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> R
     let model = &ck.model;
     let split = disc.inputs.flags.split.of(mnist);
     modcirc_study::discovery::check_fits(ck, split, disc.inputs.flags.split)?;
+    validate(disc, &model.sizes(), split.len())?;
     let images = TaskImages::from_pairs(split, &disc.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
     let eap = edge_attribution(&sweep)?;
@@ -154,6 +156,67 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> R
     })
 }
 
+/// Checks a discovery read from a file against the model and data it is
+/// used with, before any of it is indexed: its schema, each hidden layer's
+/// scores, kept and dead neurons, and every pair's images.
+pub fn validate(disc: &DiscoverOutput, sizes: &[usize], images: usize) -> Result<(), PresentError> {
+    let bad = |msg: String| Err(PresentError::Invalid(format!("the discovery does not fit the model: {msg}")));
+    if disc.schema != DISCOVER_SCHEMA {
+        return Err(PresentError::Invalid(format!(
+            "the discovery's schema is {:?}, not {DISCOVER_SCHEMA:?} (made by another version: run discover again)",
+            disc.schema
+        )));
+    }
+    let hidden = &sizes[1..sizes.len() - 1];
+    let r = &disc.report;
+    let layers = [
+        ("scores", r.scores.layers.len()),
+        ("kept neurons", r.selection.nodes.len()),
+        ("dead neurons", r.selection.dead.len()),
+    ];
+    for (what, n) in layers {
+        if n != hidden.len() {
+            return bad(format!("{what} for {n} hidden layers, the model has {}", hidden.len()));
+        }
+    }
+    for (h, &width) in hidden.iter().enumerate() {
+        if r.scores.layers[h].len() != width {
+            return bad(format!("{} scores for hidden layer {}, of {width} neurons", r.scores.layers[h].len(), h + 1));
+        }
+        let outside = r.selection.nodes[h].iter().chain(&r.selection.dead[h]).find(|&&i| i >= width);
+        if let Some(i) = outside {
+            return bad(format!("neuron {i} of hidden layer {}, of {width} neurons", h + 1));
+        }
+        if !r.selection.nodes[h].windows(2).all(|w| w[0] < w[1]) || !r.selection.dead[h].windows(2).all(|w| w[0] < w[1])
+        {
+            return bad(format!("the neurons of hidden layer {} are not sorted and distinct", h + 1));
+        }
+    }
+    if let Some(p) = disc.pairs.iter().find(|p| p.clean >= images || p.corrupted >= images) {
+        return bad(format!("pair ({}, {}) indexes past the split's {images} images", p.clean, p.corrupted));
+    }
+    if disc.pairs.is_empty() {
+        return bad("no pairs".into());
+    }
+    Ok(())
+}
+
+/// `s` as the inside of a DOT double-quoted string: backslashes and quotes
+/// escaped, line breaks as `\n`, other control characters dropped.
+pub fn dot_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The circuit in Graphviz DOT, one rank per layer from the input up: its
 /// hidden neurons (orange; dead ones white) and outputs, its edges blue
 /// (positive) or red (negative), wider for larger |w|. The input layer is
@@ -182,7 +245,8 @@ pub fn to_dot(g: &CircuitGraph) -> String {
     let max_in = from_input.values().fold(0f32, |m, v| m.max(v.1)).max(f32::MIN_POSITIVE);
     let mut s = String::new();
     let _ = writeln!(s, "digraph circuit {{");
-    let _ = writeln!(s, "  label=\"{} circuit: {}, eps = {}\";", g.cfg.task, g.cfg.selection, g.cfg.eps);
+    let (task, selection) = (dot_escape(&g.cfg.task), dot_escape(&g.cfg.selection));
+    let _ = writeln!(s, "  label=\"{task} circuit: {selection}, eps = {}\";", g.cfg.eps);
     let _ = writeln!(s, "  rankdir=BT; ranksep=1.2; node [shape=ellipse, fontsize=10];");
     if !from_input.is_empty() {
         let _ = writeln!(s, "  \"input\" [shape=box, label=\"input ({} pixels)\"];", g.cfg.sizes[0]);
@@ -197,19 +261,36 @@ pub fn to_dot(g: &CircuitGraph) -> String {
             } else {
                 "lightgrey"
             };
-            let _ = writeln!(s, "    \"{name}\" [style=filled, fillcolor={colour}];");
+            let _ = writeln!(s, "    \"{}\" [style=filled, fillcolor={colour}];", dot_escape(name));
         }
         let _ = writeln!(s, "  }}");
     }
     for (b, (pixels, sum)) in &from_input {
         let width = 0.3 + 2.7 * sum / max_in;
+        let b = dot_escape(b);
         let _ = writeln!(s, "  \"input\" -> \"{b}\" [label=\"{pixels} px\", color=\"#777777\", penwidth={width:.2}];");
     }
     for (a, b, e) in inner {
         let colour = if e.weight > 0.0 { "#1f5ac8" } else { "#d22828" };
         let width = 0.3 + 2.7 * e.weight.abs() / max_w;
+        let (a, b) = (dot_escape(a), dot_escape(b));
         let _ = writeln!(s, "  \"{a}\" -> \"{b}\" [color=\"{colour}\", penwidth={width:.2}];");
     }
     let _ = writeln!(s, "}}");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_strings_cannot_end_their_quotes() {
+        let hostile = "line\", URL=\"javascript:alert(1)\nx\\";
+        let e = dot_escape(hostile);
+        assert_eq!(e, "line\\\", URL=\\\"javascript:alert(1)\\nx\\\\");
+        // Every quote is escaped: the string stays one DOT string.
+        let unescaped = e.char_indices().filter(|&(i, c)| c == '"' && !e[..i].ends_with('\\')).count();
+        assert_eq!(unescaped, 0);
+    }
 }
