@@ -112,7 +112,8 @@ fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_rende
     // Hostile discoveries: a layer's scores cut short, a dead neuron outside
     // its layer, another schema, a task name that would end a DOT string.
     let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&disc).unwrap()).unwrap();
-    let cases: [(&str, fn(&mut serde_json::Value)); 3] = [
+    type Spoil = fn(&mut serde_json::Value);
+    let cases: [(&str, Spoil); 3] = [
         ("10 scores for hidden layer 1, of 20 neurons", |v| {
             let layer = v["report"]["scores"]["layers"][0].as_array_mut().unwrap();
             layer.truncate(10);

@@ -453,3 +453,11 @@ fn devices_fifos_and_links_are_never_replaced_and_dash_is_standard_output() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("logit difference"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_training_too_large_for_memory_is_refused_with_its_estimate() {
+    let o = xtask(&["train", "--regime", "bimt", "--sizes", "784,100000,100000,10", "--steps", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("would hold about 225.0 GiB") && err.contains("--max-memory-gib 16"), "{err}");
+}

@@ -169,7 +169,7 @@ pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Resu
 /// its sidecar when there is one. A sidecar that contradicts the weights
 /// (other widths or activation) is an error.
 pub fn load(path: &Path, activation: Option<Activation>) -> Result<Checkpoint, BimtError> {
-    let bytes = std::fs::read(path).map_err(|e| BimtError::io(path, e))?;
+    let bytes = modcirc_mlp::file::read_checked(path)?;
     load_bytes(&bytes, path, activation)
 }
 

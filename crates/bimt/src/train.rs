@@ -101,6 +101,21 @@ impl TrainConfig {
         self
     }
 
+    /// What a training of this configuration will hold, in bytes, at
+    /// least: each weight four times (itself, its gradient, the AdamW
+    /// moments), a batch's activations and their gradients, and, for the
+    /// regimes that swap, each hidden layer's `C[neuron, position]`. Sizes
+    /// come from a flag or a plan: this is checked before anything is
+    /// allocated.
+    pub fn estimated_bytes(&self) -> u128 {
+        let s: Vec<u128> = self.sizes.iter().map(|&w| w as u128).collect();
+        let weights: u128 = s.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let activations: u128 = 4 * self.batch_size as u128 * s.iter().sum::<u128>();
+        let positions: u128 =
+            if self.regime.swaps() { s[1..s.len().saturating_sub(1)].iter().map(|w| w * w).sum() } else { 0 };
+        4 * (4 * weights + activations + positions)
+    }
+
     /// Refuses data the model cannot take, before the first step: images
     /// of the wrong pixel count or a label outside the classes in either
     /// split, or fewer training images than one batch. Every trainer checks

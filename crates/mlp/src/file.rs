@@ -84,8 +84,48 @@ pub struct ExtraTensor {
 
 /// Reads a network from the safetensors file at `path`; see [`from_bytes`].
 pub fn load(path: &Path, activation: Option<Activation>) -> Result<LoadedMlp, MlpError> {
-    let bytes = std::fs::read(path).map_err(|e| MlpError::io(path, e))?;
-    from_bytes(&bytes, path, activation)
+    from_bytes(&read_checked(path)?, path, activation)
+}
+
+/// The most a safetensors header may hold (safetensors' own limit).
+pub const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// A safetensors file's bytes, its header checked first: its length (8
+/// bytes), then at most [`MAX_HEADER_BYTES`] of JSON, whose tensors must
+/// end where the file does. A file that is not a model costs what its
+/// header costs, never what its size claims.
+pub fn read_checked(path: &Path) -> Result<Vec<u8>, MlpError> {
+    use std::io::Read;
+    let io = |e| MlpError::io(path, e);
+    let err = |m: String| MlpError::file(path, format!("not a safetensors file: {m}"));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut n8 = [0u8; 8];
+    f.read_exact(&mut n8).map_err(|_| err(format!("{len} bytes, shorter than the 8 that give the header's length")))?;
+    let n = u64::from_le_bytes(n8);
+    if n > MAX_HEADER_BYTES || n > len - 8 {
+        return Err(err(format!("a header of {n} bytes in a file of {len} (at most {MAX_HEADER_BYTES})")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(io)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| err(format!("invalid JSON in header: {e}")))?;
+    let end = json
+        .as_object()
+        .ok_or_else(|| err("the header is not a JSON object".into()))?
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    if 8 + n + end != len {
+        return Err(err(format!("the header places tensors up to byte {}, the file holds {len}", 8 + n + end)));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    bytes.extend_from_slice(&n8);
+    bytes.extend_from_slice(&header);
+    f.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Parses safetensors bytes (`path` names the file in errors). `activation`

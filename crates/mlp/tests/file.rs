@@ -203,3 +203,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_header_is_checked_before_the_rest_of_a_file_is_read() {
+    let dir = std::env::temp_dir().join(format!("modcirc-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 4 GB, sparse: a loader that read it all first would take 4 GB.
+    let big = dir.join("big.safetensors");
+    let mut head = 10u64.to_le_bytes().to_vec();
+    head.extend_from_slice(b"not json!!");
+    std::fs::write(&big, &head).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&big).unwrap().set_len(4 << 30).unwrap();
+    let e = modcirc_mlp::file::load(&big, None).unwrap_err().to_string();
+    assert!(e.contains("invalid JSON in header") && e.contains("big.safetensors"), "{e}");
+    // A header length past the file, or past the limit.
+    let long = dir.join("long.safetensors");
+    std::fs::write(&long, u64::MAX.to_le_bytes()).unwrap();
+    let e = modcirc_mlp::file::load(&long, None).unwrap_err().to_string();
+    assert!(e.contains("a header of 18446744073709551615 bytes in a file of 8"), "{e}");
+    // Tensors that end before or after the file does.
+    let short = dir.join("short.safetensors");
+    let header = br#"{"fc1.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4000]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 4]);
+    std::fs::write(&short, &bytes).unwrap();
+    let e = modcirc_mlp::file::load(&short, None).unwrap_err().to_string();
+    assert!(e.contains("places tensors up to byte"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
