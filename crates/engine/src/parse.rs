@@ -175,9 +175,24 @@ fn discover_values(src: &Source<'_>, d: &DiscoverAxes, v: &mut Values) -> Result
     Ok(())
 }
 
+impl Plan {
+    /// Reads and parses a plan file.
+    pub fn read(path: &Path) -> Result<Plan, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        Plan::parse(&text, path)
+    }
+
+    /// Parses a plan (`path` names it in errors and anchors relative data
+    /// directories): unknown axes, unknown or repeated values and empty
+    /// axes are errors naming the file and the axis.
+    pub fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
+        parse(text, path)
+    }
+}
+
 /// Parses a plan file's text; `path` names it in errors and anchors
 /// relative data directories.
-pub(crate) fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
+fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
     let src = Source(path);
     let file: PlanFile = toml::from_str(text).map_err(|e| src.error(e.to_string().trim_end()))?;
     let study = Profile::Full.settings();

@@ -215,18 +215,6 @@ impl Plan {
         Plan { axes, models, settings, tasks, beyond_seed0: false, device }
     }
 
-    /// Reads and parses a plan file.
-    pub fn read(path: &Path) -> Result<Plan, EngineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-        Plan::parse(&text, path)
-    }
-
-    /// Parses a plan (`path` names it in errors and anchors relative data
-    /// directories): see [`crate::parse`].
-    pub fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
-        crate::parse::parse(text, path)
-    }
-
     /// Whether model `m` gets STUDY §8.
     pub fn beyond_for(&self, m: &ModelPoint) -> bool {
         self.beyond_seed0 && m.config.seed == 0

@@ -346,10 +346,6 @@ fn differences(s: &mut String, r: &Results) {
     }
 }
 
-/// A fall of ACDC's faithfulness from its own pairs to all pairs above
-/// which the report says the circuit is fitted to its pairs.
-const ACDC_FIT_GAP: f64 = 0.1;
-
 fn figure_title(f: &str) -> String {
     let name = Path::new(f).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let fig2 = Regime::ALL.iter().flat_map(|r| TASKS.iter().map(move |t| (r, t)));
