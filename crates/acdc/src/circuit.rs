@@ -1,7 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use modcirc_metrics::{accuracy, logit_difference};
+use modcirc_metrics::logit_difference;
+use modcirc_mlp::accuracy_of_logits as accuracy;
 use modcirc_mlp::{Activation, Linear, Mlp};
 use serde::{Deserialize, Serialize};
 

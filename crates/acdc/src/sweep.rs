@@ -249,7 +249,7 @@ impl<'m> PatchingSweep<'m> {
         let mut labels = self.images.clean_labels.clone();
         labels.extend_from_slice(&self.images.corrupted_labels);
         let c = self.model.n_classes();
-        modcirc_metrics::accuracy(&self.model.positions_to_classes(&logits), &labels, c)
+        modcirc_mlp::accuracy_of_logits(&self.model.positions_to_classes(&logits), &labels, c)
     }
 
     /// The corrupted runs' logits (output-position order).

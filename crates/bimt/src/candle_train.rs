@@ -260,7 +260,7 @@ impl CandleTrainer {
                     s,
                     penalty_v,
                     self.wiring.value(&host),
-                    test.map(|t| crate::accuracy(&host, t)),
+                    test.map(|t| host.accuracy(&t.images, &t.labels)),
                 ));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }

@@ -21,7 +21,7 @@
 //! let mnist = Mnist::load(dir, ChecksumPolicy::Auto)?; // dir: e.g. "fixtures/mnist"
 //! let config = TrainConfig::new(Regime::Bimt).steps(300).seed(1);
 //! let outcome = Trainer::new(config)?.run(&mnist.train, Some(&mnist.test), &mut |_| {})?;
-//! println!("test accuracy {:.3}", modcirc_bimt::accuracy(&outcome.model, &mnist.test));
+//! println!("test accuracy {:.3}", outcome.model.accuracy(&mnist.test.images, &mnist.test.labels));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -45,7 +45,7 @@ mod train;
 pub use cost::{wiring_length, ConnectionCost, L0, SWAP_WEIGHT_FACTOR};
 pub use error::BimtError;
 pub use layout::Layout;
-pub use model::{accuracy, init_model, STUDY_ACTIVATION, STUDY_SIZES};
+pub use model::{init_model, STUDY_ACTIVATION, STUDY_SIZES};
 
 pub use batches::BatchSampler;
 pub use history::HistoryPoint;

@@ -1,6 +1,6 @@
 //! The study's network, built on `modcirc-mlp`.
 
-use modcirc_dataset::{ImageSet, Rng};
+use modcirc_dataset::Rng;
 use modcirc_mlp::{Activation, Mlp};
 
 use crate::BimtError;
@@ -16,11 +16,6 @@ pub const STUDY_ACTIVATION: Activation = Activation::Silu;
 pub fn init_model(sizes: &[usize], activation: Activation, seed: u64) -> Result<Mlp, BimtError> {
     let mut rng = Rng::derive(seed, 0x1417);
     Mlp::init(sizes, activation, &mut || rng.next_f64()).map_err(|e| BimtError::Config(e.to_string()))
-}
-
-/// Fraction of `set` that `model` classifies correctly.
-pub fn accuracy(model: &Mlp, set: &ImageSet) -> f64 {
-    model.accuracy(&set.images, &set.labels)
 }
 
 #[cfg(test)]

@@ -367,7 +367,7 @@ impl Trainer {
             if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
                 let (wiring, test_accuracy) =
-                    (self.wiring.value(&self.model), test.map(|t| crate::accuracy(&self.model, t)));
+                    (self.wiring.value(&self.model), test.map(|t| self.model.accuracy(&t.images, &t.labels)));
                 history.push(window.point(&cfg, s, stats.penalty, wiring, test_accuracy));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }

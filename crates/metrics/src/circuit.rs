@@ -23,24 +23,6 @@ pub fn logit_difference(a: &[f32], b: &[f32], classes: usize) -> f64 {
     a.chunks_exact(classes).zip(b.chunks_exact(classes)).map(|(x, y)| l2_distance(x, y)).sum::<f64>() / rows as f64
 }
 
-/// Fraction of rows whose argmax (ties to the lower class) is the label.
-pub fn accuracy(logits: &[f32], labels: &[u8], classes: usize) -> f64 {
-    let hits = logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &label)| {
-            let mut best = 0;
-            for (i, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = i;
-                }
-            }
-            best == label as usize
-        })
-        .count();
-    hits as f64 / labels.len().max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +32,5 @@ mod tests {
         let a = [0.0, 0.0, 1.0, 1.0];
         let b = [3.0, 4.0, 1.0, 1.0];
         assert_eq!(logit_difference(&a, &b, 2), 2.5);
-        assert_eq!(accuracy(&[0.1, 0.9, 0.8, 0.2], &[1, 1], 2), 0.5);
     }
 }

@@ -15,7 +15,7 @@ mod memory;
 mod stats;
 mod timing;
 
-pub use circuit::{accuracy, l2_distance, logit_difference};
+pub use circuit::{l2_distance, logit_difference};
 pub use memory::{live_heap_bytes, peak_rss_bytes, reset_peak_rss, CountingAlloc, ThreadHeapWindow};
 pub use stats::{spearman, Summary};
 pub use timing::PhaseTimer;

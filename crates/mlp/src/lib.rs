@@ -41,4 +41,4 @@ pub use activation::{exp, sigmoid, silu, silu_derivative, Activation};
 pub use device::device_memory_in_use;
 pub use device::DeviceSpec;
 pub use error::MlpError;
-pub use model::{argmax, Activations, Linear, Mlp, ROW_BLOCK};
+pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};

@@ -251,6 +251,13 @@ impl Mlp {
     }
 }
 
+/// Fraction of the rows of `logits` (`classes` wide) whose argmax (ties to
+/// the lower class) is the label: the one accuracy of every crate.
+pub fn accuracy_of_logits(logits: &[f32], labels: &[u8], classes: usize) -> f64 {
+    let hits = logits.chunks_exact(classes).zip(labels).filter(|(row, &label)| argmax(row) == label as usize).count();
+    hits as f64 / labels.len().max(1) as f64
+}
+
 /// Index of the largest value; ties to the lower index, NaN never wins.
 pub fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
@@ -342,5 +349,11 @@ mod tests {
         let folded = m.with_identity_output();
         assert_eq!(folded.out_perm, vec![0, 1, 2]);
         assert_eq!(folded.forward(&x, 2), before);
+    }
+
+    #[test]
+    fn accuracy_is_the_share_of_rows_whose_argmax_is_the_label() {
+        assert_eq!(accuracy_of_logits(&[0.1, 0.9, 0.8, 0.2], &[1, 1], 2), 0.5);
+        assert_eq!(accuracy_of_logits(&[0.5, 0.5], &[0], 2), 1.0, "ties to the lower class");
     }
 }

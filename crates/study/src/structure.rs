@@ -222,7 +222,9 @@ fn task_images(split: &ImageSet, d: &DiscoverOutput) -> (Vec<f32>, Vec<u8>) {
 
 /// The model's accuracy over all its classes on `images`.
 fn accuracy_on(model: &Mlp, (x, labels): &(Vec<f32>, Vec<u8>)) -> f64 {
-    modcirc_metrics::accuracy(&model.forward(x, labels.len()), labels, model.n_classes())
+    // One forward over every image, as the study measured it (the row
+    // blocks, and so the bits, follow the call).
+    modcirc_mlp::accuracy_of_logits(&model.forward(x, labels.len()), labels, model.n_classes())
 }
 
 /// Overlap and cross-ablation of two tasks' circuits.
