@@ -55,8 +55,8 @@ pub struct TrainArgs {
     /// Refuse a training whose estimated memory is above this many GiB,
     /// 1 to 4 096 (the estimate counts weights, optimizer state, a batch's
     /// activations and the swap cost matrices).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub max_memory_gib: u64,
+    #[arg(long, value_name = "GIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_memory: u64,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -102,12 +102,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .sizes(&args.sizes.iter().map(|&w| w as usize).collect::<Vec<_>>())
             .activation(args.activation);
         let need = config.estimated_bytes();
-        if need > (args.max_memory_gib as u128) << 30 {
+        if need > (args.max_memory as u128) << 30 {
             bail!(
-                "--sizes {}: a {regime} training would hold about {:.1} GiB, above --max-memory-gib {} (raise it to train anyway)",
+                "--sizes {}: a {regime} training would hold about {:.1} GiB, above --max-memory {} GiB (raise it to train anyway)",
                 args.sizes.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
                 need as f64 / (1u64 << 30) as f64,
-                args.max_memory_gib
+                args.max_memory
             );
         }
         let path = match (&args.out, args.all) {
