@@ -32,11 +32,10 @@ pub fn run_jobs<T: Sync, R: Send>(
                 failed.fetch_or(r.is_err(), Ordering::SeqCst);
                 slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             };
-            // The main thread's stack size: training keeps large frames.
-            if let Err(e) = std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(s, worker) {
-                failed.store(true, Ordering::SeqCst);
-                let _ = e;
-            }
+            // The main thread's stack size: training keeps large frames. A
+            // thread that cannot start leaves its items to the others (and
+            // none at all to `JobNotRun`).
+            let _ = std::thread::Builder::new().stack_size(8 << 20).spawn_scoped(s, worker);
         }
     });
     let mut out = Vec::with_capacity(items.len());
