@@ -65,8 +65,8 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
     let ck = args.target.load()?;
-    let settings = args.flags.checked(&ck)?;
     let mnist = args.data.load()?;
+    let settings = args.flags.checked(&ck, &mnist)?;
     args.target.check_provenance(&ck, &mnist, &args.data)?;
     let sha256 = sha256_file(model)?;
     let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;

@@ -80,6 +80,10 @@ pub struct DiscoverFlags {
     /// Seeds the pairing shuffle and the bootstrap.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
+    /// Refuse a discovery whose estimated working set (every pair's runs, a
+    /// resample, each thread's patched layer) is above this many GiB, 1 to 4 096.
+    #[arg(long, value_name = "GIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_memory: u64,
     /// Where the patching sweep runs: cpu (the rank-1 sweep), or cuda /
     /// cuda:N with a `--features cuda` build. Circuit evaluation stays on the CPU.
     #[arg(long, default_value = "cpu")]
@@ -89,8 +93,17 @@ pub struct DiscoverFlags {
 impl DiscoverFlags {
     /// The settings, checked against the model before any work: K, eps,
     /// and what a resample of `--sample` pairs will allocate.
-    pub fn checked(&self, ck: &Checkpoint) -> anyhow::Result<DiscoverySettings> {
+    pub fn checked(&self, ck: &Checkpoint, mnist: &Mnist) -> anyhow::Result<DiscoverySettings> {
         let settings = self.settings()?;
+        let need = settings.config.working_set_bytes(&ck.model, settings.split.of(mnist).len());
+        if need > self.max_memory << 30 {
+            anyhow::bail!(
+                "--model: a discovery on this {} model would hold up to {:.1} GiB, above --max-memory {} GiB (raise it to run anyway)",
+                modcirc_engine::plan::sizes_name(&ck.model.sizes()),
+                need as f64 / (1u64 << 30) as f64,
+                self.max_memory
+            );
+        }
         settings.config.check(&ck.model).map_err(|e| {
             let flags = match e {
                 AcdcError::BadK { .. } => "--k",
@@ -167,8 +180,8 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
     refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
     let ck = args.target.load()?;
-    let settings = args.flags.checked(&ck)?;
     let mnist = args.data.load()?;
+    let settings = args.flags.checked(&ck, &mnist)?;
     args.target.check_provenance(&ck, &mnist, &args.data)?;
     let sha256 = sha256_file(&args.target.model)?;
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;

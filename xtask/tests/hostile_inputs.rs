@@ -461,3 +461,23 @@ fn a_training_too_large_for_memory_is_refused_with_its_estimate() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("would hold about 225.0 GiB") && err.contains("--max-memory 16 GiB"), "{err}");
 }
+
+#[test]
+fn a_discovery_too_large_for_memory_is_refused_with_its_estimate() {
+    let dir = std::env::temp_dir().join(format!("modcirc-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("wide.safetensors");
+    let layer = |n_out: usize, n_in: usize| modcirc_mlp::Linear {
+        weight: vec![0.001; n_out * n_in],
+        bias: vec![0.0; n_out],
+        n_in,
+        n_out,
+    };
+    let m = modcirc_mlp::Mlp::new(vec![layer(20_000, 784), layer(10, 20_000)], modcirc_mlp::Activation::Relu).unwrap();
+    modcirc_mlp::file::save(&model, &m).unwrap();
+    let o = xtask(&["discover", "--model", model.to_str().unwrap(), "--task", "line", "--max-memory", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("784-20000-10 model would hold up to") && err.contains("--max-memory 1 GiB"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -61,6 +61,22 @@ impl DiscoveryConfig {
         (self.sample as u64).saturating_mul(per_pair).saturating_mul(4)
     }
 
+    /// At most what a discovery on `model` holds with `images` images in
+    /// its split: every pair's clean and corrupted runs (inputs, and each
+    /// layer's pre- and post-activations; a task has at most one pair per
+    /// image), a resample's ([`DiscoveryConfig::resample_bytes`]), and each
+    /// thread's patched layer. An upper bound, for a check before anything
+    /// is allocated.
+    pub fn working_set_bytes(&self, model: &Mlp, images: usize) -> u64 {
+        let widths: u64 = model.layers.iter().map(|l| l.n_out as u64).sum();
+        let widest = model.layers.iter().map(|l| l.n_out as u64).max().unwrap_or(0);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let pairs = images as u64;
+        let runs = pairs.saturating_mul(2 * model.n_inputs() as u64 + 4 * widths).saturating_mul(4);
+        let scratch = threads.saturating_mul(pairs).saturating_mul(2 * widest).saturating_mul(4);
+        runs.saturating_add(scratch).saturating_add(self.resample_bytes(model))
+    }
+
     /// Refuses settings that cannot give a result: no resample, no pair,
     /// or a resample over [`MAX_RESAMPLE_BYTES`] on `model`.
     pub fn check(&self, model: &Mlp) -> Result<(), AcdcError> {
