@@ -223,21 +223,37 @@ pub fn slurm(args: &SlurmArgs) -> anyhow::Result<()> {
     let wl = open(&args.plan)?;
     let cmd = TaskCommand::of(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
     let (array_text, report_text) = slurm_scripts(&cmd, args)?;
-    let dir = cmd.out.join("slurm");
-    let (array, report) = (dir.join("array.sbatch"), dir.join("report.sbatch"));
-    let mut inputs = args.plan.data.inputs();
-    inputs.push(("the plan".into(), args.plan.plan.clone()));
-    refuse_overwrite(&[("the array script", &array), ("the report script", &report)], &inputs)?;
-    write_output(&array, array_text.as_bytes())?;
-    write_output(&report, report_text.as_bytes())?;
-    shard_loads(&wl, cmd.shards, args.plan.quiet);
-    let q = |p: &Path| shell_quote(&p.to_string_lossy());
-    println!(
-        "array=$(sbatch --parsable {}) && sbatch --dependency=afterok:\"${{array%%;*}}\" {}",
-        q(&array),
-        q(&report)
-    );
+    let [array, report] = write_jobs(
+        &args.plan,
+        &wl,
+        &cmd,
+        [
+            ("the array script", "slurm/array.sbatch", array_text),
+            ("the report script", "slurm/report.sbatch", report_text),
+        ],
+    )?;
+    println!("array=$(sbatch --parsable {array}) && sbatch --dependency=afterok:\"${{array%%;*}}\" {report}");
     Ok(())
+}
+
+/// Writes a cluster's two job files (what each is, its path under the
+/// sweep's directory, its text), refusing to write over what the command
+/// reads, and says each shard's load; returns their paths, shell-quoted.
+fn write_jobs(
+    plan: &PlanArgs,
+    wl: &modcirc_engine::Workload,
+    cmd: &TaskCommand,
+    files: [(&str, &str, String); 2],
+) -> anyhow::Result<[String; 2]> {
+    let paths = files.each_ref().map(|(_, rel, _)| cmd.out.join(rel));
+    let mut inputs = plan.data.inputs();
+    inputs.push(("the plan".into(), plan.plan.clone()));
+    refuse_overwrite(&[(files[0].0, &paths[0]), (files[1].0, &paths[1])], &inputs)?;
+    for ((_, _, text), path) in files.iter().zip(&paths) {
+        write_output(path, text.as_bytes())?;
+    }
+    shard_loads(wl, cmd.shards, plan.quiet);
+    Ok(paths.map(|p| shell_quote(&p.to_string_lossy())))
 }
 
 /// Each shard's estimated load, and a note when shards outnumber models.
@@ -289,20 +305,16 @@ fn k8s_job(name: &str, argv: &[String], args: &K8sArgs, cmd: &TaskCommand, index
 pub fn k8s(args: &K8sArgs) -> anyhow::Result<()> {
     let wl = open(&args.plan)?;
     let cmd = TaskCommand::of(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
-    let dir = cmd.out.join("k8s");
-    let (array, report) = (dir.join("shards.yaml"), dir.join("report.yaml"));
-    let mut inputs = args.plan.data.inputs();
-    inputs.push(("the plan".into(), args.plan.plan.clone()));
-    refuse_overwrite(&[("the shards manifest", &array), ("the report manifest", &report)], &inputs)?;
     let shard_job = k8s_job("modcirc-sweep", &cmd.shard_argv("$(JOB_COMPLETION_INDEX)"), args, &cmd, true);
-    write_output(&array, shard_job.as_bytes())?;
-    write_output(&report, k8s_job("modcirc-sweep-report", &cmd.report_argv(), args, &cmd, false).as_bytes())?;
-    shard_loads(&wl, cmd.shards, args.plan.quiet);
-    let q = |p: &Path| shell_quote(&p.to_string_lossy());
+    let report_job = k8s_job("modcirc-sweep-report", &cmd.report_argv(), args, &cmd, false);
+    let [array, report] = write_jobs(
+        &args.plan,
+        &wl,
+        &cmd,
+        [("the shards manifest", "k8s/shards.yaml", shard_job), ("the report manifest", "k8s/report.yaml", report_job)],
+    )?;
     println!(
-        "kubectl apply -f {} && kubectl wait --for=condition=complete --timeout=-1s job/modcirc-sweep && kubectl apply -f {}",
-        q(&array),
-        q(&report)
+        "kubectl apply -f {array} && kubectl wait --for=condition=complete --timeout=-1s job/modcirc-sweep && kubectl apply -f {report}"
     );
     Ok(())
 }

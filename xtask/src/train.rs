@@ -6,7 +6,7 @@ use modcirc_bimt::checkpoint;
 use modcirc_bimt::{BimtError, Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES, STUDY_STEPS};
 use modcirc_dataset::Mnist;
 use modcirc_engine::jobs::run_jobs;
-use modcirc_engine::keys::model_key;
+use modcirc_engine::keys::model_key_on;
 use modcirc_engine::train::train;
 use modcirc_engine::EngineError;
 use modcirc_mlp::{Activation, DeviceSpec};
@@ -75,8 +75,7 @@ pub fn default_model_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpe
             n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
         })
         .unwrap_or_else(|| "data".into());
-    let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
-    let key = model_key(config, &sums, &device.to_string())?;
+    let key = model_key_on(config, mnist, device)?;
     Ok(if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
         format!("{regime}-seed{seed}-{data}-{key}.safetensors")
     } else {

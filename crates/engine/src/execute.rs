@@ -228,16 +228,15 @@ impl Ctx<'_> {
 
     /// A cached JSON unit, parsed, and its bytes.
     fn fetch_json<T: serde::de::DeserializeOwned>(&self, path: &Path, warn: bool) -> Option<(T, Vec<u8>)> {
-        let bytes = self.lookup(path, &[path], warn)?.pop()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Some((v, bytes)),
-            Err(e) => {
-                if warn {
-                    self.observer.warn(&format!("{}: {e}; recomputing it", path.display()));
-                }
-                None
-            }
+        if self.options.force {
+            return None;
         }
+        listing::fetch_json(path).unwrap_or_else(|why| {
+            if warn {
+                self.observer.warn(&format!("{why}; recomputing it"));
+            }
+            None
+        })
     }
 
     /// A unit from the cache (`first`), or computed as its only writer:

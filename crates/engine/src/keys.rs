@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use modcirc_bimt::{Regime, TrainConfig};
-use modcirc_dataset::Task;
+use modcirc_dataset::{Mnist, Task};
+use modcirc_mlp::DeviceSpec;
 use modcirc_store::short_hash;
 
 use crate::EngineError;
@@ -25,6 +26,12 @@ pub fn model_key(config: &TrainConfig, data_sha256: &[&str], device: &str) -> Re
         &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
         device.as_bytes(),
     ]))
+}
+
+/// [`model_key`] of a model trained on `data` on `device`.
+pub fn model_key_on(config: &TrainConfig, data: &Mnist, device: DeviceSpec) -> Result<String, EngineError> {
+    let sums: Vec<&str> = data.checksums.iter().map(|c| c.sha256.as_str()).collect();
+    model_key(config, &sums, &device.to_string())
 }
 
 /// The key of an analysis of a model (by its bytes' SHA-256) under

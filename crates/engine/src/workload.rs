@@ -11,7 +11,7 @@ use modcirc_store::claim::{self, ClaimState};
 use modcirc_store::listing::{self, Lookup};
 
 use crate::error::list_some;
-use crate::keys::{model_key, UnitFiles};
+use crate::keys::{model_key_on, UnitFiles};
 use crate::plan::{sizes_name, ModelPoint, Plan};
 use crate::shard::{assign, cost, Shard};
 use crate::EngineError;
@@ -103,8 +103,7 @@ impl Workload {
                 .train
                 .check_fits("train", sizes[0], sizes[sizes.len() - 1])
                 .map_err(|e| EngineError::Misfit { sizes: sizes_name(sizes), message: e.to_string() })?;
-            let sums: Vec<&str> = mnist.checksums.iter().map(|c| c.sha256.as_str()).collect();
-            let key = model_key(&point.config, &sums, &plan.device.to_string())?;
+            let key = model_key_on(&point.config, mnist, plan.device)?;
             let c = &point.config;
             let path = UnitFiles { out: &out, regime: c.regime, seed: c.seed }.model(&key);
             let beyond = if plan.beyond_for(point) { plan.tasks.len() } else { 0 };

@@ -12,10 +12,10 @@
 //! let dir = std::env::temp_dir().join(format!("modcirc-store-doc-{}", std::process::id()));
 //! let unit = dir.join("unit.json");
 //! store_json(&unit, &vec![1, 2, 3]).unwrap();
-//! let (v, _bytes): (Vec<u32>, _) = fetch_json(&unit).unwrap();
+//! let (v, _bytes): (Vec<u32>, _) = fetch_json(&unit).unwrap().unwrap();
 //! assert_eq!(v, [1, 2, 3]);
 //! write_atomic(&unit, b"[]").unwrap(); // changed behind the listing's back
-//! assert!(fetch_json::<Vec<u32>>(&unit).is_none());
+//! assert!(fetch_json::<Vec<u32>>(&unit).unwrap_err().contains("does not match"));
 //! std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 

@@ -131,14 +131,19 @@ pub fn recorded_sha256(path: &Path) -> Option<String> {
 }
 
 /// A cached JSON unit, parsed, and its bytes, when its listing says it is
-/// intact; `None` when it is missing, stale or does not parse.
-pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<(T, Vec<u8>)> {
+/// intact; `Ok(None)` when there is none; `Err(why)` when something is
+/// there that cannot be trusted (stale, or not the JSON it should be).
+pub fn fetch_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<(T, Vec<u8>)>, String> {
     match lookup(&listing_path(path), &[path]) {
         Lookup::Hit(mut files) => {
-            let bytes = files.pop()?;
-            Some((serde_json::from_slice(&bytes).ok()?, bytes))
+            let bytes = files.pop().unwrap_or_default();
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => Ok(Some((v, bytes))),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            }
         }
-        _ => None,
+        Lookup::Miss => Ok(None),
+        Lookup::Stale(why) => Err(why),
     }
 }
 
