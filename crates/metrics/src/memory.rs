@@ -10,7 +10,8 @@ thread_local! {
     static THREAD_PEAK: Cell<i64> = const { Cell::new(0) };
 }
 
-/// Heap bytes live in the process, as every [`CountingAlloc`] counts them.
+/// Heap bytes live in the process, as the [`CountingAlloc`] installed as
+/// the global allocator counts them (there is one per process).
 static PROCESS_LIVE: AtomicU64 = AtomicU64::new(0);
 
 /// Heap bytes live in the process now, under a [`CountingAlloc`] installed
@@ -76,18 +77,17 @@ impl ThreadHeapWindow {
 /// ```
 pub struct CountingAlloc<A> {
     inner: A,
-    live: AtomicU64,
     peak: AtomicU64,
 }
 
 impl<A> CountingAlloc<A> {
     /// Wraps `inner`.
     pub const fn new(inner: A) -> Self {
-        CountingAlloc { inner, live: AtomicU64::new(0), peak: AtomicU64::new(0) }
+        CountingAlloc { inner, peak: AtomicU64::new(0) }
     }
     /// Heap bytes live now.
     pub fn live_bytes(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
+        live_heap_bytes()
     }
     /// The most heap bytes live since the last reset.
     pub fn peak_bytes(&self) -> u64 {
@@ -98,13 +98,11 @@ impl<A> CountingAlloc<A> {
         self.peak.store(self.live_bytes(), Ordering::Relaxed);
     }
     fn grew(&self, n: usize) {
-        let live = self.live.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let live = PROCESS_LIVE.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         self.peak.fetch_max(live, Ordering::Relaxed);
-        PROCESS_LIVE.fetch_add(n as u64, Ordering::Relaxed);
         thread_add(n as i64);
     }
     fn shrank(&self, n: usize) {
-        self.live.fetch_sub(n as u64, Ordering::Relaxed);
         PROCESS_LIVE.fetch_sub(n as u64, Ordering::Relaxed);
         thread_add(-(n as i64));
     }
