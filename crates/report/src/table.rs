@@ -10,7 +10,7 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// RFC 4180 CSV: fields with commas, quotes or newlines are quoted.
 pub fn csv_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let field = |f: &str| {
-        if f.contains([',', '"', '\n']) {
+        if f.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", f.replace('"', "\"\""))
         } else {
             f.to_string()
