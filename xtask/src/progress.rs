@@ -157,6 +157,7 @@ impl Observer for Bars {
                 b.curve.cmd,
                 said(source)
             ),
+            Value::Controls(r) => format!("[controls]  {who} {:>6}: {}{}", r.task, r.summary(), said(source)),
             Value::Structure(s) => format!(
                 "[structure] {who}: wiring length {:.3}, Q {:.3} (every weight) / {:.3} (eps edges){}",
                 s.wiring_length,

@@ -318,3 +318,47 @@ fn a_k8s_indexed_job_run_as_parallel_processes_gives_the_single_process_results(
     assert_eq!(untimed(&one.join("results.json")), untimed(&pods.join("results.json")));
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// `sweep status` on a cache it may not read is an error naming the
+/// directory, not "missing" with exit 0. Root reads everything, so as root
+/// the command runs as `nobody` (through `setpriv`).
+#[test]
+fn sweep_status_reports_a_cache_it_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir("unreadable");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plan = write_plan(&d, TINY);
+    std::fs::set_permissions(&plan, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("models")).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(out.join("models"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    // The binary and the data, where nobody may read them (a checkout in a
+    // `mktemp -d` directory is root's alone).
+    let (data, bin) = (d.join("mnist"), d.join("xtask"));
+    std::fs::create_dir(&data).unwrap();
+    for e in std::fs::read_dir(common::root().join("fixtures/mnist")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    std::fs::copy(env!("CARGO_BIN_EXE_xtask"), &bin).unwrap();
+    for p in [&data, &bin] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let args = ["sweep", "status", s(&plan), "--out", s(&out), "--data-dir", s(&data), "--quiet"];
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&bin)]);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let o = cmd.args(args).output().expect("setpriv (util-linux) runs the command as nobody");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}{err}", String::from_utf8_lossy(&o.stdout));
+    assert!(err.contains("models") && err.contains("ermission denied"), "{err}");
+    std::fs::set_permissions(out.join("models"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(d).unwrap();
+}

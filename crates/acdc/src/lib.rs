@@ -16,6 +16,8 @@
 //!   [`exact_node_effects`] to check the first against, and
 //!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD);
 //!   [`edge_acdc`], ACDC over every edge.
+//! * Controls (STUDY §10): [`random_circuits`] of a circuit's size and its
+//!   disjoint [`alternatives`].
 //!
 //! ```
 //! use modcirc_acdc::{Ablation, Circuit, PatchingSweep, TaskImages};
@@ -45,6 +47,7 @@
 
 mod attribution;
 mod circuit;
+mod controls;
 mod device_sweep;
 mod discovery;
 mod edge_acdc;
@@ -57,6 +60,10 @@ pub use attribution::{
     FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
 pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval};
+pub use controls::{
+    alternatives, any_digit_images, faithful_alternatives, random_circuits, AgainstRandom, Alternative, CircuitMetrics,
+    Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
+};
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
     discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,

@@ -8,10 +8,11 @@ use std::time::Instant;
 use modcirc_acdc::AcdcConfig;
 use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta};
 use modcirc_dataset::Task;
-use modcirc_store::claim::{self, Claim, Holder};
+use modcirc_store::claim::{self, Came, Claim, Holder};
 use modcirc_store::listing::{self, Lookup};
-use modcirc_store::{FileRecord, StoreError};
+use modcirc_store::FileRecord;
 use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS};
+use modcirc_study::controls::{controls, ControlsResult};
 use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput};
 use modcirc_study::structure::{analyse_structure, StructureResult};
 
@@ -41,6 +42,8 @@ pub enum Value<'a> {
     Discovered(&'a Task, &'a SettingPoint, &'a DiscoverOutput),
     /// STUDY §8 on a discovery.
     Beyond(&'a BeyondResult),
+    /// STUDY §10 on a discovery.
+    Controls(&'a ControlsResult),
     /// STUDY §9 on the model.
     Structure(&'a StructureResult),
 }
@@ -112,6 +115,8 @@ pub struct ModelOutcome {
     pub discoveries: Vec<DiscoveryUnit>,
     /// STUDY §8 (the study's seed-0 models).
     pub beyond: Vec<BeyondResult>,
+    /// STUDY §10 on each discovery (where the plan asks), with its setting.
+    pub controls: Vec<(usize, ControlsResult)>,
     /// STUDY §9 per setting (index), with its file.
     pub structure: Vec<(usize, PathBuf, StructureResult)>,
     /// Every file of the model's units, as read or written.
@@ -182,6 +187,7 @@ impl Ctx<'_> {
             trained: source,
             discoveries: Vec::new(),
             beyond: Vec::new(),
+            controls: Vec::new(),
             structure: Vec::new(),
             files,
             seconds,
@@ -253,41 +259,18 @@ impl Ctx<'_> {
         if let Some(v) = first {
             return Ok((v, Source::Cached));
         }
-        let (mut waited, mut computed) = (false, false);
-        let result = claim::exclusively(
-            main,
-            &self.options.what,
-            &fetch,
-            |c| {
-                computed = true;
-                compute(c)
-            },
-            |holder| {
-                waited = true;
-                self.observer.waiting(main, holder);
-            },
-        );
-        let v = match result {
-            Ok(v) => v,
-            Err(e) if matches!(e.root(), EngineError::Store(StoreError::ClaimLost(_))) => {
-                // Paused past the takeover: the taker's result stands.
-                let v = claim::exclusively(
-                    main,
-                    &self.options.what,
-                    &fetch,
-                    |_| Err(e),
-                    |h| self.observer.waiting(main, h),
-                )?;
+        let (v, came) = claim::exclusively(main, &self.options.what, &fetch, compute, |holder| {
+            self.observer.waiting(main, holder)
+        })?;
+        let source = match came {
+            Came::Found => Source::Cached,
+            Came::Computed => Source::Computed,
+            Came::Waited => Source::ByOther,
+            Came::Lost => {
                 self.observer
                     .warn(&format!("{}: lost its claim; the unit was completed by another process", main.display()));
-                return Ok((v, Source::ByOther));
+                Source::ByOther
             }
-            Err(e) => return Err(e),
-        };
-        let source = match (computed, waited) {
-            (true, _) => Source::Computed,
-            (false, true) => Source::ByOther,
-            (false, false) => Source::Cached,
         };
         Ok((v, source))
     }
@@ -357,6 +340,19 @@ impl Ctx<'_> {
                 })?;
                 obs.unit_done(m, Value::Beyond(&b), source);
                 out.beyond.push(b);
+            }
+            UnitKind::Controls { setting, task } => {
+                let task = &wl.plan.tasks[task];
+                let d = out.discoveries.iter().rev().find(|d| d.setting == setting && d.task == *task);
+                let d = &d.ok_or(EngineError::JobNotRun)?.output;
+                let settings = wl.plan.controls.as_ref().ok_or(EngineError::JobNotRun)?;
+                let (r, source) = self.json_unit(&unit.path, "controls", log, || {
+                    obs.unit_started(m, &format!("controls on {task}"), 1);
+                    controls(mnist, &ck.model, (Some(c.regime), Some(c.seed)), d, settings)
+                        .map_err(|e| EngineError::from(e).within(format!("the controls of {who} on {task}")))
+                })?;
+                obs.unit_done(m, Value::Controls(&r), source);
+                out.controls.push((setting, r));
             }
             UnitKind::Structure { setting } => {
                 let point = &wl.plan.settings[setting];

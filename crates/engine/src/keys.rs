@@ -12,6 +12,7 @@ use modcirc_bimt::{Regime, TrainConfig};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
 use modcirc_store::short_hash;
+use modcirc_study::controls::ControlSettings;
 
 use crate::EngineError;
 
@@ -58,6 +59,14 @@ pub fn beyond_key(model_sha256: &str, settings_json: &[u8], task: &Task) -> Stri
     analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), modcirc_study::beyond::BEYOND_SCHEMA.as_bytes()])
 }
 
+/// The key of STUDY §10 on a model and task, with `controls`.
+pub fn controls_key(model_sha256: &str, settings_json: &[u8], task: &Task, controls: &ControlSettings) -> String {
+    // Serialising plain numbers cannot fail.
+    let c = serde_json::to_vec(controls).unwrap_or_default();
+    let schema = modcirc_study::controls::CONTROLS_SCHEMA.as_bytes();
+    analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), schema, &c])
+}
+
 /// Where one model's units lie under an output directory: the one naming
 /// `reproduce` and `sweep` share, `<regime>-seed<S>[-<task>]-<key>`.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +99,12 @@ impl UnitFiles<'_> {
     pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
         let key = beyond_key(model_sha256, settings_json, task);
         self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+    }
+
+    /// STUDY §10 on `task`.
+    pub fn controls(&self, model_sha256: &str, settings_json: &[u8], task: &Task, c: &ControlSettings) -> PathBuf {
+        let key = controls_key(model_sha256, settings_json, task, c);
+        self.out.join("controls").join(format!("{}-{}-{key}.json", self.stem(), task.name))
     }
 
     /// STUDY §9.

@@ -11,6 +11,9 @@
 //! [discover]
 //! task = ["circle", "line"]
 //! k = [10, 15]
+//!
+//! [controls]       # STUDY §10 on every discovery (each field optional)
+//! random = 200
 //! ```
 //!
 //! Unknown axes, unknown or repeated values and empty axes are errors
@@ -26,6 +29,7 @@ use modcirc_acdc::Ablation;
 use modcirc_bimt::Regime;
 use modcirc_dataset::Task;
 use modcirc_mlp::{Activation, DeviceSpec};
+use modcirc_study::controls::ControlSettings;
 use modcirc_study::Profile;
 use serde::Deserialize;
 
@@ -58,6 +62,17 @@ struct DiscoverAxes {
     sample: Option<Vec<usize>>,
 }
 
+/// `[controls]`: STUDY §10 on every discovery; each field a single value,
+/// the study's where left out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlsTable {
+    random: Option<usize>,
+    alternatives: Option<usize>,
+    faithful: Option<f64>,
+    seed: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlanFile {
@@ -65,6 +80,7 @@ struct PlanFile {
     train: TrainAxes,
     #[serde(default)]
     discover: DiscoverAxes,
+    controls: Option<ControlsTable>,
 }
 
 /// The most values one axis may list: far above any plan under the unit
@@ -212,7 +228,19 @@ fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
             );
         }
     }
-    Ok(Plan::expand(&values, DeviceSpec::Cpu))
+    let mut plan = Plan::expand(&values, DeviceSpec::Cpu);
+    if let Some(c) = &file.controls {
+        let d = ControlSettings::default();
+        let controls = ControlSettings {
+            random: c.random.unwrap_or(d.random),
+            alternatives: c.alternatives.unwrap_or(d.alternatives),
+            faithful: c.faithful.unwrap_or(d.faithful),
+            seed: c.seed.unwrap_or(d.seed),
+        };
+        controls.check().map_err(|e| src.error(format!("controls.{e}")))?;
+        plan.controls = Some(controls);
+    }
+    Ok(plan)
 }
 
 /// `784-100-100-10` → the widths.

@@ -24,6 +24,7 @@ use modcirc_acdc::{Ablation, SelectionRule, DEFAULT_K};
 use modcirc_bimt::{Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_dataset::Task;
 use modcirc_mlp::{Activation, DeviceSpec};
+use modcirc_study::controls::ControlSettings;
 use modcirc_study::discovery::DiscoverySettings;
 use modcirc_study::paper::study_tasks;
 use modcirc_study::sweep::Axis;
@@ -191,6 +192,9 @@ pub struct Plan {
     pub tasks: Vec<Task>,
     /// STUDY §8 on each seed-0 model and task (the study's plan).
     pub beyond_seed0: bool,
+    /// STUDY §10 on every discovery, with these settings (the study's
+    /// plan; a sweep's `[controls]`).
+    pub controls: Option<ControlSettings>,
     /// Where models train and discoveries patch.
     pub device: DeviceSpec,
 }
@@ -203,16 +207,18 @@ impl Plan {
         let mut plan = Plan::expand(&Values::study(profile, seeds), device);
         plan.models.sort_by_key(|m| (m.config.seed, Regime::ALL.iter().position(|&r| r == m.config.regime)));
         plan.beyond_seed0 = true;
+        plan.controls =
+            Some(ControlSettings { random: profile.settings().random_circuits, ..ControlSettings::default() });
         plan
     }
 
-    /// The plan of `values` (no STUDY §8).
+    /// The plan of `values` (no STUDY §8 or §10).
     pub fn expand(values: &Values, device: DeviceSpec) -> Plan {
         let models = values.models();
         let settings = values.settings(device);
         let tasks = values.tasks.clone();
         let axes = axes_of(&models, &settings, &tasks);
-        Plan { axes, models, settings, tasks, beyond_seed0: false, device }
+        Plan { axes, models, settings, tasks, beyond_seed0: false, controls: None, device }
     }
 
     /// Whether model `m` gets STUDY §8.
@@ -220,10 +226,11 @@ impl Plan {
         self.beyond_seed0 && m.config.seed == 0
     }
 
-    /// Trainings + discoveries + analyses (+ STUDY §8).
+    /// Trainings + discoveries + analyses (+ STUDY §8, + STUDY §10).
     pub fn unit_count(&self) -> usize {
         let beyond = self.models.iter().filter(|m| self.beyond_for(m)).count() * self.settings.len() * self.tasks.len();
-        self.models.len() * (1 + self.settings.len() * (self.tasks.len() + 1)) + beyond
+        let per_discovery = 1 + usize::from(self.controls.is_some());
+        self.models.len() * (1 + self.settings.len() * (self.tasks.len() * per_discovery + 1)) + beyond
     }
 
     /// Refuses a plan above [`MAX_UNITS`] unless `confirmed`.

@@ -43,17 +43,27 @@ pub mod cost {
         weights(sizes) * 3.4e-5
     }
 
+    /// STUDY §10 on one discovery: the same discovery on the any-digit
+    /// pairs, and the random circuits' evaluations.
+    pub fn controls(sizes: &[usize], settings: &DiscoverySettings, random: usize) -> f64 {
+        discovery(sizes, settings) + random as f64 * weights(sizes) * 4.0e-7
+    }
+
     /// A model with every unit that needs it, what a shard takes whole:
     /// its training, `tasks` discoveries and a STUDY §9 analysis per
-    /// discovery setting, and `beyond_tasks` STUDY §8 analyses.
+    /// discovery setting, `beyond_tasks` STUDY §8 analyses, and STUDY §10
+    /// on `controls` (random circuits per pool) for each discovery.
     pub fn group<'a>(
         config: &TrainConfig,
         settings: impl IntoIterator<Item = &'a DiscoverySettings>,
         tasks: usize,
         beyond_tasks: usize,
+        controls: Option<usize>,
     ) -> f64 {
         let sizes = &config.sizes;
-        let analyses: f64 = settings.into_iter().map(|s| discovery(sizes, s) * tasks as f64 + structure(sizes)).sum();
+        let per_task =
+            |s: &DiscoverySettings| discovery(sizes, s) + controls.map_or(0.0, |r| self::controls(sizes, s, r));
+        let analyses: f64 = settings.into_iter().map(|s| per_task(s) * tasks as f64 + structure(sizes)).sum();
         train(config) + analyses + beyond(sizes) * beyond_tasks as f64
     }
 }

@@ -51,6 +51,13 @@ pub enum UnitKind {
         /// The task.
         task: usize,
     },
+    /// STUDY §10 on a discovery.
+    Controls {
+        /// The discovery setting.
+        setting: usize,
+        /// The task.
+        task: usize,
+    },
     /// STUDY §9 on the model, with a setting's discoveries.
     Structure {
         /// The discovery setting.
@@ -107,7 +114,8 @@ impl Workload {
             let c = &point.config;
             let path = UnitFiles { out: &out, regime: c.regime, seed: c.seed }.model(&key);
             let beyond = if plan.beyond_for(point) { plan.tasks.len() } else { 0 };
-            let cost = cost::group(c, plan.settings.iter().map(|s| &s.settings), plan.tasks.len(), beyond);
+            let controls = plan.controls.as_ref().map(|c| 2 * c.random);
+            let cost = cost::group(c, plan.settings.iter().map(|s| &s.settings), plan.tasks.len(), beyond, controls);
             models.push(ModelUnit { index, point: point.clone(), key, path, cost });
         }
         Ok(Workload { plan, out, data, models, settings_json })
@@ -133,7 +141,7 @@ impl Workload {
 
     /// The units that follow `m`'s training, once its checkpoint's SHA-256
     /// is known, in the order they run: per setting, each task's discovery
-    /// (and STUDY §8 on it), then STUDY §9.
+    /// (and STUDY §8 and §10 on it), then STUDY §9.
     pub fn analyses(&self, m: &ModelUnit, sha256: &str) -> Vec<Unit> {
         let c = &m.point.config;
         let files = UnitFiles { out: &self.out, regime: c.regime, seed: c.seed };
@@ -147,6 +155,10 @@ impl Workload {
                     let kind = UnitKind::Beyond { setting: s, task: t };
                     units.push(Unit { kind, path: files.beyond(sha256, json, task) });
                 }
+                if let Some(controls) = &self.plan.controls {
+                    let kind = UnitKind::Controls { setting: s, task: t };
+                    units.push(Unit { kind, path: files.controls(sha256, json, task, controls) });
+                }
             }
             units.push(Unit { kind: UnitKind::Structure { setting: s }, path: files.structure(sha256, json) });
         }
@@ -156,7 +168,8 @@ impl Workload {
     /// How many units follow each model's training.
     pub fn analyses_per_model(&self, m: &ModelUnit) -> usize {
         let beyond = if self.plan.beyond_for(&m.point) { self.plan.tasks.len() } else { 0 };
-        self.plan.settings.len() * (self.plan.tasks.len() + 1 + beyond)
+        let controls = if self.plan.controls.is_some() { self.plan.tasks.len() } else { 0 };
+        self.plan.settings.len() * (self.plan.tasks.len() + 1 + beyond + controls)
     }
 
     /// `path` relative to the output directory.
@@ -167,7 +180,7 @@ impl Workload {
     /// What the cache holds of `models`' units. A directory of the cache
     /// that cannot be read is an error, not "missing".
     pub fn census<'a>(&self, models: impl IntoIterator<Item = &'a ModelUnit>) -> Result<Census, EngineError> {
-        for sub in ["", "models", "discover", "beyond", "structure"] {
+        for sub in ["", "models", "discover", "beyond", "controls", "structure"] {
             let dir = self.out.join(sub);
             match std::fs::read_dir(&dir) {
                 Ok(_) => {}

@@ -299,30 +299,63 @@ fn start_heartbeat(path: PathBuf, token: String) -> Claim {
 /// How long a waiting process sleeps between looks.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// How [`exclusively`] came by a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Came {
+    /// It was done before we looked.
+    Found,
+    /// We computed it under our claim.
+    Computed,
+    /// Another process computed it while we waited for its claim.
+    Waited,
+    /// We computed it but lost our claim before writing (paused past
+    /// [`STALE_AFTER`]); the process that took it over completed the unit,
+    /// and its result stands.
+    Lost,
+}
+
 /// Runs `compute` for `main`'s unit as its only writer: `done` is asked
 /// first and again once the claim is won (another process may have
 /// finished the unit meanwhile); while another live process holds the
 /// claim, `waiting` is told once and the unit is polled until it is done
 /// or its claim abandoned. `compute` gets the claim, to check
-/// [`Claim::still_held`] before it writes.
+/// [`Claim::still_held`] before it writes. A `compute` that fails after
+/// its claim was taken over is not an error when the taker completes the
+/// unit: its result is returned, as [`Came::Lost`].
 pub fn exclusively<T, E: From<StoreError>>(
     main: &Path,
     what: &str,
     mut done: impl FnMut() -> Option<T>,
     compute: impl FnOnce(&Claim) -> Result<T, E>,
     mut waiting: impl FnMut(&Holder),
-) -> Result<T, E> {
+) -> Result<(T, Came), E> {
     let mut told = false;
+    let mut compute = Some(compute);
+    let mut failed: Option<E> = None;
     loop {
         if let Some(v) = done() {
-            return Ok(v);
+            let came = match (&failed, told) {
+                (Some(_), _) => Came::Lost,
+                (None, true) => Came::Waited,
+                (None, false) => Came::Found,
+            };
+            return Ok((v, came));
         }
         match try_claim(main, what)? {
             Attempt::Won(claim) => {
                 if let Some(v) = done() {
-                    return Ok(v);
+                    return Ok((v, if failed.is_some() { Came::Lost } else { Came::Found }));
                 }
-                return compute(&claim);
+                // Once lost, nobody completed the unit: the failure stands.
+                let Some(compute) = compute.take() else { return Err(failed.expect("computed once")) };
+                match compute(&claim) {
+                    Ok(v) => return Ok((v, Came::Computed)),
+                    Err(e) if !claim.still_held() => {
+                        drop(claim);
+                        failed = Some(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Attempt::Busy(holder) => {
                 if !told {
@@ -435,7 +468,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    let v = exclusively::<_, StoreError>(
+                    let (v, _) = exclusively::<_, StoreError>(
                         &main,
                         "t",
                         || std::fs::read(&main).ok(),
@@ -454,6 +487,45 @@ mod tests {
             }
         });
         assert_eq!(computed.load(Ordering::SeqCst), 1);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_holder_that_lost_its_claim_takes_the_takers_result() {
+        let d = dir("lost");
+        let main = d.join("unit.json");
+        // Our compute is paused past the takeover: meanwhile a taker moves
+        // our claim aside, claims the unit, completes it and releases it.
+        let (v, came) = exclusively::<_, StoreError>(
+            &main,
+            "paused",
+            || std::fs::read(&main).ok(),
+            |claim| {
+                let taker = Holder { token: "taker".into(), ..Holder::me("taker") };
+                std::fs::write(claim_path(&main), serde_json::to_vec(&taker).unwrap()).unwrap();
+                std::fs::write(&main, b"by the taker").unwrap();
+                std::fs::remove_file(claim_path(&main)).unwrap();
+                claim.ensure_held()?;
+                unreachable!("the claim was taken over");
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!((v.as_slice(), came), (&b"by the taker"[..], Came::Lost));
+        // A taker that fails too leaves the holder's error.
+        let other = d.join("other.json");
+        let r = exclusively::<Vec<u8>, StoreError>(
+            &other,
+            "paused",
+            || std::fs::read(&other).ok(),
+            |claim| {
+                std::fs::remove_file(claim_path(&other)).unwrap();
+                claim.ensure_held().map(|_| Vec::new())
+            },
+            |_| {},
+        );
+        assert!(matches!(r, Err(StoreError::ClaimLost(_))), "{r:?}");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "only the taker's unit is left");
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -7,6 +7,8 @@
 //! * [`discovery`]: one discovery on a checkpoint and task, and the
 //!   `discover` JSON ([`DiscoverOutput`]).
 //! * [`beyond`]: STUDY §8 on one model and task ([`analyse`]).
+//! * [`controls`]: STUDY §10 on one discovery: random circuits of its
+//!   size, disjoint alternatives, the any-digit control, other ablations.
 //! * [`structure`]: STUDY §9: wiring length, modularity, circuit
 //!   locality, stability and specialisation.
 //! * [`measure`]: inference timing and the environment.
@@ -19,7 +21,8 @@
 //! * [`verdicts`]: the rule that decides each of the paper's hypotheses;
 //!   [`seeds`]: every metric across training seeds, and the hypotheses
 //!   judged on those intervals; [`findings`]: STUDY §9's questions,
-//!   decided by stated rules.
+//!   decided by stated rules; [`judged_controls`]: STUDY §10 across the
+//!   study (ablation sensitivity, permutation tests, F4-F7).
 //!
 //! ```
 //! use modcirc_study::{paper::PAPER_TABLE3, verdicts::verdicts};
@@ -32,9 +35,11 @@
 #![deny(missing_docs)]
 
 pub mod beyond;
+pub mod controls;
 pub mod discovery;
 mod error;
 pub mod findings;
+pub mod judged_controls;
 pub mod measure;
 pub mod paper;
 pub mod results;

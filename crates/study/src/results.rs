@@ -43,6 +43,13 @@ pub struct ProfileSettings {
     /// Training seeds per regime (0, 1, ...), where `--seeds` does not say.
     #[serde(default)]
     pub seeds: u64,
+    /// Random circuits per pool of each control (STUDY §10).
+    #[serde(default = "default_random_circuits")]
+    pub random_circuits: usize,
+}
+
+fn default_random_circuits() -> usize {
+    modcirc_acdc::DEFAULT_RANDOM_CIRCUITS
 }
 
 impl Profile {
@@ -58,13 +65,24 @@ impl Profile {
                 sample: modcirc_acdc::DEFAULT_SAMPLE,
                 inference_repeats: 50,
                 seeds: 5,
+                random_circuits: modcirc_acdc::DEFAULT_RANDOM_CIRCUITS,
             },
-            Profile::Quick => {
-                ProfileSettings { steps: 6_000, bootstraps: 20, sample: 500, inference_repeats: 20, seeds: 3 }
-            }
-            Profile::Smoke => {
-                ProfileSettings { steps: 600, bootstraps: 5, sample: 200, inference_repeats: 5, seeds: 2 }
-            }
+            Profile::Quick => ProfileSettings {
+                steps: 6_000,
+                bootstraps: 20,
+                sample: 500,
+                inference_repeats: 20,
+                seeds: 3,
+                random_circuits: modcirc_acdc::DEFAULT_RANDOM_CIRCUITS,
+            },
+            Profile::Smoke => ProfileSettings {
+                steps: 600,
+                bootstraps: 5,
+                sample: 200,
+                inference_repeats: 5,
+                seeds: 2,
+                random_circuits: 20,
+            },
         }
     }
 

@@ -78,9 +78,15 @@ pub fn k_sensitivity(ds: &[DiscoveryResult]) -> Vec<SensitivityRow> {
                     ))
                 })
                 .collect();
-            SensitivityRow { rule: rule.clone(), verdicts: vec![rq1_h1(&under_rule), rq1_h3(&under_rule)] }
+            SensitivityRow { rule: rule.clone(), verdicts: rq1_circuit_verdicts(&under_rule) }
         })
         .collect()
+}
+
+/// RQ1-H1 and RQ1-H3, the verdicts that depend on the circuits' metrics,
+/// on `ds` (for the K and ablation sensitivity rows).
+pub fn rq1_circuit_verdicts(ds: &[DiscoveryResult]) -> Vec<Verdict> {
+    vec![rq1_h1(ds), rq1_h3(ds)]
 }
 
 fn rq1_h1(ds: &[DiscoveryResult]) -> Verdict {
