@@ -80,24 +80,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&b)?)?;
-    let rho: Vec<String> = b.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
-    summary(&path, &format!(
-        "{} on {task}: node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness on all pairs {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3} (CPR higher, CMD lower is better); ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all -> {}",
-        model.display(),
-        rho.join(" / "),
-        b.node_attribution_s * 1e3,
-        b.exact_patching_s * 1e3,
-        b.circuit_faithfulness,
-        b.circuit_edges,
-        b.eap_same_size_faithfulness,
-        b.curve.cpr,
-        b.curve.cmd,
-        b.acdc.edges,
-        b.acdc.faithfulness_own_pairs,
-        b.acdc.pairs,
-        b.acdc.faithfulness,
-        path.display()
-    ));
+    summary(&path, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
     summary(&path, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
     if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
         .iter()

@@ -3,6 +3,7 @@
 //! `cargo devtask`'s.
 
 mod beyond;
+mod controls;
 mod discover;
 mod export;
 mod flags;
@@ -37,6 +38,9 @@ enum Command {
     /// Beyond the paper (STUDY §8) on one model and task: attribution
     /// patching, faithfulness, edge-level ACDC.
     Beyond(beyond::BeyondArgs),
+    /// Controls (STUDY §10) on one model and task: random circuits of the
+    /// circuit's size, disjoint alternatives, the any-digit control.
+    Controls(controls::ControlsArgs),
     /// A discovered circuit as a graph: JSON (EAP-IG's field names) or Graphviz DOT.
     Export(export::ExportArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
@@ -60,6 +64,7 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Beyond(args) => beyond::run(args),
+        Command::Controls(args) => controls::run(args),
         Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Sweep(args) => sweep::run(args),

@@ -10,7 +10,9 @@ use modcirc_acdc::{discovery_times, TaskImages};
 use modcirc_bimt::Regime;
 use modcirc_metrics::{PhaseTimer, Summary};
 use modcirc_mlp::Mlp;
+use modcirc_study::controls::ControlsResult;
 use modcirc_study::findings::findings;
+use modcirc_study::judged_controls::{ablation_sensitivity, control_findings, differences};
 use modcirc_study::measure::{environment, inference_timing};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
@@ -104,6 +106,9 @@ pub fn results(
         timer.time("inference", || inference_timing(&seed0, test, settings.inference_repeats, on_inference));
     let structure: Vec<_> = outcomes.iter().flat_map(|o| o.structure.iter().map(|(_, _, s)| s.clone())).collect();
     let across = across_seeds(&models, &discoveries, &inference, &structure);
+    let controls: Vec<ControlsResult> = outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, c)| c.clone())).collect();
+    let seed0_verdicts = verdicts(&models, &discoveries, &inference);
+    let ablation_rows = ablation_sensitivity(&discoveries, &controls);
     let mut jobs_seconds = BTreeMap::new();
     for (stage, s) in outcomes.iter().flat_map(|o| &o.seconds) {
         *jobs_seconds.entry(stage.to_string()).or_default() += s;
@@ -117,9 +122,15 @@ pub fn results(
         stage_seconds: Default::default(),
         jobs_seconds,
         total_seconds: 0.0,
-        verdicts: verdicts(&models, &discoveries, &inference),
+        differences: differences(&discoveries),
+        findings: findings(across.as_ref(), &discoveries, &structure)
+            .into_iter()
+            .chain(control_findings(&controls, &ablation_rows, &seed0_verdicts))
+            .collect(),
+        ablation_sensitivity: ablation_rows,
+        verdicts: seed0_verdicts,
         k_sensitivity: k_sensitivity(&discoveries),
-        findings: findings(across.as_ref(), &discoveries, &structure),
+        controls,
         across_seeds: across,
         structure,
         models,

@@ -104,6 +104,26 @@ impl BeyondResult {
     pub fn regime_label(&self) -> &'static str {
         self.regime.map_or("unknown", Regime::label)
     }
+
+    /// One line of what it found, each metric's direction said.
+    pub fn summary(&self) -> String {
+        let rho: Vec<String> = self.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
+        format!(
+            "node attribution vs exact patching rho {} ({:.1} ms vs {:.1} ms); discovered circuit faithfulness on all pairs {:.3} ({} edges), EAP at that size {:.3}; CPR {:.3}, CMD {:.3} (CPR higher, CMD lower is better); ACDC {} edges, faithfulness {:.3} on its {} pairs, {:.3} on all",
+            rho.join(" / "),
+            self.node_attribution_s * 1e3,
+            self.exact_patching_s * 1e3,
+            self.circuit_faithfulness,
+            self.circuit_edges,
+            self.eap_same_size_faithfulness,
+            self.curve.cpr,
+            self.curve.cmd,
+            self.acdc.edges,
+            self.acdc.faithfulness_own_pairs,
+            self.acdc.pairs,
+            self.acdc.faithfulness,
+        )
+    }
 }
 
 /// The analysis of one discovery (`disc`, of `model`, a model of `regime`

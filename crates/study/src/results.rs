@@ -15,7 +15,7 @@ use crate::discovery::DiscoverySettings;
 use crate::StudyError;
 
 /// Version of `results.json` (docs/results-schema.md).
-pub const RESULTS_SCHEMA: &str = "modcirc.results/3";
+pub const RESULTS_SCHEMA: &str = "modcirc.results/4";
 
 /// How much of the study a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +307,15 @@ pub struct Results {
     /// RQ1-H1 and RQ1-H3 decided again on each K-sensitivity rule's circuits.
     #[serde(default)]
     pub k_sensitivity: Vec<SensitivityRow>,
+    /// STUDY §10 on every discovery.
+    #[serde(default)]
+    pub controls: Vec<crate::controls::ControlsResult>,
+    /// RQ1-H1 and RQ1-H3 decided again under each other ablation.
+    #[serde(default)]
+    pub ablation_sensitivity: Vec<crate::judged_controls::AblationRow>,
+    /// BIMT against each regime over seeds, per task and RQ1 metric.
+    #[serde(default)]
+    pub differences: Vec<crate::judged_controls::DifferenceTest>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256

@@ -1,0 +1,72 @@
+//! `cargo xtask controls`: node discovery, then STUDY §10 on its circuit:
+//! random circuits of its size, disjoint alternatives, the any-digit
+//! control and the other ablations.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use modcirc_acdc::{DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS};
+use modcirc_store::atomic::dir_of;
+use modcirc_store::listing::sha256_file;
+use modcirc_study::controls::{controls, ControlSettings, MAX_RANDOM_CIRCUITS};
+
+use crate::discover::{discover_model, DiscoverFlags};
+use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+
+#[derive(Args, Debug)]
+pub struct ControlsArgs {
+    #[command(flatten)]
+    pub target: ModelTask,
+    /// The node discovery whose circuit is judged (its flags, as `discover` takes them).
+    #[command(flatten)]
+    pub flags: DiscoverFlags,
+    /// Random circuits of the circuit's size per pool (live neurons, all neurons).
+    #[arg(long, default_value_t = DEFAULT_RANDOM_CIRCUITS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=MAX_RANDOM_CIRCUITS as i64))]
+    pub random: i64,
+    /// The most disjoint alternative circuits sought.
+    #[arg(long, default_value_t = DEFAULT_ALTERNATIVES as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1000))]
+    pub alternatives: i64,
+    /// The faithfulness from which an alternative counts as faithful.
+    #[arg(long, default_value_t = DEFAULT_FAITHFUL, allow_negative_numbers = true, value_parser = crate::flags::non_negative)]
+    pub faithful: f64,
+    /// Seeds the random circuits and the any-digit pairs.
+    #[arg(long, default_value_t = 0)]
+    pub control_seed: u64,
+    /// Output JSON; default ./artifacts/controls/MODEL-TASK.json; `-` for standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// No progress bars or progress lines; warnings and errors still print.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
+    let model = &args.target.model;
+    let task = args.target.parse_task()?;
+    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("controls", &task));
+    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
+    let ck = args.target.load()?;
+    let mnist = args.data.load()?;
+    let settings = args.flags.checked(&ck, &mnist)?;
+    args.target.check_provenance(&ck, &mnist, &args.data)?;
+    let sha256 = sha256_file(model)?;
+    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;
+    let meta = ck.meta.as_ref().map(|m| (m.config.regime, m.config.seed));
+    let c = ControlSettings {
+        random: args.random as usize,
+        alternatives: args.alternatives as usize,
+        faithful: args.faithful,
+        seed: args.control_seed,
+    };
+    let r = controls(&mnist, &ck.model, (meta.map(|m| m.0), meta.map(|m| m.1)), &disc, &c)
+        .with_context(|| format!("the controls of {} on {task}", model.display()))?;
+    if path != std::path::Path::new("-") {
+        remove_stale_temps([dir_of(&path)], args.quiet)?;
+    }
+    write_output(&path, &serde_json::to_vec_pretty(&r)?)?;
+    summary(&path, &format!("{} on {task}: {} -> {}", model.display(), r.summary(), path.display()));
+    Ok(())
+}
