@@ -513,7 +513,8 @@ mod tests {
         ] {
             let model = Mlp::init(&sizes, act, &mut || rng.next_f64()).unwrap();
             let (px, n) = (sizes[0], 17);
-            let mut img = |k: usize| (0..k).map(|_| if rng.below(3) == 0 { 0.0 } else { rng.next_f64() as f32 }).collect();
+            let mut img =
+                |k: usize| (0..k).map(|_| if rng.below(3) == 0 { 0.0 } else { rng.next_f64() as f32 }).collect();
             let classes = *sizes.last().unwrap() as u8;
             let images = TaskImages {
                 n,

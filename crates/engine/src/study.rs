@@ -106,7 +106,8 @@ pub fn results(
         timer.time("inference", || inference_timing(&seed0, test, settings.inference_repeats, on_inference));
     let structure: Vec<_> = outcomes.iter().flat_map(|o| o.structure.iter().map(|(_, _, s)| s.clone())).collect();
     let across = across_seeds(&models, &discoveries, &inference, &structure);
-    let controls: Vec<ControlsResult> = outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, c)| c.clone())).collect();
+    let controls: Vec<ControlsResult> =
+        outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, c)| c.clone())).collect();
     let seed0_verdicts = verdicts(&models, &discoveries, &inference);
     let ablation_rows = ablation_sensitivity(&discoveries, &controls);
     let mut jobs_seconds = BTreeMap::new();

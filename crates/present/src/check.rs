@@ -83,7 +83,23 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
         })?;
     }
     let seeds = r.models.iter().map(|m| m.seed).collect::<std::collections::BTreeSet<_>>().len();
-    ensure(r.findings.len() == 3, || format!("{p}: {} findings, expected 3", r.findings.len()))?;
+    for id in ["F1", "F2", "F3", "F4", "F5", "F6"] {
+        ensure(r.findings.iter().any(|f| f.id == id), || format!("{p}: finding {id} is missing"))?;
+    }
+    // STUDY §10 on every discovery, and the RQ1 verdicts under the other ablations.
+    ensure(r.controls.len() == r.discoveries.len(), || {
+        format!("{p}: {} controls for {} discoveries", r.controls.len(), r.discoveries.len())
+    })?;
+    for c in &r.controls {
+        let finite = c.random.len() == 2
+            && c.random.iter().all(|x| x.logit_difference.circuit.is_finite() && x.logit_difference.p_value > 0.0);
+        ensure(finite, || {
+            format!("{p}: the controls of {:?} seed {:?} on {} are incomplete", c.regime, c.seed, c.task)
+        })?;
+    }
+    ensure(r.ablation_sensitivity.len() == 2, || {
+        format!("{p}: {} ablation sensitivity rows, expected 2", r.ablation_sensitivity.len())
+    })?;
     // Across seeds only where there are two seeds or more (`--seeds 1` has none).
     ensure(r.across_seeds.is_some() == (seeds >= 2), || {
         format!("{p}: {seeds} seeds, but across-seed results are {}", if seeds >= 2 { "missing" } else { "there" })

@@ -55,7 +55,7 @@ pub struct PageData {
     pub table3: Vec<PageTable3Row>,
     /// The seed-0 faithfulness curves.
     pub curves: Vec<PageCurve>,
-    /// The verdicts.
+    /// The verdicts, then the findings.
     pub verdicts: Vec<Verdict>,
 }
 
@@ -318,7 +318,8 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Pres
         models: inputs.iter().map(|m| page_model(r, m)).collect::<Result<_, _>>()?,
         table3,
         curves,
-        verdicts: r.verdicts.clone(),
+        // The hypotheses, then the findings (STUDY §9 and the controls of §10).
+        verdicts: r.verdicts.iter().chain(&r.findings).cloned().collect(),
     })
 }
 

@@ -80,8 +80,11 @@ pub struct DifferenceTest {
     pub p_holm: f64,
 }
 
+/// How a metric is read off a discovery.
+type Metric = fn(&DiscoveryResult) -> f64;
+
 /// The RQ1 metrics tested, with how each is read off a discovery.
-const RQ1_METRICS: [(&str, fn(&DiscoveryResult) -> f64); 4] = [
+const RQ1_METRICS: [(&str, Metric); 4] = [
     ("logit difference", |d| d.logit_difference.mean),
     ("sparsity", |d| d.sparsity.mean),
     ("accuracy", |d| d.accuracy.mean),
@@ -92,7 +95,7 @@ const RQ1_METRICS: [(&str, fn(&DiscoveryResult) -> f64); 4] = [
 /// seeds (STUDY §10): where both have at least two seeds, the exact
 /// permutation test, Holm-corrected over all of them.
 pub fn differences(ds: &[DiscoveryResult]) -> Vec<DifferenceTest> {
-    let values = |r: Regime, t: &str, f: fn(&DiscoveryResult) -> f64| -> Vec<f64> {
+    let values = |r: Regime, t: &str, f: Metric| -> Vec<f64> {
         ds.iter().filter(|d| d.regime == r && d.task == t).map(f).collect()
     };
     let mut tests = Vec::new();

@@ -18,6 +18,8 @@ use modcirc_study::verdicts::{ci, ci_opt, fmt_ms};
 mod analyses;
 use analyses::{across_seeds, beyond_section, structure_section};
 
+mod controls;
+
 const TABLE3_HEADER: [&str; 25] = [
     "task",
     "model",
@@ -87,6 +89,7 @@ pub fn markdown(r: &Results) -> String {
     if !r.beyond.is_empty() {
         s.push_str(&beyond_section(r));
     }
+    controls::sections(&mut s, r);
     verdicts_and_figures(&mut s, r);
     differences(&mut s, r);
     s
