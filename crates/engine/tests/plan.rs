@@ -78,7 +78,8 @@ fn the_study_plan_is_the_empty_plan_in_seed_order_with_study_8_on_seed_0() {
     }
     let order: Vec<(u64, Regime)> = study.models.iter().map(|m| (m.config.seed, m.config.regime)).collect();
     assert_eq!(order[..5], Regime::ALL.map(|r| (0, r)));
-    assert_eq!(study.unit_count(), sweep.unit_count() + 5 * 2);
+    // STUDY §8 on the 5 seed-0 models and STUDY §10 on all 50 discoveries.
+    assert_eq!(study.unit_count(), sweep.unit_count() + 5 * 2 + 25 * 2);
 }
 
 #[test]
@@ -103,4 +104,21 @@ fn two_spellings_of_one_data_directory_are_one_value() {
     let e = Plan::parse("[train]\ndata_dir=[\"absent\"]\n", &plan).unwrap_err().to_string();
     assert!(e.contains("train.data_dir: \"absent\""), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_controls_table_adds_a_unit_per_discovery_and_bad_values_are_named() {
+    let base = "[train]\nregime=[\"l1\"]\nseed=[0,1]\nsizes=[\"784-20-10\"]\n[discover]\ntask=[\"line\"]\nk=[3,5]\n";
+    assert!(parse(base).unwrap().controls.is_none(), "no controls unless asked");
+    let p = parse(&format!("{base}[controls]\nrandom = 50\n")).unwrap();
+    let c = p.controls.as_ref().unwrap();
+    assert_eq!((c.random, c.alternatives, c.faithful), (50, 5, 0.8));
+    // 2 models, each with 2 settings x (1 discovery + 1 control + ...) and a structure per setting.
+    assert_eq!(p.unit_count(), 2 + 2 * 2 * (2 + 1));
+    let e = parse(&format!("{base}[controls]\nrandom = 0\n")).unwrap_err();
+    assert!(e.contains("controls.random = 0"), "{e}");
+    let e = parse(&format!("{base}[controls]\nrandm = 5\n")).unwrap_err();
+    assert!(e.contains("randm"), "{e}");
+    let study = Plan::study(Profile::Smoke, 1, modcirc_mlp::DeviceSpec::Cpu);
+    assert_eq!(study.controls.as_ref().map(|c| c.random), Some(20), "the smoke profile's R");
 }
