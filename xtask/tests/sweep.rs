@@ -362,3 +362,21 @@ fn sweep_status_reports_a_cache_it_cannot_read() {
     std::fs::set_permissions(out.join("models"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// A plan's `[controls]`: a controls unit per discovery, summarised in the
+/// results, a `controls` row each in `units.csv`, and drawn against the axes.
+#[test]
+fn a_plan_with_controls_reports_them_against_its_axes() {
+    let d = dir("controls");
+    let plan = write_plan(&d, &format!("{TINY}\n[controls]\nrandom = 5\nalternatives = 2\n"));
+    let out = d.join("out");
+    let run = ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&out)]));
+    assert_eq!(computed(&run), 4 + 4 + 4 + 4, "{run}");
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&out)]));
+    let r = untimed(&out.join("results.json"));
+    assert!(r.discoveries.iter().all(|u| u.controls.as_ref().is_some_and(|c| c.p_random.is_some())), "{r:?}");
+    let csv = std::fs::read_to_string(out.join("units.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("controls,")).count(), 4);
+    assert!(out.join("figures/margin_over_random_vs_regime.png").exists());
+    std::fs::remove_dir_all(d).unwrap();
+}

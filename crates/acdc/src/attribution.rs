@@ -258,8 +258,13 @@ fn faithfulness_scale(sweep: &PatchingSweep<'_>) -> Result<(f64, f64), AcdcError
 /// circuit recovers the model's answer, 0 when it is no better than the
 /// corrupted run.
 pub fn faithfulness(sweep: &PatchingSweep<'_>, circuit: &Circuit) -> Result<f64, AcdcError> {
+    faithfulness_of(sweep, circuit.answer_metric(sweep)?)
+}
+
+/// [`faithfulness`] of a circuit whose answer metric on `sweep` is `m`.
+pub(crate) fn faithfulness_of(sweep: &PatchingSweep<'_>, m: f64) -> Result<f64, AcdcError> {
     let (full, empty) = faithfulness_scale(sweep)?;
-    Ok((circuit.answer_metric(sweep)? - empty) / (full - empty))
+    Ok((m - empty) / (full - empty))
 }
 
 /// Faithfulness of the circuit of the top-|s| edges (ties to the lower layer,

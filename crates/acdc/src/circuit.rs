@@ -67,6 +67,10 @@ pub struct Circuit {
     mask: Vec<Vec<bool>>,
     /// Per layer, the kept product restricted to what it touches.
     compact: Vec<CompactLayer>,
+    /// Every input is in the circuit ([`Circuit::new`]): a kept neuron of
+    /// hidden layer 1 keeps its whole eps-masked row, so its first-layer
+    /// product can come from a [`SharedFirstLayer`].
+    all_inputs: bool,
     n_edges: usize,
     n_weights: usize,
 }
@@ -88,6 +92,52 @@ impl CompactLayer {
         let weight = rows.iter().flat_map(|&o| cols.iter().map(move |&i| w(o, i))).collect();
         let linear = Linear { n_in: cols.len(), n_out: rows.len(), weight, bias: vec![0.0; rows.len()] };
         CompactLayer { rows, cols, linear }
+    }
+}
+
+/// The first layer's eps-masked product (no bias) on a sweep's clean and
+/// corrupted images, for every neuron of hidden layer 1. Every circuit of
+/// [`Circuit::new`] keeps all inputs, so its first-layer product is these
+/// columns for its neurons: many circuits judged on one sweep (random
+/// circuits, alternatives) multiply the first layer once.
+#[derive(Debug, Clone)]
+pub struct SharedFirstLayer {
+    eps: f64,
+    n: usize,
+    width: usize,
+    /// `[clean; corrupted]` rows, `[2n, width]`.
+    both: Vec<f32>,
+}
+
+impl SharedFirstLayer {
+    /// The products on `sweep`'s images under the edge rule `eps`.
+    pub fn new(sweep: &PatchingSweep<'_>, eps: f64) -> Result<SharedFirstLayer, AcdcError> {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(AcdcError::BadEps(eps));
+        }
+        let layer = &sweep.model.layers[0];
+        let threshold = edge_threshold(&layer.weight, eps);
+        let weight = layer.weight.iter().map(|&w| if w.abs() >= threshold { w } else { 0.0 }).collect();
+        let masked = Linear { n_in: layer.n_in, n_out: layer.n_out, weight, bias: vec![0.0; layer.n_out] };
+        let n = sweep.images.n;
+        let mut both = vec![0.0; 2 * n * layer.n_out];
+        let (clean, corrupted) = both.split_at_mut(n * layer.n_out);
+        masked.forward_into(&sweep.images.clean, n, clean);
+        masked.forward_into(&sweep.images.corrupted, n, corrupted);
+        Ok(SharedFirstLayer { eps, n, width: layer.n_out, both })
+    }
+
+    /// The products for `c` on a sweep of `n` pairs, where they apply.
+    fn for_circuit(&self, c: &Circuit, n: usize) -> Option<&Self> {
+        (c.all_inputs && c.eps == self.eps && self.n == n && c.kept[0].n_out == self.width).then_some(self)
+    }
+
+    fn clean(&self) -> &[f32] {
+        &self.both[..self.n * self.width]
+    }
+
+    fn corrupted(&self) -> &[f32] {
+        &self.both[self.n * self.width..]
     }
 }
 
@@ -193,6 +243,7 @@ impl Circuit {
             nodes,
             eps,
             compact: kept.iter().map(CompactLayer::of).collect(),
+            all_inputs: true,
             kept,
             activation: model.activation,
             removed,
@@ -243,6 +294,7 @@ impl Circuit {
             nodes,
             eps: 0.0,
             compact: kept.iter().map(CompactLayer::of).collect(),
+            all_inputs: false,
             kept,
             activation: model.activation,
             removed,
@@ -279,10 +331,18 @@ impl Circuit {
 
     /// `kept[l] · a` on `n` rows of layer `l`'s inputs, without the bias:
     /// only the outputs and inputs that have an edge are multiplied.
-    fn kept_product(&self, l: usize, a: &[f32], n: usize) -> Vec<f32> {
+    /// `first`, where given, holds layer 0's products of every neuron on
+    /// these rows (a [`SharedFirstLayer`]'s): they are copied, not computed.
+    fn kept_product(&self, l: usize, a: &[f32], n: usize, first: Option<&[f32]>) -> Vec<f32> {
         let (c, n_in, n_out) = (&self.compact[l], self.kept[l].n_in, self.kept[l].n_out);
         let mut out = vec![0.0; n * n_out];
         if c.rows.is_empty() {
+            return out;
+        }
+        if let (0, Some(all)) = (l, first) {
+            for (dst, src) in out.chunks_exact_mut(n_out).zip(all.chunks_exact(n_out)) {
+                c.rows.iter().for_each(|&o| dst[o] = src[o]);
+            }
             return out;
         }
         let gathered: Vec<f32>;
@@ -307,11 +367,11 @@ impl Circuit {
     /// The circuit's logits (output-position order) on `n` inputs; `ablated[l]`
     /// holds the ablated values of layer `l`'s inputs, either one row for all
     /// inputs or one row per input, or `None` for zero ablation.
-    fn forward(&self, x: &[f32], n: usize, ablated: &[Option<AblatedRows>]) -> Vec<f32> {
+    fn forward(&self, x: &[f32], n: usize, ablated: &[Option<AblatedRows>], first: Option<&[f32]>) -> Vec<f32> {
         let last = self.kept.len() - 1;
-        let mut a = x.to_vec();
+        let mut a = std::borrow::Cow::Borrowed(x);
         for (l, layer) in self.kept.iter().enumerate() {
-            let mut z = self.kept_product(l, &a, n);
+            let mut z = self.kept_product(l, &a, n, first);
             for zr in z.chunks_exact_mut(layer.n_out) {
                 zr.iter_mut().zip(&layer.bias).for_each(|(z, b)| *z += b);
             }
@@ -332,20 +392,45 @@ impl Circuit {
             if l != last {
                 self.activation.apply_in_place(&mut z);
             }
-            a = z;
+            a = std::borrow::Cow::Owned(z);
         }
-        a
+        a.into_owned()
     }
 
     /// The circuit's metrics on the pairs of `sweep`: its logits on the clean
     /// and the corrupted images against the model's.
     pub fn evaluate(&self, sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<CircuitEval, AcdcError> {
+        self.evaluate_with(sweep, ablation, None)
+    }
+
+    /// [`Circuit::evaluate`] with the first layer's products from `shared`
+    /// where they apply (a circuit of [`Circuit::new`] with its eps, on the
+    /// sweep `shared` was made on).
+    pub fn evaluate_shared(
+        &self,
+        sweep: &PatchingSweep<'_>,
+        ablation: Ablation,
+        shared: &SharedFirstLayer,
+    ) -> Result<CircuitEval, AcdcError> {
+        self.evaluate_with(sweep, ablation, shared.for_circuit(self, sweep.images.n))
+    }
+
+    fn evaluate_with(
+        &self,
+        sweep: &PatchingSweep<'_>,
+        ablation: Ablation,
+        shared: Option<&SharedFirstLayer>,
+    ) -> Result<CircuitEval, AcdcError> {
         let model = sweep.model;
         self.check_model(model)?;
         let n = sweep.images.n;
         let px = sweep.images.pixels;
-        let mut x = sweep.images.clean.clone();
-        x.extend_from_slice(&sweep.images.corrupted);
+        // The images feed only the first layer's product, which `shared`
+        // holds where it is given.
+        let x = match shared {
+            Some(_) => Vec::new(),
+            None => [sweep.images.clean.as_slice(), &sweep.images.corrupted].concat(),
+        };
         // Inputs of layer l on the model's runs: pixels for l = 0, else post[l-1].
         let layer_input = |acts: &modcirc_mlp::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
             if l == 0 {
@@ -377,7 +462,7 @@ impl Circuit {
                 }
             })
             .collect();
-        let circuit = self.forward(&x, 2 * n, &ablated);
+        let circuit = self.forward(&x, 2 * n, &ablated, shared.map(|s| s.both.as_slice()));
         let mut reference = sweep.clean.post.last().unwrap().clone();
         reference.extend_from_slice(sweep.corrupted.post.last().unwrap());
         let c = model.n_classes();
@@ -396,6 +481,20 @@ impl Circuit {
     /// circuit gives the model's clean metric, the empty one its corrupted
     /// metric.
     pub fn answer_metric(&self, sweep: &PatchingSweep<'_>) -> Result<f64, AcdcError> {
+        self.answer_metric_with(sweep, None)
+    }
+
+    /// [`Circuit::answer_metric`] with the first layer's products from
+    /// `shared` where they apply.
+    pub fn answer_metric_shared(&self, sweep: &PatchingSweep<'_>, shared: &SharedFirstLayer) -> Result<f64, AcdcError> {
+        self.answer_metric_with(sweep, shared.for_circuit(self, sweep.images.n))
+    }
+
+    fn answer_metric_with(
+        &self,
+        sweep: &PatchingSweep<'_>,
+        shared: Option<&SharedFirstLayer>,
+    ) -> Result<f64, AcdcError> {
         let model = sweep.model;
         self.check_model(model)?;
         crate::attribution::check_labels(model, &sweep.images)?;
@@ -404,16 +503,16 @@ impl Circuit {
         // Removed edges carry the corrupted run's values, so a layer's
         // pre-activation is `kept·a + (W − kept)·a_corr + b = kept·a +
         // pre_corr − kept·a_corr`: two kept products, no full one.
-        let mut a = sweep.images.clean.clone();
+        let mut a = std::borrow::Cow::Borrowed(sweep.images.clean.as_slice());
         for l in 0..self.kept.len() {
             let corr_in = if l == 0 { &sweep.images.corrupted } else { &sweep.corrupted.post[l - 1] };
-            let mut z = self.kept_product(l, &a, n);
-            let kept_corr = self.kept_product(l, corr_in, n);
+            let mut z = self.kept_product(l, &a, n, shared.map(SharedFirstLayer::clean));
+            let kept_corr = self.kept_product(l, corr_in, n, shared.map(SharedFirstLayer::corrupted));
             z.iter_mut().zip(&sweep.corrupted.pre[l]).zip(&kept_corr).for_each(|((z, p), k)| *z += p - k);
             if l != last {
                 self.activation.apply_in_place(&mut z);
             }
-            a = z;
+            a = std::borrow::Cow::Owned(z);
         }
         let m = crate::attribution::answer_metric(model, &a, &sweep.images);
         Ok(m.iter().sum::<f64>() / n as f64)
@@ -434,7 +533,7 @@ impl Circuit {
                 Some(AblatedRows { values, width, per_input: true, n })
             })
             .collect();
-        let logits = self.forward(&sweep.images.clean, n, &ablated);
+        let logits = self.forward(&sweep.images.clean, n, &ablated, None);
         crate::attribution::answer_metric(model, &logits, &sweep.images).iter().sum::<f64>() / n as f64
     }
 
@@ -449,7 +548,7 @@ impl Circuit {
     /// The circuit's logits in class order on arbitrary inputs, under zero ablation.
     pub fn logits(&self, model: &Mlp, x: &[f32], n: usize) -> Vec<f32> {
         let none: Vec<Option<AblatedRows>> = vec![None; self.kept.len()];
-        model.positions_to_classes(&self.forward(x, n, &none))
+        model.positions_to_classes(&self.forward(x, n, &none, None))
     }
 }
 
@@ -535,8 +634,18 @@ mod tests {
                     let fast = c.answer_metric(&sweep).unwrap();
                     let slow = c.answer_metric_plain(&sweep);
                     assert!(close(fast, slow), "{sizes:?} eps {eps}: {fast} vs {slow}");
+                    let shared = SharedFirstLayer::new(&sweep, eps).unwrap();
+                    let with = c.answer_metric_shared(&sweep, &shared).unwrap();
+                    assert!(close(with, slow), "{sizes:?} eps {eps}: shared {with} vs {slow}");
+                    for ablation in [Ablation::Zero, Ablation::Mean, Ablation::Resample] {
+                        let (a, b) = (
+                            c.evaluate(&sweep, ablation).unwrap(),
+                            c.evaluate_shared(&sweep, ablation, &shared).unwrap(),
+                        );
+                        assert!(close(a.logit_difference, b.logit_difference), "{sizes:?} eps {eps} {ablation}");
+                    }
                     let none = vec![None; c.kept.len()];
-                    let (f, d) = (c.forward(&images.clean, n, &none), forward_dense(&c, &images.clean, n));
+                    let (f, d) = (c.forward(&images.clean, n, &none, None), forward_dense(&c, &images.clean, n));
                     assert!(f.iter().zip(&d).all(|(a, b)| close(*a as f64, *b as f64)), "{sizes:?} eps {eps}");
                 }
             }

@@ -7,8 +7,8 @@ use modcirc_metrics::Summary;
 use modcirc_mlp::{argmax, Mlp};
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::faithfulness;
-use crate::{Ablation, AcdcError, Circuit, NeuronScores, PatchingSweep, Selection, TaskImages};
+use crate::attribution::{faithfulness, faithfulness_of};
+use crate::{Ablation, AcdcError, Circuit, NeuronScores, PatchingSweep, Selection, SharedFirstLayer, TaskImages};
 
 /// Random circuits drawn per pool for a circuit's comparison (STUDY §10).
 pub const DEFAULT_RANDOM_CIRCUITS: usize = 200;
@@ -44,12 +44,31 @@ impl CircuitMetrics {
     /// always patches with the corrupted run, STUDY §8).
     pub fn of(circuit: &Circuit, sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<CircuitMetrics, AcdcError> {
         let eval = circuit.evaluate(sweep, ablation)?;
-        let faithfulness = match faithfulness(sweep, circuit) {
-            Ok(f) => Some(f),
-            Err(AcdcError::Degenerate(_)) => None,
-            Err(e) => return Err(e),
-        };
+        let faithfulness = defined(faithfulness(sweep, circuit))?;
         Ok(CircuitMetrics { logit_difference: eval.logit_difference, accuracy: eval.accuracy, faithfulness })
+    }
+
+    /// [`CircuitMetrics::of`], the first layer's products from `shared`:
+    /// for many circuits on one sweep.
+    pub fn of_shared(
+        circuit: &Circuit,
+        sweep: &PatchingSweep<'_>,
+        ablation: Ablation,
+        shared: &SharedFirstLayer,
+    ) -> Result<CircuitMetrics, AcdcError> {
+        let eval = circuit.evaluate_shared(sweep, ablation, shared)?;
+        let faithfulness =
+            defined(circuit.answer_metric_shared(sweep, shared).and_then(|m| faithfulness_of(sweep, m)))?;
+        Ok(CircuitMetrics { logit_difference: eval.logit_difference, accuracy: eval.accuracy, faithfulness })
+    }
+}
+
+/// A faithfulness, or `None` where it is undefined.
+fn defined(f: Result<f64, AcdcError>) -> Result<Option<f64>, AcdcError> {
+    match f {
+        Ok(f) => Ok(Some(f)),
+        Err(AcdcError::Degenerate(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -119,7 +138,9 @@ pub fn random_circuits(
         return Err(AcdcError::BadOption("random circuits: R must be at least 1".into()));
     }
     let model = sweep.model();
-    let found = CircuitMetrics::of(&Circuit::new(model, selection.nodes.clone(), eps)?, sweep, ablation)?;
+    let shared = SharedFirstLayer::new(sweep, eps)?;
+    let found =
+        CircuitMetrics::of_shared(&Circuit::new(model, selection.nodes.clone(), eps)?, sweep, ablation, &shared)?;
     let stream = match pool {
         Pool::Live => 0x11FE,
         Pool::All => 0xA11,
@@ -134,7 +155,7 @@ pub fn random_circuits(
                 .enumerate()
                 .map(|(h, (kept, dead))| draw_layer(model.layers[h].n_out, kept.len(), dead, pool, &mut rng))
                 .collect();
-            CircuitMetrics::of(&Circuit::new(model, nodes, eps)?, sweep, ablation)
+            CircuitMetrics::of_shared(&Circuit::new(model, nodes, eps)?, sweep, ablation, &shared)
         })
         .collect::<Result<_, _>>()?;
     let of = |f: fn(&CircuitMetrics) -> f64, v: f64, lower| {
@@ -196,6 +217,7 @@ pub fn alternatives(
     max: usize,
 ) -> Result<Vec<Alternative>, AcdcError> {
     let model = sweep.model();
+    let shared = SharedFirstLayer::new(sweep, eps)?;
     let mut used: Vec<Vec<bool>> = scores.layers.iter().map(|l| vec![false; l.len()]).collect();
     let mark = |used: &mut Vec<Vec<bool>>, nodes: &[Vec<usize>]| {
         for (u, n) in used.iter_mut().zip(nodes) {
@@ -219,7 +241,7 @@ pub fn alternatives(
             nodes.push(next);
         }
         mark(&mut used, &nodes);
-        let metrics = CircuitMetrics::of(&Circuit::new(model, nodes.clone(), eps)?, sweep, ablation)?;
+        let metrics = CircuitMetrics::of_shared(&Circuit::new(model, nodes.clone(), eps)?, sweep, ablation, &shared)?;
         found.push(Alternative { nodes, metrics });
     }
     Ok(found)

@@ -59,7 +59,7 @@ pub use attribution::{
     edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, EdgeScores,
     FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
-pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval};
+pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval, SharedFirstLayer};
 pub use controls::{
     alternatives, any_digit_images, faithful_alternatives, random_circuits, AgainstRandom, Alternative, CircuitMetrics,
     Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,

@@ -1,7 +1,8 @@
 //! A sweep's results from its executed units: every model, discovery and
-//! STUDY §9 analysis with its point on the plan's axes.
+//! STUDY §9 analysis with its point on the plan's axes, and STUDY §10 on
+//! each discovery where the plan asks.
 
-use modcirc_study::sweep::{SweepAnalysis, SweepDiscovery, SweepModel, SweepResults, SWEEP_SCHEMA};
+use modcirc_study::sweep::{SweepAnalysis, SweepControls, SweepDiscovery, SweepModel, SweepResults, SWEEP_SCHEMA};
 
 use crate::execute::ModelOutcome;
 use crate::workload::Workload;
@@ -33,6 +34,11 @@ pub fn sweep_results(wl: &Workload, outcomes: &[ModelOutcome], plan: &str) -> Sw
                 faithfulness: s.faithfulness,
                 model_accuracy: s.model_accuracy,
                 discovery_seconds: s.discovery_s,
+                controls: o
+                    .controls
+                    .iter()
+                    .find(|(setting, _, c)| *setting == d.setting && c.task == d.task.name)
+                    .map(|(_, path, c)| SweepControls::of(c, wl.rel(path))),
             });
         }
         for (setting, path, r) in &o.structure {

@@ -115,8 +115,9 @@ pub struct ModelOutcome {
     pub discoveries: Vec<DiscoveryUnit>,
     /// STUDY §8 (the study's seed-0 models).
     pub beyond: Vec<BeyondResult>,
-    /// STUDY §10 on each discovery (where the plan asks), with its setting.
-    pub controls: Vec<(usize, ControlsResult)>,
+    /// STUDY §10 on each discovery (where the plan asks), with its setting
+    /// and file.
+    pub controls: Vec<(usize, PathBuf, ControlsResult)>,
     /// STUDY §9 per setting (index), with its file.
     pub structure: Vec<(usize, PathBuf, StructureResult)>,
     /// Every file of the model's units, as read or written.
@@ -352,7 +353,7 @@ impl Ctx<'_> {
                         .map_err(|e| EngineError::from(e).within(format!("the controls of {who} on {task}")))
                 })?;
                 obs.unit_done(m, Value::Controls(&r), source);
-                out.controls.push((setting, r));
+                out.controls.push((setting, unit.path.clone(), r));
             }
             UnitKind::Structure { setting } => {
                 let point = &wl.plan.settings[setting];

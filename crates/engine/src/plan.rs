@@ -5,14 +5,15 @@
 //! The units of a plan: one training per model, one discovery per model,
 //! task and discovery setting, one STUDY §9 analysis per model and
 //! setting, and, in the study's plan, STUDY §8 per task on the seed-0
-//! models.
+//! models and STUDY §10 on every discovery (a sweep's with `[controls]`).
 //!
 //! ```
 //! use modcirc_engine::plan::Plan;
 //! use modcirc_study::Profile;
 //! let study = Plan::study(Profile::Smoke, 2, modcirc_mlp::DeviceSpec::Cpu);
 //! assert_eq!(study.models.len(), 10);
-//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 5 * 2); // + STUDY §8 on seed 0
+//! // Trainings, discoveries, analyses, STUDY §8 on seed 0, STUDY §10 on every discovery.
+//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 5 * 2 + 10 * 2);
 //! let plan = Plan::parse("[train]\nregime = [\"vanilla\", \"bimt\"]\nseed = [0, 1]\nsteps = [100]\n", "p.toml".as_ref()).unwrap();
 //! assert_eq!(plan.models.len(), 4);
 //! assert_eq!(plan.unit_count(), 4 + 4 * 2 + 4); // trainings, discoveries (two tasks), analyses

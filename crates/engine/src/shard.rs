@@ -44,9 +44,10 @@ pub mod cost {
     }
 
     /// STUDY §10 on one discovery: the same discovery on the any-digit
-    /// pairs, and the random circuits' evaluations.
+    /// pairs, and `random` circuits' evaluations (measured: 2.5 s for 400
+    /// circuits of a 784-100-100-10 model on 1 866 pairs).
     pub fn controls(sizes: &[usize], settings: &DiscoverySettings, random: usize) -> f64 {
-        discovery(sizes, settings) + random as f64 * weights(sizes) * 4.0e-7
+        discovery(sizes, settings) + random as f64 * weights(sizes) * 5.0e-8
     }
 
     /// A model with every unit that needs it, what a shard takes whole:

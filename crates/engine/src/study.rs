@@ -107,7 +107,7 @@ pub fn results(
     let structure: Vec<_> = outcomes.iter().flat_map(|o| o.structure.iter().map(|(_, _, s)| s.clone())).collect();
     let across = across_seeds(&models, &discoveries, &inference, &structure);
     let controls: Vec<ControlsResult> =
-        outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, c)| c.clone())).collect();
+        outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, _, c)| c.clone())).collect();
     let seed0_verdicts = verdicts(&models, &discoveries, &inference);
     let ablation_rows = ablation_sensitivity(&discoveries, &controls);
     let mut jobs_seconds = BTreeMap::new();

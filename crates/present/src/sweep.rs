@@ -43,6 +43,10 @@ pub fn units_csv(r: &SweepResults) -> String {
         "wiring_length",
         "modularity_all_weights",
         "modularity_eps_edges",
+        "margin_over_random",
+        "p_random",
+        "faithful_alternatives",
+        "any_digit_faithfulness",
         "seconds",
     ];
     let mut header = vec!["kind", "unit"];
@@ -77,6 +81,16 @@ pub fn units_csv(r: &SweepResults) -> String {
             ("seconds", d.discovery_seconds.mean.to_string()),
         ];
         rows.push(row("discover", &d.path, &d.axes, &vals));
+        if let Some(c) = &d.controls {
+            let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+            let vals = [
+                ("margin_over_random", opt(c.margin_over_random)),
+                ("p_random", opt(c.p_random)),
+                ("faithful_alternatives", c.faithful_alternatives.to_string()),
+                ("any_digit_faithfulness", opt(c.any_digit_faithfulness)),
+            ];
+            rows.push(row("controls", &c.path, &d.axes, &vals));
+        }
     }
     for a in &r.analyses {
         let vals = [

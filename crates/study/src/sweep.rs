@@ -6,7 +6,7 @@ use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
 /// The schema of a sweep's `results.json`.
-pub const SWEEP_SCHEMA: &str = "modcirc.sweep/1";
+pub const SWEEP_SCHEMA: &str = "modcirc.sweep/2";
 
 /// One axis of a plan: its name and its values, as the plan gives them
 /// (or the study's, where the plan is silent).
@@ -64,6 +64,40 @@ pub struct SweepDiscovery {
     pub model_accuracy: Summary,
     /// Time of one discovery.
     pub discovery_seconds: Summary,
+    /// STUDY §10 on it, where the plan asks (`[controls]`).
+    #[serde(default)]
+    pub controls: Option<SweepControls>,
+}
+
+/// STUDY §10 on one discovery of a sweep, in a few numbers (the unit's
+/// own file holds the rest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepControls {
+    /// The controls' JSON, relative to the output directory.
+    pub path: String,
+    /// The circuit's faithfulness on all pairs minus the mean of random
+    /// circuits of its size from live neurons.
+    pub margin_over_random: Option<f64>,
+    /// The p-value of its faithfulness against those random circuits.
+    pub p_random: Option<f64>,
+    /// Disjoint alternatives reaching the faithfulness threshold.
+    pub faithful_alternatives: usize,
+    /// The any-digit circuit's faithfulness on all its pairs.
+    pub any_digit_faithfulness: Option<f64>,
+}
+
+impl SweepControls {
+    /// The summary of `c`, whose file is `path`.
+    pub fn of(c: &crate::controls::ControlsResult, path: String) -> SweepControls {
+        let f = c.against(modcirc_acdc::Pool::Live).and_then(|r| r.faithfulness);
+        SweepControls {
+            path,
+            margin_over_random: f.map(|a| a.circuit - a.random.mean),
+            p_random: f.map(|a| a.p_value),
+            faithful_alternatives: c.faithful_alternatives,
+            any_digit_faithfulness: c.any_digit.circuit.faithfulness,
+        }
+    }
 }
 
 /// STUDY §9 on a model, in a sweep's results.
@@ -131,6 +165,19 @@ pub fn metric_rows(results: &SweepResults) -> Vec<(Metric, Vec<MetricRow<'_>>)> 
         (m("circuit_accuracy", "circuit accuracy (bootstrap mean)"), discs(|u| Some(u.accuracy.mean))),
         (m("sparsity", "edge sparsity (bootstrap mean)"), discs(|u| Some(u.sparsity.mean))),
         (m("faithfulness", "faithfulness (bootstrap mean)"), discs(|u| u.faithfulness.map(|f| f.mean))),
+        (
+            m("margin_over_random", "faithfulness minus random circuits' (live neurons)"),
+            discs(|u| u.controls.as_ref()?.margin_over_random),
+        ),
+        (m("p_random", "p-value against random circuits"), discs(|u| u.controls.as_ref()?.p_random)),
+        (
+            m("faithful_alternatives", "faithful disjoint alternatives"),
+            discs(|u| Some(u.controls.as_ref()?.faithful_alternatives as f64)),
+        ),
+        (
+            m("any_digit_faithfulness", "any-digit circuit faithfulness"),
+            discs(|u| u.controls.as_ref()?.any_digit_faithfulness),
+        ),
         (m("wiring_length", "wiring length"), anal(|u| u.wiring_length)),
         (m("modularity", "Newman's Q, every weight"), anal(|u| u.modularity_all_weights)),
     ]
