@@ -37,6 +37,17 @@ pub fn permutation_p(a: &[f64], b: &[f64]) -> Option<f64> {
     Some(extreme as f64 / splits as f64)
 }
 
+/// The smallest p-value [`permutation_p`] can give groups of `na` and `nb`
+/// distinct values: the two extreme splits of all of them (`None` where a
+/// group is empty or the count overflows).
+pub fn smallest_permutation_p(na: usize, nb: usize) -> Option<f64> {
+    if na == 0 || nb == 0 {
+        return None;
+    }
+    let splits = binomial(na + nb, na)? as f64;
+    Some(if na == nb { 2.0 } else { 1.0 } / splits)
+}
+
 /// `n` choose `k`, or `None` past `u64`.
 fn binomial(n: usize, k: usize) -> Option<u64> {
     let k = k.min(n - k);
@@ -122,6 +133,7 @@ mod tests {
         // 5 + 5 seeds fully separated: the two extreme splits of 252.
         let p = permutation_p(&[10.0, 11.0, 12.0, 13.0, 14.0], &[0.0, 1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(p, 2.0 / 252.0);
+        assert_eq!(smallest_permutation_p(5, 5), Some(p));
         assert_eq!(permutation_p(&[], &[1.0]), None);
         assert_eq!(permutation_p(&[f64::NAN], &[1.0]), None);
     }
