@@ -6,12 +6,11 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
 use modcirc_store::atomic::dir_of;
-use modcirc_store::listing::sha256_file;
 use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
-use crate::discover::{discover_model, DiscoverFlags};
-use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::discover::{discovered, DiscoverFlags, Discovered};
+use crate::flags::{remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct BeyondArgs {
@@ -61,15 +60,8 @@ impl AcdcArgs {
 pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let acdc = args.acdc.config()?;
     let model = &args.target.model;
-    let task = args.target.parse_task()?;
-    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("beyond", &task));
-    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
-    let ck = args.target.load()?;
-    let mnist = args.data.load()?;
-    let settings = args.flags.checked(&ck, &mnist)?;
-    args.target.check_provenance(&ck, &mnist, &args.data)?;
-    let sha256 = sha256_file(model)?;
-    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;
+    let Discovered { path, task, ck, mnist, disc } =
+        discovered(&args.target, &args.flags, &args.data, &args.out, "beyond", args.quiet)?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),

@@ -8,11 +8,10 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS};
 use modcirc_store::atomic::dir_of;
-use modcirc_store::listing::sha256_file;
 use modcirc_study::controls::{controls, ControlSettings, MAX_RANDOM_CIRCUITS};
 
-use crate::discover::{discover_model, DiscoverFlags};
-use crate::flags::{refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::discover::{discovered, DiscoverFlags, Discovered};
+use crate::flags::{remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct ControlsArgs {
@@ -45,15 +44,8 @@ pub struct ControlsArgs {
 
 pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
     let model = &args.target.model;
-    let task = args.target.parse_task()?;
-    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("controls", &task));
-    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
-    let ck = args.target.load()?;
-    let mnist = args.data.load()?;
-    let settings = args.flags.checked(&ck, &mnist)?;
-    args.target.check_provenance(&ck, &mnist, &args.data)?;
-    let sha256 = sha256_file(model)?;
-    let disc = discover_model(&mnist, (&ck, model, &sha256), &task, &settings, args.quiet)?;
+    let Discovered { path, task, ck, mnist, disc } =
+        discovered(&args.target, &args.flags, &args.data, &args.out, "controls", args.quiet)?;
     let meta = ck.meta.as_ref().map(|m| (m.config.regime, m.config.seed));
     let c = ControlSettings {
         random: args.random as usize,

@@ -310,3 +310,35 @@ pub fn discover_model(
     pb.finish_and_clear();
     Ok(out)
 }
+
+/// What `beyond` and `controls` start from: their output path (refused if
+/// it would overwrite an input), the model, the data and its discovery.
+pub struct Discovered {
+    pub path: PathBuf,
+    pub task: Task,
+    pub ck: Checkpoint,
+    pub mnist: Mnist,
+    pub disc: modcirc_study::DiscoverOutput,
+}
+
+/// The discovery `beyond` and `controls` judge (`kind` names the default
+/// output directory).
+pub fn discovered(
+    target: &ModelTask,
+    flags: &DiscoverFlags,
+    data: &DataArgs,
+    out: &Option<PathBuf>,
+    kind: &str,
+    quiet: bool,
+) -> anyhow::Result<Discovered> {
+    let task = target.parse_task()?;
+    let path = out.clone().unwrap_or_else(|| target.default_out(kind, &task));
+    refuse_overwrite(&[("--out", &path)], &target.inputs(data))?;
+    let ck = target.load()?;
+    let mnist = data.load()?;
+    let settings = flags.checked(&ck, &mnist)?;
+    target.check_provenance(&ck, &mnist, data)?;
+    let sha256 = sha256_file(&target.model)?;
+    let disc = discover_model(&mnist, (&ck, &target.model, &sha256), &task, &settings, quiet)?;
+    Ok(Discovered { path, task, ck, mnist, disc })
+}
