@@ -22,6 +22,9 @@ pub struct CheckHtmlArgs {
     /// The browser; default the first of chromium, chromium-browser, google-chrome on PATH.
     #[arg(long)]
     pub chromium: Option<PathBuf>,
+    /// Also check a one-model page (`cargo xtask discover --html FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub model_page: Option<PathBuf>,
     /// Seconds each browser run may take before it is killed, 1 to 3 600.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub timeout: u64,
@@ -120,9 +123,10 @@ struct Rendered {
 }
 
 fn parse_dom(dom: &str) -> Rendered {
+    // Neurons are circles; the input's pixels, drawn as the image, squares.
     let neurons = dom
-        .split("<circle")
-        .skip(1)
+        .split('<')
+        .filter(|t| t.starts_with("circle ") || t.starts_with("rect "))
         .filter_map(|c| {
             let tag = &c[..c.find('>')?];
             let class = attribute(tag, "class")?;
@@ -211,6 +215,23 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     got.sort();
     ensure!(got == want, "the page highlights {got:?}, the discovery keeps {want:?}");
 
+    // The input drawn as its 28 x 28 image: one square per pixel.
+    let pixels = shown.neurons.iter().filter(|(id, _)| id.starts_with("n-0-")).count();
+    ensure!(pixels == model.sizes[0], "the page drew {pixels} input pixels of {}", model.sizes[0]);
+    ensure!(dom.contains("<rect ") && dom.contains("id=\"n-0-0\""), "the input is not drawn as a pixel map");
+    // A view the link asks for that does not exist is said, not replaced silently.
+    let dom = chromium(
+        &browser,
+        profile.path(),
+        &url("regime=bimt&seed=0&task=line&circuit=nonesuch"),
+        &["--dump-dom".into()],
+        timeout,
+    )?;
+    ensure!(dom.contains("There is no circuit"), "#circuit=nonesuch fell back to another circuit without saying so");
+    if let Some(p) = &args.model_page {
+        model_page(&browser, profile.path(), p, timeout)?;
+    }
+
     // A screenshot of the default view.
     let shot = profile.path().join("shot.png");
     let flags = [format!("--screenshot={}", shot.display()), "--window-size=1280,1000".into()];
@@ -226,6 +247,31 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
         browser.display(),
         shown.neurons.len(),
         got.len()
+    );
+    Ok(())
+}
+
+/// A one-model page: it renders without a script error, draws every
+/// neuron of its model (the input as pixels) and shows its tables.
+fn model_page(browser: &Path, profile: &Path, page: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let page = std::fs::canonicalize(page).with_context(|| format!("{}", page.display()))?;
+    let html = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+    let data = embedded_data(&html)?;
+    ensure!(data.models.len() == 1, "{}: a model page holds {} models", page.display(), data.models.len());
+    let dom = chromium(browser, profile, &file_url(&page), &["--dump-dom".into()], timeout)?;
+    let shown = parse_dom(&dom);
+    ensure!(shown.errors.is_empty(), "{}: the page reported a script error: {}", page.display(), shown.errors);
+    ensure!(shown.finished, "{}: the page's script did not run to its end", page.display());
+    let expected: usize = data.models[0].sizes.iter().sum();
+    ensure!(shown.neurons.len() == expected, "{}: drew {} neurons of {expected}", page.display(), shown.neurons.len());
+    for t in &data.tables {
+        ensure!(dom.contains(&t.title), "{}: the table {:?} is not shown", page.display(), t.title);
+    }
+    println!(
+        "{}: rendered without a script error; {} neurons drawn (the input as pixels); {} tables shown",
+        page.display(),
+        shown.neurons.len(),
+        data.tables.len()
     );
     Ok(())
 }

@@ -10,7 +10,7 @@ use modcirc_study::beyond::{analyse, ACDC_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
-use crate::flags::{remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::flags::{out_or_stdout, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct BeyondArgs {
@@ -26,9 +26,12 @@ pub struct BeyondArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// No progress bars or progress lines; warnings and errors still print.
+    /// Print nothing but errors: no progress, notes, warnings or summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the JSON to standard output and nothing else there (as `--out -`).
+    #[arg(long, conflicts_with = "out")]
+    pub json: bool,
 }
 
 /// Edge-level ACDC's options.
@@ -50,7 +53,7 @@ pub struct AcdcArgs {
 
 impl AcdcArgs {
     /// The options, checked, so that bad ones are refused before any work.
-    fn config(&self) -> anyhow::Result<AcdcConfig> {
+    pub fn config(&self) -> anyhow::Result<AcdcConfig> {
         let config = AcdcConfig { tau: self.tau, metric: self.acdc_metric, zero_ablation: self.acdc_zero };
         config.validate().context("--tau")?;
         Ok(config)
@@ -61,7 +64,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let acdc = args.acdc.config()?;
     let model = &args.target.model;
     let Discovered { path, task, ck, mnist, disc } =
-        discovered(&args.target, &args.flags, &args.data, &args.out, "beyond", args.quiet)?;
+        discovered(&args.target, &args.flags, &args.data, &out_or_stdout(&args.out, args.json), "beyond", args.quiet)?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),
@@ -72,13 +75,13 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&b)?)?;
-    summary(&path, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
-    summary(&path, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
+    summary(&path, args.quiet, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
+    summary(&path, args.quiet, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
     if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
         .iter()
         .any(|&f| f > 1.0)
     {
-        summary(&path, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
+        summary(&path, args.quiet, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
     }
     Ok(())
 }

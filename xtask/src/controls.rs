@@ -11,7 +11,7 @@ use modcirc_store::atomic::dir_of;
 use modcirc_study::controls::{controls, ControlSettings, MAX_RANDOM_CIRCUITS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
-use crate::flags::{remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::flags::{out_or_stdout, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
 
 #[derive(Args, Debug)]
 pub struct ControlsArgs {
@@ -37,15 +37,24 @@ pub struct ControlsArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// No progress bars or progress lines; warnings and errors still print.
+    /// Print nothing but errors: no progress, notes, warnings or summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the JSON to standard output and nothing else there (as `--out -`).
+    #[arg(long, conflicts_with = "out")]
+    pub json: bool,
 }
 
 pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
     let model = &args.target.model;
-    let Discovered { path, task, ck, mnist, disc } =
-        discovered(&args.target, &args.flags, &args.data, &args.out, "controls", args.quiet)?;
+    let Discovered { path, task, ck, mnist, disc } = discovered(
+        &args.target,
+        &args.flags,
+        &args.data,
+        &out_or_stdout(&args.out, args.json),
+        "controls",
+        args.quiet,
+    )?;
     let meta = ck.meta.as_ref().map(|m| (m.config.regime, m.config.seed));
     let c = ControlSettings {
         random: args.random as usize,
@@ -59,6 +68,6 @@ pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&r)?)?;
-    summary(&path, &format!("{} on {task}: {} -> {}", model.display(), r.summary(), path.display()));
+    summary(&path, args.quiet, &format!("{} on {task}: {} -> {}", model.display(), r.summary(), path.display()));
     Ok(())
 }

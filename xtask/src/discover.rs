@@ -7,21 +7,26 @@ use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
     Ablation, AcdcError, DiscoveryConfig, SelectionRule, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
+    NODE_GROWTH,
 };
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{DatasetError, Mnist, Task};
+use modcirc_engine::plan::sizes_name;
 use modcirc_metrics::Summary;
 use modcirc_mlp::DeviceSpec;
+use modcirc_present::html::{model_page_data, report_html, PageInput};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{
-    discover_checkpoint, sensitivity_rules, DiscoverOutput, DiscoverySettings, Split, EFFECT_MEANS,
-    FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
+    ablation_means, circuit_above_model, discover_checkpoint, sensitivity_rules, DiscoverOutput, DiscoverySettings,
+    Split, EFFECT_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_FORM, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS,
+    SPARSITY_MEANS,
 };
 use modcirc_study::StudyError;
 
 use crate::flags::{
-    finite, fraction_below_one, refuse_overwrite, remove_stale_temps, write_output, DataArgs, ModelTask,
+    finite, fraction_below_one, out_or_stdout, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs,
+    ModelTask,
 };
 use crate::progress::bar;
 
@@ -34,11 +39,19 @@ pub struct DiscoverArgs {
     /// Output JSON; default ./artifacts/discover/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the model's page (REPORT.html's view for this model:
+    /// the network with the input as its 28x28 map, the circuit, the
+    /// scores, the faithfulness curves and the rules) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// No progress bars or progress lines; warnings and errors still print.
+    /// Print nothing but errors: no progress, notes, warnings or summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the JSON to standard output and nothing else there (as `--out -`).
+    #[arg(long, conflicts_with = "out")]
+    pub json: bool,
 }
 
 /// The discovery's flags, as the command line names them.
@@ -54,10 +67,16 @@ pub struct DiscoverFlags {
     /// whose effect (baseline minus score) is at least --min-effect.
     #[arg(long, value_enum, default_value_t = SelectArg::Topk, hide_possible_values = true)]
     pub select: SelectArg,
-    /// The smallest effect (baseline minus score, in logit-difference units)
-    /// that --select threshold keeps.
-    #[arg(long, allow_negative_numbers = true, required_if_eq("select", "threshold"), value_parser = finite)]
-    pub min_effect: Option<f64>,
+    /// The smallest effect (baseline minus score) that --select threshold
+    /// keeps: in logit-difference units (`0.5`), or as a share of the
+    /// baseline, which compares across models (`5%`).
+    #[arg(long, allow_negative_numbers = true, required_if_eq("select", "threshold"), value_parser = min_effect)]
+    pub min_effect: Option<MinEffect>,
+    /// Also find the smallest circuits whose faithfulness on all pairs
+    /// reaches F (e.g. 0.8): K neurons per hidden layer grown by effect,
+    /// and top-|EAP| edges; with each resample's smallest K.
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = positive)]
+    pub target_faithfulness: Option<f64>,
     /// Under --select topk, fill K from live neurons only (a layer with
     /// fewer keeps them all, and the output says how many).
     #[arg(long)]
@@ -65,7 +84,10 @@ pub struct DiscoverFlags {
     /// Edge threshold, relative to the layer's largest |weight|, in [0, 1).
     #[arg(long, default_value_t = DEFAULT_EPS, allow_negative_numbers = true, value_parser = fraction_below_one)]
     pub eps: f64,
-    /// zero, mean or resample.
+    /// What removed neurons and edges carry in the circuit's forward: zero,
+    /// mean (over the task's images) or resample (the paired corrupted
+    /// image's value). The logit difference and accuracy use it; faithfulness
+    /// is given both in the study's form (corrupted values) and under it.
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
     /// Bootstrap resamples, 1 to 100 000.
@@ -133,7 +155,11 @@ impl DiscoverFlags {
                 if self.k.is_some() {
                     return conflict("--k applies to --select topk only");
                 }
-                SelectionRule::Threshold { min_effect: self.min_effect.unwrap_or_default() }
+                match self.min_effect {
+                    Some(MinEffect::Share(min_share)) => SelectionRule::ShareThreshold { min_share },
+                    Some(MinEffect::Logits(min_effect)) => SelectionRule::Threshold { min_effect },
+                    None => SelectionRule::Threshold { min_effect: 0.0 },
+                }
             }
         };
         let config = DiscoveryConfig {
@@ -145,6 +171,7 @@ impl DiscoverFlags {
             sample: self.sample as usize,
             seed: self.seed,
             device: self.device,
+            target_faithfulness: self.target_faithfulness,
         };
         Ok(DiscoverySettings { config, split: self.split })
     }
@@ -157,6 +184,31 @@ pub enum SelectArg {
     Topk,
     /// Every live neuron whose effect is at least --min-effect.
     Threshold,
+}
+
+/// `--min-effect`: logit units, or a share of the baseline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MinEffect {
+    /// In logit-difference units.
+    Logits(f64),
+    /// A fraction of the baseline (`5%` is 0.05).
+    Share(f64),
+}
+
+/// Parses `0.5` or `5%`.
+fn min_effect(s: &str) -> Result<MinEffect, String> {
+    match s.strip_suffix('%') {
+        Some(p) => finite(p.trim()).map(|x| MinEffect::Share(x / 100.0)),
+        None => finite(s).map(MinEffect::Logits),
+    }
+}
+
+/// `--target-faithfulness`: a finite number above 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match finite(s)? {
+        x if x > 0.0 => Ok(x),
+        x => Err(format!("{x} is not above 0")),
+    }
 }
 
 /// `--k`: one K, or one per hidden layer.
@@ -177,71 +229,97 @@ fn k_list(s: &str) -> Result<KList, String> {
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let task = args.target.parse_task()?;
-    let path = args.out.clone().unwrap_or_else(|| args.target.default_out("discover", &task));
-    refuse_overwrite(&[("--out", &path)], &args.target.inputs(&args.data))?;
+    let path = out_or_stdout(&args.out, args.json).unwrap_or_else(|| args.target.default_out("discover", &task));
+    let mut outputs = vec![("--out", path.as_path())];
+    outputs.extend(args.html.as_deref().map(|h| ("--html", h)));
+    refuse_overwrite(&outputs, &args.target.inputs(&args.data))?;
     let ck = args.target.load()?;
     let mnist = args.data.load()?;
     let settings = args.flags.checked(&ck, &mnist)?;
-    args.target.check_provenance(&ck, &mnist, &args.data)?;
+    args.target.check_provenance(&ck, &mnist, &args.data, args.quiet)?;
     let sha256 = sha256_file(&args.target.model)?;
     let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
     if path != Path::new("-") {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&out)?)?;
-    // With the JSON on standard output, the summary goes to standard error.
-    if path == Path::new("-") {
-        eprint!("{}", summary_lines(&out, &path));
-    } else {
-        print!("{}", summary_lines(&out, &path));
+    summary(&path, args.quiet, summary_lines(&out, &path).trim_end());
+    if let Some(html) = &args.html {
+        let label = args.target.model.file_name().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        let page = PageInput {
+            id: "model".into(),
+            label,
+            seed: ck.meta.as_ref().map_or(0, |m| m.config.seed),
+            checkpoint: &ck,
+            discoveries: vec![&out],
+            beyond: Vec::new(),
+        };
+        let text = report_html(&model_page_data(&page)?)?;
+        if html != Path::new("-") {
+            remove_stale_temps([dir_of(html)], args.quiet)?;
+        }
+        write_output(html, text.as_bytes())?;
+        summary(&path, args.quiet, &format!("  page -> {}", html.display()));
     }
     Ok(())
 }
 
-/// What `discover` prints: each metric with its interval, direction and reference.
+/// What `discover` prints: each metric with its interval, direction,
+/// reference and the ablation it was computed under.
 fn summary_lines(out: &DiscoverOutput, path: &Path) -> String {
     let r = &out.report;
     let s = &r.summary;
+    let ab = r.config.ablation;
     let ci = |x: &Summary, d: usize| format!("{:.d$} [{:.d$}, {:.d$}]", x.mean, x.lo, x.hi);
     let regime = out.inputs.regime.as_deref().unwrap_or("unknown (no sidecar)");
     let mut t = format!(
-        "{} (regime: {regime}) on {}, {} pairs; {}, eps = {}, {} ablation\n",
+        "{} ({} {}, regime: {regime}) on {}, {} pairs; {}, eps = {}\n",
         out.inputs.model,
+        sizes_name(&out.inputs.sizes),
+        out.inputs.activation,
         out.inputs.task,
         out.pairs.len(),
         r.config.selection,
         r.config.eps,
-        r.config.ablation
     );
+    let _ = writeln!(t, "  {}", ablation_means(ab));
     let _ = writeln!(
         t,
         "  bootstrap mean [95% interval] over {} resamples of {} pairs:",
         r.config.bootstraps, r.config.sample
     );
-    let _ = writeln!(t, "    logit difference  {}  ({LOGIT_DIFFERENCE_MEANS})", ci(&s.logit_difference, 4));
+    let _ =
+        writeln!(t, "    logit difference  {}  ({ab} ablation; {LOGIT_DIFFERENCE_MEANS})", ci(&s.logit_difference, 4));
     let _ = writeln!(
         t,
-        "    accuracy          {}  (the model's own on the same images: {})",
+        "    accuracy          {}  ({ab} ablation; the model's own on the same images: {})",
         ci(&s.accuracy, 4),
         ci(&s.model_accuracy, 4)
     );
+    if s.accuracy.mean > s.model_accuracy.mean {
+        let _ = writeln!(t, "                      {}", circuit_above_model(ab));
+    }
     let _ = writeln!(t, "    sparsity          {}  ({SPARSITY_MEANS})", ci(&s.sparsity, 4));
     if let Some(f) = &s.faithfulness {
         let above = if f.mean > 1.0 { format!("; {FAITHFULNESS_ABOVE_ONE}") } else { String::new() };
-        let _ = writeln!(t, "    faithfulness      {}  ({FAITHFULNESS_MEANS}{above})", ci(f, 4));
+        let _ = writeln!(t, "    faithfulness      {}  ({FAITHFULNESS_FORM}: {FAITHFULNESS_MEANS}{above})", ci(f, 4));
+    }
+    if let (Some(f), false) = (&s.faithfulness_ablated, ab == modcirc_acdc::Ablation::Resample) {
+        let _ = writeln!(t, "    faithfulness      {}  (under {ab} ablation, from its empty circuit)", ci(f, 4));
     }
     let ms = Summary { mean: s.discovery_s.mean * 1e3, lo: s.discovery_s.lo * 1e3, hi: s.discovery_s.hi * 1e3, n: 0 };
     let _ = writeln!(t, "    discovery         {} ms per resample (patching sweep and selection)", ci(&ms, 2));
     let _ = writeln!(
         t,
-        "  on all {} pairs: logit difference {:.4}, accuracy {:.4} (the model's {:.4}), {} edges",
+        "  on all {} pairs: logit difference {:.4}, accuracy {:.4} (the model's {:.4}; {ab} ablation), {} edges",
         out.pairs.len(),
         r.full.logit_difference,
         r.full.accuracy,
         r.model_accuracy,
         r.full_n_edges
     );
-    let _ = writeln!(t, "  strongest neurons by {EFFECT_MEANS}; baseline {:.4}:", r.scores.baseline);
+    let base = r.scores.baseline;
+    let _ = writeln!(t, "  strongest neurons by {EFFECT_MEANS}; as a share of the baseline {base:.4}:");
     for (h, layer) in r.scores.layers.iter().enumerate() {
         let mut order: Vec<usize> = (0..layer.len()).collect();
         order.sort_by(|&a, &b| r.scores.effect(h, b).total_cmp(&r.scores.effect(h, a)).then(a.cmp(&b)));
@@ -250,7 +328,7 @@ fn summary_lines(out: &DiscoverOutput, path: &Path) -> String {
             .take(TOP_NEURONS)
             .map(|&i| {
                 let kept = if r.selection.nodes[h].binary_search(&i).is_ok() { "" } else { " (not kept)" };
-                format!("#{i} {:+.4}{kept}", r.scores.effect(h, i))
+                format!("#{i} {:+.1}%{kept}", 100.0 * r.scores.effect(h, i) / base)
             })
             .collect();
         let _ = writeln!(t, "    hidden layer {}: {}", h + 1, top.join(", "));
@@ -259,12 +337,16 @@ fn summary_lines(out: &DiscoverOutput, path: &Path) -> String {
         let _ = writeln!(t, "  note: {n}");
     }
     if !r.compared.is_empty() {
-        let _ = writeln!(t, "  how the circuit moves with the rule (same resamples; dead kept per layer):");
+        let _ = writeln!(
+            t,
+            "  how the circuit moves with the rule (same resamples; {ab} ablation; faithfulness {FAITHFULNESS_FORM}; dead kept per layer):"
+        );
         for c in &r.compared {
             let dead: Vec<String> = c.dead_kept.iter().map(usize::to_string).collect();
+            let f = c.faithfulness.as_ref().map_or("undefined".into(), |f| ci(f, 3));
             let _ = writeln!(
                 t,
-                "    {:<36} logit difference {}, accuracy {}, sparsity {}, dead kept {}",
+                "    {:<36} logit difference {}, accuracy {}, sparsity {}, faithfulness {f}, dead kept {}",
                 c.rule.to_string(),
                 ci(&c.logit_difference, 4),
                 ci(&c.accuracy, 3),
@@ -273,7 +355,81 @@ fn summary_lines(out: &DiscoverOutput, path: &Path) -> String {
             );
         }
     }
+    if let Some(c) = &r.node_curve {
+        let points: Vec<String> =
+            c.k.iter()
+                .zip(&c.faithfulness)
+                .filter(|(k, _)| curve_point(**k, c.k.len()))
+                .map(|(k, f)| format!("{k}: {f:.3}"))
+                .collect();
+        let _ = writeln!(t, "  faithfulness by K on all pairs ({NODE_GROWTH}; {FAITHFULNESS_FORM}):");
+        let _ = writeln!(t, "    {}", points.join(", "));
+    }
+    if let Some(c) = &r.edge_curve {
+        let points: Vec<String> = c
+            .edges
+            .iter()
+            .zip(&c.fractions)
+            .zip(&c.faithfulness)
+            .map(|((e, fr), f)| format!("{e} ({:.1}%): {f:.3}", fr * 100.0))
+            .collect();
+        let _ = writeln!(t, "  faithfulness of the top-|EAP| edges on all pairs (CPR {:.3} higher is better, CMD {:.3} lower is better):", c.cpr, c.cmd);
+        let _ = writeln!(t, "    {}", points.join(", "));
+    }
+    if let Some(m) = &r.smallest {
+        let _ = writeln!(t, "{}", smallest_line(m));
+    }
     let _ = writeln!(t, "  {:.2} s -> {}", out.total_s, path.display());
+    t
+}
+
+/// K values the printed curve shows: every K to 20, then every 5th, and the last.
+fn curve_point(k: usize, last: usize) -> bool {
+    k <= 20 || k.is_multiple_of(5) || k == last
+}
+
+/// The smallest faithful circuits, in words.
+pub fn smallest_line(m: &modcirc_acdc::SmallestFaithful) -> String {
+    let mut t = format!("  smallest circuit with faithfulness ≥ {} on all pairs ({FAITHFULNESS_FORM}):\n", m.target);
+    match (m.k, m.faithfulness) {
+        (Some(k), Some(f)) => {
+            let _ = write!(
+                t,
+                "    nodes: K = {k} (neurons kept: {}), {} edges, sparsity {:.4}, faithfulness {f:.3}",
+                m.kept.iter()
+                    .enumerate()
+                    .map(|(h, n)| format!("{n} in hidden layer {}", h + 1))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                m.edges,
+                m.sparsity
+            );
+            if let Some(fr) = &m.faithfulness_resampled {
+                let _ = write!(t, "; over resamples {:.3} [{:.3}, {:.3}]", fr.mean, fr.lo, fr.hi);
+            }
+            t.push('\n');
+        }
+        _ => t.push_str("    nodes: no K reaches it, not even every neuron (the eps rule drops small weights)\n"),
+    }
+    let (reach, of) = m.resamples_reaching;
+    match &m.k_resampled {
+        Some(k) => {
+            let _ = writeln!(
+                t,
+                "    each resample's own smallest K: {:.1} [{:.0}, {:.0}] ({reach} of {of} resamples reach it)",
+                k.mean, k.lo, k.hi
+            );
+        }
+        None => {
+            let _ = writeln!(t, "    no resample reaches it");
+        }
+    }
+    match (m.eap_edges, m.eap_faithfulness) {
+        (Some(e), Some(f)) => {
+            let _ = write!(t, "    edges: the top {e} |EAP| edges, faithfulness {f:.3}");
+        }
+        _ => t.push_str("    edges: no top-|EAP| circuit on the curve reaches it"),
+    }
     t
 }
 
@@ -337,7 +493,7 @@ pub fn discovered(
     let ck = target.load()?;
     let mnist = data.load()?;
     let settings = flags.checked(&ck, &mnist)?;
-    target.check_provenance(&ck, &mnist, data)?;
+    target.check_provenance(&ck, &mnist, data, quiet)?;
     let sha256 = sha256_file(&target.model)?;
     let disc = discover_model(&mnist, (&ck, &target.model, &sha256), &task, &settings, quiet)?;
     Ok(Discovered { path, task, ck, mnist, disc })

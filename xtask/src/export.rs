@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context};
 use clap::Args;
-use modcirc_present::export::{circuit_graph, to_dot};
+use modcirc_present::export::{circuit_graph, read_source, to_dot, CircuitKind};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
-use modcirc_study::discovery::{differing_files, DiscoverOutput};
+use modcirc_study::discovery::differing_files;
 
 use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs};
 
@@ -16,14 +16,20 @@ pub struct ExportArgs {
     /// The checkpoint the discovery was made on.
     #[arg(long)]
     pub model: PathBuf,
-    /// A `discover` output (JSON) of that model.
+    /// A `discover` output (its node circuit) or a `beyond` output (its
+    /// ACDC or top-|EAP| circuit) of that model.
     #[arg(long)]
     pub discovery: PathBuf,
+    /// Which circuit of the file: nodes (a `discover` output's, its
+    /// default), acdc (a `beyond` output's default) or eap.
+    #[arg(long, value_enum)]
+    pub circuit: Option<CircuitArg>,
     /// json: every neuron and weight with its score and whether the circuit
     /// keeps it (docs/circuit-graph.md); dot: the circuit alone, by layer, for `dot -Tsvg`.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
-    /// The hidden layers' activation, where the file does not record it.
+    /// The hidden layers' activation, for a model without a sidecar: it
+    /// must be the one the discovery recorded.
     #[arg(long)]
     pub activation: Option<modcirc_mlp::Activation>,
     /// Output file; default ./artifacts/export/DISCOVERY.json or .dot.
@@ -31,9 +37,20 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// No notes (of temporary files removed); warnings and errors still print.
+    /// Print nothing but errors: no progress, notes, warnings or summary.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--circuit`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitArg {
+    /// A `discover` output's node circuit.
+    Nodes,
+    /// A `beyond` output's edge-level ACDC circuit.
+    Acdc,
+    /// A `beyond` output's top-|EAP| circuit.
+    Eap,
 }
 
 /// `--format`.
@@ -60,30 +77,42 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     inputs.push(("--discovery".into(), args.discovery.clone()));
     refuse_overwrite(&[("--out", &path)], &inputs)?;
     let bytes = std::fs::read(&args.discovery).with_context(|| format!("reading {}", args.discovery.display()))?;
-    let disc: DiscoverOutput = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a `discover` output (--discovery)", args.discovery.display()))?;
+    let kind = args.circuit.map(|c| match c {
+        CircuitArg::Nodes => CircuitKind::Nodes,
+        CircuitArg::Acdc => CircuitKind::Acdc,
+        CircuitArg::Eap => CircuitKind::Eap,
+    });
+    let src = read_source(&bytes, kind).with_context(|| format!("--discovery {}", args.discovery.display()))?;
     let ck = load_model(&args.model, args.activation)?;
     let sha256 = sha256_file(&args.model)?;
     ensure!(
-        sha256 == disc.inputs.model_sha256,
+        sha256 == src.model_sha256,
         "--discovery {} was made on {} (SHA-256 {}), not on --model {} (SHA-256 {sha256})",
         args.discovery.display(),
-        disc.inputs.model,
-        disc.inputs.model_sha256,
+        src.model,
+        src.model_sha256,
         args.model.display()
     );
+    let activation = ck.model.activation.to_string();
+    ensure!(
+        activation == src.activation,
+        "--discovery {} ran {} with {} activations, not {activation} (--activation)",
+        args.discovery.display(),
+        src.model,
+        src.activation
+    );
     let mnist = args.data.load()?;
-    let differ = differing_files(&disc.inputs.data_checksums, &mnist.checksums);
+    let differ = differing_files(&src.data.1, &mnist.checksums);
     ensure!(
         differ.is_empty(),
         "--discovery {} indexes pairs of {}, but {} here differ ({}): pass --data-dir {}",
         args.discovery.display(),
-        disc.inputs.data_dir,
+        src.data.0,
         mnist.dir.display(),
         differ.join(", "),
-        disc.inputs.data_dir
+        src.data.0
     );
-    let graph = circuit_graph(&mnist, &ck, &disc).context("--model, --discovery")?;
+    let graph = circuit_graph(&mnist, &ck, &src).context("--model, --discovery")?;
     let text = match args.format {
         Format::Json => serde_json::to_string(&graph)?,
         Format::Dot => to_dot(&graph),
@@ -93,13 +122,16 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     }
     write_output(&path, text.as_bytes())?;
     let kept = graph.edges.values().filter(|e| e.in_graph).count();
-    let hidden = graph.nodes.values().filter(|n| n.score.is_some());
+    let last = graph.cfg.sizes.len() - 1;
+    let hidden = graph.nodes.values().filter(|n| n.layer > 0 && n.layer < last);
     summary(
         &path,
+        args.quiet,
         &format!(
-            "{} circuit of {}: {} of {} edges, {} of {} hidden neurons -> {}",
+            "{} circuit of {} ({}): {} of {} edges; hidden neurons: {} kept of {} -> {}",
             graph.cfg.task,
             args.model.display(),
+            graph.cfg.method,
             kept,
             graph.edges.len(),
             hidden.clone().filter(|n| n.in_graph).count(),

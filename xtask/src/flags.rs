@@ -34,6 +34,15 @@ pub fn fraction_below_one(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--json`: the output to standard output, as `--out -`.
+pub fn out_or_stdout(out: &Option<PathBuf>, json: bool) -> Option<PathBuf> {
+    if json {
+        Some(PathBuf::from("-"))
+    } else {
+        out.clone()
+    }
+}
+
 /// `--min-effect`: a finite number.
 pub fn finite(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -201,14 +210,25 @@ impl ModelTask {
         ck: &modcirc_bimt::checkpoint::Checkpoint,
         mnist: &Mnist,
         data: &DataArgs,
+        quiet: bool,
     ) -> anyhow::Result<()> {
         use modcirc_study::discovery::{provenance, Provenance};
         let (model, here) = (self.model.display(), mnist.dir.display());
         match provenance(ck, mnist) {
             Provenance::Same => {}
-            Provenance::Unknown => {
-                eprintln!("note: {model} has no sidecar: the data it was trained on are unknown");
+            Provenance::Unknown if !quiet => {
+                let files: Vec<String> = mnist
+                    .checksums
+                    .iter()
+                    .map(|c| format!("{} {}", c.file, &c.sha256[..12.min(c.sha256.len())]))
+                    .collect();
+                eprintln!(
+                    "note: {model} has no sidecar: the data it was trained on are unknown; this run uses {here} ({}), recorded in the output",
+                    files.join(", ")
+                );
             }
+            Provenance::Unknown => {}
+            Provenance::Differs { .. } if data.data_dir.is_some() && quiet => {}
             Provenance::Differs { trained_on, files } if data.data_dir.is_some() => eprintln!(
                 "warning: {model} was trained on {trained_on}; running it on {here} (--data-dir), whose {} differ",
                 files.join(", ")
@@ -235,7 +255,7 @@ impl ModelTask {
     /// `artifacts/<kind>/<model stem>-<task>.json`, where `--out` is not given.
     pub fn default_out(&self, kind: &str, task: &modcirc_dataset::Task) -> std::path::PathBuf {
         let stem = self.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        artifacts_dir().join(kind).join(format!("{stem}-{}.json", task.name.replace([':', ','], "_")))
+        artifacts_dir().join(kind).join(format!("{stem}-{}.json", task.file_stem()))
     }
 }
 
@@ -264,9 +284,11 @@ pub fn remove_stale_temps<'a>(dirs: impl IntoIterator<Item = &'a Path>, quiet: b
 }
 
 /// Prints a command's summary line: to standard output, or to standard
-/// error when the output itself goes to standard output (`--out -`).
-pub fn summary(out: &Path, line: &str) {
-    if out == Path::new("-") {
+/// error when the output itself goes to standard output (`--out -`,
+/// `--json`); nothing under `--quiet`.
+pub fn summary(out: &Path, quiet: bool, line: &str) {
+    if quiet {
+    } else if out == Path::new("-") {
         eprintln!("{line}");
     } else {
         println!("{line}");

@@ -3,6 +3,7 @@
 //! `cargo devtask`'s.
 
 mod beyond;
+mod compare;
 mod controls;
 mod discover;
 mod export;
@@ -41,6 +42,9 @@ enum Command {
     /// Controls (STUDY §10) on one model and task: random circuits of the
     /// circuit's size, disjoint alternatives, the any-digit control.
     Controls(controls::ControlsArgs),
+    /// Several checkpoints on one task, side by side: accuracy, the smallest
+    /// faithful circuit, CPR/CMD, ACDC, modularity; by condition over seeds.
+    Compare(compare::CompareArgs),
     /// A discovered circuit as a graph: JSON (EAP-IG's field names) or Graphviz DOT.
     Export(export::ExportArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
@@ -65,6 +69,7 @@ fn main() {
         Command::Discover(args) => discover::run(args),
         Command::Beyond(args) => beyond::run(args),
         Command::Controls(args) => controls::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Sweep(args) => sweep::run(args),

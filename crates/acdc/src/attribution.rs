@@ -14,7 +14,7 @@ use modcirc_mlp::{Activations, Linear, Mlp};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{AcdcError, Circuit, PatchingSweep, TaskImages};
+use crate::{Ablation, AcdcError, Circuit, PatchingSweep, TaskImages};
 
 /// One value per hidden neuron: `layers[h][i]` for neuron `i` of hidden layer `h`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,7 +241,7 @@ pub fn edge_attribution(sweep: &PatchingSweep<'_>) -> Result<EdgeScores, AcdcErr
 
 /// The answer metric of the model on the clean images (`m(M)`) and on the
 /// corrupted ones (`m(∅)`, the empty circuit).
-fn faithfulness_scale(sweep: &PatchingSweep<'_>) -> Result<(f64, f64), AcdcError> {
+pub(crate) fn faithfulness_scale(sweep: &PatchingSweep<'_>) -> Result<(f64, f64), AcdcError> {
     let (model, images) = (sweep.model, &sweep.images);
     check_labels(model, images)?;
     let full = mean(&answer_metric(model, sweep.clean_logits(), images));
@@ -259,6 +259,28 @@ fn faithfulness_scale(sweep: &PatchingSweep<'_>) -> Result<(f64, f64), AcdcError
 /// corrupted run.
 pub fn faithfulness(sweep: &PatchingSweep<'_>, circuit: &Circuit) -> Result<f64, AcdcError> {
     faithfulness_of(sweep, circuit.answer_metric(sweep)?)
+}
+
+/// [`faithfulness`] with removed edges carrying their source's value under
+/// `ablation`, and the empty circuit under the same ablation as the zero
+/// of the scale: `(m_a(C) − m_a(∅)) / (m(M) − m_a(∅))`. Resample ablation is
+/// the corrupted-value form (STUDY §8), [`faithfulness`] itself; zero and
+/// mean ask how much of the answer the circuit carries when what it leaves
+/// out sends nothing, or its average.
+pub fn faithfulness_under(sweep: &PatchingSweep<'_>, circuit: &Circuit, ablation: Ablation) -> Result<f64, AcdcError> {
+    if ablation == Ablation::Resample {
+        return faithfulness(sweep, circuit);
+    }
+    let (full, _) = faithfulness_scale(sweep)?;
+    let model = sweep.model;
+    let none: Vec<Vec<bool>> = model.layers.iter().map(|l| vec![false; l.weight.len()]).collect();
+    let empty = Circuit::from_edges(model, &none)?.answer_metric_under(sweep, ablation)?;
+    if (full - empty).abs() <= 1e-9 * full.abs().max(1.0) {
+        return Err(AcdcError::Degenerate(format!(
+            "the model's answer metric ({full}) equals the empty circuit's under {ablation} ablation: faithfulness is undefined"
+        )));
+    }
+    Ok((circuit.answer_metric_under(sweep, ablation)? - empty) / (full - empty))
 }
 
 /// [`faithfulness`] of a circuit whose answer metric on `sweep` is `m`.

@@ -424,44 +424,13 @@ impl Circuit {
         let model = sweep.model;
         self.check_model(model)?;
         let n = sweep.images.n;
-        let px = sweep.images.pixels;
         // The images feed only the first layer's product, which `shared`
         // holds where it is given.
         let x = match shared {
             Some(_) => Vec::new(),
             None => [sweep.images.clean.as_slice(), &sweep.images.corrupted].concat(),
         };
-        // Inputs of layer l on the model's runs: pixels for l = 0, else post[l-1].
-        let layer_input = |acts: &modcirc_mlp::Activations, l: usize, imgs: &[f32]| -> Vec<f32> {
-            if l == 0 {
-                imgs.to_vec()
-            } else {
-                acts.post[l - 1].clone()
-            }
-        };
-        let ablated: Vec<Option<AblatedRows>> = (0..self.kept.len())
-            .map(|l| {
-                let width = if l == 0 { px } else { model.layers[l - 1].n_out };
-                if ablation == Ablation::Zero {
-                    return None;
-                }
-                let clean = layer_input(&sweep.clean, l, &sweep.images.clean);
-                let corrupted = layer_input(&sweep.corrupted, l, &sweep.images.corrupted);
-                match ablation {
-                    Ablation::Zero => None,
-                    Ablation::Mean => {
-                        let mut mean = vec![0.0f64; width];
-                        for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
-                            mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
-                        }
-                        let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
-                        Some(AblatedRows { values, width, per_input: false, n })
-                    }
-                    // Clean image b and corrupted image b both see corrupted b.
-                    Ablation::Resample => Some(AblatedRows { values: corrupted, width, per_input: true, n }),
-                }
-            })
-            .collect();
+        let ablated = ablated_rows(sweep, ablation, self.kept.len());
         let circuit = self.forward(&x, 2 * n, &ablated, shared.map(|s| s.both.as_slice()));
         let mut reference = sweep.clean.post.last().unwrap().clone();
         reference.extend_from_slice(sweep.corrupted.post.last().unwrap());
@@ -516,6 +485,23 @@ impl Circuit {
         }
         let m = crate::attribution::answer_metric(model, &a, &sweep.images);
         Ok(m.iter().sum::<f64>() / n as f64)
+    }
+
+    /// The answer metric of [`Circuit::answer_metric`] with removed edges
+    /// carrying their source's value under `ablation`: resample is the
+    /// corrupted-value form itself; zero and mean send 0 or the task
+    /// images' mean (STUDY §5's ablations, applied to §8's metric).
+    pub fn answer_metric_under(&self, sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<f64, AcdcError> {
+        if ablation == Ablation::Resample {
+            return self.answer_metric(sweep);
+        }
+        let model = sweep.model;
+        self.check_model(model)?;
+        crate::attribution::check_labels(model, &sweep.images)?;
+        let n = sweep.images.n;
+        let ablated = ablated_rows(sweep, ablation, self.kept.len());
+        let logits = self.forward(&sweep.images.clean, n, &ablated, None);
+        Ok(crate::attribution::answer_metric(model, &logits, &sweep.images).iter().sum::<f64>() / n as f64)
     }
 
     /// [`Circuit::answer_metric`] the plain way, every removed edge's
@@ -573,6 +559,45 @@ impl AblatedRows {
             0
         }
     }
+}
+
+/// The ablated values of each of `layers` layers' inputs on `sweep`'s
+/// pairs: none under zero ablation; the mean over the task's clean and
+/// corrupted images; or each pair's corrupted run (resample: clean image b
+/// and corrupted image b both see corrupted b).
+fn ablated_rows(sweep: &PatchingSweep<'_>, ablation: Ablation, layers: usize) -> Vec<Option<AblatedRows>> {
+    let (model, n, px) = (sweep.model, sweep.images.n, sweep.images.pixels);
+    (0..layers)
+        .map(|l| {
+            let width = if l == 0 { px } else { model.layers[l - 1].n_out };
+            let input = |run: &modcirc_mlp::Activations, imgs: &[f32]| -> Vec<f32> {
+                if l == 0 {
+                    imgs.to_vec()
+                } else {
+                    run.post[l - 1].clone()
+                }
+            };
+            match ablation {
+                Ablation::Zero => None,
+                Ablation::Mean => {
+                    let (clean, corrupted) =
+                        (input(&sweep.clean, &sweep.images.clean), input(&sweep.corrupted, &sweep.images.corrupted));
+                    let mut mean = vec![0.0f64; width];
+                    for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
+                        mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+                    }
+                    let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
+                    Some(AblatedRows { values, width, per_input: false, n })
+                }
+                Ablation::Resample => Some(AblatedRows {
+                    values: input(&sweep.corrupted, &sweep.images.corrupted),
+                    width,
+                    per_input: true,
+                    n,
+                }),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -649,6 +674,43 @@ mod tests {
                     assert!(f.iter().zip(&d).all(|(a, b)| close(*a as f64, *b as f64)), "{sizes:?} eps {eps}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn faithfulness_under_each_ablation_runs_from_the_empty_circuit_to_the_model() {
+        let mut rng = Rng::new(8);
+        for (sizes, act) in [(vec![7, 10, 3], Activation::Relu), (vec![9, 6, 8, 4], Activation::Tanh)] {
+            let model = Mlp::init(&sizes, act, &mut || rng.next_f64()).unwrap();
+            let (px, n) = (sizes[0], 11);
+            let mut img = |k: usize| (0..k).map(|_| rng.next_f64() as f32).collect::<Vec<f32>>();
+            let images = TaskImages {
+                n,
+                pixels: px,
+                clean: img(n * px),
+                corrupted: img(n * px),
+                clean_labels: (0..n).map(|b| (b % 3) as u8).collect(),
+                corrupted_labels: (0..n).map(|b| ((b + 1) % 3) as u8).collect(),
+            };
+            let sweep = PatchingSweep::new(&model, &images).unwrap();
+            let hidden = &sizes[1..sizes.len() - 1];
+            let all = Circuit::new(&model, hidden.iter().map(|&w| (0..w).collect()).collect(), 0.0).unwrap();
+            let none: Vec<Vec<bool>> = model.layers.iter().map(|l| vec![false; l.weight.len()]).collect();
+            let empty = Circuit::from_edges(&model, &none).unwrap();
+            let half = Circuit::new(&model, hidden.iter().map(|&w| (0..w / 2).collect()).collect(), 0.0).unwrap();
+            for ablation in [Ablation::Zero, Ablation::Mean, Ablation::Resample] {
+                let f = |c: &Circuit| crate::faithfulness_under(&sweep, c, ablation).unwrap();
+                assert!((f(&all) - 1.0).abs() < 1e-4, "{sizes:?} {ablation}: the model is 1");
+                assert!(f(&empty).abs() < 1e-4, "{sizes:?} {ablation}: the empty circuit is 0");
+                assert!(f(&half).is_finite());
+            }
+            // Resample is the corrupted-value form; zero and mean are other circuits' runs.
+            assert_eq!(
+                crate::faithfulness_under(&sweep, &half, Ablation::Resample).unwrap(),
+                half.faithfulness(&sweep).unwrap()
+            );
+            let zero = crate::faithfulness_under(&sweep, &half, Ablation::Zero).unwrap();
+            assert!((zero - half.faithfulness(&sweep).unwrap()).abs() > 1e-6, "{sizes:?}: zero differs");
         }
     }
 }

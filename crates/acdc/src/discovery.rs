@@ -5,10 +5,13 @@ use modcirc_metrics::Summary;
 use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::faithfulness;
+use crate::attribution::{edge_attribution, faithfulness, faithfulness_curve, faithfulness_under, FaithfulnessCurve};
+use crate::smallest::{
+    k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,
+};
 use crate::{
-    Ablation, AcdcError, Circuit, CircuitEval, DeviceSweep, NeuronScores, PatchingSweep, Selection, SelectionRule,
-    TaskImages,
+    Ablation, AcdcError, Circuit, CircuitEval, NeuronScores, PatchingSweep, Selection, SelectionRule, TaskImages,
+    DEFAULT_FRACTIONS,
 };
 
 /// K, the neurons kept per hidden layer (STUDY §4).
@@ -49,6 +52,10 @@ pub struct DiscoveryConfig {
     /// always runs on the CPU.
     #[serde(default)]
     pub device: DeviceSpec,
+    /// Where set, also find the smallest circuits reaching this
+    /// faithfulness ([`SmallestFaithful`]), on all pairs and on each resample.
+    #[serde(default)]
+    pub target_faithfulness: Option<f64>,
 }
 
 impl DiscoveryConfig {
@@ -84,6 +91,9 @@ impl DiscoveryConfig {
             return Err(AcdcError::BadEps(self.eps));
         }
         self.selection.check(&hidden_widths(model))?;
+        if let Some(t) = self.target_faithfulness.filter(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(AcdcError::BadOption(format!("target faithfulness {t}: must be a positive number")));
+        }
         if self.bootstraps == 0 || self.sample == 0 {
             // Every summary would be the mean of nothing: NaN.
             return Err(AcdcError::BadOption(format!(
@@ -115,6 +125,7 @@ impl Default for DiscoveryConfig {
             sample: DEFAULT_SAMPLE,
             seed: 0,
             device: DeviceSpec::Cpu,
+            target_faithfulness: None,
         }
     }
 }
@@ -153,6 +164,11 @@ pub struct BootstrapRecord {
     /// where the model answers the same on clean and corrupted images.
     #[serde(default)]
     pub faithfulness: Option<f64>,
+    /// Faithfulness with removed edges carrying values under the
+    /// discovery's ablation, the empty circuit under it as the zero
+    /// ([`crate::faithfulness_under`]); equal to `faithfulness` under resample.
+    #[serde(default)]
+    pub faithfulness_ablated: Option<f64>,
 }
 
 /// Mean and 95% percentile interval of each metric over the resamples.
@@ -173,6 +189,9 @@ pub struct DiscoverySummary {
     /// because the components it leaves out worked against the answer).
     #[serde(default)]
     pub faithfulness: Option<Summary>,
+    /// Of the faithfulness under the discovery's ablation.
+    #[serde(default)]
+    pub faithfulness_ablated: Option<Summary>,
 }
 
 /// A compared rule's circuits over the same resamples.
@@ -190,6 +209,12 @@ pub struct RuleSummary {
     pub accuracy: Summary,
     /// Of the circuits' sparsities.
     pub sparsity: Summary,
+    /// Of the circuits' faithfulness, removed edges carrying corrupted values.
+    #[serde(default)]
+    pub faithfulness: Option<Summary>,
+    /// Of their faithfulness under the discovery's ablation.
+    #[serde(default)]
+    pub faithfulness_ablated: Option<Summary>,
 }
 
 /// Everything one discovery produced.
@@ -214,6 +239,16 @@ pub struct DiscoveryReport {
     /// The rules of `config.compare` that fit the model, on the same resamples.
     #[serde(default)]
     pub compared: Vec<RuleSummary>,
+    /// Faithfulness of the K-circuit of every K on all pairs ([`NODE_GROWTH`];
+    /// `None` where faithfulness is undefined).
+    #[serde(default)]
+    pub node_curve: Option<NodeCurve>,
+    /// Faithfulness of the top-|EAP| circuits over their size on all pairs, with CPR and CMD.
+    #[serde(default)]
+    pub edge_curve: Option<FaithfulnessCurve>,
+    /// The smallest circuits reaching `config.target_faithfulness`, where it is set.
+    #[serde(default)]
+    pub smallest: Option<SmallestFaithful>,
 }
 
 /// Mean and interval of `values`; NaN where there is none (refused later as non-finite).
@@ -244,11 +279,33 @@ fn timed_selection<'m>(
     Ok((scores, sel, sub, t.elapsed().as_secs_f64()))
 }
 
+#[cfg(feature = "candle")]
+use crate::DeviceSweep;
+
+/// Without the `candle` feature there is no device sweep: a type with no value.
+#[cfg(not(feature = "candle"))]
+enum DeviceSweep {}
+
+#[cfg(not(feature = "candle"))]
+impl DeviceSweep {
+    fn scores(&self, _: Option<&[usize]>) -> Result<NeuronScores, AcdcError> {
+        match *self {}
+    }
+}
+
 /// The sweep on the device `config` names, or `None` for the CPU.
 fn device_sweep(sweep: &PatchingSweep<'_>, config: &DiscoveryConfig) -> Result<Option<DeviceSweep>, AcdcError> {
     match config.device {
         DeviceSpec::Cpu => Ok(None),
+        #[cfg(feature = "candle")]
         spec => Ok(Some(DeviceSweep::new(sweep, &spec.open().map_err(|e| AcdcError::Device(e.to_string()))?)?)),
+        #[cfg(not(feature = "candle"))]
+        spec => {
+            let _ = sweep;
+            Err(AcdcError::Device(format!(
+                "{spec}: this build has no device sweep (enable the `candle` feature of modcirc-acdc)"
+            )))
+        }
     }
 }
 
@@ -276,6 +333,9 @@ fn summary_of(bootstraps: &[BootstrapRecord]) -> DiscoverySummary {
         sparsity: of(|r| r.sparsity),
         discovery_s: of(|r| r.discovery_s),
         faithfulness: Summary::of(&bootstraps.iter().filter_map(|r| r.faithfulness).collect::<Vec<_>>()),
+        faithfulness_ablated: Summary::of(
+            &bootstraps.iter().filter_map(|r| r.faithfulness_ablated).collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -283,7 +343,7 @@ fn summary_of(bootstraps: &[BootstrapRecord]) -> DiscoverySummary {
 /// summarised.
 fn rule_summaries(
     compare: &[&SelectionRule],
-    compared_evals: &[Vec<CircuitEval>],
+    compared_evals: &[Vec<Judged>],
     scores: &NeuronScores,
 ) -> Result<Vec<RuleSummary>, AcdcError> {
     compare
@@ -295,12 +355,42 @@ fn rule_summaries(
                 rule: (*rule).clone(),
                 kept: sel.nodes.iter().map(Vec::len).collect(),
                 dead_kept: sel.dead_kept,
-                logit_difference: summarize(evals.iter().map(|e| e.logit_difference)),
-                accuracy: summarize(evals.iter().map(|e| e.accuracy)),
-                sparsity: summarize(evals.iter().map(|e| e.sparsity)),
+                logit_difference: summarize(evals.iter().map(|e| e.eval.logit_difference)),
+                accuracy: summarize(evals.iter().map(|e| e.eval.accuracy)),
+                sparsity: summarize(evals.iter().map(|e| e.eval.sparsity)),
+                faithfulness: Summary::of(&evals.iter().filter_map(|e| e.faithfulness).collect::<Vec<_>>()),
+                faithfulness_ablated: Summary::of(
+                    &evals.iter().filter_map(|e| e.faithfulness_ablated).collect::<Vec<_>>(),
+                ),
             })
         })
         .collect()
+}
+
+/// A circuit's metrics on one resample.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    eval: CircuitEval,
+    faithfulness: Option<f64>,
+    faithfulness_ablated: Option<f64>,
+}
+
+/// `Some(f)`, or `None` where faithfulness is undefined on these pairs.
+fn defined(f: Result<f64, AcdcError>) -> Result<Option<f64>, AcdcError> {
+    match f {
+        Ok(f) => Ok(Some(f)),
+        Err(AcdcError::Degenerate(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `c`'s metrics on `sub` under `ablation`, and its faithfulness in both forms.
+fn judge(c: &Circuit, sub: &PatchingSweep<'_>, ablation: Ablation) -> Result<Judged, AcdcError> {
+    Ok(Judged {
+        eval: c.evaluate(sub, ablation)?,
+        faithfulness: defined(faithfulness(sub, c))?,
+        faithfulness_ablated: defined(faithfulness_under(sub, c, ablation))?,
+    })
 }
 
 /// Circuit discovery on the whole pair set, then on `bootstraps` resamples.
@@ -326,22 +416,52 @@ pub fn discover(
     let sampler = Bootstrap::new(images.n, config.sample, config.seed).map_err(|e| AcdcError::Shape(e.to_string()))?;
     let mut bootstraps = Vec::with_capacity(config.bootstraps);
     // compared_evals[r][b]: rule r's circuit on resample b.
-    let mut compared_evals: Vec<Vec<CircuitEval>> = vec![Vec::with_capacity(config.bootstraps); compare.len()];
+    let mut compared_evals: Vec<Vec<Judged>> = vec![Vec::with_capacity(config.bootstraps); compare.len()];
+    // The faithfulness curves on all pairs, and the smallest circuits reaching the target.
+    let node = defined_curve(node_curve(&sweep, &scores, config.eps))?;
+    let eap = match edge_attribution(&sweep) {
+        Ok(e) => Some(e),
+        Err(AcdcError::Degenerate(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let edge = match &eap {
+        Some(e) => defined_curve(faithfulness_curve(&sweep, e, &DEFAULT_FRACTIONS))?,
+        None => None,
+    };
+    let target = config.target_faithfulness;
+    let k_star = match (target, &node) {
+        (Some(t), Some(curve)) => curve.k.iter().zip(&curve.faithfulness).find(|(_, &f)| f >= t).map(|(&k, &f)| (k, f)),
+        _ => None,
+    };
+    // Per resample: K*'s circuit's faithfulness, and the resample's own smallest K.
+    let mut k_star_faithfulness = Vec::new();
+    let mut k_resampled = Vec::new();
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
         let (scores_b, sel, sub, discovery_s) = timed_selection(&sweep, on_device.as_ref(), &idx, &config.selection)?;
         let sub = sub.unwrap_or_else(|| sweep.subset(&idx));
         let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
-        let eval = c.evaluate(&sub, config.ablation)?;
+        let judged = judge(&c, &sub, config.ablation)?;
         for (rule, evals) in compare.iter().zip(&mut compared_evals) {
             let nodes = scores_b.select_by(rule)?.nodes;
             // A rule that keeps the same neurons (the study's K, or live-only
             // where no dead neuron was kept) has the same circuit.
             evals.push(if nodes == sel.nodes {
-                eval
+                judged
             } else {
-                Circuit::new(model, nodes, config.eps)?.evaluate(&sub, config.ablation)?
+                judge(&Circuit::new(model, nodes, config.eps)?, &sub, config.ablation)?
             });
+        }
+        if let Some(t) = target {
+            if let Some((k, _)) = k_star {
+                let c = Circuit::new(model, k_nodes(&scores_b, k)?, config.eps)?;
+                k_star_faithfulness.extend(defined(faithfulness(&sub, &c))?);
+            }
+            match smallest_k(&sub, &scores_b, config.eps, t) {
+                Ok(Some((k, _))) => k_resampled.push(k as f64),
+                Ok(None) | Err(AcdcError::Degenerate(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         bootstraps.push(BootstrapRecord {
             index: b,
@@ -349,18 +469,43 @@ pub fn discover(
             nodes: sel.nodes,
             dead_kept: sel.dead_kept,
             n_edges: c.n_edges(),
-            logit_difference: eval.logit_difference,
-            accuracy: eval.accuracy,
+            logit_difference: judged.eval.logit_difference,
+            accuracy: judged.eval.accuracy,
             model_accuracy: sub.model_accuracy(),
-            sparsity: eval.sparsity,
-            faithfulness: match faithfulness(&sub, &c) {
-                Ok(f) => Some(f),
-                Err(AcdcError::Degenerate(_)) => None,
-                Err(e) => return Err(e),
-            },
+            sparsity: judged.eval.sparsity,
+            faithfulness: judged.faithfulness,
+            faithfulness_ablated: judged.faithfulness_ablated,
         });
         progress(b + 1);
     }
+    let smallest = match target {
+        None => None,
+        Some(t) => {
+            let at_k = match k_star {
+                Some((k, _)) => Some(Circuit::new(model, k_nodes(&scores, k)?, config.eps)?),
+                None => None,
+            };
+            let eap_smallest = match (&eap, &edge) {
+                (Some(e), Some(curve)) => smallest_edges(&sweep, e, curve, t)?,
+                _ => None,
+            };
+            Some(SmallestFaithful {
+                target: t,
+                growth: NODE_GROWTH.into(),
+                k: k_star.map(|(k, _)| k),
+                kept: at_k.as_ref().map_or_else(Vec::new, |c| c.nodes.iter().map(Vec::len).collect()),
+                edges: at_k.as_ref().map_or(0, Circuit::n_edges),
+                sparsity: at_k.as_ref().map_or(f64::NAN, Circuit::sparsity),
+                faithfulness: k_star.map(|(_, f)| f),
+                faithfulness_resampled: Summary::of(&k_star_faithfulness),
+                k_resampled: Summary::of(&k_resampled),
+                resamples_reaching: (k_resampled.len(), config.bootstraps),
+                edge_growth: EDGE_GROWTH.into(),
+                eap_edges: eap_smallest.map(|(e, _)| e),
+                eap_faithfulness: eap_smallest.map(|(_, f)| f),
+            })
+        }
+    };
     let summary = summary_of(&bootstraps);
     let compared = rule_summaries(&compare, &compared_evals, &scores)?;
     Ok(DiscoveryReport {
@@ -373,7 +518,19 @@ pub fn discover(
         bootstraps,
         summary,
         compared,
+        node_curve: node,
+        edge_curve: edge,
+        smallest,
     })
+}
+
+/// A curve, or `None` where faithfulness is undefined on the pairs.
+fn defined_curve<T>(c: Result<T, AcdcError>) -> Result<Option<T>, AcdcError> {
+    match c {
+        Ok(c) => Ok(Some(c)),
+        Err(AcdcError::Degenerate(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub enum AcdcError {
     #[error("{0}")]
     BadOption(String),
     /// A candle operation failed on the device.
+    #[cfg(feature = "candle")]
     #[error("on the device: {0}")]
     Candle(#[from] candle_core::Error),
     /// A forward pass that overflows f32: weights so large that an

@@ -4,8 +4,9 @@
 //!   neuron patched with its clean value, for all pairs at once. Patching one
 //!   neuron changes the next layer's pre-activation by a rank-1 term, so
 //!   nothing upstream is recomputed.
-//! * [`DeviceSweep`]: the same scores as candle tensor ops on any candle
-//!   device (`--device cuda` with the `cuda` feature).
+//! * `DeviceSweep` (feature `candle`, on by default): the same scores as
+//!   candle tensor ops on any candle device (`--device cuda` with the
+//!   `cuda` feature).
 //! * [`NeuronScores::select`]: the K lowest scores per hidden layer;
 //!   [`NeuronScores::select_by`] any [`SelectionRule`] (K per layer, live
 //!   neurons only, an effect threshold), saying how many kept neurons are dead.
@@ -16,6 +17,8 @@
 //!   [`exact_node_effects`] to check the first against, and
 //!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD);
 //!   [`edge_acdc`], ACDC over every edge.
+//! * The smallest faithful circuit: [`node_curve`] and [`smallest_k`] grow
+//!   circuits K neurons per layer, [`smallest_edges`] by top-|EAP| weights.
 //! * Controls (STUDY §10): [`random_circuits`] of a circuit's size and its
 //!   disjoint [`alternatives`].
 //!
@@ -48,22 +51,25 @@
 mod attribution;
 mod circuit;
 mod controls;
+#[cfg(feature = "candle")]
 mod device_sweep;
 mod discovery;
 mod edge_acdc;
 mod error;
 mod select;
+mod smallest;
 mod sweep;
 
 pub use attribution::{
-    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, EdgeScores,
-    FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
+    edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, faithfulness_under, node_attribution,
+    EdgeScores, FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
 pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval, SharedFirstLayer};
 pub use controls::{
     alternatives, any_digit_images, faithful_alternatives, random_circuits, AgainstRandom, Alternative, CircuitMetrics,
     Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
 };
+#[cfg(feature = "candle")]
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
     discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,
@@ -72,4 +78,7 @@ pub use discovery::{
 pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
 pub use select::{Selection, SelectionRule};
+pub use smallest::{
+    k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,
+};
 pub use sweep::{NeuronScores, PatchingSweep, TaskImages, DEAD_TOLERANCE};

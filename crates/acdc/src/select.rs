@@ -28,6 +28,13 @@ pub enum SelectionRule {
         /// The smallest effect kept, in logit-difference units.
         min_effect: f64,
     },
+    /// Every live neuron whose effect is at least `min_share` of the
+    /// baseline (the unpatched logit difference): a threshold that means
+    /// the same on models whose logits have other scales.
+    ShareThreshold {
+        /// The smallest effect kept, as a fraction of the baseline.
+        min_share: f64,
+    },
 }
 
 impl SelectionRule {
@@ -69,6 +76,10 @@ impl SelectionRule {
                 Err(AcdcError::BadSelection(format!("min_effect = {min_effect}: must be a finite number")))
             }
             SelectionRule::Threshold { .. } => Ok(()),
+            SelectionRule::ShareThreshold { min_share } if !min_share.is_finite() => {
+                Err(AcdcError::BadSelection(format!("min_share = {min_share}: must be a finite number")))
+            }
+            SelectionRule::ShareThreshold { .. } => Ok(()),
         }
     }
 }
@@ -85,6 +96,7 @@ impl fmt::Display for SelectionRule {
                 Ok(())
             }
             SelectionRule::Threshold { min_effect } => write!(f, "effect ≥ {min_effect}"),
+            SelectionRule::ShareThreshold { min_share } => write!(f, "effect ≥ {}% of the baseline", min_share * 100.0),
         }
     }
 }
@@ -149,6 +161,9 @@ impl NeuronScores {
             // Dead neurons score the baseline exactly, whatever rounding said.
             let score: Vec<f64> =
                 (0..scores.len()).map(|j| if self.is_dead(scores[j]) { self.baseline } else { scores[j] }).collect();
+            let above = |min: f64| -> Vec<usize> {
+                (0..scores.len()).filter(|&j| !self.is_dead(scores[j]) && effect[j] >= min).collect()
+            };
             let (mut kept, tie) = match rule {
                 SelectionRule::TopK { k, live_only } => {
                     let mut order: Vec<usize> =
@@ -165,10 +180,8 @@ impl NeuronScores {
                     };
                     (kept, tie)
                 }
-                SelectionRule::Threshold { min_effect } => {
-                    let kept = (0..scores.len()).filter(|&j| !self.is_dead(scores[j]) && effect[j] >= *min_effect);
-                    (kept.collect(), 0)
-                }
+                SelectionRule::Threshold { min_effect } => (above(*min_effect), 0),
+                SelectionRule::ShareThreshold { min_share } => (above(min_share * self.baseline), 0),
             };
             kept.sort_unstable();
             sel.dead_kept.push(kept.iter().filter(|j| dead.binary_search(j).is_ok()).count());
@@ -223,6 +236,15 @@ mod tests {
         let sel = scores().select_by(&SelectionRule::Threshold { min_effect: 0.15 }).unwrap();
         assert_eq!(sel.nodes, vec![vec![2, 5], vec![1, 2]]);
         assert_eq!(sel.dead_kept, vec![0, 0]);
+        // A share of the baseline means the same on a model of twice the logit scale.
+        let s = scores();
+        let doubled = NeuronScores {
+            baseline: 2.0 * s.baseline,
+            layers: s.layers.iter().map(|l| l.iter().map(|v| 2.0 * v).collect()).collect(),
+        };
+        let share = doubled.select_by(&SelectionRule::ShareThreshold { min_share: 0.15 }).unwrap();
+        assert_eq!(share.nodes, sel.nodes);
+        assert_ne!(doubled.select_by(&SelectionRule::Threshold { min_effect: 0.15 }).unwrap().nodes, sel.nodes);
         let sel = scores().select_by(&SelectionRule::Threshold { min_effect: 0.5 }).unwrap();
         assert_eq!(sel.nodes, vec![vec![], vec![1]], "a layer may keep nothing");
     }

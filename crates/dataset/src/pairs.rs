@@ -36,6 +36,23 @@ impl Task {
         Task::from_pairs("line", &[(4, 9), (1, 3), (7, 9)])
     }
 
+    /// The task in a file name, of `[A-Za-z0-9._-]` only: its name where
+    /// that is all it holds (`circle`), else its pairs as `3v8_8v3`.
+    ///
+    /// ```
+    /// use modcirc_dataset::Task;
+    /// assert_eq!(Task::parse("3:8,8:3").unwrap().file_stem(), "3v8_8v3");
+    /// assert_eq!(Task::circle().file_stem(), "circle");
+    /// ```
+    pub fn file_stem(&self) -> String {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if !self.name.is_empty() && self.name.chars().all(plain) && !self.name.starts_with('.') {
+            return self.name.clone();
+        }
+        let pairs: Vec<String> = self.pairs.iter().map(|p| format!("{}v{}", p.clean, p.corrupted)).collect();
+        pairs.join("_")
+    }
+
     fn from_pairs(name: &str, pairs: &[(u8, u8)]) -> Task {
         Task {
             name: name.into(),

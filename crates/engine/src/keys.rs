@@ -92,19 +92,19 @@ impl UnitFiles<'_> {
     /// A discovery of `task` on the model of SHA-256 `model_sha256`.
     pub fn discovery(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
         let key = discovery_key(model_sha256, settings_json, task);
-        self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+        self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §8 on `task`.
     pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
         let key = beyond_key(model_sha256, settings_json, task);
-        self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+        self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §10 on `task`.
     pub fn controls(&self, model_sha256: &str, settings_json: &[u8], task: &Task, c: &ControlSettings) -> PathBuf {
         let key = controls_key(model_sha256, settings_json, task, c);
-        self.out.join("controls").join(format!("{}-{}-{key}.json", self.stem(), task.name))
+        self.out.join("controls").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §9.

@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use modcirc_acdc::{edge_attribution, Circuit, PatchingSweep, TaskImages};
+use modcirc_acdc::{edge_attribution, Circuit, NeuronScores, PatchingSweep, TaskImages};
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_dataset::Mnist;
-use modcirc_study::discovery::DISCOVER_SCHEMA;
+use modcirc_dataset::{FileChecksum, Mnist, Pair};
+use modcirc_study::beyond::{BeyondResult, BEYOND_SCHEMA};
+use modcirc_study::discovery::{DiscoverOutput, Split, DISCOVER_SCHEMA};
 use serde::{Deserialize, Serialize};
 
 use crate::PresentError;
-use modcirc_study::discovery::DiscoverOutput;
 
 /// Version of the graph JSON.
-pub const GRAPH_SCHEMA: &str = "modcirc.circuit-graph/1";
+pub const GRAPH_SCHEMA: &str = "modcirc.circuit-graph/2";
 
 /// What the graph describes (EAP-IG keeps the model's configuration under `cfg`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,12 +31,15 @@ pub struct GraphConfig {
     pub model_sha256: String,
     /// The task.
     pub task: String,
-    /// How the circuit's neurons were chosen.
-    pub selection: String,
-    /// The edge threshold, relative to each layer's largest |weight|.
+    /// The task's digits: the logits the circuit answers with.
+    pub digits: Vec<usize>,
+    /// How the circuit was found.
+    pub method: String,
+    /// The edge threshold, relative to each layer's largest |weight| (0 for edge circuits).
     pub eps: f64,
-    /// The unpatched logit difference: node scores are judged against it.
-    pub baseline: f64,
+    /// The unpatched logit difference: node scores are judged against it
+    /// (`None` for a circuit found without node patching).
+    pub baseline: Option<f64>,
 }
 
 /// A neuron.
@@ -48,12 +51,15 @@ pub struct GraphNode {
     pub layer: usize,
     /// Its index in the layer.
     pub index: usize,
+    /// The digit an output position answers for (`None` for other neurons).
+    pub digit: Option<usize>,
     /// Its coordinates in the unit square (the model's layout).
     pub x: f32,
     /// See `x`.
     pub y: f32,
     /// A hidden neuron's patching score (lower: patching it moves the
-    /// corrupted logits closer to the clean ones); `None` for inputs and outputs.
+    /// corrupted logits closer to the clean ones); `None` for inputs,
+    /// outputs, and circuits found without node patching.
     pub score: Option<f64>,
     /// Baseline minus score (0 for a dead neuron).
     pub effect: Option<f64>,
@@ -96,19 +102,215 @@ pub fn node_name(l: usize, i: usize, n_layers: usize) -> String {
     }
 }
 
-/// The graph of `disc`'s circuit on `ck`: its pairs' images come from
-/// `mnist` (the data the discovery recorded), the edge scores from EAP on them.
-pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> Result<CircuitGraph, PresentError> {
+/// Which of a file's circuits to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitKind {
+    /// A `discover` output's circuit: top-K nodes (or another selection rule), eps edges.
+    Nodes,
+    /// A `beyond` output's edge-level ACDC circuit.
+    Acdc,
+    /// A `beyond` output's top-|EAP| circuit (as many edges as the node circuit).
+    Eap,
+}
+
+impl std::fmt::Display for CircuitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CircuitKind::Nodes => "nodes",
+            CircuitKind::Acdc => "acdc",
+            CircuitKind::Eap => "eap",
+        })
+    }
+}
+
+/// What a circuit keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kept {
+    /// Neurons per hidden layer, with the eps edges between them.
+    Nodes {
+        /// Kept neurons per hidden layer.
+        nodes: Vec<Vec<usize>>,
+        /// The edge threshold.
+        eps: f64,
+    },
+    /// Edges `[layer, output, input]`.
+    Edges(Vec<[usize; 3]>),
+}
+
+/// A circuit read from a `discover` or `beyond` output, with the model
+/// and pairs it was found on.
+#[derive(Debug, Clone)]
+pub struct CircuitSource {
+    /// The checkpoint's path, as recorded.
+    pub model: String,
+    /// Its SHA-256.
+    pub model_sha256: String,
+    /// The activation it was run with.
+    pub activation: String,
+    /// Neurons per layer, input first.
+    pub sizes: Vec<usize>,
+    /// The task.
+    pub task: modcirc_dataset::Task,
+    /// The split of the pairs.
+    pub split: Split,
+    /// The pairs.
+    pub pairs: Vec<Pair>,
+    /// The data directory and the SHA-256 of its files.
+    pub data: (String, Vec<FileChecksum>),
+    /// Node patching scores and dead neurons, where the file has them.
+    pub scores: Option<(NeuronScores, Vec<Vec<usize>>)>,
+    /// The circuit.
+    pub kept: Kept,
+    /// How it was found, in words.
+    pub method: String,
+}
+
+/// What `export` accepts, in words (its errors say it).
+pub const EXPORT_ACCEPTS: &str =
+    "a `discover` output (its node circuit) or a `beyond` output (its ACDC or top-|EAP| circuit)";
+
+/// The circuit `kind` (`None`: the file's own, nodes for `discover`, ACDC
+/// for `beyond`) of a `discover` or `beyond` output.
+pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSource, PresentError> {
+    let bad = |m: String| PresentError::Invalid(m);
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON ({e}); expected {EXPORT_ACCEPTS}")))?;
+    let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("").to_string();
+    let family = schema.split('/').next().unwrap_or("");
+    match (family, kind) {
+        ("modcirc.discover", None | Some(CircuitKind::Nodes)) => {
+            if schema != DISCOVER_SCHEMA {
+                return Err(bad(format!(
+                    "the discovery's schema is {schema:?}, not {DISCOVER_SCHEMA:?} (made by another version: run discover again)"
+                )));
+            }
+            let d: DiscoverOutput =
+                serde_json::from_value(value).map_err(|e| bad(format!("a `discover` output, but {e}")))?;
+            validate(&d, &d.inputs.sizes, usize::MAX)?;
+            let r = d.report;
+            Ok(CircuitSource {
+                model: d.inputs.model,
+                model_sha256: d.inputs.model_sha256,
+                activation: d.inputs.activation,
+                sizes: d.inputs.sizes,
+                task: d.inputs.task,
+                split: d.inputs.flags.split,
+                pairs: d.pairs,
+                data: (d.inputs.data_dir, d.inputs.data_checksums),
+                method: format!("{}, eps = {}, by activation patching", r.selection.rule, d.inputs.flags.config.eps),
+                kept: Kept::Nodes { nodes: r.selection.nodes, eps: d.inputs.flags.config.eps },
+                scores: Some((r.scores, r.selection.dead)),
+            })
+        }
+        ("modcirc.beyond", None | Some(CircuitKind::Acdc | CircuitKind::Eap)) => {
+            if schema != BEYOND_SCHEMA {
+                return Err(bad(format!(
+                    "the `beyond` output's schema is {schema:?}, not {BEYOND_SCHEMA:?} (made by another version: run beyond again)"
+                )));
+            }
+            let b: BeyondResult =
+                serde_json::from_value(value).map_err(|e| bad(format!("a `beyond` output, but {e}")))?;
+            let (kept, method) = if kind == Some(CircuitKind::Eap) {
+                (b.eap_edges, format!("the {} edges of largest |EAP| score on all pairs", b.circuit_edges))
+            } else {
+                let c = &b.acdc.config;
+                (
+                    b.acdc.kept,
+                    format!(
+                        "edge-level ACDC (tau = {}, {} metric) on the first {} pairs",
+                        c.tau, c.metric, b.acdc.pairs
+                    ),
+                )
+            };
+            let src = b.source;
+            Ok(CircuitSource {
+                model: src.model,
+                model_sha256: src.model_sha256,
+                activation: src.activation,
+                sizes: src.sizes,
+                task: src.task,
+                split: src.split,
+                pairs: src.pairs,
+                data: (b.data_dir, b.data_checksums),
+                scores: None,
+                kept: Kept::Edges(kept),
+                method,
+            })
+        }
+        ("modcirc.discover", Some(k)) => Err(bad(format!(
+            "a `discover` output holds the node circuit only, not --circuit {k} (run beyond for ACDC's and EAP's)"
+        ))),
+        ("modcirc.beyond", Some(k)) => {
+            Err(bad(format!("a `beyond` output holds the acdc and eap circuits, not --circuit {k}")))
+        }
+        _ => Err(bad(format!("its schema is {schema:?}; expected {EXPORT_ACCEPTS}"))),
+    }
+}
+
+/// Refuses a source whose circuit does not fit the model of `sizes`, or
+/// whose pairs index past `images` images.
+fn check_source(src: &CircuitSource, sizes: &[usize], images: usize) -> Result<(), PresentError> {
+    let bad = |msg: String| Err(PresentError::Invalid(format!("the circuit does not fit the model: {msg}")));
+    if src.sizes != sizes {
+        return bad(format!("it was found on a {:?} model, this one is {sizes:?}", src.sizes));
+    }
+    let hidden = &sizes[1..sizes.len() - 1];
+    match &src.kept {
+        Kept::Nodes { nodes, .. } => {
+            if nodes.len() != hidden.len() {
+                return bad(format!("neurons for {} hidden layers, the model has {}", nodes.len(), hidden.len()));
+            }
+            for (h, (set, &w)) in nodes.iter().zip(hidden).enumerate() {
+                if let Some(i) = set.iter().find(|&&i| i >= w) {
+                    return bad(format!("neuron {i} of hidden layer {}, of {w} neurons", h + 1));
+                }
+            }
+        }
+        Kept::Edges(edges) => {
+            if let Some(e) =
+                edges.iter().find(|[l, o, i]| *l + 1 >= sizes.len() || *o >= sizes[l + 1] || *i >= sizes[*l])
+            {
+                return bad(format!("edge {e:?} ([layer, output, input]) is outside the model"));
+            }
+        }
+    }
+    if let Some((scores, dead)) = &src.scores {
+        if scores.layers.len() != hidden.len()
+            || scores.layers.iter().zip(hidden).any(|(l, &w)| l.len() != w)
+            || dead.iter().zip(hidden).any(|(d, &w)| d.iter().any(|&i| i >= w))
+        {
+            return bad("the node scores are for another shape".into());
+        }
+    }
+    if let Some(p) = src.pairs.iter().find(|p| p.clean >= images || p.corrupted >= images) {
+        return bad(format!("pair ({}, {}) indexes past the split's {images} images", p.clean, p.corrupted));
+    }
+    if src.pairs.is_empty() {
+        return bad("no pairs".into());
+    }
+    Ok(())
+}
+
+/// The graph of `src`'s circuit on `ck`: its pairs' images come from
+/// `mnist` (the data the file recorded), the edge scores from EAP on them.
+pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, src: &CircuitSource) -> Result<CircuitGraph, PresentError> {
     let model = &ck.model;
-    let split = disc.inputs.flags.split.of(mnist);
-    modcirc_study::discovery::check_fits(ck, split, disc.inputs.flags.split)?;
-    validate(disc, &model.sizes(), split.len())?;
-    let images = TaskImages::from_pairs(split, &disc.pairs);
+    let split = src.split.of(mnist);
+    modcirc_study::discovery::check_fits(ck, split, src.split)?;
+    check_source(src, &model.sizes(), split.len())?;
+    let images = TaskImages::from_pairs(split, &src.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
     let eap = edge_attribution(&sweep)?;
-    let report = &disc.report;
-    let eps = disc.inputs.flags.config.eps;
-    let circuit = Circuit::new(model, report.selection.nodes.clone(), eps)?;
+    let (circuit, eps) = match &src.kept {
+        Kept::Nodes { nodes, eps } => (Circuit::new(model, nodes.clone(), *eps)?, *eps),
+        Kept::Edges(edges) => {
+            let mut mask: Vec<Vec<bool>> = model.layers.iter().map(|l| vec![false; l.weight.len()]).collect();
+            for &[l, o, i] in edges {
+                mask[l][o * model.layers[l].n_in + i] = true;
+            }
+            (Circuit::from_edges(model, &mask)?, 0.0)
+        }
+    };
     let sizes = model.sizes();
     let n_layers = sizes.len();
     let mut nodes = BTreeMap::new();
@@ -116,17 +318,19 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> R
         for i in 0..n {
             let hidden = (l > 0 && l + 1 < n_layers).then(|| l - 1);
             let c = ck.layout.layers[l][i];
+            let scores = src.scores.as_ref().and_then(|(s, dead)| hidden.map(|h| (s, dead, h)));
             nodes.insert(
                 node_name(l, i, n_layers),
                 GraphNode {
                     in_graph: hidden.map_or(true, |h| circuit.nodes[h].binary_search(&i).is_ok()),
                     layer: l,
                     index: i,
+                    digit: (l + 1 == n_layers).then(|| model.out_perm[i]),
                     x: c[0],
                     y: c[1],
-                    score: hidden.map(|h| report.scores.layers[h][i]),
-                    effect: hidden.map(|h| report.scores.effect(h, i)),
-                    dead: hidden.is_some_and(|h| report.selection.dead[h].binary_search(&i).is_ok()),
+                    score: scores.map(|(s, _, h)| s.layers[h][i]),
+                    effect: scores.map(|(s, _, h)| s.effect(h, i)),
+                    dead: scores.is_some_and(|(_, dead, h)| dead[h].binary_search(&i).is_ok()),
                 },
             );
         }
@@ -139,17 +343,21 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, disc: &DiscoverOutput) -> R
             edges.insert(name, GraphEdge { score: eap.layers[l][k], in_graph: circuit.edge_mask()[l][k], weight });
         }
     }
+    let mut digits: Vec<usize> = src.task.pairs.iter().flat_map(|p| [p.clean as usize, p.corrupted as usize]).collect();
+    digits.sort_unstable();
+    digits.dedup();
     Ok(CircuitGraph {
         schema: GRAPH_SCHEMA.into(),
         cfg: GraphConfig {
             sizes,
             activation: model.activation.to_string(),
-            model: disc.inputs.model.clone(),
-            model_sha256: disc.inputs.model_sha256.clone(),
-            task: disc.inputs.task.to_string(),
-            selection: report.selection.rule.to_string(),
+            model: src.model.clone(),
+            model_sha256: src.model_sha256.clone(),
+            task: src.task.to_string(),
+            digits,
+            method: src.method.clone(),
             eps,
-            baseline: report.scores.baseline,
+            baseline: src.scores.as_ref().map(|(s, _)| s.baseline),
         },
         nodes,
         edges,
@@ -166,6 +374,9 @@ pub fn validate(disc: &DiscoverOutput, sizes: &[usize], images: usize) -> Result
             "the discovery's schema is {:?}, not {DISCOVER_SCHEMA:?} (made by another version: run discover again)",
             disc.schema
         )));
+    }
+    if sizes.len() < 2 {
+        return bad(format!("{} layers of neurons", sizes.len()));
     }
     let hidden = &sizes[1..sizes.len() - 1];
     let r = &disc.report;
@@ -218,18 +429,23 @@ pub fn dot_escape(s: &str) -> String {
 }
 
 /// The circuit in Graphviz DOT, one rank per layer from the input up: its
-/// hidden neurons (orange; dead ones white) and outputs, its edges blue
+/// hidden neurons (orange; dead ones white) and the task's logits (the
+/// other outputs and the edges into them are left out), its edges blue
 /// (positive) or red (negative), wider for larger |w|. The input layer is
 /// one node: each kept neuron of hidden layer 1 gets one edge from it,
 /// labelled with the number of pixels the circuit keeps into it and drawn
 /// by their summed |w|, since a node per pixel would be hundreds of nodes
 /// that Graphviz lays out slowly and no one reads.
 pub fn to_dot(g: &CircuitGraph) -> String {
+    // Only the task's logits: edges into the other outputs are not the circuit's answer.
+    let other_logit =
+        |name: &str| g.nodes.get(name).is_some_and(|n| n.digit.is_some_and(|d| !g.cfg.digits.contains(&d)));
     let kept: Vec<(&str, &str, &GraphEdge)> = g
         .edges
         .iter()
         .filter(|(_, e)| e.in_graph)
         .filter_map(|(name, e)| name.split_once("->").map(|(a, b)| (a, b, e)))
+        .filter(|(_, b, _)| !other_logit(b))
         .collect();
     // Per layer-1 neuron: pixels read and their summed |w|.
     let mut from_input: BTreeMap<&str, (usize, f32)> = BTreeMap::new();
@@ -245,8 +461,8 @@ pub fn to_dot(g: &CircuitGraph) -> String {
     let max_in = from_input.values().fold(0f32, |m, v| m.max(v.1)).max(f32::MIN_POSITIVE);
     let mut s = String::new();
     let _ = writeln!(s, "digraph circuit {{");
-    let (task, selection) = (dot_escape(&g.cfg.task), dot_escape(&g.cfg.selection));
-    let _ = writeln!(s, "  label=\"{task} circuit: {selection}, eps = {}\";", g.cfg.eps);
+    let (task, method) = (dot_escape(&g.cfg.task), dot_escape(&g.cfg.method));
+    let _ = writeln!(s, "  label=\"{task} circuit: {method}\";");
     let _ = writeln!(s, "  rankdir=BT; ranksep=1.2; node [shape=ellipse, fontsize=10];");
     if !from_input.is_empty() {
         let _ = writeln!(s, "  \"input\" [shape=box, label=\"input ({} pixels)\"];", g.cfg.sizes[0]);
@@ -256,12 +472,16 @@ pub fn to_dot(g: &CircuitGraph) -> String {
         for (name, n) in g.nodes.iter().filter(|(name, n)| n.layer == l && used.contains(name.as_str())) {
             let colour = if n.dead {
                 "white"
-            } else if n.score.is_some() {
+            } else if n.digit.is_none() {
                 "orange"
             } else {
                 "lightgrey"
             };
-            let _ = writeln!(s, "    \"{}\" [style=filled, fillcolor={colour}];", dot_escape(name));
+            let label = match n.digit {
+                Some(d) => format!(", label=\"digit {d}\""),
+                None => String::new(),
+            };
+            let _ = writeln!(s, "    \"{}\" [style=filled, fillcolor={colour}{label}];", dot_escape(name));
         }
         let _ = writeln!(s, "  }}");
     }

@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use modcirc_acdc::{touched_neurons, Circuit};
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 use serde::{Deserialize, Serialize};
 
+use crate::report::{html_tables, Table};
 use crate::PresentError;
-use modcirc_study::beyond::{edge_list, ACDC_PAIRS};
-use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::beyond::{edge_list, BeyondResult};
+use modcirc_study::discovery::{DiscoverOutput, FAITHFULNESS_FORM};
 use modcirc_study::paper::PAPER_TABLE3;
-use modcirc_study::results::{beyond0, find, Results, Verdict};
+use modcirc_study::results::{find, Results, Verdict};
 
 /// Version of the page's embedded data.
 pub const HTML_SCHEMA: &str = "modcirc.report-html/1";
@@ -30,14 +30,18 @@ const TEMPLATE: &str = include_str!("report.html");
 /// One model the page shows, with its discoveries (one per task).
 #[derive(Debug, Clone)]
 pub struct PageInput<'a> {
-    /// The model's regime.
-    pub regime: Regime,
+    /// What the page's links call the model: its regime (`bimt`), or `model`.
+    pub id: String,
+    /// What the page shows: `BIMT`, or the file's name.
+    pub label: String,
     /// Its training seed.
     pub seed: u64,
     /// The model and its layout.
     pub checkpoint: &'a Checkpoint,
     /// Its discoveries.
     pub discoveries: Vec<&'a DiscoverOutput>,
+    /// STUDY §8 on its tasks, where it ran (ACDC's and EAP's circuits).
+    pub beyond: Vec<&'a BeyondResult>,
 }
 
 /// The data the page's script reads (`DATA`).
@@ -45,6 +49,8 @@ pub struct PageInput<'a> {
 pub struct PageData {
     /// [`HTML_SCHEMA`].
     pub schema: String,
+    /// The page's heading.
+    pub title: String,
     /// The run in one sentence.
     pub summary: String,
     /// [`HTML_EDGE_CAP`].
@@ -57,6 +63,9 @@ pub struct PageData {
     pub curves: Vec<PageCurve>,
     /// The verdicts, then the findings.
     pub verdicts: Vec<Verdict>,
+    /// Other tables: across seeds, K sensitivity, structure; for one
+    /// model, its rules and smallest faithful circuit.
+    pub tables: Vec<Table>,
 }
 
 /// One model on the page.
@@ -70,6 +79,9 @@ pub struct PageModel {
     pub seed: u64,
     /// Neurons per layer, input first.
     pub sizes: Vec<usize>,
+    /// The digit each output position answers for.
+    #[serde(default)]
+    pub digits: Vec<usize>,
     /// `coords[l]`: `x0, y0, x1, y1, …` of layer `l`'s neurons.
     pub coords: Vec<Vec<f32>>,
     /// `[layer, output, input, weight]` of every edge the page holds (the
@@ -166,7 +178,7 @@ struct CircuitEdges {
 
 /// One model's page data: its circuits, then the edges they keep and its
 /// largest weights up to [`HTML_EDGE_CAP`].
-fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentError> {
+fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
     let model = &input.checkpoint.model;
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     // Each circuit as an edge list first; indices into the model's edges at the end.
@@ -186,7 +198,7 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentEr
             edges: edge_list(model, circuit.edge_mask()),
             note,
         });
-        let beyond = if input.seed == 0 { beyond0(&r.beyond, input.regime, &task) } else { None };
+        let beyond = input.beyond.iter().find(|b| b.task == task).copied();
         if let Some(b) = beyond {
             let note = format!(
                 "The {} edges of largest |EAP| score (as many as the top-K circuit has), on all pairs.",
@@ -200,8 +212,8 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentEr
                 note,
             });
             let note = format!(
-                "Edge-level ACDC on the task's first {ACDC_PAIRS} pairs (tau = {}, {}); faithfulness {:.3} on them, {:.3} on all pairs.",
-                b.acdc.config.tau, b.acdc.config.metric, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness
+                "Edge-level ACDC on the task's first {} pairs (tau = {}, {}); faithfulness {:.3} on them, {:.3} on all pairs.",
+                b.acdc.pairs, b.acdc.config.tau, b.acdc.config.metric, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness
             );
             circuits.push(CircuitEdges {
                 task: task.clone(),
@@ -236,10 +248,11 @@ fn page_model(r: &Results, input: &PageInput<'_>) -> Result<PageModel, PresentEr
         }
     }
     Ok(PageModel {
-        regime: input.regime.to_string(),
-        label: input.regime.label().into(),
+        regime: input.id.clone(),
+        label: input.label.clone(),
         seed: input.seed,
         sizes: model.sizes(),
+        digits: model.out_perm.clone(),
         coords: input.checkpoint.layout.layers.iter().map(|l| l.iter().flat_map(|c| *c).collect()).collect(),
         edges,
         tasks,
@@ -304,23 +317,133 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Pres
     let seeds: BTreeSet<u64> = inputs.iter().map(|m| m.seed).collect();
     Ok(PageData {
         schema: HTML_SCHEMA.into(),
+        title: "modcirc: BIMT and automated circuit discovery".into(),
         summary: format!(
             "Profile {}: {} models ({} regimes, seeds {:?}), {} training steps each, {} bootstrap resamples of {} pairs per discovery. Every number was measured by this run; results.json holds them all.",
             r.profile,
             inputs.len(),
-            inputs.iter().map(|m| m.regime).collect::<BTreeSet<_>>().len(),
+            inputs.iter().map(|m| m.id.as_str()).collect::<BTreeSet<_>>().len(),
             seeds,
             r.settings.steps,
             r.settings.bootstraps,
             r.settings.sample
         ),
         edge_cap: HTML_EDGE_CAP,
-        models: inputs.iter().map(|m| page_model(r, m)).collect::<Result<_, _>>()?,
+        models: inputs.iter().map(page_model).collect::<Result<_, _>>()?,
         table3,
         curves,
         // The hypotheses, then the findings (STUDY §9 and the controls of §10).
         verdicts: r.verdicts.iter().chain(&r.findings).cloned().collect(),
+        tables: html_tables(r),
     })
+}
+
+/// The page of one model and its discoveries (any checkpoint: `discover
+/// --html`): the network and its circuits, the faithfulness curves over
+/// circuit size, and per task the compared rules and the smallest
+/// faithful circuit.
+pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> {
+    let mut curves = Vec::new();
+    let mut tables = Vec::new();
+    for d in &input.discoveries {
+        let r = &d.report;
+        let task = d.inputs.task.name.clone();
+        if let Some(c) = &r.edge_curve {
+            curves.push(PageCurve {
+                task: task.clone(),
+                model: format!("{} (top-|EAP| edges)", input.label),
+                fractions: c.fractions.clone(),
+                edges: c.edges.clone(),
+                faithfulness: c.faithfulness.clone(),
+            });
+        }
+        if let Some(c) = &r.node_curve {
+            // The node circuits on the same axis: their edges as a fraction of the model's.
+            let all = input.checkpoint.model.n_weights() as f64;
+            let points: Vec<usize> = (0..c.k.len()).filter(|&i| c.edges[i] > 0).collect();
+            if points.len() >= 2 {
+                curves.push(PageCurve {
+                    task: task.clone(),
+                    model: format!("{} (K strongest neurons per layer)", input.label),
+                    fractions: points.iter().map(|&i| c.edges[i] as f64 / all).collect(),
+                    edges: points.iter().map(|&i| c.edges[i]).collect(),
+                    faithfulness: points.iter().map(|&i| c.faithfulness[i]).collect(),
+                });
+            }
+        }
+        let ab = r.config.ablation;
+        let mut rows: Vec<Vec<String>> = vec![rule_row(
+            &format!("{} (this discovery)", r.config.selection),
+            &r.summary.logit_difference,
+            &r.summary.accuracy,
+            &r.summary.sparsity,
+            r.summary.faithfulness.as_ref(),
+        )];
+        rows.extend(r.compared.iter().map(|c| {
+            rule_row(&c.rule.to_string(), &c.logit_difference, &c.accuracy, &c.sparsity, c.faithfulness.as_ref())
+        }));
+        tables.push(Table {
+            title: format!("{task}: the circuit under each rule"),
+            note: format!("Bootstrap mean [95% interval] over {} resamples of {} pairs. Logit difference and accuracy under {ab} ablation (the model's own accuracy on the same images: {:.3}); faithfulness: {}.", r.config.bootstraps, r.config.sample, r.summary.model_accuracy.mean, FAITHFULNESS_FORM),
+            header: ["rule", "logit difference", "accuracy", "sparsity", "faithfulness"].map(String::from).to_vec(),
+            rows,
+        });
+        if let Some(m) = &r.smallest {
+            let row = vec![
+                format!("{}", m.target),
+                m.k.map_or("not reached".into(), |k| format!("K = {k} ({} edges)", m.edges)),
+                m.faithfulness.map_or("–".into(), |f| format!("{f:.3}")),
+                m.k_resampled.as_ref().map_or("–".into(), |k| {
+                    format!(
+                        "{:.1} [{:.0}, {:.0}] ({} of {})",
+                        k.mean, k.lo, k.hi, m.resamples_reaching.0, m.resamples_reaching.1
+                    )
+                }),
+                m.eap_edges.map_or("not reached".into(), |e| {
+                    format!("{e} edges ({:.3})", m.eap_faithfulness.unwrap_or(f64::NAN))
+                }),
+            ];
+            tables.push(Table {
+                title: format!("{task}: the smallest faithful circuit"),
+                note: format!("Nodes: {}. Edges: {}.", m.growth, m.edge_growth),
+                header: ["target", "nodes", "faithfulness", "each resample's K", "top-|EAP| edges"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: vec![row],
+            });
+        }
+    }
+    let d0 = input.discoveries.first().ok_or_else(|| PresentError::Invalid("a model page needs a discovery".into()))?;
+    Ok(PageData {
+        schema: HTML_SCHEMA.into(),
+        title: format!("modcirc: {}", input.label),
+        summary: format!(
+            "{} ({} {}), SHA-256 {}; {} task(s), pairs from {} ({} split). Every number was measured by this run; the discover JSON holds them all.",
+            d0.inputs.model,
+            sizes_text(&d0.inputs.sizes),
+            d0.inputs.activation,
+            &d0.inputs.model_sha256[..12.min(d0.inputs.model_sha256.len())],
+            input.discoveries.len(),
+            d0.inputs.data_dir,
+            d0.inputs.flags.split
+        ),
+        edge_cap: HTML_EDGE_CAP,
+        models: vec![page_model(input)?],
+        table3: Vec::new(),
+        curves,
+        verdicts: Vec::new(),
+        tables,
+    })
+}
+
+/// `784-100-100-10`.
+fn sizes_text(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+}
+
+fn rule_row(rule: &str, ld: &Summary, acc: &Summary, sp: &Summary, f: Option<&Summary>) -> Vec<String> {
+    let c = |s: &Summary, d: usize| format!("{:.d$} [{:.d$}, {:.d$}]", s.mean, s.lo, s.hi);
+    vec![rule.to_string(), c(ld, 4), c(acc, 3), c(sp, 4), f.map_or("undefined".into(), |f| c(f, 3))]
 }
 
 /// `REPORT.html`: the page with `data` inline. Every `<` in the data is

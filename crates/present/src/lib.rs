@@ -8,6 +8,7 @@
 //!   a run, with `results.json`.
 //! * [`sweep`]: a sweep's `units.csv` and figures.
 //! * [`export`]: a circuit as graph JSON (EAP-IG's field names) or DOT.
+//! * [`compare`]: several models side by side (`compare.md`, the faithfulness-by-K figure).
 //! * [`check`]: whether a `reproduce` output directory is complete.
 //!
 //! ```
@@ -18,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod compare;
 mod error;
 pub mod export;
 pub mod figures;

@@ -10,6 +10,7 @@ use modcirc_metrics::PhaseTimer;
 use modcirc_store::atomic::write_atomic;
 use modcirc_store::FileRecord;
 use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::results::beyond0;
 use modcirc_study::Results;
 
 use crate::check::REPORT_FILES;
@@ -72,10 +73,17 @@ pub fn write_study(
     let pages: Vec<PageInput> = models
         .iter()
         .map(|m| PageInput {
-            regime: m.regime,
+            id: m.regime.to_string(),
+            label: m.regime.label().into(),
             seed: m.seed,
             checkpoint: m.checkpoint,
             discoveries: m.discoveries.to_vec(),
+            // STUDY §8 runs on the seed-0 models.
+            beyond: if m.seed == 0 {
+                m.discoveries.iter().filter_map(|d| beyond0(&results.beyond, m.regime, &d.inputs.task.name)).collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     store(html, report_html(&page_data(&results, &pages)?)?.as_bytes())?;

@@ -19,7 +19,7 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/5";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/6";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
@@ -97,6 +97,28 @@ pub struct BeyondResult {
     pub curve: FaithfulnessCurve,
     /// Edge-level ACDC.
     pub acdc: AcdcResult,
+    /// The model and pairs it ran on: what `export` checks a model against
+    /// and draws the circuits of.
+    pub source: BeyondSource,
+}
+
+/// The model and pairs a [`BeyondResult`] was computed on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeyondSource {
+    /// The checkpoint's path, as the discovery recorded it.
+    pub model: String,
+    /// The SHA-256 of its bytes.
+    pub model_sha256: String,
+    /// The hidden layers' activation it was run with.
+    pub activation: String,
+    /// Neurons per layer, input first.
+    pub sizes: Vec<usize>,
+    /// The task.
+    pub task: modcirc_dataset::Task,
+    /// The split of the pairs.
+    pub split: crate::discovery::Split,
+    /// Dataset indices of every clean and corrupted image.
+    pub pairs: Vec<modcirc_dataset::Pair>,
 }
 
 impl BeyondResult {
@@ -180,6 +202,15 @@ pub fn analyse(
         eap_same_size_faithfulness,
         curve,
         acdc,
+        source: BeyondSource {
+            model: disc.inputs.model.clone(),
+            model_sha256: disc.inputs.model_sha256.clone(),
+            activation: disc.inputs.activation.clone(),
+            sizes: disc.inputs.sizes.clone(),
+            task: disc.inputs.task.clone(),
+            split: disc.inputs.flags.split,
+            pairs: disc.pairs.clone(),
+        },
     })
 }
 

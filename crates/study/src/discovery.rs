@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
-use modcirc_acdc::{discover, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
+use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, Task};
 use serde::{Deserialize, Serialize};
@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::StudyError;
 
 /// Version of the `discover` JSON (docs/results-schema.md).
-pub const DISCOVER_SCHEMA: &str = "modcirc.discover/2";
+pub const DISCOVER_SCHEMA: &str = "modcirc.discover/3";
 
 /// Bumped when discovery computes something new, so that cached results are
 /// recomputed (2: faithfulness per resample; 3: selection rules, dead
-/// neurons kept, the model's accuracy, the K-sensitivity rules).
-pub const DISCOVERY_REVISION: u32 = 3;
+/// neurons kept, the model's accuracy, the K-sensitivity rules; 4:
+/// faithfulness under the ablation and per compared rule, the curves over
+/// circuit size, the model's activation and sizes).
+pub const DISCOVERY_REVISION: u32 = 4;
 
 /// The Ks of the K-sensitivity comparison; live neurons only at the
 /// study's K is compared too.
@@ -47,6 +49,25 @@ pub const ACCURACY_MEANS: &str =
 pub const FAITHFULNESS_MEANS: &str = "the share of the model's answer margin L[clean digit] − L[corrupted digit] that the circuit recovers: 1 is the model's, 0 the corrupted run's";
 /// Why faithfulness can exceed 1.
 pub const FAITHFULNESS_ABOVE_ONE: &str = "above 1, the circuit separates the two digits more than the model does: components it leaves out worked against the answer";
+/// The form of faithfulness the study uses (STUDY §8), whatever the ablation.
+pub const FAITHFULNESS_FORM: &str = "removed edges carry the paired corrupted image's value";
+
+/// What the circuit's forward sends along what it leaves out under `a`, in words.
+pub fn ablation_means(a: Ablation) -> &'static str {
+    match a {
+        Ablation::Zero => "zero ablation: neurons and weights outside the circuit send nothing (the study's default, STUDY §5)",
+        Ablation::Mean => "mean ablation: neurons and weights outside the circuit send their mean over the task's images",
+        Ablation::Resample => "resample ablation: neurons and weights outside the circuit send their value on the paired corrupted image (the form faithfulness uses)",
+    }
+}
+
+/// Why a circuit's accuracy can be above its model's, and what to judge it by.
+pub fn circuit_above_model(a: Ablation) -> String {
+    format!(
+        "the circuit is more accurate than its model here: under {a} ablation what it leaves out is replaced, and the replacement happens to help; judge the circuit by its logit difference and faithfulness, not by accuracy"
+    )
+}
+
 /// What a neuron's effect is (STUDY §4).
 pub const EFFECT_MEANS: &str = "effect = baseline − score: how far patching the neuron moves the corrupted logits towards the clean ones (0: dead; negative: away)";
 
@@ -117,6 +138,10 @@ pub struct DiscoverInputs {
     pub model_sha256: String,
     /// The training regime, from the checkpoint's sidecar when present.
     pub regime: Option<String>,
+    /// The hidden layers' activation the model was run with.
+    pub activation: String,
+    /// Neurons per layer, input first.
+    pub sizes: Vec<usize>,
     /// The task.
     pub task: Task,
     /// The settings.
@@ -218,6 +243,8 @@ pub fn discover_checkpoint(
             model: model_path.display().to_string(),
             model_sha256: model_sha256.to_string(),
             regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
+            activation: ck.model.activation.to_string(),
+            sizes: ck.model.sizes(),
             task: task.clone(),
             flags: settings.clone(),
             data_dir: mnist.dir.display().to_string(),

@@ -7,6 +7,8 @@
 //! * [`discovery`]: one discovery on a checkpoint and task, and the
 //!   `discover` JSON ([`DiscoverOutput`]).
 //! * [`beyond`]: STUDY §8 on one model and task ([`analyse`]).
+//! * [`compare`]: several models on one task, side by side (the smallest
+//!   faithful circuit, CPR/CMD, ACDC, modularity), by condition.
 //! * [`controls`]: STUDY §10 on one discovery: random circuits of its
 //!   size, disjoint alternatives, the any-digit control, other ablations.
 //! * [`structure`]: STUDY §9: wiring length, modularity, circuit
@@ -35,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod beyond;
+pub mod compare;
 pub mod controls;
 pub mod discovery;
 mod error;

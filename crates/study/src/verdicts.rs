@@ -285,6 +285,8 @@ mod tests {
             logit_difference: s(ld, 0.01),
             accuracy,
             sparsity: s(sparsity, 0.001),
+            faithfulness: None,
+            faithfulness_ablated: None,
         }
     }
 

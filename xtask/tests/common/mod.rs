@@ -9,6 +9,7 @@ pub fn root() -> PathBuf {
 }
 
 /// `xtask args… --data-dir fixtures/mnist --quiet`.
+#[allow(dead_code)] // not every test binary runs it quietly
 pub fn xtask(args: &[&str]) -> Output {
     xtask_on(&root().join("fixtures/mnist"), args)
 }

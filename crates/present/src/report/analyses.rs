@@ -11,15 +11,31 @@ use modcirc_study::paper::TASKS;
 use modcirc_study::results::{beyond0, find, Results};
 use modcirc_study::verdicts::{ci, ci_opt, fmt_ms};
 
+use super::Table;
+
 /// Each metric's spread over training seeds.
 pub(super) fn across_seeds(s: &mut String, r: &Results) {
     let Some(a) = &r.across_seeds else { return };
+    let Some(t) = across_seeds_table(r) else { return };
     let _ = writeln!(s, "## Across training seeds (STUDY §9)\n");
-    let _ = writeln!(
-        s,
-        "Seeds {:?} of every regime. Each cell: the mean over seeds of each seed's bootstrap mean, with a 95% Student-t interval over seeds (n = seeds): the variance from training, which the paper's single model per regime cannot show. Logit difference: lower is closer to the model; sparsity: higher is a smaller circuit; faithfulness: 1 recovers the model; stability: 1 is the same circuit on every resample.\n",
-        a.seeds
-    );
+    let _ = writeln!(s, "{}\n", t.note);
+    s.push_str(&t.markdown());
+    let _ = writeln!(s, "\nThe hypotheses judged twice: on seed 0 (the paper's design, the verdicts below) and on the intervals over seeds (RQ2: on the means over seeds of memory and training time; inference is timed on seed 0 only). *Agree* counts the seeds whose own data, judged by the seed-0 rule, give seed 0's verdict.\n");
+    let rows: Vec<Vec<String>> = a
+        .agreement
+        .iter()
+        .map(|g| {
+            let across = a.verdicts.iter().find(|v| v.id == g.id).map_or("–".to_string(), |v| v.verdict.clone());
+            vec![g.id.clone(), g.seed0.clone(), across, format!("{} of {}", g.agree, g.seeds)]
+        })
+        .collect();
+    s.push_str(&markdown_table(&["hypothesis", "seed 0", "across seeds", "agree"], &rows));
+    s.push('\n');
+}
+
+/// Every RQ1 metric per regime and task over training seeds.
+pub fn across_seeds_table(r: &Results) -> Option<Table> {
+    let a = r.across_seeds.as_ref()?;
     let rows: Vec<Vec<String>> = a
         .rows
         .iter()
@@ -37,8 +53,10 @@ pub(super) fn across_seeds(s: &mut String, r: &Results) {
             ]
         })
         .collect();
-    s.push_str(&markdown_table(
-        &[
+    Some(Table {
+        title: "Across training seeds".into(),
+        note: format!("Seeds {:?} of every regime. Each cell: the mean over seeds of each seed's bootstrap mean, with a 95% Student-t interval over seeds (n = seeds): the variance from training, which the paper's single model per regime cannot show. Logit difference: lower is closer to the model; sparsity: higher is a smaller circuit; faithfulness: 1 recovers the model; stability: 1 is the same circuit on every resample.", a.seeds),
+        header: [
             "task",
             "model",
             "seeds",
@@ -48,20 +66,11 @@ pub(super) fn across_seeds(s: &mut String, r: &Results) {
             "discovery (ms)",
             "faithfulness",
             "stability",
-        ],
-        &rows,
-    ));
-    let _ = writeln!(s, "\nThe hypotheses judged twice: on seed 0 (the paper's design, the verdicts below) and on the intervals over seeds (RQ2: on the means over seeds of memory and training time; inference is timed on seed 0 only). *Agree* counts the seeds whose own data, judged by the seed-0 rule, give seed 0's verdict.\n");
-    let rows: Vec<Vec<String>> = a
-        .agreement
-        .iter()
-        .map(|g| {
-            let across = a.verdicts.iter().find(|v| v.id == g.id).map_or("–".to_string(), |v| v.verdict.clone());
-            vec![g.id.clone(), g.seed0.clone(), across, format!("{} of {}", g.agree, g.seeds)]
-        })
-        .collect();
-    s.push_str(&markdown_table(&["hypothesis", "seed 0", "across seeds", "agree"], &rows));
-    s.push('\n');
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    })
 }
 
 /// STUDY §9: structure per regime, and the findings.
@@ -138,36 +147,46 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
 /// STUDY §8: attribution patching against exact patching, and faithfulness.
 /// STUDY §9's network structure per regime across seeds.
 fn structure_across_seeds(s: &mut String, r: &Results) {
-    if let Some(a) = &r.across_seeds {
-        let _ = writeln!(s, "\nPer regime across seeds (95% t-interval):\n");
-        let rows: Vec<Vec<String>> = a
-            .structure
-            .iter()
-            .map(|row| {
-                vec![
-                    row.regime.label().into(),
-                    row.seeds.to_string(),
-                    ci(&row.wiring_length, 3),
-                    ci(&row.q_eps, 3),
-                    ci(&row.q_all, 3),
-                    ci_opt(&row.ncut8_eps, 3),
-                    ci_opt(&row.overlap, 3),
-                ]
-            })
-            .collect();
-        s.push_str(&markdown_table(
-            &[
-                "model",
-                "seeds",
-                "wiring length",
-                "Q (eps edges)",
-                "Q (every weight)",
-                "n-cut k=8",
-                "circle/line overlap",
-            ],
-            &rows,
-        ));
+    if let Some(t) = structure_table(r) {
+        let _ = writeln!(s, "\n{}\n", t.note);
+        s.push_str(&t.markdown());
     }
+}
+
+/// STUDY §9's network structure (wiring, modularity, n-cut, overlap) per regime across seeds.
+pub fn structure_table(r: &Results) -> Option<Table> {
+    let a = r.across_seeds.as_ref()?;
+    let rows: Vec<Vec<String>> = a
+        .structure
+        .iter()
+        .map(|row| {
+            vec![
+                row.regime.label().into(),
+                row.seeds.to_string(),
+                ci(&row.wiring_length, 3),
+                ci(&row.q_eps, 3),
+                ci(&row.q_all, 3),
+                ci_opt(&row.ncut8_eps, 3),
+                ci_opt(&row.overlap, 3),
+            ]
+        })
+        .collect();
+    Some(Table {
+        title: "Network structure and modularity across seeds".into(),
+        note: "Per regime across seeds (95% t-interval):".into(),
+        header: [
+            "model",
+            "seeds",
+            "wiring length",
+            "Q (eps edges)",
+            "Q (every weight)",
+            "n-cut k=8",
+            "circle/line overlap",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    })
 }
 
 pub(super) fn beyond_section(r: &Results) -> String {

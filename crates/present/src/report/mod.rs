@@ -48,6 +48,36 @@ const TABLE3_HEADER: [&str; 25] = [
     "model_accuracy_hi",
 ];
 
+/// A table of the report, as REPORT.md and REPORT.html both show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Table {
+    /// Its title.
+    pub title: String,
+    /// What it shows, in a sentence or two.
+    pub note: String,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// The table in Markdown.
+    pub fn markdown(&self) -> String {
+        let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
+        markdown_table(&header, &self.rows)
+    }
+}
+
+/// The tables REPORT.html shows beside Table 3: across seeds, K
+/// sensitivity, network structure and modularity.
+pub fn html_tables(r: &Results) -> Vec<Table> {
+    let mut t: Vec<Table> = analyses::across_seeds_table(r).into_iter().collect();
+    t.extend(k_sensitivity_tables(r));
+    t.extend(analyses::structure_table(r));
+    t
+}
+
 /// Table 3: ours (mean, lo, hi) next to the paper's (mean, half-width), as CSV.
 pub fn table3_csv(r: &Results) -> String {
     let rows: Vec<Vec<String>> = PAPER_TABLE3
@@ -213,11 +243,23 @@ fn dead_and_ties(s: &mut String, r: &Results) {
 
 /// How the RQ1 verdicts and the circuits' metrics move with the selection rule.
 fn k_sensitivity_section(s: &mut String, r: &Results) {
-    if r.k_sensitivity.is_empty() {
+    let tables = k_sensitivity_tables(r);
+    if tables.is_empty() {
         return;
     }
     let _ = writeln!(s, "\n## How the RQ1 verdicts move with K\n");
-    let _ = writeln!(s, "Every discovery also evaluates these rules on its own bootstrap resamples (seed-0 models); RQ1-H1 and RQ1-H3 are decided again on each rule's circuits by the rules stated with the verdicts below. RQ1-H2 is about discovery time, which is the patching sweep's whatever the rule. *Live neurons only* fills K from neurons whose patch changes the output, so a layer with fewer keeps them all.\n");
+    for t in tables {
+        let _ = writeln!(s, "{}\n", t.note);
+        s.push_str(&t.markdown());
+    }
+}
+
+/// The RQ1 verdicts under each compared rule, and each seed-0 circuit's
+/// logit difference under each.
+pub fn k_sensitivity_tables(r: &Results) -> Vec<Table> {
+    if r.k_sensitivity.is_empty() {
+        return Vec::new();
+    }
     let verdict_of = |row: &modcirc_study::results::SensitivityRow, id: &str| {
         row.verdicts.iter().find(|v| v.id == id).map_or("–".to_string(), |v| v.verdict.clone())
     };
@@ -233,8 +275,12 @@ fn k_sensitivity_section(s: &mut String, r: &Results) {
             vec![rule, verdict_of(row, "RQ1-H1"), verdict_of(row, "RQ1-H3")]
         })
         .collect();
-    s.push_str(&markdown_table(&["rule", "RQ1-H1", "RQ1-H3"], &rows));
-    let _ = writeln!(s, "\nCircuit logit difference (lower is better) under each rule, bootstrap mean, with the dead neurons its whole-set circuit keeps per hidden layer in brackets:\n");
+    let verdicts = Table {
+        title: "How the RQ1 verdicts move with K".into(),
+        note: "Every discovery also evaluates these rules on its own bootstrap resamples (seed-0 models); RQ1-H1 and RQ1-H3 are decided again on each rule's circuits by the rules stated with the verdicts below. RQ1-H2 is about discovery time, which is the patching sweep's whatever the rule. *Live neurons only* fills K from neurons whose patch changes the output, so a layer with fewer keeps them all.".into(),
+        header: ["rule", "RQ1-H1", "RQ1-H3"].map(String::from).to_vec(),
+        rows,
+    };
     let rules: Vec<&modcirc_acdc::SelectionRule> = r.k_sensitivity.iter().map(|row| &row.rule).collect();
     let rows: Vec<Vec<String>> = r
         .discoveries
@@ -245,7 +291,8 @@ fn k_sensitivity_section(s: &mut String, r: &Results) {
             cells.extend(rules.iter().map(|rule| {
                 d.compared.iter().find(|c| &c.rule == *rule).map_or("–".into(), |c| {
                     let dead: Vec<String> = c.dead_kept.iter().map(usize::to_string).collect();
-                    format!("{:.4} ({})", c.logit_difference.mean, dead.join("/"))
+                    let f = c.faithfulness.as_ref().map_or(String::new(), |f| format!(", f {:.3}", f.mean));
+                    format!("{:.4}{f} ({})", c.logit_difference.mean, dead.join("/"))
                 })
             }));
             cells
@@ -253,8 +300,13 @@ fn k_sensitivity_section(s: &mut String, r: &Results) {
         .collect();
     let mut header = vec!["task".to_string(), "model".to_string()];
     header.extend(rules.iter().map(|rule| rule.to_string()));
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    s.push_str(&markdown_table(&header, &rows));
+    let by_rule = Table {
+        title: "Each circuit under each rule".into(),
+        note: "Circuit logit difference (lower is better) under each rule, bootstrap mean; then its faithfulness (f, removed edges carrying corrupted values); with the dead neurons its whole-set circuit keeps per hidden layer in brackets:".into(),
+        header,
+        rows,
+    };
+    vec![verdicts, by_rule]
 }
 
 /// RQ2: accuracy, training time and memory, inference time.

@@ -1,0 +1,129 @@
+//! `cargo xtask compare`: several checkpoints on one task, side by side.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use modcirc_acdc::DEFAULT_FAITHFUL;
+use modcirc_dataset::Task;
+use modcirc_present::compare::{compare_markdown, write_compare, COMPARE_FILES};
+use modcirc_store::listing::sha256_file;
+use modcirc_study::compare::{compare_model, conditions, CompareSettings, Comparison, COMPARE_SCHEMA};
+use modcirc_study::discovery::provenance;
+
+use crate::beyond::AcdcArgs;
+use crate::discover::DiscoverFlags;
+use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, DataArgs};
+use crate::progress::bar;
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Checkpoints, each `PATH` or `CONDITION=PATH`: checkpoints sharing a
+    /// condition are its seeds, summarised together (default condition:
+    /// the file's name).
+    #[arg(required = true, num_args = 1..)]
+    pub models: Vec<String>,
+    /// circle, line, or clean:corrupted pairs such as 3:8,8:3.
+    #[arg(long)]
+    pub task: String,
+    /// The hidden layers' activation of models without a sidecar.
+    #[arg(long)]
+    pub activation: Option<modcirc_mlp::Activation>,
+    /// The discovery every model gets (its flags, as `discover` takes them;
+    /// --target-faithfulness defaults to 0.8 here).
+    #[command(flatten)]
+    pub flags: DiscoverFlags,
+    #[command(flatten)]
+    pub acdc: AcdcArgs,
+    /// Output directory (compare.json, compare.md, faithfulness_by_k.png);
+    /// default ./artifacts/compare/TASK.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print nothing but errors: no progress, notes or table.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Write compare.json to standard output and nothing else there (the
+    /// files are written all the same).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `CONDITION=PATH` or `PATH`.
+fn condition_and_path(spec: &str) -> anyhow::Result<(String, PathBuf)> {
+    let (condition, path) = match spec.split_once('=') {
+        Some((c, p)) if !Path::new(spec).exists() => (c.to_string(), PathBuf::from(p)),
+        _ => {
+            let p = PathBuf::from(spec);
+            (p.file_stem().map_or(spec.to_string(), |s| s.to_string_lossy().into_owned()), p)
+        }
+    };
+    anyhow::ensure!(
+        !condition.is_empty() && !condition.chars().any(char::is_control),
+        "model {spec:?}: the condition before `=` must be a plain, non-empty name"
+    );
+    Ok((condition, path))
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    let task = Task::parse(&args.task).context("--task")?;
+    let out = args.out.clone().unwrap_or_else(|| artifacts_dir().join("compare").join(task.file_stem()));
+    let models: Vec<(String, PathBuf)> = args.models.iter().map(|m| condition_and_path(m)).collect::<Result<_, _>>()?;
+    let mut inputs = args.data.inputs();
+    for (_, p) in &models {
+        inputs.push(("a model".into(), p.clone()));
+        inputs.push(("a model's sidecar".into(), modcirc_bimt::checkpoint::sidecar_path(p)));
+    }
+    let files: Vec<PathBuf> = COMPARE_FILES.iter().map(|f| out.join(f)).collect();
+    let outputs: Vec<(&str, &Path)> = files.iter().map(|f| ("--out", f.as_path())).collect();
+    refuse_overwrite(&outputs, &inputs)?;
+    let mnist = args.data.load()?;
+    let mut flags = args.flags.clone();
+    flags.target_faithfulness.get_or_insert(DEFAULT_FAITHFUL);
+    let acdc = args.acdc.config()?;
+    let mut settings = None;
+    let mut compared = Vec::new();
+    for (condition, path) in &models {
+        let ck = load_model(path, args.activation).with_context(|| format!("model {}", path.display()))?;
+        let s = flags.checked(&ck, &mnist)?;
+        if let (modcirc_study::discovery::Provenance::Differs { trained_on, .. }, false) =
+            (provenance(&ck, &mnist), args.quiet)
+        {
+            eprintln!("warning: {} was trained on {trained_on}, not on {}", path.display(), mnist.dir.display());
+        }
+        let settings = settings.get_or_insert_with(|| CompareSettings {
+            discovery: s.clone(),
+            acdc,
+            acdc_pairs: args.acdc.acdc_pairs as usize,
+            modularity_seed: s.config.seed,
+        });
+        let sha256 = sha256_file(path)?;
+        let pb = bar(settings.discovery.config.bootstraps as u64, args.quiet, condition);
+        let m =
+            compare_model(&mnist, (&ck, path, &sha256), condition, &task, settings, &mut |d| pb.set_position(d as u64))
+                .with_context(|| format!("comparing {} on {task}", path.display()))?;
+        pb.finish_and_clear();
+        compared.push(m);
+    }
+    let settings = settings.context("no model")?;
+    let c = Comparison {
+        schema: COMPARE_SCHEMA.into(),
+        task: task.clone(),
+        settings,
+        data_dir: mnist.dir.display().to_string(),
+        conditions: conditions(&compared),
+        models: compared,
+    };
+    remove_stale_temps([out.as_path()], args.quiet)?;
+    let written = write_compare(&out, &c).with_context(|| format!("writing {}", out.display()))?;
+    if args.json {
+        crate::flags::write_output(Path::new("-"), &serde_json::to_vec_pretty(&c)?)?;
+    } else if !args.quiet {
+        print!("{}", compare_markdown(&c));
+        for f in written {
+            println!("-> {}", f.display());
+        }
+    }
+    Ok(())
+}

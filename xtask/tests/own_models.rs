@@ -1,0 +1,249 @@
+//! A researcher's own models, as the issue "your own models, your own
+//! question" tried them: the smallest faithful circuit, one ablation said
+//! everywhere, a page for any model, every circuit exported, scriptable
+//! output, and models compared side by side.
+
+mod common;
+
+use common::{root, write_dead_relu_model};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// `xtask args… --data-dir fixtures/mnist`, not quiet.
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--data-dir", root().join("fixtures/mnist").to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("modcirc-own-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const SMALL: [&str; 4] = ["--bootstraps", "3", "--sample", "60"];
+
+fn discover(model: &Path, extra: &[&str]) -> Output {
+    let m = model.to_str().unwrap();
+    let mut args = vec!["discover", "--model", m, "--activation", "relu", "--task", "3:8,8:3"];
+    args.extend(SMALL);
+    args.extend(extra);
+    run(&args)
+}
+
+#[test]
+fn the_smallest_faithful_circuit_is_the_first_k_of_the_curve_to_reach_the_target() {
+    let dir = scratch("smallest");
+    let model = write_dead_relu_model(&dir);
+    let out = dir.join("d.json");
+    let stdout = ok(&discover(&model, &["--target-faithfulness", "0.7", "--out", out.to_str().unwrap()]));
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let r = &v["report"];
+    let curve = &r["node_curve"];
+    let ks: Vec<u64> = curve["k"].as_array().unwrap().iter().map(|k| k.as_u64().unwrap()).collect();
+    let f: Vec<f64> = curve["faithfulness"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(ks, (1..=20).collect::<Vec<u64>>(), "K runs to the widest hidden layer");
+    let want = ks.iter().zip(&f).find(|(_, &f)| f >= 0.7).map(|(&k, _)| k);
+    let got = r["smallest"]["k"].as_u64();
+    assert_eq!(got, want, "the smallest K is the curve's first crossing");
+    let k = got.expect("the model reaches 0.7 before its last K");
+    assert!(r["smallest"]["faithfulness"].as_f64().unwrap() >= 0.7);
+    assert!(stdout.contains(&format!("nodes: K = {k} ")), "{stdout}");
+    // The edge curve and its smallest circuit are there, and every compared rule has a faithfulness.
+    assert!(r["edge_curve"]["cpr"].as_f64().is_some());
+    assert!(r["smallest"]["eap_edges"].as_u64().is_some());
+    assert!(r["compared"].as_array().unwrap().iter().all(|c| c["faithfulness"]["mean"].as_f64().is_some()));
+    assert!(stdout.contains("faithfulness by K on all pairs") && stdout.contains("top-|EAP| edges"), "{stdout}");
+    // The discovery records the activation and the sizes.
+    assert_eq!(v["inputs"]["activation"], "relu");
+    assert_eq!(v["inputs"]["sizes"], serde_json::json!([784, 20, 16, 10]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn each_metric_says_its_ablation_and_faithfulness_follows_it() {
+    let dir = scratch("ablation");
+    let model = write_dead_relu_model(&dir);
+    let mut faithfulness = Vec::new();
+    for ab in ["zero", "mean", "resample"] {
+        let out = dir.join(format!("{ab}.json"));
+        let stdout = ok(&discover(&model, &["--ablation", ab, "--out", out.to_str().unwrap()]));
+        assert!(stdout.contains(&format!("({ab} ablation; mean distance")), "{stdout}");
+        assert!(stdout.contains(&format!("{ab} ablation: neurons and weights outside the circuit")), "{stdout}");
+        let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let s = &v["report"]["summary"];
+        let (study, under) =
+            (s["faithfulness"]["mean"].as_f64().unwrap(), s["faithfulness_ablated"]["mean"].as_f64().unwrap());
+        faithfulness.push((study, under));
+        if ab == "resample" {
+            assert_eq!(study, under, "resample ablation is the corrupted-value form");
+        } else {
+            assert!(stdout.contains(&format!("(under {ab} ablation, from its empty circuit)")), "{stdout}");
+        }
+    }
+    // The study's form is the same whatever the ablation; the ablated one is not.
+    assert!(faithfulness.iter().all(|f| f.0 == faithfulness[0].0));
+    assert!((faithfulness[0].1 - faithfulness[2].1).abs() > 1e-9, "{faithfulness:?}");
+    // A share of the baseline as --min-effect keeps the neurons whose effect reaches it.
+    let out = dir.join("share.json");
+    ok(&discover(&model, &["--select", "threshold", "--min-effect", "5%", "--out", out.to_str().unwrap()]));
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let r = &v["report"];
+    let base = r["scores"]["baseline"].as_f64().unwrap();
+    for (h, layer) in r["scores"]["layers"].as_array().unwrap().iter().enumerate() {
+        let kept: Vec<u64> =
+            r["selection"]["nodes"][h].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        for (i, s) in layer.as_array().unwrap().iter().enumerate() {
+            let effect = base - s.as_f64().unwrap();
+            let live = effect.abs() > 1e-6 * base.abs();
+            assert_eq!(kept.contains(&(i as u64)), live && effect >= 0.05 * base, "layer {h} neuron {i}");
+        }
+    }
+    assert_eq!(r["selection"]["rule"]["rule"], "share_threshold");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn json_goes_alone_to_standard_output_and_quiet_prints_nothing() {
+    let dir = scratch("script");
+    let model = write_dead_relu_model(&dir);
+    for flag in [&["--json"][..], &["--out", "-"][..]] {
+        let o = discover(&model, flag);
+        let v: Value = serde_json::from_slice(&o.stdout).expect("standard output is the JSON alone");
+        assert_eq!(v["schema"], "modcirc.discover/3");
+    }
+    let o = discover(&model, &["--json", "--quiet"]);
+    assert!(o.status.success());
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("q.json");
+    let o = discover(&model, &["--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+    assert!(out.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn any_model_gets_a_page_and_every_circuit_exports() {
+    let dir = scratch("page");
+    // A file that does not say its activation, as PyTorch writes them: the tensors, no metadata.
+    let model = dir.join("bare.safetensors");
+    let bytes = std::fs::read(write_dead_relu_model(&dir)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    std::fs::write(&model, safetensors::tensor::serialize(st.tensors(), None).unwrap()).unwrap();
+    let m = model.to_str().unwrap();
+    let (disc, page) = (dir.join("d.json"), dir.join("page.html"));
+    ok(&discover(
+        &model,
+        &["--target-faithfulness", "0.7", "--out", disc.to_str().unwrap(), "--html", page.to_str().unwrap()],
+    ));
+    let data = modcirc_present::html::embedded_data(&std::fs::read_to_string(&page).unwrap()).unwrap();
+    assert_eq!(data.models.len(), 1);
+    assert_eq!(data.models[0].sizes, [784, 20, 16, 10]);
+    assert!(data.models[0].tasks["3:8,8:3"].circuits.contains_key("topk"));
+    assert!(data.tables.iter().any(|t| t.title.contains("smallest faithful circuit")), "{:?}", data.tables);
+    assert!(data.curves.len() == 2, "the top-|EAP| and the K curves");
+
+    // The DOT draws the task's logits only.
+    let dot = dir.join("d.dot");
+    let args = ["export", "--model", m, "--activation", "relu", "--discovery", disc.to_str().unwrap()];
+    ok(&run(&[&args[..], &["--format", "dot", "--out", dot.to_str().unwrap()]].concat()));
+    let text = std::fs::read_to_string(&dot).unwrap();
+    for d in 0..10 {
+        assert_eq!(text.contains(&format!("\"logits.{d}\"")), d == 3 || d == 8, "digit {d}:\n{text}");
+    }
+    // Another activation than the discovery's is refused.
+    let o = run(&[
+        "export",
+        "--model",
+        m,
+        "--activation",
+        "tanh",
+        "--discovery",
+        disc.to_str().unwrap(),
+        "--out",
+        dir.join("x.json").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("with relu activations, not tanh"), "{err}");
+
+    // A `beyond` output: its ACDC and EAP circuits export; a discover-only kind is refused.
+    let beyond = dir.join("b.json");
+    let mut args = vec!["beyond", "--model", m, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
+    args.extend(SMALL);
+    args.extend(["--out", beyond.to_str().unwrap()]);
+    ok(&run(&args));
+    let b: Value = serde_json::from_slice(&std::fs::read(&beyond).unwrap()).unwrap();
+    for (kind, field) in [("acdc", &b["acdc"]["kept"]), ("eap", &b["eap_edges"])] {
+        let g = dir.join(format!("{kind}.json"));
+        let o = run(&[
+            "export",
+            "--model",
+            m,
+            "--activation",
+            "relu",
+            "--discovery",
+            beyond.to_str().unwrap(),
+            "--circuit",
+            kind,
+            "--out",
+            g.to_str().unwrap(),
+        ]);
+        ok(&o);
+        let graph: Value = serde_json::from_slice(&std::fs::read(&g).unwrap()).unwrap();
+        let kept = graph["edges"].as_object().unwrap().values().filter(|e| e["in_graph"] == true).count();
+        assert_eq!(kept, field.as_array().unwrap().len(), "{kind}");
+    }
+    let o = run(&[
+        "export",
+        "--model",
+        m,
+        "--activation",
+        "relu",
+        "--discovery",
+        beyond.to_str().unwrap(),
+        "--circuit",
+        "nodes",
+        "--out",
+        dir.join("y.json").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds the acdc and eap circuits"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_models_compare_in_one_table_and_one_figure() {
+    let dir = scratch("compare");
+    let a = write_dead_relu_model(&dir);
+    let b = dir.join("b.safetensors");
+    let mut m = modcirc_mlp::file::load(&a, Some(modcirc_mlp::Activation::Relu)).unwrap().model;
+    m.layers[0].weight.iter_mut().for_each(|w| *w *= 1.5);
+    modcirc_mlp::file::save(&b, &m).unwrap();
+    let out = dir.join("cmp");
+    let (pa, pb) = (format!("plain={}", a.display()), format!("scaled={}", b.display()));
+    let mut args = vec!["compare", &pa, &pb, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
+    args.extend(SMALL);
+    args.extend(["--out", out.to_str().unwrap()]);
+    let stdout = ok(&run(&args));
+    assert!(stdout.contains("| plain |") && stdout.contains("| scaled |"), "{stdout}");
+    let c: Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(c["schema"], "modcirc.compare/1");
+    assert_eq!(c["models"].as_array().unwrap().len(), 2);
+    assert!(c["models"].as_array().unwrap().iter().all(|m| m["test_accuracy"].as_f64().unwrap() > 0.0));
+    let png = std::fs::read(out.join("faithfulness_by_k.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
