@@ -396,7 +396,8 @@ pub fn smallest_line(m: &modcirc_acdc::SmallestFaithful) -> String {
             let _ = write!(
                 t,
                 "    nodes: K = {k} (neurons kept: {}), {} edges, sparsity {:.4}, faithfulness {f:.3}",
-                m.kept.iter()
+                m.kept
+                    .iter()
                     .enumerate()
                     .map(|(h, n)| format!("{n} in hidden layer {}", h + 1))
                     .collect::<Vec<_>>()

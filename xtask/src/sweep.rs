@@ -234,7 +234,11 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
     let outcomes = execute(&wl, &all, &options, &Silent).map_err(with_flags)?;
     let plan_name = args.plan.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let results = sweep_results(&wl, &outcomes, &plan_name);
-    for f in write_sweep(&wl.out, &results)? {
+    let written = write_sweep(&wl.out, &results)?;
+    if !args.quiet {
+        print!("{}", modcirc_study::sweep::axis_table(&results));
+    }
+    for f in written {
         println!("{}", f.display());
     }
     Ok(())

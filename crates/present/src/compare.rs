@@ -141,7 +141,7 @@ pub fn write_compare(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>, Present
             let curve = m.node_curve.as_ref()?;
             let name = Path::new(&m.model).file_stem().map_or(m.model.clone(), |s| s.to_string_lossy().into_owned());
             Some(Series {
-                name: format!("{}: {name}", m.condition),
+                name: if name == m.condition { name } else { format!("{}: {name}", m.condition) },
                 points: curve.k.iter().zip(&curve.faithfulness).map(|(&k, &f)| (k as f64, f)).collect(),
             })
         })

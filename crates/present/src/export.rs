@@ -63,6 +63,8 @@ pub struct GraphNode {
     pub score: Option<f64>,
     /// Baseline minus score (0 for a dead neuron).
     pub effect: Option<f64>,
+    /// The effect as a fraction of the baseline: comparable across models.
+    pub effect_share: Option<f64>,
     /// Whether patching it changes nothing.
     pub dead: bool,
 }
@@ -330,6 +332,7 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, src: &CircuitSource) -> Res
                     y: c[1],
                     score: scores.map(|(s, _, h)| s.layers[h][i]),
                     effect: scores.map(|(s, _, h)| s.effect(h, i)),
+                    effect_share: scores.map(|(s, _, h)| s.effect(h, i) / s.baseline),
                     dead: scores.is_some_and(|(_, dead, h)| dead[h].binary_search(&i).is_ok()),
                 },
             );

@@ -81,10 +81,12 @@ fn fig9(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
                             y: y(d)?,
                             color: color(d.regime),
                             reference: false,
+                            dots: vec![],
                         })
                     })
                     .collect(),
                 x_domain: None,
+                whole_intervals: false,
             })
             .filter(|p| !p.points.is_empty())
             .collect()
@@ -234,13 +236,14 @@ fn scatter_panels(
                         y: y(d),
                         color: color(row.regime),
                         reference: false,
+                        dots: vec![],
                     };
                     points.push(p);
                 }
                 let (x, y) = (paper_summary(row.sparsity), paper_summary(paper_y(i)));
-                points.push(Point { label, x, y, color: color(row.regime), reference: true });
+                points.push(Point { label, x, y, color: color(row.regime), reference: true, dots: vec![] });
             }
-            ScatterPanel { title: t.to_string(), points, x_domain: Some((0.0, 1.0)) }
+            ScatterPanel { title: t.to_string(), points, x_domain: Some((0.0, 1.0)), whole_intervals: false }
         })
         .collect()
 }

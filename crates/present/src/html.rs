@@ -351,7 +351,7 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
         if let Some(c) = &r.edge_curve {
             curves.push(PageCurve {
                 task: task.clone(),
-                model: format!("{} (top-|EAP| edges)", input.label),
+                model: "top-|EAP| edges".into(),
                 fractions: c.fractions.clone(),
                 edges: c.edges.clone(),
                 faithfulness: c.faithfulness.clone(),
@@ -364,7 +364,7 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
             if points.len() >= 2 {
                 curves.push(PageCurve {
                     task: task.clone(),
-                    model: format!("{} (K strongest neurons per layer)", input.label),
+                    model: "K strongest neurons per layer".into(),
                     fractions: points.iter().map(|&i| c.edges[i] as f64 / all).collect(),
                     edges: points.iter().map(|&i| c.edges[i]).collect(),
                     faithfulness: points.iter().map(|&i| c.faithfulness[i]).collect(),

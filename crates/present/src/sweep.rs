@@ -149,26 +149,42 @@ fn numeric_figure(
     series: &[String],
     title: String,
 ) -> Result<Vec<PathBuf>, PresentError> {
-    // Values spanning more than a decade are drawn as their log10.
+    // Positive values spanning a decade or more are drawn as their log10;
+    // a zero among them, one decade below the smallest positive one.
     let vals: Vec<f64> = axis.values.iter().filter_map(|v| v.parse().ok()).collect();
-    let (lo, hi) = vals.iter().fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
-    let log = lo > 0.0 && hi / lo > 10.0;
+    let (lo, hi) = vals.iter().filter(|v| **v > 0.0).fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+    let log = lo.is_finite() && hi / lo >= 10.0 && vals.iter().all(|v| *v >= 0.0);
+    let zero_at = lo.log10() - 1.0;
     let pts: Vec<Point> = points
         .iter()
         .map(|p| {
             let x: f64 = p.value.parse().unwrap_or(f64::NAN);
-            let x = if log { x.log10() } else { x };
+            let x = match (log, x == 0.0) {
+                (true, true) => zero_at,
+                (true, false) => x.log10(),
+                (false, _) => x,
+            };
             Point {
-                label: if p.series.is_empty() { metric.name.to_string() } else { p.series.clone() },
+                label: if p.series.is_empty() {
+                    format!("mean [95% t interval] over seeds; dots: each seed ({})", metric.name.replace('_', " "))
+                } else {
+                    p.series.clone()
+                },
                 x: Summary { mean: x, lo: x, hi: x, n: 1 },
                 y: p.summary,
                 color: series.iter().position(|s| *s == p.series).unwrap_or(0),
                 reference: false,
+                dots: if p.seeds > 1 { p.values.clone() } else { Vec::new() },
             }
         })
         .collect();
-    let x_label = if log { format!("log10 {short}") } else { short.to_string() };
-    Ok(scatter_ci(stem, &x_label, metric.label, &[ScatterPanel { title, points: pts, x_domain: None }], false)?)
+    let x_label = match (log, vals.contains(&0.0)) {
+        (true, true) => format!("log10 {short} (0 drawn at {zero_at:.0})"),
+        (true, false) => format!("log10 {short}"),
+        (false, _) => short.to_string(),
+    };
+    let panel = ScatterPanel { title, points: pts, x_domain: None, whole_intervals: true };
+    Ok(scatter_ci(stem, &x_label, metric.label, &[panel], false)?)
 }
 
 /// A metric against a categorical axis: a bar per value and series.

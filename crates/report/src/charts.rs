@@ -36,6 +36,9 @@ pub struct Point {
     pub color: usize,
     /// Drawn hollow: a value reported by the paper rather than measured here.
     pub reference: bool,
+    /// Values drawn as small dots beside the point (each seed's, where the
+    /// point is their mean).
+    pub dots: Vec<f64>,
 }
 
 /// One panel of a scatter chart.
@@ -47,6 +50,9 @@ pub struct ScatterPanel {
     pub points: Vec<Point>,
     /// Where x can lie at all (sparsity: 0 to 1); the axis never leaves it.
     pub x_domain: Option<(f64, f64)>,
+    /// The y axis holds every interval and dot whole (otherwise an
+    /// interval far wider than the points' spread is cut at the axis).
+    pub whole_intervals: bool,
 }
 
 /// Points with interval bars, one panel per entry of `panels`, side by side.
@@ -129,7 +135,14 @@ where
         if let Some((lo, hi)) = panel.x_domain {
             (x0, x1) = (x0.max(lo), x1.min(hi));
         }
-        let (y0, y1) = axis_range(panel.points.iter().map(|p| (ty(p.y.mean), ty(p.y.lo), ty(p.y.hi))));
+        let (y0, y1) = if panel.whole_intervals {
+            let ys =
+                panel.points.iter().flat_map(|p| [p.y.mean, p.y.lo, p.y.hi].into_iter().chain(p.dots.iter().copied()));
+            let (lo, hi) = ys.map(ty).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+            padded(lo, hi)
+        } else {
+            axis_range(panel.points.iter().map(|p| (ty(p.y.mean), ty(p.y.lo), ty(p.y.hi))))
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 20))
             .margin(12)
@@ -154,6 +167,7 @@ where
             ])?;
             let style = if p.reference { c.stroke_width(2) } else { c.filled() };
             chart.draw_series([Circle::new((x, y), 6, style)])?;
+            chart.draw_series(p.dots.iter().map(|&d| Circle::new((x, ty(d)), 3, c.stroke_width(1))))?;
         }
     }
     Ok(())
@@ -496,8 +510,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("modcirc-charts-empty-{}", std::process::id()));
         let stem = dir.join("chart");
         let at = |mean: f64| Summary { mean, lo: mean, hi: mean, n: 1 };
-        let point = |y: f64| Point { label: "a".into(), x: at(0.5), y: at(y), color: 0, reference: false };
-        let panel = |points: Vec<Point>| ScatterPanel { title: "p".into(), points, x_domain: None };
+        let point =
+            |y: f64| Point { label: "a".into(), x: at(0.5), y: at(y), color: 0, reference: false, dots: vec![] };
+        let panel =
+            |points: Vec<Point>| ScatterPanel { title: "p".into(), points, x_domain: None, whole_intervals: false };
         let line = |points: Vec<(f64, f64)>| LinePanel {
             title: "l".into(),
             x_label: "x".into(),

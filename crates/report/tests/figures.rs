@@ -18,11 +18,12 @@ fn every_kind_of_figure_renders_png_and_svg() {
     let panel = ScatterPanel {
         title: "circle".into(),
         points: vec![
-            Point { label: "BIMT".into(), x: s(0.98), y: s(1.2), color: 0, reference: false },
-            Point { label: "BIMT".into(), x: s(0.985), y: s(1.3), color: 0, reference: true },
-            Point { label: "L1".into(), x: s(0.95), y: s(2.0), color: 1, reference: false },
+            Point { label: "BIMT".into(), x: s(0.98), y: s(1.2), color: 0, reference: false, dots: vec![] },
+            Point { label: "BIMT".into(), x: s(0.985), y: s(1.3), color: 0, reference: true, dots: vec![] },
+            Point { label: "L1".into(), x: s(0.95), y: s(2.0), color: 1, reference: false, dots: vec![] },
         ],
         x_domain: Some((0.0, 1.0)),
+        whole_intervals: false,
     };
     let paths =
         scatter_ci(&dir.join("scatter"), "sparsity", "logit difference", &[panel.clone(), panel], true).unwrap();

@@ -199,6 +199,33 @@ pub struct AxisPoint {
     pub summary: Summary,
     /// How many seeds.
     pub seeds: usize,
+    /// Each seed's value.
+    pub values: Vec<f64>,
+}
+
+/// The metrics against each swept axis but the seed, as a plain-text
+/// table: a row per metric, axis value and series, with the mean and 95% t
+/// interval over seeds (what `sweep report` prints).
+pub fn axis_table(r: &SweepResults) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    for axis in r.axes.iter().filter(|a| a.swept() && a.name != "train.seed") {
+        let short = axis.name.split('.').nth(1).unwrap_or(&axis.name);
+        let _ = writeln!(t, "by {short} (mean [95% t interval] over seeds):");
+        let _ = writeln!(t, "  {:<24} {:<12} {:<28} {:<34} seeds", "metric", short, "series", "value");
+        for (metric, rows) in metric_rows(r) {
+            for p in against_axis(&r.axes, &axis.name, &rows) {
+                let v = if p.seeds > 1 {
+                    format!("{:.4} [{:.4}, {:.4}]", p.summary.mean, p.summary.lo, p.summary.hi)
+                } else {
+                    format!("{:.4}", p.summary.mean)
+                };
+                let series = if p.series.is_empty() { "-" } else { p.series.as_str() };
+                let _ = writeln!(t, "  {:<24} {:<12} {:<28} {:<34} {}", metric.name, p.value, series, v, p.seeds);
+            }
+        }
+    }
+    t
 }
 
 /// A metric's values against axis `axis`: grouped by every other axis but
@@ -238,7 +265,14 @@ pub fn against_axis(axes: &[Axis], axis: &str, rows: &[MetricRow<'_>]) -> Vec<Ax
         .into_iter()
         .filter_map(|(series, value, vals)| {
             let summary = Summary::t_interval(&vals).or_else(|| Summary::of(&vals))?;
-            Some(AxisPoint { series, series_axes: series_axes.clone(), value, summary, seeds: vals.len() })
+            Some(AxisPoint {
+                series,
+                series_axes: series_axes.clone(),
+                value,
+                summary,
+                seeds: vals.len(),
+                values: vals,
+            })
         })
         .collect();
     let rank = |v: &str| order.iter().position(|o| o == v).unwrap_or(usize::MAX);
