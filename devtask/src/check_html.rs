@@ -215,6 +215,10 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     got.sort();
     ensure!(got == want, "the page highlights {got:?}, the discovery keeps {want:?}");
 
+    // The tables beside Table 3 (across seeds, K, structure) are shown.
+    for t in &data.tables {
+        ensure!(dom.contains(&t.title), "{}: the table {:?} is not shown", page.display(), t.title);
+    }
     // The input drawn as its 28 x 28 image: one square per pixel.
     let pixels = shown.neurons.iter().filter(|(id, _)| id.starts_with("n-0-")).count();
     ensure!(pixels == model.sizes[0], "the page drew {pixels} input pixels of {}", model.sizes[0]);

@@ -165,11 +165,7 @@ fn numeric_figure(
                 (false, _) => x,
             };
             Point {
-                label: if p.series.is_empty() {
-                    format!("mean [95% t interval] over seeds; dots: each seed ({})", metric.name.replace('_', " "))
-                } else {
-                    p.series.clone()
-                },
+                label: if p.series.is_empty() { "mean; o: a seed".to_string() } else { p.series.clone() },
                 x: Summary { mean: x, lo: x, hi: x, n: 1 },
                 y: p.summary,
                 color: series.iter().position(|s| *s == p.series).unwrap_or(0),
