@@ -403,7 +403,7 @@ pub fn smallest_line(m: &modcirc_acdc::SmallestFaithful) -> String {
                     .collect::<Vec<_>>()
                     .join(", "),
                 m.edges,
-                m.sparsity
+                m.sparsity.unwrap_or(f64::NAN)
             );
             if let Some(fr) = &m.faithfulness_resampled {
                 let _ = write!(t, "; over resamples {:.3} [{:.3}, {:.3}]", fr.mean, fr.lo, fr.hi);

@@ -68,6 +68,12 @@ fn the_smallest_faithful_circuit_is_the_first_k_of_the_curve_to_reach_the_target
     // The discovery records the activation and the sizes.
     assert_eq!(v["inputs"]["activation"], "relu");
     assert_eq!(v["inputs"]["sizes"], serde_json::json!([784, 20, 16, 10]));
+    // A target no circuit reaches says so, and its file reads back.
+    let stdout = ok(&discover(&model, &["--target-faithfulness", "50", "--out", out.to_str().unwrap()]));
+    assert!(stdout.contains("nodes: no K reaches it"), "{stdout}");
+    let back: modcirc_study::DiscoverOutput = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let m = back.report.smallest.unwrap();
+    assert!(m.k.is_none() && m.sparsity.is_none() && m.eap_edges.is_none());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -495,7 +495,7 @@ pub fn discover(
                 k: k_star.map(|(k, _)| k),
                 kept: at_k.as_ref().map_or_else(Vec::new, |c| c.nodes.iter().map(Vec::len).collect()),
                 edges: at_k.as_ref().map_or(0, Circuit::n_edges),
-                sparsity: at_k.as_ref().map_or(f64::NAN, Circuit::sparsity),
+                sparsity: at_k.as_ref().map(Circuit::sparsity),
                 faithfulness: k_star.map(|(_, f)| f),
                 faithfulness_resampled: Summary::of(&k_star_faithfulness),
                 k_resampled: Summary::of(&k_resampled),

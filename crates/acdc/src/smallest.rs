@@ -41,8 +41,8 @@ pub struct SmallestFaithful {
     pub kept: Vec<usize>,
     /// The circuit's edges.
     pub edges: usize,
-    /// Its sparsity.
-    pub sparsity: f64,
+    /// Its sparsity (`None` where no K reaches the target).
+    pub sparsity: Option<f64>,
     /// Its faithfulness on all pairs.
     pub faithfulness: Option<f64>,
     /// Its faithfulness over the bootstrap resamples (the K neurons chosen

@@ -220,7 +220,7 @@ mod tests {
                 k,
                 kept: vec![],
                 edges: 0,
-                sparsity: 0.0,
+                sparsity: None,
                 faithfulness: None,
                 faithfulness_resampled: None,
                 k_resampled: None,
