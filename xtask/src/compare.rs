@@ -75,7 +75,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         inputs.push(("a model".into(), p.clone()));
         inputs.push(("a model's sidecar".into(), modcirc_bimt::checkpoint::sidecar_path(p)));
     }
-    let files: Vec<PathBuf> = COMPARE_FILES.iter().map(|f| out.join(f)).collect();
+    // The figure is written as SVG beside its PNG.
+    let files: Vec<PathBuf> = COMPARE_FILES.iter().chain(&["faithfulness_by_k.svg"]).map(|f| out.join(f)).collect();
     let outputs: Vec<(&str, &Path)> = files.iter().map(|f| ("--out", f.as_path())).collect();
     refuse_overwrite(&outputs, &inputs)?;
     let mnist = args.data.load()?;

@@ -268,8 +268,16 @@ pub fn faithfulness(sweep: &PatchingSweep<'_>, circuit: &Circuit) -> Result<f64,
 /// mean ask how much of the answer the circuit carries when what it leaves
 /// out sends nothing, or its average.
 pub fn faithfulness_under(sweep: &PatchingSweep<'_>, circuit: &Circuit, ablation: Ablation) -> Result<f64, AcdcError> {
+    let (full, empty) = ablated_scale(sweep, ablation)?;
+    Ok((circuit.answer_metric_under(sweep, ablation)? - empty) / (full - empty))
+}
+
+/// The scale of [`faithfulness_under`] on `sweep`: `(m(M), m_a(∅))`, the
+/// model's clean metric and the empty circuit's under `ablation` (under
+/// resample, the corrupted run's: [`faithfulness`]'s scale).
+pub(crate) fn ablated_scale(sweep: &PatchingSweep<'_>, ablation: Ablation) -> Result<(f64, f64), AcdcError> {
     if ablation == Ablation::Resample {
-        return faithfulness(sweep, circuit);
+        return faithfulness_scale(sweep);
     }
     let (full, _) = faithfulness_scale(sweep)?;
     let model = sweep.model;
@@ -280,7 +288,7 @@ pub fn faithfulness_under(sweep: &PatchingSweep<'_>, circuit: &Circuit, ablation
             "the model's answer metric ({full}) equals the empty circuit's under {ablation} ablation: faithfulness is undefined"
         )));
     }
-    Ok((circuit.answer_metric_under(sweep, ablation)? - empty) / (full - empty))
+    Ok((full, empty))
 }
 
 /// [`faithfulness`] of a circuit whose answer metric on `sweep` is `m`.

@@ -5,7 +5,7 @@ use modcirc_metrics::Summary;
 use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::{edge_attribution, faithfulness, faithfulness_curve, faithfulness_under, FaithfulnessCurve};
+use crate::attribution::{ablated_scale, edge_attribution, faithfulness_curve, faithfulness_scale, FaithfulnessCurve};
 use crate::smallest::{
     k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,
 };
@@ -375,21 +375,46 @@ struct Judged {
     faithfulness_ablated: Option<f64>,
 }
 
-/// `Some(f)`, or `None` where faithfulness is undefined on these pairs.
-fn defined(f: Result<f64, AcdcError>) -> Result<Option<f64>, AcdcError> {
-    match f {
-        Ok(f) => Ok(Some(f)),
+/// `Some(x)`, or `None` where faithfulness is undefined on these pairs.
+fn defined<T>(x: Result<T, AcdcError>) -> Result<Option<T>, AcdcError> {
+    match x {
+        Ok(x) => Ok(Some(x)),
         Err(AcdcError::Degenerate(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
+/// The scales of both forms of faithfulness on one set of pairs, `(m(M),
+/// m(∅))`, computed once for every circuit judged on it; `None` where
+/// faithfulness is undefined.
+#[derive(Debug, Clone, Copy)]
+struct Scales {
+    /// Removed edges carrying corrupted values (STUDY §8).
+    corrupted: Option<(f64, f64)>,
+    /// Under the discovery's ablation.
+    ablated: Option<(f64, f64)>,
+}
+
+impl Scales {
+    fn of(sub: &PatchingSweep<'_>, ablation: Ablation) -> Result<Scales, AcdcError> {
+        Ok(Scales { corrupted: defined(faithfulness_scale(sub))?, ablated: defined(ablated_scale(sub, ablation))? })
+    }
+
+    /// `(m − m(∅)) / (m(M) − m(∅))` on `scale`, the metric `m` computed only where it is defined.
+    fn faithfulness(
+        scale: Option<(f64, f64)>,
+        m: impl FnOnce() -> Result<f64, AcdcError>,
+    ) -> Result<Option<f64>, AcdcError> {
+        scale.map(|(full, empty)| Ok((m()? - empty) / (full - empty))).transpose()
+    }
+}
+
 /// `c`'s metrics on `sub` under `ablation`, and its faithfulness in both forms.
-fn judge(c: &Circuit, sub: &PatchingSweep<'_>, ablation: Ablation) -> Result<Judged, AcdcError> {
+fn judge(c: &Circuit, sub: &PatchingSweep<'_>, ablation: Ablation, scales: Scales) -> Result<Judged, AcdcError> {
     Ok(Judged {
         eval: c.evaluate(sub, ablation)?,
-        faithfulness: defined(faithfulness(sub, c))?,
-        faithfulness_ablated: defined(faithfulness_under(sub, c, ablation))?,
+        faithfulness: Scales::faithfulness(scales.corrupted, || c.answer_metric(sub))?,
+        faithfulness_ablated: Scales::faithfulness(scales.ablated, || c.answer_metric_under(sub, ablation))?,
     })
 }
 
@@ -418,19 +443,19 @@ pub fn discover(
     // compared_evals[r][b]: rule r's circuit on resample b.
     let mut compared_evals: Vec<Vec<Judged>> = vec![Vec::with_capacity(config.bootstraps); compare.len()];
     // The faithfulness curves on all pairs, and the smallest circuits reaching the target.
-    let node = defined_curve(node_curve(&sweep, &scores, config.eps))?;
+    let node = defined(node_curve(&sweep, &scores, config.eps))?;
     let eap = match edge_attribution(&sweep) {
         Ok(e) => Some(e),
         Err(AcdcError::Degenerate(_)) => None,
         Err(e) => return Err(e),
     };
     let edge = match &eap {
-        Some(e) => defined_curve(faithfulness_curve(&sweep, e, &DEFAULT_FRACTIONS))?,
+        Some(e) => defined(faithfulness_curve(&sweep, e, &DEFAULT_FRACTIONS))?,
         None => None,
     };
     let target = config.target_faithfulness;
     let k_star = match (target, &node) {
-        (Some(t), Some(curve)) => curve.k.iter().zip(&curve.faithfulness).find(|(_, &f)| f >= t).map(|(&k, &f)| (k, f)),
+        (Some(t), Some(curve)) => curve.first_reaching(t),
         _ => None,
     };
     // Per resample: K*'s circuit's faithfulness, and the resample's own smallest K.
@@ -441,7 +466,8 @@ pub fn discover(
         let (scores_b, sel, sub, discovery_s) = timed_selection(&sweep, on_device.as_ref(), &idx, &config.selection)?;
         let sub = sub.unwrap_or_else(|| sweep.subset(&idx));
         let c = Circuit::new(model, sel.nodes.clone(), config.eps)?;
-        let judged = judge(&c, &sub, config.ablation)?;
+        let scales = Scales::of(&sub, config.ablation)?;
+        let judged = judge(&c, &sub, config.ablation, scales)?;
         for (rule, evals) in compare.iter().zip(&mut compared_evals) {
             let nodes = scores_b.select_by(rule)?.nodes;
             // A rule that keeps the same neurons (the study's K, or live-only
@@ -449,13 +475,13 @@ pub fn discover(
             evals.push(if nodes == sel.nodes {
                 judged
             } else {
-                judge(&Circuit::new(model, nodes, config.eps)?, &sub, config.ablation)?
+                judge(&Circuit::new(model, nodes, config.eps)?, &sub, config.ablation, scales)?
             });
         }
         if let Some(t) = target {
             if let Some((k, _)) = k_star {
                 let c = Circuit::new(model, k_nodes(&scores_b, k)?, config.eps)?;
-                k_star_faithfulness.extend(defined(faithfulness(&sub, &c))?);
+                k_star_faithfulness.extend(Scales::faithfulness(scales.corrupted, || c.answer_metric(&sub))?);
             }
             match smallest_k(&sub, &scores_b, config.eps, t) {
                 Ok(Some((k, _))) => k_resampled.push(k as f64),
@@ -522,15 +548,6 @@ pub fn discover(
         edge_curve: edge,
         smallest,
     })
-}
-
-/// A curve, or `None` where faithfulness is undefined on the pairs.
-fn defined_curve<T>(c: Result<T, AcdcError>) -> Result<Option<T>, AcdcError> {
-    match c {
-        Ok(c) => Ok(Some(c)),
-        Err(AcdcError::Degenerate(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,13 @@ pub struct NodeCurve {
     pub faithfulness: Vec<f64>,
 }
 
+impl NodeCurve {
+    /// The first K whose faithfulness reaches `target`, and that faithfulness.
+    pub fn first_reaching(&self, target: f64) -> Option<(usize, f64)> {
+        self.k.iter().zip(&self.faithfulness).find(|(_, &f)| f >= target).map(|(&k, &f)| (k, f))
+    }
+}
+
 /// The smallest circuits that reach a faithfulness target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SmallestFaithful {
@@ -128,8 +135,7 @@ pub fn smallest_k(
     eps: f64,
     target: f64,
 ) -> Result<Option<(usize, f64)>, AcdcError> {
-    let c = k_scan(sweep, scores, eps, Some(target))?;
-    Ok(c.k.iter().zip(&c.faithfulness).find(|(_, &f)| f >= target).map(|(&k, &f)| (k, f)))
+    Ok(k_scan(sweep, scores, eps, Some(target))?.first_reaching(target))
 }
 
 /// The fewest top-|EAP| edges reaching `target` on `sweep`: the first point
