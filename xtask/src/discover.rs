@@ -104,7 +104,7 @@ pub struct DiscoverFlags {
     pub seed: u64,
     /// Refuse a discovery whose estimated working set (every pair's runs, a
     /// resample, each thread's patched layer) is above this many GiB, 1 to 4 096.
-    #[arg(long, value_name = "GIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, value_name = "GIB", default_value_t = modcirc_study::discovery::DEFAULT_MAX_MEMORY_GIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_memory: u64,
     /// Where the patching sweep runs: cpu (the rank-1 sweep), or cuda /
     /// cuda:N with a `--features cuda` build. Circuit evaluation stays on the CPU.

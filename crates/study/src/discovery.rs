@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
 use modcirc_bimt::checkpoint::Checkpoint;
-use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, Task};
+use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
+use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
 use crate::StudyError;
@@ -110,6 +111,10 @@ impl FromStr for Split {
         }
     }
 }
+
+/// The working set a discovery may hold unless its caller raises the
+/// limit (`discover --max-memory`, `max_memory_gib` from Python), in GiB.
+pub const DEFAULT_MAX_MEMORY_GIB: u64 = 16;
 
 /// Everything a discovery is run with: the discovery's own configuration
 /// and the split its pairs come from.
@@ -227,9 +232,54 @@ pub fn discover_checkpoint(
 ) -> Result<DiscoverOutput, StudyError> {
     let split = settings.split.of(mnist);
     check_fits(ck, split, settings.split)?;
-    let (pairs, images) = TaskImages::from_task(split, task, settings.config.seed)?;
+    let pairs = PairedDataset::new(split, task, settings.config.seed)?;
+    let source = ModelSource {
+        model: &ck.model,
+        path: &model_path.display().to_string(),
+        sha256: model_sha256,
+        regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
+    };
+    discover_pairs(mnist, &source, task, pairs.pairs, settings, progress)
+}
+
+/// The model a discovery runs on and how its output names it.
+#[derive(Debug, Clone)]
+pub struct ModelSource<'a> {
+    /// The network.
+    pub model: &'a Mlp,
+    /// Its file as given (or a description, for a model never saved).
+    pub path: &'a str,
+    /// SHA-256 of its safetensors bytes.
+    pub sha256: &'a str,
+    /// Its training regime, where known.
+    pub regime: Option<String>,
+}
+
+/// Discovery on given pairs (indices into `settings.split` of `mnist`,
+/// which must fit the model): what [`discover_checkpoint`] runs once it has
+/// drawn the task's pairs, and what a caller with pairs of its own runs.
+pub fn discover_pairs(
+    mnist: &Mnist,
+    source: &ModelSource<'_>,
+    task: &Task,
+    pairs: Vec<Pair>,
+    settings: &DiscoverySettings,
+    progress: &mut dyn FnMut(usize),
+) -> Result<DiscoverOutput, StudyError> {
+    let split = settings.split.of(mnist);
+    split.check_fits(&settings.split.to_string(), source.model.n_inputs(), source.model.n_classes())?;
+    if let Some(p) = pairs.iter().find(|p| p.clean >= split.len() || p.corrupted >= split.len()) {
+        return Err(StudyError::Invalid(format!(
+            "pair ({}, {}) indexes past the {} split's {} images",
+            p.clean,
+            p.corrupted,
+            settings.split,
+            split.len()
+        )));
+    }
+    let images = TaskImages::from_pairs(split, &pairs);
     let t = Instant::now();
-    let report = discover(&ck.model, &images, &settings.config, progress)?;
+    let report = discover(source.model, &images, &settings.config, progress)?;
     let total_s = t.elapsed().as_secs_f64();
     let s = &report.summary;
     crate::error::ensure_finite(&[
@@ -240,17 +290,17 @@ pub fn discover_checkpoint(
     Ok(DiscoverOutput {
         schema: DISCOVER_SCHEMA.into(),
         inputs: DiscoverInputs {
-            model: model_path.display().to_string(),
-            model_sha256: model_sha256.to_string(),
-            regime: ck.meta.as_ref().map(|m| m.config.regime.to_string()),
-            activation: ck.model.activation.to_string(),
-            sizes: ck.model.sizes(),
+            model: source.path.to_string(),
+            model_sha256: source.sha256.to_string(),
+            regime: source.regime.clone(),
+            activation: source.model.activation.to_string(),
+            sizes: source.model.sizes(),
             task: task.clone(),
             flags: settings.clone(),
             data_dir: mnist.dir.display().to_string(),
             data_checksums: mnist.checksums.clone(),
         },
-        pairs: pairs.pairs,
+        pairs,
         notes: selection_notes(&report),
         report,
         total_s,

@@ -52,6 +52,6 @@ pub mod sweep;
 pub mod verdicts;
 
 pub use beyond::{analyse, BeyondResult};
-pub use discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
+pub use discovery::{discover_checkpoint, discover_pairs, DiscoverOutput, DiscoverySettings, ModelSource, Split};
 pub use error::StudyError;
 pub use results::{DiscoveryResult, InferenceResult, ModelResult, Profile, Results};

@@ -1,0 +1,761 @@
+"""modcirc: circuit discovery by activation patching on any MLP, from Python.
+
+The numbers are the command line's: every call below runs the same Rust
+library function as ``cargo xtask discover`` (and ``beyond``, ``train``),
+so a discovery from a notebook equals the CLI's on the same model and pairs.
+
+>>> import modcirc                                       # doctest: +SKIP
+>>> model = modcirc.from_module(net)                     # doctest: +SKIP
+>>> data = modcirc.mnist("fixtures/mnist")               # doctest: +SKIP
+>>> d = modcirc.discover(model, data, "circle", k=15)    # doctest: +SKIP
+>>> d.nodes, d.faithfulness()                            # doctest: +SKIP
+
+Only numpy is needed; torch (``from_module``, ``from_state_dict`` of
+tensors), networkx (``Discovery.to_networkx``), matplotlib
+(``Discovery.plot``) and tqdm (``progress=True``) are used when installed.
+Long calls release the GIL and stop on Ctrl-C with ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._native import (
+    ACDC_PAIRS,
+    ACTIVATIONS,
+    DEFAULT_BOOTSTRAPS,
+    DEFAULT_EPS,
+    DEFAULT_K,
+    DEFAULT_SAMPLE,
+    DEFAULT_TAU,
+)
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "ACDC_PAIRS",
+    "ACTIVATIONS",
+    "DEFAULT_BOOTSTRAPS",
+    "DEFAULT_EPS",
+    "DEFAULT_K",
+    "DEFAULT_SAMPLE",
+    "DEFAULT_TAU",
+    "Circuit",
+    "Data",
+    "Discovery",
+    "Model",
+    "acdc",
+    "attribution",
+    "discover",
+    "eap",
+    "from_arrays",
+    "from_module",
+    "from_state_dict",
+    "load",
+    "mnist",
+    "modularity",
+    "train",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Task = Union[str, Sequence[Tuple[int, int]], np.ndarray]
+Progress = Union[bool, None, Callable[[int, int], Any]]
+
+
+# ---------------------------------------------------------------- models
+
+
+class Model:
+    """A network: linear layers with one activation between them.
+
+    Build one with :func:`load`, :func:`from_state_dict`,
+    :func:`from_module` or :func:`train`.
+    """
+
+    def __init__(self, native: "_native.Model") -> None:
+        self._native = native
+
+    @property
+    def sizes(self) -> List[int]:
+        """Neurons per layer, input first (``[784, 100, 100, 10]``)."""
+        return list(self._native.sizes)
+
+    @property
+    def activation(self) -> str:
+        """The hidden layers' activation (one of :data:`ACTIVATIONS`)."""
+        return self._native.activation
+
+    @property
+    def regime(self) -> Optional[str]:
+        """The training regime its sidecar records, if any."""
+        return self._native.regime
+
+    @property
+    def origin(self) -> str:
+        """The file it was read from, or where its weights came from."""
+        return self._native.origin
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of its safetensors bytes."""
+        return self._native.sha256
+
+    @property
+    def meta(self) -> Optional[Dict[str, Any]]:
+        """What its sidecar records (training configuration, accuracy, timings), if any."""
+        text = self._native.meta_json()
+        return None if text is None else json.loads(text)
+
+    def weights(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Each layer's ``(weight [n_out, n_in], bias [n_out])``, float32 (copies)."""
+        sizes = self.sizes
+        out = []
+        for (w, b), n_in, n_out in zip(self._native.layers(), sizes[:-1], sizes[1:]):
+            out.append(
+                (
+                    np.frombuffer(w, dtype="<f4").reshape(n_out, n_in).copy(),
+                    np.frombuffer(b, dtype="<f4").copy(),
+                )
+            )
+        return out
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """The weights under PyTorch's names for attributes ``fc1``, ``fc2``, ...
+
+        ``nn.Sequential`` users rename ``fc{k}`` to ``{2(k-1)}``.
+        """
+        sd: Dict[str, np.ndarray] = {}
+        for k, (w, b) in enumerate(self.weights(), start=1):
+            sd[f"fc{k}.weight"] = w
+            sd[f"fc{k}.bias"] = b
+        return sd
+
+    def forward(self, x: Any) -> np.ndarray:
+        """The logits of inputs ``x`` (``[n, n_inputs]``, or ``[n, 28, 28]`` images)."""
+        x = _float_rows(x, self.sizes[0], "x")
+        y = self._native.forward(x.tobytes(), x.shape[0])
+        return np.frombuffer(y, dtype="<f4").reshape(x.shape[0], self.sizes[-1]).copy()
+
+    __call__ = forward
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The predicted class of each input."""
+        return self.forward(x).argmax(axis=1)
+
+    def save(self, path: PathLike) -> None:
+        """Writes the checkpoint as safetensors (``fc{k}.*`` names, the
+        activation in its metadata), through a temporary file; a trained
+        model's sidecar is written beside it, so the CLI accepts it."""
+        self._native.save(os.fspath(path))
+
+    def __repr__(self) -> str:
+        regime = f", regime={self.regime!r}" if self.regime else ""
+        return f"Model(sizes={self.sizes}, activation={self.activation!r}{regime})"
+
+
+def load(path: PathLike, activation: Optional[str] = None) -> Model:
+    """Reads a safetensors checkpoint.
+
+    Layers may be named ``fc1.weight``, ``fc1.bias``, ... (module
+    attributes) or ``0.weight``, ``2.weight``, ... (``nn.Sequential``),
+    under any prefix; F32, F16, BF16 and F64 are read. The activation comes
+    from the file's metadata, or from ``activation`` when the file does not
+    say (a file that does not say, read without it, is an error).
+    """
+    return Model(_native.Model.load(os.fspath(path), activation))
+
+
+_DTYPES = {"float32": "F32", "float16": "F16", "float64": "F64"}
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """A tensor or array as a numpy array of a dtype safetensors names."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16; widening is exact
+            t = t.float()
+        value = t.contiguous().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.name not in _DTYPES:
+        raise ValueError(f"state dict: {name!r} is {arr.dtype}, not float16, bfloat16, float32 or float64")
+    return arr
+
+
+def _safetensors_bytes(tensors: Mapping[str, np.ndarray]) -> bytes:
+    """The safetensors encoding of ``tensors``, as ``safetensors.numpy.save`` writes it."""
+    header: Dict[str, Any] = {}
+    blobs = []
+    offset = 0
+    for name, arr in tensors.items():
+        data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {
+            "dtype": _DTYPES[arr.dtype.name],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+def from_state_dict(
+    state_dict: Mapping[str, Any], activation: Optional[str] = None, *, name: str = "state dict"
+) -> Model:
+    """A network from a state dict of torch tensors or numpy arrays.
+
+    The names follow the rules of a file (see :func:`load`): the state dict
+    of a module with ``fc1``, ``fc2``, ... attributes, or of an
+    ``nn.Sequential`` of ``nn.Linear`` layers and activations, optionally
+    under a prefix. ``activation`` names the hidden layers' activation
+    (``relu``, ``gelu``, ``silu``, ...).
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state dict: expected a mapping of names to tensors, got {type(state_dict).__name__}")
+    arrays = {str(k): _as_array(str(k), v) for k, v in state_dict.items()}
+    return Model(_native.Model.from_safetensors(_safetensors_bytes(arrays), name, activation))
+
+
+def _module_activation(net: Any) -> Optional[str]:
+    """The one activation module type among ``net``'s modules, by our name."""
+    import torch.nn as nn
+
+    found = set()
+    for m in net.modules():
+        if isinstance(m, nn.GELU):
+            found.add("gelu-tanh" if getattr(m, "approximate", "none") == "tanh" else "gelu")
+        elif isinstance(m, nn.ReLU):
+            found.add("relu")
+        elif isinstance(m, nn.SiLU):
+            found.add("silu")
+        elif isinstance(m, nn.Tanh):
+            found.add("tanh")
+        elif isinstance(m, nn.Sigmoid):
+            found.add("sigmoid")
+        elif isinstance(m, (nn.Linear, nn.Sequential, nn.Flatten, nn.Dropout, nn.Identity)) or m is net:
+            continue
+        elif not list(m.children()):
+            raise ValueError(
+                f"module: {type(m).__name__} is not a layer modcirc runs "
+                "(Linear layers with one activation between them: ReLU, GELU, SiLU, Tanh or Sigmoid)"
+            )
+    if len(found) > 1:
+        raise ValueError(f"module: more than one activation ({', '.join(sorted(found))}); modcirc runs one")
+    return found.pop() if found else None
+
+
+def from_module(net: Any, activation: Optional[str] = None) -> Model:
+    """A network from a PyTorch module: an ``nn.Sequential`` of ``nn.Linear``
+    layers and activation modules (``nn.Flatten`` and ``nn.Dropout`` are
+    allowed), or a module whose ``nn.Linear`` layers are attributes
+    ``fc1``, ``fc2``, .... The activation is read from its modules; a module
+    that applies it as a function in ``forward`` must name it with
+    ``activation``. Imports torch (only here)."""
+    detected = _module_activation(net)
+    if activation is not None and detected is not None and activation != detected:
+        raise ValueError(f"activation: {activation!r}, but the module's activation modules are {detected!r}")
+    act = activation or detected
+    if act is None:
+        raise ValueError(
+            "activation: the module has no activation module (applied as a function in forward?); "
+            "pass activation='relu' (or gelu, silu, ...)"
+        )
+    return from_state_dict(net.state_dict(), act, name=f"{type(net).__name__} (from_module)")
+
+
+def _float_rows(x: Any, width: int, what: str) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().float().numpy()
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / np.float32(255)
+    x = np.ascontiguousarray(x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1), dtype="<f4")
+    if x.shape[1] != width:
+        raise ValueError(f"{what}: rows of {x.shape[1]} values, the model takes {width}")
+    return x
+
+
+# ---------------------------------------------------------------- data
+
+
+class Data:
+    """Images and labels, in a training and a test split.
+
+    Build it with :func:`mnist` (IDX files) or :func:`from_arrays`.
+    Pixels are floats in [0, 1] (``byte / 255`` for uint8 images).
+    """
+
+    def __init__(self, native: "_native.Data") -> None:
+        self._native = native
+
+    @property
+    def dir(self) -> str:
+        """Where the data came from."""
+        return self._native.dir
+
+    @property
+    def checksums(self) -> List[Dict[str, Any]]:
+        """Each file's (or array's) SHA-256."""
+        return json.loads(self._native.checksums_json())
+
+    def split(self, name: str = "test") -> Tuple[np.ndarray, np.ndarray]:
+        """``(images [n, rows, cols] float32, labels [n] uint8)`` of ``train`` or ``test``."""
+        images, labels, rows, cols = self._native.split(name)
+        x = np.frombuffer(images, dtype="<f4").reshape(-1, rows, cols)
+        return x, np.frombuffer(labels, dtype=np.uint8)
+
+    def __repr__(self) -> str:
+        train, test = self._native.lengths
+        return f"Data(dir={self.dir!r}, train={train}, test={test})"
+
+
+def mnist(dir: Optional[PathLike] = None, verify: bool = True) -> Data:
+    """MNIST (or any data with its IDX file names, raw or gzip'd) from ``dir``.
+
+    ``dir`` defaults to ``$MODCIRC_DATA_DIR``. Files listed in the
+    directory's ``SHA256SUMS`` are checked unless ``verify`` is false.
+    """
+    if dir is None:
+        dir = os.environ.get("MODCIRC_DATA_DIR")
+        if not dir:
+            raise ValueError("dir: give the data directory (the clone's fixtures/mnist) or set MODCIRC_DATA_DIR")
+    return Data(_native.Data.load(os.fspath(dir), verify))
+
+
+def _split_arrays(images: Any, labels: Any, what: str) -> Tuple[bytes, bytes, int, int]:
+    x = np.asarray(images)
+    y = np.asarray(labels)
+    if x.ndim == 3:
+        rows, cols = x.shape[1], x.shape[2]
+    elif x.ndim == 2:
+        side = int(round(x.shape[1] ** 0.5))
+        rows, cols = (side, side) if side * side == x.shape[1] else (1, x.shape[1])
+    else:
+        raise ValueError(f"{what} images: shape {x.shape}; expected [n, rows, cols] or [n, pixels]")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{what} labels: shape {y.shape} for {x.shape[0]} images")
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 255):
+        raise ValueError(f"{what} labels: expected whole numbers 0-255, got {y.dtype}")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / np.float32(255)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} images: {x.dtype}; expected uint8 (0-255) or floats in [0, 1]")
+    x = np.ascontiguousarray(x, dtype="<f4")
+    return x.tobytes(), np.ascontiguousarray(y, dtype=np.uint8).tobytes(), rows, cols
+
+
+def from_arrays(
+    images: Any,
+    labels: Any,
+    train_images: Any = None,
+    train_labels: Any = None,
+    *,
+    name: str = "arrays",
+) -> Data:
+    """Data from numpy arrays: ``images`` and ``labels`` are the test split
+    (the one discovery uses by default), ``train_*`` the training split
+    (needed by :func:`train`). uint8 images are scaled by 1/255; float
+    images are taken as they are."""
+    test = _split_arrays(images, labels, "test")
+    train = None
+    if (train_images is None) != (train_labels is None):
+        raise ValueError("train_images: give train_images and train_labels together")
+    if train_images is not None:
+        train = _split_arrays(train_images, train_labels, "train")
+    return Data(_native.Data.from_arrays(test, train, name))
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A node circuit: the neurons kept in each hidden layer, and the
+    weights among them that the eps rule keeps (STUDY §5)."""
+
+    nodes: List[np.ndarray]
+    """Kept neurons per hidden layer, ascending."""
+    eps: float
+    """The edge threshold, relative to each layer's largest |weight|."""
+    n_edges: int
+    """Edges the circuit keeps."""
+
+    def __repr__(self) -> str:
+        kept = ", ".join(str(len(n)) for n in self.nodes)
+        return f"Circuit(kept per hidden layer=[{kept}], edges={self.n_edges}, eps={self.eps})"
+
+
+def _or_nan(values: Sequence[Optional[float]]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+class Discovery:
+    """What :func:`discover` found: scores, the circuit, every resample.
+
+    ``raw`` is the output exactly as ``cargo xtask discover`` writes it.
+    """
+
+    def __init__(self, native: "_native.Discovery") -> None:
+        self._native = native
+        self.raw: Dict[str, Any] = json.loads(native.json())
+        report = self.raw["report"]
+        self.task: str = self.raw["inputs"]["task"]["name"]
+        self.notes: List[str] = self.raw["notes"]
+        self.pairs: np.ndarray = np.array(
+            [(p["clean"], p["corrupted"]) for p in self.raw["pairs"]], dtype=np.int64
+        ).reshape(-1, 2)
+        """``(clean, corrupted)`` image indices of every pair, in the split."""
+        self.baseline: float = report["scores"]["baseline"]
+        """The unpatched logit difference: scores are judged against it."""
+        self.scores: List[np.ndarray] = [np.array(s, dtype=float) for s in report["scores"]["layers"]]
+        """Each hidden neuron's patching score (lower: patching it moves the
+        corrupted logits closer to the clean ones)."""
+        self.effects: List[np.ndarray] = [np.array(e, dtype=float) for e in native.effects()]
+        """Baseline minus score per neuron (0 for a dead neuron)."""
+        sel = report["selection"]
+        self.nodes: List[np.ndarray] = [np.array(n, dtype=np.int64) for n in sel["nodes"]]
+        """The selected neurons per hidden layer."""
+        self.dead: List[np.ndarray] = [np.array(n, dtype=np.int64) for n in sel["dead"]]
+        """Neurons whose patch changes nothing, per hidden layer."""
+        self.circuit = Circuit(self.nodes, float(self.raw["inputs"]["flags"]["eps"]), int(report["full_n_edges"]))
+        self.summary: Dict[str, Any] = report["summary"]
+        """Mean and 95% interval of each metric over the resamples."""
+        boots = report["bootstraps"]
+        self.resamples: Dict[str, np.ndarray] = {
+            "logit_difference": np.array([b["logit_difference"] for b in boots], dtype=float),
+            "accuracy": np.array([b["accuracy"] for b in boots], dtype=float),
+            "model_accuracy": np.array([b["model_accuracy"] for b in boots], dtype=float),
+            "sparsity": np.array([b["sparsity"] for b in boots], dtype=float),
+            "faithfulness": _or_nan([b["faithfulness"] for b in boots]),
+            "faithfulness_ablated": _or_nan([b["faithfulness_ablated"] for b in boots]),
+            "n_edges": np.array([b["n_edges"] for b in boots], dtype=np.int64),
+            "discovery_s": np.array([b["discovery_s"] for b in boots], dtype=float),
+        }
+        """Each resample's metrics, one array per metric (NaN where faithfulness is undefined)."""
+        curve = report.get("node_curve")
+        self.node_curve: Optional[Dict[str, np.ndarray]] = None if curve is None else {
+            "k": np.array(curve["k"], dtype=np.int64),
+            "edges": np.array(curve["edges"], dtype=np.int64),
+            "faithfulness": np.array(curve["faithfulness"], dtype=float),
+        }
+        """Faithfulness of the K strongest neurons per layer, for every K, on all pairs."""
+        self.edge_curve: Optional[Dict[str, Any]] = report.get("edge_curve")
+        """Faithfulness of the top-|EAP| edge circuits over their size, with CPR and CMD."""
+        self.smallest: Optional[Dict[str, Any]] = report.get("smallest")
+        """The smallest circuits reaching ``target_faithfulness``, where it was given."""
+        self.seconds: float = self.raw["total_s"]
+
+    def faithfulness(self, ablation: Optional[str] = None) -> Optional[float]:
+        """The circuit's faithfulness on all pairs (1: it keeps the model's
+        answer margin). ``None``: the study's form, removed edges carrying
+        the corrupted run's values; ``"zero"``, ``"mean"`` or ``"resample"``:
+        under that ablation. ``None`` is returned where it is undefined (the
+        model answers the same on clean and corrupted images)."""
+        return self._native.faithfulness(ablation)
+
+    def export(self, format: str = "json") -> str:
+        """The circuit as ``cargo xtask export`` writes it: ``"json"`` (the
+        circuit graph, docs/circuit-graph.md) or ``"dot"`` (Graphviz)."""
+        return self._native.export(format)
+
+    def html(self, label: str = "model") -> str:
+        """The model's page (``discover --html``) as one HTML document."""
+        return self._native.html(label)
+
+    def to_json(self) -> str:
+        """The output as the CLI writes it."""
+        return self._native.json()
+
+    def to_networkx(self) -> Any:
+        """The circuit graph as a ``networkx.DiGraph``: every neuron a node,
+        every weight an edge, with the export's attributes (``in_graph``,
+        ``score``, ``weight``, ...). Needs networkx."""
+        try:
+            import networkx as nx
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("to_networkx needs networkx: pip install networkx") from e
+        graph = json.loads(self.export("json"))
+        g = nx.DiGraph(**graph["cfg"])
+        for name, attrs in graph["nodes"].items():
+            g.add_node(name, **attrs)
+        for name, attrs in graph["edges"].items():
+            source, target = name.split("->")
+            g.add_edge(source, target, **attrs)
+        return g
+
+    def plot(self, ax: Any = None) -> Any:
+        """Faithfulness against K (the K strongest neurons of each hidden
+        layer) on all pairs, the selected K marked. Needs matplotlib;
+        returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if self.node_curve is None:
+            raise ValueError("plot: faithfulness is undefined on these pairs (the model answers them alike)")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3.2))
+        c = self.node_curve
+        ax.plot(c["k"], c["faithfulness"], marker=".", label="top-K circuit")
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        kept = max((len(n) for n in self.nodes), default=0)
+        f = self.faithfulness()
+        if f is not None:
+            ax.scatter([kept], [f], color="C3", zorder=3, label=f"selected (faithfulness {f:.3f})")
+        ax.set_xlabel("K, neurons kept per hidden layer")
+        ax.set_ylabel("faithfulness (all pairs)")
+        ax.set_title(f"task {self.task}")
+        ax.legend(frameon=False)
+        return ax
+
+    def __repr__(self) -> str:
+        kept = ", ".join(str(len(n)) for n in self.nodes)
+        s = self.summary
+        return (
+            f"Discovery(task={self.task!r}, pairs={len(self.pairs)}, kept=[{kept}], edges={self.circuit.n_edges}, "
+            f"logit_difference={s['logit_difference']['mean']:.4f}, accuracy={s['accuracy']['mean']:.4f})"
+        )
+
+
+def _model(model: Union[Model, PathLike]) -> Model:
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load(model)
+    if hasattr(model, "state_dict") and hasattr(model, "modules"):
+        return from_module(model)
+    raise ValueError(f"model: expected a modcirc.Model, a path or a torch module, got {type(model).__name__}")
+
+
+def _data(data: Union[Data, PathLike]) -> Data:
+    if isinstance(data, Data):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return mnist(data)
+    raise ValueError(f"data: expected a modcirc.Data or a directory, got {type(data).__name__}")
+
+
+def _task(task: Task) -> Tuple[Optional[str], Optional[List[Tuple[int, int]]]]:
+    if isinstance(task, str):
+        return task, None
+    arr = np.asarray(task)
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
+        raise ValueError(
+            "task: expected 'circle', 'line', a spec like '8:3,6:5', or (clean, corrupted) index pairs [n, 2]"
+        )
+    return None, [(int(a), int(b)) for a, b in arr]
+
+
+class _Bar:
+    """A progress bar for ``progress=True``: tqdm's where installed, else a line on stderr."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.bar, self.shown = total, desc, None, -1
+        try:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc)
+        except ImportError:
+            pass
+
+    def __call__(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        elif done * 100 // max(self.total, 1) != self.shown:
+            self.shown = done * 100 // max(self.total, 1)
+            print(f"\r{self.desc}: {done}/{self.total}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            print(file=sys.stderr)
+
+
+def _with_progress(progress: Progress, total: int, desc: str, call: Callable[[Any], Any]) -> Any:
+    if not progress:
+        return call(None)
+    if progress is True:
+        bar = _Bar(total, desc)
+        try:
+            return call(bar)
+        finally:
+            bar.close()
+    if not callable(progress):
+        raise ValueError("progress: expected True, False or a function of (done, total)")
+    return call(lambda done: progress(done, total))
+
+
+def discover(
+    model: Union[Model, PathLike],
+    data: Union[Data, PathLike],
+    task: Task,
+    k: Union[int, Sequence[int]] = DEFAULT_K,
+    *,
+    select: str = "topk",
+    min_effect: Union[None, float, str] = None,
+    live_only: bool = False,
+    eps: float = DEFAULT_EPS,
+    ablation: str = "zero",
+    bootstraps: int = DEFAULT_BOOTSTRAPS,
+    sample: int = DEFAULT_SAMPLE,
+    split: str = "test",
+    seed: int = 0,
+    target_faithfulness: Optional[float] = None,
+    max_memory_gib: Optional[int] = None,
+    progress: Progress = False,
+) -> Discovery:
+    """Finds a circuit by activation patching (STUDY §4-§5): the CLI's ``discover``.
+
+    ``task``: ``"circle"``, ``"line"``, pairs of digits like ``"8:3,6:5"``
+    (the CLI's pairing, shuffled by ``seed``), or explicit ``(clean,
+    corrupted)`` image index pairs into ``split``. ``select="topk"`` keeps
+    the ``k`` lowest scores per hidden layer (one K, or one per layer);
+    ``select="threshold"`` keeps every live neuron whose effect is at least
+    ``min_effect`` (logits, or a share of the baseline as ``"5%"``).
+    ``ablation`` is what removed neurons carry (zero, mean, resample).
+    Metrics come with ``bootstraps`` resamples of ``sample`` pairs.
+    ``target_faithfulness`` also finds the smallest circuits reaching it.
+    ``progress``: True for a bar, or a function of ``(done, total)``.
+    """
+    m, d = _model(model), _data(data)
+    spec, pairs = _task(task)
+    kwargs: Dict[str, Any] = dict(
+        select=select,
+        live_only=live_only,
+        eps=eps,
+        ablation=ablation,
+        bootstraps=bootstraps,
+        sample=sample,
+        split=split,
+        seed=seed,
+        target_faithfulness=target_faithfulness,
+        max_memory_gib=max_memory_gib,
+    )
+    if select == "topk":
+        kwargs["k"] = [int(k)] if np.isscalar(k) else [int(v) for v in k]  # type: ignore[union-attr]
+    elif k != DEFAULT_K:
+        raise ValueError('k: applies to select="topk" only')
+    if isinstance(min_effect, str):
+        text = min_effect.strip()
+        if not text.endswith("%"):
+            raise ValueError(f"min_effect: {min_effect!r}; give logits (0.5) or a share of the baseline ('5%')")
+        kwargs["min_share"] = float(text[:-1]) / 100.0
+    elif min_effect is not None:
+        kwargs["min_effect"] = float(min_effect)
+    native = _with_progress(
+        progress,
+        bootstraps,
+        "resamples",
+        lambda cb: _native.discover(m._native, d._native, spec, pairs, progress=cb, **kwargs),
+    )
+    return Discovery(native)
+
+
+def attribution(
+    model: Union[Model, PathLike], data: Union[Data, PathLike], task: Task, *, split: str = "test", seed: int = 0
+) -> Dict[str, List[np.ndarray]]:
+    """Node attribution patching on every pair: ``{"attribution": [...],
+    "exact": [...]}``, per hidden layer the first-order estimate of each
+    neuron's patching effect and the exact effect it estimates."""
+    m, d = _model(model), _data(data)
+    spec, pairs = _task(task)
+    out = json.loads(_native.attribution(m._native, d._native, spec, pairs, split=split, seed=seed))
+    return {key: [np.array(layer, dtype=float) for layer in layers] for key, layers in out.items()}
+
+
+def eap(
+    model: Union[Model, PathLike], data: Union[Data, PathLike], task: Task, *, split: str = "test", seed: int = 0
+) -> List[np.ndarray]:
+    """Edge attribution patching on every pair: one score per weight, each
+    layer's ``[n_out, n_in]`` as the weights are laid out."""
+    m, d = _model(model), _data(data)
+    spec, pairs = _task(task)
+    layers = _native.eap(m._native, d._native, spec, pairs, split=split, seed=seed)
+    sizes = m.sizes
+    return [
+        np.frombuffer(b, dtype="<f4").reshape(n_out, n_in).copy() for b, n_in, n_out in zip(layers, sizes, sizes[1:])
+    ]
+
+
+def acdc(
+    model: Union[Model, PathLike],
+    data: Union[Data, PathLike],
+    task: Task,
+    *,
+    tau: float = DEFAULT_TAU,
+    metric: str = "kl",
+    zero_ablation: bool = False,
+    max_pairs: int = ACDC_PAIRS,
+    split: str = "test",
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """Edge-level ACDC on the first ``max_pairs`` pairs: the kept edges
+    (``edges``, rows ``[layer, output, input]``), their count, the metric of
+    the model and of the circuit."""
+    m, d = _model(model), _data(data)
+    spec, pairs = _task(task)
+    out = json.loads(
+        _native.acdc(
+            m._native,
+            d._native,
+            spec,
+            pairs,
+            tau=tau,
+            metric=metric,
+            zero_ablation=zero_ablation,
+            max_pairs=max_pairs,
+            split=split,
+            seed=seed,
+        )
+    )
+    out["edges"] = np.array(out["edges"], dtype=np.int64).reshape(-1, 3)
+    return out
+
+
+def modularity(model: Union[Model, PathLike], eps: Optional[float] = None, seed: int = 0) -> Dict[str, Any]:
+    """Q (Louvain), communities and spectral n-cuts of the model's weight
+    graph: every nonzero weight, or with ``eps`` the edges the eps rule keeps."""
+    return json.loads(_native.modularity(_model(model)._native, eps, seed))
+
+
+def train(
+    regime: str,
+    data: Union[Data, PathLike],
+    *,
+    steps: Optional[int] = None,
+    seed: int = 0,
+    sizes: Optional[Sequence[int]] = None,
+    activation: Optional[str] = None,
+    batch_size: Optional[int] = None,
+    progress: Progress = False,
+) -> Model:
+    """Trains a model under ``regime`` (vanilla, l1, l1-local, l1-swap,
+    bimt) with the study's trainer: the study's settings where an option is
+    None. The same seed gives the same weights."""
+    d = _data(data)
+    total = steps if steps is not None else _native.STUDY_STEPS
+    native = _with_progress(
+        progress,
+        total,
+        f"training {regime}",
+        lambda cb: _native.train(
+            regime,
+            d._native,
+            steps=steps,
+            seed=seed,
+            sizes=None if sizes is None else [int(s) for s in sizes],
+            activation=activation,
+            batch_size=batch_size,
+            progress=cb,
+        ),
+    )
+    return Model(native)

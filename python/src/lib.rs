@@ -1,0 +1,770 @@
+//! `modcirc._native`: the Rust core of the Python package.
+//!
+//! The public API is the Python package around it (`python/modcirc`), which
+//! turns arrays into bytes and JSON into numpy arrays; everything here takes
+//! and gives plain bytes (little-endian f32 / u8), strings and numbers, so
+//! that the extension needs neither numpy's nor torch's C API and one abi3
+//! wheel serves every CPython from 3.9 on. Each computation is the library
+//! call the command line makes, so the numbers are the CLI's.
+//!
+//! Long calls run on a worker thread while the calling thread waits with the
+//! GIL released, checking for signals: Ctrl-C stops the work at its next
+//! progress point and raises `KeyboardInterrupt`.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use modcirc_acdc::{
+    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_under, node_attribution, Ablation,
+    AcdcConfig, AcdcMetric, Circuit, PatchingSweep, SelectionRule, TaskImages, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,
+    DEFAULT_K, DEFAULT_SAMPLE, DEFAULT_TAU,
+};
+use modcirc_bimt::checkpoint::{self, Checkpoint};
+use modcirc_bimt::{Regime, TrainConfig};
+use modcirc_dataset::{ChecksumPolicy, FileChecksum, ImageSet, Mnist, Pair, PairSpec, PairedDataset, Task};
+use modcirc_mlp::{Activation, DeviceSpec};
+use modcirc_present::export::{circuit_graph, read_source, to_dot};
+use modcirc_present::html::{model_page_data, report_html, PageInput};
+use modcirc_store::listing::sha256_hex;
+use modcirc_study::beyond::ACDC_PAIRS;
+use modcirc_study::discovery::{discover_pairs, DiscoverOutput, DiscoverySettings, ModelSource, Split};
+use modcirc_study::structure::{graph_modularity, weight_graph};
+use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyPermissionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// A library error as the Python exception a user expects: a missing file
+/// is `FileNotFoundError`, a refused permission `PermissionError`, anything
+/// else `ValueError`; the message is the whole chain of causes.
+fn py_err(e: &(dyn std::error::Error + 'static)) -> PyErr {
+    let mut msg = e.to_string();
+    let mut kind = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            kind.get_or_insert(io.kind());
+        }
+        if let Some(next) = c.source() {
+            let text = next.to_string();
+            if !msg.contains(&text) {
+                msg = format!("{msg}: {text}");
+            }
+        }
+        cause = c.source();
+    }
+    match kind {
+        Some(std::io::ErrorKind::NotFound) => PyFileNotFoundError::new_err(msg),
+        Some(std::io::ErrorKind::PermissionDenied) => PyPermissionError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+fn value_err(msg: impl Into<String>) -> PyErr {
+    PyValueError::new_err(msg.into())
+}
+
+/// Raised inside the worker (by unwinding, which skips the panic hook) when
+/// the caller was interrupted; caught at the worker's top.
+struct Interrupted;
+
+/// Runs `work` on a worker thread while this thread waits with the GIL
+/// released. `work` gets a progress function to call with how many of its
+/// steps are done: it forwards the count to `progress` (called on this
+/// thread, holding the GIL, so a notebook's progress bar can draw) and stops
+/// the work by unwinding once Ctrl-C (or any signal handler raising) was seen.
+fn interruptible<R: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    work: impl FnOnce(&mut dyn FnMut(usize)) -> R + Send,
+) -> PyResult<R> {
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<usize>();
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let worker = s.spawn(move || {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut report = |done: usize| {
+                    if stop.load(Ordering::Relaxed) {
+                        panic::resume_unwind(Box::new(Interrupted));
+                    }
+                    let _ = tx.send(done);
+                };
+                work(&mut report)
+            }))
+        });
+        let mut rx = rx;
+        let mut failure: Option<PyErr> = None;
+        loop {
+            let (got, back) = py.detach(move || {
+                let got = rx.recv_timeout(Duration::from_millis(50));
+                (got, rx)
+            });
+            rx = back;
+            match got {
+                Ok(mut done) => {
+                    // A fast worker's counts, coalesced: the callback sees the latest.
+                    while let Ok(more) = rx.try_recv() {
+                        done = more;
+                    }
+                    if let (Some(cb), None) = (progress, &failure) {
+                        if let Err(e) = cb.call1((done,)) {
+                            failure = Some(e);
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if failure.is_none() {
+                if let Err(e) = py.check_signals() {
+                    failure = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let outcome = py.detach(|| worker.join()).expect("the worker catches its own unwinding");
+        match (outcome, failure) {
+            (Ok(r), None) => Ok(r),
+            (Ok(_), Some(e)) => Err(e),
+            (Err(payload), failure) => {
+                if payload.is::<Interrupted>() {
+                    Err(failure.unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted")))
+                } else {
+                    panic::resume_unwind(payload)
+                }
+            }
+        }
+    })
+}
+
+fn activation(name: Option<&str>) -> PyResult<Option<Activation>> {
+    name.map(|a| a.parse::<Activation>().map_err(|e| value_err(format!("activation: {e}")))).transpose()
+}
+
+fn f32_bytes<'py>(py: Python<'py>, xs: &[f32]) -> Bound<'py, PyBytes> {
+    let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+    PyBytes::new(py, &bytes)
+}
+
+fn f32_from(bytes: &[u8], what: &str) -> PyResult<Vec<f32>> {
+    if bytes.len() % 4 != 0 {
+        return Err(value_err(format!("{what}: {} bytes is not a whole number of float32 values", bytes.len())));
+    }
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| value_err(format!("serialising the result: {e}")))
+}
+
+/// A network: its weights, activation and layout, and the file (or state
+/// dict) it came from.
+#[pyclass(module = "modcirc._native", name = "Model", frozen)]
+struct PyModel {
+    ck: Arc<Checkpoint>,
+    /// The file as given, or a description of where the weights came from.
+    origin: String,
+    /// SHA-256 of its safetensors bytes (the file's, or the ones the state dict made).
+    sha256: String,
+}
+
+impl PyModel {
+    fn from_safetensors_bytes(bytes: &[u8], origin: &str, activation: Option<Activation>) -> PyResult<PyModel> {
+        let (model, layout) = checkpoint::from_bytes(bytes, Path::new(origin), activation).map_err(|e| py_err(&e))?;
+        let ck = Checkpoint { model, layout, meta: None };
+        Ok(PyModel { ck: Arc::new(ck), origin: origin.into(), sha256: sha256_hex(bytes) })
+    }
+}
+
+#[pymethods]
+impl PyModel {
+    /// Reads a safetensors checkpoint (`fc{k}.*` or `nn.Sequential`'s
+    /// `{i}.*` names, any prefix; F32, F16, BF16 or F64), with its sidecar
+    /// where there is one.
+    #[staticmethod]
+    #[pyo3(signature = (path, activation=None))]
+    fn load(py: Python<'_>, path: PathBuf, activation: Option<&str>) -> PyResult<PyModel> {
+        let act = self::activation(activation)?;
+        let read = py.detach(|| -> Result<(Checkpoint, String), modcirc_bimt::BimtError> {
+            let bytes = modcirc_mlp::file::read_checked(&path)?;
+            let ck = checkpoint::load_bytes(&bytes, &path, act)?;
+            Ok((ck, sha256_hex(&bytes)))
+        });
+        let (ck, sha256) = read.map_err(|e| py_err(&e))?;
+        Ok(PyModel { ck: Arc::new(ck), origin: path.display().to_string(), sha256 })
+    }
+
+    /// A network from safetensors bytes (what `from_state_dict` builds),
+    /// by the same naming rules as a file; `origin` names it in errors and outputs.
+    #[staticmethod]
+    #[pyo3(signature = (data, origin, activation=None))]
+    fn from_safetensors(data: &[u8], origin: &str, activation: Option<&str>) -> PyResult<PyModel> {
+        PyModel::from_safetensors_bytes(data, origin, self::activation(activation)?)
+    }
+
+    /// Neurons per layer, input first.
+    #[getter]
+    fn sizes(&self) -> Vec<usize> {
+        self.ck.model.sizes()
+    }
+
+    /// The hidden layers' activation.
+    #[getter]
+    fn activation(&self) -> String {
+        self.ck.model.activation.to_string()
+    }
+
+    /// The training regime its sidecar records, if any.
+    #[getter]
+    fn regime(&self) -> Option<String> {
+        self.ck.meta.as_ref().map(|m| m.config.regime.to_string())
+    }
+
+    /// The file, or where the weights came from.
+    #[getter]
+    fn origin(&self) -> String {
+        self.origin.clone()
+    }
+
+    /// SHA-256 of its safetensors bytes.
+    #[getter]
+    fn sha256(&self) -> String {
+        self.sha256.clone()
+    }
+
+    /// The sidecar's record (training configuration, accuracy, timings) as JSON, if any.
+    fn meta_json(&self) -> PyResult<Option<String>> {
+        self.ck.meta.as_ref().map(to_json).transpose()
+    }
+
+    /// Each layer's weight (`[n_out, n_in]`, row-major) and bias as float32 bytes.
+    fn layers<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        self.ck.model.layers.iter().map(|l| (f32_bytes(py, &l.weight), f32_bytes(py, &l.bias))).collect()
+    }
+
+    /// The logits of `n` inputs (float32 bytes, `[n, n_inputs]`), as float32 bytes.
+    fn forward<'py>(&self, py: Python<'py>, x: &[u8], n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let x = f32_from(x, "inputs")?;
+        let inputs = self.ck.model.n_inputs();
+        if x.len() != n * inputs {
+            return Err(value_err(format!("inputs: {} values are not {n} rows of the model's {inputs}", x.len())));
+        }
+        let model = &self.ck.model;
+        let y = py.detach(|| model.forward(&x, n));
+        Ok(f32_bytes(py, &y))
+    }
+
+    /// Writes the checkpoint (weights and layout) to `path` through a
+    /// temporary file, and its sidecar beside it where it has one.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let ck = &self.ck;
+        py.detach(|| match &ck.meta {
+            Some(meta) => checkpoint::save(&path, &ck.model, &ck.layout, meta).map(|_| ()),
+            None => checkpoint::to_bytes(&ck.model, &ck.layout).and_then(|b| checkpoint::write_atomic(&path, &b)),
+        })
+        .map_err(|e| py_err(&e))
+    }
+}
+
+/// Images and labels: the MNIST-format IDX files of a directory, or arrays.
+#[pyclass(module = "modcirc._native", name = "Data", frozen)]
+struct PyData {
+    mnist: Arc<Mnist>,
+}
+
+fn image_set(images: &[u8], labels: &[u8], rows: usize, cols: usize, what: &str) -> PyResult<ImageSet> {
+    let images = f32_from(images, what)?;
+    let pixels = rows.checked_mul(cols).filter(|&p| p > 0).ok_or_else(|| value_err(format!("{what}: no pixels")))?;
+    if images.len() != labels.len() * pixels {
+        return Err(value_err(format!(
+            "{what}: {} pixel values are not {} images of {rows}x{cols}",
+            images.len(),
+            labels.len()
+        )));
+    }
+    if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+        return Err(value_err(format!("{what}: image {} has a non-finite pixel", i / pixels)));
+    }
+    Ok(ImageSet { images, labels: labels.to_vec(), rows, cols })
+}
+
+#[pymethods]
+impl PyData {
+    /// Reads `train-*` and `t10k-*` IDX files (raw or gzip'd) from `dir`,
+    /// checking them against its `SHA256SUMS` where there is one (unless `verify` is false).
+    #[staticmethod]
+    #[pyo3(signature = (dir, verify=true))]
+    fn load(py: Python<'_>, dir: PathBuf, verify: bool) -> PyResult<PyData> {
+        let policy = if verify { ChecksumPolicy::Auto } else { ChecksumPolicy::Skip };
+        let mnist = py.detach(|| Mnist::load(&dir, policy)).map_err(|e| py_err(&e))?;
+        Ok(PyData { mnist: Arc::new(mnist) })
+    }
+
+    /// Data from arrays: `test` and optionally `train`, each
+    /// `(images as float32 bytes, labels as uint8 bytes, rows, cols)`;
+    /// `name` stands for the directory in outputs.
+    #[staticmethod]
+    #[pyo3(signature = (test, train=None, name="arrays"))]
+    fn from_arrays(
+        test: (Vec<u8>, Vec<u8>, usize, usize),
+        train: Option<(Vec<u8>, Vec<u8>, usize, usize)>,
+        name: &str,
+    ) -> PyResult<PyData> {
+        let mut checksums = Vec::new();
+        let mut set = |(images, labels, rows, cols): (Vec<u8>, Vec<u8>, usize, usize), what: &str| {
+            for (file, bytes) in [(format!("{what}-images"), &images), (format!("{what}-labels"), &labels)] {
+                checksums.push(FileChecksum { file, sha256: sha256_hex(bytes), verified: false });
+            }
+            image_set(&images, &labels, rows, cols, &format!("{what} images"))
+        };
+        let test = set(test, "test")?;
+        let train = match train {
+            Some(t) => set(t, "train")?,
+            None => ImageSet { images: Vec::new(), labels: Vec::new(), rows: test.rows, cols: test.cols },
+        };
+        Ok(PyData { mnist: Arc::new(Mnist { train, test, checksums, dir: PathBuf::from(name) }) })
+    }
+
+    /// Images in the training and the test split.
+    #[getter]
+    fn lengths(&self) -> (usize, usize) {
+        (self.mnist.train.len(), self.mnist.test.len())
+    }
+
+    /// Where the data came from.
+    #[getter]
+    fn dir(&self) -> String {
+        self.mnist.dir.display().to_string()
+    }
+
+    /// Each file's SHA-256, as JSON.
+    fn checksums_json(&self) -> PyResult<String> {
+        to_json(&self.mnist.checksums)
+    }
+
+    /// One split's `(images as float32 bytes, labels as uint8 bytes, rows, cols)`.
+    fn split<'py>(
+        &self,
+        py: Python<'py>,
+        split: &str,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize, usize)> {
+        let s = parse_split(split)?.of(&self.mnist);
+        Ok((f32_bytes(py, &s.images), PyBytes::new(py, &s.labels), s.rows, s.cols))
+    }
+}
+
+fn parse_split(split: &str) -> PyResult<Split> {
+    split.parse::<Split>().map_err(|e| value_err(format!("split: {e}")))
+}
+
+/// The task and its pairs: a spec (`circle`, `line`, `8:3,6:5`) drawn as the
+/// CLI draws it, or explicit `(clean, corrupted)` index pairs into the split.
+fn task_pairs(split: &ImageSet, task: Option<&str>, pairs: Option<Vec<(usize, usize)>>, seed: u64) -> PyResult<(Task, Vec<Pair>)> {
+    match (task, pairs) {
+        (Some(spec), None) => {
+            let task = Task::parse(spec).map_err(|e| value_err(format!("task: {e}")))?;
+            let drawn = PairedDataset::new(split, &task, seed).map_err(|e| value_err(format!("task: {e}")))?;
+            Ok((task, drawn.pairs))
+        }
+        (None, Some(indices)) => {
+            if indices.is_empty() {
+                return Err(value_err("task: no pairs"));
+            }
+            let mut specs: Vec<PairSpec> = Vec::new();
+            let mut pairs = Vec::with_capacity(indices.len());
+            for (clean, corrupted) in indices {
+                if clean >= split.len() || corrupted >= split.len() {
+                    return Err(value_err(format!(
+                        "task: pair ({clean}, {corrupted}) indexes past the split's {} images",
+                        split.len()
+                    )));
+                }
+                let (a, b) = (split.labels[clean], split.labels[corrupted]);
+                let spec = PairSpec { clean: a, corrupted: b };
+                if !specs.contains(&spec) {
+                    specs.push(spec);
+                }
+                pairs.push(Pair { clean, corrupted, clean_digit: a, corrupted_digit: b });
+            }
+            let name = specs.iter().map(|p| format!("{}:{}", p.clean, p.corrupted)).collect::<Vec<_>>().join(",");
+            Ok((Task { name, pairs: specs }, pairs))
+        }
+        _ => Err(value_err("task: give a task spec or explicit pairs, not both")),
+    }
+}
+
+/// The images of a task on a split, checked against the model.
+fn task_images(
+    model: &PyModel,
+    data: &PyData,
+    split: &str,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    seed: u64,
+) -> PyResult<TaskImages> {
+    let split_name = parse_split(split)?;
+    let set = split_name.of(&data.mnist);
+    set.check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes()).map_err(|e| py_err(&e))?;
+    let (_, pairs) = task_pairs(set, task, pairs, seed)?;
+    Ok(TaskImages::from_pairs(set, &pairs))
+}
+
+/// One discovery: its output as the CLI writes it, with the model and
+/// data it ran on (for faithfulness, export and the model page).
+#[pyclass(module = "modcirc._native", name = "Discovery", frozen)]
+struct PyDiscovery {
+    out: DiscoverOutput,
+    ck: Arc<Checkpoint>,
+    mnist: Arc<Mnist>,
+}
+
+#[pymethods]
+impl PyDiscovery {
+    /// The output as JSON: the file `cargo xtask discover` writes.
+    fn json(&self) -> PyResult<String> {
+        to_json(&self.out)
+    }
+
+    /// Each hidden neuron's effect (baseline minus score; 0 for a dead neuron).
+    fn effects(&self) -> Vec<Vec<f64>> {
+        let s = &self.out.report.scores;
+        (0..s.layers.len()).map(|h| (0..s.layers[h].len()).map(|i| s.effect(h, i)).collect()).collect()
+    }
+
+    /// The circuit's faithfulness on all pairs: in the study's form (removed
+    /// edges carrying corrupted values) for `None`, else under `ablation`
+    /// (zero, mean or resample), the empty circuit under it as the zero.
+    #[pyo3(signature = (ablation=None))]
+    fn faithfulness(&self, py: Python<'_>, ablation: Option<&str>) -> PyResult<Option<f64>> {
+        let ablation = ablation.map(|a| a.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))).transpose()?;
+        let model = &self.ck.model;
+        let split = self.out.inputs.flags.split.of(&self.mnist);
+        let images = TaskImages::from_pairs(split, &self.out.pairs);
+        let nodes = self.out.report.selection.nodes.clone();
+        let eps = self.out.inputs.flags.config.eps;
+        let f = py
+            .detach(|| -> Result<f64, modcirc_acdc::AcdcError> {
+                let sweep = PatchingSweep::new(model, &images)?;
+                let circuit = Circuit::new(model, nodes, eps)?;
+                match ablation {
+                    None => faithfulness(&sweep, &circuit),
+                    Some(a) => faithfulness_under(&sweep, &circuit, a),
+                }
+            })
+            .map_err(|e| py_err(&e))?;
+        Ok(f.is_finite().then_some(f))
+    }
+
+    /// The circuit as `cargo xtask export` writes it: `json` (the circuit
+    /// graph, docs/circuit-graph.md) or `dot` (Graphviz).
+    #[pyo3(signature = (format="json"))]
+    fn export(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        if !matches!(format, "json" | "dot") {
+            return Err(value_err(format!("format: {format:?} is not json or dot")));
+        }
+        let bytes = serde_json::to_vec(&self.out).map_err(|e| value_err(e.to_string()))?;
+        let (ck, mnist) = (&self.ck, &self.mnist);
+        let graph = py
+            .detach(|| read_source(&bytes, None).and_then(|src| circuit_graph(mnist, ck, &src)))
+            .map_err(|e| py_err(&e))?;
+        if format == "dot" {
+            Ok(to_dot(&graph))
+        } else {
+            serde_json::to_string_pretty(&graph).map_err(|e| value_err(e.to_string()))
+        }
+    }
+
+    /// The model's page (`discover --html`): the network, the circuit, the
+    /// scores, the curves and the rules, as one self-contained HTML file.
+    #[pyo3(signature = (label="model"))]
+    fn html(&self, label: &str) -> PyResult<String> {
+        let page = PageInput {
+            id: "model".into(),
+            label: label.into(),
+            seed: self.ck.meta.as_ref().map_or(0, |m| m.config.seed),
+            checkpoint: &self.ck,
+            discoveries: vec![&self.out],
+            beyond: Vec::new(),
+        };
+        model_page_data(&page).and_then(|d| report_html(&d)).map_err(|e| py_err(&e))
+    }
+}
+
+/// Discovery by activation patching (STUDY §4-§5), the CLI's `discover`:
+/// `None` for an option means the library's default.
+#[pyfunction]
+#[pyo3(signature = (model, data, task=None, pairs=None, *, k=None, select="topk", min_effect=None, min_share=None,
+    live_only=false, eps=None, ablation="zero", bootstraps=None, sample=None, split="test", seed=0,
+    target_faithfulness=None, max_memory_gib=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn discover(
+    py: Python<'_>,
+    model: &PyModel,
+    data: &PyData,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    k: Option<Vec<usize>>,
+    select: &str,
+    min_effect: Option<f64>,
+    min_share: Option<f64>,
+    live_only: bool,
+    eps: Option<f64>,
+    ablation: &str,
+    bootstraps: Option<usize>,
+    sample: Option<usize>,
+    split: &str,
+    seed: u64,
+    target_faithfulness: Option<f64>,
+    max_memory_gib: Option<u64>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyDiscovery> {
+    let selection = match select {
+        "topk" => {
+            if min_effect.is_some() || min_share.is_some() {
+                return Err(value_err("min_effect: applies to select=\"threshold\" only"));
+            }
+            SelectionRule::TopK { k: k.unwrap_or(vec![DEFAULT_K]), live_only }
+        }
+        "threshold" => {
+            if k.is_some() {
+                return Err(value_err("k: applies to select=\"topk\" only"));
+            }
+            if live_only {
+                return Err(value_err("live_only: applies to select=\"topk\" only (a threshold keeps live neurons only)"));
+            }
+            match (min_effect, min_share) {
+                (Some(_), Some(_)) => return Err(value_err("min_effect: give it in logits or as a share, not both")),
+                (_, Some(min_share)) => SelectionRule::ShareThreshold { min_share },
+                (min_effect, None) => SelectionRule::Threshold { min_effect: min_effect.unwrap_or(0.0) },
+            }
+        }
+        other => return Err(value_err(format!("select: {other:?} is not topk or threshold"))),
+    };
+    if let Some(f) = target_faithfulness.filter(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(value_err(format!("target_faithfulness: {f} is not a finite number above 0")));
+    }
+    let mut settings = DiscoverySettings::default();
+    settings.split = parse_split(split)?;
+    let config = &mut settings.config;
+    config.selection = selection;
+    config.eps = eps.unwrap_or(DEFAULT_EPS);
+    config.ablation = ablation.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))?;
+    config.bootstraps = bootstraps.unwrap_or(DEFAULT_BOOTSTRAPS);
+    config.sample = sample.unwrap_or(DEFAULT_SAMPLE);
+    config.seed = seed;
+    config.device = DeviceSpec::Cpu;
+    config.target_faithfulness = target_faithfulness;
+    if !(1..=100_000).contains(&config.bootstraps) {
+        return Err(value_err(format!("bootstraps: {} is not in 1..=100000", config.bootstraps)));
+    }
+    if !(1..=1_000_000).contains(&config.sample) {
+        return Err(value_err(format!("sample: {} is not in 1..=1000000", config.sample)));
+    }
+    if !(0.0..1.0).contains(&config.eps) {
+        return Err(value_err(format!("eps: {} is not in [0, 1)", config.eps)));
+    }
+    let ck = &model.ck;
+    let mnist = &data.mnist;
+    let set = settings.split.of(mnist);
+    set.check_fits(split, ck.model.n_inputs(), ck.model.n_classes()).map_err(|e| py_err(&e))?;
+    let max = max_memory_gib.unwrap_or(modcirc_study::discovery::DEFAULT_MAX_MEMORY_GIB);
+    let need = settings.config.working_set_bytes(&ck.model, set.len());
+    if need > max << 30 {
+        return Err(value_err(format!(
+            "model: a discovery on it would hold up to {:.1} GiB, above max_memory_gib = {max} (raise it to run anyway)",
+            need as f64 / (1u64 << 30) as f64
+        )));
+    }
+    settings.config.check(&ck.model).map_err(|e| py_err(&e))?;
+    let (task, pairs) = task_pairs(set, task, pairs, seed)?;
+    let source =
+        ModelSource { model: &ck.model, path: &model.origin, sha256: &model.sha256, regime: model.regime() };
+    let out = interruptible(py, progress, |report| discover_pairs(mnist, &source, &task, pairs, &settings, report))?
+        .map_err(|e| py_err(&e))?;
+    Ok(PyDiscovery { out, ck: Arc::clone(ck), mnist: Arc::clone(mnist) })
+}
+
+/// Node attribution (the first-order estimate of each neuron's patching
+/// effect) and the exact effects it estimates, on every pair, as JSON
+/// `{"attribution": [...], "exact": [...]}` per hidden layer.
+#[pyfunction]
+#[pyo3(signature = (model, data, task=None, pairs=None, *, split="test", seed=0))]
+fn attribution(
+    py: Python<'_>,
+    model: &PyModel,
+    data: &PyData,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    split: &str,
+    seed: u64,
+) -> PyResult<String> {
+    let images = task_images(model, data, split, task, pairs, seed)?;
+    let m = &model.ck.model;
+    let (estimate, exact) = py
+        .detach(|| -> Result<_, modcirc_acdc::AcdcError> {
+            let sweep = PatchingSweep::new(m, &images)?;
+            Ok((node_attribution(&sweep)?, exact_node_effects(&sweep)?))
+        })
+        .map_err(|e| py_err(&e))?;
+    Ok(serde_json::json!({ "attribution": estimate.layers, "exact": exact.layers }).to_string())
+}
+
+/// Edge attribution patching: one score per weight, each layer `[n_out, n_in]` as float32 bytes.
+#[pyfunction]
+#[pyo3(signature = (model, data, task=None, pairs=None, *, split="test", seed=0))]
+fn eap<'py>(
+    py: Python<'py>,
+    model: &PyModel,
+    data: &PyData,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    split: &str,
+    seed: u64,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let images = task_images(model, data, split, task, pairs, seed)?;
+    let m = &model.ck.model;
+    let scores = py
+        .detach(|| PatchingSweep::new(m, &images).and_then(|s| edge_attribution(&s)))
+        .map_err(|e| py_err(&e))?;
+    Ok(scores.layers.iter().map(|l| f32_bytes(py, l)).collect())
+}
+
+/// Edge-level ACDC on the first `max_pairs` pairs, as JSON: the kept edges
+/// `[layer, output, input]`, their count, the metric of the model and of
+/// the circuit, and how many edge tests ran a forward pass.
+#[pyfunction]
+#[pyo3(signature = (model, data, task=None, pairs=None, *, tau=None, metric="kl", zero_ablation=false,
+    max_pairs=None, split="test", seed=0, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn acdc(
+    py: Python<'_>,
+    model: &PyModel,
+    data: &PyData,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    tau: Option<f64>,
+    metric: &str,
+    zero_ablation: bool,
+    max_pairs: Option<usize>,
+    split: &str,
+    seed: u64,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let metric = metric.parse::<AcdcMetric>().map_err(|e| value_err(format!("metric: {e}")))?;
+    let config = AcdcConfig { tau: tau.unwrap_or(DEFAULT_TAU), metric, zero_ablation };
+    config.validate().map_err(|e| value_err(format!("tau: {e}")))?;
+    let max_pairs = max_pairs.unwrap_or(ACDC_PAIRS);
+    if max_pairs == 0 {
+        return Err(value_err("max_pairs: ACDC needs at least one pair"));
+    }
+    let split_set = parse_split(split)?.of(&data.mnist);
+    split_set
+        .check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes())
+        .map_err(|e| py_err(&e))?;
+    let (_, mut chosen) = task_pairs(split_set, task, pairs, seed)?;
+    chosen.truncate(max_pairs);
+    let images = TaskImages::from_pairs(split_set, &chosen);
+    let m = &model.ck.model;
+    let found = interruptible(py, progress, |_| PatchingSweep::new(m, &images).and_then(|s| edge_acdc(&s, &config)))?
+        .map_err(|e| py_err(&e))?;
+    let edges = modcirc_study::beyond::edge_list(m, &found.mask);
+    Ok(serde_json::json!({
+        "edges": edges,
+        "n_edges": found.n_edges,
+        "pairs": images.n,
+        "model_metric": found.model_metric,
+        "circuit_metric": found.circuit_metric,
+        "evaluated": found.evaluated,
+        "config": found.config,
+    })
+    .to_string())
+}
+
+/// Q (Louvain), communities and spectral n-cuts of the weight graph (every
+/// nonzero weight, or with `eps` the edges the eps rule keeps), as JSON.
+#[pyfunction]
+#[pyo3(signature = (model, eps=None, seed=0))]
+fn modularity(py: Python<'_>, model: &PyModel, eps: Option<f64>, seed: u64) -> PyResult<String> {
+    if let Some(e) = eps.filter(|e| !(0.0..1.0).contains(e)) {
+        return Err(value_err(format!("eps: {e} is not in [0, 1)")));
+    }
+    let m = &model.ck.model;
+    let q = py.detach(|| weight_graph(m, eps).and_then(|g| graph_modularity(&g, seed))).map_err(|e| py_err(&e))?;
+    to_json(&q)
+}
+
+/// Trains a model under `regime` (the study's trainer and its defaults
+/// where an option is `None`); `progress` gets the steps done.
+#[pyfunction]
+#[pyo3(signature = (regime, data, *, steps=None, seed=0, sizes=None, activation=None, batch_size=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn train(
+    py: Python<'_>,
+    regime: &str,
+    data: &PyData,
+    steps: Option<usize>,
+    seed: u64,
+    sizes: Option<Vec<usize>>,
+    activation: Option<&str>,
+    batch_size: Option<usize>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyModel> {
+    let regime = regime.parse::<Regime>().map_err(|e| value_err(format!("regime: {e}")))?;
+    let mut config = TrainConfig::new(regime).seed(seed);
+    if let Some(s) = steps {
+        if s == 0 {
+            return Err(value_err("steps: must be at least 1"));
+        }
+        config = config.steps(s);
+    }
+    if let Some(s) = sizes {
+        config = config.sizes(&s);
+    }
+    if let Some(a) = self::activation(activation)? {
+        config = config.activation(a);
+    }
+    if let Some(b) = batch_size {
+        config = config.batch_size(b);
+    }
+    let mnist = &data.mnist;
+    let trained = interruptible(py, progress, |report| {
+        modcirc_engine::train::train(config, DeviceSpec::Cpu, mnist, &mut |p| report(p.step), false)
+    })?
+    .map_err(|e| py_err(&e))?;
+    // As the CLI's cached models: the bytes a file would hold, read back
+    // (the output permutation folded in), so that saving and loading it
+    // gives the same bits.
+    let bytes = checkpoint::to_bytes(&trained.model, &trained.layout).map_err(|e| py_err(&e))?;
+    let origin = format!("{regime} model trained in Python (seed {seed})");
+    let (model, layout) = checkpoint::from_bytes(&bytes, Path::new(&origin), None).map_err(|e| py_err(&e))?;
+    let ck = Checkpoint { model, layout, meta: Some(trained.meta) };
+    Ok(PyModel { ck: Arc::new(ck), origin, sha256: sha256_hex(&bytes) })
+}
+
+/// The Rust core of the `modcirc` package.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyModel>()?;
+    m.add_class::<PyData>()?;
+    m.add_class::<PyDiscovery>()?;
+    m.add_function(wrap_pyfunction!(discover, m)?)?;
+    m.add_function(wrap_pyfunction!(attribution, m)?)?;
+    m.add_function(wrap_pyfunction!(eap, m)?)?;
+    m.add_function(wrap_pyfunction!(acdc, m)?)?;
+    m.add_function(wrap_pyfunction!(modularity, m)?)?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add("DEFAULT_K", DEFAULT_K)?;
+    m.add("DEFAULT_EPS", DEFAULT_EPS)?;
+    m.add("DEFAULT_BOOTSTRAPS", DEFAULT_BOOTSTRAPS)?;
+    m.add("DEFAULT_SAMPLE", DEFAULT_SAMPLE)?;
+    m.add("DEFAULT_TAU", DEFAULT_TAU)?;
+    m.add("ACDC_PAIRS", ACDC_PAIRS)?;
+    m.add("STUDY_STEPS", modcirc_bimt::STUDY_STEPS)?;
+    m.add("ACTIVATIONS", Activation::ALL.iter().map(|a| a.name()).collect::<Vec<_>>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
