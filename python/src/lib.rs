@@ -47,6 +47,9 @@ fn py_err(e: &(dyn std::error::Error + 'static)) -> PyErr {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             kind.get_or_insert(io.kind());
         }
+        if let Some(modcirc_dataset::DatasetError::MissingFile { .. }) = c.downcast_ref() {
+            kind.get_or_insert(std::io::ErrorKind::NotFound);
+        }
         if let Some(next) = c.source() {
             let text = next.to_string();
             if !msg.contains(&text) {
