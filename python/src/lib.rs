@@ -366,7 +366,12 @@ fn parse_split(split: &str) -> PyResult<Split> {
 
 /// The task and its pairs: a spec (`circle`, `line`, `8:3,6:5`) drawn as the
 /// CLI draws it, or explicit `(clean, corrupted)` index pairs into the split.
-fn task_pairs(split: &ImageSet, task: Option<&str>, pairs: Option<Vec<(usize, usize)>>, seed: u64) -> PyResult<(Task, Vec<Pair>)> {
+fn task_pairs(
+    split: &ImageSet,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    seed: u64,
+) -> PyResult<(Task, Vec<Pair>)> {
     match (task, pairs) {
         (Some(spec), None) => {
             let task = Task::parse(spec).map_err(|e| value_err(format!("task: {e}")))?;
@@ -443,7 +448,8 @@ impl PyDiscovery {
     /// (zero, mean or resample), the empty circuit under it as the zero.
     #[pyo3(signature = (ablation=None))]
     fn faithfulness(&self, py: Python<'_>, ablation: Option<&str>) -> PyResult<Option<f64>> {
-        let ablation = ablation.map(|a| a.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))).transpose()?;
+        let ablation =
+            ablation.map(|a| a.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))).transpose()?;
         let model = &self.ck.model;
         let split = self.out.inputs.flags.split.of(&self.mnist);
         let images = TaskImages::from_pairs(split, &self.out.pairs);
@@ -537,7 +543,9 @@ fn discover(
                 return Err(value_err("k: applies to select=\"topk\" only"));
             }
             if live_only {
-                return Err(value_err("live_only: applies to select=\"topk\" only (a threshold keeps live neurons only)"));
+                return Err(value_err(
+                    "live_only: applies to select=\"topk\" only (a threshold keeps live neurons only)",
+                ));
             }
             match (min_effect, min_share) {
                 (Some(_), Some(_)) => return Err(value_err("min_effect: give it in logits or as a share, not both")),
@@ -550,8 +558,7 @@ fn discover(
     if let Some(f) = target_faithfulness.filter(|f| !(f.is_finite() && *f > 0.0)) {
         return Err(value_err(format!("target_faithfulness: {f} is not a finite number above 0")));
     }
-    let mut settings = DiscoverySettings::default();
-    settings.split = parse_split(split)?;
+    let mut settings = DiscoverySettings { split: parse_split(split)?, ..DiscoverySettings::default() };
     let config = &mut settings.config;
     config.selection = selection;
     config.eps = eps.unwrap_or(DEFAULT_EPS);
@@ -584,8 +591,7 @@ fn discover(
     }
     settings.config.check(&ck.model).map_err(|e| py_err(&e))?;
     let (task, pairs) = task_pairs(set, task, pairs, seed)?;
-    let source =
-        ModelSource { model: &ck.model, path: &model.origin, sha256: &model.sha256, regime: model.regime() };
+    let source = ModelSource { model: &ck.model, path: &model.origin, sha256: &model.sha256, regime: model.regime() };
     let out = interruptible(py, progress, |report| discover_pairs(mnist, &source, &task, pairs, &settings, report))?
         .map_err(|e| py_err(&e))?;
     Ok(PyDiscovery { out, ck: Arc::clone(ck), mnist: Arc::clone(mnist) })
@@ -630,9 +636,8 @@ fn eap<'py>(
 ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
     let images = task_images(model, data, split, task, pairs, seed)?;
     let m = &model.ck.model;
-    let scores = py
-        .detach(|| PatchingSweep::new(m, &images).and_then(|s| edge_attribution(&s)))
-        .map_err(|e| py_err(&e))?;
+    let scores =
+        py.detach(|| PatchingSweep::new(m, &images).and_then(|s| edge_attribution(&s))).map_err(|e| py_err(&e))?;
     Ok(scores.layers.iter().map(|l| f32_bytes(py, l)).collect())
 }
 
@@ -665,9 +670,7 @@ fn acdc(
         return Err(value_err("max_pairs: ACDC needs at least one pair"));
     }
     let split_set = parse_split(split)?.of(&data.mnist);
-    split_set
-        .check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes())
-        .map_err(|e| py_err(&e))?;
+    split_set.check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes()).map_err(|e| py_err(&e))?;
     let (_, mut chosen) = task_pairs(split_set, task, pairs, seed)?;
     chosen.truncate(max_pairs);
     let images = TaskImages::from_pairs(split_set, &chosen);
