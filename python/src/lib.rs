@@ -7,15 +7,14 @@
 //! wheel serves every CPython from 3.9 on. Each computation is the library
 //! call the command line makes, so the numbers are the CLI's.
 //!
-//! Long calls run on a worker thread while the calling thread waits with the
-//! GIL released, checking for signals: Ctrl-C stops the work at its next
-//! progress point and raises `KeyboardInterrupt`.
+//! Long calls run with the GIL released, taking it back at their progress
+//! points (at most every 50 ms) to report progress and check for signals:
+//! Ctrl-C stops the work there and raises `KeyboardInterrupt`.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use modcirc_acdc::{
     edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_under, node_attribution, Ablation,
@@ -69,79 +68,60 @@ fn value_err(msg: impl Into<String>) -> PyErr {
     PyValueError::new_err(msg.into())
 }
 
-/// Raised inside the worker (by unwinding, which skips the panic hook) when
-/// the caller was interrupted; caught at the worker's top.
+/// Raised inside the work (by unwinding, which skips the panic hook) when
+/// the caller was interrupted; caught around the work.
 struct Interrupted;
 
-/// Runs `work` on a worker thread while this thread waits with the GIL
-/// released. `work` gets a progress function to call with how many of its
-/// steps are done: it forwards the count to `progress` (called on this
-/// thread, holding the GIL, so a notebook's progress bar can draw) and stops
-/// the work by unwinding once Ctrl-C (or any signal handler raising) was seen.
+/// How often, at most, a long call takes the GIL back to check for signals
+/// and report progress: often enough for Ctrl-C to feel immediate, rarely
+/// enough that a training's thousands of steps do not wait on other
+/// Python threads for the GIL.
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// Runs `work` on this thread with the GIL released. `work` gets a progress
+/// function to call with how many of its steps are done; at most every
+/// [`CHECK_EVERY`] (and at the last step) it takes the GIL back, passes the
+/// count to `progress` and checks for signals. Ctrl-C (or a `progress` that
+/// raises) stops the work there, by an unwinding caught here, and the
+/// exception is raised.
 fn interruptible<R: Send>(
     py: Python<'_>,
     progress: Option<&Bound<'_, PyAny>>,
+    total: usize,
     work: impl FnOnce(&mut dyn FnMut(usize)) -> R + Send,
 ) -> PyResult<R> {
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<usize>();
-    std::thread::scope(|s| {
-        let stop = &stop;
-        let worker = s.spawn(move || {
-            panic::catch_unwind(AssertUnwindSafe(|| {
+    let progress = progress.map(|p| p.clone().unbind());
+    let mut failure: Option<PyErr> = None;
+    let outcome = {
+        let failure = &mut failure;
+        py.detach(move || {
+            panic::catch_unwind(AssertUnwindSafe(move || {
+                let mut last = Instant::now();
                 let mut report = |done: usize| {
-                    if stop.load(Ordering::Relaxed) {
+                    if done < total && last.elapsed() < CHECK_EVERY {
+                        return;
+                    }
+                    last = Instant::now();
+                    let stop = Python::attach(|py| {
+                        let called = progress.as_ref().map_or(Ok(()), |p| p.call1(py, (done,)).map(|_| ()));
+                        called.and_then(|()| py.check_signals()).err()
+                    });
+                    if let Some(e) = stop {
+                        *failure = Some(e);
                         panic::resume_unwind(Box::new(Interrupted));
                     }
-                    let _ = tx.send(done);
                 };
                 work(&mut report)
             }))
-        });
-        let mut rx = rx;
-        let mut failure: Option<PyErr> = None;
-        loop {
-            let (got, back) = py.detach(move || {
-                let got = rx.recv_timeout(Duration::from_millis(50));
-                (got, rx)
-            });
-            rx = back;
-            match got {
-                Ok(mut done) => {
-                    // A fast worker's counts, coalesced: the callback sees the latest.
-                    while let Ok(more) = rx.try_recv() {
-                        done = more;
-                    }
-                    if let (Some(cb), None) = (progress, &failure) {
-                        if let Err(e) = cb.call1((done,)) {
-                            failure = Some(e);
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if failure.is_none() {
-                if let Err(e) = py.check_signals() {
-                    failure = Some(e);
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
+        })
+    };
+    match outcome {
+        Ok(r) => Ok(r),
+        Err(payload) if payload.is::<Interrupted>() => {
+            Err(failure.unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted")))
         }
-        let outcome = py.detach(|| worker.join()).expect("the worker catches its own unwinding");
-        match (outcome, failure) {
-            (Ok(r), None) => Ok(r),
-            (Ok(_), Some(e)) => Err(e),
-            (Err(payload), failure) => {
-                if payload.is::<Interrupted>() {
-                    Err(failure.unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted")))
-                } else {
-                    panic::resume_unwind(payload)
-                }
-            }
-        }
-    })
+        Err(payload) => panic::resume_unwind(payload),
+    }
 }
 
 fn activation(name: Option<&str>) -> PyResult<Option<Activation>> {
@@ -592,8 +572,10 @@ fn discover(
     settings.config.check(&ck.model).map_err(|e| py_err(&e))?;
     let (task, pairs) = task_pairs(set, task, pairs, seed)?;
     let source = ModelSource { model: &ck.model, path: &model.origin, sha256: &model.sha256, regime: model.regime() };
-    let out = interruptible(py, progress, |report| discover_pairs(mnist, &source, &task, pairs, &settings, report))?
-        .map_err(|e| py_err(&e))?;
+    let out = interruptible(py, progress, settings.config.bootstraps, |report| {
+        discover_pairs(mnist, &source, &task, pairs, &settings, report)
+    })?
+    .map_err(|e| py_err(&e))?;
     Ok(PyDiscovery { out, ck: Arc::clone(ck), mnist: Arc::clone(mnist) })
 }
 
@@ -675,8 +657,9 @@ fn acdc(
     chosen.truncate(max_pairs);
     let images = TaskImages::from_pairs(split_set, &chosen);
     let m = &model.ck.model;
-    let found = interruptible(py, progress, |_| PatchingSweep::new(m, &images).and_then(|s| edge_acdc(&s, &config)))?
-        .map_err(|e| py_err(&e))?;
+    let found =
+        interruptible(py, progress, 0, |_| PatchingSweep::new(m, &images).and_then(|s| edge_acdc(&s, &config)))?
+            .map_err(|e| py_err(&e))?;
     let edges = modcirc_study::beyond::edge_list(m, &found.mask);
     Ok(serde_json::json!({
         "edges": edges,
@@ -737,7 +720,8 @@ fn train(
         config = config.batch_size(b);
     }
     let mnist = &data.mnist;
-    let trained = interruptible(py, progress, |report| {
+    let total = config.steps;
+    let trained = interruptible(py, progress, total, |report| {
         modcirc_engine::train::train(config, DeviceSpec::Cpu, mnist, &mut |p| report(p.step), false)
     })?
     .map_err(|e| py_err(&e))?;
