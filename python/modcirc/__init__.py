@@ -697,14 +697,19 @@ def acdc(
     max_pairs: int = ACDC_PAIRS,
     split: str = "test",
     seed: int = 0,
+    progress: Progress = False,
 ) -> Dict[str, Any]:
     """Edge-level ACDC on the first ``max_pairs`` pairs: the kept edges
     (``edges``, rows ``[layer, output, input]``), their count, the metric of
-    the model and of the circuit."""
+    the model and of the circuit. ``progress`` counts the receiving neurons
+    whose incoming edges are tested."""
     m, d = _model(model), _data(data)
     spec, pairs = _task(task)
-    out = json.loads(
-        _native.acdc(
+    text = _with_progress(
+        progress,
+        sum(m.sizes[1:]),
+        "ACDC receivers",
+        lambda cb: _native.acdc(
             m._native,
             d._native,
             spec,
@@ -715,8 +720,10 @@ def acdc(
             max_pairs=max_pairs,
             split=split,
             seed=seed,
-        )
+            progress=cb,
+        ),
     )
+    out = json.loads(text)
     out["edges"] = np.array(out["edges"], dtype=np.int64).reshape(-1, 3)
     return out
 

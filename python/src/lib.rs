@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_under, node_attribution, Ablation,
-    AcdcConfig, AcdcMetric, Circuit, PatchingSweep, SelectionRule, TaskImages, DEFAULT_BOOTSTRAPS, DEFAULT_EPS,
-    DEFAULT_K, DEFAULT_SAMPLE, DEFAULT_TAU,
+    edge_acdc_with_progress, edge_attribution, exact_node_effects, faithfulness, faithfulness_under, node_attribution,
+    Ablation, AcdcConfig, AcdcMetric, Circuit, PatchingSweep, SelectionRule, TaskImages, DEFAULT_BOOTSTRAPS,
+    DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, DEFAULT_TAU,
 };
 use modcirc_bimt::checkpoint::{self, Checkpoint};
 use modcirc_bimt::{Regime, TrainConfig};
@@ -244,6 +244,14 @@ impl PyModel {
     /// Writes the checkpoint (weights and layout) to `path` through a
     /// temporary file, and its sidecar beside it where it has one.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+        let read = Path::new(&self.origin);
+        if same(&path, read) || same(&path, &checkpoint::sidecar_path(read)) {
+            return Err(value_err(format!(
+                "path: {} is the file this model was read from (or its sidecar); save it elsewhere",
+                path.display()
+            )));
+        }
         let ck = &self.ck;
         py.detach(|| match &ck.meta {
             Some(meta) => checkpoint::save(&path, &ck.model, &ck.layout, meta).map(|_| ()),
@@ -657,9 +665,11 @@ fn acdc(
     chosen.truncate(max_pairs);
     let images = TaskImages::from_pairs(split_set, &chosen);
     let m = &model.ck.model;
-    let found =
-        interruptible(py, progress, 0, |_| PatchingSweep::new(m, &images).and_then(|s| edge_acdc(&s, &config)))?
-            .map_err(|e| py_err(&e))?;
+    let receivers = m.layers.iter().map(|l| l.n_out).sum();
+    let found = interruptible(py, progress, receivers, |report| {
+        PatchingSweep::new(m, &images).and_then(|s| edge_acdc_with_progress(&s, &config, report))
+    })?
+    .map_err(|e| py_err(&e))?;
     let edges = modcirc_study::beyond::edge_list(m, &found.mask);
     Ok(serde_json::json!({
         "edges": edges,

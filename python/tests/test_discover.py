@@ -121,6 +121,20 @@ def test_ctrl_c_interrupts_a_discovery(trained, data):
         timer.cancel()
 
 
+@pytest.mark.parametrize("call", ["acdc", "train"])
+def test_ctrl_c_interrupts_acdc_and_training(call, trained, data):
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if call == "acdc":
+                modcirc.acdc(trained, data, "circle", max_pairs=1866)
+            else:
+                modcirc.train("bimt", data, steps=1_000_000)
+    finally:
+        timer.cancel()
+
+
 def test_discovery_releases_the_gil(trained, data):
     ticks = []
     done = threading.Event()
@@ -147,8 +161,10 @@ def test_attribution_eap_acdc_and_modularity(trained, data):
     assert np.corrcoef(a["exact"][1], a["attribution"][1])[0, 1] > 0.5
     e = modcirc.eap(model, data, "circle")
     assert [x.shape for x in e] == [(100, 784), (100, 100), (10, 100)]
-    c = modcirc.acdc(model, data, "circle", max_pairs=20)
+    seen = []
+    c = modcirc.acdc(model, data, "circle", max_pairs=20, progress=lambda done, total: seen.append((done, total)))
     assert c["pairs"] == 20 and c["edges"].shape == (c["n_edges"], 3)
+    assert seen[-1] == (210, 210)
     q = modcirc.modularity(model)
     assert -0.5 <= q["q"] <= 1.0 and q["communities"] >= 1
 

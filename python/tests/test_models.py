@@ -78,3 +78,25 @@ def test_errors_are_python_exceptions_with_the_library_messages(tmp_path):
     model = modcirc.from_state_dict(sd, "relu")
     with pytest.raises(ValueError, match="takes 3"):
         model.forward(np.ones((1, 4), np.float32))
+
+
+def test_save_refuses_its_own_file_links_and_fifos(tmp_path):
+    import os
+    rng = np.random.default_rng(2)
+    sd = {f"fc{j + 1}.{p}": a for j, (w, b) in enumerate(_mlp([3, 2, 2], rng)) for p, a in (("weight", w), ("bias", b))}
+    path = tmp_path / "m.safetensors"
+    modcirc.from_state_dict(sd, "relu").save(path)
+    model = modcirc.load(path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="read from"):
+        model.save(path)
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(ValueError):
+        model.save(link)
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError):
+        model.save(fifo)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.safetensors", "link.safetensors", "m.safetensors"]

@@ -267,6 +267,17 @@ impl<'a> Search<'a> {
 
 /// ACDC over every edge of the model, on the pairs of `sweep`.
 pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeCircuit, AcdcError> {
+    edge_acdc_with_progress(sweep, config, &mut |_| {})
+}
+
+/// [`edge_acdc`], calling `progress` after each receiving neuron's incoming
+/// edges are tested with how many receivers are done (of the sum of the
+/// layers' output widths).
+pub fn edge_acdc_with_progress(
+    sweep: &PatchingSweep<'_>,
+    config: &AcdcConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<EdgeCircuit, AcdcError> {
     let (model, images) = (sweep.model, &sweep.images);
     check_labels(model, images)?;
     config.validate()?;
@@ -283,12 +294,15 @@ pub fn edge_acdc(sweep: &PatchingSweep<'_>, config: &AcdcConfig) -> Result<EdgeC
         .collect();
     let mut search = Search::new(sweep, config);
     let model_cost = search.current;
+    let mut receivers = 0;
     for l in (0..model.layers.len()).rev() {
         let moved = search.moved_sources(l, &ablated[l]);
         for v in 0..model.layers[l].n_out {
             for (u, moved) in moved.iter().enumerate() {
                 search.test_edge(l, v, u, moved);
             }
+            receivers += 1;
+            progress(receivers);
         }
     }
     let sign = if config.metric == AcdcMetric::Answer { -1.0 } else { 1.0 };

@@ -75,7 +75,7 @@ pub use discovery::{
     discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,
     DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
-pub use edge_acdc::{edge_acdc, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
+pub use edge_acdc::{edge_acdc, edge_acdc_with_progress, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
 pub use select::{Selection, SelectionRule};
 pub use smallest::{
