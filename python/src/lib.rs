@@ -393,7 +393,16 @@ fn task_pairs(
     }
 }
 
-/// The images of a task on a split, checked against the model.
+/// The split `split` of `data`, refused where `model` cannot take its images.
+fn fitted<'a>(model: &PyModel, data: &'a PyData, split: Split) -> PyResult<&'a ImageSet> {
+    let set = split.of(&data.mnist);
+    set.check_fits(&split.to_string(), model.ck.model.n_inputs(), model.ck.model.n_classes())
+        .map_err(|e| py_err(&e))?;
+    Ok(set)
+}
+
+/// The images of a task's pairs (the first `max_pairs` of them, where
+/// given) on a split, checked against the model.
 fn task_images(
     model: &PyModel,
     data: &PyData,
@@ -401,11 +410,11 @@ fn task_images(
     task: Option<&str>,
     pairs: Option<Vec<(usize, usize)>>,
     seed: u64,
+    max_pairs: Option<usize>,
 ) -> PyResult<TaskImages> {
-    let split_name = parse_split(split)?;
-    let set = split_name.of(&data.mnist);
-    set.check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes()).map_err(|e| py_err(&e))?;
-    let (_, pairs) = task_pairs(set, task, pairs, seed)?;
+    let set = fitted(model, data, parse_split(split)?)?;
+    let (_, mut pairs) = task_pairs(set, task, pairs, seed)?;
+    pairs.truncate(max_pairs.unwrap_or(usize::MAX));
     Ok(TaskImages::from_pairs(set, &pairs))
 }
 
@@ -567,8 +576,7 @@ fn discover(
     }
     let ck = &model.ck;
     let mnist = &data.mnist;
-    let set = settings.split.of(mnist);
-    set.check_fits(split, ck.model.n_inputs(), ck.model.n_classes()).map_err(|e| py_err(&e))?;
+    let set = fitted(model, data, settings.split)?;
     let max = max_memory_gib.unwrap_or(modcirc_study::discovery::DEFAULT_MAX_MEMORY_GIB);
     let need = settings.config.working_set_bytes(&ck.model, set.len());
     if need > max << 30 {
@@ -601,7 +609,7 @@ fn attribution(
     split: &str,
     seed: u64,
 ) -> PyResult<String> {
-    let images = task_images(model, data, split, task, pairs, seed)?;
+    let images = task_images(model, data, split, task, pairs, seed, None)?;
     let m = &model.ck.model;
     let (estimate, exact) = py
         .detach(|| -> Result<_, modcirc_acdc::AcdcError> {
@@ -624,7 +632,7 @@ fn eap<'py>(
     split: &str,
     seed: u64,
 ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-    let images = task_images(model, data, split, task, pairs, seed)?;
+    let images = task_images(model, data, split, task, pairs, seed, None)?;
     let m = &model.ck.model;
     let scores =
         py.detach(|| PatchingSweep::new(m, &images).and_then(|s| edge_attribution(&s))).map_err(|e| py_err(&e))?;
@@ -659,11 +667,7 @@ fn acdc(
     if max_pairs == 0 {
         return Err(value_err("max_pairs: ACDC needs at least one pair"));
     }
-    let split_set = parse_split(split)?.of(&data.mnist);
-    split_set.check_fits(split, model.ck.model.n_inputs(), model.ck.model.n_classes()).map_err(|e| py_err(&e))?;
-    let (_, mut chosen) = task_pairs(split_set, task, pairs, seed)?;
-    chosen.truncate(max_pairs);
-    let images = TaskImages::from_pairs(split_set, &chosen);
+    let images = task_images(model, data, split, task, pairs, seed, Some(max_pairs))?;
     let m = &model.ck.model;
     let receivers = m.layers.iter().map(|l| l.n_out).sum();
     let found = interruptible(py, progress, receivers, |report| {

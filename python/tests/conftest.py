@@ -1,7 +1,9 @@
 """Shared fixtures: the clone's MNIST, a small trained model, the CLI."""
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,35 @@ def cli() -> str:
         pytest.fail("MODCIRC_REQUIRE_CLI is set but no xtask binary was found (set MODCIRC_CLI)")
     pytest.skip("no xtask binary: build it with `cargo build --bins` or set MODCIRC_CLI")
     return shutil.which("xtask") or ""
+
+
+# Times differ between two runs of the same computation; nothing else may.
+TIMES = {"discovery_s", "total_s"}
+
+
+def _strip_times(value):
+    if isinstance(value, dict):
+        return {k: _strip_times(v) for k, v in value.items() if k not in TIMES}
+    if isinstance(value, list):
+        return [_strip_times(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="session")
+def without_times():
+    """A discovery's JSON without its wall times, to compare two runs exactly."""
+    return _strip_times
+
+
+@pytest.fixture(scope="session")
+def cli_discover(cli, data_dir):
+    """`xtask discover --json` on a model file with extra flags: its output, parsed."""
+
+    def run(model_path, *flags):
+        out = subprocess.run(
+            [cli, "discover", "--model", str(model_path), "--data-dir", str(data_dir), "--json", "--quiet", *flags],
+            check=True, capture_output=True, text=True,
+        )
+        return json.loads(out.stdout)
+
+    return run

@@ -2,7 +2,6 @@
 arrays, exports, progress, interruption and errors."""
 
 import json
-import subprocess
 import threading
 import time
 import _thread
@@ -12,33 +11,14 @@ import pytest
 
 import modcirc
 
-# Times differ between two runs of the same computation; nothing else may.
-TIMES = {"discovery_s", "total_s"}
 
-
-def _without_times(value):
-    if isinstance(value, dict):
-        return {k: _without_times(v) for k, v in value.items() if k not in TIMES}
-    if isinstance(value, list):
-        return [_without_times(v) for v in value]
-    return value
-
-
-def _cli_discover(cli, model_path, data_dir, *flags):
-    out = subprocess.run(
-        [cli, "discover", "--model", str(model_path), "--data-dir", str(data_dir), "--json", "--quiet", *flags],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout)
-
-
-def test_discover_equals_the_cli_exactly(cli, trained, data, data_dir):
+def test_discover_equals_the_cli_exactly(cli_discover, trained, data, without_times):
     flags = ["--task", "3:8,8:3", "--bootstraps", "4", "--sample", "150", "--seed", "5",
              "--target-faithfulness", "0.8", "--ablation", "mean"]
-    want = _cli_discover(cli, trained, data_dir, *flags)
+    want = cli_discover(trained, *flags)
     got = modcirc.discover(modcirc.load(trained), data, "3:8,8:3", bootstraps=4, sample=150, seed=5,
                            target_faithfulness=0.8, ablation="mean")
-    assert _without_times(got.raw["report"]) == _without_times(want["report"])
+    assert without_times(got.raw["report"]) == without_times(want["report"])
     assert got.raw["pairs"] == want["pairs"] and got.raw["notes"] == want["notes"]
     assert got.raw["inputs"]["model_sha256"] == want["inputs"]["model_sha256"]
     assert got.raw["inputs"]["flags"] == want["inputs"]["flags"]
@@ -52,18 +32,18 @@ def test_discover_equals_the_cli_exactly(cli, trained, data, data_dir):
     assert got.baseline == report["scores"]["baseline"]
 
 
-def test_explicit_pairs_and_array_data_give_the_same_discovery(trained, data):
+def test_explicit_pairs_and_array_data_give_the_same_discovery(trained, data, without_times):
     model = modcirc.load(trained)
     drawn = modcirc.discover(model, data, "6:5", k=[10, 5], bootstraps=2, sample=50)
     images, labels = data.split("test")
     arrays = modcirc.from_arrays(images, labels)
     given = modcirc.discover(model, arrays, drawn.pairs, k=[10, 5], bootstraps=2, sample=50)
-    assert _without_times(given.raw["report"]) == _without_times(drawn.raw["report"])
+    assert without_times(given.raw["report"]) == without_times(drawn.raw["report"])
     assert given.task == "6:5"
     # uint8 images scale as the IDX reader does (byte / 255).
     as_bytes = modcirc.from_arrays(np.rint(images * 255).astype(np.uint8), labels)
     again = modcirc.discover(model, as_bytes, drawn.pairs, k=[10, 5], bootstraps=2, sample=50)
-    assert _without_times(again.raw["report"]) == _without_times(drawn.raw["report"])
+    assert without_times(again.raw["report"]) == without_times(drawn.raw["report"])
 
 
 def test_discovery_arrays_circuit_and_faithfulness(trained, data):

@@ -1,9 +1,6 @@
 """PyTorch modules and state dicts (torch is optional: these are skipped,
 and say so, where it is not installed)."""
 
-import json
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -11,16 +8,6 @@ import modcirc
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
-
-TIMES = {"discovery_s", "total_s"}
-
-
-def _without_times(value):
-    if isinstance(value, dict):
-        return {k: _without_times(v) for k, v in value.items() if k not in TIMES}
-    if isinstance(value, list):
-        return [_without_times(v) for v in value]
-    return value
 
 
 def _sequential(act, widths=(64, 48, 32)):
@@ -34,7 +21,7 @@ def _sequential(act, widths=(64, 48, 32)):
 
 
 @pytest.mark.parametrize("act,name", [(nn.ReLU, "relu"), (nn.GELU, "gelu")])
-def test_from_module_equals_saving_it_and_running_the_cli(act, name, cli, data, data_dir, tmp_path):
+def test_from_module_equals_saving_it_and_running_the_cli(act, name, cli_discover, data, tmp_path, without_times):
     net = _sequential(act).eval()
     model = modcirc.from_module(net)
     assert model.sizes == [784, 64, 48, 32, 10] and model.activation == name
@@ -47,11 +34,9 @@ def test_from_module_equals_saving_it_and_running_the_cli(act, name, cli, data, 
     path = tmp_path / "net.safetensors"
     path.write_bytes(modcirc._safetensors_bytes({k: v.numpy() for k, v in net.state_dict().items()}))
     flags = ["--task", "circle", "--bootstraps", "3", "--sample", "100", "--activation", name]
-    out = subprocess.run([cli, "discover", "--model", str(path), "--data-dir", str(data_dir), "--json", "--quiet", *flags],
-                         check=True, capture_output=True, text=True)
-    cli_out = json.loads(out.stdout)
+    cli_out = cli_discover(path, *flags)
     d = modcirc.discover(net, data, "circle", bootstraps=3, sample=100)
-    assert _without_times(d.raw["report"]) == _without_times(cli_out["report"])
+    assert without_times(d.raw["report"]) == without_times(cli_out["report"])
     assert d.raw["inputs"]["model_sha256"] == cli_out["inputs"]["model_sha256"]
 
 
