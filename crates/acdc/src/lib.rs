@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 mod attribution;
+pub mod boolean;
 mod circuit;
 mod controls;
 #[cfg(feature = "candle")]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::adamw::adamw;
 use crate::batches::BatchSampler;
 use crate::history::{HistoryPoint, HistoryWindow};
-use crate::relocate::{Relocator, TOP_POSITIONS};
+use crate::relocate::{Relocation, Relocator, TOP_POSITIONS};
 use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_mlp::linalg::{mm_nn, mm_tn};
 use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
@@ -246,6 +246,26 @@ struct Buffers {
     gb: Vec<Vec<f32>>,
 }
 
+/// Hidden activations to replace in one step ([`Trainer::step_patched`]):
+/// per hidden layer, `[batch, width]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patches {
+    /// Where a value replaces the activation.
+    pub mask: Vec<Vec<bool>>,
+    /// The values (read where `mask` is set).
+    pub values: Vec<Vec<f32>>,
+}
+
+impl Patches {
+    /// No patch, for `batch` rows of hidden layers of `widths`.
+    pub fn none(batch: usize, widths: &[usize]) -> Patches {
+        Patches {
+            mask: widths.iter().map(|w| vec![false; batch * w]).collect(),
+            values: widths.iter().map(|w| vec![0.0; batch * w]).collect(),
+        }
+    }
+}
+
 /// What one optimizer step measured.
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
@@ -353,14 +373,12 @@ impl Trainer {
             timing.optimizer_s += t0.elapsed().as_secs_f64();
             window.add(loss, stats.mse, stats.correct, cfg.batch_size);
 
-            if let Some(relocator) = &self.relocator {
-                if (s + 1) % cfg.swap_every == 0 {
-                    let t1 = Instant::now();
-                    let r = relocator.relocate(&mut self.model);
-                    timing.relocation_s += t1.elapsed().as_secs_f64();
-                    timing.relocations += 1;
-                    timing.swaps += r.swaps.len();
-                }
+            if self.relocation_due(s) {
+                let t1 = Instant::now();
+                let r = self.relocate();
+                timing.relocation_s += t1.elapsed().as_secs_f64();
+                timing.relocations += 1;
+                timing.swaps += r.map_or(0, |r| r.swaps.len());
             }
             let running_accuracy = window.running_accuracy();
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
@@ -386,17 +404,72 @@ impl Trainer {
         self.step(s)
     }
 
+    /// [`Trainer::step_batch`] with some hidden activations replaced: row
+    /// `r`'s neuron `i` of hidden layer `h` takes `patches.values[h][r * width + i]`
+    /// wherever `patches.mask[h]` is set there, and no gradient flows
+    /// through it (the patched value is a constant). This is the forward of
+    /// interchange intervention training (STUDY §11).
+    ///
+    /// # Panics
+    /// If the patches do not cover every hidden layer at `batch_size` rows.
+    pub fn step_patched(&mut self, x: &[f32], labels: &[u8], patches: &Patches, s: usize) -> StepStats {
+        let b = self.config.batch_size;
+        let widths: Vec<usize> = self.model.layers[..self.model.layers.len() - 1].iter().map(|l| l.n_out).collect();
+        assert_eq!(patches.mask.len(), widths.len(), "patches per hidden layer");
+        for (h, w) in widths.iter().enumerate() {
+            assert_eq!(patches.mask[h].len(), b * w, "patch mask of hidden layer {h}");
+            assert_eq!(patches.values[h].len(), b * w, "patch values of hidden layer {h}");
+        }
+        self.buf.x.copy_from_slice(x);
+        self.buf.labels.copy_from_slice(labels);
+        self.step_with(s, Some(patches))
+    }
+
+    /// Whether a relocation follows the 0-based step `s` (regimes with swaps).
+    pub fn relocation_due(&self, s: usize) -> bool {
+        self.relocator.is_some() && (s + 1) % self.config.swap_every == 0
+    }
+
+    /// Relocates now (STUDY §2), returning the swaps made; `None` for the
+    /// regimes without swaps. [`Trainer::run`] calls it after every
+    /// `swap_every` steps; callers with their own loop call it when
+    /// [`Trainer::relocation_due`] says so.
+    pub fn relocate(&mut self) -> Option<Relocation> {
+        self.relocator.as_ref().map(|r| r.relocate(&mut self.model))
+    }
+
+    /// The neuron coordinates.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The network, ending the training.
+    pub fn into_model(self) -> Mlp {
+        self.model
+    }
+
+    /// The last step's weight and bias gradients (tests of other modules).
+    #[cfg(test)]
+    pub(crate) fn gradients(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.buf.gw, &self.buf.gb)
+    }
+
     fn step(&mut self, s: usize) -> StepStats {
+        self.step_with(s, None)
+    }
+
+    fn step_with(&mut self, s: usize, patches: Option<&Patches>) -> StepStats {
         let lambda = self.config.lambda_at(s);
-        self.forward();
+        self.forward(patches);
         let (mse, correct) = self.mse_gradient();
-        self.backward();
+        self.backward(patches);
         let penalty = self.update(s, lambda);
         StepStats { loss: mse + lambda as f64 * penalty, mse, penalty, correct }
     }
 
-    /// Pre- and post-activations of every layer on the batch in `buf.x`.
-    fn forward(&mut self) {
+    /// Pre- and post-activations of every layer on the batch in `buf.x`,
+    /// with the patched hidden values in place.
+    fn forward(&mut self, patches: Option<&Patches>) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
         let buf = &mut self.buf;
@@ -414,6 +487,13 @@ impl Trainer {
                     }
                 } else {
                     rest[0].iter_mut().zip(&buf.pre[l]).for_each(|(a, &z)| *a = act.apply(z));
+                }
+                if let Some(p) = patches {
+                    for ((a, &m), &v) in rest[0].iter_mut().zip(&p.mask[l]).zip(&p.values[l]) {
+                        if m {
+                            *a = v;
+                        }
+                    }
                 }
             }
         }
@@ -447,7 +527,7 @@ impl Trainer {
     }
 
     /// Every layer's weight and bias gradients from the last layer's delta.
-    fn backward(&mut self) {
+    fn backward(&mut self, patches: Option<&Patches>) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
         let buf = &mut self.buf;
@@ -474,6 +554,9 @@ impl Trainer {
                     }
                 } else {
                     prev.iter_mut().zip(&buf.pre[l - 1]).for_each(|(d, &z)| *d *= act.derivative(z));
+                }
+                if let Some(p) = patches {
+                    prev.iter_mut().zip(&p.mask[l - 1]).filter(|(_, &m)| m).for_each(|(d, _)| *d = 0.0);
                 }
             }
         }

@@ -159,6 +159,9 @@ pub enum DatasetError {
     /// Images or labels a model of these inputs and classes cannot take.
     #[error("{0}")]
     Misfit(String),
+    /// A pointer value retrieval data set or task that cannot be built (STUDY §11).
+    #[error("pointer value retrieval: {0}")]
+    Pvr(String),
 }
 
 impl DatasetError {

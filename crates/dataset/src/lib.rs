@@ -21,6 +21,7 @@ mod error;
 pub mod idx;
 mod mnist;
 mod pairs;
+pub mod pvr;
 mod rng;
 
 pub use error::DatasetError;

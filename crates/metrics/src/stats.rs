@@ -186,6 +186,45 @@ pub fn auroc(scores: &[f64], positive: &[bool]) -> Option<f64> {
     Some(u / (n_pos as f64 * n_neg as f64))
 }
 
+/// The ROC curve of `scores` against `positive` (higher score, positive),
+/// read at each false-positive rate of `fprs`: the true-positive rate of
+/// the curve whose tied scores form one straight segment, the curve whose
+/// area is [`auroc`]. `None` where [`auroc`] is.
+pub fn roc_tpr_at(scores: &[f64], positive: &[bool], fprs: &[f64]) -> Option<Vec<f64>> {
+    auroc(scores, positive)?;
+    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
+    let n_neg = positive.len() as f64 - n_pos;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    // The curve's corners: after each group of tied scores.
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if positive[order[j]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        points.push((fp / n_neg, tp / n_pos));
+        i = j;
+    }
+    let at = |x: f64| -> f64 {
+        // The highest TPR at this FPR (a vertical segment keeps its top).
+        let k = points.partition_point(|p| p.0 <= x);
+        let (x1, y1) = points[k - 1];
+        match points.get(k) {
+            Some(&(x2, y2)) if x2 > x1 => y1 + (y2 - y1) * (x - x1) / (x2 - x1),
+            _ => y1,
+        }
+    };
+    Some(fprs.iter().map(|&x| at(x.clamp(0.0, 1.0))).collect())
+}
+
 #[cfg(test)]
 mod auroc_tests {
     use proptest::prelude::*;
@@ -231,6 +270,35 @@ mod auroc_tests {
                 Some(a) => prop_assert!((a - brute_force(&scores, &truth)).abs() < 1e-12),
                 None => prop_assert!(truth.iter().all(|&p| p) || truth.iter().all(|&p| !p)),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod roc_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The curve is straight between corners, which lie on multiples of
+        /// 1/n_neg: the midpoint rule on those intervals gives its area
+        /// exactly, and that area is AUROC.
+        #[test]
+        fn the_curve_has_the_auroc_as_its_area(
+            raw in proptest::collection::vec((0u8..6, any::<bool>()), 2..40),
+        ) {
+            let scores: Vec<f64> = raw.iter().map(|(s, _)| *s as f64).collect();
+            let positive: Vec<bool> = raw.iter().map(|(_, p)| *p).collect();
+            let n_neg = positive.iter().filter(|p| !**p).count();
+            prop_assume!(n_neg > 0 && n_neg < positive.len());
+            let mids: Vec<f64> = (0..n_neg).map(|k| (k as f64 + 0.5) / n_neg as f64).collect();
+            let area: f64 = roc_tpr_at(&scores, &positive, &mids).unwrap().iter().sum::<f64>() / n_neg as f64;
+            prop_assert!((area - auroc(&scores, &positive).unwrap()).abs() < 1e-9);
+            let grid: Vec<f64> = (0..=20).map(|k| k as f64 / 20.0).collect();
+            let tpr = roc_tpr_at(&scores, &positive, &grid).unwrap();
+            prop_assert!(tpr.windows(2).all(|w| w[0] <= w[1] + 1e-12));
+            prop_assert_eq!(*tpr.last().unwrap(), 1.0);
         }
     }
 }

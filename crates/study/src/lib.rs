@@ -45,6 +45,7 @@ pub mod findings;
 pub mod judged_controls;
 pub mod measure;
 pub mod paper;
+pub mod planted;
 pub mod results;
 pub mod seeds;
 pub mod structure;
