@@ -160,7 +160,7 @@ fn draw_batch(model: &Mlp, alignment: &Alignment, source: &PvrSource, b: usize, 
     }
     let acts = model.activations(&xs, 2 * b);
     let mut nodes = Vec::with_capacity(b);
-    for k in 0..2 * b {
+    for (k, src) in sources.iter().enumerate() {
         let r = b + k;
         if k < b {
             let node = rng.below(PVR_NODES);
@@ -172,7 +172,7 @@ fn draw_batch(model: &Mlp, alignment: &Alignment, source: &PvrSource, b: usize, 
                 }
             }
             let mut digits = source.digits(bases[r]);
-            digits[node] = source.digits(sources[k])[node];
+            digits[node] = source.digits(*src)[node];
             labels[r] = pvr_label(digits);
         } else {
             for (h, &w) in widths.iter().enumerate() {
@@ -377,14 +377,14 @@ mod tests {
             let stats = tr.step_patched(&x, &labels, &patches, 0);
             assert!((stats.mse - loss(&model)).abs() < 1e-6, "{} vs {}", stats.mse, loss(&model));
             let (gw, _) = tr.gradients();
-            for l in 0..model.layers.len() {
-                for i in (0..model.layers[l].weight.len()).step_by(3) {
+            for (l, g_layer) in gw.iter().enumerate() {
+                for i in (0..g_layer.len()).step_by(3) {
                     let h = 1e-3f32;
                     let (mut up, mut down) = (model.clone(), model.clone());
                     up.layers[l].weight[i] += h;
                     down.layers[l].weight[i] -= h;
                     let fd = (loss(&up) - loss(&down)) / (2.0 * h as f64);
-                    let g = gw[l][i] as f64;
+                    let g = g_layer[i] as f64;
                     assert!((g - fd).abs() < 2e-3 * (1.0 + fd.abs()), "{sizes:?} layer {l} weight {i}: {g} vs {fd}");
                 }
             }

@@ -46,6 +46,9 @@ pub fn quadrant_pixels(q: usize) -> Vec<usize> {
     (0..QUADRANT_SIDE).flat_map(|r| (0..QUADRANT_SIDE).map(move |c| (r0 + r) * SIDE + c0 + c)).collect()
 }
 
+/// A composite: the split's image index of each quadrant.
+pub type Composite = [usize; PVR_NODES];
+
 /// A split's digits downscaled to 14x14 once, ready to be composed.
 #[derive(Debug, Clone)]
 pub struct PvrSource {
@@ -155,7 +158,7 @@ impl PvrSource {
         q: usize,
         n: usize,
         seed: u64,
-    ) -> Result<Vec<([usize; PVR_NODES], [usize; PVR_NODES])>, DatasetError> {
+    ) -> Result<Vec<(Composite, Composite)>, DatasetError> {
         if !(1..PVR_NODES).contains(&q) {
             return Err(DatasetError::Pvr(format!("value quadrant {q}: expected 1, 2 or 3")));
         }

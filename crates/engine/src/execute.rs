@@ -46,6 +46,10 @@ pub enum Value<'a> {
     Controls(&'a ControlsResult),
     /// STUDY §9 on the model.
     Structure(&'a StructureResult),
+    /// A planted model's quality and scores (STUDY §11).
+    Planted(&'a modcirc_study::planted::PlantedScores),
+    /// A regime's Boolean networks (STUDY §11).
+    Boolean(&'a [modcirc_study::planted::BooleanModel]),
 }
 
 /// What execution tells as it goes: progress, results, waits, warnings.
@@ -138,11 +142,11 @@ pub fn execute(
     run_jobs(models, options.jobs, |m| ctx.model(m))
 }
 
-struct Ctx<'a> {
-    wl: &'a Workload,
-    options: &'a Options,
-    observer: &'a dyn Observer,
-    concurrent: bool,
+pub(crate) struct Ctx<'a> {
+    pub(crate) wl: &'a Workload,
+    pub(crate) options: &'a Options,
+    pub(crate) observer: &'a dyn Observer,
+    pub(crate) concurrent: bool,
 }
 
 impl Ctx<'_> {
@@ -217,7 +221,7 @@ impl Ctx<'_> {
     }
 
     /// A unit's files from the cache, when they match their listing.
-    fn lookup(&self, main: &Path, files: &[&Path], warn: bool) -> Option<Vec<Vec<u8>>> {
+    pub(crate) fn lookup(&self, main: &Path, files: &[&Path], warn: bool) -> Option<Vec<Vec<u8>>> {
         if self.options.force {
             return None;
         }
@@ -234,7 +238,7 @@ impl Ctx<'_> {
     }
 
     /// A cached JSON unit, parsed, and its bytes.
-    fn fetch_json<T: serde::de::DeserializeOwned>(&self, path: &Path, warn: bool) -> Option<(T, Vec<u8>)> {
+    pub(crate) fn fetch_json<T: serde::de::DeserializeOwned>(&self, path: &Path, warn: bool) -> Option<(T, Vec<u8>)> {
         if self.options.force {
             return None;
         }
@@ -250,7 +254,7 @@ impl Ctx<'_> {
     /// under its claim, waiting while another live process holds it. A
     /// holder whose claim was taken over takes the taker's result when
     /// there is one.
-    fn claimed<T>(
+    pub(crate) fn claimed<T>(
         &self,
         main: &Path,
         first: Option<T>,

@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod keys;
 pub mod parse;
 pub mod plan;
+pub mod planted;
 pub mod shard;
 pub mod study;
 pub mod train;

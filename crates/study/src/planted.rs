@@ -17,14 +17,16 @@ use modcirc_acdc::{
     edge_acdc, edge_attribution, faithfulness_curve, node_attribution, smallest_edges, touched_neurons, AcdcConfig,
     PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_K,
 };
-use modcirc_bimt::iit::{Alignment, PlantedQuality};
+use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality, DEFAULT_BLOCK, QUALITY_TRIALS};
 use modcirc_bimt::{Regime, TrainConfig, Trainer};
 use modcirc_dataset::pvr::{quadrant_pixels, PvrSource, PVR_NODES};
 use modcirc_dataset::ImageSet;
-use modcirc_metrics::{auroc, roc_tpr_at};
+use modcirc_metrics::{auroc, roc_tpr_at, Summary};
 use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
+use crate::results::Verdict;
+use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
 
 /// Pairs per planted task.
@@ -209,12 +211,15 @@ fn edge_triples(model: &Mlp, mask: &[Vec<bool>]) -> Vec<[usize; 3]> {
     out
 }
 
+/// An edge method's per-edge scores and selected edges.
+type EdgeJudgement<'a> = (&'a [Vec<f64>], &'a [Vec<bool>]);
+
 /// Judges one method's scores and selection against the truth.
 fn judge(
     method: &str,
     node_scores: &[Vec<f64>],
     selected_nodes: &[Vec<bool>],
-    edges: Option<(&[Vec<f64>], &[Vec<bool>])>,
+    edges: Option<EdgeJudgement<'_>>,
     truth: &PlantedTruth,
     seconds: f64,
 ) -> Result<MethodScore, StudyError> {
@@ -521,10 +526,317 @@ pub fn boolean_model(
     Ok(out)
 }
 
+/// What the suite runs: the planted models (each regime x seed), their
+/// tasks and measures, and the Boolean networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlantedSettings {
+    /// Regimes.
+    pub regimes: Vec<Regime>,
+    /// Seeds of the planted models.
+    pub seeds: Vec<u64>,
+    /// Optimizer steps per planted model.
+    pub steps: usize,
+    /// Neurons per node and hidden layer.
+    pub block: usize,
+    /// Pairs per planted task.
+    pub pairs: usize,
+    /// Trials per quality measure.
+    pub trials: usize,
+    /// Seeds of the Boolean networks.
+    pub boolean_seeds: Vec<u64>,
+    /// Optimizer steps per Boolean network.
+    pub boolean_steps: usize,
+}
+
+/// Optimizer steps of the full profile's planted models: what the task
+/// needs to pass 0.9 accuracy under Vanilla (a measured choice; STUDY §11
+/// leaves it open).
+pub const PLANTED_STEPS: usize = 30_000;
+
+impl PlantedSettings {
+    /// The suite at `profile`'s size.
+    pub fn of(profile: crate::Profile) -> PlantedSettings {
+        let (seeds, steps, pairs, trials, boolean_seeds, boolean_steps) = match profile {
+            crate::Profile::Full => (3, PLANTED_STEPS, PLANTED_PAIRS, QUALITY_TRIALS, 10, BOOLEAN_STEPS),
+            crate::Profile::Quick => (2, 6_000, 200, 2_000, 3, BOOLEAN_STEPS),
+            crate::Profile::Smoke => (1, 40, 40, 200, 1, 300),
+        };
+        PlantedSettings {
+            regimes: Regime::ALL.to_vec(),
+            seeds: (0..seeds).collect(),
+            steps,
+            block: DEFAULT_BLOCK,
+            pairs,
+            trials,
+            boolean_seeds: (0..boolean_seeds).collect(),
+            boolean_steps,
+        }
+    }
+
+    /// The training of the planted model of `regime` and `seed`.
+    pub fn config(&self, regime: Regime, seed: u64) -> PlantedConfig {
+        PlantedConfig { train: TrainConfig::new(regime).steps(self.steps).seed(seed), block: self.block }
+    }
+
+    /// Units: one per planted model, one Boolean suite per regime.
+    pub fn units(&self) -> usize {
+        self.regimes.len() * (self.seeds.len() + 1)
+    }
+}
+
+/// Every Boolean network of `settings` under `regime`: each function,
+/// hidden widths and seed.
+pub fn boolean_suite(settings: &PlantedSettings, regime: Regime) -> Result<Vec<BooleanModel>, StudyError> {
+    let mut out = Vec::new();
+    for f in BooleanFunction::ALL {
+        for hidden in BOOLEAN_HIDDEN {
+            for &seed in &settings.boolean_seeds {
+                out.push(boolean_model(f, hidden, regime, seed, settings.boolean_steps)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One method under one regime, over seeds: each seed's value the mean
+/// over its three tasks; the interval a 95% t-interval over seeds (with one
+/// seed, the value alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AurocRow {
+    /// The method.
+    pub method: String,
+    /// The regime.
+    pub regime: Regime,
+    /// Node AUROC.
+    pub node_auroc: Summary,
+    /// Edge AUROC (edge methods).
+    pub edge_auroc: Option<Summary>,
+    /// Node precision of the selected circuit.
+    pub node_precision: Summary,
+    /// Node recall of the selected circuit.
+    pub node_recall: Summary,
+    /// The mean node ROC (true-positive rate at [`roc_grid`]) over seeds and tasks.
+    pub node_roc: Vec<f64>,
+}
+
+/// A regime's planted models, over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityRow {
+    /// The regime.
+    pub regime: Regime,
+    /// Task accuracy.
+    pub task_accuracy: Summary,
+    /// IIA.
+    pub iia: Summary,
+    /// Strictness failure.
+    pub strictness_failure: Summary,
+}
+
+/// A regime's Boolean networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BooleanRow {
+    /// The regime.
+    pub regime: Regime,
+    /// Networks trained.
+    pub networks: usize,
+    /// Networks that reached zero error (the rest are not counted below).
+    pub exact: usize,
+    /// Valid circuits per exact network: mean and median.
+    pub valid_mean: f64,
+    /// Median of valid circuits.
+    pub valid_median: f64,
+    /// Minimal valid circuits per exact network, mean.
+    pub minimal_mean: f64,
+    /// Per method: the share of exact networks whose circuit is valid, and minimal.
+    pub methods: Vec<(String, f64, f64)>,
+}
+
+/// The planted-truth suite's results: every model and network, the tables
+/// across seeds, and the findings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlantedResults {
+    /// Each planted model (regime, seed): quality and scores.
+    pub models: Vec<PlantedScores>,
+    /// Each Boolean network.
+    pub boolean: Vec<BooleanModel>,
+    /// Methods x regimes.
+    pub auroc: Vec<AurocRow>,
+    /// Task accuracy, IIA, strictness per regime.
+    pub quality: Vec<QualityRow>,
+    /// The Boolean suite per regime.
+    pub boolean_rows: Vec<BooleanRow>,
+    /// Findings, each by its stated rule.
+    pub findings: Vec<Verdict>,
+    /// Wall time of the suite's units computed in this run.
+    pub seconds: f64,
+}
+
+fn over_seeds(values: &[f64]) -> Option<Summary> {
+    if values.len() >= 2 {
+        Summary::t_interval(values)
+    } else {
+        Summary::of(values)
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The tables and findings of the suite from its models and networks.
+pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, seconds: f64) -> PlantedResults {
+    let regimes: Vec<Regime> = Regime::ALL.into_iter().filter(|r| models.iter().any(|m| m.regime == *r)).collect();
+    let mut auroc = Vec::new();
+    for (k, method) in METHODS.iter().enumerate() {
+        for &regime in &regimes {
+            let of: Vec<&PlantedScores> = models.iter().filter(|m| m.regime == regime).collect();
+            let per_seed = |f: &dyn Fn(&MethodScore) -> Option<f64>| -> Option<Summary> {
+                let v: Option<Vec<f64>> = of
+                    .iter()
+                    .map(|m| {
+                        let t: Option<Vec<f64>> = m.tasks.iter().map(|t| t.methods.get(k).and_then(f)).collect();
+                        t.map(|t| mean(&t))
+                    })
+                    .collect();
+                v.and_then(|v| over_seeds(&v))
+            };
+            let (Some(node_auroc), Some(node_precision), Some(node_recall)) = (
+                per_seed(&|s| Some(s.node_auroc)),
+                per_seed(&|s| Some(s.node_precision)),
+                per_seed(&|s| Some(s.node_recall)),
+            ) else {
+                continue;
+            };
+            let rocs: Vec<&Vec<f64>> = of.iter().flat_map(|m| m.tasks.iter().map(|t| &t.methods[k].node_roc)).collect();
+            let node_roc =
+                (0..roc_grid().len()).map(|i| mean(&rocs.iter().map(|r| r[i]).collect::<Vec<_>>())).collect();
+            auroc.push(AurocRow {
+                method: method.to_string(),
+                regime,
+                node_auroc,
+                edge_auroc: per_seed(&|s| s.edge_auroc),
+                node_precision,
+                node_recall,
+                node_roc,
+            });
+        }
+    }
+    let quality = regimes
+        .iter()
+        .filter_map(|&regime| {
+            let of: Vec<&PlantedQuality> = models.iter().filter(|m| m.regime == regime).map(|m| &m.quality).collect();
+            let col = |f: fn(&PlantedQuality) -> f64| over_seeds(&of.iter().map(|q| f(q)).collect::<Vec<_>>());
+            Some(QualityRow {
+                regime,
+                task_accuracy: col(|q| q.task_accuracy)?,
+                iia: col(|q| q.iia)?,
+                strictness_failure: col(|q| q.strictness_failure)?,
+            })
+        })
+        .collect();
+    let boolean_rows = Regime::ALL
+        .into_iter()
+        .filter(|r| boolean.iter().any(|b| b.regime == *r))
+        .map(|regime| {
+            let all: Vec<&BooleanModel> = boolean.iter().filter(|b| b.regime == regime).collect();
+            let exact: Vec<&&BooleanModel> = all.iter().filter(|b| b.exact).collect();
+            let mut valid: Vec<f64> = exact.iter().map(|b| b.valid as f64).collect();
+            valid.sort_by(f64::total_cmp);
+            let median = if valid.is_empty() {
+                0.0
+            } else if valid.len() % 2 == 1 {
+                valid[valid.len() / 2]
+            } else {
+                (valid[valid.len() / 2 - 1] + valid[valid.len() / 2]) / 2.0
+            };
+            let share = |f: fn(&BooleanMethod) -> bool, m: &str| -> f64 {
+                let hits = exact.iter().filter(|b| b.methods.iter().any(|x| x.method == m && f(x))).count();
+                hits as f64 / exact.len().max(1) as f64
+            };
+            BooleanRow {
+                regime,
+                networks: all.len(),
+                exact: exact.len(),
+                valid_mean: mean(&valid),
+                valid_median: median,
+                minimal_mean: mean(&exact.iter().map(|b| b.minimal as f64).collect::<Vec<_>>()),
+                methods: METHODS.iter().map(|m| (m.to_string(), share(|x| x.valid, m), share(|x| x.minimal, m))).collect(),
+            }
+        })
+        .collect::<Vec<_>>();
+    let findings = planted_findings(&auroc, &boolean_rows);
+    PlantedResults { models, boolean, auroc, quality, boolean_rows, findings, seconds }
+}
+
+fn fmt_summary(s: &Summary) -> String {
+    format!("{:.3} [{:.3}, {:.3}]", s.mean, s.lo, s.hi)
+}
+
+/// P1-P3, each by its stated rule.
+fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> {
+    let row = |m: &str, r: Regime| auroc.iter().find(|a| a.method == m && a.regime == r);
+    let mut p1 = Verdict {
+        id: "P1".into(),
+        hypothesis: "BIMT's planted models let every method find the planted circuit better than Vanilla's (node AUROC).".into(),
+        rule: "Supported if, for every method, BIMT's mean node AUROC over seeds is above Vanilla's and their 95% intervals do not overlap; contradicted if for every method it is below with no overlap; not supported otherwise.".into(),
+        verdict: NOT_EVALUATED.into(),
+        evidence: String::new(),
+    };
+    let pairs: Vec<(&str, &AurocRow, &AurocRow)> =
+        METHODS.iter().filter_map(|m| Some((*m, row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?))).collect();
+    if pairs.len() == METHODS.len() {
+        let above = pairs.iter().all(|(_, b, v)| b.node_auroc.lo > v.node_auroc.hi);
+        let below = pairs.iter().all(|(_, b, v)| b.node_auroc.hi < v.node_auroc.lo);
+        p1.verdict = if above { "supported" } else if below { "contradicted" } else { "not supported" }.into();
+        p1.evidence = pairs
+            .iter()
+            .map(|(m, b, v)| format!("{m}: BIMT {} vs Vanilla {}", fmt_summary(&b.node_auroc), fmt_summary(&v.node_auroc)))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let mut p2 = Verdict {
+        id: "P2".into(),
+        hypothesis: "BIMT's Boolean networks have fewer valid circuits than Vanilla's (modular training makes the circuit unique).".into(),
+        rule: "Supported if BIMT's median number of valid circuits per exact network is below Vanilla's, contradicted if above, not supported if equal; each regime needs at least 5 exact networks.".into(),
+        verdict: NOT_EVALUATED.into(),
+        evidence: String::new(),
+    };
+    let b_of = |r: Regime| boolean.iter().find(|b| b.regime == r && b.exact >= 5);
+    if let (Some(b), Some(v)) = (b_of(Regime::Bimt), b_of(Regime::Vanilla)) {
+        p2.verdict = match b.valid_median.total_cmp(&v.valid_median) {
+            std::cmp::Ordering::Less => "supported",
+            std::cmp::Ordering::Greater => "contradicted",
+            std::cmp::Ordering::Equal => "not supported",
+        }
+        .into();
+        p2.evidence = format!(
+            "median valid circuits: BIMT {} ({} of {} networks exact), Vanilla {} ({} of {} exact)",
+            b.valid_median, b.exact, b.networks, v.valid_median, v.exact, v.networks
+        );
+    }
+    let mut p3 = Verdict {
+        id: "P3".into(),
+        hypothesis: "Exact patching (the paper's method) ranks the planted circuit at least as well as every cheaper estimate.".into(),
+        rule: "Over every regime's models, supported if exact patching's mean node AUROC is the highest of the methods (ties included); not supported otherwise.".into(),
+        verdict: NOT_EVALUATED.into(),
+        evidence: String::new(),
+    };
+    let overall: Vec<(&str, f64)> = METHODS
+        .iter()
+        .map(|m| (*m, mean(&auroc.iter().filter(|a| a.method == *m).map(|a| a.node_auroc.mean).collect::<Vec<_>>())))
+        .collect();
+    if !auroc.is_empty() {
+        let best = overall.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
+        p3.verdict = if overall[0].1 >= best { "supported" } else { "not supported" }.into();
+        p3.evidence =
+            overall.iter().map(|(m, v)| format!("{m} {v:.3}")).collect::<Vec<_>>().join(", ") + " (mean over regimes)";
+    }
+    vec![p1, p2, p3]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modcirc_bimt::iit::DEFAULT_BLOCK;
     use modcirc_dataset::{ChecksumPolicy, Mnist};
     use modcirc_mlp::{Activation, Linear};
 
