@@ -158,6 +158,31 @@ impl Observer for Bars {
                 said(source)
             ),
             Value::Controls(r) => format!("[controls]  {who} {:>6}: {}{}", r.task, r.summary(), said(source)),
+            Value::Planted(p) => {
+                let nodes: Vec<String> = p.tasks.first().map_or(Vec::new(), |t| {
+                    t.methods.iter().map(|m| format!("{} {:.3}", m.method, m.node_auroc)).collect()
+                });
+                format!(
+                    "[planted]   {who}: task accuracy {:.3}, IIA {:.3}, strictness failure {:.3}; node AUROC on V1: {}{}",
+                    p.quality.task_accuracy,
+                    p.quality.iia,
+                    p.quality.strictness_failure,
+                    nodes.join(", "),
+                    said(source)
+                )
+            }
+            Value::Boolean(b) => {
+                let exact: Vec<_> = b.iter().filter(|n| n.exact).collect();
+                let valid: usize = exact.iter().map(|n| n.valid).sum();
+                format!(
+                    "[boolean]   {:>8}: {} of {} networks exact, {:.1} valid circuits each{}",
+                    c.regime.label(),
+                    exact.len(),
+                    b.len(),
+                    valid as f64 / exact.len().max(1) as f64,
+                    said(source)
+                )
+            }
             Value::Structure(s) => format!(
                 "[structure] {who}: wiring length {:.3}, Q {:.3} (every weight) / {:.3} (eps edges){}",
                 s.wiring_length,

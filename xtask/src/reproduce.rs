@@ -10,12 +10,14 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use modcirc_engine::execute::{execute, Options};
+use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::{study, EngineError, Plan, Shard, Workload};
 use modcirc_metrics::PhaseTimer;
 use modcirc_mlp::DeviceSpec;
 use modcirc_present::check::REPORT_FILES;
-use modcirc_present::study::{write_study, RunModel};
+use modcirc_present::study::{write_planted, write_study, RunModel};
 use modcirc_study::discovery::DiscoverOutput;
+use modcirc_study::planted::PlantedSettings;
 use modcirc_study::results::Profile;
 use modcirc_study::verdicts::fmt_ms;
 
@@ -58,6 +60,14 @@ pub struct ReproduceArgs {
     /// an error listing every unit that is missing.
     #[arg(long, conflicts_with = "force")]
     pub report_only: bool,
+    /// Run only the planted-truth suite (STUDY §11) at the profile's size:
+    /// planted models, Boolean networks and every method scored against
+    /// the truth; writes planted.json, PLANTED.md and figures/planted_roc.png.
+    #[arg(long, conflicts_with = "report_only")]
+    pub planted_only: bool,
+    /// Leave the planted-truth suite out of the study.
+    #[arg(long, conflicts_with = "planted_only")]
+    pub no_planted: bool,
     /// No progress bars or progress lines; warnings and errors still print.
     #[arg(long)]
     pub quiet: bool,
@@ -89,7 +99,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let mut timer = PhaseTimer::new();
     let mnist = timer.time("data", || args.data.load())?;
     let progress = Progress::new(args.quiet);
-    let subs = ["", "models", "discover", "beyond", "structure", "figures"].map(|s| out.join(s));
+    let subs = ["", "models", "discover", "beyond", "structure", "figures", "planted"].map(|s| out.join(s));
     remove_stale_temps(subs.iter().map(PathBuf::as_path), args.quiet)?;
     progress.say(&format!(
         "[reproduce {}] data: {} train / {} test images from {}",
@@ -111,7 +121,29 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     }
     let options = Options { jobs: args.jobs.get(), force: args.force, what: format!("reproduce {}", args.profile) };
     let bars = Bars::new(progress.clone());
+    let planted_settings = (!args.no_planted).then(|| PlantedSettings::of(args.profile));
+    if args.report_only {
+        if let Some(s) = &planted_settings {
+            let (done, all) = planted::census(&wl, s)?;
+            if done < all {
+                anyhow::bail!("--report-only: {} of {all} planted-truth units are missing (run every --shard first)", all - done);
+            }
+        }
+    }
+    if args.planted_only {
+        let s = planted_settings.as_ref().expect("--planted-only conflicts with --no-planted");
+        let run = timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?;
+        let report = write_planted(&out, &run.results, &run.files)?;
+        println!("{}", report.display());
+        return Ok(());
+    }
     let outcomes = timer.time("units", || execute(&wl, &models, &options, &bars)).map_err(with_flags)?;
+    let planted_run = match &planted_settings {
+        Some(s) => {
+            Some(timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?)
+        }
+        None => None,
+    };
     if let Some(shard) = args.shard {
         println!(
             "shard {shard}: {} of the study's models, with their analyses, in {}; {:.1} s",
@@ -123,8 +155,12 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     }
     let pb = progress.bar(args.profile.settings().inference_repeats as u64, "inference");
     let mut on_inference = |done: usize| pb.set_position(done as u64);
-    let results = study::results(&wl, &outcomes, args.profile, &repo_root(), &mut timer, &mut on_inference)?;
+    let mut results = study::results(&wl, &outcomes, args.profile, &repo_root(), &mut timer, &mut on_inference)?;
     pb.finish_and_clear();
+    if let Some(run) = planted_run {
+        results.files.extend(run.files);
+        results.planted = Some(run.results);
+    }
     for d in &results.discoveries {
         progress.say(&format!(
             "[timing]   {:>8} seed {} {:>6}: {} ms per discovery",

@@ -138,6 +138,7 @@ pub fn results(
         discoveries,
         inference,
         beyond: outcomes.iter().flat_map(|o| o.beyond.iter().cloned()).collect(),
+        planted: None,
         figures: Vec::new(),
         // Every checkpoint and sidecar first, then the analyses' files.
         files: outcomes

@@ -51,6 +51,9 @@ pub fn figures(dir: &Path, r: &Results, networks: &[NetworkPanel<'_>]) -> Result
     if r.across_seeds.is_some() {
         written.extend(fig10(dir, r)?);
     }
+    if let Some(p) = &r.planted {
+        written.extend(planted_figures(dir, p)?);
+    }
     Ok(written)
 }
 
@@ -383,4 +386,38 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
         })
         .collect();
     Ok(line_chart(&dir.join("fig8_faithfulness_curves"), &panels)?)
+}
+
+/// The planted suite's ROC curves (STUDY §11): a panel per regime, a line
+/// per method, each the mean true-positive rate over seeds and tasks at
+/// every false-positive rate of the grid.
+pub(crate) fn planted_figures(
+    dir: &Path,
+    p: &modcirc_study::planted::PlantedResults,
+) -> Result<Vec<PathBuf>, PresentError> {
+    let grid = modcirc_study::planted::roc_grid();
+    let panels: Vec<LinePanel> = Regime::ALL
+        .iter()
+        .filter(|reg| p.auroc.iter().any(|a| a.regime == **reg))
+        .map(|reg| LinePanel {
+            title: format!("{}: node ROC against the planted circuit", reg.label()),
+            x_label: "false-positive rate".into(),
+            y_label: "true-positive rate".into(),
+            series: p
+                .auroc
+                .iter()
+                .filter(|a| a.regime == *reg)
+                .map(|a| Series {
+                    name: format!("{} (AUROC {:.3})", a.method, a.node_auroc.mean),
+                    points: grid.iter().copied().zip(a.node_roc.iter().copied()).collect(),
+                })
+                .collect(),
+            log_x: false,
+            log_y: false,
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(line_chart(&dir.join("planted_roc"), &panels)?)
 }

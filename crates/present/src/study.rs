@@ -93,3 +93,40 @@ pub fn write_study(
     write_atomic(&out.join(results_json), &json)?;
     Ok(report)
 }
+
+/// The planted-truth suite alone (`reproduce --planted-only`): its figure,
+/// `PLANTED.md` (the section REPORT.md would hold) and `planted.json` (the
+/// results with every unit file). Returns the path of `PLANTED.md`.
+pub fn write_planted(
+    out: &Path,
+    planted: &modcirc_study::planted::PlantedResults,
+    files: &[FileRecord],
+) -> Result<PathBuf, PresentError> {
+    let figures = crate::figures::planted_figures(&out.join("figures"), planted)?;
+    let mut listed = files.to_vec();
+    for p in &figures {
+        let bytes = std::fs::read(p).map_err(|e| PresentError::io(p, e))?;
+        listed.push(FileRecord::of(out, p, &bytes));
+    }
+    let mut md = String::from("# Planted ground truth\n\n");
+    crate::report::planted::write_section(&mut md, planted);
+    for f in &figures {
+        let rel = f.strip_prefix(out).unwrap_or(f).display().to_string();
+        if rel.ends_with(".png") {
+            md.push_str(&format!("![{rel}]({rel})\n\n"));
+        }
+    }
+    let report = out.join("PLANTED.md");
+    write_atomic(&report, md.as_bytes())?;
+    listed.push(FileRecord::of(out, &report, md.as_bytes()));
+    #[derive(serde::Serialize)]
+    struct PlantedJson<'a> {
+        planted: &'a modcirc_study::planted::PlantedResults,
+        files: &'a [FileRecord],
+    }
+    let path = out.join("planted.json");
+    let json = serde_json::to_vec_pretty(&PlantedJson { planted, files: &listed })
+        .map_err(|e| PresentError::Json { path: path.clone(), source: e })?;
+    write_atomic(&path, &json)?;
+    Ok(report)
+}

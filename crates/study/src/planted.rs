@@ -548,17 +548,19 @@ pub struct PlantedSettings {
     pub boolean_steps: usize,
 }
 
-/// Optimizer steps of the full profile's planted models: what the task
-/// needs to pass 0.9 accuracy under Vanilla (a measured choice; STUDY §11
-/// leaves it open).
-pub const PLANTED_STEPS: usize = 30_000;
+/// Optimizer steps of the full profile's planted models (STUDY §11 leaves
+/// it open). Measured on seed 0 under Vanilla (block 16): 4 000 steps give
+/// task accuracy 0.80 and IIA 0.69, 20 000 give 0.90 and 0.85, 40 000 give
+/// 0.91 and 0.88; 20 000 keeps the suite's 15 models within half an hour
+/// on two cores.
+pub const PLANTED_STEPS: usize = 20_000;
 
 impl PlantedSettings {
     /// The suite at `profile`'s size.
     pub fn of(profile: crate::Profile) -> PlantedSettings {
         let (seeds, steps, pairs, trials, boolean_seeds, boolean_steps) = match profile {
             crate::Profile::Full => (3, PLANTED_STEPS, PLANTED_PAIRS, QUALITY_TRIALS, 10, BOOLEAN_STEPS),
-            crate::Profile::Quick => (2, 6_000, 200, 2_000, 3, BOOLEAN_STEPS),
+            crate::Profile::Quick => (2, 4_000, 200, 2_000, 3, BOOLEAN_STEPS),
             crate::Profile::Smoke => (1, 40, 40, 200, 1, 300),
         };
         PlantedSettings {
@@ -778,13 +780,13 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
     let mut p1 = Verdict {
         id: "P1".into(),
         hypothesis: "BIMT's planted models let every method find the planted circuit better than Vanilla's (node AUROC).".into(),
-        rule: "Supported if, for every method, BIMT's mean node AUROC over seeds is above Vanilla's and their 95% intervals do not overlap; contradicted if for every method it is below with no overlap; not supported otherwise.".into(),
+        rule: "Supported if, for every method, BIMT's mean node AUROC over seeds is above Vanilla's and their 95% t-intervals do not overlap; contradicted if for every method it is below with no overlap; not supported otherwise; at least 2 seeds per regime.".into(),
         verdict: NOT_EVALUATED.into(),
         evidence: String::new(),
     };
     let pairs: Vec<(&str, &AurocRow, &AurocRow)> =
         METHODS.iter().filter_map(|m| Some((*m, row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?))).collect();
-    if pairs.len() == METHODS.len() {
+    if pairs.len() == METHODS.len() && pairs.iter().all(|(_, b, v)| b.node_auroc.n >= 2 && v.node_auroc.n >= 2) {
         let above = pairs.iter().all(|(_, b, v)| b.node_auroc.lo > v.node_auroc.hi);
         let below = pairs.iter().all(|(_, b, v)| b.node_auroc.hi < v.node_auroc.lo);
         p1.verdict = if above { "supported" } else if below { "contradicted" } else { "not supported" }.into();

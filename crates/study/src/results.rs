@@ -316,6 +316,9 @@ pub struct Results {
     /// BIMT against each regime over seeds, per task and RQ1 metric.
     #[serde(default)]
     pub differences: Vec<crate::judged_controls::DifferenceTest>,
+    /// The planted-truth suite (STUDY §11), where the run had it.
+    #[serde(default)]
+    pub planted: Option<crate::planted::PlantedResults>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256

@@ -19,6 +19,7 @@ mod analyses;
 use analyses::{across_seeds, beyond_section, structure_section};
 
 mod controls;
+pub mod planted;
 
 const TABLE3_HEADER: [&str; 25] = [
     "task",
@@ -75,6 +76,9 @@ pub fn html_tables(r: &Results) -> Vec<Table> {
     let mut t: Vec<Table> = analyses::across_seeds_table(r).into_iter().collect();
     t.extend(k_sensitivity_tables(r));
     t.extend(analyses::structure_table(r));
+    if let Some(p) = &r.planted {
+        t.extend(planted::planted_tables(p));
+    }
     t
 }
 
@@ -120,6 +124,7 @@ pub fn markdown(r: &Results) -> String {
         s.push_str(&beyond_section(r));
     }
     controls::sections(&mut s, r);
+    planted::section(&mut s, r);
     verdicts_and_figures(&mut s, r);
     differences(&mut s, r);
     s
@@ -416,6 +421,7 @@ fn figure_title(f: &str) -> String {
         "fig7_inference_batch1" => "Fig. 7b: inference time per image, batch 1".into(),
         "training_curves" => "Training curves".into(),
         "fig8_faithfulness_curves" => "Beyond the paper: faithfulness of edge-attribution circuits".into(),
+        "planted_roc" => "Planted ground truth: each method's node ROC per regime (mean over seeds and tasks)".into(),
         "fig9_modularity_vs_faithfulness" => "Fig. 9a: modularity Q against circuit faithfulness, every model".into(),
         "fig9_modularity_vs_logit_difference" => {
             "Fig. 9b: modularity Q against circuit logit difference, every model".into()
