@@ -17,7 +17,6 @@ use modcirc_mlp::DeviceSpec;
 use modcirc_present::check::REPORT_FILES;
 use modcirc_present::study::{write_planted, write_study, RunModel};
 use modcirc_study::discovery::DiscoverOutput;
-use modcirc_study::planted::PlantedSettings;
 use modcirc_study::results::Profile;
 use modcirc_study::verdicts::fmt_ms;
 
@@ -109,7 +108,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         args.data.dir().display()
     ));
     let seeds = args.seeds.map_or(args.profile.settings().seeds, |s| s as u64);
-    let plan = Plan::study(args.profile, seeds, args.device);
+    let mut plan = Plan::study(args.profile, seeds, args.device);
+    if args.no_planted {
+        plan.planted = None;
+    }
     let wl = Workload::new(plan, out.clone(), BTreeMap::from([(None, mnist)]))?;
     let models = match args.shard {
         Some(shard) => wl.shard(shard),
@@ -121,7 +123,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     }
     let options = Options { jobs: args.jobs.get(), force: args.force, what: format!("reproduce {}", args.profile) };
     let bars = Bars::new(progress.clone());
-    let planted_settings = (!args.no_planted).then(|| PlantedSettings::of(args.profile));
+    let planted_settings = wl.plan.planted.clone();
     if args.report_only {
         if let Some(s) = &planted_settings {
             let (done, all) = planted::census(&wl, s)?;
@@ -131,7 +133,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         }
     }
     if args.planted_only {
-        let s = planted_settings.as_ref().expect("--planted-only conflicts with --no-planted");
+        let s = planted_settings.as_ref().ok_or(EngineError::JobNotRun)?;
         let run = timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?;
         let report = write_planted(&out, &run.results, &run.files)?;
         println!("{}", report.display());

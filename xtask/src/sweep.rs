@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use modcirc_engine::collect::sweep_results;
 use modcirc_engine::execute::{execute, Options, Silent};
+use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::plan::sizes_name;
 use modcirc_engine::{EngineError, Plan, Shard, Workload};
 use modcirc_present::sweep::{write_sweep, SWEEP_FILES};
@@ -165,10 +166,14 @@ fn status(args: &PlanArgs) -> anyhow::Result<()> {
     let sw = open(args)?;
     let c = sw.census(&sw.models)?;
     let n = sw.plan.unit_count();
+    let planted_done = match &sw.plan.planted {
+        Some(p) => planted::census(&sw, p)?.0,
+        None => 0,
+    };
     println!(
         "{}: {} of {n} units done, {} running, {} abandoned (to be picked up again), {} missing, {} waiting for their model",
         sw.out.display(),
-        c.done,
+        c.done + planted_done,
         c.running.len(),
         c.abandoned.len(),
         c.missing.len(),
@@ -208,6 +213,9 @@ fn run_shard(args: &RunArgs) -> anyhow::Result<()> {
     let options = Options { jobs: args.jobs.get(), force: false, what };
     let bars = Bars::new(progress.clone());
     execute(&wl, &mine, &options, &bars).map_err(with_flags)?;
+    if let Some(planted) = &wl.plan.planted {
+        execute_planted(&wl, planted, Some(shard), &options, &bars).map_err(with_flags)?;
+    }
     let t = bars.tally();
     progress.result(&format!(
         "shard {shard}: {} models, {} units computed, {} cached, {} computed by another process; {:.1} s",
@@ -231,9 +239,18 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
     wl.require_done(all.iter().copied())
         .map_err(|e| anyhow::anyhow!("{e} (run the missing shards, or see `cargo xtask sweep status`)"))?;
     let options = Options { jobs: 1, force: false, what: "sweep report".into() };
+    if let Some(planted) = &wl.plan.planted {
+        let (done, all) = planted::census(&wl, planted)?;
+        if done < all {
+            anyhow::bail!("{} of {all} planted-truth units are missing (run the missing shards, or see `cargo xtask sweep status`)", all - done);
+        }
+    }
     let outcomes = execute(&wl, &all, &options, &Silent).map_err(with_flags)?;
     let plan_name = args.plan.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let results = sweep_results(&wl, &outcomes, &plan_name);
+    let mut results = sweep_results(&wl, &outcomes, &plan_name);
+    if let Some(planted) = &wl.plan.planted {
+        results.planted = Some(execute_planted(&wl, planted, None, &options, &Silent).map_err(with_flags)?.results);
+    }
     let written = write_sweep(&wl.out, &results)?;
     if !args.quiet {
         print!("{}", modcirc_study::sweep::axis_table(&results));

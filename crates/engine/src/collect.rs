@@ -53,5 +53,13 @@ pub fn sweep_results(wl: &Workload, outcomes: &[ModelOutcome], plan: &str) -> Sw
             });
         }
     }
-    SweepResults { schema: SWEEP_SCHEMA.into(), plan: plan.into(), axes: p.axes.clone(), models, discoveries, analyses }
+    SweepResults {
+        schema: SWEEP_SCHEMA.into(),
+        plan: plan.into(),
+        axes: p.axes.clone(),
+        models,
+        discoveries,
+        analyses,
+        planted: None,
+    }
 }

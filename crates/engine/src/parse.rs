@@ -14,6 +14,10 @@
 //!
 //! [controls]       # STUDY §10 on every discovery (each field optional)
 //! random = 200
+//!
+//! [planted]        # STUDY §11 on the plan's regimes (each field optional)
+//! profile = "quick"
+//! seed = [0, 1, 2]
 //! ```
 //!
 //! Unknown axes, unknown or repeated values and empty axes are errors
@@ -30,6 +34,7 @@ use modcirc_bimt::Regime;
 use modcirc_dataset::Task;
 use modcirc_mlp::{Activation, DeviceSpec};
 use modcirc_study::controls::ControlSettings;
+use modcirc_study::planted::PlantedSettings;
 use modcirc_study::Profile;
 use serde::Deserialize;
 
@@ -73,6 +78,19 @@ struct ControlsTable {
     seed: Option<u64>,
 }
 
+/// `[planted]`: the planted-truth suite (STUDY §11) on the plan's regimes,
+/// at a profile's size (default full) with any field overridden.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlantedTable {
+    profile: Option<String>,
+    seed: Option<Vec<u64>>,
+    steps: Option<usize>,
+    block: Option<usize>,
+    pairs: Option<usize>,
+    boolean_seed: Option<Vec<u64>>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlanFile {
@@ -81,6 +99,7 @@ struct PlanFile {
     #[serde(default)]
     discover: DiscoverAxes,
     controls: Option<ControlsTable>,
+    planted: Option<PlantedTable>,
 }
 
 /// The most values one axis may list: far above any plan under the unit
@@ -240,7 +259,36 @@ fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
         controls.check().map_err(|e| src.error(format!("controls.{e}")))?;
         plan.controls = Some(controls);
     }
+    if let Some(t) = &file.planted {
+        plan.planted = Some(planted_settings(&src, t, &values.regimes)?);
+    }
     Ok(plan)
+}
+
+/// The `[planted]` table's settings.
+fn planted_settings(src: &Source<'_>, t: &PlantedTable, regimes: &[Regime]) -> Result<PlantedSettings, EngineError> {
+    let profile = match &t.profile {
+        Some(p) => Profile::from_str(p).map_err(|e| src.error(format!("planted.profile: {e}")))?,
+        None => Profile::Full,
+    };
+    let mut s = PlantedSettings::of(profile);
+    s.regimes = regimes.to_vec();
+    s.seeds = src.values("planted.seed", &t.seed, s.seeds.clone())?;
+    s.boolean_seeds = src.values("planted.boolean_seed", &t.boolean_seed, s.boolean_seeds.clone())?;
+    if let Some(steps) = t.steps {
+        src.within("planted.steps", &[steps], |s| (1..=10_000_000).contains(&s), "in 1..=10000000")?;
+        s.steps = steps;
+    }
+    if let Some(block) = t.block {
+        let most = 100 / modcirc_dataset::pvr::PVR_NODES;
+        src.within("planted.block", &[block], |b| (1..=most).contains(&b), &format!("in 1..={most} (4 blocks in 100 neurons)"))?;
+        s.block = block;
+    }
+    if let Some(pairs) = t.pairs {
+        src.within("planted.pairs", &[pairs], |p| (1..=100_000).contains(&p), "in 1..=100000")?;
+        s.pairs = pairs;
+    }
+    Ok(s)
 }
 
 /// `784-100-100-10` → the widths.

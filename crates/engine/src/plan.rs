@@ -12,8 +12,10 @@
 //! use modcirc_study::Profile;
 //! let study = Plan::study(Profile::Smoke, 2, modcirc_mlp::DeviceSpec::Cpu);
 //! assert_eq!(study.models.len(), 10);
-//! // Trainings, discoveries, analyses, STUDY §8 on seed 0, STUDY §10 on every discovery.
-//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 5 * 2 + 10 * 2);
+//! // Trainings, discoveries, analyses, STUDY §8 on seed 0, STUDY §10 on every
+//! // discovery, and the planted suite (a model per regime and seed, a Boolean
+//! // suite per regime).
+//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 5 * 2 + 10 * 2 + 5 * 2);
 //! let plan = Plan::parse("[train]\nregime = [\"vanilla\", \"bimt\"]\nseed = [0, 1]\nsteps = [100]\n", "p.toml".as_ref()).unwrap();
 //! assert_eq!(plan.models.len(), 4);
 //! assert_eq!(plan.unit_count(), 4 + 4 * 2 + 4); // trainings, discoveries (two tasks), analyses
@@ -28,6 +30,7 @@ use modcirc_mlp::{Activation, DeviceSpec};
 use modcirc_study::controls::ControlSettings;
 use modcirc_study::discovery::DiscoverySettings;
 use modcirc_study::paper::study_tasks;
+use modcirc_study::planted::PlantedSettings;
 use modcirc_study::sweep::Axis;
 use modcirc_study::Profile;
 use serde::{Deserialize, Serialize};
@@ -198,6 +201,9 @@ pub struct Plan {
     pub controls: Option<ControlSettings>,
     /// Where models train and discoveries patch.
     pub device: DeviceSpec,
+    /// The planted-truth suite (STUDY §11): the study's plan, a sweep's
+    /// `[planted]`.
+    pub planted: Option<PlantedSettings>,
 }
 
 impl Plan {
@@ -210,6 +216,7 @@ impl Plan {
         plan.beyond_seed0 = true;
         plan.controls =
             Some(ControlSettings { random: profile.settings().random_circuits, ..ControlSettings::default() });
+        plan.planted = Some(PlantedSettings::of(profile));
         plan
     }
 
@@ -219,7 +226,7 @@ impl Plan {
         let settings = values.settings(device);
         let tasks = values.tasks.clone();
         let axes = axes_of(&models, &settings, &tasks);
-        Plan { axes, models, settings, tasks, beyond_seed0: false, controls: None, device }
+        Plan { axes, models, settings, tasks, beyond_seed0: false, controls: None, device, planted: None }
     }
 
     /// Whether model `m` gets STUDY §8.
@@ -227,11 +234,13 @@ impl Plan {
         self.beyond_seed0 && m.config.seed == 0
     }
 
-    /// Trainings + discoveries + analyses (+ STUDY §8, + STUDY §10).
+    /// Trainings + discoveries + analyses (+ STUDY §8, + STUDY §10, + the
+    /// planted-truth suite's units).
     pub fn unit_count(&self) -> usize {
         let beyond = self.models.iter().filter(|m| self.beyond_for(m)).count() * self.settings.len() * self.tasks.len();
         let per_discovery = 1 + usize::from(self.controls.is_some());
-        self.models.len() * (1 + self.settings.len() * (self.tasks.len() * per_discovery + 1)) + beyond
+        let planted = self.planted.as_ref().map_or(0, PlantedSettings::units);
+        self.models.len() * (1 + self.settings.len() * (self.tasks.len() * per_discovery + 1)) + beyond + planted
     }
 
     /// Refuses a plan above [`MAX_UNITS`] unless `confirmed`.

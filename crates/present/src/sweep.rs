@@ -23,6 +23,9 @@ pub fn write_sweep(out: &Path, results: &SweepResults) -> Result<Vec<PathBuf>, P
     write_atomic(&csv, units_csv(results).as_bytes())?;
     let mut written = vec![json, csv];
     written.extend(draw(&out.join("figures"), results)?);
+    if let Some(p) = &results.planted {
+        written.push(crate::study::write_planted(out, p, &[])?);
+    }
     Ok(written)
 }
 

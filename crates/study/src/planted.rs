@@ -655,7 +655,7 @@ pub struct BooleanRow {
 
 /// The planted-truth suite's results: every model and network, the tables
 /// across seeds, and the findings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlantedResults {
     /// Each planted model (regime, seed): quality and scores.
     pub models: Vec<PlantedScores>,

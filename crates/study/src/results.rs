@@ -248,7 +248,7 @@ pub struct Environment {
 }
 
 /// One hypothesis of the paper and what this run's numbers say of it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// `RQ1-H1`, …
     pub id: String,

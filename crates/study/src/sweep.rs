@@ -134,6 +134,9 @@ pub struct SweepResults {
     pub discoveries: Vec<SweepDiscovery>,
     /// Every STUDY §9 analysis.
     pub analyses: Vec<SweepAnalysis>,
+    /// The planted-truth suite (a plan's `[planted]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planted: Option<crate::planted::PlantedResults>,
 }
 
 /// A metric of the sweep, as the CSV and figures name it.
