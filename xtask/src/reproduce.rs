@@ -128,7 +128,10 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         if let Some(s) = &planted_settings {
             let (done, all) = planted::census(&wl, s)?;
             if done < all {
-                anyhow::bail!("--report-only: {} of {all} planted-truth units are missing (run every --shard first)", all - done);
+                anyhow::bail!(
+                    "--report-only: {} of {all} planted-truth units are missing (run every --shard first)",
+                    all - done
+                );
             }
         }
     }

@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use modcirc_engine::collect::sweep_results;
 use modcirc_engine::execute::{execute, Options, Silent};
-use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::plan::sizes_name;
+use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::{EngineError, Plan, Shard, Workload};
 use modcirc_present::sweep::{write_sweep, SWEEP_FILES};
 use modcirc_store::listing::recorded_sha256;
@@ -150,11 +150,23 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     }
     let total: f64 = sw.models.iter().map(|m| m.cost).sum();
     let c = sw.census(&sw.models)?;
+    let mut planted_done = 0;
+    if let Some(s) = &p.planted {
+        let (done, all) = planted::census(&sw, s)?;
+        planted_done = done;
+        println!(
+            "\nplanted-truth suite (STUDY §11): {} regimes x {} seeds of {} steps, block {}, and a Boolean suite per regime: {done} of {all} units done",
+            s.regimes.len(),
+            s.seeds.len(),
+            s.steps,
+            s.block
+        );
+    }
     println!(
         "\nestimated {:.0} CPU seconds in all ({:.1} h); in the cache: {} of {} units done, {} running, {} abandoned",
         total,
         total / 3600.0,
-        c.done,
+        c.done + planted_done,
         p.unit_count(),
         c.running.len(),
         c.abandoned.len()

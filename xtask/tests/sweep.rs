@@ -380,3 +380,42 @@ fn a_plan_with_controls_reports_them_against_its_axes() {
     assert!(out.join("figures/margin_over_random_vs_regime.png").exists());
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// A plan with `[planted]`: its units counted, run by shards once each, and
+/// reported with the same scores as one process's run (timings aside).
+#[test]
+fn a_plan_with_planted_truth_runs_it_by_shard_and_reports_it() {
+    let d = dir("planted");
+    let plan = write_plan(
+        &d,
+        &format!("{TINY}\n[planted]\nprofile = \"smoke\"\nsteps = 10\npairs = 10\nboolean_seed = [0]\n"),
+    );
+    let (one, two) = (d.join("one"), d.join("two"));
+    let out = ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&one)]));
+    // 12 units of the models, and per regime a planted model and a Boolean suite.
+    assert_eq!(computed(&out), 12 + 2 * 2, "{out}");
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&one)]));
+    let first = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "0/2", "--out", s(&two)]));
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
+    assert!(status.contains(&format!("{} of 16 units done", computed(&first))), "{status}");
+    let o = xtask(&["sweep", "report", s(&plan), "--out", s(&two)]);
+    assert_eq!(o.status.code(), Some(1), "a report before every shard ran");
+    let second = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "1/2", "--out", s(&two)]));
+    assert_eq!(computed(&first) + computed(&second), 16, "each unit computed by one shard");
+    ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&two)]));
+    let planted = |dir: &Path| {
+        let mut p = untimed(&dir.join("results.json")).planted.expect("the planted suite in the report");
+        p.seconds = 0.0;
+        for m in &mut p.models {
+            m.tasks.iter_mut().flat_map(|t| t.methods.iter_mut()).for_each(|x| x.seconds = 0.0);
+        }
+        p
+    };
+    let (a, b) = (planted(&one), planted(&two));
+    assert_eq!(a, b);
+    assert_eq!(a.models.len(), 2);
+    assert_eq!(a.boolean.len(), 2 * 4 * 3, "2 regimes x 4 functions x 3 widths x 1 seed");
+    assert!(a.models.iter().all(|m| m.tasks.len() == 3 && m.tasks.iter().all(|t| t.methods.len() == 4)));
+    assert!(two.join("PLANTED.md").exists() && two.join("figures/planted_roc.png").exists());
+    std::fs::remove_dir_all(d).unwrap();
+}

@@ -221,19 +221,16 @@ mod tests {
             let table = TruthTable::of(inputs, |r| logits[2 * r as usize + 1] > logits[2 * r as usize]).unwrap();
             let census = enumerate_circuits(&model, &table).unwrap();
             assert!(census.model_correct, "the table is the model's own answers");
-            let brute: Vec<u64> = census
-                .valid
-                .iter()
-                .copied()
-                .filter(|&m| !census.valid.iter().any(|&o| o != m && o & m == o))
-                .collect();
+            let brute: Vec<u64> =
+                census.valid.iter().copied().filter(|&m| !census.valid.iter().any(|&o| o != m && o & m == o)).collect();
             assert_eq!(census.minimal, brute, "seed {seed}");
             let probe = BooleanProbe::new(&model, &table).unwrap();
             assert_eq!(census.valid, (0..1u64 << census.neurons).filter(|&m| probe.is_valid(m)).collect::<Vec<_>>());
             // A valid circuit with an invalid subset above a valid one.
-            seen_gap |= census.valid.iter().any(|&m| {
-                census.valid.iter().any(|&o| o != m && o & m == o && m.count_ones() >= o.count_ones() + 2)
-            });
+            seen_gap |= census
+                .valid
+                .iter()
+                .any(|&m| census.valid.iter().any(|&o| o != m && o & m == o && m.count_ones() >= o.count_ones() + 2));
         }
         assert!(seen_gap, "no case where minimality must look below an invalid subset");
     }

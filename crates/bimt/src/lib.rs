@@ -54,4 +54,6 @@ pub(crate) use history::HistoryWindow;
 pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
-pub use train::{Patches, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, STUDY_STEPS, TRAINER_REVISION};
+pub use train::{
+    Patches, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, STUDY_STEPS, TRAINER_REVISION,
+};

@@ -61,16 +61,10 @@ impl PvrSource {
     /// 2x2 block of pixels.
     pub fn new(split: &ImageSet) -> Result<PvrSource, DatasetError> {
         if split.rows != SIDE || split.cols != SIDE {
-            return Err(DatasetError::Pvr(format!(
-                "needs 28x28 images, not {}x{}",
-                split.rows, split.cols
-            )));
+            return Err(DatasetError::Pvr(format!("needs 28x28 images, not {}x{}", split.rows, split.cols)));
         }
         if split.len() < PVR_NODES {
-            return Err(DatasetError::Pvr(format!(
-                "needs at least {PVR_NODES} images, the split has {}",
-                split.len()
-            )));
+            return Err(DatasetError::Pvr(format!("needs at least {PVR_NODES} images, the split has {}", split.len())));
         }
         let mut small = vec![0.0f32; split.len() * QUADRANT_PIXELS];
         for (i, out) in small.chunks_exact_mut(QUADRANT_PIXELS).enumerate() {
@@ -153,12 +147,7 @@ impl PvrSource {
     /// The planted task of value quadrant `q` (STUDY §11): `n` pairs
     /// (clean, corrupted) equal in every quadrant but `q`, with the pointer
     /// at `q` and different digits in `q`, so the answer is `q`'s digit.
-    pub fn planted_pairs(
-        &self,
-        q: usize,
-        n: usize,
-        seed: u64,
-    ) -> Result<Vec<(Composite, Composite)>, DatasetError> {
+    pub fn planted_pairs(&self, q: usize, n: usize, seed: u64) -> Result<Vec<(Composite, Composite)>, DatasetError> {
         if !(1..PVR_NODES).contains(&q) {
             return Err(DatasetError::Pvr(format!("value quadrant {q}: expected 1, 2 or 3")));
         }
@@ -170,9 +159,9 @@ impl PvrSource {
             let mut clean = self.draw(&mut rng);
             clean[0] = pointer;
             let d = self.labels[clean[q]];
-            let other = self.draw_where(&mut rng, |e| e != d).ok_or_else(|| {
-                DatasetError::Pvr("every digit of the split is the same: no pair differs".into())
-            })?;
+            let other = self
+                .draw_where(&mut rng, |e| e != d)
+                .ok_or_else(|| DatasetError::Pvr("every digit of the split is the same: no pair differs".into()))?;
             let mut corrupted = clean;
             corrupted[q] = other;
             pairs.push((clean, corrupted));

@@ -281,7 +281,12 @@ fn planted_settings(src: &Source<'_>, t: &PlantedTable, regimes: &[Regime]) -> R
     }
     if let Some(block) = t.block {
         let most = 100 / modcirc_dataset::pvr::PVR_NODES;
-        src.within("planted.block", &[block], |b| (1..=most).contains(&b), &format!("in 1..={most} (4 blocks in 100 neurons)"))?;
+        src.within(
+            "planted.block",
+            &[block],
+            |b| (1..=most).contains(&b),
+            &format!("in 1..={most} (4 blocks in 100 neurons)"),
+        )?;
         s.block = block;
     }
     if let Some(pairs) = t.pairs {

@@ -62,7 +62,8 @@ enum Job {
 
 /// The suite's units in `out`, each as a group for shards and progress.
 fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, EngineError> {
-    let sums: Vec<&str> = wl.data.values().next().map_or(Vec::new(), |m| m.checksums.iter().map(|c| c.sha256.as_str()).collect());
+    let sums: Vec<&str> =
+        wl.data.values().next().map_or(Vec::new(), |m| m.checksums.iter().map(|c| c.sha256.as_str()).collect());
     let sums_json = json(&sums)?;
     let revision = PLANTED_REVISION.to_le_bytes();
     let measure = json(&(s.pairs, s.trials))?;
@@ -72,10 +73,19 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
     for &regime in &s.regimes {
         for &seed in &s.seeds {
             let config = s.config(regime, seed);
-            let key = short_hash(&[&json(&config)?, &sums_json, &revision, &measure, &modcirc_bimt::TRAINER_REVISION.to_le_bytes()]);
+            let key = short_hash(&[
+                &json(&config)?,
+                &sums_json,
+                &revision,
+                &measure,
+                &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
+            ]);
             let path = dir.join(format!("{regime}-seed{seed}-{key}.safetensors"));
             let cost = config.train.steps as f64 * 3.0;
-            out.push((unit(base + out.len(), config.train.clone(), key, path.clone(), cost), Job::Model { regime, seed, path }));
+            out.push((
+                unit(base + out.len(), config.train.clone(), key, path.clone(), cost),
+                Job::Model { regime, seed, path },
+            ));
         }
         let key = short_hash(&[&json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?, &revision]);
         let path = dir.join(format!("boolean-{regime}-{key}.json"));
@@ -181,50 +191,64 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                 let r: PlantedRecord = serde_json::from_slice(&bytes[1]).ok()?;
                 Some((r, bytes))
             };
-            let ((r, bytes), source) = ctx.claimed(path, fetch(true), || fetch(false), |claim| {
-                let config = s.config(*regime, *seed);
-                obs.unit_started(m, "planted: interchange intervention training", config.train.steps as u64);
-                let train = PvrSource::new(&mnist.train)?;
-                let test = PvrSource::new(&mnist.test)?;
-                let mut on_step = |p: &modcirc_bimt::Progress| {
-                    if p.step % 100 == 0 || p.step == p.steps {
-                        let note = format!("planted: loss {:.4} acc {:.3}", p.loss, p.running_accuracy);
-                        obs.progress(m, p.step as u64, Some(note));
-                    }
-                };
-                let who = format!("the planted {regime} seed {seed} model");
-                let PlantedOutcome { model, layout, alignment, timing } =
-                    train_planted(&config, &train, &mut on_step).map_err(|e| EngineError::from(e).within(format!("training {who}")))?;
-                obs.unit_started(m, "planted: scoring every method", 1);
-                let t = Instant::now();
-                let quality = planted_quality(&model, &alignment, &test, s.trials, *seed)?;
-                let tasks = score_planted(&model, &alignment, &test, s.pairs, *seed)
-                    .map_err(|e| EngineError::from(e).within(format!("scoring {who}")))?;
-                let scores = PlantedScores { regime: *regime, seed: *seed, quality, tasks };
-                let r = PlantedRecord { config, alignment, timing, scores, scoring_s: t.elapsed().as_secs_f64() };
-                let weights = checkpoint::to_bytes(&model, &layout)?;
-                let json = serde_json::to_vec_pretty(&r).map_err(EngineError::Serialise)?;
-                claim.ensure_held()?;
-                modcirc_store::atomic::write_atomic(path, &weights)?;
-                modcirc_store::atomic::write_atomic(&record, &json)?;
-                listing::record(&listing::listing_path(path), &[(path.as_path(), &weights), (record.as_path(), &json)])?;
-                Ok((r, vec![weights, json]))
-            })?;
+            let ((r, bytes), source) = ctx.claimed(
+                path,
+                fetch(true),
+                || fetch(false),
+                |claim| {
+                    let config = s.config(*regime, *seed);
+                    obs.unit_started(m, "planted: interchange intervention training", config.train.steps as u64);
+                    let train = PvrSource::new(&mnist.train)?;
+                    let test = PvrSource::new(&mnist.test)?;
+                    let mut on_step = |p: &modcirc_bimt::Progress| {
+                        if p.step % 100 == 0 || p.step == p.steps {
+                            let note = format!("planted: loss {:.4} acc {:.3}", p.loss, p.running_accuracy);
+                            obs.progress(m, p.step as u64, Some(note));
+                        }
+                    };
+                    let who = format!("the planted {regime} seed {seed} model");
+                    let PlantedOutcome { model, layout, alignment, timing } =
+                        train_planted(&config, &train, &mut on_step)
+                            .map_err(|e| EngineError::from(e).within(format!("training {who}")))?;
+                    obs.unit_started(m, "planted: scoring every method", 1);
+                    let t = Instant::now();
+                    let quality = planted_quality(&model, &alignment, &test, s.trials, *seed)?;
+                    let tasks = score_planted(&model, &alignment, &test, s.pairs, *seed)
+                        .map_err(|e| EngineError::from(e).within(format!("scoring {who}")))?;
+                    let scores = PlantedScores { regime: *regime, seed: *seed, quality, tasks };
+                    let r = PlantedRecord { config, alignment, timing, scores, scoring_s: t.elapsed().as_secs_f64() };
+                    let weights = checkpoint::to_bytes(&model, &layout)?;
+                    let json = serde_json::to_vec_pretty(&r).map_err(EngineError::Serialise)?;
+                    claim.ensure_held()?;
+                    modcirc_store::atomic::write_atomic(path, &weights)?;
+                    modcirc_store::atomic::write_atomic(&record, &json)?;
+                    listing::record(
+                        &listing::listing_path(path),
+                        &[(path.as_path(), &weights), (record.as_path(), &json)],
+                    )?;
+                    Ok((r, vec![weights, json]))
+                },
+            )?;
             obs.unit_done(m, Value::Planted(&r.scores), source);
             let files = vec![FileRecord::of(&wl.out, path, &bytes[0]), FileRecord::of(&wl.out, &record, &bytes[1])];
             Ok(Ran { value: Done::Model(Box::new(r)), files })
         }
         Job::Boolean { regime, path } => {
             let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };
-            let ((r, bytes), source) = ctx.claimed(path, fetch(true), || fetch(false), |claim| {
-                obs.unit_started(m, "planted: Boolean networks", 1);
-                let networks = boolean_suite(s, *regime)
-                    .map_err(|e| EngineError::from(e).within(format!("the Boolean networks of {regime}")))?;
-                let r = BooleanRecord { regime: *regime, networks };
-                claim.ensure_held()?;
-                let bytes = listing::store_json(path, &r)?;
-                Ok((r, bytes))
-            })?;
+            let ((r, bytes), source) = ctx.claimed(
+                path,
+                fetch(true),
+                || fetch(false),
+                |claim| {
+                    obs.unit_started(m, "planted: Boolean networks", 1);
+                    let networks = boolean_suite(s, *regime)
+                        .map_err(|e| EngineError::from(e).within(format!("the Boolean networks of {regime}")))?;
+                    let r = BooleanRecord { regime: *regime, networks };
+                    claim.ensure_held()?;
+                    let bytes = listing::store_json(path, &r)?;
+                    Ok((r, bytes))
+                },
+            )?;
             obs.unit_done(m, Value::Boolean(&r.networks), source);
             let files = vec![FileRecord::of(&wl.out, path, &bytes)];
             Ok(Ran { value: Done::Boolean(r), files })

@@ -103,7 +103,10 @@ pub struct PlantedTruth {
 pub fn planted_truth(model: &Mlp, alignment: &Alignment, q: usize) -> Result<PlantedTruth, StudyError> {
     alignment.check(model).map_err(|e| StudyError::Invalid(e.to_string()))?;
     if !(1..PVR_NODES).contains(&q) || model.n_inputs() != 784 {
-        return Err(StudyError::Invalid(format!("no planted task of quadrant {q} on a model of {} inputs", model.n_inputs())));
+        return Err(StudyError::Invalid(format!(
+            "no planted task of quadrant {q} on a model of {} inputs",
+            model.n_inputs()
+        )));
     }
     let hidden = model.layers.len() - 1;
     let nodes: Vec<Vec<bool>> = (0..hidden)
@@ -224,7 +227,8 @@ fn judge(
     seconds: f64,
 ) -> Result<MethodScore, StudyError> {
     let (scores, positive) = (flat(node_scores), flat(&truth.nodes));
-    let undefined = |what: &str| StudyError::Invalid(format!("{method}: the {what} AUROC is undefined (a non-finite score)"));
+    let undefined =
+        |what: &str| StudyError::Invalid(format!("{method}: the {what} AUROC is undefined (a non-finite score)"));
     let node_auroc = auroc(&scores, &positive).ok_or_else(|| undefined("node"))?;
     let node_roc = roc_tpr_at(&scores, &positive, &roc_grid()).ok_or_else(|| undefined("node"))?;
     let (node_precision, node_recall) = precision_recall(&flat(selected_nodes), &positive);
@@ -305,7 +309,8 @@ pub fn score_task(
     let head: Vec<usize> = (0..sweep.len().min(PLANTED_ACDC_PAIRS)).collect();
     let found = edge_acdc(&sweep.subset(&head), &AcdcConfig::default())?;
     let kept = mask_of_nodes(&widths, &touched_neurons(&widths, edge_triples(model, &found.mask)));
-    let binary = |m: &[Vec<bool>]| -> Vec<Vec<f64>> { m.iter().map(|l| l.iter().map(|&k| k as u8 as f64).collect()).collect() };
+    let binary =
+        |m: &[Vec<bool>]| -> Vec<Vec<f64>> { m.iter().map(|l| l.iter().map(|&k| k as u8 as f64).collect()).collect() };
     let (edge_binary, node_binary) = (binary(&found.mask), binary(&kept));
     let seconds = t.elapsed().as_secs_f64();
     methods.push(judge("acdc", &node_binary, &kept, Some((&edge_binary, &found.mask)), &truth, seconds)?);
@@ -482,7 +487,9 @@ pub fn boolean_model(
             }
         }
     }
-    let gather = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&r| table.x[r * table.inputs..(r + 1) * table.inputs].to_vec()).collect() };
+    let gather = |idx: &[usize]| -> Vec<f32> {
+        idx.iter().flat_map(|&r| table.x[r * table.inputs..(r + 1) * table.inputs].to_vec()).collect()
+    };
     let images = TaskImages {
         n: clean_idx.len(),
         pixels: table.inputs,
@@ -762,7 +769,10 @@ pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, s
                 valid_mean: mean(&valid),
                 valid_median: median,
                 minimal_mean: mean(&exact.iter().map(|b| b.minimal as f64).collect::<Vec<_>>()),
-                methods: METHODS.iter().map(|m| (m.to_string(), share(|x| x.valid, m), share(|x| x.minimal, m))).collect(),
+                methods: METHODS
+                    .iter()
+                    .map(|m| (m.to_string(), share(|x| x.valid, m), share(|x| x.minimal, m)))
+                    .collect(),
             }
         })
         .collect::<Vec<_>>();
@@ -789,10 +799,19 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
     if pairs.len() == METHODS.len() && pairs.iter().all(|(_, b, v)| b.node_auroc.n >= 2 && v.node_auroc.n >= 2) {
         let above = pairs.iter().all(|(_, b, v)| b.node_auroc.lo > v.node_auroc.hi);
         let below = pairs.iter().all(|(_, b, v)| b.node_auroc.hi < v.node_auroc.lo);
-        p1.verdict = if above { "supported" } else if below { "contradicted" } else { "not supported" }.into();
+        p1.verdict = if above {
+            "supported"
+        } else if below {
+            "contradicted"
+        } else {
+            "not supported"
+        }
+        .into();
         p1.evidence = pairs
             .iter()
-            .map(|(m, b, v)| format!("{m}: BIMT {} vs Vanilla {}", fmt_summary(&b.node_auroc), fmt_summary(&v.node_auroc)))
+            .map(|(m, b, v)| {
+                format!("{m}: BIMT {} vs Vanilla {}", fmt_summary(&b.node_auroc), fmt_summary(&v.node_auroc))
+            })
             .collect::<Vec<_>>()
             .join("; ");
     }

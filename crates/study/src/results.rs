@@ -15,7 +15,7 @@ use crate::discovery::DiscoverySettings;
 use crate::StudyError;
 
 /// Version of `results.json` (docs/results-schema.md).
-pub const RESULTS_SCHEMA: &str = "modcirc.results/4";
+pub const RESULTS_SCHEMA: &str = "modcirc.results/5";
 
 /// How much of the study a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
