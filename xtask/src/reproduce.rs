@@ -138,6 +138,15 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     if args.planted_only {
         let s = planted_settings.as_ref().ok_or(EngineError::JobNotRun)?;
         let run = timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?;
+        if let Some(shard) = args.shard {
+            println!(
+                "shard {shard}: {} planted-truth units in {}; {:.1} s",
+                run.files.iter().filter(|f| !f.path.ends_with(".safetensors")).count(),
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
         let report = write_planted(&out, &run.results, &run.files)?;
         println!("{}", report.display());
         return Ok(());

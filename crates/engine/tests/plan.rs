@@ -55,6 +55,11 @@ fn bad_plans_name_the_axis() {
         ("[discover]\nk=[0]\n", "discover.k: 0 is not at least 1"),
         ("[train]\nsizes=[\"784-8-10\"]\n", "discover.k: 15 is wider than a hidden layer of train.sizes 784-8-10"),
         ("[train]\nseed=\"0\"\n", "sweep.toml"),
+        ("[planted]\nblock=30\n", "planted.block: 30 is not in 1..=25"),
+        ("[planted]\nprofile=\"huge\"\n", "planted.profile: unknown profile \"huge\""),
+        ("[planted]\nseed=[]\n", "planted.seed is empty"),
+        ("[planted]\nsteps=0\n", "planted.steps: 0 is not in 1..=10000000"),
+        ("[planted]\nblok=3\n", "unknown field `blok`"),
     ] {
         let e = parse(text).unwrap_err();
         assert!(e.contains(says), "{text:?}: {e}");
@@ -78,8 +83,13 @@ fn the_study_plan_is_the_empty_plan_in_seed_order_with_study_8_on_seed_0() {
     }
     let order: Vec<(u64, Regime)> = study.models.iter().map(|m| (m.config.seed, m.config.regime)).collect();
     assert_eq!(order[..5], Regime::ALL.map(|r| (0, r)));
-    // STUDY §8 on the 5 seed-0 models and STUDY §10 on all 50 discoveries.
-    assert_eq!(study.unit_count(), sweep.unit_count() + 5 * 2 + 25 * 2);
+    // STUDY §8 on the 5 seed-0 models, STUDY §10 on all 50 discoveries, and
+    // the planted suite (3 planted models and a Boolean suite per regime).
+    assert_eq!(study.unit_count(), sweep.unit_count() + 5 * 2 + 25 * 2 + 5 * (3 + 1));
+    let planted = parse("[train]\nregime=[\"bimt\"]\n[planted]\nprofile=\"quick\"\nseed=[4]\nblock=10\n").unwrap();
+    let p = planted.planted.as_ref().unwrap();
+    assert_eq!((p.regimes.as_slice(), p.seeds.as_slice(), p.block), (&[Regime::Bimt][..], &[4][..], 10));
+    assert_eq!(p.steps, modcirc_study::planted::PlantedSettings::of(Profile::Quick).steps);
 }
 
 #[test]

@@ -154,6 +154,7 @@ pub fn write_compare(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>, Present
             series,
             log_x: true,
             log_y: false,
+            unit_square: false,
         };
         let files = line_chart(&out.join("faithfulness_by_k"), &[panel])?;
         written.extend(files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "png")));

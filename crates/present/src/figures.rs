@@ -348,6 +348,7 @@ fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError
         series: s,
         log_x: false,
         log_y,
+        unit_square: false,
     };
     Ok(line_chart(
         &dir.join("training_curves"),
@@ -383,6 +384,7 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
                 .collect(),
             log_x: true,
             log_y: false,
+            unit_square: false,
         })
         .collect();
     Ok(line_chart(&dir.join("fig8_faithfulness_curves"), &panels)?)
@@ -414,6 +416,7 @@ pub(crate) fn planted_figures(
                 .collect(),
             log_x: false,
             log_y: false,
+            unit_square: true,
         })
         .collect();
     if panels.is_empty() {

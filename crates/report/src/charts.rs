@@ -360,6 +360,9 @@ pub struct LinePanel {
     pub log_x: bool,
     /// A log10 y axis.
     pub log_y: bool,
+    /// Both axes over [0, 1] whatever the data (an ROC curve), instead of
+    /// the data's range.
+    pub unit_square: bool,
 }
 
 /// A linear f64 axis whose ticks are chosen, not plotters' even steps.
@@ -455,6 +458,7 @@ where
             all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(tx(p.0)), b.max(tx(p.0))));
         let (y0, y1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1)), b.max(ty(p.1))));
         let (y0, y1) = padded(y0, y1);
+        let (x0, x1, y0, y1) = if panel.unit_square { (0.0, 1.0, 0.0, 1.0) } else { (x0, x1, y0, y1) };
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 18))
             .margin(10)
@@ -467,7 +471,7 @@ where
             .x_desc(&panel.x_label)
             .y_desc(&panel.y_label)
             .y_label_formatter(&fmt_y)
-            .x_label_formatter(&|v| if panel.log_x { short(10f64.powf(*v)) } else { format!("{v:.0}") })
+            .x_label_formatter(&|v| if panel.log_x { short(10f64.powf(*v)) } else { short(*v) })
             .label_style(("sans-serif", 12))
             .draw()?;
         for (i, s) in panel.series.iter().enumerate() {
@@ -521,6 +525,7 @@ mod tests {
             series: vec![Series { name: "s".into(), points }],
             log_x: false,
             log_y: false,
+            unit_square: false,
         };
         let bar = |v: f64| Bar { label: "b".into(), segments: vec![("s".into(), v)], interval: None };
         let errors = [

@@ -46,6 +46,7 @@ fn every_kind_of_figure_renders_png_and_svg() {
         series,
         log_x: true,
         log_y: true,
+        unit_square: false,
     };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
     let strip = |label: &str, color: usize, points: Vec<f64>| Strip {

@@ -784,7 +784,7 @@ fn fmt_summary(s: &Summary) -> String {
     format!("{:.3} [{:.3}, {:.3}]", s.mean, s.lo, s.hi)
 }
 
-/// P1-P3, each by its stated rule.
+/// P1-P4, each by its stated rule.
 fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> {
     let row = |m: &str, r: Regime| auroc.iter().find(|a| a.method == m && a.regime == r);
     let mut p1 = Verdict {
@@ -835,6 +835,25 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
             b.valid_median, b.exact, b.networks, v.valid_median, v.exact, v.networks
         );
     }
+    let mut p4 = Verdict {
+        id: "P4".into(),
+        hypothesis: "BIMT's Boolean networks have fewer minimal circuits than Vanilla's (one mechanism, however many supersets of it are valid).".into(),
+        rule: "Supported if BIMT's mean number of minimal valid circuits per exact network is below Vanilla's, contradicted if above, not supported if equal; each regime needs at least 5 exact networks. (A dead neuron doubles the valid circuits, which P2 counts, but adds no minimal one.)".into(),
+        verdict: NOT_EVALUATED.into(),
+        evidence: String::new(),
+    };
+    if let (Some(b), Some(v)) = (b_of(Regime::Bimt), b_of(Regime::Vanilla)) {
+        p4.verdict = match b.minimal_mean.total_cmp(&v.minimal_mean) {
+            std::cmp::Ordering::Less => "supported",
+            std::cmp::Ordering::Greater => "contradicted",
+            std::cmp::Ordering::Equal => "not supported",
+        }
+        .into();
+        p4.evidence = format!(
+            "mean minimal circuits: BIMT {:.2} ({} exact networks), Vanilla {:.2} ({} exact)",
+            b.minimal_mean, b.exact, v.minimal_mean, v.exact
+        );
+    }
     let mut p3 = Verdict {
         id: "P3".into(),
         hypothesis: "Exact patching (the paper's method) ranks the planted circuit at least as well as every cheaper estimate.".into(),
@@ -852,7 +871,7 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
         p3.evidence =
             overall.iter().map(|(m, v)| format!("{m} {v:.3}")).collect::<Vec<_>>().join(", ") + " (mean over regimes)";
     }
-    vec![p1, p2, p3]
+    vec![p1, p2, p3, p4]
 }
 
 #[cfg(test)]
