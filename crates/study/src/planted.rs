@@ -624,6 +624,12 @@ pub struct AurocRow {
     pub node_precision: Summary,
     /// Node recall of the selected circuit.
     pub node_recall: Summary,
+    /// Edge precision of the selected circuit (edge methods).
+    #[serde(default)]
+    pub edge_precision: Option<Summary>,
+    /// Edge recall of the selected circuit (edge methods).
+    #[serde(default)]
+    pub edge_recall: Option<Summary>,
     /// The mean node ROC (true-positive rate at [`roc_grid`]) over seeds and tasks.
     pub node_roc: Vec<f64>,
 }
@@ -726,6 +732,8 @@ pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, s
                 edge_auroc: per_seed(&|s| s.edge_auroc),
                 node_precision,
                 node_recall,
+                edge_precision: per_seed(&|s| s.edge_precision),
+                edge_recall: per_seed(&|s| s.edge_recall),
                 node_roc,
             });
         }

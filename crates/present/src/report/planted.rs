@@ -20,13 +20,22 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
     let auroc = Table {
         title: "Node AUROC against the planted circuit".into(),
         note: format!(
-            "Per method and regime: mean over seeds of each planted model's node AUROC (the mean of its three tasks), with a 95% t-interval over {seeds} seed(s) (with few seeds an interval can pass 0 or 1); edge AUROC for the edge methods; precision and recall of the neurons each method selects (patching and attribution: the {k} strongest per layer; EAP: the neurons of its fewest top-|s| edges reaching faithfulness {target}; ACDC: the neurons its edges touch).",
+            "Per method and regime: mean over seeds of each planted model's node AUROC (the mean of its three tasks), with a 95% t-interval over {seeds} seed(s) (with few seeds an interval can pass 0 or 1); edge AUROC, and the precision and recall of the edges selected, for the edge methods; precision and recall of the neurons each method selects (patching and attribution: the {k} strongest per layer; EAP: the neurons of its fewest top-|s| edges reaching faithfulness {target}; ACDC: the neurons its edges touch).",
             k = modcirc_acdc::DEFAULT_K,
             target = modcirc_study::planted::EAP_TARGET_FAITHFULNESS
         ),
-        header: ["method", "regime", "node AUROC", "edge AUROC", "node precision", "node recall"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "method",
+            "regime",
+            "node AUROC",
+            "edge AUROC",
+            "node precision",
+            "node recall",
+            "edge precision",
+            "edge recall",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: p
             .auroc
             .iter()
@@ -38,6 +47,8 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
                     a.edge_auroc.as_ref().map_or("—".into(), ci),
                     ci(&a.node_precision),
                     ci(&a.node_recall),
+                    a.edge_precision.as_ref().map_or("—".into(), ci),
+                    a.edge_recall.as_ref().map_or("—".into(), ci),
                 ]
             })
             .collect(),
