@@ -87,7 +87,11 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
                 Job::Model { regime, seed, path },
             ));
         }
-        let key = short_hash(&[&json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?, &revision]);
+        let key = short_hash(&[
+            &json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?,
+            &revision,
+            &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
+        ]);
         let path = dir.join(format!("boolean-{regime}-{key}.json"));
         let config = modcirc_bimt::TrainConfig::new(regime).steps(s.boolean_steps);
         let cost = (s.boolean_seeds.len() * s.boolean_steps) as f64 * 0.1;
