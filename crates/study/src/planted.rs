@@ -25,6 +25,7 @@ use modcirc_metrics::{auroc, roc_tpr_at, Summary};
 use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
+use crate::beyond::edge_list;
 use crate::results::Verdict;
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
@@ -205,15 +206,6 @@ fn mask_of_nodes(widths: &[usize], nodes: &[Vec<usize>]) -> Vec<Vec<bool>> {
         .collect()
 }
 
-/// Edges as (layer, output, input) triples from a mask.
-fn edge_triples(model: &Mlp, mask: &[Vec<bool>]) -> Vec<[usize; 3]> {
-    let mut out = Vec::new();
-    for (l, (layer, m)) in model.layers.iter().zip(mask).enumerate() {
-        out.extend(m.iter().enumerate().filter(|(_, k)| **k).map(|(k, _)| [l, k / layer.n_in, k % layer.n_in]));
-    }
-    out
-}
-
 /// An edge method's per-edge scores and selected edges.
 type EdgeJudgement<'a> = (&'a [Vec<f64>], &'a [Vec<bool>]);
 
@@ -300,7 +292,7 @@ pub fn score_task(
         None => model.n_weights(),
     };
     let eap_mask = eap.top_edges(n_edges);
-    let nodes = mask_of_nodes(&widths, &touched_neurons(&widths, edge_triples(model, &eap_mask)));
+    let nodes = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &eap_mask)));
     let node_scores = node_sums(model, &edge_scores);
     let seconds = t.elapsed().as_secs_f64();
     methods.push(judge("eap", &node_scores, &nodes, Some((&edge_scores, &eap_mask)), &truth, seconds)?);
@@ -308,7 +300,7 @@ pub fn score_task(
     let t = Instant::now();
     let head: Vec<usize> = (0..sweep.len().min(PLANTED_ACDC_PAIRS)).collect();
     let found = edge_acdc(&sweep.subset(&head), &AcdcConfig::default())?;
-    let kept = mask_of_nodes(&widths, &touched_neurons(&widths, edge_triples(model, &found.mask)));
+    let kept = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &found.mask)));
     let binary =
         |m: &[Vec<bool>]| -> Vec<Vec<f64>> { m.iter().map(|l| l.iter().map(|&k| k as u8 as f64).collect()).collect() };
     let (edge_binary, node_binary) = (binary(&found.mask), binary(&kept));
@@ -523,7 +515,7 @@ pub fn boolean_model(
     let edge_scores: Vec<Vec<f64>> = eap.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
     out.methods.push(prefix("eap", flat(&node_sums(&model, &edge_scores))));
     let found = edge_acdc(&sweep, &AcdcConfig::default())?;
-    let mask = bits(&mask_of_nodes(&widths, &touched_neurons(&widths, edge_triples(&model, &found.mask))));
+    let mask = bits(&mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(&model, &found.mask))));
     out.methods.push(BooleanMethod {
         method: "acdc".into(),
         size: mask.count_ones() as usize,
@@ -792,6 +784,16 @@ fn fmt_summary(s: &Summary) -> String {
     format!("{:.3} [{:.3}, {:.3}]", s.mean, s.lo, s.hi)
 }
 
+/// The verdict on "BIMT has fewer": supported when `bimt` is below
+/// `vanilla`, contradicted when above, not supported when equal.
+fn fewer(bimt: f64, vanilla: f64) -> &'static str {
+    match bimt.total_cmp(&vanilla) {
+        std::cmp::Ordering::Less => "supported",
+        std::cmp::Ordering::Greater => "contradicted",
+        std::cmp::Ordering::Equal => "not supported",
+    }
+}
+
 /// P1-P4, each by its stated rule.
 fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> {
     let row = |m: &str, r: Regime| auroc.iter().find(|a| a.method == m && a.regime == r);
@@ -832,12 +834,7 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
     };
     let b_of = |r: Regime| boolean.iter().find(|b| b.regime == r && b.exact >= 5);
     if let (Some(b), Some(v)) = (b_of(Regime::Bimt), b_of(Regime::Vanilla)) {
-        p2.verdict = match b.valid_median.total_cmp(&v.valid_median) {
-            std::cmp::Ordering::Less => "supported",
-            std::cmp::Ordering::Greater => "contradicted",
-            std::cmp::Ordering::Equal => "not supported",
-        }
-        .into();
+        p2.verdict = fewer(b.valid_median, v.valid_median).into();
         p2.evidence = format!(
             "median valid circuits: BIMT {} ({} of {} networks exact), Vanilla {} ({} of {} exact)",
             b.valid_median, b.exact, b.networks, v.valid_median, v.exact, v.networks
@@ -851,12 +848,7 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
         evidence: String::new(),
     };
     if let (Some(b), Some(v)) = (b_of(Regime::Bimt), b_of(Regime::Vanilla)) {
-        p4.verdict = match b.minimal_mean.total_cmp(&v.minimal_mean) {
-            std::cmp::Ordering::Less => "supported",
-            std::cmp::Ordering::Greater => "contradicted",
-            std::cmp::Ordering::Equal => "not supported",
-        }
-        .into();
+        p4.verdict = fewer(b.minimal_mean, v.minimal_mean).into();
         p4.evidence = format!(
             "mean minimal circuits: BIMT {:.2} ({} exact networks), Vanilla {:.2} ({} exact)",
             b.minimal_mean, b.exact, v.minimal_mean, v.exact

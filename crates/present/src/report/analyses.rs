@@ -11,7 +11,7 @@ use modcirc_study::paper::TASKS;
 use modcirc_study::results::{beyond0, find, Results};
 use modcirc_study::verdicts::{ci, ci_opt, fmt_ms};
 
-use super::Table;
+use super::{verdict_list, Table};
 
 /// Each metric's spread over training seeds.
 pub(super) fn across_seeds(s: &mut String, r: &Results) {
@@ -134,13 +134,7 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
     structure_across_seeds(s, r);
     let _ = writeln!(s, "\n### Findings\n");
     let _ = writeln!(s, "Each decided from this run's numbers by the rule stated with it.\n");
-    for v in &r.findings {
-        let _ = writeln!(
-            s,
-            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
-            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
-        );
-    }
+    verdict_list(s, &r.findings);
     s.push('\n');
 }
 

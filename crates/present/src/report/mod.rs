@@ -370,18 +370,24 @@ fn training_and_inference(s: &mut String, r: &Results) {
     let _ = writeln!(s, "\nPeak heap is the counting allocator's peak during training minus the heap already live when training began (the data set). Training is single-threaded on the CPU; the paper measured GPU memory and time.\n");
 }
 
-/// The verdicts, then every figure.
-fn verdicts_and_figures(s: &mut String, r: &Results) {
-    let _ = writeln!(s, "## Verdicts on the paper's hypotheses\n");
-    let _ =
-        writeln!(s, "Each verdict is computed from this run's numbers by the rule stated with it (seed 0 models).\n");
-    for v in &r.verdicts {
+/// Each verdict as a Markdown bullet: its id, verdict and hypothesis, then
+/// its rule and evidence.
+pub(crate) fn verdict_list(s: &mut String, verdicts: &[modcirc_study::results::Verdict]) {
+    for v in verdicts {
         let _ = writeln!(
             s,
             "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
             v.id, v.verdict, v.hypothesis, v.rule, v.evidence
         );
     }
+}
+
+/// The verdicts, then every figure.
+fn verdicts_and_figures(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "## Verdicts on the paper's hypotheses\n");
+    let _ =
+        writeln!(s, "Each verdict is computed from this run's numbers by the rule stated with it (seed 0 models).\n");
+    verdict_list(s, &r.verdicts);
 
     let _ = writeln!(s, "\n## Figures\n");
     for f in r.figures.iter().filter(|f| f.ends_with(".png")) {

@@ -8,7 +8,7 @@ use modcirc_metrics::Summary;
 use modcirc_study::planted::{PlantedResults, METHODS};
 use modcirc_study::results::Results;
 
-use super::Table;
+use super::{verdict_list, Table};
 
 fn ci(s: &Summary) -> String {
     format!("{:.3} [{:.3}, {:.3}]", s.mean, s.lo, s.hi)
@@ -115,12 +115,6 @@ pub fn write_section(s: &mut String, p: &PlantedResults) {
         s.push('\n');
     }
     let _ = writeln!(s, "### Findings\n");
-    for v in &p.findings {
-        let _ = writeln!(
-            s,
-            "- **{}: {}** — {}  \n  Rule: {}  \n  Evidence: {}",
-            v.id, v.verdict, v.hypothesis, v.rule, v.evidence
-        );
-    }
+    verdict_list(s, &p.findings);
     s.push('\n');
 }
