@@ -442,7 +442,7 @@ impl PyDiscovery {
 
     /// The circuit's faithfulness on all pairs: in the study's form (removed
     /// edges carrying corrupted values) for `None`, else under `ablation`
-    /// (zero, mean or resample), the empty circuit under it as the zero.
+    /// (zero, mean, resample or optimal), the empty circuit under it as the zero.
     #[pyo3(signature = (ablation=None))]
     fn faithfulness(&self, py: Python<'_>, ablation: Option<&str>) -> PyResult<Option<f64>> {
         let ablation =
@@ -452,14 +452,24 @@ impl PyDiscovery {
         let images = TaskImages::from_pairs(split, &self.out.pairs);
         let nodes = self.out.report.selection.nodes.clone();
         let eps = self.out.inputs.flags.config.eps;
+        let (mnist, task, seed) = (&self.mnist, &self.out.inputs.task, self.out.inputs.flags.config.seed);
+        let optimal = &self.out.optimal;
         let f = py
-            .detach(|| -> Result<f64, modcirc_acdc::AcdcError> {
-                let sweep = PatchingSweep::new(model, &images)?;
-                let circuit = Circuit::new(model, nodes, eps)?;
-                match ablation {
-                    None => faithfulness(&sweep, &circuit),
-                    Some(a) => faithfulness_under(&sweep, &circuit, a),
+            .detach(|| -> Result<f64, modcirc_study::StudyError> {
+                let mut sweep = PatchingSweep::new(model, &images)?;
+                if ablation == Some(Ablation::Optimal) {
+                    // The discovery's constants, or fitted on the task's training pairs as it would.
+                    let c = match optimal {
+                        Some(c) => c.clone(),
+                        None => modcirc_study::discovery::optimal_constants(mnist, model, task, seed)?,
+                    };
+                    sweep = sweep.with_optimal(c)?;
                 }
+                let circuit = Circuit::new(model, nodes, eps)?;
+                Ok(match ablation {
+                    None => faithfulness(&sweep, &circuit)?,
+                    Some(a) => faithfulness_under(&sweep, &circuit, a)?,
+                })
             })
             .map_err(|e| py_err(&e))?;
         Ok(f.is_finite().then_some(f))

@@ -117,7 +117,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// `dst[c, r] = src[r, c]` for a row-major `rows × cols` `src`.
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut dst = vec![0.0; src.len()];
     for (r, row) in src.chunks_exact(cols).enumerate() {
         for (c, &v) in row.iter().enumerate() {
@@ -129,7 +129,7 @@ fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// `out[r, :] = x[r, :] · m` for `x` `[rows, k]` and `m` `[k, cols]`, through
 /// the model's own (gemm) product: a layer whose weight is `mᵀ`.
-fn matmul(x: &[f32], rows: usize, m: &[f32], k: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn matmul(x: &[f32], rows: usize, m: &[f32], k: usize, cols: usize) -> Vec<f32> {
     let layer = Linear { n_in: k, n_out: cols, weight: transpose(m, k, cols), bias: vec![0.0; cols] };
     let mut out = vec![0.0; rows * cols];
     layer.forward_into(x, rows, &mut out);
@@ -138,12 +138,12 @@ fn matmul(x: &[f32], rows: usize, m: &[f32], k: usize, cols: usize) -> Vec<f32> 
 
 /// `∂m/∂z` of every layer (`[pairs, width]`) and `∂m/∂a` of every hidden
 /// layer, on the run `acts`.
-struct MetricGradients {
-    dz: Vec<Vec<f32>>,
-    da: Vec<Vec<f32>>,
+pub(crate) struct MetricGradients {
+    pub(crate) dz: Vec<Vec<f32>>,
+    pub(crate) da: Vec<Vec<f32>>,
 }
 
-fn metric_gradients(model: &Mlp, acts: &Activations, images: &TaskImages) -> MetricGradients {
+pub(crate) fn metric_gradients(model: &Mlp, acts: &Activations, images: &TaskImages) -> MetricGradients {
     let n = acts.n;
     let last = model.layers.len() - 1;
     let classes = model.n_classes();
@@ -174,13 +174,18 @@ pub fn node_attribution(sweep: &PatchingSweep<'_>) -> Result<NodeEffects, AcdcEr
     let (model, images) = (sweep.model, &sweep.images);
     check_labels(model, images)?;
     let grads = metric_gradients(model, &sweep.corrupted, images);
-    let n = images.n;
-    let layers = grads
-        .da
+    Ok(node_scores(sweep, &grads.da))
+}
+
+/// `mean_b (a_u − a'_u)·g_u` per hidden neuron, for `∂m/∂a` (or its path
+/// average) `da` of each hidden layer, `[pairs, width]`.
+pub(crate) fn node_scores(sweep: &PatchingSweep<'_>, da: &[Vec<f32>]) -> NodeEffects {
+    let n = sweep.images.n;
+    let layers = da
         .iter()
         .enumerate()
         .map(|(h, da)| {
-            let width = model.layers[h].n_out;
+            let width = sweep.model.layers[h].n_out;
             let mut s = vec![0f64; width];
             for b in 0..n {
                 for (u, s) in s.iter_mut().enumerate() {
@@ -191,7 +196,7 @@ pub fn node_attribution(sweep: &PatchingSweep<'_>) -> Result<NodeEffects, AcdcEr
             s.iter().map(|v| v / n as f64).collect()
         })
         .collect();
-    Ok(NodeEffects { layers })
+    NodeEffects { layers }
 }
 
 /// How much patching each hidden neuron to its clean value moves the mean
@@ -219,6 +224,13 @@ pub fn edge_attribution(sweep: &PatchingSweep<'_>) -> Result<EdgeScores, AcdcErr
     let (model, images) = (sweep.model, &sweep.images);
     check_labels(model, images)?;
     let grads = metric_gradients(model, &sweep.clean, images);
+    Ok(edge_scores(sweep, &grads.dz))
+}
+
+/// `mean_b W_vu·(a'_u − a_u)·g_v` per weight, for `∂m/∂z` (or its path
+/// average) `dz` of every layer, `[pairs, width]`.
+pub(crate) fn edge_scores(sweep: &PatchingSweep<'_>, dz: &[Vec<f32>]) -> EdgeScores {
+    let (model, images) = (sweep.model, &sweep.images);
     let n = images.n;
     let layers = model
         .layers
@@ -232,11 +244,11 @@ pub fn edge_attribution(sweep: &PatchingSweep<'_>) -> Result<EdgeScores, AcdcErr
             };
             let diff: Vec<f32> = corrupted.iter().zip(clean).map(|(c, a)| c - a).collect();
             // Σ_b ∂m/∂z[b]ᵀ ⊗ (a' − a)[b], as one product: [n_out, n] · [n, n_in].
-            let outer = matmul(&transpose(&grads.dz[l], n, layer.n_out), layer.n_out, &diff, n, layer.n_in);
+            let outer = matmul(&transpose(&dz[l], n, layer.n_out), layer.n_out, &diff, n, layer.n_in);
             outer.iter().zip(&layer.weight).map(|(g, w)| w * g / n as f32).collect()
         })
         .collect();
-    Ok(EdgeScores { layers })
+    EdgeScores { layers }
 }
 
 /// The answer metric of the model on the clean images (`m(M)`) and on the

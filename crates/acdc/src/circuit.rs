@@ -18,6 +18,15 @@ pub enum Ablation {
     Mean,
     /// The source node's activation on the paired corrupted image.
     Resample,
+    /// The constant that best preserves the task's loss (STUDY §12), fitted
+    /// per hidden neuron: the sweep must carry it
+    /// ([`PatchingSweep::with_optimal`]); inputs send their mean.
+    Optimal,
+}
+
+impl Ablation {
+    /// Every ablation, the study's default first.
+    pub const ALL: [Ablation; 4] = [Ablation::Zero, Ablation::Mean, Ablation::Resample, Ablation::Optimal];
 }
 
 impl FromStr for Ablation {
@@ -27,6 +36,7 @@ impl FromStr for Ablation {
             "zero" => Ok(Ablation::Zero),
             "mean" => Ok(Ablation::Mean),
             "resample" => Ok(Ablation::Resample),
+            "optimal" => Ok(Ablation::Optimal),
             _ => Err(AcdcError::UnknownAblation(s.into())),
         }
     }
@@ -38,6 +48,7 @@ impl fmt::Display for Ablation {
             Ablation::Zero => "zero",
             Ablation::Mean => "mean",
             Ablation::Resample => "resample",
+            Ablation::Optimal => "optimal",
         })
     }
 }
@@ -430,7 +441,7 @@ impl Circuit {
             Some(_) => Vec::new(),
             None => [sweep.images.clean.as_slice(), &sweep.images.corrupted].concat(),
         };
-        let ablated = ablated_rows(sweep, ablation, self.kept.len());
+        let ablated = ablated_rows(sweep, ablation, self.kept.len())?;
         let circuit = self.forward(&x, 2 * n, &ablated, shared.map(|s| s.both.as_slice()));
         let mut reference = sweep.clean.post.last().unwrap().clone();
         reference.extend_from_slice(sweep.corrupted.post.last().unwrap());
@@ -499,7 +510,7 @@ impl Circuit {
         self.check_model(model)?;
         crate::attribution::check_labels(model, &sweep.images)?;
         let n = sweep.images.n;
-        let ablated = ablated_rows(sweep, ablation, self.kept.len());
+        let ablated = ablated_rows(sweep, ablation, self.kept.len())?;
         let logits = self.forward(&sweep.images.clean, n, &ablated, None);
         Ok(crate::attribution::answer_metric(model, &logits, &sweep.images).iter().sum::<f64>() / n as f64)
     }
@@ -563,11 +574,21 @@ impl AblatedRows {
 
 /// The ablated values of each of `layers` layers' inputs on `sweep`'s
 /// pairs: none under zero ablation; the mean over the task's clean and
-/// corrupted images; or each pair's corrupted run (resample: clean image b
-/// and corrupted image b both see corrupted b).
-fn ablated_rows(sweep: &PatchingSweep<'_>, ablation: Ablation, layers: usize) -> Vec<Option<AblatedRows>> {
+/// corrupted images; each pair's corrupted run (resample: clean image b
+/// and corrupted image b both see corrupted b); or the sweep's optimal
+/// constants (the inputs' mean for the first layer).
+fn ablated_rows(
+    sweep: &PatchingSweep<'_>,
+    ablation: Ablation,
+    layers: usize,
+) -> Result<Vec<Option<AblatedRows>>, AcdcError> {
     let (model, n, px) = (sweep.model, sweep.images.n, sweep.images.pixels);
-    (0..layers)
+    if ablation == Ablation::Optimal && sweep.optimal.is_none() {
+        return Err(AcdcError::BadOption(
+            "optimal ablation needs the model's fitted constants on the sweep (fit_optimal_ablation, then PatchingSweep::with_optimal)".into(),
+        ));
+    }
+    Ok((0..layers)
         .map(|l| {
             let width = if l == 0 { px } else { model.layers[l - 1].n_out };
             let input = |run: &modcirc_mlp::Activations, imgs: &[f32]| -> Vec<f32> {
@@ -577,18 +598,26 @@ fn ablated_rows(sweep: &PatchingSweep<'_>, ablation: Ablation, layers: usize) ->
                     run.post[l - 1].clone()
                 }
             };
+            let mean = || {
+                let (clean, corrupted) =
+                    (input(&sweep.clean, &sweep.images.clean), input(&sweep.corrupted, &sweep.images.corrupted));
+                let mut mean = vec![0.0f64; width];
+                for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
+                    mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+                }
+                let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
+                Some(AblatedRows { values, width, per_input: false, n })
+            };
             match ablation {
                 Ablation::Zero => None,
-                Ablation::Mean => {
-                    let (clean, corrupted) =
-                        (input(&sweep.clean, &sweep.images.clean), input(&sweep.corrupted, &sweep.images.corrupted));
-                    let mut mean = vec![0.0f64; width];
-                    for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
-                        mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
-                    }
-                    let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
-                    Some(AblatedRows { values, width, per_input: false, n })
-                }
+                Ablation::Mean => mean(),
+                Ablation::Optimal if l == 0 => mean(),
+                Ablation::Optimal => Some(AblatedRows {
+                    values: sweep.optimal.as_ref().expect("checked above").layers[l - 1].clone(),
+                    width,
+                    per_input: false,
+                    n,
+                }),
                 Ablation::Resample => Some(AblatedRows {
                     values: input(&sweep.corrupted, &sweep.images.corrupted),
                     width,
@@ -597,7 +626,7 @@ fn ablated_rows(sweep: &PatchingSweep<'_>, ablation: Ablation, layers: usize) ->
                 }),
             }
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

@@ -426,10 +426,26 @@ pub fn discover(
     config: &DiscoveryConfig,
     progress: &mut dyn FnMut(usize),
 ) -> Result<DiscoveryReport, AcdcError> {
+    discover_with(model, images, config, None, progress)
+}
+
+/// [`discover`] with the model's optimal-ablation constants for
+/// [`Ablation::Optimal`] (STUDY §12), which needs them.
+pub fn discover_with(
+    model: &Mlp,
+    images: &TaskImages,
+    config: &DiscoveryConfig,
+    optimal: Option<&crate::OptimalConstants>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<DiscoveryReport, AcdcError> {
     config.check(model)?;
     let widths = hidden_widths(model);
     let compare: Vec<&SelectionRule> = config.compare.iter().filter(|r| r.check(&widths).is_ok()).collect();
     let sweep = PatchingSweep::new(model, images)?;
+    let sweep = match optimal {
+        Some(c) => sweep.with_optimal(c.clone())?,
+        None => sweep,
+    };
     let on_device = device_sweep(&sweep, config)?;
     let scores = match &on_device {
         None => sweep.scores(),

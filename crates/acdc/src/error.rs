@@ -50,7 +50,7 @@ pub enum AcdcError {
         /// `clean` or `corrupted`.
         image: &'static str,
     },
-    /// An ablation that is not `zero`, `mean` or `resample`.
-    #[error("unknown ablation {0:?} (expected zero, mean or resample)")]
+    /// An ablation that is not `zero`, `mean`, `resample` or `optimal`.
+    #[error("unknown ablation {0:?} (expected zero, mean, resample or optimal)")]
     UnknownAblation(String),
 }

@@ -19,6 +19,10 @@
 //!   [`edge_acdc`], ACDC over every edge.
 //! * The smallest faithful circuit: [`node_curve`] and [`smallest_k`] grow
 //!   circuits K neurons per layer, [`smallest_edges`] by top-|EAP| weights.
+//! * The methods the benchmarks rank best (STUDY §12): EAP-IG
+//!   ([`edge_attribution_ig`], [`node_attribution_ig`], on the inputs' or
+//!   the activations' path), optimal ablation ([`fit_optimal_ablation`],
+//!   [`Ablation::Optimal`]) and learned masks ([`learn_masks`]).
 //! * Controls (STUDY §10): [`random_circuits`] of a circuit's size and its
 //!   disjoint [`alternatives`].
 //!
@@ -57,6 +61,9 @@ mod device_sweep;
 mod discovery;
 mod edge_acdc;
 mod error;
+mod integrated;
+mod mask;
+mod optimal;
 mod select;
 mod smallest;
 mod sweep;
@@ -73,11 +80,21 @@ pub use controls::{
 #[cfg(feature = "candle")]
 pub use device_sweep::DeviceSweep;
 pub use discovery::{
-    discover, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary, RuleSummary,
-    DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
+    discover, discover_with, discovery_times, BootstrapRecord, DiscoveryConfig, DiscoveryReport, DiscoverySummary,
+    RuleSummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
 pub use edge_acdc::{edge_acdc, edge_acdc_with_progress, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
 pub use error::AcdcError;
+pub use integrated::{
+    edge_attribution_ig, node_attribution_ig, path_gradients, IgPath, PathGradients, DEFAULT_IG_STEPS, MAX_IG_STEPS,
+};
+pub use mask::{
+    learn_masks, LearnedMasks, MaskConfig, MaskPoint, MaskUnit, DEFAULT_MASK_LAMBDAS, DEFAULT_MASK_LR,
+    DEFAULT_MASK_STEPS, MASK_INIT_LOGIT,
+};
+pub use optimal::{
+    ablated_loss, fit_optimal_ablation, OptimalConstants, Replacement, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
+};
 pub use select::{Selection, SelectionRule};
 pub use smallest::{
     k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,

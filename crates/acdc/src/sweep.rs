@@ -83,6 +83,8 @@ pub struct PatchingSweep<'m> {
     pub(crate) images: TaskImages,
     pub(crate) clean: Activations,
     pub(crate) corrupted: Activations,
+    /// The optimal-ablation constants, where fitted (STUDY §12).
+    pub(crate) optimal: Option<crate::OptimalConstants>,
 }
 
 /// `LD_ij` for every hidden neuron, and the unpatched baseline.
@@ -127,7 +129,7 @@ impl<'m> PatchingSweep<'m> {
         let corrupted = model.activations(&images.corrupted, images.n);
         check_finite(&clean, "clean")?;
         check_finite(&corrupted, "corrupted")?;
-        Ok(PatchingSweep { model, clean, corrupted, images: images.clone() })
+        Ok(PatchingSweep { model, clean, corrupted, images: images.clone(), optimal: None })
     }
 
     /// The sweep restricted to pairs `idx` (repeats allowed), reusing the cached runs.
@@ -151,7 +153,21 @@ impl<'m> PatchingSweep<'m> {
             },
             clean: pick(&self.clean),
             corrupted: pick(&self.corrupted),
+            optimal: self.optimal.clone(),
         }
+    }
+
+    /// The sweep with `constants` for [`crate::Ablation::Optimal`]; refuses
+    /// constants of another shape than the model's hidden layers.
+    pub fn with_optimal(mut self, constants: crate::OptimalConstants) -> Result<PatchingSweep<'m>, AcdcError> {
+        constants.check(self.model)?;
+        self.optimal = Some(constants);
+        Ok(self)
+    }
+
+    /// The optimal-ablation constants the sweep carries, if any.
+    pub fn optimal(&self) -> Option<&crate::OptimalConstants> {
+        self.optimal.as_ref()
     }
 
     /// The model the sweep patches.

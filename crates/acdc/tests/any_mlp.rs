@@ -8,8 +8,8 @@ mod common;
 use candle_core::Device;
 use common::forward_editing;
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, node_attribution, Ablation, AcdcConfig, AcdcMetric, Circuit, DeviceSweep,
-    PatchingSweep, TaskImages,
+    edge_acdc, edge_attribution, edge_attribution_ig, node_attribution, path_gradients, Ablation, AcdcConfig,
+    AcdcMetric, Circuit, DeviceSweep, IgPath, PatchingSweep, TaskImages,
 };
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{Activation, Mlp};
@@ -200,6 +200,137 @@ proptest! {
         let by_edges = Circuit::from_edges(&c.model, &mask(&c.model, true)).unwrap().answer_metric(&sweep).unwrap();
         let clean = (0..c.images.n).map(|b| metric_with_clean(&c, b)).sum::<f64>() / c.images.n as f64;
         prop_assert!(close(by_edges, clean, 1e-5, 1e-6), "{} vs {}", by_edges, clean);
+    }
+}
+
+/// The answer metric of pair `b` with layer `from`'s input set to `input`
+/// (one row), and `z` of layer `at` (pre-activation; `post`: the hidden
+/// layer's activation) of unit `v` moved by `delta` (no layer: `usize::MAX`);
+/// and the pre-activations from the nudge on, to see a ReLU kink crossed.
+fn metric_from(
+    c: &Case,
+    b: usize,
+    from: usize,
+    input: &[f32],
+    at: (usize, bool, usize),
+    delta: f32,
+) -> (f64, Vec<f32>) {
+    let m = &c.model;
+    let (layer_at, post, v) = at;
+    let mut a = input.to_vec();
+    let mut downstream = Vec::new();
+    for l in from..m.layers.len() {
+        let mut z = vec![0.0; m.layers[l].n_out];
+        m.layers[l].forward_into(&a, 1, &mut z);
+        if l == layer_at && !post {
+            z[v] += delta;
+        }
+        if layer_at == usize::MAX || l >= layer_at {
+            downstream.extend_from_slice(&z);
+        }
+        if l + 1 < m.layers.len() {
+            m.activation.apply_in_place(&mut z);
+        }
+        if l == layer_at && post {
+            z[v] += delta;
+        }
+        a = z;
+    }
+    let pos = |d: u8| m.out_perm.iter().position(|&k| k == d as usize).unwrap();
+    (a[pos(c.images.clean_labels[b])] as f64 - a[pos(c.images.corrupted_labels[b])] as f64, downstream)
+}
+
+/// The point `k` of `steps` on the line from `corrupted` to `clean`, as EAP-IG takes it.
+fn on_line(clean: &[f32], corrupted: &[f32], k: usize, steps: usize) -> Vec<f32> {
+    let back = 1.0 - k as f32 / steps as f32;
+    clean.iter().zip(corrupted).map(|(&a, &c)| a - back * (a - c)).collect()
+}
+
+/// Layer `l`'s input on pair `b`'s clean and corrupted runs (the images for `l = 0`).
+fn layer_inputs(c: &Case, b: usize, l: usize) -> (Vec<f32>, Vec<f32>) {
+    let px = c.images.pixels;
+    let (x, y) = (&c.images.clean[b * px..(b + 1) * px], &c.images.corrupted[b * px..(b + 1) * px]);
+    if l == 0 {
+        return (x.to_vec(), y.to_vec());
+    }
+    (c.model.activations(x, 1).post[l - 1].clone(), c.model.activations(y, 1).post[l - 1].clone())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn eap_ig_at_one_step_is_eap(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let eap = edge_attribution(&sweep).unwrap();
+        for path in IgPath::ALL {
+            let ig = edge_attribution_ig(&sweep, 1, path).unwrap();
+            for (a, b) in ig.layers.iter().flatten().zip(eap.layers.iter().flatten()) {
+                prop_assert!(close(*a as f64, *b as f64, 1e-5, 1e-7), "{}: {} vs {}", path, a, b);
+            }
+        }
+    }
+
+    /// Every gradient EAP-IG averages is the metric's central difference at
+    /// that point of the path (pair 0 alone), on either path.
+    #[test]
+    fn eap_ig_gradients_are_central_differences(c in case(), steps in 1usize..=3, inputs in any::<bool>()) {
+        let path = if inputs { IgPath::Inputs } else { IgPath::Activations };
+        let one = PatchingSweep::new(&c.model, &c.images).unwrap().subset(&[0]);
+        let g = path_gradients(&one, steps, path).unwrap();
+        let last = c.model.layers.len() - 1;
+        let step = 1e-2f32;
+        for l in 0..=last {
+            // Nudge layer l's pre-activations, and layer l−1's activations (its input).
+            let targets = (0..c.model.layers[l].n_out).map(|v| (l, false, v))
+                .chain((0..if l > 0 { c.model.layers[l - 1].n_out } else { 0 }).map(|v| (l - 1, true, v)));
+            for at in targets {
+                let mut fd_mean = 0.0;
+                let mut kinked = false;
+                for k in 1..=steps {
+                    // Inputs: the whole model at the point; activations: from layer l at its point.
+                    let from = if inputs { 0 } else { l };
+                    let (clean, corr) = layer_inputs(&c, 0, from);
+                    let start = on_line(&clean, &corr, k, steps);
+                    let run = |d: f32| {
+                        if at.1 && !inputs {
+                            // The activations' path starts at layer l's input: nudge it there.
+                            let mut x = start.clone();
+                            x[at.2] += d;
+                            metric_from(&c, 0, from, &x, (usize::MAX, false, 0), 0.0)
+                        } else {
+                            metric_from(&c, 0, from, &start, at, d)
+                        }
+                    };
+                    let ((up, zu), (down, zd)) = (run(step), run(-step));
+                    kinked |= zu.iter().zip(&zd).any(|(a, b)| (*a > 0.0) != (*b > 0.0));
+                    fd_mean += (up - down) / (2.0 * step as f64) / steps as f64;
+                }
+                if c.model.activation == modcirc_mlp::Activation::Relu && kinked {
+                    continue;
+                }
+                let got = if at.1 { g.da[at.0][at.2] } else { g.dz[at.0][at.2] } as f64;
+                prop_assert!(close(got, fd_mean, 2e-3, 2e-4), "{} {:?}: {} vs {}", path, at, got, fd_mean);
+            }
+        }
+    }
+
+    /// The path average is a Riemann sum: over all edges, its distance from
+    /// the fine grid's (256 points) at 64 points is at most a quarter of
+    /// that at 2 (a first-order rule gives about 1/32).
+    #[test]
+    fn eap_ig_approaches_the_fine_grid_integral(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        for path in IgPath::ALL {
+            let fine = edge_attribution_ig(&sweep, 256, path).unwrap();
+            let scale: f64 = fine.layers.iter().flatten().map(|v| v.abs() as f64).sum();
+            let err = |m: usize| -> f64 {
+                let s = edge_attribution_ig(&sweep, m, path).unwrap();
+                s.layers.iter().flatten().zip(fine.layers.iter().flatten()).map(|(a, b)| (a - b).abs() as f64).sum()
+            };
+            let (coarse, finer) = (err(2), err(64));
+            prop_assert!(finer <= 0.25 * coarse + 1e-5 * scale + 1e-9, "{}: {} at 64 vs {} at 2", path, finer, coarse);
+        }
     }
 }
 

@@ -8,8 +8,9 @@ use common::{forward_editing, images, mnist};
 use std::sync::OnceLock;
 
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
-    AcdcError, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    ablated_loss, edge_acdc, edge_attribution, edge_attribution_ig, exact_node_effects, faithfulness,
+    faithfulness_curve, fit_optimal_ablation, node_attribution, node_attribution_ig, Ablation, AcdcConfig, AcdcError,
+    AcdcMetric, Circuit, IgPath, PatchingSweep, Replacement, TaskImages, DEFAULT_FRACTIONS, DEFAULT_OPTIMAL_STEPS,
 };
 use modcirc_bimt::{Regime, TrainConfig, Trainer};
 use modcirc_metrics::spearman;
@@ -177,5 +178,91 @@ fn acdc_with_an_unbounded_threshold_removes_everything_and_lands_on_the_corrupte
     for bad in [-1.0, f64::NAN] {
         let e = edge_acdc(&sweep, &AcdcConfig { tau: bad, ..AcdcConfig::default() }).unwrap_err();
         assert!(matches!(e, AcdcError::BadOption(_)) && e.to_string().starts_with("tau = "), "{e}");
+    }
+}
+
+/// The first `n` pairs of `task` on the training split.
+fn train_images(task: &str, n: usize) -> TaskImages {
+    let pairs =
+        modcirc_dataset::PairedDataset::new(&mnist().train, &modcirc_dataset::Task::parse(task).unwrap(), 0).unwrap();
+    TaskImages::from_pairs(&mnist().train, &pairs.pairs[..n.min(pairs.len())])
+}
+
+#[test]
+fn optimal_constants_lose_no_more_than_zero_mean_or_resample_for_any_neuron() {
+    let imgs = train_images("circle", 300);
+    let fitted = fit_optimal_ablation(model(), &imgs, DEFAULT_OPTIMAL_STEPS).unwrap();
+    let (clean, corrupted) = (model().activations(&imgs.clean, imgs.n), model().activations(&imgs.corrupted, imgs.n));
+    let mut better = [0usize; 3];
+    for h in 0..2 {
+        let width = model().layers[h].n_out;
+        for u in 0..width {
+            let column = |a: &modcirc_mlp::Activations| -> Vec<f32> {
+                a.post[h].iter().skip(u).step_by(width).copied().collect()
+            };
+            let (c_vals, k_vals) = (column(&clean), column(&corrupted));
+            let mean = c_vals.iter().chain(&k_vals).map(|&v| v as f64).sum::<f64>() / (2 * imgs.n) as f64;
+            let loss = |r: Replacement<'_>| ablated_loss(model(), &imgs, h, u, r).unwrap();
+            let optimal = loss(Replacement::Constant(fitted.layers[h][u]));
+            assert!((optimal - fitted.loss[h][u]).abs() < 1e-9, "the recorded loss is the constant's");
+            let others = [
+                loss(Replacement::Constant(0.0)),
+                loss(Replacement::Constant(mean as f32)),
+                loss(Replacement::PerImage(&k_vals)),
+            ];
+            for (i, other) in others.iter().enumerate() {
+                assert!(
+                    optimal <= other + 1e-6,
+                    "neuron ({h}, {u}): optimal {optimal} vs {} {other}",
+                    ["zero", "mean", "resample"][i]
+                );
+                better[i] += (optimal < other - 1e-4) as usize;
+            }
+        }
+    }
+    // It is strictly better than each fixed rule for some neurons.
+    assert!(better.iter().all(|&b| b > 0), "{better:?}");
+    eprintln!("neurons where optimal beats zero / mean / resample by 1e-4: {better:?}");
+}
+
+#[test]
+fn optimal_ablation_runs_through_circuits_once_fitted() {
+    let imgs = images("circle", 100);
+    let fitted = fit_optimal_ablation(model(), &train_images("circle", 200), 20).unwrap();
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let half: Vec<Vec<usize>> = vec![(0..50).collect(), (0..50).collect()];
+    let circuit = Circuit::new(model(), half, 0.01).unwrap();
+    let e = circuit.evaluate(&sweep, Ablation::Optimal).unwrap_err();
+    assert!(e.to_string().contains("optimal ablation needs"), "{e}");
+    let sweep = sweep.with_optimal(fitted.clone()).unwrap();
+    let eval = circuit.evaluate(&sweep, Ablation::Optimal).unwrap();
+    assert!(eval.logit_difference.is_finite() && eval.accuracy >= 0.0);
+    // The subset keeps the constants.
+    assert!(circuit.evaluate(&sweep.subset(&[0, 1, 2]), Ablation::Optimal).is_ok());
+    // Constants of another shape are refused.
+    let mut wrong = fitted;
+    wrong.layers[1].pop();
+    assert!(PatchingSweep::new(model(), &imgs).unwrap().with_optimal(wrong).is_err());
+}
+
+#[test]
+fn eap_ig_on_the_trained_model_is_eap_at_one_step_and_converges_as_steps_grow() {
+    let imgs = images("line", 60);
+    let sweep = PatchingSweep::new(model(), &imgs).unwrap();
+    let eap = edge_attribution(&sweep).unwrap();
+    let l1 = |a: &modcirc_acdc::EdgeScores, b: &modcirc_acdc::EdgeScores| -> f64 {
+        a.layers.iter().flatten().zip(b.layers.iter().flatten()).map(|(x, y)| (x - y).abs() as f64).sum()
+    };
+    for path in IgPath::ALL {
+        let one = edge_attribution_ig(&sweep, 1, path).unwrap();
+        assert!(l1(&one, &eap) <= 1e-6 * eap.layers.iter().flatten().map(|v| v.abs() as f64).sum::<f64>());
+        let fine = edge_attribution_ig(&sweep, 256, path).unwrap();
+        let errs: Vec<f64> =
+            [2, 8, 32].iter().map(|&m| l1(&edge_attribution_ig(&sweep, m, path).unwrap(), &fine)).collect();
+        assert!(errs[0] > errs[1] && errs[1] > errs[2], "{path}: {errs:?}");
+        assert!(errs[2] < 0.1 * errs[0], "{path}: {errs:?}");
+        // The node scores of the path too.
+        let nodes = node_attribution_ig(&sweep, 5, path).unwrap();
+        assert_eq!(nodes.layers.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100]);
     }
 }

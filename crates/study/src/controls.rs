@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use modcirc_acdc::{
-    alternatives, any_digit_images, discover, faithful_alternatives, random_circuits, Ablation, AcdcError, Alternative,
-    Circuit, CircuitMetrics, DiscoveryConfig, PatchingSweep, Pool, RandomCircuits, TaskImages, DEFAULT_ALTERNATIVES,
-    DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
+    alternatives, any_digit_images, discover_with, faithful_alternatives, random_circuits, Ablation, AcdcError,
+    Alternative, Circuit, CircuitMetrics, DiscoveryConfig, OptimalConstants, PatchingSweep, Pool, RandomCircuits,
+    TaskImages, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
 };
 use modcirc_bimt::Regime;
 use modcirc_dataset::{Bootstrap, Mnist};
@@ -20,7 +20,7 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the controls files; part of their cache key.
-pub const CONTROLS_SCHEMA: &str = "modcirc.controls/1";
+pub const CONTROLS_SCHEMA: &str = "modcirc.controls/2";
 
 /// How the controls are run (STUDY §10 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,12 @@ pub fn controls(
     let (config, report) = (&disc.inputs.flags.config, &disc.report);
     let split = disc.inputs.flags.split.of(mnist);
     let images = TaskImages::from_pairs(split, &disc.pairs);
-    let sweep = PatchingSweep::new(model, &images)?;
+    // Optimal ablation's constants: the discovery's, or fitted here.
+    let optimal = match &disc.optimal {
+        Some(c) => c.clone(),
+        None => crate::discovery::optimal_constants(mnist, model, &disc.inputs.task, config.seed)?,
+    };
+    let sweep = PatchingSweep::new(model, &images)?.with_optimal(optimal.clone())?;
     let sel = &report.selection;
     let circuit = CircuitMetrics::of(&Circuit::new(model, sel.nodes.clone(), config.eps)?, &sweep, config.ablation)?;
     let random = [Pool::Live, Pool::All]
@@ -177,8 +182,8 @@ pub fn controls(
         .map(|pool| random_circuits(&sweep, sel, config.eps, config.ablation, pool, settings.random, settings.seed))
         .collect::<Result<Vec<_>, _>>()?;
     let alternatives = alternatives(&sweep, &report.scores, sel, config.eps, config.ablation, settings.alternatives)?;
-    let any_digit = any_digit(model, split, images.n, config, settings.seed)?;
-    let ablations = [Ablation::Zero, Ablation::Mean, Ablation::Resample]
+    let any_digit = any_digit(model, split, images.n, config, settings.seed, &optimal)?;
+    let ablations = Ablation::ALL
         .into_iter()
         .filter(|a| *a != config.ablation)
         .map(|a| under_ablation(&sweep, disc, a))
@@ -205,18 +210,21 @@ pub fn controls(
 }
 
 /// The any-digit control: `n` pairs, the discovery's own settings (its
-/// rule, so a circuit of the same size), without the compared rules.
+/// rule, so a circuit of the same size), without the compared rules; under
+/// optimal ablation, with the task's constants.
 fn any_digit(
     model: &Mlp,
     split: &modcirc_dataset::ImageSet,
     n: usize,
     config: &DiscoveryConfig,
     seed: u64,
+    optimal: &OptimalConstants,
 ) -> Result<AnyDigit, StudyError> {
     let images = any_digit_images(model, split, n, seed)?;
     let config = DiscoveryConfig { compare: Vec::new(), ..config.clone() };
-    let report = discover(model, &images, &config, &mut |_| {})?;
-    let sweep = PatchingSweep::new(model, &images)?;
+    // Under optimal ablation, the task's constants stand for the any-digit pairs' too.
+    let report = discover_with(model, &images, &config, Some(optimal), &mut |_| {})?;
+    let sweep = PatchingSweep::new(model, &images)?.with_optimal(optimal.clone())?;
     let circuit = Circuit::new(model, report.selection.nodes.clone(), config.eps)?;
     Ok(AnyDigit {
         pairs: n,

@@ -6,7 +6,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
-use modcirc_acdc::{discover, Ablation, DiscoveryConfig, DiscoveryReport, SelectionRule, TaskImages, DEFAULT_K};
+use modcirc_acdc::{
+    discover_with, fit_optimal_ablation, Ablation, DiscoveryConfig, DiscoveryReport, OptimalConstants, SelectionRule,
+    TaskImages, DEFAULT_K, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
+};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
 use modcirc_mlp::Mlp;
@@ -59,6 +62,7 @@ pub fn ablation_means(a: Ablation) -> &'static str {
         Ablation::Zero => "zero ablation: neurons and weights outside the circuit send nothing (the study's default, STUDY §5)",
         Ablation::Mean => "mean ablation: neurons and weights outside the circuit send their mean over the task's images",
         Ablation::Resample => "resample ablation: neurons and weights outside the circuit send their value on the paired corrupted image (the form faithfulness uses)",
+        Ablation::Optimal => "optimal ablation: neurons outside the circuit send the constant that least raises the task's loss, fitted on the training split's pairs (STUDY §12); inputs send their mean",
     }
 }
 
@@ -211,6 +215,22 @@ pub struct DiscoverOutput {
     pub report: DiscoveryReport,
     /// Wall time of the whole discovery stage.
     pub total_s: f64,
+    /// The optimal-ablation constants, where the discovery's ablation is
+    /// optimal (fitted on the training split's pairs of the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimal: Option<OptimalConstants>,
+}
+
+/// The optimal-ablation constants of `model` on `task` (STUDY §12): fitted
+/// on the first [`DEFAULT_OPTIMAL_PAIRS`] of the task's pairs drawn from the
+/// training split with `seed`, [`DEFAULT_OPTIMAL_STEPS`] loss evaluations
+/// per neuron.
+pub fn optimal_constants(mnist: &Mnist, model: &Mlp, task: &Task, seed: u64) -> Result<OptimalConstants, StudyError> {
+    mnist.train.check_fits("train", model.n_inputs(), model.n_classes())?;
+    let pairs = PairedDataset::new(&mnist.train, task, seed)?;
+    let head = &pairs.pairs[..pairs.len().min(DEFAULT_OPTIMAL_PAIRS)];
+    let images = TaskImages::from_pairs(&mnist.train, head);
+    Ok(fit_optimal_ablation(model, &images, DEFAULT_OPTIMAL_STEPS)?)
 }
 
 /// Refuses a model whose input width or classes do not fit the images of `split`.
@@ -279,7 +299,11 @@ pub fn discover_pairs(
     }
     let images = TaskImages::from_pairs(split, &pairs);
     let t = Instant::now();
-    let report = discover(source.model, &images, &settings.config, progress)?;
+    let optimal = match settings.config.ablation {
+        Ablation::Optimal => Some(optimal_constants(mnist, source.model, task, settings.config.seed)?),
+        _ => None,
+    };
+    let report = discover_with(source.model, &images, &settings.config, optimal.as_ref(), progress)?;
     let total_s = t.elapsed().as_secs_f64();
     let s = &report.summary;
     crate::error::ensure_finite(&[
@@ -304,6 +328,7 @@ pub fn discover_pairs(
         notes: selection_notes(&report),
         report,
         total_s,
+        optimal,
     })
 }
 

@@ -219,7 +219,7 @@ fn ablation_free(ablations: &[AblationRow], rq1: &[Verdict]) -> Verdict {
     finding(
         "F6",
         "The RQ1 verdicts do not depend on the ablation.",
-        "Supported if RQ1-H1 and RQ1-H3, decided again on the seed-0 circuits judged under each other ablation (mean, resample), come out as the study decides them; not supported otherwise.",
+        "Supported if RQ1-H1 and RQ1-H3, decided again on the seed-0 circuits judged under each other ablation (mean, resample, optimal), come out as the study decides them; not supported otherwise.",
         decided,
     )
 }
