@@ -461,7 +461,13 @@ impl PyDiscovery {
                     // The discovery's constants, or fitted on the task's training pairs as it would.
                     let c = match optimal {
                         Some(c) => c.clone(),
-                        None => modcirc_study::discovery::optimal_constants(mnist, model, task, seed)?,
+                        None => modcirc_study::discovery::optimal_constants(
+                            mnist,
+                            model,
+                            task,
+                            seed,
+                            modcirc_acdc::DEFAULT_OPTIMAL_PAIRS,
+                        )?,
                     };
                     sweep = sweep.with_optimal(c)?;
                 }

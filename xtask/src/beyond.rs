@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{AcdcConfig, AcdcMetric, DEFAULT_TAU};
+use modcirc_acdc::{
+    AcdcConfig, AcdcMetric, MaskConfig, DEFAULT_IG_STEPS, DEFAULT_MASK_LR, DEFAULT_MASK_STEPS, DEFAULT_TAU,
+};
 use modcirc_store::atomic::dir_of;
-use modcirc_study::beyond::{analyse, ACDC_PAIRS};
+use modcirc_study::beyond::{analyse, BeyondSettings, ACDC_PAIRS, MASK_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
@@ -21,6 +23,8 @@ pub struct BeyondArgs {
     pub flags: DiscoverFlags,
     #[command(flatten)]
     pub acdc: AcdcArgs,
+    #[command(flatten)]
+    pub methods: MethodArgs,
     /// Output JSON; default ./artifacts/beyond/MODEL-TASK.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -60,8 +64,69 @@ impl AcdcArgs {
     }
 }
 
+/// The edge methods of STUDY §12, judged beside EAP.
+#[derive(Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// Which methods run beside EAP and ACDC: eap-ig (the inputs' path),
+    /// eap-ig-activations, mask (learned edge masks), all or none; repeat or
+    /// separate with commas.
+    #[arg(long = "method", value_delimiter = ',', default_value = "all", value_parser = ["eap-ig", "eap-ig-activations", "mask", "all", "none"])]
+    pub methods: Vec<String>,
+    /// Points on EAP-IG's path, 1 to 10 000 (1: EAP itself).
+    #[arg(long, default_value_t = DEFAULT_IG_STEPS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub ig_steps: i64,
+    /// The learned masks' penalties per kept edge, ascending (default: half decades from 1e-5 to 1e-2).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, value_parser = crate::flags::positive)]
+    pub mask_lambdas: Option<Vec<f64>>,
+    /// Adam steps per penalty, 1 to 1 000 000.
+    #[arg(long, default_value_t = DEFAULT_MASK_STEPS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub mask_steps: i64,
+    /// The masks' Adam learning rate.
+    #[arg(long, default_value_t = DEFAULT_MASK_LR, allow_negative_numbers = true, value_parser = crate::flags::positive)]
+    pub mask_lr: f64,
+    /// Pairs the masks train on (the first of the task's), 1 to 100 000.
+    #[arg(long, default_value_t = MASK_PAIRS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub mask_pairs: i64,
+}
+
+impl MethodArgs {
+    /// The settings, with `acdc`, checked, so that bad ones are refused before any work.
+    pub fn settings(&self, acdc: AcdcConfig, acdc_pairs: usize) -> anyhow::Result<BeyondSettings> {
+        let all = BeyondSettings::default();
+        let methods = if self.methods.iter().any(|m| m == "all") {
+            all.methods.clone()
+        } else {
+            let mut m: Vec<String> = self.methods.iter().filter(|m| *m != "none").cloned().collect();
+            m.dedup();
+            m
+        };
+        let mask = MaskConfig {
+            lambdas: self.mask_lambdas.clone().unwrap_or(all.mask.lambdas),
+            steps: self.mask_steps as usize,
+            lr: self.mask_lr,
+            ..MaskConfig::default()
+        };
+        mask.validate().context(if self.mask_lambdas.is_some() {
+            "--mask-lambdas or --mask-lr"
+        } else {
+            "--mask-lr"
+        })?;
+        let s = BeyondSettings {
+            acdc,
+            acdc_pairs,
+            methods,
+            ig_steps: self.ig_steps as usize,
+            mask,
+            mask_pairs: self.mask_pairs as usize,
+        };
+        s.check().context("--method")?;
+        Ok(s)
+    }
+}
+
 pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let acdc = args.acdc.config()?;
+    let settings = args.methods.settings(acdc, args.acdc.acdc_pairs as usize)?;
     let model = &args.target.model;
     let Discovered { path, task, ck, mnist, disc } =
         discovered(&args.target, &args.flags, &args.data, &out_or_stdout(&args.out, args.json), "beyond", args.quiet)?;
@@ -69,13 +134,16 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),
     };
-    let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &acdc, args.acdc.acdc_pairs as usize)
+    let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &settings)
         .with_context(|| format!("attribution and faithfulness of {} on {task}", model.display()))?;
     if path != std::path::Path::new("-") {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&b)?)?;
     summary(&path, args.quiet, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
+    for line in b.methods_summary() {
+        summary(&path, args.quiet, &format!("  {line}"));
+    }
     summary(&path, args.quiet, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
     if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
         .iter()

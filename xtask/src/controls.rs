@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS};
+use modcirc_acdc::{DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_OPTIMAL_PAIRS, DEFAULT_RANDOM_CIRCUITS};
 use modcirc_store::atomic::dir_of;
-use modcirc_study::controls::{controls, ControlSettings, MAX_RANDOM_CIRCUITS};
+use modcirc_study::controls::{controls, ControlSettings, MAX_OPTIMAL_PAIRS, MAX_RANDOM_CIRCUITS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
 use crate::flags::{out_or_stdout, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
@@ -32,6 +32,10 @@ pub struct ControlsArgs {
     /// Seeds the random circuits and the any-digit pairs.
     #[arg(long, default_value_t = 0)]
     pub control_seed: u64,
+    /// Training-split pairs optimal ablation's constants are fitted on (for
+    /// the judgement under each ablation), 1 to 60 000.
+    #[arg(long, default_value_t = DEFAULT_OPTIMAL_PAIRS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=MAX_OPTIMAL_PAIRS as i64))]
+    pub optimal_pairs: i64,
     /// Output JSON; default ./artifacts/controls/MODEL-TASK.json; `-` for standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -61,6 +65,7 @@ pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
         alternatives: args.alternatives as usize,
         faithful: args.faithful,
         seed: args.control_seed,
+        optimal_pairs: args.optimal_pairs as usize,
     };
     let r = controls(&mnist, &ck.model, (meta.map(|m| m.0), meta.map(|m| m.1)), &disc, &c)
         .with_context(|| format!("the controls of {} on {task}", model.display()))?;

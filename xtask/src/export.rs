@@ -21,7 +21,9 @@ pub struct ExportArgs {
     #[arg(long)]
     pub discovery: PathBuf,
     /// Which circuit of the file: nodes (a `discover` output's, its
-    /// default), acdc (a `beyond` output's default) or eap.
+    /// default), acdc (a `beyond` output's default), eap, eap-ig,
+    /// eap-ig-activations or mask (each method's top edges at the node
+    /// circuit's size).
     #[arg(long, value_enum)]
     pub circuit: Option<CircuitArg>,
     /// json: every neuron and weight with its score and whether the circuit
@@ -51,6 +53,12 @@ pub enum CircuitArg {
     Acdc,
     /// A `beyond` output's top-|EAP| circuit.
     Eap,
+    /// A `beyond` output's top-|EAP-IG| circuit (the inputs' path).
+    EapIg,
+    /// A `beyond` output's top-|EAP-IG| circuit (the activations' path).
+    EapIgActivations,
+    /// A `beyond` output's top edges by learned mask.
+    Mask,
 }
 
 /// `--format`.
@@ -81,6 +89,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         CircuitArg::Nodes => CircuitKind::Nodes,
         CircuitArg::Acdc => CircuitKind::Acdc,
         CircuitArg::Eap => CircuitKind::Eap,
+        CircuitArg::EapIg => CircuitKind::EapIg,
+        CircuitArg::EapIgActivations => CircuitKind::EapIgActivations,
+        CircuitArg::Mask => CircuitKind::Mask,
     });
     let src = read_source(&bytes, kind).with_context(|| format!("--discovery {}", args.discovery.display()))?;
     let ck = load_model(&args.model, args.activation)?;

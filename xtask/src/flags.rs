@@ -61,6 +61,16 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--mask-lambdas`, `--mask-lr`: a finite number above 0.
+pub fn positive(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if x.is_finite() && x > 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not a finite number above 0"))
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// Directory of the four IDX files (raw or gzip'd), e.g. /usr/share/datasets/fashion-mnist.

@@ -184,14 +184,21 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("with relu activations, not tanh"), "{err}");
 
-    // A `beyond` output: its ACDC and EAP circuits export; a discover-only kind is refused.
+    // A `beyond` output: its ACDC, EAP, EAP-IG and mask circuits export; a discover-only kind is refused.
     let beyond = dir.join("b.json");
     let mut args = vec!["beyond", "--model", m, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
+    args.extend(["--mask-steps", "20", "--mask-pairs", "20", "--ig-steps", "3"]);
     args.extend(SMALL);
     args.extend(["--out", beyond.to_str().unwrap()]);
     ok(&run(&args));
     let b: Value = serde_json::from_slice(&std::fs::read(&beyond).unwrap()).unwrap();
-    for (kind, field) in [("acdc", &b["acdc"]["kept"]), ("eap", &b["eap_edges"])] {
+    let methods = b["methods"].as_array().unwrap();
+    let names: Vec<&str> = methods.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(names, ["eap", "eap-ig", "eap-ig-activations", "mask"]);
+    assert_eq!(b["settings"]["ig_steps"], 3);
+    let mut kinds = vec![("acdc", &b["acdc"]["kept"]), ("eap", &b["eap_edges"])];
+    kinds.extend(methods[1..].iter().map(|m| (m["method"].as_str().unwrap(), &m["same_size_edges"])));
+    for (kind, field) in kinds {
         let g = dir.join(format!("{kind}.json"));
         let o = run(&[
             "export",
@@ -226,7 +233,40 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("holds the acdc and eap circuits"), "{err}");
+    assert!(err.contains("holds the edge circuits (acdc, eap, eap-ig"), "{err}");
+    // Only EAP-IG: the mask's circuit is not in the file, and export says how to get it.
+    let only = dir.join("only.json");
+    let mut args = vec!["beyond", "--model", m, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
+    args.extend(["--method", "eap-ig", "--out", only.to_str().unwrap()]);
+    args.extend(SMALL);
+    ok(&run(&args));
+    let o = run(&[
+        "export",
+        "--model",
+        m,
+        "--activation",
+        "relu",
+        "--discovery",
+        only.to_str().unwrap(),
+        "--circuit",
+        "mask",
+        "--out",
+        dir.join("z.json").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not run mask (run beyond with --method mask)"), "{err}");
+    // Bad method options are refused before any work, naming the flag.
+    for (flag, value) in [("--method", "eap-ig,magic"), ("--mask-lambdas", "0.1,-1"), ("--ig-steps", "0")] {
+        let o = run(&["beyond", "--model", m, "--activation", "relu", "--task", "circle", flag, value]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{err}");
+    }
+    let o = run(&["beyond", "--model", m, "--activation", "relu", "--task", "circle", "--mask-lambdas", "0.1,0.01"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--mask-lambdas") && err.contains("ascending"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -94,6 +94,7 @@ pub use mask::{
 };
 pub use optimal::{
     ablated_loss, fit_optimal_ablation, OptimalConstants, Replacement, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
+    OPTIMAL_TOLERANCE,
 };
 pub use select::{Selection, SelectionRule};
 pub use smallest::{

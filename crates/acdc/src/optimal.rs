@@ -16,11 +16,16 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::{check_labels, class_positions};
 use crate::{AcdcError, TaskImages};
 
-/// Loss evaluations per neuron, the first included.
-pub const DEFAULT_OPTIMAL_STEPS: usize = 60;
+/// Loss evaluations per neuron at most, the first included (the descent
+/// stops early once a step would move the constant by less than
+/// [`OPTIMAL_TOLERANCE`] of the neuron's scale).
+pub const DEFAULT_OPTIMAL_STEPS: usize = 40;
+
+/// The relative move below which the descent stops.
+pub const OPTIMAL_TOLERANCE: f64 = 1e-4;
 
 /// The training-split pairs the constants are fitted on, at most.
-pub const DEFAULT_OPTIMAL_PAIRS: usize = 1_000;
+pub const DEFAULT_OPTIMAL_PAIRS: usize = 500;
 
 /// The fitted constants of one model and task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,7 +181,7 @@ fn descend(model: &Mlp, base: &Base, h: usize, u: usize, start: f32, steps: usiz
     let scale = base.post[h].iter().skip(u).step_by(model.layers[h].n_out).fold(0f32, |a, v| a.max(v.abs())).max(1e-3);
     let mut rate = if slope != 0.0 { 0.1 * scale as f64 / slope.abs() } else { 0.0 };
     for _ in 1..steps {
-        if slope == 0.0 || rate == 0.0 {
+        if slope == 0.0 || rate * slope.abs() < OPTIMAL_TOLERANCE * scale as f64 {
             break;
         }
         let next = (c as f64 - rate * slope) as f32;

@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use modcirc_acdc::AcdcConfig;
 use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta};
 use modcirc_dataset::Task;
 use modcirc_store::claim::{self, Came, Claim, Holder};
 use modcirc_store::listing::{self, Lookup};
 use modcirc_store::FileRecord;
-use modcirc_study::beyond::{analyse, BeyondResult, ACDC_PAIRS};
+use modcirc_study::beyond::{analyse, BeyondResult};
 use modcirc_study::controls::{controls, ControlsResult};
 use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput};
 use modcirc_study::structure::{analyse_structure, StructureResult};
@@ -336,12 +335,12 @@ impl Ctx<'_> {
                 let task = &wl.plan.tasks[task];
                 let d = out.discoveries.iter().rev().find(|d| d.setting == setting && d.task == *task);
                 let d = &d.ok_or(EngineError::JobNotRun)?.output;
+                let settings = wl.plan.beyond.as_ref().ok_or(EngineError::JobNotRun)?;
                 let (b, source) = self.json_unit(&unit.path, "beyond", log, || {
-                    obs.unit_started(m, &format!("STUDY §8 on {task}"), 1);
-                    analyse(mnist, &ck.model, (Some(c.regime), Some(c.seed)), d, &AcdcConfig::default(), ACDC_PAIRS)
-                        .map_err(|e| {
-                            EngineError::from(e).within(format!("attribution and faithfulness of {who} on {task}"))
-                        })
+                    obs.unit_started(m, &format!("STUDY §8 and §12 on {task}"), 1);
+                    analyse(mnist, &ck.model, (Some(c.regime), Some(c.seed)), d, settings).map_err(|e| {
+                        EngineError::from(e).within(format!("attribution and faithfulness of {who} on {task}"))
+                    })
                 })?;
                 obs.unit_done(m, Value::Beyond(&b), source);
                 out.beyond.push(b);

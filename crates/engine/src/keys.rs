@@ -12,6 +12,7 @@ use modcirc_bimt::{Regime, TrainConfig};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
 use modcirc_store::short_hash;
+use modcirc_study::beyond::BeyondSettings;
 use modcirc_study::controls::ControlSettings;
 
 use crate::EngineError;
@@ -54,9 +55,12 @@ pub fn structure_key(model_sha256: &str, settings_json: &[u8]) -> String {
     analysis_key(model_sha256, settings_json, &[modcirc_study::structure::STRUCTURE_SCHEMA.as_bytes()])
 }
 
-/// The key of STUDY §8 on a model and task.
-pub fn beyond_key(model_sha256: &str, settings_json: &[u8], task: &Task) -> String {
-    analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), modcirc_study::beyond::BEYOND_SCHEMA.as_bytes()])
+/// The key of STUDY §8 and §12 on a model and task, with `beyond`.
+pub fn beyond_key(model_sha256: &str, settings_json: &[u8], task: &Task, beyond: Option<&BeyondSettings>) -> String {
+    // Serialising plain numbers and names cannot fail.
+    let b = serde_json::to_vec(&beyond).unwrap_or_default();
+    let schema = modcirc_study::beyond::BEYOND_SCHEMA.as_bytes();
+    analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), schema, &b])
 }
 
 /// The key of STUDY §10 on a model and task, with `controls`.
@@ -95,9 +99,9 @@ impl UnitFiles<'_> {
         self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
-    /// STUDY §8 on `task`.
-    pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
-        let key = beyond_key(model_sha256, settings_json, task);
+    /// STUDY §8 and §12 on `task`, with `b`.
+    pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task, b: Option<&BeyondSettings>) -> PathBuf {
+        let key = beyond_key(model_sha256, settings_json, task, b);
         self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 

@@ -14,6 +14,7 @@
 //!
 //! [controls]       # STUDY §10 on every discovery (each field optional)
 //! random = 200
+//! optimal_pairs = 500
 //!
 //! [planted]        # STUDY §11 on the plan's regimes (each field optional)
 //! profile = "quick"
@@ -76,6 +77,7 @@ struct ControlsTable {
     alternatives: Option<usize>,
     faithful: Option<f64>,
     seed: Option<u64>,
+    optimal_pairs: Option<usize>,
 }
 
 /// `[planted]`: the planted-truth suite (STUDY §11) on the plan's regimes,
@@ -255,6 +257,7 @@ fn parse(text: &str, path: &Path) -> Result<Plan, EngineError> {
             alternatives: c.alternatives.unwrap_or(d.alternatives),
             faithful: c.faithful.unwrap_or(d.faithful),
             seed: c.seed.unwrap_or(d.seed),
+            optimal_pairs: c.optimal_pairs.unwrap_or(d.optimal_pairs),
         };
         controls.check().map_err(|e| src.error(format!("controls.{e}")))?;
         plan.controls = Some(controls);

@@ -4,18 +4,18 @@
 //!
 //! The units of a plan: one training per model, one discovery per model,
 //! task and discovery setting, one STUDY §9 analysis per model and
-//! setting, and, in the study's plan, STUDY §8 per task on the seed-0
-//! models and STUDY §10 on every discovery (a sweep's with `[controls]`).
+//! setting, and, in the study's plan, STUDY §8 and §12 per task on every
+//! model and STUDY §10 on every discovery (a sweep's with `[controls]`).
 //!
 //! ```
 //! use modcirc_engine::plan::Plan;
 //! use modcirc_study::Profile;
 //! let study = Plan::study(Profile::Smoke, 2, modcirc_mlp::DeviceSpec::Cpu);
 //! assert_eq!(study.models.len(), 10);
-//! // Trainings, discoveries, analyses, STUDY §8 on seed 0, STUDY §10 on every
-//! // discovery, and the planted suite (a model per regime and seed, a Boolean
-//! // suite per regime).
-//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 5 * 2 + 10 * 2 + 5 * 2);
+//! // Trainings, discoveries, analyses, STUDY §8 and §12 and STUDY §10 on
+//! // every discovery, and the planted suite (a model per regime and seed, a
+//! // Boolean suite per regime).
+//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 10 * 2 + 10 * 2 + 5 * 2);
 //! let plan = Plan::parse("[train]\nregime = [\"vanilla\", \"bimt\"]\nseed = [0, 1]\nsteps = [100]\n", "p.toml".as_ref()).unwrap();
 //! assert_eq!(plan.models.len(), 4);
 //! assert_eq!(plan.unit_count(), 4 + 4 * 2 + 4); // trainings, discoveries (two tasks), analyses
@@ -27,6 +27,7 @@ use modcirc_acdc::{Ablation, SelectionRule, DEFAULT_K};
 use modcirc_bimt::{Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_dataset::Task;
 use modcirc_mlp::{Activation, DeviceSpec};
+use modcirc_study::beyond::BeyondSettings;
 use modcirc_study::controls::ControlSettings;
 use modcirc_study::discovery::DiscoverySettings;
 use modcirc_study::paper::study_tasks;
@@ -194,8 +195,9 @@ pub struct Plan {
     pub settings: Vec<SettingPoint>,
     /// The tasks.
     pub tasks: Vec<Task>,
-    /// STUDY §8 on each seed-0 model and task (the study's plan).
-    pub beyond_seed0: bool,
+    /// STUDY §8 and §12 on every model and task, with these settings (the
+    /// study's plan).
+    pub beyond: Option<BeyondSettings>,
     /// STUDY §10 on every discovery, with these settings (the study's
     /// plan; a sweep's `[controls]`).
     pub controls: Option<ControlSettings>,
@@ -209,13 +211,17 @@ pub struct Plan {
 impl Plan {
     /// The study at `profile`'s size with `seeds` seeds per regime: every
     /// regime and seed (models in seed order, then regime order), both
-    /// tasks, the study's discovery, and STUDY §8 on seed 0.
+    /// tasks, the study's discovery, and STUDY §8 and §12 on every model.
     pub fn study(profile: Profile, seeds: u64, device: DeviceSpec) -> Plan {
         let mut plan = Plan::expand(&Values::study(profile, seeds), device);
         plan.models.sort_by_key(|m| (m.config.seed, Regime::ALL.iter().position(|&r| r == m.config.regime)));
-        plan.beyond_seed0 = true;
-        plan.controls =
-            Some(ControlSettings { random: profile.settings().random_circuits, ..ControlSettings::default() });
+        plan.beyond = Some(BeyondSettings::of(profile));
+        let p = profile.settings();
+        plan.controls = Some(ControlSettings {
+            random: p.random_circuits,
+            optimal_pairs: p.optimal_pairs,
+            ..ControlSettings::default()
+        });
         plan.planted = Some(PlantedSettings::of(profile));
         plan
     }
@@ -226,12 +232,12 @@ impl Plan {
         let settings = values.settings(device);
         let tasks = values.tasks.clone();
         let axes = axes_of(&models, &settings, &tasks);
-        Plan { axes, models, settings, tasks, beyond_seed0: false, controls: None, device, planted: None }
+        Plan { axes, models, settings, tasks, beyond: None, controls: None, device, planted: None }
     }
 
-    /// Whether model `m` gets STUDY §8.
-    pub fn beyond_for(&self, m: &ModelPoint) -> bool {
-        self.beyond_seed0 && m.config.seed == 0
+    /// Whether model `m` gets STUDY §8 and §12.
+    pub fn beyond_for(&self, _m: &ModelPoint) -> bool {
+        self.beyond.is_some()
     }
 
     /// Trainings + discoveries + analyses (+ STUDY §8, + STUDY §10, + the

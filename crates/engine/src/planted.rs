@@ -15,7 +15,8 @@ use modcirc_dataset::pvr::PvrSource;
 use modcirc_store::listing::{self, Lookup};
 use modcirc_store::{short_hash, FileRecord};
 use modcirc_study::planted::{
-    boolean_suite, planted_results, score_planted, BooleanModel, PlantedResults, PlantedScores, PlantedSettings,
+    boolean_suite, planted_results, score_planted, score_planted_newer, BooleanModel, PlantedResults, PlantedScores,
+    PlantedSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,15 @@ use crate::shard::{assign, Shard};
 use crate::workload::{ModelUnit, Workload};
 use crate::{EngineError, Observer};
 
-/// Bumped when a change to the suite changes what a unit holds.
+/// Bumped when a change to the suite changes what a planted model's unit holds.
 pub const PLANTED_REVISION: u32 = 1;
+
+/// Bumped when a change changes what a Boolean unit holds (2: EAP-IG and
+/// learned masks).
+pub const BOOLEAN_REVISION: u32 = 2;
+
+/// Bumped when a change changes what a planted model's STUDY §12 scores hold.
+pub const NEWER_REVISION: u32 = 1;
 
 /// What a planted model's JSON holds beside its checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,7 +97,7 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
         }
         let key = short_hash(&[
             &json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?,
-            &revision,
+            &BOOLEAN_REVISION.to_le_bytes(),
             &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
         ]);
         let path = dir.join(format!("boolean-{regime}-{key}.json"));
@@ -113,6 +121,27 @@ pub fn record_path(checkpoint: &Path) -> PathBuf {
     checkpoint.with_extension("json")
 }
 
+/// The JSON of a planted model's STUDY §12 scores with `s`: its own key, so
+/// that new methods rescore the cached models without training them again.
+pub fn newer_path(checkpoint: &Path, s: &PlantedSettings) -> Result<PathBuf, EngineError> {
+    let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let key = short_hash(&[
+        stem.as_bytes(),
+        &NEWER_REVISION.to_le_bytes(),
+        &json(&(s.pairs, modcirc_study::planted::NEWER_METHODS))?,
+    ]);
+    Ok(checkpoint.with_file_name(format!("{stem}-newer-{key}.json")))
+}
+
+/// A planted model's STUDY §12 scores, per task (quadrants 1, 2, 3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewerRecord {
+    /// Per task, the scores of [`modcirc_study::planted::NEWER_METHODS`].
+    pub tasks: Vec<Vec<modcirc_study::planted::MethodScore>>,
+    /// Seconds scoring took.
+    pub scoring_s: f64,
+}
+
 /// How many of the suite's units the cache holds, of how many.
 pub fn census(wl: &Workload, s: &PlantedSettings) -> Result<(usize, usize), EngineError> {
     let all = jobs(wl, s)?;
@@ -124,7 +153,13 @@ pub fn census(wl: &Workload, s: &PlantedSettings) -> Result<(usize, usize), Engi
                 Job::Boolean { path, .. } => vec![path.clone()],
             };
             let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-            matches!(listing::lookup(&listing::listing_path(refs[0]), &refs), Lookup::Hit(_))
+            let newer = match j {
+                Job::Model { path, .. } => {
+                    newer_path(path, s).is_ok_and(|p| listing::fetch_json::<NewerRecord>(&p).is_ok())
+                }
+                Job::Boolean { .. } => true,
+            };
+            newer && matches!(listing::lookup(&listing::listing_path(refs[0]), &refs), Lookup::Hit(_))
         })
         .count();
     Ok((done, all.len()))
@@ -233,8 +268,41 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                     Ok((r, vec![weights, json]))
                 },
             )?;
+            // STUDY §12's methods on the same model, in a file of their own.
+            let newer = newer_path(path, s)?;
+            let fetch = |warn: bool| -> Option<(NewerRecord, Vec<u8>)> { ctx.fetch_json(&newer, warn) };
+            let ((n, newer_bytes), newer_source) = ctx.claimed(
+                &newer,
+                fetch(true),
+                || fetch(false),
+                |claim| {
+                    obs.unit_started(m, "planted: scoring EAP-IG and learned masks", 1);
+                    let who = format!("the planted {regime} seed {seed} model");
+                    let (model, _) = checkpoint::from_bytes(&bytes[0], path, None)?;
+                    let test = PvrSource::new(&mnist.test)?;
+                    let t = Instant::now();
+                    let tasks = score_planted_newer(&model, &r.alignment, &test, s.pairs, *seed)
+                        .map_err(|e| EngineError::from(e).within(format!("scoring {who} by STUDY §12's methods")))?;
+                    let n = NewerRecord { tasks, scoring_s: t.elapsed().as_secs_f64() };
+                    claim.ensure_held()?;
+                    let bytes = listing::store_json(&newer, &n)?;
+                    Ok((n, bytes))
+                },
+            )?;
+            let mut r = r;
+            if n.tasks.len() == r.scores.tasks.len() {
+                for (task, more) in r.scores.tasks.iter_mut().zip(n.tasks) {
+                    task.methods.retain(|m| !modcirc_study::planted::NEWER_METHODS.contains(&m.method.as_str()));
+                    task.methods.extend(more);
+                }
+            }
+            let source = if matches!(source, crate::Source::Computed) { source } else { newer_source };
             obs.unit_done(m, Value::Planted(&r.scores), source);
-            let files = vec![FileRecord::of(&wl.out, path, &bytes[0]), FileRecord::of(&wl.out, &record, &bytes[1])];
+            let files = vec![
+                FileRecord::of(&wl.out, path, &bytes[0]),
+                FileRecord::of(&wl.out, &record, &bytes[1]),
+                FileRecord::of(&wl.out, &newer, &newer_bytes),
+            ];
             Ok(Ran { value: Done::Model(Box::new(r)), files })
         }
         Job::Boolean { regime, path } => {

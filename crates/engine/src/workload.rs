@@ -153,7 +153,7 @@ impl Workload {
                 units.push(Unit { kind, path: files.discovery(sha256, json, task) });
                 if beyond {
                     let kind = UnitKind::Beyond { setting: s, task: t };
-                    units.push(Unit { kind, path: files.beyond(sha256, json, task) });
+                    units.push(Unit { kind, path: files.beyond(sha256, json, task, self.plan.beyond.as_ref()) });
                 }
                 if let Some(controls) = &self.plan.controls {
                     let kind = UnitKind::Controls { setting: s, task: t };

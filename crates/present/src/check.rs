@@ -16,7 +16,7 @@ use modcirc_study::verdicts::NOT_EVALUATED;
 pub const REPORT_FILES: [&str; 4] = ["table3.csv", "REPORT.md", "REPORT.html", "results.json"];
 
 /// Figures every complete run has (PNG and SVG each), besides Fig. 2's.
-pub const FIGURES: [&str; 11] = [
+pub const FIGURES: [&str; 12] = [
     "fig3_sparsity_vs_logit_difference",
     "fig4_sparsity_vs_discovery_time",
     "fig5_training_memory",
@@ -25,6 +25,7 @@ pub const FIGURES: [&str; 11] = [
     "fig7_inference_batch1",
     "training_curves",
     "fig8_faithfulness_curves",
+    "fig8_methods",
     "fig9_modularity_vs_faithfulness",
     "fig9_modularity_vs_logit_difference",
     "fig10_across_seeds",
@@ -65,13 +66,25 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
             format!("discovery {} / {} has non-finite metrics", d.regime, d.task)
         })?;
     }
-    ensure(r.beyond.len() >= 10, || {
-        format!("{p}: {} attribution and faithfulness results (STUDY §8), expected 10", r.beyond.len())
+    ensure(r.beyond.len() == r.discoveries.len(), || {
+        format!(
+            "{p}: {} attribution and faithfulness results (STUDY §8 and §12) for {} discoveries",
+            r.beyond.len(),
+            r.discoveries.len()
+        )
     })?;
     for b in &r.beyond {
         let finite =
             [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
         ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
+        let methods: Vec<&str> = b.methods.iter().map(|m| m.method.as_str()).collect();
+        ensure(methods == modcirc_study::beyond::EDGE_METHODS, || {
+            format!("beyond {} / {} ran {methods:?}, not every edge method", b.regime_label(), b.task)
+        })?;
+        for m in &b.methods {
+            let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();
+            ensure(ok, || format!("beyond {} / {}: {} has non-finite CPR or CMD", b.regime_label(), b.task, m.method))?;
+        }
     }
     ensure(r.structure.len() == r.models.len(), || {
         format!("{p}: STUDY §9 on {} of {} models", r.structure.len(), r.models.len())
@@ -97,8 +110,10 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
             format!("{p}: the controls of {:?} seed {:?} on {} are incomplete", c.regime, c.seed, c.task)
         })?;
     }
-    ensure(r.ablation_sensitivity.len() == 2, || {
-        format!("{p}: {} ablation sensitivity rows, expected 2", r.ablation_sensitivity.len())
+    // Every ablation but the study's zero: mean, resample and optimal.
+    let others = modcirc_acdc::Ablation::ALL.len() - 1;
+    ensure(r.ablation_sensitivity.len() == others, || {
+        format!("{p}: {} ablation sensitivity rows, expected {others}", r.ablation_sensitivity.len())
     })?;
     // Across seeds only where there are two seeds or more (`--seeds 1` has none).
     ensure(r.across_seeds.is_some() == (seeds >= 2), || {

@@ -113,6 +113,24 @@ pub enum CircuitKind {
     Acdc,
     /// A `beyond` output's top-|EAP| circuit (as many edges as the node circuit).
     Eap,
+    /// A `beyond` output's top-|EAP-IG| circuit on the inputs' path (likewise).
+    EapIg,
+    /// A `beyond` output's top-|EAP-IG| circuit on the activations' path (likewise).
+    EapIgActivations,
+    /// A `beyond` output's top edges by learned mask (likewise).
+    Mask,
+}
+
+impl CircuitKind {
+    /// The name of the edge method of a `beyond` output it exports (STUDY §12), if one.
+    fn newer_method(self) -> Option<&'static str> {
+        match self {
+            CircuitKind::EapIg => Some("eap-ig"),
+            CircuitKind::EapIgActivations => Some("eap-ig-activations"),
+            CircuitKind::Mask => Some("mask"),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for CircuitKind {
@@ -121,6 +139,9 @@ impl std::fmt::Display for CircuitKind {
             CircuitKind::Nodes => "nodes",
             CircuitKind::Acdc => "acdc",
             CircuitKind::Eap => "eap",
+            CircuitKind::EapIg => "eap-ig",
+            CircuitKind::EapIgActivations => "eap-ig-activations",
+            CircuitKind::Mask => "mask",
         })
     }
 }
@@ -204,7 +225,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                 scores: Some((r.scores, r.selection.dead)),
             })
         }
-        ("modcirc.beyond", None | Some(CircuitKind::Acdc | CircuitKind::Eap)) => {
+        ("modcirc.beyond", None | Some(CircuitKind::Acdc | CircuitKind::Eap | CircuitKind::EapIg | CircuitKind::EapIgActivations | CircuitKind::Mask)) => {
             if schema != BEYOND_SCHEMA {
                 return Err(bad(format!(
                     "the `beyond` output's schema is {schema:?}, not {BEYOND_SCHEMA:?} (made by another version: run beyond again)"
@@ -212,7 +233,14 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
             }
             let b: BeyondResult =
                 serde_json::from_value(value).map_err(|e| bad(format!("a `beyond` output, but {e}")))?;
-            let (kept, method) = if kind == Some(CircuitKind::Eap) {
+            let newer = kind.and_then(CircuitKind::newer_method);
+            let (kept, method) = if let Some(name) = newer {
+                let m = b.methods.iter().find(|m| m.method == name).ok_or_else(|| {
+                    bad(format!("the `beyond` output did not run {name} (run beyond with --method {name})"))
+                })?;
+                let what = if name == "mask" { "mask scores summed over the penalties" } else { "|EAP-IG| scores" };
+                (m.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))
+            } else if kind == Some(CircuitKind::Eap) {
                 (b.eap_edges, format!("the {} edges of largest |EAP| score on all pairs", b.circuit_edges))
             } else {
                 let c = &b.acdc.config;
@@ -243,7 +271,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
             "a `discover` output holds the node circuit only, not --circuit {k} (run beyond for ACDC's and EAP's)"
         ))),
         ("modcirc.beyond", Some(k)) => {
-            Err(bad(format!("a `beyond` output holds the acdc and eap circuits, not --circuit {k}")))
+            Err(bad(format!("a `beyond` output holds the edge circuits (acdc, eap, eap-ig, eap-ig-activations, mask), not --circuit {k}")))
         }
         _ => Err(bad(format!("its schema is {schema:?}; expected {EXPORT_ACCEPTS}"))),
     }

@@ -12,6 +12,7 @@ use modcirc_report::{
 };
 
 use crate::PresentError;
+use modcirc_acdc::DEFAULT_FRACTIONS;
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::paper::{paper_summary, PAPER_TABLE3, TASKS};
 use modcirc_study::results::{beyond0, find, model0, DiscoveryResult, InferenceResult, ModelResult, Results};
@@ -44,6 +45,7 @@ pub fn figures(dir: &Path, r: &Results, networks: &[NetworkPanel<'_>]) -> Result
     written.extend(training_curves(dir, r)?);
     if !r.beyond.is_empty() {
         written.extend(fig8(dir, r)?);
+        written.extend(fig8_methods(dir, r)?);
     }
     if !r.structure.is_empty() {
         written.extend(fig9(dir, r)?);
@@ -388,6 +390,36 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
         })
         .collect();
     Ok(line_chart(&dir.join("fig8_faithfulness_curves"), &panels)?)
+}
+
+/// Fig. 8 for STUDY §12: a panel per regime, a line per edge method, each
+/// the mean faithfulness over seeds and tasks at each fraction of edges.
+fn fig8_methods(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
+    let rows = modcirc_study::beyond::method_rows(&r.beyond);
+    let panels: Vec<LinePanel> = Regime::ALL
+        .iter()
+        .filter(|reg| rows.iter().any(|m| m.regime == **reg))
+        .map(|reg| LinePanel {
+            title: format!("{}: faithfulness by method", reg.label()),
+            x_label: "edges kept (% of all, log scale)".into(),
+            y_label: "faithfulness".into(),
+            series: rows
+                .iter()
+                .filter(|m| m.regime == *reg)
+                .map(|m| Series {
+                    name: format!("{} (CPR {:.3})", m.method, m.cpr.mean),
+                    points: DEFAULT_FRACTIONS.iter().map(|f| f * 100.0).zip(m.curve.iter().copied()).collect(),
+                })
+                .collect(),
+            log_x: true,
+            log_y: false,
+            unit_square: false,
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(line_chart(&dir.join("fig8_methods"), &panels)?)
 }
 
 /// The planted suite's ROC curves (STUDY §11): a panel per regime, a line

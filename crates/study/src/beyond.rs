@@ -1,13 +1,16 @@
-//! Beyond the paper (STUDY §8), for one model and task: attribution patching
-//! against exact patching, the faithfulness of the discovered circuit and of
-//! EAP's circuits, and edge-level ACDC. Computed once on the discovery's
-//! full pair set.
+//! Beyond the paper (STUDY §8 and §12), for one model and task: attribution
+//! patching against exact patching, the faithfulness of the discovered
+//! circuit and of EAP's circuits, edge-level ACDC, and the methods the
+//! benchmarks rank best (EAP-IG on both paths, learned edge masks), each
+//! judged by the same faithfulness curve as EAP. Computed once on the
+//! discovery's full pair set.
 
 use std::time::Instant;
 
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
-    Circuit, EdgeScores, FaithfulnessCurve, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    edge_acdc, edge_attribution, edge_attribution_ig, exact_node_effects, faithfulness, faithfulness_curve,
+    learn_masks, node_attribution, AcdcConfig, Circuit, EdgeScores, FaithfulnessCurve, IgPath, MaskConfig, MaskUnit,
+    PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_IG_STEPS, DEFAULT_MASK_LAMBDAS,
 };
 use modcirc_bimt::Regime;
 use modcirc_dataset::Mnist;
@@ -19,11 +22,141 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/6";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/7";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
 pub const ACDC_PAIRS: usize = 100;
+
+/// Learned masks train on the first this many pairs of the task (each
+/// Adam step is a forward and a backward pass over them); their circuits
+/// are then judged on all pairs.
+pub const MASK_PAIRS: usize = 100;
+
+/// The edge methods of STUDY §8 and §12 that rank every edge, in the order
+/// tables and figures list them: EAP, EAP-IG on the inputs' path and on the
+/// activations' path, learned edge masks.
+pub const EDGE_METHODS: [&str; 4] = ["eap", "eap-ig", "eap-ig-activations", "mask"];
+
+/// What STUDY §8 and §12 run with on one model and task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeyondSettings {
+    /// Edge-level ACDC's options.
+    pub acdc: AcdcConfig,
+    /// The pairs ACDC runs on (the task's first).
+    pub acdc_pairs: usize,
+    /// Which of the §12 methods run: names of [`EDGE_METHODS`] other than `eap`
+    /// (EAP always runs: the others are judged beside it).
+    pub methods: Vec<String>,
+    /// Points on EAP-IG's path.
+    pub ig_steps: usize,
+    /// The learned masks' sweep.
+    pub mask: MaskConfig,
+    /// The pairs the masks train on (the task's first).
+    pub mask_pairs: usize,
+}
+
+impl Default for BeyondSettings {
+    fn default() -> Self {
+        BeyondSettings {
+            acdc: AcdcConfig::default(),
+            acdc_pairs: ACDC_PAIRS,
+            methods: EDGE_METHODS[1..].iter().map(|m| m.to_string()).collect(),
+            ig_steps: DEFAULT_IG_STEPS,
+            mask: MaskConfig::default(),
+            mask_pairs: MASK_PAIRS,
+        }
+    }
+}
+
+impl BeyondSettings {
+    /// The study's settings at `profile`'s size: the defaults, but the smoke
+    /// profile's ACDC runs on 50 pairs and its masks take 3 penalties of 40
+    /// steps on 50 pairs.
+    pub fn of(profile: crate::Profile) -> BeyondSettings {
+        match profile {
+            crate::Profile::Smoke => BeyondSettings {
+                mask: MaskConfig {
+                    lambdas: vec![DEFAULT_MASK_LAMBDAS[0], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[6]],
+                    steps: 40,
+                    ..MaskConfig::default()
+                },
+                mask_pairs: 50,
+                acdc_pairs: 50,
+                ..BeyondSettings::default()
+            },
+            _ => BeyondSettings::default(),
+        }
+    }
+
+    /// Refuses options out of range, naming them.
+    pub fn check(&self) -> Result<(), StudyError> {
+        self.acdc.validate()?;
+        self.mask.validate()?;
+        if self.acdc_pairs == 0 || self.mask_pairs == 0 {
+            return Err(StudyError::Invalid("ACDC and the learned masks need at least one pair each".into()));
+        }
+        if self.ig_steps == 0 || self.ig_steps > modcirc_acdc::MAX_IG_STEPS {
+            return Err(StudyError::Invalid(format!(
+                "EAP-IG steps = {}: must be in 1..={}",
+                self.ig_steps,
+                modcirc_acdc::MAX_IG_STEPS
+            )));
+        }
+        if self.mask.unit != MaskUnit::Edges {
+            return Err(StudyError::Invalid("the study's learned masks are edge masks".into()));
+        }
+        if let Some(bad) = self.methods.iter().find(|m| !EDGE_METHODS[1..].contains(&m.as_str())) {
+            return Err(StudyError::Invalid(format!(
+                "unknown method {bad:?} (expected {})",
+                EDGE_METHODS[1..].join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `method` runs.
+    fn runs(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+}
+
+/// One edge method of STUDY §8 or §12, judged like EAP: the faithfulness
+/// of the circuits of its top-|s| edges over their size, with CPR and CMD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EdgeMethod {
+    /// One of [`EDGE_METHODS`].
+    pub method: String,
+    /// Wall time of its scores (for masks, the whole sweep of penalties).
+    pub seconds: f64,
+    /// The pairs its scores came from (the masks' training pairs; all of
+    /// the task's for the gradient methods).
+    pub pairs: usize,
+    /// Its faithfulness curve on all of the task's pairs.
+    pub curve: FaithfulnessCurve,
+    /// The top edges at the discovered circuit's size, `[layer, output, input]`.
+    #[serde(default)]
+    pub same_size_edges: Vec<[usize; 3]>,
+    /// Their faithfulness on all pairs.
+    pub same_size_faithfulness: f64,
+    /// Learned masks only: each penalty's circuit (mask above one half),
+    /// judged on all pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_points: Vec<MaskCircuit>,
+}
+
+/// One penalty of the learned-mask sweep and its circuit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MaskCircuit {
+    /// The penalty per kept edge.
+    pub lambda: f64,
+    /// Edges kept.
+    pub edges: usize,
+    /// `KL(model ‖ masked)` of the soft mask on the training pairs, nats.
+    pub kl: f64,
+    /// The circuit's faithfulness on all pairs.
+    pub faithfulness: f64,
+}
 
 /// Edge-level ACDC's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +230,12 @@ pub struct BeyondResult {
     pub curve: FaithfulnessCurve,
     /// Edge-level ACDC.
     pub acdc: AcdcResult,
+    /// Every edge method of [`EDGE_METHODS`] that ran, EAP first, judged alike.
+    #[serde(default)]
+    pub methods: Vec<EdgeMethod>,
+    /// What it ran with.
+    #[serde(default)]
+    pub settings: Option<BeyondSettings>,
     /// The model and pairs it ran on: what `export` checks a model against
     /// and draws the circuits of.
     pub source: BeyondSource,
@@ -127,6 +266,19 @@ impl BeyondResult {
         self.regime.map_or("unknown", Regime::label)
     }
 
+    /// One line per STUDY §12 method beside EAP: its CPR, CMD and time.
+    pub fn methods_summary(&self) -> Vec<String> {
+        self.methods
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}: CPR {:.3}, CMD {:.3}, same-size faithfulness {:.3}, {:.2} s",
+                    m.method, m.curve.cpr, m.curve.cmd, m.same_size_faithfulness, m.seconds
+                )
+            })
+            .collect()
+    }
+
     /// One line of what it found, each metric's direction said.
     pub fn summary(&self) -> String {
         let rho: Vec<String> = self.node_spearman.iter().map(|r| r.map_or("-".into(), |v| format!("{v:.3}"))).collect();
@@ -149,19 +301,16 @@ impl BeyondResult {
 }
 
 /// The analysis of one discovery (`disc`, of `model`, a model of `regime`
-/// and `seed` where known), ACDC with `acdc` on the first `acdc_pairs` pairs.
+/// and `seed` where known), with `settings`.
 pub fn analyse(
     mnist: &Mnist,
     model: &Mlp,
     (regime, seed): (Option<Regime>, Option<u64>),
     disc: &DiscoverOutput,
-    acdc: &AcdcConfig,
-    acdc_pairs: usize,
+    settings: &BeyondSettings,
 ) -> Result<BeyondResult, StudyError> {
-    acdc.validate()?;
-    if acdc_pairs == 0 {
-        return Err(StudyError::Invalid("ACDC needs at least one pair".into()));
-    }
+    settings.check()?;
+    let (acdc, acdc_pairs) = (&settings.acdc, settings.acdc_pairs);
     let split = disc.inputs.flags.split.of(mnist);
     let images = TaskImages::from_pairs(split, &disc.pairs);
     let sweep = PatchingSweep::new(model, &images)?;
@@ -176,6 +325,17 @@ pub fn analyse(
     let eap_same_size_faithfulness = faithfulness(&sweep, &Circuit::from_edges(model, &eap_mask)?)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
     let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
+    let eap = EdgeMethod {
+        method: EDGE_METHODS[0].into(),
+        seconds: edge_attribution_s,
+        pairs: images.n,
+        curve: curve.clone(),
+        same_size_edges: edge_list(model, &eap_mask),
+        same_size_faithfulness: eap_same_size_faithfulness,
+        mask_points: Vec::new(),
+    };
+    let mut methods = vec![eap];
+    methods.extend(newer_methods(&sweep, settings, circuit.n_edges())?);
     crate::error::ensure_finite(&[
         ("circuit faithfulness", circuit_faithfulness),
         ("EAP same-size faithfulness", eap_same_size_faithfulness),
@@ -202,6 +362,8 @@ pub fn analyse(
         eap_same_size_faithfulness,
         curve,
         acdc,
+        methods,
+        settings: Some(settings.clone()),
         source: BeyondSource {
             model: disc.inputs.model.clone(),
             model_sha256: disc.inputs.model_sha256.clone(),
@@ -212,6 +374,57 @@ pub fn analyse(
             pairs: disc.pairs.clone(),
         },
     })
+}
+
+/// STUDY §12's edge methods that `settings` runs, each judged like EAP on
+/// all of `sweep`'s pairs; `same_size` edges for the same-size comparison.
+pub fn newer_methods(
+    sweep: &PatchingSweep<'_>,
+    settings: &BeyondSettings,
+    same_size: usize,
+) -> Result<Vec<EdgeMethod>, StudyError> {
+    let model = sweep.model();
+    let judge = |method: &str, scores: &EdgeScores, seconds: f64, pairs: usize| -> Result<EdgeMethod, StudyError> {
+        let mask = scores.top_edges(same_size);
+        let curve = faithfulness_curve(sweep, scores, &DEFAULT_FRACTIONS)?;
+        let same_size_faithfulness = faithfulness(sweep, &Circuit::from_edges(model, &mask)?)?;
+        crate::error::ensure_finite(&[
+            ("CPR", curve.cpr),
+            ("CMD", curve.cmd),
+            ("same-size faithfulness", same_size_faithfulness),
+        ])?;
+        Ok(EdgeMethod {
+            method: method.into(),
+            seconds,
+            pairs,
+            curve,
+            same_size_edges: edge_list(model, &mask),
+            same_size_faithfulness,
+            mask_points: Vec::new(),
+        })
+    };
+    let mut out = Vec::new();
+    for (method, path) in [(EDGE_METHODS[1], IgPath::Inputs), (EDGE_METHODS[2], IgPath::Activations)] {
+        if settings.runs(method) {
+            let t = Instant::now();
+            let scores = edge_attribution_ig(sweep, settings.ig_steps, path)?;
+            out.push(judge(method, &scores, t.elapsed().as_secs_f64(), sweep.len())?);
+        }
+    }
+    if settings.runs(EDGE_METHODS[3]) {
+        let head: Vec<usize> = (0..sweep.len().min(settings.mask_pairs)).collect();
+        let t = Instant::now();
+        let learned = learn_masks(&sweep.subset(&head), &settings.mask)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let scores = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
+        let mut m = judge(EDGE_METHODS[3], &scores, seconds, head.len())?;
+        for p in &learned.points {
+            let f = faithfulness(sweep, &Circuit::from_edges(model, &p.mask)?)?;
+            m.mask_points.push(MaskCircuit { lambda: p.lambda, edges: p.kept, kl: p.kl, faithfulness: f });
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// `[layer, output, input]` of every edge in `mask` (as [`Circuit::edge_mask`] lays it out).
@@ -265,4 +478,80 @@ fn run_acdc(
         eap_same_size_faithfulness: faithfulness(sweep, &edges.top_circuit(model, found.n_edges)?)?,
         kept: edge_list(model, &found.mask),
     })
+}
+
+/// One edge method on one regime, over every model and task that ran it:
+/// each seed's value is the mean over its tasks; the summary is over seeds
+/// (mean and 95% t-interval; a point with one seed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodRow {
+    /// One of [`EDGE_METHODS`].
+    pub method: String,
+    /// The regime.
+    pub regime: Regime,
+    /// The seeds it ran on.
+    pub seeds: usize,
+    /// CPR (higher is better).
+    pub cpr: modcirc_metrics::Summary,
+    /// CMD (lower is better).
+    pub cmd: modcirc_metrics::Summary,
+    /// Faithfulness of its top edges at the discovered circuit's size.
+    pub same_size_faithfulness: modcirc_metrics::Summary,
+    /// Seconds per model and task (mean).
+    pub seconds: f64,
+    /// The mean faithfulness at each of [`DEFAULT_FRACTIONS`], over seeds and tasks.
+    pub curve: Vec<f64>,
+}
+
+/// Every edge method on every regime of `beyond` (models with a regime and
+/// seed), in [`EDGE_METHODS`] and regime order: STUDY §12's comparison.
+pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
+    let mut rows = Vec::new();
+    for method in EDGE_METHODS {
+        for regime in Regime::ALL {
+            let runs: Vec<(u64, &EdgeMethod)> = beyond
+                .iter()
+                .filter(|b| b.regime == Some(regime))
+                .filter_map(|b| Some((b.seed?, b.methods.iter().find(|m| m.method == method)?)))
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let mut seeds: Vec<u64> = runs.iter().map(|r| r.0).collect();
+            seeds.sort_unstable();
+            seeds.dedup();
+            let per_seed = |f: &dyn Fn(&EdgeMethod) -> f64| -> Vec<f64> {
+                seeds
+                    .iter()
+                    .map(|s| {
+                        let v: Vec<f64> = runs.iter().filter(|r| r.0 == *s).map(|r| f(r.1)).collect();
+                        v.iter().sum::<f64>() / v.len() as f64
+                    })
+                    .collect()
+            };
+            let summary = |f: &dyn Fn(&EdgeMethod) -> f64| crate::planted::over_seeds(&per_seed(f));
+            let (Some(cpr), Some(cmd), Some(same)) =
+                (summary(&|m| m.curve.cpr), summary(&|m| m.curve.cmd), summary(&|m| m.same_size_faithfulness))
+            else {
+                continue;
+            };
+            let curve = (0..DEFAULT_FRACTIONS.len())
+                .map(|i| {
+                    let v: Vec<f64> = runs.iter().filter_map(|r| r.1.curve.faithfulness.get(i).copied()).collect();
+                    v.iter().sum::<f64>() / v.len().max(1) as f64
+                })
+                .collect();
+            rows.push(MethodRow {
+                method: method.into(),
+                regime,
+                seeds: seeds.len(),
+                cpr,
+                cmd,
+                same_size_faithfulness: same,
+                seconds: runs.iter().map(|r| r.1.seconds).sum::<f64>() / runs.len() as f64,
+                curve,
+            });
+        }
+    }
+    rows
 }

@@ -134,7 +134,14 @@ pub fn compare_model(
         return Err(StudyError::Invalid("a comparison needs a target faithfulness".into()));
     }
     let disc = discover_checkpoint(mnist, ck, path, sha256, task, &settings.discovery, progress)?;
-    let b = analyse(mnist, &ck.model, (None, None), &disc, &settings.acdc, settings.acdc_pairs)?;
+    // STUDY §8 alone: the comparison's table has EAP's CPR and CMD, not §12's methods.
+    let beyond = crate::beyond::BeyondSettings {
+        acdc: settings.acdc,
+        acdc_pairs: settings.acdc_pairs,
+        methods: Vec::new(),
+        ..crate::beyond::BeyondSettings::default()
+    };
+    let b = analyse(mnist, &ck.model, (None, None), &disc, &beyond)?;
     let q =
         graph_modularity(&weight_graph(&ck.model, Some(settings.discovery.config.eps))?, settings.modularity_seed)?.q;
     let r = disc.report;

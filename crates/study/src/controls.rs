@@ -8,7 +8,7 @@ use std::time::Instant;
 use modcirc_acdc::{
     alternatives, any_digit_images, discover_with, faithful_alternatives, random_circuits, Ablation, AcdcError,
     Alternative, Circuit, CircuitMetrics, DiscoveryConfig, OptimalConstants, PatchingSweep, Pool, RandomCircuits,
-    TaskImages, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
+    TaskImages, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_OPTIMAL_PAIRS, DEFAULT_RANDOM_CIRCUITS,
 };
 use modcirc_bimt::Regime;
 use modcirc_dataset::{Bootstrap, Mnist};
@@ -33,6 +33,14 @@ pub struct ControlSettings {
     pub faithful: f64,
     /// Seeds the random circuits and the any-digit pairs.
     pub seed: u64,
+    /// The training-split pairs optimal ablation's constants are fitted on
+    /// (STUDY §12), for the judgement under each ablation.
+    #[serde(default = "default_optimal_pairs")]
+    pub optimal_pairs: usize,
+}
+
+fn default_optimal_pairs() -> usize {
+    DEFAULT_OPTIMAL_PAIRS
 }
 
 impl Default for ControlSettings {
@@ -42,9 +50,13 @@ impl Default for ControlSettings {
             alternatives: DEFAULT_ALTERNATIVES,
             faithful: DEFAULT_FAITHFUL,
             seed: 0,
+            optimal_pairs: DEFAULT_OPTIMAL_PAIRS,
         }
     }
 }
+
+/// The most training pairs optimal ablation's constants are fitted on.
+pub const MAX_OPTIMAL_PAIRS: usize = 60_000;
 
 /// The most random circuits a control draws.
 pub const MAX_RANDOM_CIRCUITS: usize = 100_000;
@@ -56,6 +68,12 @@ impl ControlSettings {
             return Err(StudyError::Invalid(format!(
                 "random = {}: draw between 1 and {MAX_RANDOM_CIRCUITS} random circuits",
                 self.random
+            )));
+        }
+        if !(1..=MAX_OPTIMAL_PAIRS).contains(&self.optimal_pairs) {
+            return Err(StudyError::Invalid(format!(
+                "optimal_pairs = {}: fit on between 1 and {MAX_OPTIMAL_PAIRS} pairs",
+                self.optimal_pairs
             )));
         }
         if !self.faithful.is_finite() {
@@ -172,7 +190,9 @@ pub fn controls(
     // Optimal ablation's constants: the discovery's, or fitted here.
     let optimal = match &disc.optimal {
         Some(c) => c.clone(),
-        None => crate::discovery::optimal_constants(mnist, model, &disc.inputs.task, config.seed)?,
+        None => {
+            crate::discovery::optimal_constants(mnist, model, &disc.inputs.task, config.seed, settings.optimal_pairs)?
+        }
     };
     let sweep = PatchingSweep::new(model, &images)?.with_optimal(optimal.clone())?;
     let sel = &report.selection;

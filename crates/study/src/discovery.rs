@@ -222,13 +222,19 @@ pub struct DiscoverOutput {
 }
 
 /// The optimal-ablation constants of `model` on `task` (STUDY §12): fitted
-/// on the first [`DEFAULT_OPTIMAL_PAIRS`] of the task's pairs drawn from the
-/// training split with `seed`, [`DEFAULT_OPTIMAL_STEPS`] loss evaluations
-/// per neuron.
-pub fn optimal_constants(mnist: &Mnist, model: &Mlp, task: &Task, seed: u64) -> Result<OptimalConstants, StudyError> {
+/// on the first `pairs` of the task's pairs drawn from the training split
+/// with `seed` (a discovery's: [`DEFAULT_OPTIMAL_PAIRS`]), with at most
+/// [`DEFAULT_OPTIMAL_STEPS`] loss evaluations per neuron.
+pub fn optimal_constants(
+    mnist: &Mnist,
+    model: &Mlp,
+    task: &Task,
+    seed: u64,
+    pairs: usize,
+) -> Result<OptimalConstants, StudyError> {
     mnist.train.check_fits("train", model.n_inputs(), model.n_classes())?;
-    let pairs = PairedDataset::new(&mnist.train, task, seed)?;
-    let head = &pairs.pairs[..pairs.len().min(DEFAULT_OPTIMAL_PAIRS)];
+    let drawn = PairedDataset::new(&mnist.train, task, seed)?;
+    let head = &drawn.pairs[..drawn.len().min(pairs)];
     let images = TaskImages::from_pairs(&mnist.train, head);
     Ok(fit_optimal_ablation(model, &images, DEFAULT_OPTIMAL_STEPS)?)
 }
@@ -300,7 +306,9 @@ pub fn discover_pairs(
     let images = TaskImages::from_pairs(split, &pairs);
     let t = Instant::now();
     let optimal = match settings.config.ablation {
-        Ablation::Optimal => Some(optimal_constants(mnist, source.model, task, settings.config.seed)?),
+        Ablation::Optimal => {
+            Some(optimal_constants(mnist, source.model, task, settings.config.seed, DEFAULT_OPTIMAL_PAIRS)?)
+        }
         _ => None,
     };
     let report = discover_with(source.model, &images, &settings.config, optimal.as_ref(), progress)?;

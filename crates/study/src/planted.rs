@@ -5,7 +5,8 @@
 //!   ([`modcirc_bimt::iit`]): on the task of value quadrant `q`, the truth
 //!   is `q`'s blocks ([`planted_truth`]); [`score_planted`] scores exact
 //!   patching, node attribution, EAP and ACDC against it (AUROC, precision,
-//!   recall, ROC).
+//!   recall, ROC), and [`score_planted_newer`] STUDY §12's EAP-IG and
+//!   learned masks.
 //! * Small Boolean MLPs ([`boolean_model`]): every circuit enumerated
 //!   ([`modcirc_acdc::boolean`]); each method's circuit judged valid and
 //!   minimal.
@@ -14,8 +15,9 @@ use std::time::Instant;
 
 use modcirc_acdc::boolean::{enumerate_circuits, BooleanProbe, TruthTable};
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, faithfulness_curve, node_attribution, smallest_edges, touched_neurons, AcdcConfig,
-    PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_K,
+    edge_acdc, edge_attribution, edge_attribution_ig, faithfulness_curve, learn_masks, node_attribution,
+    smallest_edges, touched_neurons, AcdcConfig, EdgeScores, IgPath, MaskConfig, PatchingSweep, TaskImages,
+    DEFAULT_FRACTIONS, DEFAULT_IG_STEPS, DEFAULT_K,
 };
 use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality, DEFAULT_BLOCK, QUALITY_TRIALS};
 use modcirc_bimt::{Regime, TrainConfig, Trainer};
@@ -47,7 +49,13 @@ pub fn roc_grid() -> Vec<f64> {
 }
 
 /// The discovery methods scored against planted truth.
-pub const METHODS: [&str; 4] = ["patching", "attribution", "eap", "acdc"];
+pub const METHODS: [&str; 6] = ["patching", "attribution", "eap", "acdc", "eap-ig", "mask"];
+
+/// The methods of STUDY §12 among [`METHODS`], scored by
+/// [`score_planted_newer`]: EAP-IG on the inputs' path
+/// ([`DEFAULT_IG_STEPS`] points) and learned edge masks (the default sweep
+/// on the task's first [`crate::beyond::MASK_PAIRS`] pairs).
+pub const NEWER_METHODS: [&str; 2] = ["eap-ig", "mask"];
 
 /// A method's circuit on a planted task, judged against the truth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +95,13 @@ pub struct TaskScores {
     pub true_edges: usize,
     /// One score per method, in [`METHODS`]' order.
     pub methods: Vec<MethodScore>,
+}
+
+impl TaskScores {
+    /// The score of `method`, if it ran.
+    pub fn method(&self, method: &str) -> Option<&MethodScore> {
+        self.methods.iter().find(|m| m.method == method)
+    }
 }
 
 /// The truth of the task of value quadrant `q` (STUDY §11): `q`'s blocks
@@ -209,6 +224,33 @@ fn mask_of_nodes(widths: &[usize], nodes: &[Vec<usize>]) -> Vec<Vec<bool>> {
 /// An edge method's per-edge scores and selected edges.
 type EdgeJudgement<'a> = (&'a [Vec<f64>], &'a [Vec<bool>]);
 
+/// Judges an edge method's scores against the truth: per neuron the sum of
+/// |s| over its edges; its circuit the fewest top-|s| edges reaching
+/// faithfulness [`EAP_TARGET_FAITHFULNESS`] (every edge where none does),
+/// and the neurons they touch. `t` started with the scores.
+fn judge_edges(
+    method: &str,
+    scores: &EdgeScores,
+    sweep: &PatchingSweep<'_>,
+    truth: &PlantedTruth,
+    t: Instant,
+) -> Result<MethodScore, StudyError> {
+    let model = sweep.model();
+    let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
+    let edge_scores: Vec<Vec<f64>> =
+        scores.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
+    let curve = faithfulness_curve(sweep, scores, &DEFAULT_FRACTIONS)?;
+    let n_edges = match smallest_edges(sweep, scores, &curve, EAP_TARGET_FAITHFULNESS)? {
+        Some((n, _)) => n,
+        None => model.n_weights(),
+    };
+    let mask = scores.top_edges(n_edges);
+    let nodes = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &mask)));
+    let node_scores = node_sums(model, &edge_scores);
+    let seconds = t.elapsed().as_secs_f64();
+    judge(method, &node_scores, &nodes, Some((&edge_scores, &mask)), truth, seconds)
+}
+
 /// Judges one method's scores and selection against the truth.
 fn judge(
     method: &str,
@@ -285,17 +327,7 @@ pub fn score_task(
 
     let t = Instant::now();
     let eap = edge_attribution(&sweep)?;
-    let edge_scores: Vec<Vec<f64>> = eap.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
-    let curve = faithfulness_curve(&sweep, &eap, &DEFAULT_FRACTIONS)?;
-    let n_edges = match smallest_edges(&sweep, &eap, &curve, EAP_TARGET_FAITHFULNESS)? {
-        Some((n, _)) => n,
-        None => model.n_weights(),
-    };
-    let eap_mask = eap.top_edges(n_edges);
-    let nodes = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &eap_mask)));
-    let node_scores = node_sums(model, &edge_scores);
-    let seconds = t.elapsed().as_secs_f64();
-    methods.push(judge("eap", &node_scores, &nodes, Some((&edge_scores, &eap_mask)), &truth, seconds)?);
+    methods.push(judge_edges("eap", &eap, &sweep, &truth, t)?);
 
     let t = Instant::now();
     let head: Vec<usize> = (0..sweep.len().min(PLANTED_ACDC_PAIRS)).collect();
@@ -329,7 +361,43 @@ pub struct PlantedScores {
     pub tasks: Vec<TaskScores>,
 }
 
-/// Scores every method on the three planted tasks of a planted model.
+/// STUDY §12's methods ([`NEWER_METHODS`]) on value quadrant `q`'s planted
+/// task, each judged as EAP is in [`score_task`].
+pub fn score_task_newer(
+    model: &Mlp,
+    alignment: &Alignment,
+    test: &PvrSource,
+    q: usize,
+    pairs: usize,
+    seed: u64,
+) -> Result<Vec<MethodScore>, StudyError> {
+    let truth = planted_truth(model, alignment, q)?;
+    let images = planted_images(test, q, pairs, seed)?;
+    let sweep = PatchingSweep::new(model, &images)?;
+    let t = Instant::now();
+    let ig = edge_attribution_ig(&sweep, DEFAULT_IG_STEPS, IgPath::Inputs)?;
+    let mut out = vec![judge_edges(NEWER_METHODS[0], &ig, &sweep, &truth, t)?];
+    let t = Instant::now();
+    let head: Vec<usize> = (0..sweep.len().min(crate::beyond::MASK_PAIRS)).collect();
+    let learned = learn_masks(&sweep.subset(&head), &MaskConfig::default())?;
+    let scores = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
+    out.push(judge_edges(NEWER_METHODS[1], &scores, &sweep, &truth, t)?);
+    Ok(out)
+}
+
+/// [`score_task_newer`] on the three planted tasks of a planted model.
+pub fn score_planted_newer(
+    model: &Mlp,
+    alignment: &Alignment,
+    test: &PvrSource,
+    pairs: usize,
+    seed: u64,
+) -> Result<Vec<Vec<MethodScore>>, StudyError> {
+    (1..PVR_NODES).map(|q| score_task_newer(model, alignment, test, q, pairs, seed)).collect()
+}
+
+/// Scores the methods of STUDY §4 and §8 (the first four of [`METHODS`]) on
+/// the three planted tasks of a planted model.
 pub fn score_planted(
     model: &Mlp,
     alignment: &Alignment,
@@ -514,6 +582,14 @@ pub fn boolean_model(
     let eap = edge_attribution(&sweep)?;
     let edge_scores: Vec<Vec<f64>> = eap.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
     out.methods.push(prefix("eap", flat(&node_sums(&model, &edge_scores))));
+    let abs = |e: &EdgeScores| -> Vec<Vec<f64>> {
+        e.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect()
+    };
+    let ig = edge_attribution_ig(&sweep, DEFAULT_IG_STEPS, IgPath::Inputs)?;
+    out.methods.push(prefix("eap-ig", flat(&node_sums(&model, &abs(&ig)))));
+    let learned = learn_masks(&sweep, &MaskConfig::default())?;
+    let masks = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
+    out.methods.push(prefix("mask", flat(&node_sums(&model, &abs(&masks)))));
     let found = edge_acdc(&sweep, &AcdcConfig::default())?;
     let mask = bits(&mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(&model, &found.mask))));
     out.methods.push(BooleanMethod {
@@ -678,7 +754,7 @@ pub struct PlantedResults {
     pub seconds: f64,
 }
 
-fn over_seeds(values: &[f64]) -> Option<Summary> {
+pub(crate) fn over_seeds(values: &[f64]) -> Option<Summary> {
     if values.len() >= 2 {
         Summary::t_interval(values)
     } else {
@@ -694,14 +770,14 @@ fn mean(values: &[f64]) -> f64 {
 pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, seconds: f64) -> PlantedResults {
     let regimes: Vec<Regime> = Regime::ALL.into_iter().filter(|r| models.iter().any(|m| m.regime == *r)).collect();
     let mut auroc = Vec::new();
-    for (k, method) in METHODS.iter().enumerate() {
+    for method in METHODS {
         for &regime in &regimes {
             let of: Vec<&PlantedScores> = models.iter().filter(|m| m.regime == regime).collect();
             let per_seed = |f: &dyn Fn(&MethodScore) -> Option<f64>| -> Option<Summary> {
                 let v: Option<Vec<f64>> = of
                     .iter()
                     .map(|m| {
-                        let t: Option<Vec<f64>> = m.tasks.iter().map(|t| t.methods.get(k).and_then(f)).collect();
+                        let t: Option<Vec<f64>> = m.tasks.iter().map(|t| t.method(method).and_then(f)).collect();
                         t.map(|t| mean(&t))
                     })
                     .collect();
@@ -714,7 +790,8 @@ pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, s
             ) else {
                 continue;
             };
-            let rocs: Vec<&Vec<f64>> = of.iter().flat_map(|m| m.tasks.iter().map(|t| &t.methods[k].node_roc)).collect();
+            let rocs: Vec<&Vec<f64>> =
+                of.iter().flat_map(|m| m.tasks.iter().filter_map(|t| Some(&t.method(method)?.node_roc))).collect();
             let node_roc =
                 (0..roc_grid().len()).map(|i| mean(&rocs.iter().map(|r| r[i]).collect::<Vec<_>>())).collect();
             auroc.push(AurocRow {

@@ -46,6 +46,13 @@ pub struct ProfileSettings {
     /// Random circuits per pool of each control (STUDY §10).
     #[serde(default = "default_random_circuits")]
     pub random_circuits: usize,
+    /// Training pairs optimal ablation's constants are fitted on (STUDY §12).
+    #[serde(default = "default_optimal_pairs")]
+    pub optimal_pairs: usize,
+}
+
+fn default_optimal_pairs() -> usize {
+    modcirc_acdc::DEFAULT_OPTIMAL_PAIRS
 }
 
 fn default_random_circuits() -> usize {
@@ -66,6 +73,7 @@ impl Profile {
                 inference_repeats: 50,
                 seeds: 5,
                 random_circuits: modcirc_acdc::DEFAULT_RANDOM_CIRCUITS,
+                optimal_pairs: modcirc_acdc::DEFAULT_OPTIMAL_PAIRS,
             },
             Profile::Quick => ProfileSettings {
                 steps: 6_000,
@@ -74,6 +82,7 @@ impl Profile {
                 inference_repeats: 20,
                 seeds: 3,
                 random_circuits: modcirc_acdc::DEFAULT_RANDOM_CIRCUITS,
+                optimal_pairs: modcirc_acdc::DEFAULT_OPTIMAL_PAIRS,
             },
             Profile::Smoke => ProfileSettings {
                 steps: 600,
@@ -82,6 +91,7 @@ impl Profile {
                 inference_repeats: 5,
                 seeds: 2,
                 random_circuits: 20,
+                optimal_pairs: 100,
             },
         }
     }

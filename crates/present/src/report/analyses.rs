@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use modcirc_bimt::Regime;
 use modcirc_report::markdown_table;
 
-use modcirc_study::beyond::{BeyondResult, ACDC_PAIRS};
+use modcirc_study::beyond::{method_rows, BeyondResult, MethodRow, ACDC_PAIRS};
 use modcirc_study::discovery::FAITHFULNESS_ABOVE_ONE;
 use modcirc_study::paper::TASKS;
 use modcirc_study::results::{beyond0, find, Results};
@@ -229,13 +229,63 @@ pub(super) fn beyond_section(r: &Results) -> String {
     ));
     acdc_table(&mut s, r);
     findings(&mut s, r);
+    methods_table(&mut s, r);
     let _ = writeln!(s, "\nExact patching here is already batched with rank-1 updates, so attribution's speed-up is small next to the usual forward pass per neuron.\n");
     s
 }
 
+/// STUDY §12's edge methods beside EAP, per regime over every seed and task.
+pub(super) fn methods_table(s: &mut String, r: &Results) {
+    let rows = method_rows(&r.beyond);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### The methods the benchmarks rank best (STUDY §12)\n");
+    let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
+    let how = match settings {
+        Some(b) => format!(
+            "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties",
+            b.ig_steps,
+            b.mask.steps,
+            b.mask_pairs,
+            b.mask.lambdas.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(", ")
+        ),
+        None => "EAP-IG and learned masks as STUDY §12 defines them".into(),
+    };
+    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n");
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.method.clone(),
+                row.regime.label().into(),
+                row.seeds.to_string(),
+                ci(&row.cpr, 3),
+                ci(&row.cmd, 3),
+                ci(&row.same_size_faithfulness, 3),
+                format!("{:.2}", row.seconds),
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(&["method", "model", "seeds", "CPR", "CMD", "same size", "time (s)"], &table));
+    for regime in Regime::ALL {
+        let on: Vec<&MethodRow> = rows.iter().filter(|m| m.regime == regime).collect();
+        let best = |f: fn(&MethodRow) -> f64, low: bool| {
+            on.iter()
+                .copied()
+                .max_by(|a, b| if low { f(b).total_cmp(&f(a)) } else { f(a).total_cmp(&f(b)) })
+                .map(|m| format!("{} ({:.3})", m.method, f(m)))
+        };
+        if let (Some(cpr), Some(cmd)) = (best(|m| m.cpr.mean, false), best(|m| m.cmd.mean, true)) {
+            let _ = writeln!(s, "- {}: the highest CPR is {cpr}; the lowest CMD is {cmd}.", regime.label());
+        }
+    }
+    s.push('\n');
+}
+
 /// Edge-level ACDC per model and task.
 pub(super) fn acdc_table(s: &mut String, r: &Results) {
-    let _ = writeln!(s, "\n*Edge-level ACDC* visits receivers from the outputs back, gives each incoming edge its corrupted value, and removes it for good when the KL divergence of the circuit's output distribution from the model's grows by less than tau; run on the first {} pairs of each task and judged by faithfulness on those pairs and on all of the task's pairs (a gap between the two is a circuit fitted to its pairs), next to as many top-|EAP| edges.\n", ACDC_PAIRS);
+    let _ = writeln!(s, "\n*Edge-level ACDC* visits receivers from the outputs back, gives each incoming edge its corrupted value, and removes it for good when the KL divergence of the circuit's output distribution from the model's grows by less than tau; run on the first {} pairs of each task and judged by faithfulness on those pairs and on all of the task's pairs (a gap between the two is a circuit fitted to its pairs), next to as many top-|EAP| edges.\n", r.beyond.first().map_or(ACDC_PAIRS, |b| b.acdc.pairs));
     let rows: Vec<Vec<String>> = TASKS
         .iter()
         .flat_map(|t| Regime::ALL.iter().map(move |reg| (t, reg)))
@@ -289,7 +339,8 @@ pub(super) fn findings(s: &mut String, r: &Results) {
             .map(|b| format!("{} {:.3} → {:.3}", b.regime_label(), b.acdc.faithfulness_own_pairs, b.acdc.faithfulness))
             .collect();
         if !fitted.is_empty() {
-            let _ = writeln!(s, "- {t}: ACDC's circuit is fitted to the {ACDC_PAIRS} pairs it was found on, more than to the task: its faithfulness falls by more than {ACDC_FIT_GAP} from those pairs to all of the task's ({}). It keeps edges that matter on those pairs only; judge it on all pairs.", fitted.join(", "));
+            let pairs = on_task().next().map_or(ACDC_PAIRS, |b| b.acdc.pairs);
+            let _ = writeln!(s, "- {t}: ACDC's circuit is fitted to the {pairs} pairs it was found on, more than to the task: its faithfulness falls by more than {ACDC_FIT_GAP} from those pairs to all of the task's ({}). It keeps edges that matter on those pairs only; judge it on all pairs.", fitted.join(", "));
         }
     }
 }
