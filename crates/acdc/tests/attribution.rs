@@ -208,7 +208,7 @@ fn optimal_constants_lose_no_more_than_zero_mean_or_resample_for_any_neuron() {
             let others = [
                 loss(Replacement::Constant(0.0)),
                 loss(Replacement::Constant(mean as f32)),
-                loss(Replacement::PerImage(&k_vals)),
+                loss(Replacement::PerPair(&k_vals)),
             ];
             for (i, other) in others.iter().enumerate() {
                 assert!(

@@ -62,7 +62,7 @@ pub fn ablation_means(a: Ablation) -> &'static str {
         Ablation::Zero => "zero ablation: neurons and weights outside the circuit send nothing (the study's default, STUDY §5)",
         Ablation::Mean => "mean ablation: neurons and weights outside the circuit send their mean over the task's images",
         Ablation::Resample => "resample ablation: neurons and weights outside the circuit send their value on the paired corrupted image (the form faithfulness uses)",
-        Ablation::Optimal => "optimal ablation: neurons outside the circuit send the constant that least raises the task's loss, fitted on the training split's pairs (STUDY §12); inputs send their mean",
+        Ablation::Optimal => "optimal ablation: each neuron outside the circuit sends the constant that least raises the task's loss when it alone is replaced, fitted on the training split's pairs (STUDY §12); inputs send their mean",
     }
 }
 

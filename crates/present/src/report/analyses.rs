@@ -229,8 +229,8 @@ pub(super) fn beyond_section(r: &Results) -> String {
     ));
     acdc_table(&mut s, r);
     findings(&mut s, r);
-    methods_table(&mut s, r);
     let _ = writeln!(s, "\nExact patching here is already batched with rank-1 updates, so attribution's speed-up is small next to the usual forward pass per neuron.\n");
+    methods_table(&mut s, r);
     s
 }
 
@@ -240,7 +240,7 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
     if rows.is_empty() {
         return;
     }
-    let _ = writeln!(s, "\n### The methods the benchmarks rank best (STUDY §12)\n");
+    let _ = writeln!(s, "### The methods the benchmarks rank best (STUDY §12)\n");
     let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
     let how = match settings {
         Some(b) => format!(
