@@ -75,7 +75,7 @@ pub struct MethodArgs {
     /// Points on EAP-IG's path, 1 to 10 000 (1: EAP itself).
     #[arg(long, default_value_t = DEFAULT_IG_STEPS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub ig_steps: i64,
-    /// The learned masks' penalties per kept edge, ascending (default: half decades from 1e-5 to 1e-2).
+    /// The learned masks' penalties per kept edge, ascending (default: decades from 1e-8 to 1e-2).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true, value_parser = crate::flags::positive)]
     pub mask_lambdas: Option<Vec<f64>>,
     /// Adam steps per penalty, 1 to 1 000 000.

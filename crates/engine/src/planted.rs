@@ -31,11 +31,12 @@ use crate::{EngineError, Observer};
 pub const PLANTED_REVISION: u32 = 1;
 
 /// Bumped when a change changes what a Boolean unit holds (2: EAP-IG and
-/// learned masks).
-pub const BOOLEAN_REVISION: u32 = 2;
+/// learned masks; 3: the masks' penalties from 1e-8).
+pub const BOOLEAN_REVISION: u32 = 3;
 
-/// Bumped when a change changes what a planted model's STUDY §12 scores hold.
-pub const NEWER_REVISION: u32 = 1;
+/// Bumped when a change changes what a planted model's STUDY §12 scores hold
+/// (2: the masks' penalties from 1e-8).
+pub const NEWER_REVISION: u32 = 2;
 
 /// What a planted model's JSON holds beside its checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]

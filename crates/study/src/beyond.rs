@@ -77,7 +77,7 @@ impl BeyondSettings {
         match profile {
             crate::Profile::Smoke => BeyondSettings {
                 mask: MaskConfig {
-                    lambdas: vec![DEFAULT_MASK_LAMBDAS[0], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[6]],
+                    lambdas: vec![DEFAULT_MASK_LAMBDAS[1], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[5]],
                     steps: 40,
                     ..MaskConfig::default()
                 },
