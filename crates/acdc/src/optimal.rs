@@ -168,18 +168,14 @@ pub fn ablated_loss(
 }
 
 fn check_shape(model: &Mlp, images: &TaskImages) -> Result<(), AcdcError> {
-    if images.n == 0 {
-        return Err(AcdcError::EmptyTask);
-    }
-    if images.pixels != model.n_inputs() || images.clean.len() != images.n * images.pixels {
+    crate::sweep::check_task(model, images)?;
+    if images.clean.len() != images.n * images.pixels || images.corrupted.len() != images.clean.len() {
         return Err(AcdcError::Shape(format!(
-            "images have {} pixels, the model takes {} inputs",
+            "{} pairs of {} pixels need {} values per side",
+            images.n,
             images.pixels,
-            model.n_inputs()
+            images.n * images.pixels
         )));
-    }
-    if model.layers.len() < 2 {
-        return Err(AcdcError::Shape("the model has no hidden layer".into()));
     }
     check_labels(model, images)
 }

@@ -109,22 +109,29 @@ fn check_finite(a: &Activations, image: &'static str) -> Result<(), AcdcError> {
     Ok(())
 }
 
+/// Refuses no pairs, images of another width than the model's inputs, and
+/// a model without a hidden layer.
+pub(crate) fn check_task(model: &Mlp, images: &TaskImages) -> Result<(), AcdcError> {
+    if images.n == 0 {
+        return Err(AcdcError::EmptyTask);
+    }
+    if images.pixels != model.n_inputs() {
+        return Err(AcdcError::Shape(format!(
+            "images have {} pixels, the model takes {} inputs",
+            images.pixels,
+            model.n_inputs()
+        )));
+    }
+    if model.layers.len() < 2 {
+        return Err(AcdcError::Shape("the model has no hidden layer".into()));
+    }
+    Ok(())
+}
+
 impl<'m> PatchingSweep<'m> {
     /// Runs `model` on the clean and the corrupted images once; refuses images of another width and a model without a hidden layer.
     pub fn new(model: &'m Mlp, images: &TaskImages) -> Result<PatchingSweep<'m>, AcdcError> {
-        if images.n == 0 {
-            return Err(AcdcError::EmptyTask);
-        }
-        if images.pixels != model.n_inputs() {
-            return Err(AcdcError::Shape(format!(
-                "images have {} pixels, the model takes {} inputs",
-                images.pixels,
-                model.n_inputs()
-            )));
-        }
-        if model.layers.len() < 2 {
-            return Err(AcdcError::Shape("the model has no hidden layer".into()));
-        }
+        check_task(model, images)?;
         let clean = model.activations(&images.clean, images.n);
         let corrupted = model.activations(&images.corrupted, images.n);
         check_finite(&clean, "clean")?;
