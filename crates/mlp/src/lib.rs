@@ -35,6 +35,7 @@ mod error;
 pub mod file;
 pub mod linalg;
 mod model;
+mod sparse;
 
 pub use activation::{exp, sigmoid, silu, silu_derivative, Activation};
 #[cfg(feature = "candle")]
@@ -42,3 +43,4 @@ pub use device::device_memory_in_use;
 pub use device::DeviceSpec;
 pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
+pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};

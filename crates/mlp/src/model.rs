@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::mm_nt;
+use crate::sparse::{self, Transposed};
 use crate::{Activation, MlpError};
 
 /// A fully connected layer, stored as PyTorch's `nn.Linear` stores it:
@@ -30,8 +31,17 @@ impl Linear {
         Linear { n_in, n_out, weight, bias }
     }
 
-    /// `out[n, n_out] = x[n, n_in] · Wᵀ + b`
+    /// `out[n, n_out] = x[n, n_in] · Wᵀ + b`. Rows with few nonzero inputs
+    /// skip the zero ones (see [`SPARSE_DENSITY`](crate::SPARSE_DENSITY)):
+    /// the same sums in another order, equal to
+    /// [`Linear::forward_dense_into`]'s within f32 rounding.
     pub fn forward_into(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        sparse::forward_into(&Transposed::new(self, n), x, n, out)
+    }
+
+    /// [`Linear::forward_into`] as one dense product of every row (`gemm`),
+    /// zeros and all.
+    pub fn forward_dense_into(&self, x: &[f32], n: usize, out: &mut [f32]) {
         for row in out.chunks_exact_mut(self.n_out) {
             row.copy_from_slice(&self.bias);
         }
@@ -150,7 +160,9 @@ impl Mlp {
         self.layers.iter().map(|l| l.weight.len()).sum()
     }
 
-    /// Every layer's activations on `n` row-major inputs.
+    /// Every layer's activations on `n` row-major inputs. Each layer skips
+    /// zero inputs where a row has few nonzero ones (see
+    /// [`SPARSE_DENSITY`](crate::SPARSE_DENSITY)).
     ///
     /// # Panics
     /// If `x` is not `n × n_inputs` long.
@@ -160,9 +172,8 @@ impl Mlp {
         let mut pre = Vec::with_capacity(self.layers.len());
         let mut post: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len());
         for (l, layer) in self.layers.iter().enumerate() {
-            let input = if l == 0 { x } else { &post[l - 1] };
             let mut z = vec![0.0; n * layer.n_out];
-            layer.forward_into(input, n, &mut z);
+            layer.forward_into(if l == 0 { x } else { &post[l - 1] }, n, &mut z);
             let mut a = z.clone();
             if l != last {
                 self.activation.apply_in_place(&mut a);
@@ -183,7 +194,8 @@ impl Mlp {
         if n > ROW_BLOCK && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
             assert_eq!(x.len(), n * self.n_inputs(), "input buffer");
-            let run = |rows: &[f32]| self.forward_block(rows, rows.len() / self.n_inputs());
+            let transposed = self.transposed(n);
+            let run = |rows: &[f32]| self.forward_block(&transposed, rows, rows.len() / self.n_inputs());
             return x.par_chunks(ROW_BLOCK * self.n_inputs()).map(run).collect::<Vec<_>>().concat();
         }
         self.forward_serial(x, n)
@@ -193,17 +205,35 @@ impl Mlp {
     /// single-core timing.
     pub fn forward_serial(&self, x: &[f32], n: usize) -> Vec<f32> {
         assert_eq!(x.len(), n * self.n_inputs(), "input buffer");
+        let transposed = self.transposed(n);
         if n <= ROW_BLOCK {
-            return self.forward_block(x, n);
+            return self.forward_block(&transposed, x, n);
         }
-        x.chunks(ROW_BLOCK * self.n_inputs())
-            .flat_map(|rows| self.forward_block(rows, rows.len() / self.n_inputs()))
-            .collect()
+        let mut logits = Vec::with_capacity(n * self.n_classes());
+        for rows in x.chunks(ROW_BLOCK * self.n_inputs()) {
+            logits.extend(self.forward_block(&transposed, rows, rows.len() / self.n_inputs()));
+        }
+        logits
     }
 
-    fn forward_block(&self, x: &[f32], n: usize) -> Vec<f32> {
-        let acts = self.activations(x, n);
-        self.positions_to_classes(acts.post.last().expect("at least two layers"))
+    /// Every layer's transposed weights, made where a layer first needs
+    /// them and shared by the blocks of a forward of `n` rows.
+    fn transposed(&self, n: usize) -> Vec<Transposed<'_>> {
+        self.layers.iter().map(|layer| Transposed::new(layer, n)).collect()
+    }
+
+    /// One block's logits: what [`Mlp::activations`] computes for its last
+    /// layer, without keeping the layers before it.
+    fn forward_block(&self, transposed: &[Transposed], x: &[f32], n: usize) -> Vec<f32> {
+        let mut a = vec![0.0; n * self.layers[0].n_out];
+        sparse::forward_into(&transposed[0], x, n, &mut a);
+        for (layer, t) in self.layers[1..].iter().zip(&transposed[1..]) {
+            self.activation.apply_in_place(&mut a);
+            let mut z = vec![0.0; n * layer.n_out];
+            sparse::forward_into(t, &a, n, &mut z);
+            a = z;
+        }
+        self.positions_to_classes(&a)
     }
 
     /// Reorders output-position logits `[n, classes]` into class order.
