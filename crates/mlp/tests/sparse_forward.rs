@@ -175,3 +175,64 @@ fn the_same_bits_on_one_and_two_threads() {
     let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| m.forward(&x, 500));
     assert_eq!(one, two);
 }
+
+/// The full study's 25 checkpoints (`$MODCIRC_BENCH_MODELS`, by default
+/// `artifacts/full/models`; run `cargo xtask reproduce --profile full`
+/// first): every training and test image gets the same prediction on the
+/// fast path as on the dense product, so the accuracies each checkpoint
+/// recorded when it was trained (its `.json`) are unchanged.
+/// `cargo test --release -p modcirc-mlp --test sparse_forward -- --ignored`
+#[test]
+#[ignore = "needs the full study's checkpoints"]
+fn the_full_studys_predictions_are_unchanged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("MODCIRC_BENCH_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("artifacts/full/models"));
+    let mnist = modcirc_dataset::Mnist::load(root.join("fixtures/mnist"), modcirc_dataset::ChecksumPolicy::Auto).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+            continue;
+        }
+        let m = modcirc_mlp::file::load(&path, None).unwrap().model;
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("json")).unwrap()).unwrap();
+        for (split, key) in [(&mnist.train, "train_accuracy"), (&mnist.test, "test_accuracy")] {
+            let (fast, dense) = (predictions(&m, &split.images, false), predictions(&m, &split.images, true));
+            let differ = fast.iter().zip(&dense).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "{}: {differ} predictions differ", path.display());
+            let hits = fast.iter().zip(&split.labels).filter(|(p, &l)| **p == l as usize).count();
+            let accuracy = hits as f64 / split.labels.len() as f64;
+            assert_eq!(accuracy, meta[key].as_f64().unwrap(), "{}: {key}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no checkpoints in {}", dir.display());
+    eprintln!("{checked} checkpoints: the same predictions on every training and test image");
+}
+
+/// Each image's predicted class, by `Mlp::forward` or by dense products.
+fn predictions(m: &Mlp, images: &[f32], dense: bool) -> Vec<usize> {
+    let mut out = Vec::new();
+    for x in images.chunks(1000 * m.n_inputs()) {
+        let n = x.len() / m.n_inputs();
+        let logits = if dense {
+            let mut a = x.to_vec();
+            for (l, layer) in m.layers.iter().enumerate() {
+                let mut z = vec![0.0; n * layer.n_out];
+                layer.forward_dense_into(&a, n, &mut z);
+                if l + 1 < m.layers.len() {
+                    m.activation.apply_in_place(&mut z);
+                }
+                a = z;
+            }
+            m.positions_to_classes(&a)
+        } else {
+            m.forward(x, n)
+        };
+        out.extend(logits.chunks_exact(m.n_classes()).map(modcirc_mlp::argmax));
+    }
+    out
+}
