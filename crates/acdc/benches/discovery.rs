@@ -1,5 +1,5 @@
-//! One discovery: 500 pairs, both hidden layers, selection included
-//! (`cargo bench -p modcirc-acdc`). Uses the cached BIMT model of
+//! One discovery: 500 pairs, both hidden layers, selection included, and
+//! the forward passes it starts from (`cargo bench -p modcirc-acdc`). Uses the cached BIMT model of
 //! `cargo xtask train` when there is one, else a freshly initialised model.
 
 use std::path::Path;
@@ -40,6 +40,9 @@ fn discovery(c: &mut Criterion) {
     let model = model();
     let pairs = PairedDataset::new(&mnist.test, &Task::circle(), 0).unwrap();
     let images = TaskImages::from_pairs(&mnist.test, &pairs.pairs);
+    // The forward passes a discovery starts with: every layer's activations
+    // on the clean and the corrupted images of all the task's pairs.
+    c.bench_function("patching_sweep_all_pairs", |b| b.iter(|| PatchingSweep::new(&model, &images).unwrap()));
     let sweep = PatchingSweep::new(&model, &images).unwrap();
     let idx = Bootstrap::new(images.n, 500, 0).unwrap().resample(0);
     c.bench_function("discovery_500_pairs_k15", |b| b.iter(|| sweep.subset(&idx).scores().select(15).unwrap()));

@@ -122,7 +122,7 @@ impl<'m> BooleanProbe<'m> {
         let mut bit = 0;
         for (l, layer) in model.layers.iter().enumerate() {
             let mut z = vec![0.0; n * layer.n_out];
-            layer.forward_into(&a, n, &mut z);
+            model.layer_forward_into(l, &a, n, &mut z);
             if l != last {
                 model.activation.apply_in_place(&mut z);
                 for i in 0..layer.n_out {

@@ -133,8 +133,8 @@ impl SharedFirstLayer {
         let n = sweep.images.n;
         let mut both = vec![0.0; 2 * n * layer.n_out];
         let (clean, corrupted) = both.split_at_mut(n * layer.n_out);
-        masked.forward_into(&sweep.images.clean, n, clean);
-        masked.forward_into(&sweep.images.corrupted, n, corrupted);
+        masked.forward_sparse_into(&sweep.images.clean, n, clean);
+        masked.forward_sparse_into(&sweep.images.corrupted, n, corrupted);
         Ok(SharedFirstLayer { eps, n, width: layer.n_out, both })
     }
 
@@ -368,7 +368,12 @@ impl Circuit {
             &gathered
         };
         let mut z = vec![0.0; n * c.rows.len()];
-        c.linear.forward_into(x, n, &mut z);
+        // The first layer's as the model computes it (see `Mlp::layer_forward_into`).
+        if l == 0 {
+            c.linear.forward_sparse_into(x, n, &mut z);
+        } else {
+            c.linear.forward_into(x, n, &mut z);
+        }
         for (dst, src) in out.chunks_exact_mut(n_out).zip(z.chunks_exact(c.rows.len())) {
             c.rows.iter().zip(src).for_each(|(&o, v)| dst[o] = *v);
         }

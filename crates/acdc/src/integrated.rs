@@ -98,7 +98,7 @@ fn gradients_from(model: &Mlp, input: &[f32], images: &TaskImages, from: usize) 
     for l in from..=last {
         let layer = &model.layers[l];
         let mut z = vec![0.0; n * layer.n_out];
-        layer.forward_into(&a, n, &mut z);
+        model.layer_forward_into(l, &a, n, &mut z);
         let mut next = z.clone();
         if l != last {
             model.activation.apply_in_place(&mut next);

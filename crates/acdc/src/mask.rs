@@ -220,7 +220,7 @@ fn masked_forward(sweep: &PatchingSweep<'_>, unit: MaskUnit, masks: &[Vec<f32>])
             }
             MaskUnit::Neurons => {
                 z.iter_mut().for_each(|v| *v = 0.0);
-                layer.forward_into(a, n, &mut z);
+                model.layer_forward_into(l, a, n, &mut z);
             }
         }
         let mut out = z.clone();

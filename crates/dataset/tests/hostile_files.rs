@@ -13,10 +13,36 @@ use proptest::prelude::*;
 #[global_allocator]
 static ALLOC: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("modcirc-hostile-idx-{}", std::process::id()));
+/// A file path in a directory of its own, removed with the directory when
+/// the guard drops (a failing case included).
+struct Temp {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl std::ops::Deref for Temp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Temp {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn temp(name: &str) -> Temp {
+    let dir = std::env::temp_dir().join(format!("modcirc-hostile-idx-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    Temp { path: dir.join(name), dir }
 }
 
 /// `head` then `zeros` zero bytes, gzip'd, streamed so the zeros are never held.
@@ -44,7 +70,6 @@ fn a_decompression_bomb_is_refused_without_inflating_it() {
     assert!(matches!(e, DatasetError::TrailingBytes { .. }), "{e}");
     assert!(e.to_string().contains("bomb-labels"), "{e}");
     assert!(peak < 100 << 20, "peak heap {} MiB above the baseline", peak >> 20);
-    std::fs::remove_file(path).unwrap();
 }
 
 #[test]
@@ -58,7 +83,6 @@ fn a_header_declaring_more_than_the_limit_is_refused_before_reading() {
     let e = read_idx(&path, 3).unwrap_err();
     assert!(matches!(e, DatasetError::TooLarge { limit: MAX_IDX_BYTES, .. }), "{e}");
     assert!(e.to_string().contains("huge-images") && e.to_string().contains("47040000000000"), "{e}");
-    std::fs::remove_file(path).unwrap();
 }
 
 proptest! {

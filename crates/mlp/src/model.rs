@@ -31,21 +31,21 @@ impl Linear {
         Linear { n_in, n_out, weight, bias }
     }
 
-    /// `out[n, n_out] = x[n, n_in] · Wᵀ + b`. Rows with few nonzero inputs
-    /// skip the zero ones (see [`SPARSE_DENSITY`](crate::SPARSE_DENSITY)):
-    /// the same sums in another order, equal to
-    /// [`Linear::forward_dense_into`]'s within f32 rounding.
+    /// `out[n, n_out] = x[n, n_in] · Wᵀ + b`, one dense product (`gemm`).
     pub fn forward_into(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        sparse::forward_into(&Transposed::new(self, n), x, n, out)
-    }
-
-    /// [`Linear::forward_into`] as one dense product of every row (`gemm`),
-    /// zeros and all.
-    pub fn forward_dense_into(&self, x: &[f32], n: usize, out: &mut [f32]) {
         for row in out.chunks_exact_mut(self.n_out) {
             row.copy_from_slice(&self.bias);
         }
         mm_nt(out, x, &self.weight, n, self.n_out, self.n_in, true);
+    }
+
+    /// [`Linear::forward_into`] for inputs with many exact zeros (images):
+    /// rows with few nonzero inputs skip the zero ones (see
+    /// [`SPARSE_DENSITY`](crate::SPARSE_DENSITY)), the same sums in another
+    /// order, equal to the dense product's within f32 rounding. What every
+    /// first layer of an [`Mlp`] computes.
+    pub fn forward_sparse_into(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        sparse::forward_into(&Transposed::new(self, n), x, n, out)
     }
 }
 
@@ -160,9 +160,8 @@ impl Mlp {
         self.layers.iter().map(|l| l.weight.len()).sum()
     }
 
-    /// Every layer's activations on `n` row-major inputs. Each layer skips
-    /// zero inputs where a row has few nonzero ones (see
-    /// [`SPARSE_DENSITY`](crate::SPARSE_DENSITY)).
+    /// Every layer's activations on `n` row-major inputs, each layer's
+    /// product as [`Mlp::layer_forward_into`] computes it.
     ///
     /// # Panics
     /// If `x` is not `n × n_inputs` long.
@@ -173,7 +172,7 @@ impl Mlp {
         let mut post: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len());
         for (l, layer) in self.layers.iter().enumerate() {
             let mut z = vec![0.0; n * layer.n_out];
-            layer.forward_into(if l == 0 { x } else { &post[l - 1] }, n, &mut z);
+            self.layer_forward_into(l, if l == 0 { x } else { &post[l - 1] }, n, &mut z);
             let mut a = z.clone();
             if l != last {
                 self.activation.apply_in_place(&mut a);
@@ -192,13 +191,44 @@ impl Mlp {
     pub fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
         #[cfg(feature = "parallel")]
         if n > ROW_BLOCK && rayon::current_num_threads() > 1 {
-            use rayon::prelude::*;
-            assert_eq!(x.len(), n * self.n_inputs(), "input buffer");
-            let transposed = self.transposed(n);
-            let run = |rows: &[f32]| self.forward_block(&transposed, rows, rows.len() / self.n_inputs());
-            return x.par_chunks(ROW_BLOCK * self.n_inputs()).map(run).collect::<Vec<_>>().concat();
+            return self.forward_parallel(x, n);
         }
         self.forward_serial(x, n)
+    }
+
+    /// [`Mlp::forward`]'s blocks shared out as they come: the calling
+    /// thread starts on them at once, and helpers from the rayon pool take
+    /// the rest as they wake (a sleeping worker can take longer to wake
+    /// than a block takes to run, on a virtual machine especially).
+    #[cfg(feature = "parallel")]
+    fn forward_parallel(&self, x: &[f32], n: usize) -> Vec<f32> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::OnceLock;
+        let px = self.n_inputs();
+        assert_eq!(x.len(), n * px, "input buffer");
+        let transposed = self.transposed(n);
+        let blocks: Vec<&[f32]> = x.chunks(ROW_BLOCK * px).collect();
+        let logits: Vec<OnceLock<Vec<f32>>> = blocks.iter().map(|_| OnceLock::new()).collect();
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut b = next.fetch_add(1, Ordering::Relaxed);
+            while let Some(rows) = blocks.get(b) {
+                let _ = logits[b].set(self.forward_block(&transposed, rows, rows.len() / px));
+                b = next.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let helpers = (rayon::current_num_threads() - 1).min(blocks.len() - 1);
+        rayon::in_place_scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|_| work());
+            }
+            work();
+        });
+        let mut out = Vec::with_capacity(n * self.n_classes());
+        for block in logits {
+            out.extend(block.into_inner().expect("every block ran"));
+        }
+        out
     }
 
     /// [`Mlp::forward`] on the calling thread alone (the same bits): for a
@@ -216,21 +246,35 @@ impl Mlp {
         logits
     }
 
-    /// Every layer's transposed weights, made where a layer first needs
-    /// them and shared by the blocks of a forward of `n` rows.
-    fn transposed(&self, n: usize) -> Vec<Transposed<'_>> {
-        self.layers.iter().map(|layer| Transposed::new(layer, n)).collect()
+    /// Layer `l`'s pre-activation `out[n, n_out]` from its input `a`: the
+    /// first layer by [`Linear::forward_sparse_into`] (its inputs are the
+    /// images, mostly zeros in MNIST), the others by the dense product (a
+    /// hidden layer's activations are rarely exact zeros). Whatever
+    /// recomputes a layer of the model computes it so, to agree with
+    /// [`Mlp::activations`] to the bit.
+    pub fn layer_forward_into(&self, l: usize, a: &[f32], n: usize, out: &mut [f32]) {
+        if l == 0 {
+            self.layers[0].forward_sparse_into(a, n, out)
+        } else {
+            self.layers[l].forward_into(a, n, out)
+        }
+    }
+
+    /// The first layer's transposed weights, made if a block needs them and
+    /// shared by the blocks of a forward of `n` rows.
+    fn transposed(&self, n: usize) -> Transposed<'_> {
+        Transposed::new(&self.layers[0], n)
     }
 
     /// One block's logits: what [`Mlp::activations`] computes for its last
     /// layer, without keeping the layers before it.
-    fn forward_block(&self, transposed: &[Transposed], x: &[f32], n: usize) -> Vec<f32> {
+    fn forward_block(&self, transposed: &Transposed, x: &[f32], n: usize) -> Vec<f32> {
         let mut a = vec![0.0; n * self.layers[0].n_out];
-        sparse::forward_into(&transposed[0], x, n, &mut a);
-        for (layer, t) in self.layers[1..].iter().zip(&transposed[1..]) {
+        sparse::forward_into(transposed, x, n, &mut a);
+        for layer in &self.layers[1..] {
             self.activation.apply_in_place(&mut a);
             let mut z = vec![0.0; n * layer.n_out];
-            sparse::forward_into(t, &a, n, &mut z);
+            layer.forward_into(&a, n, &mut z);
             a = z;
         }
         self.positions_to_classes(&a)

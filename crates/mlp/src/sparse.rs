@@ -1,4 +1,4 @@
-//! A layer's product that skips zero inputs.
+//! The first layer's product that skips zero inputs.
 //!
 //! About 81% of MNIST's pixels are exactly zero and the first layer holds
 //! most of a forward pass's multiplications, so a row of images can be
@@ -9,9 +9,11 @@
 //! the dense product within f32 rounding. A row takes this path when its
 //! own share of nonzero inputs is at most [`SPARSE_DENSITY`] and its batch
 //! has at least [`SPARSE_MIN_ROWS`] rows, so that the transposed weights,
-//! made once per product (once per layer for a whole [`Mlp::forward`](crate::Mlp::forward)),
+//! made once per product (once for a whole [`Mlp::forward`](crate::Mlp::forward)),
 //! pay for themselves; every other row goes through the dense `gemm`
-//! product. As there, the biases are added to the finished sums.
+//! product. As there, the biases are added to the finished sums. A row's
+//! first layer thus depends on the row alone and on whether its batch is
+//! small, never on the other rows or the threads.
 
 use std::sync::OnceLock;
 
@@ -25,7 +27,7 @@ pub const SPARSE_DENSITY: f64 = 0.35;
 /// input by input: fewer do not pay for transposing the weights.
 pub const SPARSE_MIN_ROWS: usize = 16;
 
-/// A layer's weights, input-major (`[n_in, padded(n_out)]`), made on first
+/// The layer's weights, input-major (`[n_in, padded(n_out)]`), made on first
 /// use and shared by the blocks (and threads) of one forward.
 pub(crate) struct Transposed<'a> {
     layer: &'a Linear,
@@ -132,7 +134,7 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     let most = (SPARSE_DENSITY * n_in as f64) as usize;
     if !t.enabled || most == 0 {
-        return layer.forward_dense_into(x, n, out);
+        return layer.forward_into(x, n, out);
     }
     // One row's nonzero inputs, with room for a last 8-wide store.
     let mut idx = vec![0u32; most + LANES];
@@ -153,7 +155,7 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
         return;
     }
     if dense.len() == n {
-        return layer.forward_dense_into(x, n, out);
+        return layer.forward_into(x, n, out);
     }
     // The dense rows, gathered into one product and put back.
     let mut xs = Vec::with_capacity(dense.len() * n_in);
@@ -161,7 +163,7 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
         xs.extend_from_slice(&x[r * n_in..(r + 1) * n_in]);
     }
     let mut ys = vec![0.0; dense.len() * n_out];
-    layer.forward_dense_into(&xs, dense.len(), &mut ys);
+    layer.forward_into(&xs, dense.len(), &mut ys);
     for (&r, y) in dense.iter().zip(ys.chunks_exact(n_out)) {
         out[r * n_out..(r + 1) * n_out].copy_from_slice(y);
     }

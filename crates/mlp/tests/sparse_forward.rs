@@ -189,7 +189,8 @@ fn the_full_studys_predictions_are_unchanged() {
     let dir = std::env::var_os("MODCIRC_BENCH_MODELS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("artifacts/full/models"));
-    let mnist = modcirc_dataset::Mnist::load(root.join("fixtures/mnist"), modcirc_dataset::ChecksumPolicy::Auto).unwrap();
+    let mnist =
+        modcirc_dataset::Mnist::load(root.join("fixtures/mnist"), modcirc_dataset::ChecksumPolicy::Auto).unwrap();
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -222,7 +223,7 @@ fn predictions(m: &Mlp, images: &[f32], dense: bool) -> Vec<usize> {
             let mut a = x.to_vec();
             for (l, layer) in m.layers.iter().enumerate() {
                 let mut z = vec![0.0; n * layer.n_out];
-                layer.forward_dense_into(&a, n, &mut z);
+                layer.forward_into(&a, n, &mut z);
                 if l + 1 < m.layers.len() {
                     m.activation.apply_in_place(&mut z);
                 }
