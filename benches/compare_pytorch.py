@@ -147,8 +147,13 @@ def main():
     x = read_images(args.images)
     cores = os.cpu_count() or 1
 
-    # PyTorch first, then ours, back to back in this one run.
+    # Per model, PyTorch's points then ours, back to back in this one run,
+    # so that a drift in the machine's speed hits both alike.
     print(f"PyTorch {torch.__version__}, {cores} cores; {len(paths)} models: {', '.join(names)}", flush=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    env = dict(os.environ, MODCIRC_BENCH_MODELS=str(args.models.resolve()))
+    bench = ["cargo", "bench", "-q", "-p", "modcirc-mlp", "--bench", "forward", "--"]
+    subprocess.run(bench + ["--list"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     theirs = {}
     for name, path in zip(names, paths):
         model = sequential(path)
@@ -156,16 +161,8 @@ def main():
             torch.set_num_threads(count)
             for batch in BATCHES:
                 theirs[name, threads, batch] = time_torch(model, x, batch, args.seconds)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    env = dict(os.environ, MODCIRC_BENCH_MODELS=str(args.models.resolve()))
-    subprocess.run(
-        ["cargo", "bench", "-q", "-p", "modcirc-mlp", "--bench", "forward", "--", "--noplot"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
+        subprocess.run(bench + ["--noplot", f"forward/{name}/"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        print(f"{name}: done", flush=True)
     print()
     print("| model | threads | batch | modcirc µs/image | PyTorch µs/image | PyTorch / modcirc |")
     print("|---|---|---:|---:|---:|---:|")

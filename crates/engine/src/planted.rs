@@ -126,11 +126,14 @@ pub fn record_path(checkpoint: &Path) -> PathBuf {
 /// that new methods rescore the cached models without training them again.
 pub fn newer_path(checkpoint: &Path, s: &PlantedSettings) -> Result<PathBuf, EngineError> {
     let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let key = short_hash(&[
-        stem.as_bytes(),
-        &NEWER_REVISION.to_le_bytes(),
-        &json(&(s.pairs, modcirc_study::planted::NEWER_METHODS))?,
-    ]);
+    let mut parts = vec![stem.into_bytes(), NEWER_REVISION.to_le_bytes().to_vec()];
+    parts.push(json(&(s.pairs, modcirc_study::planted::NEWER_METHODS))?);
+    // The default sweep keys as it did before the sweep was a setting.
+    if s.mask != modcirc_acdc::MaskConfig::default() {
+        parts.push(json(&s.mask)?);
+    }
+    let key = short_hash(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(checkpoint.with_file_name(format!("{stem}-newer-{key}.json")))
 }
 
@@ -282,7 +285,7 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                     let (model, _) = checkpoint::from_bytes(&bytes[0], path, None)?;
                     let test = PvrSource::new(&mnist.test)?;
                     let t = Instant::now();
-                    let tasks = score_planted_newer(&model, &r.alignment, &test, s.pairs, *seed)
+                    let tasks = score_planted_newer(&model, &r.alignment, &test, s.pairs, *seed, &s.mask)
                         .map_err(|e| EngineError::from(e).within(format!("scoring {who} by STUDY §12's methods")))?;
                     let n = NewerRecord { tasks, scoring_s: t.elapsed().as_secs_f64() };
                     claim.ensure_held()?;

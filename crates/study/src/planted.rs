@@ -370,6 +370,7 @@ pub fn score_task_newer(
     q: usize,
     pairs: usize,
     seed: u64,
+    mask: &MaskConfig,
 ) -> Result<Vec<MethodScore>, StudyError> {
     let truth = planted_truth(model, alignment, q)?;
     let images = planted_images(test, q, pairs, seed)?;
@@ -379,7 +380,7 @@ pub fn score_task_newer(
     let mut out = vec![judge_edges(NEWER_METHODS[0], &ig, &sweep, &truth, t)?];
     let t = Instant::now();
     let head: Vec<usize> = (0..sweep.len().min(crate::beyond::MASK_PAIRS)).collect();
-    let learned = learn_masks(&sweep.subset(&head), &MaskConfig::default())?;
+    let learned = learn_masks(&sweep.subset(&head), mask)?;
     let scores = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
     out.push(judge_edges(NEWER_METHODS[1], &scores, &sweep, &truth, t)?);
     Ok(out)
@@ -392,8 +393,9 @@ pub fn score_planted_newer(
     test: &PvrSource,
     pairs: usize,
     seed: u64,
+    mask: &MaskConfig,
 ) -> Result<Vec<Vec<MethodScore>>, StudyError> {
-    (1..PVR_NODES).map(|q| score_task_newer(model, alignment, test, q, pairs, seed)).collect()
+    (1..PVR_NODES).map(|q| score_task_newer(model, alignment, test, q, pairs, seed, mask)).collect()
 }
 
 /// Scores the methods of STUDY §4 and §8 (the first four of [`METHODS`]) on
@@ -621,6 +623,10 @@ pub struct PlantedSettings {
     pub boolean_seeds: Vec<u64>,
     /// Optimizer steps per Boolean network.
     pub boolean_steps: usize,
+    /// The learned masks' sweep on the planted tasks (STUDY §12): the
+    /// study's own at the profile's size ([`crate::beyond::BeyondSettings::of`]).
+    #[serde(default)]
+    pub mask: MaskConfig,
 }
 
 /// Optimizer steps of the full profile's planted models (STUDY §11 leaves
@@ -647,6 +653,7 @@ impl PlantedSettings {
             trials,
             boolean_seeds: (0..boolean_seeds).collect(),
             boolean_steps,
+            mask: crate::beyond::BeyondSettings::of(profile).mask,
         }
     }
 

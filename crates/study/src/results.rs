@@ -91,7 +91,7 @@ impl Profile {
                 inference_repeats: 5,
                 seeds: 2,
                 random_circuits: 20,
-                optimal_pairs: 100,
+                optimal_pairs: 40,
             },
         }
     }
