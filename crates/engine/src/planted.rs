@@ -126,14 +126,13 @@ pub fn record_path(checkpoint: &Path) -> PathBuf {
 /// that new methods rescore the cached models without training them again.
 pub fn newer_path(checkpoint: &Path, s: &PlantedSettings) -> Result<PathBuf, EngineError> {
     let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut parts = vec![stem.into_bytes(), NEWER_REVISION.to_le_bytes().to_vec()];
+    let mut parts = vec![stem.as_bytes().to_vec(), NEWER_REVISION.to_le_bytes().to_vec()];
     parts.push(json(&(s.pairs, modcirc_study::planted::NEWER_METHODS))?);
     // The default sweep keys as it did before the sweep was a setting.
     if s.mask != modcirc_acdc::MaskConfig::default() {
         parts.push(json(&s.mask)?);
     }
     let key = short_hash(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(checkpoint.with_file_name(format!("{stem}-newer-{key}.json")))
 }
 

@@ -132,6 +132,7 @@ unsafe fn transpose_avx2(w: &[f32], rows8: usize, cols: usize, cols8: usize, str
 pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32]) {
     let layer = t.layer;
     let (n_in, n_out) = (layer.n_in, layer.n_out);
+    assert!(x.len() == n * n_in && out.len() == n * n_out, "input and output buffers");
     let most = (SPARSE_DENSITY * n_in as f64) as usize;
     if !t.enabled || most == 0 {
         return layer.forward_into(x, n, out);
