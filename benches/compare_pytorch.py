@@ -8,9 +8,10 @@ then runs the project's criterion benchmark of the same checkpoints at the
 same points (``cargo bench -p modcirc-mlp --bench forward``) and prints
 both, per image, with PyTorch's time over ours.
 
-    /usr/bin/python3 benches/compare_pytorch.py [--models artifacts/full/models]
+    python3 benches/compare_pytorch.py [--models artifacts/full/models]
 
-Needs numpy and torch (Debian's ``python3-torch`` is enough); without
+Needs numpy and torch (from pip: Debian's ``python3-torch`` is linked to the
+reference BLAS, 30-45 times slower, no fair opponent); without
 torch it says so and exits 1. Run it with nothing else running: a build
 or a second benchmark beside it ruins both sets of numbers.
 """
