@@ -27,46 +27,138 @@ pub const SPARSE_DENSITY: f64 = 0.35;
 /// input by input: fewer do not pay for transposing the weights.
 pub const SPARSE_MIN_ROWS: usize = 16;
 
-/// The layer's weights, input-major (`[n_in, padded(n_out)]`), made on first
-/// use and shared by the blocks (and threads) of one forward.
+/// The instructions the sums run on, found once per process: every path
+/// adds each output's terms in the same order, one fused multiply-add at a
+/// time, so `Avx512` and `Avx2` give the same bits (`Plain` rounds each
+/// product first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// Scalar loops, a multiply then an add.
+    Plain,
+    /// 8-lane registers, FMA.
+    Avx2,
+    /// 16-lane registers, FMA, compressing stores.
+    Avx512,
+}
+
+impl Kernel {
+    /// The best this CPU runs.
+    pub(crate) fn detect() -> Kernel {
+        static KERNEL: OnceLock<Kernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let has = |f: bool| f && std::arch::is_x86_feature_detected!("popcnt");
+                if has(std::arch::is_x86_feature_detected!("avx512f")) {
+                    return Kernel::Avx512;
+                }
+                if has(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+                    return Kernel::Avx2;
+                }
+            }
+            Kernel::Plain
+        })
+    }
+
+    /// The kernels this CPU can run, for tests of one against another.
+    #[cfg(test)]
+    fn available() -> Vec<Kernel> {
+        let best = Kernel::detect();
+        [Kernel::Plain, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|&k| k <= best).collect()
+    }
+
+    /// Lanes of a register: a transposed row is padded with zeros to a
+    /// multiple of this, so that every output is summed in a vector lane.
+    fn lanes(self) -> usize {
+        match self {
+            Kernel::Avx512 => 16,
+            Kernel::Plain | Kernel::Avx2 => 8,
+        }
+    }
+}
+
+impl PartialOrd for Kernel {
+    fn partial_cmp(&self, other: &Kernel) -> Option<std::cmp::Ordering> {
+        Some((*self as u8).cmp(&(*other as u8)))
+    }
+}
+
+/// The layer's weights, input-major (`[n_in, stride]`, the stride
+/// `n_out` padded to the kernel's lanes, each row starting on a 64-byte
+/// cache line), made on first use and shared by the blocks (and threads) of
+/// one forward.
 pub(crate) struct Transposed<'a> {
     layer: &'a Linear,
+    kernel: Kernel,
     /// Whether the batch is large enough for the sparse path.
     enabled: bool,
-    cell: OnceLock<Vec<f32>>,
+    cell: OnceLock<Aligned>,
 }
 
 impl<'a> Transposed<'a> {
     /// For a forward of `n` rows through `layer`.
     pub(crate) fn new(layer: &'a Linear, n: usize) -> Transposed<'a> {
-        Transposed { layer, enabled: n >= SPARSE_MIN_ROWS, cell: OnceLock::new() }
+        Transposed::with_kernel(layer, n, Kernel::detect())
+    }
+
+    fn with_kernel(layer: &'a Linear, n: usize, kernel: Kernel) -> Transposed<'a> {
+        Transposed { layer, kernel, enabled: n >= SPARSE_MIN_ROWS, cell: OnceLock::new() }
+    }
+
+    fn stride(&self) -> usize {
+        padded(self.layer.n_out, self.kernel.lanes())
     }
 
     fn get(&self) -> &[f32] {
-        self.cell.get_or_init(|| transpose(&self.layer.weight, self.layer.n_out, self.layer.n_in))
+        let layer = self.layer;
+        self.cell.get_or_init(|| transpose(&layer.weight, layer.n_out, layer.n_in, self.stride())).as_slice()
     }
 }
 
-/// Lanes of a register: the transposed rows are padded with zeros to a
-/// multiple of this, so that every output is summed in a vector lane.
-const LANES: usize = 8;
-
-/// The padded width of a transposed row of `n_out` outputs.
-fn padded(n_out: usize) -> usize {
-    n_out.div_ceil(LANES) * LANES
+/// `n_out` rounded up to a multiple of `lanes`.
+fn padded(n_out: usize, lanes: usize) -> usize {
+    n_out.div_ceil(lanes) * lanes
 }
 
-/// `[cols, padded(rows)]` from a row-major `[rows, cols]`: eight by eight
-/// in registers where the CPU has AVX2, the edges one by one.
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let stride = padded(rows);
-    let mut t = vec![0.0; stride * cols];
+/// A buffer of floats whose first element starts a 64-byte cache line.
+struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+}
+
+impl Aligned {
+    fn zeros(len: usize) -> Aligned {
+        const FLOATS: usize = 64 / std::mem::size_of::<f32>();
+        let buf = vec![0.0f32; len + FLOATS - 1];
+        // `Vec<f32>` is 4-byte aligned, so some start within 16 floats is 64.
+        let start = buf.as_ptr().align_offset(64).min(FLOATS - 1);
+        Aligned { buf, start }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        let len = self.buf.len() - (64 / std::mem::size_of::<f32>() - 1);
+        &self.buf[self.start..self.start + len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        let len = self.buf.len() - (64 / std::mem::size_of::<f32>() - 1);
+        &mut self.buf[self.start..self.start + len]
+    }
+}
+
+/// `[cols, stride]` from a row-major `[rows, cols]` (`stride` a multiple
+/// of 8, at least `rows`): eight by eight in registers where the CPU has
+/// AVX2, the edges one by one.
+fn transpose(w: &[f32], rows: usize, cols: usize, stride: usize) -> Aligned {
+    assert!(stride >= rows && stride.is_multiple_of(8), "a padded stride");
+    let mut aligned = Aligned::zeros(stride * cols);
+    let t = aligned.as_mut_slice();
     let (mut rows8, mut cols8) = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        (rows8, cols8) = (rows / LANES * LANES, cols / LANES * LANES);
+        (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { transpose_avx2(w, rows8, cols, cols8, stride, &mut t) };
+        unsafe { transpose_avx2(w, rows8, cols, cols8, stride, t) };
     }
     for r in 0..rows {
         let from = if r < rows8 { cols8 } else { 0 };
@@ -74,7 +166,7 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
             t[c * stride + r] = w[r * cols + c];
         }
     }
-    t
+    aligned
 }
 
 /// The `[rows8, cols8]` corner of [`transpose`], in 8x8 blocks.
@@ -85,13 +177,13 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 #[target_feature(enable = "avx2")]
 unsafe fn transpose_avx2(w: &[f32], rows8: usize, cols: usize, cols8: usize, stride: usize, t: &mut [f32]) {
     use std::arch::x86_64::*;
-    for r in (0..rows8).step_by(LANES) {
-        for c in (0..cols8).step_by(LANES) {
+    for r in (0..rows8).step_by(8) {
+        for c in (0..cols8).step_by(8) {
             // Rows r..r+8 of columns c..c+8: each slice is checked to be
             // 8 long, so the loads and stores stay inside the buffers.
-            let mut v = [_mm256_setzero_ps(); LANES];
+            let mut v = [_mm256_setzero_ps(); 8];
             for (j, v) in v.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(w[(r + j) * cols + c..][..LANES].as_ptr());
+                *v = _mm256_loadu_ps(w[(r + j) * cols + c..][..8].as_ptr());
             }
             let a0 = _mm256_unpacklo_ps(v[0], v[1]);
             let a1 = _mm256_unpackhi_ps(v[0], v[1]);
@@ -120,7 +212,7 @@ unsafe fn transpose_avx2(w: &[f32], rows8: usize, cols: usize, cols8: usize, str
                 _mm256_permute2f128_ps::<0x31>(b3, b7),
             ];
             for (j, o) in out.iter().enumerate() {
-                _mm256_storeu_ps(t[(c + j) * stride + r..][..LANES].as_mut_ptr(), *o);
+                _mm256_storeu_ps(t[(c + j) * stride + r..][..8].as_mut_ptr(), *o);
             }
         }
     }
@@ -137,20 +229,42 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
     if !t.enabled || most == 0 {
         return layer.forward_into(x, n, out);
     }
-    // One row's nonzero inputs, with room for a last 8-wide store.
-    let mut idx = vec![0u32; most + LANES];
-    let mut val = vec![0.0f32; most + LANES];
-    let mut sums = vec![0.0; padded(n_out)];
+    let kernel = t.kernel;
+    let stride = t.stride();
+    // Two rows' nonzero inputs (the widest kernel sums two rows at once, so
+    // that one row's wait for its weights overlaps the other's), each with
+    // room for a last full-register store.
+    let room = most + kernel.lanes();
+    let mut entries = [Entries::with_room(room), Entries::with_room(room)];
+    let mut sums = [vec![0.0; stride], vec![0.0; stride]];
+    let finish = |o: &mut [f32], sums: &[f32]| {
+        o.iter_mut().zip(sums).zip(&layer.bias).for_each(|((o, s), b)| *o = s + b);
+    };
+    let mut pending: Option<usize> = None;
     let mut dense = Vec::new();
-    for (r, (row, o)) in x.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)).enumerate() {
-        match nonzeros(row, most, &mut idx, &mut val) {
-            Some(k) => {
-                sums.iter_mut().for_each(|s| *s = 0.0);
-                add_rows(t.get(), &idx[..k], &val[..k], &mut sums);
-                o.iter_mut().zip(&sums).zip(&layer.bias).for_each(|((o, s), b)| *o = s + b);
-            }
-            None => dense.push(r),
+    for (r, row) in x.chunks_exact(n_in).enumerate() {
+        let slot = usize::from(pending.is_some());
+        if !entries[slot].fill(kernel, row, most) {
+            dense.push(r);
+            continue;
         }
+        if let Some(p) = pending.take() {
+            let [sa, sb] = &mut sums;
+            let first = &x[p * n_in..(p + 1) * n_in];
+            add_rows(kernel, t.get(), stride, (first, &entries[0]), sa, Some(((row, &entries[1]), sb)));
+            finish(&mut out[p * n_out..(p + 1) * n_out], sa);
+            finish(&mut out[r * n_out..(r + 1) * n_out], sb);
+        } else if kernel != Kernel::Avx512 {
+            add_rows(kernel, t.get(), stride, (row, &entries[0]), &mut sums[0], None);
+            finish(&mut out[r * n_out..(r + 1) * n_out], &sums[0]);
+        } else {
+            pending = Some(r);
+        }
+    }
+    if let Some(p) = pending {
+        let row = &x[p * n_in..(p + 1) * n_in];
+        add_rows(kernel, t.get(), stride, (row, &entries[0]), &mut sums[0], None);
+        finish(&mut out[p * n_out..(p + 1) * n_out], &sums[0]);
     }
     if dense.is_empty() {
         return;
@@ -170,16 +284,48 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
     }
 }
 
-/// `row`'s nonzero inputs, in order, into `idx` and `val` (at least
-/// `most + LANES` long), and how many there are; `None` if more than `most`.
-fn nonzeros(row: &[f32], most: usize, idx: &mut [u32], val: &mut [f32]) -> Option<usize> {
-    assert!(idx.len() >= most + LANES && val.len() >= most + LANES, "room for a last 8-wide store");
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above; the lengths were
-        // checked just before.
-        return unsafe { nonzeros_avx2(row, most, idx, val) };
+/// Where one row's nonzero inputs are, in order: `len` positions at the
+/// front of `idx`, which has room for a last full-register store.
+struct Entries {
+    idx: Vec<u32>,
+    len: usize,
+    /// The width of the row: every position is below it.
+    inputs: usize,
+}
+
+impl Entries {
+    fn with_room(room: usize) -> Entries {
+        Entries { idx: vec![0; room], len: 0, inputs: 0 }
     }
+
+    /// `row`'s nonzero inputs, or `false` if it has more than `most`
+    /// (`self` has room for `most` plus a register of `kernel`'s).
+    fn fill(&mut self, kernel: Kernel, row: &[f32], most: usize) -> bool {
+        assert!(self.idx.len() >= most + kernel.lanes(), "room for a last store");
+        let found = match kernel {
+            // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
+            // asked for a kernel `Kernel::available` lists); the room was
+            // checked just above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { nonzeros_avx512(row, most, &mut self.idx) },
+            // SAFETY: as above, with AVX2.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { nonzeros_avx2(row, most, &mut self.idx) },
+            _ => nonzeros_plain(row, most, &mut self.idx),
+        };
+        self.len = found.unwrap_or(0);
+        self.inputs = row.len();
+        found.is_some()
+    }
+
+    fn idx(&self) -> &[u32] {
+        &self.idx[..self.len]
+    }
+}
+
+/// The positions of `row`'s nonzero inputs, in order, into `idx`, and how
+/// many there are; `None` if more than `most`.
+fn nonzeros_plain(row: &[f32], most: usize, idx: &mut [u32]) -> Option<usize> {
     let mut k = 0;
     for (i, &v) in row.iter().enumerate() {
         if v != 0.0 {
@@ -187,7 +333,6 @@ fn nonzeros(row: &[f32], most: usize, idx: &mut [u32], val: &mut [f32]) -> Optio
                 return None;
             }
             idx[k] = i as u32;
-            val[k] = v;
             k += 1;
         }
     }
@@ -214,29 +359,29 @@ const PACK: [[u32; 8]; 256] = {
     table
 };
 
-/// [`nonzeros`] eight inputs at a time and without a branch per input
-/// (whether a pixel is zero is what a branch predictor cannot guess): each
-/// group's nonzero values and indices are packed to the front of a register
-/// and all eight stored, and the end moves past the nonzero ones only.
+/// [`nonzeros_plain`] eight inputs at a time and without a branch per
+/// input (whether a pixel is zero is what a branch predictor cannot guess):
+/// each group's nonzero values and indices are packed to the front of a
+/// register and all eight stored, and the end moves past the nonzero ones
+/// only.
 ///
 /// # Safety
 /// The CPU must have AVX2, and `idx` and `val` be at least `most + 8` long.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn nonzeros_avx2(row: &[f32], most: usize, idx: &mut [u32], val: &mut [f32]) -> Option<usize> {
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn nonzeros_avx2(row: &[f32], most: usize, idx: &mut [u32]) -> Option<usize> {
     use std::arch::x86_64::*;
     let mut k = 0usize;
     let mut at = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let step = _mm256_set1_epi32(LANES as i32);
+    let step = _mm256_set1_epi32(8);
     let zero = _mm256_setzero_ps();
-    let mut chunks = row.chunks_exact(LANES);
+    let mut chunks = row.chunks_exact(8);
     for chunk in &mut chunks {
         let v = _mm256_loadu_ps(chunk.as_ptr());
         let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, zero)) as usize;
         let order = _mm256_loadu_si256(PACK[mask].as_ptr().cast());
         // k <= most here, so k + 8 <= the slices' lengths.
-        _mm256_storeu_ps(val[k..k + LANES].as_mut_ptr(), _mm256_permutevar8x32_ps(v, order));
-        _mm256_storeu_si256(idx[k..k + LANES].as_mut_ptr().cast(), _mm256_permutevar8x32_epi32(at, order));
+        _mm256_storeu_si256(idx[k..k + 8].as_mut_ptr().cast(), _mm256_permutevar8x32_epi32(at, order));
         k += mask.count_ones() as usize;
         if k > most {
             return None;
@@ -244,94 +389,134 @@ unsafe fn nonzeros_avx2(row: &[f32], most: usize, idx: &mut [u32], val: &mut [f3
         at = _mm256_add_epi32(at, step);
     }
     let base = row.len() - chunks.remainder().len();
-    for (j, &v) in chunks.remainder().iter().enumerate() {
-        if v != 0.0 {
-            if k == most {
-                return None;
-            }
-            idx[k] = (base + j) as u32;
-            val[k] = v;
-            k += 1;
+    let rest = nonzeros_plain(chunks.remainder(), most - k, &mut idx[k..])?;
+    idx[k..k + rest].iter_mut().for_each(|i| *i += base as u32);
+    Some(k + rest)
+}
+
+/// [`nonzeros_avx2`] sixteen inputs at a time, with AVX-512's compressing
+/// moves in place of the permutation table; the last partial group by a
+/// masked load.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and `idx` and `val` be at least `most + 16`
+/// long.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,popcnt")]
+unsafe fn nonzeros_avx512(row: &[f32], most: usize, idx: &mut [u32]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let mut k = 0usize;
+    let mut at = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let step = _mm512_set1_epi32(16);
+    let zero = _mm512_setzero_ps();
+    let mut chunks = row.chunks_exact(16);
+    let mut group = |v: __m512, k: &mut usize, at: __m512i| {
+        let mask = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, zero);
+        // *k <= most here, so *k + 16 <= the slices' lengths.
+        _mm512_storeu_epi32(idx[*k..*k + 16].as_mut_ptr().cast(), _mm512_maskz_compress_epi32(mask, at));
+        *k += mask.count_ones() as usize;
+        *k <= most
+    };
+    for chunk in &mut chunks {
+        if !group(_mm512_loadu_ps(chunk.as_ptr()), &mut k, at) {
+            return None;
+        }
+        at = _mm512_add_epi32(at, step);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // The lanes past the row's end load as zeros, so they are not kept.
+        let lanes = (1u16 << rest.len()) - 1;
+        if !group(_mm512_maskz_loadu_ps(lanes, rest.as_ptr()), &mut k, at) {
+            return None;
         }
     }
     Some(k)
 }
 
-/// `sums += Σ v · wt[i, ..]` over the `(i, v)` entries, `sums` as wide as
-/// a padded transposed row.
-fn add_rows(wt: &[f32], idx: &[u32], val: &[f32], sums: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { add_rows_fma(wt, idx, val, sums) };
+/// A row of inputs and where its nonzero ones are (found in it by
+/// [`Entries::fill`]).
+type Sparse<'a> = (&'a [f32], &'a Entries);
+
+/// `sums = Σ x[i] · wt[i, ..]` over the nonzero inputs of `a`, and the same
+/// for `b` (`wt` `[n_in, stride]`, each `sums` `stride` wide), each
+/// output's terms in the inputs' order.
+fn add_rows(kernel: Kernel, wt: &[f32], stride: usize, a: Sparse, sums_a: &mut [f32], b: Option<(Sparse, &mut [f32])>) {
+    assert!(sums_a.len() == stride && stride.is_multiple_of(kernel.lanes()), "sums as wide as a padded row");
+    for (x, e) in std::iter::once(a).chain(b.as_ref().map(|b| b.0)) {
+        assert!(x.len() == e.inputs && e.inputs * stride == wt.len(), "a row of the layer's inputs, found in it");
     }
-    add_rows_with::<false>(wt, idx, val, sums)
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (see `Entries::fill`); the widths
+        // were checked just above.
+        Kernel::Avx512 => unsafe { add_rows_avx512(wt, stride, a, sums_a, b) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX2 and FMA (see `Entries::fill`).
+        Kernel::Avx2 => unsafe {
+            add_rows_fma(wt, a, sums_a);
+            if let Some((b, sums_b)) = b {
+                add_rows_fma(wt, b, sums_b);
+            }
+        },
+        _ => {
+            add_rows_with::<false>(wt, a, sums_a);
+            if let Some((b, sums_b)) = b {
+                add_rows_with::<false>(wt, b, sums_b);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn add_rows_fma(wt: &[f32], idx: &[u32], val: &[f32], sums: &mut [f32]) {
-    add_rows_with::<true>(wt, idx, val, sums)
+unsafe fn add_rows_fma(wt: &[f32], a: Sparse, sums: &mut [f32]) {
+    add_rows_with::<true>(wt, a, sums)
 }
 
-/// The outputs in tiles whose sums stay in registers while the entries
+/// The outputs in tiles whose sums stay in registers while the inputs
 /// stream past: 64 at a time (eight 8-lane registers), then the rest.
 #[inline(always)]
-fn add_rows_with<const FMA: bool>(wt: &[f32], idx: &[u32], val: &[f32], sums: &mut [f32]) {
+fn add_rows_with<const FMA: bool>(wt: &[f32], a: Sparse, sums: &mut [f32]) {
     let stride = sums.len();
     if stride == 104 {
-        return tile::<104, FMA>(wt, stride, 0, idx, val, sums);
+        return tile::<104, FMA>(wt, stride, 0, a, sums);
     }
     let mut start = 0;
     while stride - start >= 64 {
-        tile::<64, FMA>(wt, stride, start, idx, val, sums);
+        tile::<64, FMA>(wt, stride, start, a, sums);
         start += 64;
     }
     match stride - start {
         0 => {}
-        8 => tile::<8, FMA>(wt, stride, start, idx, val, sums),
-        16 => tile::<16, FMA>(wt, stride, start, idx, val, sums),
-        24 => tile::<24, FMA>(wt, stride, start, idx, val, sums),
-        32 => tile::<32, FMA>(wt, stride, start, idx, val, sums),
-        40 => tile::<40, FMA>(wt, stride, start, idx, val, sums),
-        48 => tile::<48, FMA>(wt, stride, start, idx, val, sums),
-        56 => tile::<56, FMA>(wt, stride, start, idx, val, sums),
-        _ => unreachable!("a padded row is a multiple of {LANES} wide"),
+        8 => tile::<8, FMA>(wt, stride, start, a, sums),
+        16 => tile::<16, FMA>(wt, stride, start, a, sums),
+        24 => tile::<24, FMA>(wt, stride, start, a, sums),
+        32 => tile::<32, FMA>(wt, stride, start, a, sums),
+        40 => tile::<40, FMA>(wt, stride, start, a, sums),
+        48 => tile::<48, FMA>(wt, stride, start, a, sums),
+        56 => tile::<56, FMA>(wt, stride, start, a, sums),
+        _ => unreachable!("a padded row is a multiple of 8 wide"),
     }
 }
 
-/// How many entries ahead a row of weights is fetched into the cache.
+/// How many inputs ahead a row of weights is fetched into the cache (by
+/// the 8-lane kernel; the 16-lane one, two rows at once, ran faster
+/// without).
 const PREFETCH: usize = 6;
 
 #[inline(always)]
-fn tile<const W: usize, const FMA: bool>(
-    wt: &[f32],
-    stride: usize,
-    start: usize,
-    idx: &[u32],
-    val: &[f32],
-    sums: &mut [f32],
-) {
+fn tile<const W: usize, const FMA: bool>(wt: &[f32], stride: usize, start: usize, (x, e): Sparse, sums: &mut [f32]) {
     let mut acc = [0.0f32; W];
-    acc.copy_from_slice(&sums[start..start + W]);
-    for (k, (&i, &v)) in idx.iter().zip(val).enumerate() {
+    let idx = e.idx();
+    for (k, &i) in idx.iter().enumerate() {
         #[cfg(target_arch = "x86_64")]
         if FMA {
             if let Some(&ahead) = idx.get(k + PREFETCH) {
-                let base = ahead as usize * stride + start;
-                for line in (0..W).step_by(16) {
-                    if let Some(p) = wt.get(base + line) {
-                        // SAFETY: a prefetch reads nothing and cannot fault;
-                        // the address is inside `wt`.
-                        unsafe {
-                            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                                (p as *const f32).cast(),
-                            )
-                        };
-                    }
-                }
+                prefetch_row(wt, ahead as usize * stride + start, W);
             }
         }
+        let v = x[i as usize];
         let row: &[f32; W] = wt[i as usize * stride + start..][..W].try_into().expect("W wide");
         for j in 0..W {
             acc[j] = madd::<FMA>(v, row[j], acc[j]);
@@ -340,12 +525,115 @@ fn tile<const W: usize, const FMA: bool>(
     sums[start..start + W].copy_from_slice(&acc);
 }
 
+/// Asks for the cache lines of `wt[at..at + width]` (those inside `wt`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_row(wt: &[f32], at: usize, width: usize) {
+    for line in (0..width).step_by(16) {
+        if let Some(p) = wt.get(at + line) {
+            // SAFETY: a prefetch reads nothing and cannot fault; the
+            // address is inside `wt`.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const f32).cast()) };
+        }
+    }
+}
+
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {
         a * b + c
+    }
+}
+
+/// [`add_rows`] in 16-lane registers: tiles of up to eight registers (128
+/// outputs) per row, two rows at once where there are two, so that 16 sums
+/// stay in registers while both rows' weights stream past (one row's wait
+/// for its weights overlaps the other's).
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the rows be as [`add_rows`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_rows_avx512(wt: &[f32], stride: usize, a: Sparse, sums_a: &mut [f32], b: Option<(Sparse, &mut [f32])>) {
+    let (b, mut sums_b) = match b {
+        Some((b, s)) => (Some(b), Some(s)),
+        None => (None, None),
+    };
+    let mut start = 0;
+    while start < stride {
+        let regs = ((stride - start) / 16).min(8);
+        macro_rules! tile {
+            ($($r:literal)*) => {
+                match regs {
+                    $($r => tile_avx512::<$r>(wt, stride, start, a, sums_a, b, sums_b.as_deref_mut()),)*
+                    _ => unreachable!("a padded row is a multiple of 16 wide"),
+                }
+            };
+        }
+        tile!(1 2 3 4 5 6 7 8);
+        start += regs * 16;
+    }
+}
+
+/// One tile of `R` registers (`16·R` outputs from `start`) of
+/// [`add_rows_avx512`]: the two rows' inputs in step while both have
+/// some, then each row's rest.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the rows be as [`add_rows`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const R: usize>(
+    wt: &[f32],
+    stride: usize,
+    start: usize,
+    (xa, a): Sparse,
+    sums_a: &mut [f32],
+    b: Option<Sparse>,
+    sums_b: Option<&mut [f32]>,
+) {
+    use std::arch::x86_64::*;
+    assert!(start + 16 * R <= stride, "a tile inside a row");
+    // Each position `i` is below `inputs` (an `Entries` holds positions in
+    // a row that wide) and `add_rows` checked that `wt` has `inputs` rows
+    // of `stride` and that `x` is `inputs` long: so `x[i]`, and the `16·R`
+    // floats of the tile's row from `row(i)`, lie inside their slices.
+    let row = |i: u32| wt.as_ptr().add(i as usize * stride + start);
+    macro_rules! add {
+        ($acc:ident, $x:expr, $i:expr) => {{
+            let (p, v) = (row($i), _mm512_set1_ps(*$x.get_unchecked($i as usize)));
+            for r in 0..R {
+                $acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(p.add(16 * r)), $acc[r]);
+            }
+        }};
+    }
+    let mut acc_a = [_mm512_setzero_ps(); R];
+    let mut acc_b = [_mm512_setzero_ps(); R];
+    let ia = a.idx();
+    let mut both = 0;
+    if let Some((xb, b)) = b {
+        let ib = b.idx();
+        both = ia.len().min(ib.len());
+        for (&i, &j) in ia[..both].iter().zip(&ib[..both]) {
+            add!(acc_a, xa, i);
+            add!(acc_b, xb, j);
+        }
+        for &j in &ib[both..] {
+            add!(acc_b, xb, j);
+        }
+    }
+    for &i in &ia[both..] {
+        add!(acc_a, xa, i);
+    }
+    for r in 0..R {
+        _mm512_storeu_ps(sums_a[start + 16 * r..][..16].as_mut_ptr(), acc_a[r]);
+    }
+    if let Some(sums_b) = sums_b {
+        for r in 0..R {
+            _mm512_storeu_ps(sums_b[start + 16 * r..][..16].as_mut_ptr(), acc_b[r]);
+        }
     }
 }
 
@@ -358,14 +646,75 @@ mod tests {
         for rows in [1, 7, 8, 9, 16, 100, 101] {
             for cols in [1, 5, 8, 13, 24, 784] {
                 let w: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-                let t = transpose(&w, rows, cols);
-                let stride = padded(rows);
-                assert_eq!(t.len(), stride * cols);
-                for c in 0..cols {
-                    for r in 0..stride {
-                        let want = if r < rows { w[r * cols + c] } else { 0.0 };
-                        assert_eq!(t[c * stride + r], want, "{rows}x{cols} at ({r}, {c})");
+                for lanes in [8, 16] {
+                    let stride = padded(rows, lanes);
+                    let aligned = transpose(&w, rows, cols, stride);
+                    let t = aligned.as_slice();
+                    assert_eq!(t.len(), stride * cols);
+                    assert_eq!(t.as_ptr() as usize % 64, 0, "rows start on a cache line");
+                    for c in 0..cols {
+                        for r in 0..stride {
+                            let want = if r < rows { w[r * cols + c] } else { 0.0 };
+                            assert_eq!(t[c * stride + r], want, "{rows}x{cols} at ({r}, {c})");
+                        }
                     }
+                }
+            }
+        }
+    }
+
+    /// A layer of `n_in` inputs and `n_out` outputs, and `n` rows of inputs
+    /// of which about a share `density` is nonzero, some rows denser.
+    fn case(n_in: usize, n_out: usize, n: usize, density: f64, seed: u64) -> (Linear, Vec<f32>) {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut u = move || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let layer = Linear::init(n_in, n_out, &mut u);
+        let x = (0..n * n_in)
+            .map(|i| {
+                let dense = (i / n_in) % 7 == 3;
+                if dense || u() < density {
+                    (u() * 2.0 - 1.0) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        (layer, x)
+    }
+
+    /// The kernels of this CPU that fuse their multiply-adds give the same
+    /// bits (each output's terms in the same order), rows paired or not;
+    /// the plain one is within f32 rounding of them.
+    #[test]
+    fn every_kernel_gives_the_same_sums() {
+        let kernels = Kernel::available();
+        for (n_in, n_out, n, density) in
+            [(784, 100, 40, 0.2), (300, 1, 17, 0.1), (50, 129, 33, 0.3), (784, 300, 16, 0.05), (64, 16, 65, 0.0)]
+        {
+            let (layer, x) = case(n_in, n_out, n, density, (n_in * n_out + n) as u64);
+            let run = |kernel: Kernel| {
+                let mut out = vec![0.0; n * n_out];
+                forward_into(&Transposed::with_kernel(&layer, n, kernel), &x, n, &mut out);
+                out
+            };
+            let plain = run(Kernel::Plain);
+            let fused: Vec<Vec<f32>> = kernels.iter().filter(|&&k| k != Kernel::Plain).map(|&k| run(k)).collect();
+            for (k, out) in kernels.iter().skip(1).zip(&fused) {
+                assert!(out.iter().zip(&fused[0]).all(|(a, b)| a.to_bits() == b.to_bits()), "{k:?} on {n_in}x{n_out}");
+                let close = out.iter().zip(&plain).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+                assert!(close, "{k:?} against plain loops on {n_in}x{n_out}");
+            }
+            // A single row (the last of a block, unpaired) as it is in a pair.
+            if let Some(&best) = kernels.last() {
+                let mut out = vec![0.0; n_out];
+                let alone = Transposed::with_kernel(&layer, SPARSE_MIN_ROWS, best);
+                forward_into(&alone, &x[..n_in], 1, &mut out);
+                let first = &run(best)[..n_out];
+                if alone.enabled && n >= SPARSE_MIN_ROWS {
+                    assert!(out.iter().zip(first).all(|(a, b)| a.to_bits() == b.to_bits()), "{best:?} alone");
                 }
             }
         }
