@@ -134,7 +134,7 @@ fn f32_bytes<'py>(py: Python<'py>, xs: &[f32]) -> Bound<'py, PyBytes> {
 }
 
 fn f32_from(bytes: &[u8], what: &str) -> PyResult<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(value_err(format!("{what}: {} bytes is not a whole number of float32 values", bytes.len())));
     }
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())

@@ -51,7 +51,7 @@ impl HistoryWindow {
 
     /// Whether 0-based step `s` ends with a history point.
     pub(crate) fn due(cfg: &TrainConfig, s: usize) -> bool {
-        (s + 1) % cfg.history_every == 0 || s + 1 == cfg.steps
+        (s + 1).is_multiple_of(cfg.history_every) || s + 1 == cfg.steps
     }
 
     /// The point for 0-based step `s` of `model`; starts a new window.

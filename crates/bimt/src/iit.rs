@@ -357,7 +357,7 @@ mod tests {
             let mut patches = Patches::none(b, widths);
             for h in 0..widths.len() {
                 for (m, v) in patches.mask[h].iter_mut().zip(patches.values[h].iter_mut()) {
-                    *m = rng.next_u64() % 3 == 0;
+                    *m = rng.next_u64().is_multiple_of(3);
                     *v = rng.next_f64() as f32 - 0.5;
                 }
             }

@@ -427,7 +427,7 @@ impl Trainer {
 
     /// Whether a relocation follows the 0-based step `s` (regimes with swaps).
     pub fn relocation_due(&self, s: usize) -> bool {
-        self.relocator.is_some() && (s + 1) % self.config.swap_every == 0
+        self.relocator.is_some() && (s + 1).is_multiple_of(self.config.swap_every)
     }
 
     /// Relocates now (STUDY §2), returning the swaps made; `None` for the

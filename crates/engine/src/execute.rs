@@ -166,7 +166,7 @@ impl Ctx<'_> {
         let ((ck, saved), source) = self.claimed(&m.path, first, fetch, |claim| {
             obs.unit_started(m, "training", c.steps as u64);
             let mut on_step = |p: &modcirc_bimt::Progress| {
-                if p.step % 100 == 0 || p.step == p.steps {
+                if p.step.is_multiple_of(100) || p.step == p.steps {
                     let note = format!("loss {:.4} cost {:.3} acc {:.3}", p.loss, p.penalty, p.running_accuracy);
                     obs.progress(m, p.step as u64, Some(note));
                 }

@@ -191,7 +191,7 @@ pub fn execute_planted(
         None => vec![0; all.len()],
     };
     let mine: Vec<&(ModelUnit, Job)> =
-        all.iter().zip(owner).filter(|(_, o)| shard.map_or(true, |sh| *o == sh.index)).map(|(j, _)| j).collect();
+        all.iter().zip(owner).filter(|(_, o)| shard.is_none_or(|sh| *o == sh.index)).map(|(j, _)| j).collect();
     let started = Instant::now();
     let ctx = Ctx { wl, options, observer, concurrent: options.jobs > 1 && mine.len() > 1 };
     let done = run_jobs(&mine, options.jobs, |(m, job)| {
@@ -243,7 +243,7 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                     let train = PvrSource::new(&mnist.train)?;
                     let test = PvrSource::new(&mnist.test)?;
                     let mut on_step = |p: &modcirc_bimt::Progress| {
-                        if p.step % 100 == 0 || p.step == p.steps {
+                        if p.step.is_multiple_of(100) || p.step == p.steps {
                             let note = format!("planted: loss {:.4} acc {:.3}", p.loss, p.running_accuracy);
                             obs.progress(m, p.step as u64, Some(note));
                         }

@@ -352,7 +352,7 @@ pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, src: &CircuitSource) -> Res
             nodes.insert(
                 node_name(l, i, n_layers),
                 GraphNode {
-                    in_graph: hidden.map_or(true, |h| circuit.nodes[h].binary_search(&i).is_ok()),
+                    in_graph: hidden.is_none_or(|h| circuit.nodes[h].binary_search(&i).is_ok()),
                     layer: l,
                     index: i,
                     digit: (l + 1 == n_layers).then(|| model.out_perm[i]),

@@ -226,8 +226,7 @@ pub struct Bar {
 /// A bar chart with stacked segments and interval whiskers.
 pub fn bar_chart(stem: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<Vec<PathBuf>, ReportError> {
     let finite = |b: &Bar| {
-        b.segments.iter().all(|s| s.1.is_finite())
-            && b.interval.map_or(true, |(lo, hi)| lo.is_finite() && hi.is_finite())
+        b.segments.iter().all(|s| s.1.is_finite()) && b.interval.is_none_or(|(lo, hi)| lo.is_finite() && hi.is_finite())
     };
     let title_owned = title.to_string();
     check_data(stem, "bar chart", std::iter::once((&title_owned, bars.len(), bars.iter().all(finite))))?;
