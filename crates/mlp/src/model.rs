@@ -88,7 +88,14 @@ pub struct Activations {
 
 /// Rows per block of [`Mlp::forward`]: the unit of work a thread takes, and
 /// what keeps the logits independent of the number of threads.
-pub const ROW_BLOCK: usize = 128;
+pub const ROW_BLOCK: usize = 64;
+
+/// The fewest rows for which [`Mlp::forward`] wakes other threads: below
+/// it, waking one costs more than its share of the work saves (on the
+/// study's 784-100-100-10 models, a batch of 100 took longer on two threads
+/// than on one).
+#[cfg(feature = "parallel")]
+const PARALLEL_ROWS: usize = 2 * ROW_BLOCK;
 
 impl Mlp {
     /// A network from its layers, checked: at least one hidden layer, no
@@ -190,7 +197,7 @@ impl Mlp {
     /// the same product whichever thread runs it.
     pub fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
         #[cfg(feature = "parallel")]
-        if n > ROW_BLOCK && rayon::current_num_threads() > 1 {
+        if n >= PARALLEL_ROWS && rayon::current_num_threads() > 1 {
             return self.forward_parallel(x, n);
         }
         self.forward_serial(x, n)
@@ -260,21 +267,22 @@ impl Mlp {
         }
     }
 
-    /// The first layer's transposed weights, made if a block needs them and
+    /// Every layer's transposed weights, made if a block needs them and
     /// shared by the blocks of a forward of `n` rows.
-    fn transposed(&self, n: usize) -> Transposed<'_> {
-        Transposed::new(&self.layers[0], n)
+    fn transposed(&self, n: usize) -> Vec<Transposed<'_>> {
+        self.layers.iter().map(|layer| Transposed::new(layer, n)).collect()
     }
 
     /// One block's logits: what [`Mlp::activations`] computes for its last
-    /// layer, without keeping the layers before it.
-    fn forward_block(&self, transposed: &Transposed, x: &[f32], n: usize) -> Vec<f32> {
+    /// layer (the same bits: the hidden layers' tiles give the dense
+    /// product's), without keeping the layers before it.
+    fn forward_block(&self, transposed: &[Transposed], x: &[f32], n: usize) -> Vec<f32> {
         let mut a = vec![0.0; n * self.layers[0].n_out];
-        sparse::forward_into(transposed, x, n, &mut a);
-        for layer in &self.layers[1..] {
+        sparse::forward_into(&transposed[0], x, n, &mut a);
+        for (layer, t) in self.layers[1..].iter().zip(&transposed[1..]) {
             self.activation.apply_in_place(&mut a);
             let mut z = vec![0.0; n * layer.n_out];
-            layer.forward_into(&a, n, &mut z);
+            sparse::dense_into(t, &a, n, &mut z);
             a = z;
         }
         self.positions_to_classes(&a)
