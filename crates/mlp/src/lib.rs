@@ -15,6 +15,8 @@
 //!   ([`Linear::forward_sparse_into`]) in rows where at most
 //!   [`SPARSE_DENSITY`] of them are nonzero (MNIST's images: about 19%), in
 //!   batches of at least [`SPARSE_MIN_ROWS`]; the same sums in another order.
+//!   On CPUs with AVX-512, [`Mlp::forward`] runs the hidden layers on
+//!   register tiles that give the dense product's bits.
 //! * [`DeviceSpec`]: `cpu` or `cuda:N`, opened as a candle device with the
 //!   `candle` feature.
 //!

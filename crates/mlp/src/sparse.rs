@@ -1,4 +1,6 @@
-//! The first layer's product that skips zero inputs.
+//! The forward pass's products on register tiles: the first layer's
+//! skipping zero inputs, and the hidden layers' where they give `gemm`'s
+//! bits.
 //!
 //! About 81% of MNIST's pixels are exactly zero and the first layer holds
 //! most of a forward pass's multiplications, so a row of images can be
@@ -14,6 +16,17 @@
 //! product. As there, the biases are added to the finished sums. A row's
 //! first layer thus depends on the row alone and on whether its batch is
 //! small, never on the other rows or the threads.
+//!
+//! The sums run on the widest [`Kernel`] the CPU has: 16-lane AVX-512
+//! registers, two rows in step, or 8-lane AVX2 with FMA, or plain loops.
+//! The two vector kernels add each output's terms in the same order with
+//! the same fused multiply-adds, so they give the same bits.
+//!
+//! The hidden layers' inputs are dense, so [`dense_into`] runs them on
+//! AVX-512 tiles that load each row of the transposed weights once for
+//! several rows of the batch, only where `gemm`'s blocked kernel sums each
+//! output in that same order: the tiles give [`Linear::forward_into`]'s
+//! bits, and every caller of the dense product agrees with the forward.
 
 use std::sync::OnceLock;
 
@@ -361,12 +374,11 @@ const PACK: [[u32; 8]; 256] = {
 
 /// [`nonzeros_plain`] eight inputs at a time and without a branch per
 /// input (whether a pixel is zero is what a branch predictor cannot guess):
-/// each group's nonzero values and indices are packed to the front of a
-/// register and all eight stored, and the end moves past the nonzero ones
-/// only.
+/// each group's nonzero positions are packed to the front of a register
+/// and all eight stored, and the end moves past the nonzero ones only.
 ///
 /// # Safety
-/// The CPU must have AVX2, and `idx` and `val` be at least `most + 8` long.
+/// The CPU must have AVX2 and POPCNT, and `idx` be at least `most + 8` long.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn nonzeros_avx2(row: &[f32], most: usize, idx: &mut [u32]) -> Option<usize> {
@@ -399,7 +411,7 @@ unsafe fn nonzeros_avx2(row: &[f32], most: usize, idx: &mut [u32]) -> Option<usi
 /// masked load.
 ///
 /// # Safety
-/// The CPU must have AVX-512F, and `idx` and `val` be at least `most + 16`
+/// The CPU must have AVX-512F and POPCNT, and `idx` be at least `most + 16`
 /// long.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,popcnt")]
