@@ -103,8 +103,14 @@ impl Activation {
 
     /// The activation of every element. On x86-64 CPUs with AVX2 the same
     /// code is compiled 8 lanes wide (the default target has only 4-lane
-    /// SSE2); the arithmetic, hence every result, is the same on both paths.
+    /// SSE2), and SiLU 16 lanes wide where the CPU has AVX-512; the
+    /// arithmetic, hence every result, is the same on every path.
     pub fn apply_in_place(self, xs: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self == Activation::Silu && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { silu_avx512(xs) };
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
@@ -175,6 +181,16 @@ unsafe fn apply_avx2(act: Activation, xs: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn silu_avx2(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x = silu(*x);
+    }
+}
+
+/// SiLU 16 lanes wide: the forward's hidden layers spend a tenth of their
+/// time in it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn silu_avx512(xs: &mut [f32]) {
     for x in xs.iter_mut() {
         *x = silu(*x);
     }

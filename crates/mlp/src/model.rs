@@ -95,7 +95,7 @@ pub const ROW_BLOCK: usize = 64;
 /// study's 784-100-100-10 models, a batch of 100 took longer on two threads
 /// than on one).
 #[cfg(feature = "parallel")]
-const PARALLEL_ROWS: usize = 2 * ROW_BLOCK;
+const PARALLEL_ROWS: usize = 128;
 
 impl Mlp {
     /// A network from its layers, checked: at least one hidden layer, no
