@@ -44,7 +44,7 @@ pub const SPARSE_MIN_ROWS: usize = 16;
 /// adds each output's terms in the same order, one fused multiply-add at a
 /// time, so `Avx512` and `Avx2` give the same bits (`Plain` rounds each
 /// product first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kernel {
     /// Scalar loops, a multiply then an add.
     Plain,
@@ -90,12 +90,6 @@ impl Kernel {
     }
 }
 
-impl PartialOrd for Kernel {
-    fn partial_cmp(&self, other: &Kernel) -> Option<std::cmp::Ordering> {
-        Some((*self as u8).cmp(&(*other as u8)))
-    }
-}
-
 /// The layer's weights, input-major (`[n_in, stride]`, the stride
 /// `n_out` padded to the kernel's lanes, each row starting on a 64-byte
 /// cache line), made on first use and shared by the blocks (and threads) of
@@ -133,10 +127,11 @@ fn padded(n_out: usize, lanes: usize) -> usize {
     n_out.div_ceil(lanes) * lanes
 }
 
-/// A buffer of floats whose first element starts a 64-byte cache line.
+/// `len` floats whose first starts a 64-byte cache line, inside `buf`.
 struct Aligned {
     buf: Vec<f32>,
     start: usize,
+    len: usize,
 }
 
 impl Aligned {
@@ -145,17 +140,15 @@ impl Aligned {
         let buf = vec![0.0f32; len + FLOATS - 1];
         // `Vec<f32>` is 4-byte aligned, so some start within 16 floats is 64.
         let start = buf.as_ptr().align_offset(64).min(FLOATS - 1);
-        Aligned { buf, start }
+        Aligned { buf, start, len }
     }
 
     fn as_slice(&self) -> &[f32] {
-        let len = self.buf.len() - (64 / std::mem::size_of::<f32>() - 1);
-        &self.buf[self.start..self.start + len]
+        &self.buf[self.start..self.start + self.len]
     }
 
     fn as_mut_slice(&mut self) -> &mut [f32] {
-        let len = self.buf.len() - (64 / std::mem::size_of::<f32>() - 1);
-        &mut self.buf[self.start..self.start + len]
+        &mut self.buf[self.start..self.start + self.len]
     }
 }
 
@@ -774,14 +767,15 @@ unsafe fn dense_tile<const R: usize, const G: usize>(
             }
         }
     }
-    let width = (16 * R).min(n_out - start.min(n_out));
-    let bias = &layer.bias[start.min(n_out)..][..width];
+    // A tile starts below `n_out` (the stride pads it by less than 16).
+    let width = (16 * R).min(n_out - start);
+    let bias = &layer.bias[start..][..width];
     for (g, acc) in acc.iter().enumerate() {
         let mut sums = [0.0f32; 128];
         for r in 0..R {
             _mm512_storeu_ps(sums[16 * r..][..16].as_mut_ptr(), acc[r]);
         }
-        let o = &mut out[(first + g) * n_out + start.min(n_out)..][..width];
+        let o = &mut out[(first + g) * n_out + start..][..width];
         o.iter_mut().zip(&sums).zip(bias).for_each(|((o, s), b)| *o = s + b);
     }
 }
