@@ -19,14 +19,20 @@ fn training_step(c: &mut Criterion) {
     let y = &m.train.labels[..100];
     let mut g = c.benchmark_group("train_step_batch100");
     for regime in Regime::ALL {
-        let mut t = Trainer::new(TrainConfig::new(regime)).unwrap();
-        let mut s = 0;
-        g.bench_function(regime.name(), |b| {
-            b.iter(|| {
-                s += 1;
-                t.step_batch(x, y, s % 40_000)
-            })
-        });
+        // The first layer over the nonzero pixels (the trainer's), then by
+        // the dense products (the step before it), in one run.
+        for dense in [false, true] {
+            let t = Trainer::new(TrainConfig::new(regime)).unwrap();
+            let mut t = if dense { t.with_dense_first_layer() } else { t };
+            let mut s = 0;
+            let name = format!("{}{}", regime.name(), if dense { "_dense" } else { "" });
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    s += 1;
+                    t.step_batch(x, y, s % 40_000)
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -3,17 +3,20 @@ use std::time::Instant;
 use modcirc_dataset::ImageSet;
 use serde::{Deserialize, Serialize};
 
-use crate::adamw::adamw;
+use crate::adamw::{adamw, penalised_adamw};
 use crate::batches::BatchSampler;
 use crate::history::{HistoryPoint, HistoryWindow};
 use crate::relocate::{Relocation, Relocator, TOP_POSITIONS};
 use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_mlp::linalg::{mm_nn, mm_tn};
-use modcirc_mlp::{argmax, sigmoid, silu_derivative, Activation};
+use modcirc_mlp::{
+    argmax, forward_sparse, silu_derivative, silu_keeping_sigmoid, weight_gradient_sparse, Activation, InputMajor,
+    SparseInputs,
+};
 
 /// Bumped whenever a change to the training code changes the weights it
 /// produces for the same configuration, so that cached models are retrained.
-pub const TRAINER_REVISION: u32 = 1;
+pub const TRAINER_REVISION: u32 = 2;
 
 /// The study's training length (STUDY §2): optimizer steps per model.
 pub const STUDY_STEPS: usize = 40_000;
@@ -224,6 +227,9 @@ pub struct Trainer {
     relocator: Option<Relocator>,
     adam: Vec<AdamState>,
     buf: Buffers,
+    /// The first layer by the dense products instead (benchmarks, and the
+    /// twin the sparse step is tested against).
+    dense_first_layer: bool,
 }
 
 struct AdamState {
@@ -244,6 +250,18 @@ struct Buffers {
     delta: Vec<Vec<f32>>,
     gw: Vec<Vec<f32>>,
     gb: Vec<Vec<f32>>,
+    /// The batch's nonzero inputs, found once per step: the first layer's
+    /// forward and weight gradient skip the zeros (MNIST's are about 81%).
+    nonzero: SparseInputs,
+    /// The first layer's weights input-major: the forward reads them, and
+    /// AdamW updates them (its moments in the same layout), after which
+    /// they are copied into the model's `[n_out, n_in]` weights.
+    w0: InputMajor,
+    /// The first layer's weight gradient, input-major (`gw[0]` is unused).
+    g0: InputMajor,
+    /// The penalty's factors of the first layer's weights, input-major
+    /// (regimes with a penalty).
+    factors0: Option<InputMajor>,
 }
 
 /// Hidden activations to replace in one step ([`Trainer::step_patched`]):
@@ -289,14 +307,27 @@ impl Trainer {
         let relocator =
             config.regime.swaps().then(|| Relocator::new(&ConnectionCost::swap(&layout)).top(config.swap_top));
         let b = config.batch_size;
+        let first = &model.layers[0];
+        let mut w0 = InputMajor::zeros(first.n_in, first.n_out);
+        w0.set_from(&first.weight);
+        let factors0 = penalty.as_ref().map(|p| {
+            let mut f = InputMajor::zeros(first.n_in, first.n_out);
+            f.set_from(&p.weight_factors[0]);
+            f
+        });
         let adam = model
             .layers
             .iter()
-            .map(|l| AdamState {
-                m_w: vec![0.0; l.weight.len()],
-                v_w: vec![0.0; l.weight.len()],
-                m_b: vec![0.0; l.bias.len()],
-                v_b: vec![0.0; l.bias.len()],
+            .enumerate()
+            .map(|(l, layer)| {
+                // The first layer's moments are input-major, as its weights are.
+                let n = if l == 0 { w0.values().len() } else { layer.weight.len() };
+                AdamState {
+                    m_w: vec![0.0; n],
+                    v_w: vec![0.0; n],
+                    m_b: vec![0.0; layer.bias.len()],
+                    v_b: vec![0.0; layer.bias.len()],
+                }
             })
             .collect();
         let buf = Buffers {
@@ -308,6 +339,10 @@ impl Trainer {
             delta: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             gw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
             gb: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
+            nonzero: SparseInputs::new(),
+            g0: InputMajor::zeros(first.n_in, first.n_out),
+            w0,
+            factors0,
         };
         Ok(Trainer {
             wiring: ConnectionCost::training(&layout, 2.0),
@@ -318,7 +353,17 @@ impl Trainer {
             relocator,
             adam,
             buf,
+            dense_first_layer: false,
         })
+    }
+
+    /// Runs the first layer by the dense products (`gemm`) instead of
+    /// over the nonzero inputs: the step before the sparse one, kept for
+    /// benchmarks and as the twin it is tested against. The two agree
+    /// within f32 rounding (their sums run in other orders), not to the bit.
+    pub fn with_dense_first_layer(mut self) -> Trainer {
+        self.dense_first_layer = true;
+        self
     }
 
     /// The network as it is now.
@@ -338,6 +383,7 @@ impl Trainer {
                 model.activation, self.config.sizes, self.config.activation
             )));
         }
+        self.buf.w0.set_from(&model.layers[0].weight);
         self.model = model;
         Ok(self)
     }
@@ -435,7 +481,9 @@ impl Trainer {
     /// `swap_every` steps; callers with their own loop call it when
     /// [`Trainer::relocation_due`] says so.
     pub fn relocate(&mut self) -> Option<Relocation> {
-        self.relocator.as_ref().map(|r| r.relocate(&mut self.model))
+        let relocation = self.relocator.as_ref().map(|r| r.relocate(&mut self.model));
+        self.buf.w0.set_from(&self.model.layers[0].weight);
+        relocation
     }
 
     /// The neuron coordinates.
@@ -450,7 +498,8 @@ impl Trainer {
 
     /// The last step's weight and bias gradients (tests of other modules).
     #[cfg(test)]
-    pub(crate) fn gradients(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+    pub(crate) fn gradients(&mut self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        self.buf.g0.write_to(&mut self.buf.gw[0]);
         (&self.buf.gw, &self.buf.gb)
     }
 
@@ -468,7 +517,9 @@ impl Trainer {
     }
 
     /// Pre- and post-activations of every layer on the batch in `buf.x`,
-    /// with the patched hidden values in place.
+    /// with the patched hidden values in place. The first layer sums over
+    /// the nonzero inputs only (`modcirc_mlp::forward_sparse`: the same
+    /// bits on every CPU).
     fn forward(&mut self, patches: Option<&Patches>) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
@@ -476,15 +527,18 @@ impl Trainer {
         for l in 0..n_layers {
             let layer = &self.model.layers[l];
             let (done, rest) = buf.post.split_at_mut(l);
-            let input = if l == 0 { &buf.x[..] } else { &done[l - 1][..] };
-            layer.forward_into(input, b, &mut buf.pre[l]);
+            if l == 0 && self.dense_first_layer {
+                layer.forward_into(&buf.x, b, &mut buf.pre[0]);
+            } else if l == 0 {
+                buf.nonzero.fill(&buf.x, b, layer.n_in);
+                forward_sparse(&buf.w0, &layer.bias, &buf.x, &buf.nonzero, &mut buf.pre[0]);
+            } else {
+                layer.forward_into(&done[l - 1], b, &mut buf.pre[l]);
+            }
             if l + 1 < n_layers {
                 let act = self.model.activation;
                 if act == Activation::Silu {
-                    for ((a, s), &z) in rest[0].iter_mut().zip(buf.sigmoid[l].iter_mut()).zip(&buf.pre[l]) {
-                        *s = sigmoid(z);
-                        *a = z * *s;
-                    }
+                    silu_keeping_sigmoid(&buf.pre[l], &mut buf.sigmoid[l], &mut rest[0]);
                 } else {
                     rest[0].iter_mut().zip(&buf.pre[l]).for_each(|(a, &z)| *a = act.apply(z));
                 }
@@ -526,7 +580,9 @@ impl Trainer {
         (sq / (b * classes) as f64, correct)
     }
 
-    /// Every layer's weight and bias gradients from the last layer's delta.
+    /// Every layer's weight and bias gradients from the last layer's
+    /// delta; the first layer's weight gradient over the nonzero inputs
+    /// the forward found (`modcirc_mlp::weight_gradient_sparse`).
     fn backward(&mut self, patches: Option<&Patches>) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
@@ -536,7 +592,14 @@ impl Trainer {
             let input = if l == 0 { &buf.x[..] } else { &buf.post[l - 1][..] };
             let (lower, upper) = buf.delta.split_at_mut(l);
             let delta = &upper[0];
-            mm_tn(&mut buf.gw[l], delta, input, layer.n_out, layer.n_in, b, false);
+            if l == 0 && !self.dense_first_layer {
+                weight_gradient_sparse(delta, input, &buf.nonzero, &mut buf.g0);
+            } else {
+                mm_tn(&mut buf.gw[l], delta, input, layer.n_out, layer.n_in, b, false);
+                if l == 0 {
+                    buf.g0.set_from(&buf.gw[0]);
+                }
+            }
             let gb = &mut buf.gb[l];
             gb.fill(0.0);
             for row in delta.chunks_exact(layer.n_out) {
@@ -562,8 +625,9 @@ impl Trainer {
         }
     }
 
-    /// The penalty's gradient, then AdamW, layer by layer; returns the
-    /// penalty before the update.
+    /// The penalty's gradient, then AdamW, layer by layer (one pass over
+    /// each tensor where there is a penalty); returns the penalty before
+    /// the update.
     fn update(&mut self, s: usize, lambda: f32) -> f64 {
         let t = s + 1;
         let buf = &mut self.buf;
@@ -571,15 +635,29 @@ impl Trainer {
         let c = &self.config;
         let bc1 = 1.0 - c.beta1.powi(t as i32);
         let bc2_sqrt = (1.0 - c.beta2.powi(t as i32)).sqrt();
-        let step_size = c.lr / bc1;
+        let step = (c.lr / bc1, bc2_sqrt);
+        let Buffers { gw, gb, w0, g0, factors0, .. } = buf;
         for l in 0..self.model.layers.len() {
             let layer = &mut self.model.layers[l];
-            if let Some(cost) = &self.penalty {
-                penalty += cost.add_layer_grad(l, &layer.weight, &layer.bias, lambda, &mut buf.gw[l], &mut buf.gb[l]);
-            }
             let st = &mut self.adam[l];
-            adamw(&mut layer.weight, &buf.gw[l], &mut st.m_w, &mut st.v_w, c, step_size, bc2_sqrt);
-            adamw(&mut layer.bias, &buf.gb[l], &mut st.m_b, &mut st.v_b, c, step_size, bc2_sqrt);
+            // The first layer's weights, gradient and factors input-major.
+            let (w, g) =
+                if l == 0 { (w0.values_mut(), g0.values_mut()) } else { (&mut layer.weight[..], &mut gw[l][..]) };
+            if let Some(cost) = &self.penalty {
+                let wf = match (l, &*factors0) {
+                    (0, Some(f)) => f.values(),
+                    _ => &cost.weight_factors[l][..],
+                };
+                let bf = vec![cost.bias_factors[l]; layer.bias.len()];
+                penalty += penalised_adamw(w, g, &mut st.m_w, &mut st.v_w, wf, lambda, c, step);
+                penalty += penalised_adamw(&mut layer.bias, &mut gb[l], &mut st.m_b, &mut st.v_b, &bf, lambda, c, step);
+            } else {
+                adamw(w, g, &mut st.m_w, &mut st.v_w, c, step.0, bc2_sqrt);
+                adamw(&mut layer.bias, &gb[l], &mut st.m_b, &mut st.v_b, c, step.0, bc2_sqrt);
+            }
+            if l == 0 {
+                w0.write_to(&mut layer.weight);
+            }
         }
         penalty
     }
@@ -596,10 +674,10 @@ pub(crate) fn gradients_for_test(
     lambda: f32,
 ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let cfg = TrainConfig::new(regime).batch_size(labels.len()).lr(1e-30).lambda(lambda);
-    let mut tr =
-        Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
-    tr.model = model.clone();
+    let tr = Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
+    let mut tr = tr.with_model(model.clone()).expect("the model's own sizes");
     let s = tr.step_batch(x, labels, 0);
+    tr.buf.g0.write_to(&mut tr.buf.gw[0]);
     (s.loss, tr.buf.gw, tr.buf.gb)
 }
 
@@ -614,6 +692,31 @@ mod tests {
         assert_eq!(c.lambda_at(9_999), 0.01);
         assert!((c.lambda_at(10_000) - 0.1).abs() < 1e-7);
         assert!((c.lambda_at(39_999) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_sparse_first_layer_agrees_with_the_dense_twin() {
+        // MNIST-like rows: most inputs exactly zero, a few whole rows dense.
+        let (b, n_in) = (40, 784);
+        let x: Vec<f32> = (0..b * n_in)
+            .map(|k| if (k / n_in) % 13 == 0 || (k * 7919) % 5 == 0 { ((k % 97) as f32 / 97.0) - 0.2 } else { 0.0 })
+            .collect();
+        let labels: Vec<u8> = (0..b).map(|r| (r % 10) as u8).collect();
+        for regime in [Regime::Vanilla, Regime::Bimt] {
+            let cfg = TrainConfig::new(regime).batch_size(b).lr(1e-30);
+            let mut sparse = Trainer::new(cfg.clone()).unwrap();
+            let mut dense = Trainer::new(cfg).unwrap().with_dense_first_layer();
+            let (a, z) = (sparse.step_batch(&x, &labels, 0), dense.step_batch(&x, &labels, 0));
+            assert!((a.loss - z.loss).abs() <= 1e-6 * z.loss, "{regime}: loss {} vs {}", a.loss, z.loss);
+            let (ga, gz) = (sparse.gradients().0.to_vec(), dense.gradients().0.to_vec());
+            for (l, (ga, gz)) in ga.iter().zip(&gz).enumerate() {
+                let scale = gz.iter().fold(0f32, |m, g| m.max(g.abs()));
+                assert!(scale > 0.0);
+                for (p, q) in ga.iter().zip(gz) {
+                    assert!((p - q).abs() <= 1e-5 * scale, "{regime} layer {l}: {p} vs {q}");
+                }
+            }
+        }
     }
 
     #[test]

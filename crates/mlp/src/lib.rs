@@ -17,6 +17,10 @@
 //!   batches of at least [`SPARSE_MIN_ROWS`]; the same sums in another order.
 //!   On CPUs with AVX-512, [`Mlp::forward`] runs the hidden layers on
 //!   register tiles that give the dense product's bits.
+//! * A training step's first layer over the inputs' nonzeros
+//!   ([`forward_sparse`], [`weight_gradient_sparse`] on [`SparseInputs`]
+//!   and [`InputMajor`] weights): exact fused sums in a stated order, the
+//!   same bits on every CPU path.
 //! * [`DeviceSpec`]: `cpu` or `cuda:N`, opened as a candle device with the
 //!   `candle` feature.
 //!
@@ -42,11 +46,13 @@ pub mod file;
 pub mod linalg;
 mod model;
 mod sparse;
+mod sparse_train;
 
-pub use activation::{exp, sigmoid, silu, silu_derivative, Activation};
+pub use activation::{exp, sigmoid, silu, silu_derivative, silu_keeping_sigmoid, Activation};
 #[cfg(feature = "candle")]
 pub use device::device_memory_in_use;
 pub use device::DeviceSpec;
 pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
 pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
+pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, SparseInputs};

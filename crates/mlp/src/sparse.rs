@@ -75,14 +75,14 @@ impl Kernel {
 
     /// The kernels this CPU can run, for tests of one against another.
     #[cfg(test)]
-    fn available() -> Vec<Kernel> {
+    pub(crate) fn available() -> Vec<Kernel> {
         let best = Kernel::detect();
         [Kernel::Plain, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|&k| k <= best).collect()
     }
 
     /// Lanes of a register: a transposed row is padded with zeros to a
     /// multiple of this, so that every output is summed in a vector lane.
-    fn lanes(self) -> usize {
+    pub(crate) fn lanes(self) -> usize {
         match self {
             Kernel::Avx512 => 16,
             Kernel::Plain | Kernel::Avx2 => 8,
@@ -123,19 +123,19 @@ impl<'a> Transposed<'a> {
 }
 
 /// `n_out` rounded up to a multiple of `lanes`.
-fn padded(n_out: usize, lanes: usize) -> usize {
+pub(crate) fn padded(n_out: usize, lanes: usize) -> usize {
     n_out.div_ceil(lanes) * lanes
 }
 
 /// `len` floats whose first starts a 64-byte cache line, inside `buf`.
-struct Aligned {
+pub(crate) struct Aligned {
     buf: Vec<f32>,
     start: usize,
     len: usize,
 }
 
 impl Aligned {
-    fn zeros(len: usize) -> Aligned {
+    pub(crate) fn zeros(len: usize) -> Aligned {
         const FLOATS: usize = 64 / std::mem::size_of::<f32>();
         let buf = vec![0.0f32; len + FLOATS - 1];
         // `Vec<f32>` is 4-byte aligned, so some start within 16 floats is 64.
@@ -143,45 +143,60 @@ impl Aligned {
         Aligned { buf, start, len }
     }
 
-    fn as_slice(&self) -> &[f32] {
+    pub(crate) fn as_slice(&self) -> &[f32] {
         &self.buf[self.start..self.start + self.len]
     }
 
-    fn as_mut_slice(&mut self) -> &mut [f32] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
         &mut self.buf[self.start..self.start + self.len]
     }
 }
 
 /// `[cols, stride]` from a row-major `[rows, cols]` (`stride` a multiple
-/// of 8, at least `rows`): eight by eight in registers where the CPU has
-/// AVX2, the edges one by one.
+/// of 8, at least `rows`), the padding zero.
 fn transpose(w: &[f32], rows: usize, cols: usize, stride: usize) -> Aligned {
     assert!(stride >= rows && stride.is_multiple_of(8), "a padded stride");
     let mut aligned = Aligned::zeros(stride * cols);
-    let t = aligned.as_mut_slice();
+    transpose_into(w, cols, rows, cols, aligned.as_mut_slice(), stride);
+    aligned
+}
+
+/// `dst[c * dst_stride + r] = src[r * src_stride + c]` for the `rows × cols`
+/// corner of `src`: eight by eight in registers where the CPU has AVX2, the
+/// edges one by one. Other entries of `dst` are left as they are.
+pub(crate) fn transpose_into(
+    src: &[f32],
+    src_stride: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    assert!(src_stride >= cols && dst_stride >= rows, "strides at least as wide as the rows");
+    assert!(rows == 0 || cols == 0 || (src.len() >= (rows - 1) * src_stride + cols), "the source's corner");
+    assert!(rows == 0 || cols == 0 || (dst.len() >= (cols - 1) * dst_stride + rows), "the destination's corner");
     let (mut rows8, mut cols8) = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { transpose_avx2(w, rows8, cols, cols8, stride, t) };
+        unsafe { transpose_avx2(src, src_stride, rows8, cols8, dst, dst_stride) };
     }
     for r in 0..rows {
         let from = if r < rows8 { cols8 } else { 0 };
         for c in from..cols {
-            t[c * stride + r] = w[r * cols + c];
+            dst[c * dst_stride + r] = src[r * src_stride + c];
         }
     }
-    aligned
 }
 
-/// The `[rows8, cols8]` corner of [`transpose`], in 8x8 blocks.
+/// The `[rows8, cols8]` corner of [`transpose_into`], in 8x8 blocks.
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose_avx2(w: &[f32], rows8: usize, cols: usize, cols8: usize, stride: usize, t: &mut [f32]) {
+unsafe fn transpose_avx2(w: &[f32], cols: usize, rows8: usize, cols8: usize, t: &mut [f32], stride: usize) {
     use std::arch::x86_64::*;
     for r in (0..rows8).step_by(8) {
         for c in (0..cols8).step_by(8) {
@@ -292,7 +307,7 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
 
 /// Where one row's nonzero inputs are, in order: `len` positions at the
 /// front of `idx`, which has room for a last full-register store.
-struct Entries {
+pub(crate) struct Entries {
     idx: Vec<u32>,
     len: usize,
     /// The width of the row: every position is below it.
@@ -300,13 +315,13 @@ struct Entries {
 }
 
 impl Entries {
-    fn with_room(room: usize) -> Entries {
+    pub(crate) fn with_room(room: usize) -> Entries {
         Entries { idx: vec![0; room], len: 0, inputs: 0 }
     }
 
     /// `row`'s nonzero inputs, or `false` if it has more than `most`
     /// (`self` has room for `most` plus a register of `kernel`'s).
-    fn fill(&mut self, kernel: Kernel, row: &[f32], most: usize) -> bool {
+    pub(crate) fn fill(&mut self, kernel: Kernel, row: &[f32], most: usize) -> bool {
         assert!(self.idx.len() >= most + kernel.lanes(), "room for a last store");
         let found = match kernel {
             // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
@@ -324,9 +339,28 @@ impl Entries {
         found.is_some()
     }
 
-    fn idx(&self) -> &[u32] {
+    pub(crate) fn idx(&self) -> &[u32] {
         &self.idx[..self.len]
     }
+}
+
+/// The positions of every nonzero of `row`, in order, into the front of
+/// `idx` (at least `row.len()` plus `kernel`'s lanes long), and how many.
+pub(crate) fn pack_nonzeros(kernel: Kernel, row: &[f32], idx: &mut [u32]) -> usize {
+    assert!(idx.len() >= row.len() + kernel.lanes(), "room for a last store");
+    let most = row.len();
+    let found = match kernel {
+        // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
+        // asked for a kernel `Kernel::available` lists); the room was
+        // checked just above.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { nonzeros_avx512(row, most, idx) },
+        // SAFETY: as above, with AVX2.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { nonzeros_avx2(row, most, idx) },
+        _ => nonzeros_plain(row, most, idx),
+    };
+    found.expect("a row has at most all its values nonzero")
 }
 
 /// The positions of `row`'s nonzero inputs, in order, into `idx`, and how
@@ -441,12 +475,19 @@ unsafe fn nonzeros_avx512(row: &[f32], most: usize, idx: &mut [u32]) -> Option<u
 
 /// A row of inputs and where its nonzero ones are (found in it by
 /// [`Entries::fill`]).
-type Sparse<'a> = (&'a [f32], &'a Entries);
+pub(crate) type Sparse<'a> = (&'a [f32], &'a Entries);
 
 /// `sums = Σ x[i] · wt[i, ..]` over the nonzero inputs of `a`, and the same
 /// for `b` (`wt` `[n_in, stride]`, each `sums` `stride` wide), each
 /// output's terms in the inputs' order.
-fn add_rows(kernel: Kernel, wt: &[f32], stride: usize, a: Sparse, sums_a: &mut [f32], b: Option<(Sparse, &mut [f32])>) {
+pub(crate) fn add_rows(
+    kernel: Kernel,
+    wt: &[f32],
+    stride: usize,
+    a: Sparse,
+    sums_a: &mut [f32],
+    b: Option<(Sparse, &mut [f32])>,
+) {
     assert!(sums_a.len() == stride && stride.is_multiple_of(kernel.lanes()), "sums as wide as a padded row");
     for (x, e) in std::iter::once(a).chain(b.as_ref().map(|b| b.0)) {
         assert!(x.len() == e.inputs && e.inputs * stride == wt.len(), "a row of the layer's inputs, found in it");
@@ -482,7 +523,7 @@ unsafe fn add_rows_fma(wt: &[f32], a: Sparse, sums: &mut [f32]) {
 /// The outputs in tiles whose sums stay in registers while the inputs
 /// stream past: 64 at a time (eight 8-lane registers), then the rest.
 #[inline(always)]
-fn add_rows_with<const FMA: bool>(wt: &[f32], a: Sparse, sums: &mut [f32]) {
+pub(crate) fn add_rows_with<const FMA: bool>(wt: &[f32], a: Sparse, sums: &mut [f32]) {
     let stride = sums.len();
     if stride == 104 {
         return tile::<104, FMA>(wt, stride, 0, a, sums);

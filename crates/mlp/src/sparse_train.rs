@@ -1,0 +1,499 @@
+//! The first layer of a training step over the inputs' nonzeros only: the
+//! forward product and the weight gradient.
+//!
+//! About 81% of MNIST's pixels are exactly zero, and the first layer holds
+//! most of a step's work (78 400 of the study network's 89 400 weights,
+//! once in the forward and once in the weight gradient). Both products
+//! here skip the zero inputs, which adds nothing to any sum (`0 · w` is `+0`
+//! or `-0` for a finite `w`, and a sum that starts at `+0` is left as it is
+//! by either), so each is *exactly* a plain loop of fused multiply-adds in
+//! a fixed order over every input:
+//!
+//! * forward: `out[r, o] = (Σ_i x[r, i] · w[o, i]) + b[o]`, the sum from
+//!   `+0` in the inputs' order (as [`Mlp::forward`](crate::Mlp::forward)'s
+//!   sparse rows sum it);
+//! * weight gradient: `g[o, i] = Σ_r δ[r, o] · x[r, i]`, from `+0` in the
+//!   rows' order.
+//!
+//! Every kernel (AVX-512, AVX2 with FMA, and plain loops, which call
+//! `f32::mul_add`) computes those sums, so all give the same bits, and
+//! tests hold them to a scalar twin over every input. [`SparseInputs`]
+//! finds a batch's nonzero positions once, for both products; the weights
+//! and the gradient are input-major ([`InputMajor`]), each input's row a
+//! contiguous run of outputs.
+
+use crate::sparse::{add_rows, add_rows_with, pack_nonzeros, padded, transpose_into, Aligned, Entries, Kernel};
+
+/// Where each row of a batch has nonzero inputs, found once per batch
+/// (for the forward and the weight gradient both).
+pub struct SparseInputs {
+    kernel: Kernel,
+    rows: Vec<Entries>,
+    n: usize,
+    n_in: usize,
+    /// The same nonzeros input by input (for the weight gradient): input
+    /// `i`'s are `col_row[col_start[i]..col_start[i + 1]]`, rows ascending,
+    /// with their values in `col_value`.
+    col_start: Vec<usize>,
+    col_row: Vec<u32>,
+    col_value: Vec<f32>,
+    /// The batch input-major (`[n_in, n]`), which the columns are packed from.
+    xt: Vec<f32>,
+}
+
+impl Default for SparseInputs {
+    fn default() -> Self {
+        SparseInputs::new()
+    }
+}
+
+impl SparseInputs {
+    /// No batch yet, on the widest kernel this CPU has.
+    pub fn new() -> SparseInputs {
+        SparseInputs::with_kernel(Kernel::detect())
+    }
+
+    pub(crate) fn with_kernel(kernel: Kernel) -> SparseInputs {
+        SparseInputs {
+            kernel,
+            rows: Vec::new(),
+            n: 0,
+            n_in: 0,
+            col_start: Vec::new(),
+            col_row: Vec::new(),
+            col_value: Vec::new(),
+            xt: Vec::new(),
+        }
+    }
+
+    /// Finds the nonzero inputs of the `n` rows of `x` (`[n, n_in]`),
+    /// reusing the buffers of the last batch.
+    ///
+    /// # Panics
+    /// If `x` is not `n · n_in` long.
+    pub fn fill(&mut self, x: &[f32], n: usize, n_in: usize) {
+        assert_eq!(x.len(), n * n_in, "a batch of n rows of n_in inputs");
+        let room = n_in + self.kernel.lanes();
+        if self.n_in != n_in {
+            self.rows.clear();
+        }
+        while self.rows.len() < n {
+            self.rows.push(Entries::with_room(room));
+        }
+        for (e, row) in self.rows.iter_mut().zip(x.chunks_exact(n_in.max(1))) {
+            let all = e.fill(self.kernel, row, n_in);
+            debug_assert!(all, "a row has at most all its inputs nonzero");
+        }
+        (self.n, self.n_in) = (n, n_in);
+        self.fill_columns(x);
+    }
+
+    /// The nonzeros input by input, rows ascending: the batch transposed,
+    /// and each input's row of it packed as a row of the batch is.
+    fn fill_columns(&mut self, x: &[f32]) {
+        let (n, n_in, lanes) = (self.n, self.n_in, self.kernel.lanes());
+        self.xt.resize(n * n_in, 0.0);
+        transpose_into(x, n_in, n, n_in, &mut self.xt, n);
+        self.col_start.clear();
+        self.col_start.push(0);
+        // Room for every input nonzero, and a last register's store; only
+        // the front up to `col_start`'s last entry is this batch's.
+        self.col_row.resize(n * n_in + lanes, 0);
+        self.col_value.resize(n * n_in + lanes, 0.0);
+        let mut at = 0;
+        for column in self.xt.chunks_exact(n.max(1)).take(n_in) {
+            let k = pack_nonzeros(self.kernel, column, &mut self.col_row[at..]);
+            for (v, &r) in self.col_value[at..at + k].iter_mut().zip(&self.col_row[at..at + k]) {
+                *v = column[r as usize];
+            }
+            at += k;
+            self.col_start.push(at);
+        }
+    }
+
+    /// Rows of the batch.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Nonzero inputs in the whole batch.
+    pub fn nonzeros(&self) -> usize {
+        self.rows[..self.n].iter().map(|e| e.idx().len()).sum()
+    }
+}
+
+/// A layer's weights (or their gradient) input-major: `[n_in, stride]`,
+/// the stride `n_out` padded to the kernel's lanes with zeros, each row on
+/// a 64-byte cache line.
+pub struct InputMajor {
+    kernel: Kernel,
+    n_in: usize,
+    n_out: usize,
+    stride: usize,
+    data: Aligned,
+}
+
+impl InputMajor {
+    /// Zeros for a layer of `n_in` inputs and `n_out` outputs.
+    pub fn zeros(n_in: usize, n_out: usize) -> InputMajor {
+        InputMajor::with_kernel(n_in, n_out, Kernel::detect())
+    }
+
+    pub(crate) fn with_kernel(n_in: usize, n_out: usize, kernel: Kernel) -> InputMajor {
+        let stride = padded(n_out, kernel.lanes());
+        InputMajor { kernel, n_in, n_out, stride, data: Aligned::zeros(n_in * stride) }
+    }
+
+    /// Copies `weight` (`[n_out, n_in]`, `nn.Linear`'s layout) in.
+    ///
+    /// # Panics
+    /// If `weight` is not `n_out · n_in` long.
+    pub fn set_from(&mut self, weight: &[f32]) {
+        assert_eq!(weight.len(), self.n_out * self.n_in, "an [n_out, n_in] weight");
+        transpose_into(weight, self.n_in, self.n_out, self.n_in, self.data.as_mut_slice(), self.stride);
+    }
+
+    /// Copies the values out into `weight` (`[n_out, n_in]`).
+    ///
+    /// # Panics
+    /// If `weight` is not `n_out · n_in` long.
+    pub fn write_to(&self, weight: &mut [f32]) {
+        assert_eq!(weight.len(), self.n_out * self.n_in, "an [n_out, n_in] weight");
+        transpose_into(self.data.as_slice(), self.stride, self.n_in, self.n_out, weight, self.n_in);
+    }
+
+    /// Every value, padding included (`[n_in, stride]`): an element-wise
+    /// update (an optimizer's) runs on this layout as on `nn.Linear`'s, the
+    /// padding staying zero where its gradient is.
+    pub fn values(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// [`InputMajor::values`], to change.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        self.data.as_mut_slice()
+    }
+
+    /// Inputs (rows).
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    /// Outputs (the unpadded width of a row).
+    pub fn n_out(&self) -> usize {
+        self.n_out
+    }
+}
+
+/// `out[n, n_out] = x[n, n_in] · Wᵀ + b` over the nonzero inputs `nz`
+/// found in `x` (see the module's docs for the order of the sums).
+///
+/// # Panics
+/// If the shapes disagree: `w` of another kernel or width than `nz`, `x`
+/// not the batch `nz` was filled from, `bias` or `out` of another width.
+pub fn forward_sparse(w: &InputMajor, bias: &[f32], x: &[f32], nz: &SparseInputs, out: &mut [f32]) {
+    let (n, n_in, n_out, stride) = (nz.n, w.n_in, w.n_out, w.stride);
+    assert!(w.kernel == nz.kernel && nz.n_in == n_in, "weights and inputs of one kernel and width");
+    assert!(x.len() == n * n_in && out.len() == n * n_out && bias.len() == n_out, "the batch's buffers");
+    let wt = w.data.as_slice();
+    let mut sums = [vec![0.0f32; stride], vec![0.0f32; stride]];
+    let finish = |o: &mut [f32], s: &[f32]| o.iter_mut().zip(s).zip(bias).for_each(|((o, s), b)| *o = s + b);
+    let rows: Vec<(&[f32], &Entries)> = x.chunks_exact(n_in.max(1)).zip(&nz.rows[..n]).collect();
+    let mut r = 0;
+    while r < n {
+        let [sa, sb] = &mut sums;
+        if w.kernel == Kernel::Plain {
+            // `add_rows` rounds each product on this kernel: the exact
+            // fused sums here.
+            add_rows_with::<true>(wt, rows[r], sa);
+            finish(&mut out[r * n_out..(r + 1) * n_out], sa);
+            r += 1;
+        } else if r + 1 < n {
+            add_rows(w.kernel, wt, stride, rows[r], sa, Some((rows[r + 1], sb)));
+            finish(&mut out[r * n_out..(r + 1) * n_out], sa);
+            finish(&mut out[(r + 1) * n_out..(r + 2) * n_out], sb);
+            r += 2;
+        } else {
+            add_rows(w.kernel, wt, stride, rows[r], sa, None);
+            finish(&mut out[r * n_out..(r + 1) * n_out], sa);
+            r += 1;
+        }
+    }
+}
+
+/// `g[n_in, n_out] = xᵀ · δ` (the weight gradient, input-major) over the
+/// nonzero inputs `nz` found in `x`, for `delta` `[n, n_out]`; `g` is
+/// overwritten. Input by input, each input's row of `g` summed in
+/// registers over the rows where it is nonzero and stored once.
+///
+/// # Panics
+/// If the shapes disagree, as for [`forward_sparse`].
+pub fn weight_gradient_sparse(delta: &[f32], x: &[f32], nz: &SparseInputs, g: &mut InputMajor) {
+    let (n, n_in, n_out, stride) = (nz.n, g.n_in, g.n_out, g.stride);
+    assert!(g.kernel == nz.kernel && nz.n_in == n_in, "gradient and inputs of one kernel and width");
+    assert!(x.len() == n * n_in && delta.len() == n * n_out, "the batch's buffers");
+    // The deltas padded to the stride, so that a tile's loads are whole.
+    let mut d = vec![0.0f32; n * stride];
+    for (p, dr) in d.chunks_exact_mut(stride).zip(delta.chunks_exact(n_out.max(1))) {
+        p[..n_out].copy_from_slice(dr);
+    }
+    let used = nz.col_start.last().copied().unwrap_or(0);
+    let cols = Columns { start: &nz.col_start, row: &nz.col_row[..used], value: &nz.col_value[..used] };
+    let gt = g.data.as_mut_slice();
+    match g.kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
+        // chose a kernel `Kernel::available` lists); the stride is padded
+        // to its 16 lanes.
+        Kernel::Avx512 => unsafe { columns_avx512(gt, stride, cols, &d) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, with AVX2 and FMA.
+        Kernel::Avx2 => unsafe { columns_fma(gt, stride, cols, &d) },
+        _ => columns(gt, stride, cols, &d),
+    }
+}
+
+/// The nonzeros input by input (see [`SparseInputs`]).
+#[derive(Clone, Copy)]
+struct Columns<'a> {
+    start: &'a [usize],
+    row: &'a [u32],
+    value: &'a [f32],
+}
+
+/// Every input's row of `g` (`stride` wide) from the padded deltas `d`
+/// (`[n, stride]`), in tiles of up to 128 outputs.
+#[inline(always)]
+fn columns(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
+    assert!(stride.is_multiple_of(8) && g.len() == (cols.start.len() - 1) * stride, "a padded gradient");
+    assert!(cols.row.len() == cols.value.len() && cols.start.last() == Some(&cols.row.len()), "whole columns");
+    let mut start = 0;
+    while start < stride {
+        let width = (stride - start).min(128);
+        macro_rules! tile {
+            ($($w:literal)*) => {
+                match width {
+                    $($w => column_tile::<$w>(g, stride, start, cols, d),)*
+                    _ => unreachable!("a padded row is a multiple of 8 wide"),
+                }
+            };
+        }
+        tile!(8 16 24 32 40 48 56 64 72 80 88 96 104 112 120 128);
+        start += width;
+    }
+}
+
+/// `W` outputs from `start` of every input's row: the sums stay in
+/// registers while the input's rows of deltas stream past.
+#[inline(always)]
+fn column_tile<const W: usize>(g: &mut [f32], stride: usize, start: usize, cols: Columns, d: &[f32]) {
+    for (i, out) in g.chunks_exact_mut(stride).enumerate() {
+        let mut acc = [0.0f32; W];
+        let (a, b) = (cols.start[i], cols.start[i + 1]);
+        for (&r, &v) in cols.row[a..b].iter().zip(&cols.value[a..b]) {
+            let dr: &[f32; W] = d[r as usize * stride + start..][..W].try_into().expect("W wide");
+            for j in 0..W {
+                acc[j] = v.mul_add(dr[j], acc[j]);
+            }
+        }
+        out[start..start + W].copy_from_slice(&acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn columns_fma(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
+    columns(g, stride, cols, d)
+}
+
+/// [`columns`] in 16-lane registers: tiles of up to eight registers, two
+/// inputs in step (each input's sums are a chain of dependent fused
+/// multiply-adds; two chains hide each other's latency).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn columns_avx512(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
+    assert!(stride.is_multiple_of(16) && g.len() == (cols.start.len() - 1) * stride, "a padded gradient");
+    assert!(cols.row.len() == cols.value.len() && cols.start.last() == Some(&cols.row.len()), "whole columns");
+    assert!(cols.start.windows(2).all(|w| w[0] <= w[1]), "columns in order");
+    let rows = d.len() / stride;
+    assert!(cols.row.iter().all(|&r| (r as usize) < rows), "rows of the deltas");
+    let mut start = 0;
+    while start < stride {
+        let regs = ((stride - start) / 16).min(8);
+        macro_rules! tile {
+            ($($r:literal)*) => {
+                match regs {
+                    $($r => column_tiles_avx512::<$r>(g, stride, start, cols, d),)*
+                    _ => unreachable!("a padded row is a multiple of 16 wide"),
+                }
+            };
+        }
+        tile!(1 2 3 4 5 6 7 8);
+        start += regs * 16;
+    }
+}
+
+/// One tile of `R` registers of [`columns_avx512`], for every input.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `columns_avx512`'s checks hold (every row
+/// index is a row of `d`, `start + 16·R <= stride`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn column_tiles_avx512<const R: usize>(g: &mut [f32], stride: usize, start: usize, cols: Columns, d: &[f32]) {
+    use std::arch::x86_64::*;
+    let n_in = cols.start.len() - 1;
+    // Row `r`'s tile of deltas: inside `d` by the checks above.
+    let delta = |r: u32| d.as_ptr().add(r as usize * stride + start);
+    macro_rules! add {
+        ($acc:ident, $k:expr) => {{
+            let (p, v) = (delta(*cols.row.get_unchecked($k)), _mm512_set1_ps(*cols.value.get_unchecked($k)));
+            for r in 0..R {
+                $acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(p.add(16 * r)), $acc[r]);
+            }
+        }};
+    }
+    let store = |g: &mut [f32], i: usize, acc: &[__m512; R]| {
+        let out = &mut g[i * stride + start..][..16 * R];
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out[16 * r..].as_mut_ptr(), *a);
+        }
+    };
+    let mut i = 0;
+    while i < n_in {
+        let (a0, a1) = (cols.start[i], cols.start[i + 1]);
+        let mut acc_a = [_mm512_setzero_ps(); R];
+        if i + 1 < n_in {
+            let b1 = cols.start[i + 2];
+            let mut acc_b = [_mm512_setzero_ps(); R];
+            let both = (a1 - a0).min(b1 - a1);
+            for k in 0..both {
+                add!(acc_a, a0 + k);
+                add!(acc_b, a1 + k);
+            }
+            for k in a0 + both..a1 {
+                add!(acc_a, k);
+            }
+            for k in a1 + both..b1 {
+                add!(acc_b, k);
+            }
+            store(g, i + 1, &acc_b);
+        } else {
+            for k in a0..a1 {
+                add!(acc_a, k);
+            }
+        }
+        store(g, i, &acc_a);
+        i += 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of `n × n_in` inputs, about `share` of them nonzero, and
+    /// every other value from a fixed sequence of "random" numbers.
+    fn batch(n: usize, n_in: usize, share: f64, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n * n_in).map(|_| if next() < share { (next() * 2.0 - 1.0) as f32 } else { 0.0 }).collect()
+    }
+
+    /// The slow twin: every input, one `mul_add` at a time, in the order
+    /// the module's docs state.
+    fn forward_twin(w: &[f32], b: &[f32], x: &[f32], n: usize, n_in: usize, n_out: usize) -> Vec<f32> {
+        let mut out = vec![0.0; n * n_out];
+        for r in 0..n {
+            for o in 0..n_out {
+                let mut acc = 0.0f32;
+                for i in 0..n_in {
+                    acc = x[r * n_in + i].mul_add(w[o * n_in + i], acc);
+                }
+                out[r * n_out + o] = acc + b[o];
+            }
+        }
+        out
+    }
+
+    fn gradient_twin(delta: &[f32], x: &[f32], n: usize, n_in: usize, n_out: usize) -> Vec<f32> {
+        let mut g = vec![0.0; n_out * n_in];
+        for o in 0..n_out {
+            for i in 0..n_in {
+                let mut acc = 0.0f32;
+                for r in 0..n {
+                    acc = x[r * n_in + i].mul_add(delta[r * n_out + o], acc);
+                }
+                g[o * n_in + i] = acc;
+            }
+        }
+        g
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn every_kernel_gives_the_twins_bits_on_many_shapes() {
+        let mut shapes = 0;
+        for (n, n_in, n_out) in [(1, 1, 1), (2, 3, 5), (7, 17, 9), (16, 784, 100), (33, 50, 130), (5, 300, 257)] {
+            for share in [0.0, 0.05, 0.19, 0.6, 1.0] {
+                let x = batch(n, n_in, share, (n * 7 + n_in) as u64);
+                let w = batch(n_out, n_in, 1.0, 3);
+                let b = batch(1, n_out, 1.0, 5);
+                let delta = batch(n, n_out, 0.9, 11);
+                let want_y = forward_twin(&w, &b, &x, n, n_in, n_out);
+                let want_g = gradient_twin(&delta, &x, n, n_in, n_out);
+                for kernel in Kernel::available() {
+                    let mut nz = SparseInputs::with_kernel(kernel);
+                    nz.fill(&x, n, n_in);
+                    let mut wt = InputMajor::with_kernel(n_in, n_out, kernel);
+                    wt.set_from(&w);
+                    let mut y = vec![f32::NAN; n * n_out];
+                    forward_sparse(&wt, &b, &x, &nz, &mut y);
+                    assert_eq!(bits(&y), bits(&want_y), "forward {kernel:?} {n}x{n_in}->{n_out} share {share}");
+                    let mut gt = InputMajor::with_kernel(n_in, n_out, kernel);
+                    gt.set_from(&w); // overwritten: the gradient does not add to what was there
+                    weight_gradient_sparse(&delta, &x, &nz, &mut gt);
+                    let mut g = vec![f32::NAN; n_out * n_in];
+                    gt.write_to(&mut g);
+                    assert_eq!(bits(&g), bits(&want_g), "gradient {kernel:?} {n}x{n_in}->{n_out} share {share}");
+                    shapes += 1;
+                }
+            }
+        }
+        assert!(shapes >= 30);
+    }
+
+    #[test]
+    fn weights_go_in_and_out_unchanged() {
+        for (n_in, n_out) in [(1, 1), (9, 8), (784, 100), (13, 31)] {
+            let w = batch(n_out, n_in, 1.0, 7);
+            let mut t = InputMajor::zeros(n_in, n_out);
+            t.set_from(&w);
+            let mut back = vec![0.0; w.len()];
+            t.write_to(&mut back);
+            assert_eq!(back, w);
+        }
+    }
+
+    #[test]
+    fn a_batch_of_other_rows_reuses_the_buffers() {
+        let mut nz = SparseInputs::new();
+        let x = batch(10, 20, 0.3, 1);
+        nz.fill(&x, 10, 20);
+        let count = x.iter().filter(|v| **v != 0.0).count();
+        assert_eq!(nz.nonzeros(), count);
+        nz.fill(&x[..4 * 20], 4, 20);
+        assert_eq!((nz.rows(), nz.nonzeros()), (4, x[..80].iter().filter(|v| **v != 0.0).count()));
+    }
+}
