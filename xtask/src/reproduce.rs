@@ -17,7 +17,7 @@ use modcirc_mlp::DeviceSpec;
 use modcirc_present::check::REPORT_FILES;
 use modcirc_present::study::{write_planted, write_study, RunModel};
 use modcirc_study::discovery::DiscoverOutput;
-use modcirc_study::results::Profile;
+use modcirc_study::results::{Profile, UnitTime};
 use modcirc_study::verdicts::fmt_ms;
 
 use crate::flags::{artifacts_dir, refuse_overwrite, remove_stale_temps, repo_root, DataArgs, JobsArg};
@@ -172,6 +172,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let mut results = study::results(&wl, &outcomes, args.profile, &repo_root(), &mut timer, &mut on_inference)?;
     pb.finish_and_clear();
     if let Some(run) = planted_run {
+        results.unit_times.extend(UnitTime::table(run.seconds.iter().map(|&(k, s)| (k, s))));
         results.files.extend(run.files);
         results.planted = Some(run.results);
     }

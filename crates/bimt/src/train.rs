@@ -200,6 +200,28 @@ pub struct TrainTiming {
     pub relocations: usize,
     /// Swaps made.
     pub swaps: usize,
+    /// CPU time of the training thread over the optimizer steps and swaps
+    /// (`optimizer_s + relocation_s` as CPU time, not wall time): what other
+    /// jobs and the machine's load leave unchanged, so RQ2-H2 is judged on
+    /// it. `None` where the platform has no per-thread clock, for the GPU
+    /// trainer, and in sidecars written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+}
+
+/// The calling thread's CPU time in seconds, where the platform has a
+/// per-thread clock.
+fn thread_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid timespec for the call to fill.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return Some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9);
+        }
+    }
+    None
 }
 
 /// A finished run.
@@ -404,8 +426,10 @@ impl Trainer {
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut window = HistoryWindow::default();
         let pixels = train.pixels();
+        let mut cpu = Some(0.0);
         for s in 0..cfg.steps {
             let t0 = Instant::now();
+            let c0 = thread_cpu_seconds();
             let batch = sampler.batch(s);
             for (r, &i) in batch.iter().enumerate() {
                 self.buf.x[r * pixels..(r + 1) * pixels].copy_from_slice(train.image(i));
@@ -426,6 +450,7 @@ impl Trainer {
                 timing.relocations += 1;
                 timing.swaps += r.map_or(0, |r| r.swaps.len());
             }
+            cpu = cpu.zip(c0).zip(thread_cpu_seconds()).map(|((cpu, c0), c1)| cpu + (c1 - c0));
             let running_accuracy = window.running_accuracy();
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
             if HistoryWindow::due(&cfg, s) {
@@ -437,6 +462,7 @@ impl Trainer {
             }
         }
         timing.total_s = start.elapsed().as_secs_f64();
+        timing.cpu_s = cpu;
         Ok(TrainOutcome { model: self.model, layout: self.layout, history, timing, device_memory: None })
     }
 

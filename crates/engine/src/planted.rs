@@ -174,6 +174,8 @@ pub struct PlantedRun {
     pub results: PlantedResults,
     /// Every unit's files.
     pub files: Vec<FileRecord>,
+    /// (kind, seconds) of the units computed now.
+    pub seconds: Vec<(&'static str, f64)>,
 }
 
 /// Runs (or reads from the cache) the suite's units of `shard` (all when
@@ -199,16 +201,17 @@ pub fn execute_planted(
         observer.model_finished(m);
         r
     })?;
-    let (mut models, mut boolean, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut models, mut boolean, mut files, mut seconds) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for d in done {
         files.extend(d.files);
+        seconds.extend(d.seconds);
         match d.value {
             Done::Model(r) => models.push(r.scores),
             Done::Boolean(b) => boolean.extend(b.networks),
         }
     }
     let results = planted_results(models, boolean, started.elapsed().as_secs_f64());
-    Ok(PlantedRun { results, files })
+    Ok(PlantedRun { results, files, seconds })
 }
 
 enum Done {
@@ -219,6 +222,7 @@ enum Done {
 struct Ran {
     value: Done,
     files: Vec<FileRecord>,
+    seconds: Vec<(&'static str, f64)>,
 }
 
 fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Result<Ran, EngineError> {
@@ -292,6 +296,13 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                     Ok((n, bytes))
                 },
             )?;
+            let mut seconds = Vec::new();
+            if matches!(source, crate::Source::Computed) {
+                seconds.extend([("planted training", r.timing.total_s), ("planted scoring", r.scoring_s)]);
+            }
+            if matches!(newer_source, crate::Source::Computed) {
+                seconds.push(("planted §12 scoring", n.scoring_s));
+            }
             let mut r = r;
             if n.tasks.len() == r.scores.tasks.len() {
                 for (task, more) in r.scores.tasks.iter_mut().zip(n.tasks) {
@@ -306,9 +317,10 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                 FileRecord::of(&wl.out, &record, &bytes[1]),
                 FileRecord::of(&wl.out, &newer, &newer_bytes),
             ];
-            Ok(Ran { value: Done::Model(Box::new(r)), files })
+            Ok(Ran { value: Done::Model(Box::new(r)), files, seconds })
         }
         Job::Boolean { regime, path } => {
+            let mut boolean_s = None;
             let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };
             let ((r, bytes), source) = ctx.claimed(
                 path,
@@ -316,9 +328,11 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
                 || fetch(false),
                 |claim| {
                     obs.unit_started(m, "planted: Boolean networks", 1);
+                    let t = Instant::now();
                     let networks = boolean_suite(s, *regime)
                         .map_err(|e| EngineError::from(e).within(format!("the Boolean networks of {regime}")))?;
                     let r = BooleanRecord { regime: *regime, networks };
+                    boolean_s = Some(t.elapsed().as_secs_f64());
                     claim.ensure_held()?;
                     let bytes = listing::store_json(path, &r)?;
                     Ok((r, bytes))
@@ -326,7 +340,12 @@ fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Resu
             )?;
             obs.unit_done(m, Value::Boolean(&r.networks), source);
             let files = vec![FileRecord::of(&wl.out, path, &bytes)];
-            Ok(Ran { value: Done::Boolean(r), files })
+            let seconds = boolean_s.filter(|_| matches!(source, crate::Source::Computed));
+            Ok(Ran {
+                value: Done::Boolean(r),
+                files,
+                seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect(),
+            })
         }
     }
 }

@@ -14,7 +14,7 @@ use modcirc_study::controls::ControlsResult;
 use modcirc_study::findings::findings;
 use modcirc_study::judged_controls::{ablation_sensitivity, control_findings, differences};
 use modcirc_study::measure::{environment, inference_timing};
-use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, RESULTS_SCHEMA};
+use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, UnitTime, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::verdicts::{k_sensitivity, verdicts};
 
@@ -122,6 +122,7 @@ pub fn results(
         environment: environment(wl.plan.device, repo),
         stage_seconds: Default::default(),
         jobs_seconds,
+        unit_times: UnitTime::table(outcomes.iter().flat_map(|o| o.seconds.iter().map(|&(k, s)| (k, s)))),
         total_seconds: 0.0,
         differences: differences(&discoveries),
         findings: findings(across.as_ref(), &discoveries, &structure)

@@ -293,6 +293,10 @@ pub struct Results {
     pub jobs_seconds: BTreeMap<String, f64>,
     /// Wall time of the whole run.
     pub total_seconds: f64,
+    /// Where the time went: each kind of unit computed now (cached units
+    /// cost nothing), how many, their total and mean time.
+    #[serde(default)]
+    pub unit_times: Vec<UnitTime>,
     /// Every trained model.
     pub models: Vec<ModelResult>,
     /// Every discovery.
@@ -432,4 +436,35 @@ pub struct SensitivityRow {
     pub rule: SelectionRule,
     /// RQ1-H1 and RQ1-H3 on its circuits.
     pub verdicts: Vec<Verdict>,
+}
+
+/// One kind of unit's time in a run: the units computed now, each timed
+/// on its own job (units run `--jobs` at once, so the totals add up to
+/// more than the wall time when jobs ran side by side).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitTime {
+    /// The kind (`train`, `discover`, `planted training`, ...).
+    pub kind: String,
+    /// Units of the kind computed now.
+    pub units: usize,
+    /// Their time, added up.
+    pub total_s: f64,
+    /// Their mean time.
+    pub mean_s: f64,
+}
+
+impl UnitTime {
+    /// The table of `(kind, seconds)` records, a row per kind in the order
+    /// each first appears.
+    pub fn table<'a>(records: impl IntoIterator<Item = (&'a str, f64)>) -> Vec<UnitTime> {
+        let mut rows: Vec<UnitTime> = Vec::new();
+        for (kind, s) in records {
+            match rows.iter_mut().find(|r| r.kind == kind) {
+                Some(r) => (r.units, r.total_s) = (r.units + 1, r.total_s + s),
+                None => rows.push(UnitTime { kind: kind.into(), units: 1, total_s: s, mean_s: 0.0 }),
+            }
+        }
+        rows.iter_mut().for_each(|r| r.mean_s = r.total_s / r.units as f64);
+        rows
+    }
 }

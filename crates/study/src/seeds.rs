@@ -142,6 +142,8 @@ fn mean_models(models: &[ModelResult]) -> Vec<ModelResult> {
             m.meta.timing.total_s = mean(|m| m.meta.timing.total_s);
             m.meta.timing.optimizer_s = mean(|m| m.meta.timing.optimizer_s);
             m.meta.timing.relocation_s = mean(|m| m.meta.timing.relocation_s);
+            let cpu: Option<Vec<f64>> = mine.iter().map(|m| m.meta.timing.cpu_s).collect();
+            m.meta.timing.cpu_s = cpu.map(|c| c.iter().sum::<f64>() / n);
             Some(m)
         })
         .collect()

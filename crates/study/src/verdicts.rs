@@ -175,14 +175,25 @@ fn rq2_h1(models: &[ModelResult]) -> Option<Verdict> {
 fn rq2_h2(models: &[ModelResult]) -> Option<Verdict> {
     let (b, l1) = (model0(models, Regime::Bimt)?, model0(models, Regime::L1)?);
     let (bt, lt) = (&b.meta.timing, &l1.meta.timing);
-    let ratio = bt.total_s / lt.total_s.max(1e-9);
+    // CPU time of the training thread where both models have it: other
+    // jobs (`--jobs`) and the machine's load change wall time by more than
+    // the 10% the rule rests on, not the thread's own CPU time.
+    let (bv, lv, measure) = match (bt.cpu_s, lt.cpu_s) {
+        (Some(b), Some(l)) => (b, l, "CPU time of the training thread over its steps and swaps"),
+        _ => (bt.total_s, lt.total_s, "training wall time (no CPU time recorded)"),
+    };
+    let ratio = bv / lv.max(1e-9);
     Some(Verdict {
         id: "RQ2-H2".into(),
         hypothesis: "Modular training takes much longer, because of the distance calculations.".into(),
-        rule: "Supported if BIMT's training wall time exceeds L1's by more than 10%; falsified otherwise.".into(),
+        rule: "Supported if BIMT's training time exceeds L1's by more than 10%, on the training thread's CPU time \
+               over its optimizer steps and swaps (which other jobs and the machine's load leave unchanged; wall \
+               time where it was not recorded); falsified otherwise."
+            .into(),
         verdict: if ratio > 1.10 { "supported" } else { "falsified" }.into(),
         evidence: format!(
-            "BIMT {:.1} s (optimizer {:.1} s, relocation {:.2} s) vs L1 {:.1} s (optimizer {:.1} s): ratio {ratio:.3}",
+            "on {measure}: BIMT {bv:.1} s vs L1 {lv:.1} s, ratio {ratio:.3} (wall: BIMT {:.1} s, optimizer {:.1} s, \
+             relocation {:.2} s; L1 {:.1} s, optimizer {:.1} s)",
             bt.total_s, bt.optimizer_s, bt.relocation_s, lt.total_s, lt.optimizer_s
         ),
     })

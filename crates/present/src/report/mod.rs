@@ -155,6 +155,32 @@ fn header(s: &mut String, r: &Results) {
         r.total_seconds,
         stages.join(", ")
     );
+    where_the_time_goes(s, r);
+}
+
+/// Each kind of unit's time, so that the next slow step is seen at once.
+fn where_the_time_goes(s: &mut String, r: &Results) {
+    if r.unit_times.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Where the time went: the units computed now, each timed on its own job (up to `--jobs` ran side by side, \
+         so the totals add up to more than the wall time; cached units cost nothing).\n"
+    );
+    let rows: Vec<Vec<String>> = r
+        .unit_times
+        .iter()
+        .map(|u| vec![u.kind.clone(), u.units.to_string(), format!("{:.1}", u.total_s), format!("{:.2}", u.mean_s)])
+        .chain(std::iter::once(vec![
+            "**wall time of the run**".into(),
+            String::new(),
+            format!("{:.1}", r.total_seconds),
+            String::new(),
+        ]))
+        .collect();
+    s.push_str(&markdown_table(&["unit", "computed now", "total (s)", "mean (s)"], &rows));
+    s.push('\n');
 }
 
 /// A row per discovery of Table 3 (seed 0): task, model, then `cells`.
