@@ -7,25 +7,18 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use modcirc_dataset::ImageSet;
-use serde::{Deserialize, Serialize};
 
 use crate::candle_ref::CandleMlp;
+use crate::history::HistoryWindow;
 use crate::position_costs::{layer_coords, PositionCosts};
 use crate::relocate::{greedy_swaps, importance_ranking, Relocation, Swap};
-use crate::{BatchSampler, HistoryWindow};
+use crate::BatchSampler;
 use crate::{
-    BimtError, ConnectionCost, Layout, Linear, Mlp, Progress, TrainConfig, TrainOutcome, TrainTiming, L0,
-    SWAP_WEIGHT_FACTOR,
+    BimtError, ConnectionCost, Layout, Mlp, Progress, TrainConfig, TrainOutcome, TrainTiming, L0, SWAP_WEIGHT_FACTOR,
 };
+use modcirc_mlp::Linear;
 
-/// Device memory in use, sampled around every phase of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeviceMemory {
-    /// In use when training started (the context and the uploaded data).
-    pub at_start_bytes: u64,
-    /// The largest sample.
-    pub peak_bytes: u64,
-}
+pub use crate::DeviceMemory;
 
 /// Steps whose loss, penalty and accuracy stay on the device before one read
 /// brings them back (reading every step would synchronise every step).

@@ -61,7 +61,7 @@ pub struct TrainMeta {
     pub device: String,
     /// Device memory sampled around each phase (GPU runs only).
     #[serde(default)]
-    pub device_memory: Option<crate::candle_train::DeviceMemory>,
+    pub device_memory: Option<crate::DeviceMemory>,
     /// The data directory it was trained on.
     pub data_dir: String,
     /// That data's checksums.

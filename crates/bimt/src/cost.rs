@@ -130,7 +130,7 @@ fn sign(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Linear;
+    use modcirc_mlp::Linear;
 
     /// A 2-2-2 network on hand-placed coordinates.
     fn toy() -> (Layout, Mlp) {

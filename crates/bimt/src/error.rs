@@ -43,7 +43,8 @@ pub enum BimtError {
     /// The network or its file.
     #[error(transparent)]
     Model(#[from] modcirc_mlp::MlpError),
-    /// A candle operation.
+    /// A candle operation (the `candle` feature).
+    #[cfg(feature = "candle")]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

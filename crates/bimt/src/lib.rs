@@ -29,7 +29,9 @@
 
 mod adamw;
 mod batches;
+#[cfg(feature = "candle")]
 pub mod candle_ref;
+#[cfg(feature = "candle")]
 pub mod candle_train;
 pub mod checkpoint;
 mod cost;
@@ -38,6 +40,7 @@ mod history;
 pub mod iit;
 mod layout;
 mod model;
+#[cfg(feature = "candle")]
 pub mod position_costs;
 mod regime;
 pub mod relocate;
@@ -50,10 +53,10 @@ pub use model::{init_model, STUDY_ACTIVATION, STUDY_SIZES};
 
 pub use batches::BatchSampler;
 pub use history::HistoryPoint;
-pub(crate) use history::HistoryWindow;
-pub(crate) use modcirc_mlp::{linalg, Linear, Mlp};
+pub(crate) use modcirc_mlp::{linalg, Mlp};
 pub use regime::Regime;
 pub use relocate::{Relocation, Swap};
 pub use train::{
-    Patches, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, STUDY_STEPS, TRAINER_REVISION,
+    DeviceMemory, Patches, Progress, StepStats, TrainConfig, TrainOutcome, TrainTiming, Trainer, STUDY_STEPS,
+    TRAINER_REVISION,
 };

@@ -224,6 +224,16 @@ fn thread_cpu_seconds() -> Option<f64> {
     None
 }
 
+/// Device memory in use during a GPU training, sampled around every phase
+/// of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceMemory {
+    /// In use when training started (the context and the uploaded data).
+    pub at_start_bytes: u64,
+    /// The largest sample.
+    pub peak_bytes: u64,
+}
+
 /// A finished run.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -236,7 +246,7 @@ pub struct TrainOutcome {
     /// Wall time per phase.
     pub timing: TrainTiming,
     /// Device memory samples (GPU runs only).
-    pub device_memory: Option<crate::candle_train::DeviceMemory>,
+    pub device_memory: Option<DeviceMemory>,
 }
 
 /// The trainer: a fused forward/backward/AdamW step on reused buffers.

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+#[cfg(feature = "cuda")]
 use modcirc_bimt::candle_train::CandleTrainer;
 use modcirc_bimt::checkpoint::{self, Checkpoint, TrainMeta, SIDECAR_SCHEMA};
 use modcirc_bimt::{BimtError, Layout, Progress, TrainConfig, Trainer};
@@ -82,11 +83,16 @@ pub fn train(
     let window = HeapWindow::start();
     let outcome = match device {
         DeviceSpec::Cpu => Trainer::new(config.clone()).and_then(|t| t.run(&data.train, Some(&data.test), on_step)),
+        #[cfg(feature = "cuda")]
         DeviceSpec::Cuda(_) => device
             .open()
             .map_err(BimtError::from)
             .and_then(|d| CandleTrainer::new(config.clone(), d))
             .and_then(|t| t.run(&data.train, Some(&data.test), on_step)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceSpec::Cuda(_) => Err(BimtError::Device(format!(
+            "{device}: this build has no GPU trainer (build with the `cuda` feature: README, \"The GPU path\")"
+        ))),
     }
     .map_err(|e| EngineError::from(e).within(context()))?;
     let peak_heap = window.peak_heap();
