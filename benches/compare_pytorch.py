@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""The inference benchmark beside PyTorch, in one run.
+"""The inference benchmark beside PyTorch and ONNX Runtime, in one run.
 
 Times PyTorch's forward of each seed-0 checkpoint of a study (the same
-safetensors files, loaded into an ``nn.Sequential``) on MNIST's first 500
-test images at batch 1, 100 and 500, on one thread and on every thread;
-then runs the project's criterion benchmark of the same checkpoints at the
-same points (``cargo bench -p modcirc-mlp --bench forward``) and prints
-both, per image, with PyTorch's time over ours.
+safetensors files, loaded into an ``nn.Sequential``) and ONNX Runtime's
+(the same weights as an ONNX graph of ``Gemm`` and activation nodes, built
+with the ``onnx`` package's helpers, run by a CPU session with all graph
+optimisations) on MNIST's first 500 test images at batch 1, 100 and 500,
+on one thread and on every thread; then runs the project's criterion
+benchmark of the same checkpoints at the same points (``cargo bench -p
+modcirc-mlp --bench forward``) and prints all three, per image, with each
+runtime's time over ours.
 
     python3 benches/compare_pytorch.py [--models artifacts/full/models]
 
 Needs numpy and torch (from pip: Debian's ``python3-torch`` is linked to the
 reference BLAS, 30-45 times slower, no fair opponent); without
-torch it says so and exits 1. Run it with nothing else running: a build
+torch it says so and exits 1. ONNX Runtime's column needs ``onnxruntime``
+and ``onnx`` (pip); without them it is left out, and the script says so. Run it with nothing else running: a build
 or a second benchmark beside it ruins both sets of numbers.
 """
 
@@ -95,32 +99,103 @@ def sequential(path):
     return nn.Sequential(*layers[:-1]).eval()
 
 
+def onnx_model(path):
+    """The checkpoint as ONNX bytes: per layer ``Gemm(x, W, b, transB=1)``,
+    the activation between layers (SiLU as ``x * Sigmoid(x)``)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensors, metadata = read_safetensors(path)
+    act = metadata.get("activation", "silu")
+    nodes, inits = [], []
+    k, current = 1, "x"
+    while f"fc{k}.weight" in tensors:
+        w, b = tensors[f"fc{k}.weight"], tensors[f"fc{k}.bias"]
+        inits += [numpy_helper.from_array(np.ascontiguousarray(w), f"w{k}"), numpy_helper.from_array(b, f"b{k}")]
+        nodes.append(helper.make_node("Gemm", [current, f"w{k}", f"b{k}"], [f"z{k}"], transB=1))
+        current = f"z{k}"
+        if f"fc{k + 1}.weight" in tensors:
+            if act == "silu":
+                nodes += [
+                    helper.make_node("Sigmoid", [current], [f"s{k}"]),
+                    helper.make_node("Mul", [current, f"s{k}"], [f"a{k}"]),
+                ]
+            elif act in ("relu", "tanh", "sigmoid"):
+                nodes.append(helper.make_node(act.capitalize() if act != "relu" else "Relu", [current], [f"a{k}"]))
+            elif act == "identity":
+                nodes.append(helper.make_node("Identity", [current], [f"a{k}"]))
+            else:
+                sys.exit(f"{path}: activation {act!r} has no ONNX form in this script")
+            current = f"a{k}"
+        k += 1
+    nodes.append(helper.make_node("Identity", [current], ["y"]))
+    n_in = tensors["fc1.weight"].shape[1]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def ort_session(onnx_bytes, threads):
+    """A CPU session of ONNX Runtime on `threads` threads, every graph
+    optimisation on, operators run one after another."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def time_calls(call, batch, seconds=1.0):
+    """Seconds per image of `call()` on a batch of `batch`: the median over
+    rounds of about 50 ms, after a warm-up."""
+    for _ in range(20):
+        call()
+    calls = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(calls):
+            call()
+        if time.perf_counter() - t > 0.05:
+            break
+        calls *= 2
+    rounds = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rounds) < 5:
+        t = time.perf_counter()
+        for _ in range(calls):
+            call()
+        rounds.append((time.perf_counter() - t) / calls / batch)
+    rounds.sort()
+    return rounds[len(rounds) // 2]
+
+
 def time_torch(model, x, batch, seconds=1.0):
-    """PyTorch's seconds per image at `batch`: the median over rounds of
-    about 50 ms, after a warm-up."""
+    """PyTorch's seconds per image at `batch`."""
     import torch
 
     xs = torch.from_numpy(x[:batch].copy())
     with torch.inference_mode():
-        for _ in range(20):
-            model(xs)
-        calls = 1
-        while True:
-            t = time.perf_counter()
-            for _ in range(calls):
-                model(xs)
-            if time.perf_counter() - t > 0.05:
-                break
-            calls *= 2
-        rounds = []
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline or len(rounds) < 5:
-            t = time.perf_counter()
-            for _ in range(calls):
-                model(xs)
-            rounds.append((time.perf_counter() - t) / calls / batch)
-    rounds.sort()
-    return rounds[len(rounds) // 2]
+        return time_calls(lambda: model(xs), batch, seconds)
+
+
+def time_ort(session, x, batch, seconds=1.0):
+    """ONNX Runtime's seconds per image at `batch`."""
+    import numpy as np
+
+    xs = np.ascontiguousarray(x[:batch])
+    return time_calls(lambda: session.run(["y"], {"x": xs}), batch, seconds)
 
 
 def criterion_estimate(target, model, threads, batch):
@@ -140,6 +215,14 @@ def main():
         import torch
     except ImportError:
         sys.exit("torch is not installed (Debian: apt-get install python3-torch): nothing to compare with")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+        print("onnxruntime or onnx is not installed (pip install onnxruntime onnx): ONNX Runtime is left out")
 
     paths = sorted(args.models.glob("*-seed0-*.safetensors"))
     if not paths:
@@ -150,30 +233,40 @@ def main():
 
     # Per model, PyTorch's points then ours, back to back in this one run,
     # so that a drift in the machine's speed hits both alike.
-    print(f"PyTorch {torch.__version__}, {cores} cores; {len(paths)} models: {', '.join(names)}", flush=True)
+    ort_label = f", ONNX Runtime {ort_version}" if ort_version else ""
+    print(f"PyTorch {torch.__version__}{ort_label}, {cores} cores; {len(paths)} models: {', '.join(names)}", flush=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     env = dict(os.environ, MODCIRC_BENCH_MODELS=str(args.models.resolve()))
     bench = ["cargo", "bench", "-q", "-p", "modcirc-mlp", "--bench", "forward", "--"]
     subprocess.run(bench + ["--list"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    theirs = {}
+    theirs, ort_s = {}, {}
     for name, path in zip(names, paths):
         model = sequential(path)
+        graph = onnx_model(path) if ort_version else None
         for threads, count in (("one_thread", 1), ("all_threads", cores)):
             torch.set_num_threads(count)
+            session = ort_session(graph, count) if graph else None
             for batch in BATCHES:
                 theirs[name, threads, batch] = time_torch(model, x, batch, args.seconds)
+                if session is not None:
+                    ort_s[name, threads, batch] = time_ort(session, x, batch, args.seconds)
         subprocess.run(bench + ["--noplot", f"forward/{name}/"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         print(f"{name}: done", flush=True)
     print()
-    print("| model | threads | batch | modcirc µs/image | PyTorch µs/image | PyTorch / modcirc |")
-    print("|---|---|---:|---:|---:|---:|")
+    ort_head = (" ONNX Runtime µs/image | ONNX Runtime / modcirc |", "---:|---:|") if ort_s else ("", "")
+    print(f"| model | threads | batch | modcirc µs/image | PyTorch µs/image | PyTorch / modcirc |{ort_head[0]}")
+    print(f"|---|---|---:|---:|---:|---:|{ort_head[1]}")
     for name in names:
         for threads in ("one_thread", "all_threads"):
             for batch in BATCHES:
                 ours = criterion_estimate(target, name, threads, batch)
                 torch_s = theirs[name, threads, batch]
                 label = "1" if threads == "one_thread" else str(cores)
-                print(f"| {name} | {label} | {batch} | {ours * 1e6:.2f} | {torch_s * 1e6:.2f} | {torch_s / ours:.2f}x |")
+                row = f"| {name} | {label} | {batch} | {ours * 1e6:.2f} | {torch_s * 1e6:.2f} | {torch_s / ours:.2f}x |"
+                if ort_s:
+                    o = ort_s[name, threads, batch]
+                    row += f" {o * 1e6:.2f} | {o / ours:.2f}x |"
+                print(row)
 
 
 if __name__ == "__main__":

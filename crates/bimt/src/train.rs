@@ -569,7 +569,7 @@ impl Trainer {
                 buf.nonzero.fill(&buf.x, b, layer.n_in);
                 forward_sparse(&buf.w0, &layer.bias, &buf.x, &buf.nonzero, &mut buf.pre[0]);
             } else {
-                layer.forward_into(&done[l - 1], b, &mut buf.pre[l]);
+                layer.forward_tiles_into(&done[l - 1], b, &mut buf.pre[l]);
             }
             if l + 1 < n_layers {
                 let act = self.model.activation;
