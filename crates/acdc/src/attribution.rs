@@ -160,7 +160,9 @@ pub(crate) fn metric_gradients(model: &Mlp, acts: &Activations, images: &TaskIma
         let next = &model.layers[l + 1];
         let a = matmul(&dz[l + 1], n, &next.weight, next.n_out, next.n_in);
         let act = model.activation;
-        dz[l] = a.iter().zip(&acts.pre[l]).map(|(&g, &z)| g * act.derivative(z)).collect();
+        let mut g = a.clone();
+        act.scale_by_derivative(&acts.pre[l], &mut g);
+        dz[l] = g;
         da[l] = a;
     }
     MetricGradients { dz, da }

@@ -119,7 +119,9 @@ fn gradients_from(model: &Mlp, input: &[f32], images: &TaskImages, from: usize) 
         let dz: Vec<f32> = if l == last {
             g
         } else {
-            g.iter().zip(&pre[l - from]).map(|(&g, &z)| g * model.activation.derivative(z)).collect()
+            let mut g = g;
+            model.activation.scale_by_derivative(&pre[l - from], &mut g);
+            g
         };
         g = matmul(&dz, n, &layer.weight, layer.n_out, layer.n_in);
         if l == from {

@@ -302,7 +302,8 @@ fn mask_gradient(
                 *g *= masks[h][u];
             }
         }
-        dz = da.iter().zip(&run.pre[h]).map(|(g, z)| g * model.activation.derivative(*z)).collect();
+        model.activation.scale_by_derivative(&run.pre[h], &mut da);
+        dz = da;
     }
     grads
 }

@@ -134,7 +134,8 @@ fn loss_and_slope(model: &Mlp, base: &Base, h: usize, u: usize, value: &dyn Fn(u
         let layer = &model.layers[l];
         let mut da = vec![0f32; n * layer.n_in];
         modcirc_mlp::linalg::mm_nn(&mut da, &g, &layer.weight, n, layer.n_in, layer.n_out, false);
-        g = da.iter().zip(&pre[l - h - 2]).map(|(d, z)| d * model.activation.derivative(*z)).collect();
+        model.activation.scale_by_derivative(&pre[l - h - 2], &mut da);
+        g = da;
     }
     let slope: f64 =
         g.chunks_exact(next.n_out).map(|row| row.iter().zip(&column).map(|(g, w)| (g * w) as f64).sum::<f64>()).sum();

@@ -652,7 +652,7 @@ impl Trainer {
                         *d *= silu_derivative(z, s);
                     }
                 } else {
-                    prev.iter_mut().zip(&buf.pre[l - 1]).for_each(|(d, &z)| *d *= act.derivative(z));
+                    act.scale_by_derivative(&buf.pre[l - 1], prev);
                 }
                 if let Some(p) = patches {
                     prev.iter_mut().zip(&p.mask[l - 1]).filter(|(_, &m)| m).for_each(|(d, _)| *d = 0.0);

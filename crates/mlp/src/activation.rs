@@ -68,7 +68,30 @@ impl Activation {
         }
     }
 
+    /// `g[i] *= derivative(z[i])` for every element: a backward pass
+    /// through the activation. The arithmetic of [`Activation::derivative`],
+    /// one loop per activation, 16 or 8 lanes wide where the CPU has
+    /// AVX-512 or AVX2: the same bits on every path.
+    ///
+    /// # Panics
+    /// If `z` and `g` differ in length.
+    pub fn scale_by_derivative(self, z: &[f32], g: &mut [f32]) {
+        assert_eq!(z.len(), g.len(), "a gradient per pre-activation");
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { scale_by_derivative_avx512(self, z, g) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { scale_by_derivative_avx2(self, z, g) };
+        }
+        scale_by_derivative_slice(self, z, g)
+    }
+
     /// `d apply / dz` at `z`.
+    #[inline(always)]
     pub fn derivative(self, z: f32) -> f32 {
         match self {
             Activation::Silu => silu_derivative(z, sigmoid(z)),
@@ -186,6 +209,37 @@ unsafe fn silu_keeping_avx512(z: &[f32], sigmoid_z: &mut [f32], out: &mut [f32])
 #[target_feature(enable = "avx2")]
 unsafe fn silu_keeping_avx2(z: &[f32], sigmoid_z: &mut [f32], out: &mut [f32]) {
     silu_keeping(z, sigmoid_z, out)
+}
+
+#[inline(always)]
+fn scale_by_derivative_slice(act: Activation, z: &[f32], g: &mut [f32]) {
+    // One loop per activation, so that each vectorises on its own.
+    macro_rules! each {
+        ($f:expr) => {
+            for (g, &z) in g.iter_mut().zip(z) {
+                *g *= $f(z);
+            }
+        };
+    }
+    match act {
+        Activation::Identity => {}
+        Activation::Silu => each!(|z| silu_derivative(z, sigmoid(z))),
+        Activation::Relu => each!(|z: f32| if z > 0.0 { 1.0 } else { 0.0 }),
+        Activation::Sigmoid => each!(|z| Activation::Sigmoid.derivative(z)),
+        other => each!(|z| other.derivative(z)),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scale_by_derivative_avx512(act: Activation, z: &[f32], g: &mut [f32]) {
+    scale_by_derivative_slice(act, z, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scale_by_derivative_avx2(act: Activation, z: &[f32], g: &mut [f32]) {
+    scale_by_derivative_slice(act, z, g)
 }
 
 /// `√(2/π)`, of the tanh form of GELU.
@@ -311,6 +365,19 @@ pub fn exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_by_derivative_gives_the_scalar_bits_for_every_activation() {
+        let z: Vec<f32> = (0..1_037).map(|i| (i as f32 - 500.0) * 0.07).collect();
+        let g0: Vec<f32> = (0..z.len()).map(|i| ((i % 17) as f32 - 8.0) * 0.3).collect();
+        for act in Activation::ALL {
+            let mut g = g0.clone();
+            act.scale_by_derivative(&z, &mut g);
+            for ((&z, &g0), &g) in z.iter().zip(&g0).zip(&g) {
+                assert_eq!(g.to_bits(), (g0 * act.derivative(z)).to_bits(), "{act} at {z}");
+            }
+        }
+    }
 
     #[test]
     fn silu_keeping_sigmoid_gives_the_scalar_bits() {
