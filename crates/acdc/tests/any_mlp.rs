@@ -317,9 +317,13 @@ proptest! {
 
     /// The path average is a Riemann sum: over all edges, its distance from
     /// the fine grid's (256 points) at 64 points is at most a quarter of
-    /// that at 2 (a first-order rule gives about 1/32).
+    /// that at 2 (a first-order rule gives about 1/32). Not for ReLU: its
+    /// integrand is a step function of the path's position, and a step
+    /// between the same points of both grids leaves both sums the same
+    /// distance away (a case CI found: 0.0085 at 2 points and at 64).
     #[test]
     fn eap_ig_approaches_the_fine_grid_integral(c in case()) {
+        prop_assume!(c.model.activation != Activation::Relu);
         let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
         for path in IgPath::ALL {
             let fine = edge_attribution_ig(&sweep, 256, path).unwrap();
