@@ -6,6 +6,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use modcirc_bimt::relocate::{relocate_naive, Relocator, TOP_POSITIONS};
 use modcirc_bimt::{ConnectionCost, Regime, TrainConfig, Trainer};
+use modcirc_mlp::PackedRows;
 use modcirc_dataset::{ChecksumPolicy, Mnist};
 
 fn mnist() -> Mnist {
@@ -15,8 +16,13 @@ fn mnist() -> Mnist {
 
 fn training_step(c: &mut Criterion) {
     let m = mnist();
-    let x = &m.train.images[..100 * 784];
-    let y = &m.train.labels[..100];
+    let px = m.train.pixels();
+    // The step as `Trainer::run` takes it: a batch drawn from the training
+    // set, whose nonzeros were found once (an optimizer step's work, the
+    // batch's loading included). Batches cycle through the set.
+    let images = PackedRows::new(&m.train.images, px);
+    let batches: Vec<Vec<usize>> = (0..64).map(|k| (0..100).map(|r| (k * 937 + r * 601) % m.train.len()).collect()).collect();
+    let labels: Vec<Vec<u8>> = batches.iter().map(|b| b.iter().map(|&i| m.train.labels[i]).collect()).collect();
     let mut g = c.benchmark_group("train_step_batch100");
     for regime in Regime::ALL {
         // The first layer over the nonzero pixels (the trainer's), then by
@@ -29,7 +35,9 @@ fn training_step(c: &mut Criterion) {
             g.bench_function(name, |b| {
                 b.iter(|| {
                     s += 1;
-                    t.step_batch(x, y, s % 40_000)
+                    let k = s % batches.len();
+                    images.prefetch(&batches[(k + 1) % batches.len()]);
+                    t.step_packed(&images, &batches[k], &labels[k], s % 40_000)
                 })
             });
         }

@@ -29,4 +29,34 @@ impl BatchSampler {
         }
         &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch]
     }
+
+    /// The batch of step `s + 1` where it is already known (within the
+    /// epoch of step `s`, after `batch(s)`): a trainer prefetches it.
+    pub fn upcoming(&self, s: usize) -> Option<&[usize]> {
+        let per_epoch = self.n / self.batch;
+        let next = (s + 1) % per_epoch;
+        (next != 0 && !self.order.is_empty()).then(|| &self.order[next * self.batch..(next + 1) * self.batch])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upcoming_batch_is_the_next_one_within_an_epoch() {
+        let mut sampler = BatchSampler::new(23, 5, 9);
+        let (mut known, mut told) = (0, None::<Vec<usize>>);
+        for s in 0..14 {
+            let batch = sampler.batch(s).to_vec();
+            if let Some(t) = told.take() {
+                assert_eq!(t, batch, "step {s}");
+                known += 1;
+            }
+            told = sampler.upcoming(s).map(<[usize]>::to_vec);
+            // Four batches per epoch: the first of the next is not known yet.
+            assert_eq!(told.is_none(), s % 4 == 3, "step {s}");
+        }
+        assert_eq!(known, 10);
+    }
 }

@@ -11,7 +11,7 @@ use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp, Regime, STUDY_AC
 use modcirc_mlp::linalg::{mm_nn, mm_tn};
 use modcirc_mlp::{
     argmax, forward_sparse, silu_derivative, silu_keeping_sigmoid, weight_gradient_sparse, Activation, InputMajor,
-    SparseInputs,
+    PackedRows, SparseInputs,
 };
 
 /// Bumped whenever a change to the training code changes the weights it
@@ -262,6 +262,10 @@ pub struct Trainer {
     /// The first layer by the dense products instead (benchmarks, and the
     /// twin the sparse step is tested against).
     dense_first_layer: bool,
+    /// The model's first-layer weights lag the input-major ones AdamW
+    /// updates: they are copied out when the model is read, not after
+    /// every step.
+    first_layer_stale: bool,
 }
 
 struct AdamState {
@@ -272,6 +276,8 @@ struct AdamState {
 }
 
 struct Buffers {
+    /// The batch, for the dense first layer (the sparse one reads it from
+    /// `nonzero`).
     x: Vec<f32>,
     labels: Vec<u8>,
     pre: Vec<Vec<f32>>,
@@ -386,6 +392,7 @@ impl Trainer {
             adam,
             buf,
             dense_first_layer: false,
+            first_layer_stale: false,
         })
     }
 
@@ -399,8 +406,17 @@ impl Trainer {
     }
 
     /// The network as it is now.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&mut self) -> &Mlp {
+        self.sync_first_layer();
         &self.model
+    }
+
+    /// Copies the first layer's input-major weights into the model if a
+    /// step changed them since.
+    fn sync_first_layer(&mut self) {
+        if std::mem::take(&mut self.first_layer_stale) {
+            self.buf.w0.write_to(&mut self.model.layers[0].weight);
+        }
     }
 
     /// Starts from `model` instead of the seeded initialisation (fine-tuning
@@ -417,6 +433,7 @@ impl Trainer {
         }
         self.buf.w0.set_from(&model.layers[0].weight);
         self.model = model;
+        self.first_layer_stale = false;
         Ok(self)
     }
 
@@ -435,17 +452,18 @@ impl Trainer {
         let mut history = Vec::new();
         let mut sampler = BatchSampler::new(train.len(), cfg.batch_size, cfg.seed);
         let mut window = HistoryWindow::default();
-        let pixels = train.pixels();
+        // The images' nonzeros found once, not at every step.
+        let images = PackedRows::new(&train.images, train.pixels());
+        let (mut batch, mut labels) = (Vec::with_capacity(cfg.batch_size), vec![0u8; cfg.batch_size]);
         let mut cpu = Some(0.0);
         for s in 0..cfg.steps {
             let t0 = Instant::now();
             let c0 = thread_cpu_seconds();
-            let batch = sampler.batch(s);
-            for (r, &i) in batch.iter().enumerate() {
-                self.buf.x[r * pixels..(r + 1) * pixels].copy_from_slice(train.image(i));
-                self.buf.labels[r] = train.labels[i];
-            }
-            let stats = self.step(s);
+            batch.clear();
+            batch.extend_from_slice(sampler.batch(s));
+            images.prefetch(sampler.upcoming(s).unwrap_or_default());
+            labels.iter_mut().zip(&batch).for_each(|(l, &i)| *l = train.labels[i]);
+            let stats = self.step_packed(&images, &batch, &labels, s);
             let loss = stats.loss;
             if !loss.is_finite() {
                 return Err(BimtError::NonFinite { step: s + 1, loss });
@@ -465,12 +483,14 @@ impl Trainer {
             progress(&Progress { step: s + 1, steps: cfg.steps, loss, penalty: stats.penalty, running_accuracy });
             if HistoryWindow::due(&cfg, s) {
                 let t2 = Instant::now();
+                self.sync_first_layer();
                 let (wiring, test_accuracy) =
                     (self.wiring.value(&self.model), test.map(|t| self.model.accuracy(&t.images, &t.labels)));
                 history.push(window.point(&cfg, s, stats.penalty, wiring, test_accuracy));
                 timing.evaluation_s += t2.elapsed().as_secs_f64();
             }
         }
+        self.sync_first_layer();
         timing.total_s = start.elapsed().as_secs_f64();
         timing.cpu_s = cpu;
         Ok(TrainOutcome { model: self.model, layout: self.layout, history, timing, device_memory: None })
@@ -481,9 +501,43 @@ impl Trainer {
     /// correction). [`Trainer::run`] calls this; it is public for benchmarks
     /// and for callers with their own data loop.
     pub fn step_batch(&mut self, x: &[f32], labels: &[u8], s: usize) -> StepStats {
-        self.buf.x.copy_from_slice(x);
+        let n_in = self.model.n_inputs();
+        self.load_batch(x.chunks_exact(n_in), n_in);
         self.buf.labels.copy_from_slice(labels);
         self.step(s)
+    }
+
+    /// [`Trainer::step_batch`] on the rows `batch` of `images` (packed
+    /// once, before the first step): the step [`Trainer::run`] takes.
+    ///
+    /// # Panics
+    /// If `batch` is not `batch_size` rows of `images`, or `images` rows
+    /// not the model's inputs wide.
+    pub fn step_packed(&mut self, images: &PackedRows, batch: &[usize], labels: &[u8], s: usize) -> StepStats {
+        let n_in = self.model.n_inputs();
+        assert!(batch.len() == self.config.batch_size && images.n_in() == n_in, "a batch of the model's inputs");
+        if self.dense_first_layer {
+            for (dst, &r) in self.buf.x.chunks_exact_mut(n_in).zip(batch) {
+                images.unpack_into(r, dst);
+            }
+        } else {
+            self.buf.nonzero.fill_packed(images, batch);
+        }
+        self.buf.labels.copy_from_slice(labels);
+        self.step(s)
+    }
+
+    /// Takes the batch's rows (each `n_in` long, `batch_size` of them):
+    /// their nonzeros for the sparse first layer, a copy for the dense one.
+    fn load_batch<'a>(&mut self, rows: impl Iterator<Item = &'a [f32]>, n_in: usize) {
+        let b = self.config.batch_size;
+        if self.dense_first_layer {
+            for (dst, row) in self.buf.x.chunks_exact_mut(n_in).zip(rows) {
+                dst.copy_from_slice(row);
+            }
+        } else {
+            self.buf.nonzero.fill_rows(rows.take(b), n_in);
+        }
     }
 
     /// [`Trainer::step_batch`] with some hidden activations replaced: row
@@ -502,7 +556,8 @@ impl Trainer {
             assert_eq!(patches.mask[h].len(), b * w, "patch mask of hidden layer {h}");
             assert_eq!(patches.values[h].len(), b * w, "patch values of hidden layer {h}");
         }
-        self.buf.x.copy_from_slice(x);
+        let n_in = self.model.n_inputs();
+        self.load_batch(x.chunks_exact(n_in), n_in);
         self.buf.labels.copy_from_slice(labels);
         self.step_with(s, Some(patches))
     }
@@ -517,6 +572,7 @@ impl Trainer {
     /// `swap_every` steps; callers with their own loop call it when
     /// [`Trainer::relocation_due`] says so.
     pub fn relocate(&mut self) -> Option<Relocation> {
+        self.sync_first_layer();
         let relocation = self.relocator.as_ref().map(|r| r.relocate(&mut self.model));
         self.buf.w0.set_from(&self.model.layers[0].weight);
         relocation
@@ -528,7 +584,8 @@ impl Trainer {
     }
 
     /// The network, ending the training.
-    pub fn into_model(self) -> Mlp {
+    pub fn into_model(mut self) -> Mlp {
+        self.sync_first_layer();
         self.model
     }
 
@@ -566,8 +623,7 @@ impl Trainer {
             if l == 0 && self.dense_first_layer {
                 layer.forward_into(&buf.x, b, &mut buf.pre[0]);
             } else if l == 0 {
-                buf.nonzero.fill(&buf.x, b, layer.n_in);
-                forward_sparse(&buf.w0, &layer.bias, &buf.x, &buf.nonzero, &mut buf.pre[0]);
+                forward_sparse(&buf.w0, &layer.bias, &buf.nonzero, &mut buf.pre[0]);
             } else {
                 layer.forward_tiles_into(&done[l - 1], b, &mut buf.pre[l]);
             }
@@ -629,7 +685,7 @@ impl Trainer {
             let (lower, upper) = buf.delta.split_at_mut(l);
             let delta = &upper[0];
             if l == 0 && !self.dense_first_layer {
-                weight_gradient_sparse(delta, input, &buf.nonzero, &mut buf.g0);
+                weight_gradient_sparse(delta, &buf.nonzero, &mut buf.g0);
             } else {
                 mm_tn(&mut buf.gw[l], delta, input, layer.n_out, layer.n_in, b, false);
                 if l == 0 {
@@ -691,8 +747,10 @@ impl Trainer {
                 adamw(w, g, &mut st.m_w, &mut st.v_w, c, step.0, bc2_sqrt);
                 adamw(&mut layer.bias, &gb[l], &mut st.m_b, &mut st.v_b, c, step.0, bc2_sqrt);
             }
-            if l == 0 {
+            if l == 0 && self.dense_first_layer {
                 w0.write_to(&mut layer.weight);
+            } else if l == 0 {
+                self.first_layer_stale = true;
             }
         }
         penalty
@@ -701,7 +759,7 @@ impl Trainer {
 
 /// Runs one step and returns the gradients it computed (before AdamW), for
 /// the candle cross-check.
-#[cfg(test)]
+#[cfg(all(test, feature = "candle"))]
 pub(crate) fn gradients_for_test(
     model: &Mlp,
     x: &[f32],
@@ -756,6 +814,29 @@ mod tests {
     }
 
     #[test]
+    fn packed_rows_train_as_the_rows_themselves() {
+        // Batches drawn from packed rows, each step after the last, give
+        // the bits of the same rows passed whole (sparse and dense alike).
+        let (b, n_in, n) = (8, 784, 30);
+        let x: Vec<f32> = (0..n * n_in).map(|k| if (k * 31) % 7 == 0 { (k % 89) as f32 / 89.0 } else { 0.0 }).collect();
+        let labels: Vec<u8> = (0..n).map(|r| (r % 10) as u8).collect();
+        let packed = PackedRows::new(&x, n_in);
+        for dense in [false, true] {
+            let cfg = TrainConfig::new(Regime::Bimt).batch_size(b);
+            let twin = |t: Trainer| if dense { t.with_dense_first_layer() } else { t };
+            let (mut whole, mut drawn) = (twin(Trainer::new(cfg.clone()).unwrap()), twin(Trainer::new(cfg).unwrap()));
+            for s in 0..4 {
+                let batch: Vec<usize> = (0..b).map(|r| (r * 7 + s * 11) % n).collect();
+                let rows: Vec<f32> = batch.iter().flat_map(|&r| x[r * n_in..(r + 1) * n_in].to_vec()).collect();
+                let y: Vec<u8> = batch.iter().map(|&r| labels[r]).collect();
+                let (a, z) = (whole.step_batch(&rows, &y, s), drawn.step_packed(&packed, &batch, &y, s));
+                assert_eq!(a.loss.to_bits(), z.loss.to_bits(), "dense {dense}, step {s}");
+            }
+            assert_eq!(whole.model(), drawn.model(), "dense {dense}");
+        }
+    }
+
+    #[test]
     fn bad_configs_are_errors() {
         assert!(Trainer::new(TrainConfig::new(Regime::L1).steps(0)).is_err());
         assert!(Trainer::new(TrainConfig::new(Regime::Bimt).swap_every(0)).is_err());
@@ -765,7 +846,7 @@ mod tests {
     #[test]
     fn with_model_starts_from_the_given_weights_and_checks_their_sizes() {
         let cfg = TrainConfig::new(Regime::L1).steps(5);
-        let t = Trainer::new(cfg.clone()).unwrap();
+        let mut t = Trainer::new(cfg.clone()).unwrap();
         let mut start = t.model().clone();
         start.layers[1].weight[7] += 0.5;
         assert_eq!(t.with_model(start.clone()).unwrap().model(), &start);

@@ -55,4 +55,4 @@ pub use device::DeviceSpec;
 pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
 pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
-pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, SparseInputs};
+pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, PackedRows, SparseInputs};

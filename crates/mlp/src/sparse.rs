@@ -271,20 +271,18 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
         }
         if let Some(p) = pending.take() {
             let [sa, sb] = &mut sums;
-            let first = &x[p * n_in..(p + 1) * n_in];
-            add_rows(kernel, t.get(), stride, (first, &entries[0]), sa, Some(((row, &entries[1]), sb)));
+            add_rows(kernel, t.get(), stride, &entries[0], sa, Some((&entries[1], sb)));
             finish(&mut out[p * n_out..(p + 1) * n_out], sa);
             finish(&mut out[r * n_out..(r + 1) * n_out], sb);
         } else if kernel != Kernel::Avx512 {
-            add_rows(kernel, t.get(), stride, (row, &entries[0]), &mut sums[0], None);
+            add_rows(kernel, t.get(), stride, &entries[0], &mut sums[0], None);
             finish(&mut out[r * n_out..(r + 1) * n_out], &sums[0]);
         } else {
             pending = Some(r);
         }
     }
     if let Some(p) = pending {
-        let row = &x[p * n_in..(p + 1) * n_in];
-        add_rows(kernel, t.get(), stride, (row, &entries[0]), &mut sums[0], None);
+        add_rows(kernel, t.get(), stride, &entries[0], &mut sums[0], None);
         finish(&mut out[p * n_out..(p + 1) * n_out], &sums[0]);
     }
     if dense.is_empty() {
@@ -305,10 +303,13 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
     }
 }
 
-/// Where one row's nonzero inputs are, in order: `len` positions at the
-/// front of `idx`, which has room for a last full-register store.
+/// Where one row's nonzero inputs are, in order, and their values: `len`
+/// positions at the front of `idx` (which has room for a last
+/// full-register store) and as many values at the front of `values`, so
+/// the kernels read a row's values in order rather than gather them.
 pub(crate) struct Entries {
     idx: Vec<u32>,
+    values: Vec<f32>,
     len: usize,
     /// The width of the row: every position is below it.
     inputs: usize,
@@ -316,7 +317,7 @@ pub(crate) struct Entries {
 
 impl Entries {
     pub(crate) fn with_room(room: usize) -> Entries {
-        Entries { idx: vec![0; room], len: 0, inputs: 0 }
+        Entries { idx: vec![0; room], values: vec![0.0; room], len: 0, inputs: 0 }
     }
 
     /// `row`'s nonzero inputs, or `false` if it has more than `most`
@@ -336,31 +337,31 @@ impl Entries {
         };
         self.len = found.unwrap_or(0);
         self.inputs = row.len();
+        for (v, &i) in self.values.iter_mut().zip(&self.idx[..self.len]) {
+            *v = row[i as usize];
+        }
         found.is_some()
     }
 
     pub(crate) fn idx(&self) -> &[u32] {
         &self.idx[..self.len]
     }
-}
 
-/// The positions of every nonzero of `row`, in order, into the front of
-/// `idx` (at least `row.len()` plus `kernel`'s lanes long), and how many.
-pub(crate) fn pack_nonzeros(kernel: Kernel, row: &[f32], idx: &mut [u32]) -> usize {
-    assert!(idx.len() >= row.len() + kernel.lanes(), "room for a last store");
-    let most = row.len();
-    let found = match kernel {
-        // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
-        // asked for a kernel `Kernel::available` lists); the room was
-        // checked just above.
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => unsafe { nonzeros_avx512(row, most, idx) },
-        // SAFETY: as above, with AVX2.
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { nonzeros_avx2(row, most, idx) },
-        _ => nonzeros_plain(row, most, idx),
-    };
-    found.expect("a row has at most all its values nonzero")
+    /// The values at [`Entries::idx`], in its order.
+    pub(crate) fn values(&self) -> &[f32] {
+        &self.values[..self.len]
+    }
+
+    /// Positions and their values found elsewhere, in a row `inputs` wide
+    /// (the kernels read at the positions unchecked: each is checked here).
+    pub(crate) fn set(&mut self, idx: &[u32], values: &[f32], inputs: usize) {
+        assert!(idx.len() <= self.idx.len() && values.len() == idx.len(), "room for the positions");
+        assert!(idx.iter().all(|&i| (i as usize) < inputs), "positions inside the row");
+        self.idx[..idx.len()].copy_from_slice(idx);
+        self.values[..idx.len()].copy_from_slice(values);
+        self.len = idx.len();
+        self.inputs = inputs;
+    }
 }
 
 /// The positions of `row`'s nonzero inputs, in order, into `idx`, and how
@@ -475,7 +476,8 @@ unsafe fn nonzeros_avx512(row: &[f32], most: usize, idx: &mut [u32]) -> Option<u
 
 /// A row of inputs and where its nonzero ones are (found in it by
 /// [`Entries::fill`]).
-pub(crate) type Sparse<'a> = (&'a [f32], &'a Entries);
+/// A row's nonzero inputs and their values.
+pub(crate) type Sparse<'a> = &'a Entries;
 
 /// `sums = Σ x[i] · wt[i, ..]` over the nonzero inputs of `a`, and the same
 /// for `b` (`wt` `[n_in, stride]`, each `sums` `stride` wide), each
@@ -489,8 +491,8 @@ pub(crate) fn add_rows(
     b: Option<(Sparse, &mut [f32])>,
 ) {
     assert!(sums_a.len() == stride && stride.is_multiple_of(kernel.lanes()), "sums as wide as a padded row");
-    for (x, e) in std::iter::once(a).chain(b.as_ref().map(|b| b.0)) {
-        assert!(x.len() == e.inputs && e.inputs * stride == wt.len(), "a row of the layer's inputs, found in it");
+    for e in std::iter::once(a).chain(b.as_ref().map(|b| b.0)) {
+        assert!(e.inputs * stride == wt.len(), "a row of the layer's inputs");
     }
     match kernel {
         #[cfg(target_arch = "x86_64")]
@@ -552,17 +554,16 @@ pub(crate) fn add_rows_with<const FMA: bool>(wt: &[f32], a: Sparse, sums: &mut [
 const PREFETCH: usize = 6;
 
 #[inline(always)]
-fn tile<const W: usize, const FMA: bool>(wt: &[f32], stride: usize, start: usize, (x, e): Sparse, sums: &mut [f32]) {
+fn tile<const W: usize, const FMA: bool>(wt: &[f32], stride: usize, start: usize, e: Sparse, sums: &mut [f32]) {
     let mut acc = [0.0f32; W];
     let idx = e.idx();
-    for (k, &i) in idx.iter().enumerate() {
+    for (k, (&i, &v)) in idx.iter().zip(e.values()).enumerate() {
         #[cfg(target_arch = "x86_64")]
         if FMA {
             if let Some(&ahead) = idx.get(k + PREFETCH) {
                 prefetch_row(wt, ahead as usize * stride + start, W);
             }
         }
-        let v = x[i as usize];
         let row: &[f32; W] = wt[i as usize * stride + start..][..W].try_into().expect("W wide");
         for j in 0..W {
             acc[j] = madd::<FMA>(v, row[j], acc[j]);
@@ -635,7 +636,7 @@ unsafe fn tile_avx512<const R: usize>(
     wt: &[f32],
     stride: usize,
     start: usize,
-    (xa, a): Sparse,
+    a: Sparse,
     sums_a: &mut [f32],
     b: Option<Sparse>,
     sums_b: Option<&mut [f32]>,
@@ -644,12 +645,12 @@ unsafe fn tile_avx512<const R: usize>(
     assert!(start + 16 * R <= stride, "a tile inside a row");
     // Each position `i` is below `inputs` (an `Entries` holds positions in
     // a row that wide) and `add_rows` checked that `wt` has `inputs` rows
-    // of `stride` and that `x` is `inputs` long: so `x[i]`, and the `16·R`
-    // floats of the tile's row from `row(i)`, lie inside their slices.
+    // of `stride`: so the `16·R` floats of the tile's row from `row(i)`
+    // lie inside `wt`.
     let row = |i: u32| wt.as_ptr().add(i as usize * stride + start);
     macro_rules! add {
-        ($acc:ident, $x:expr, $i:expr) => {{
-            let (p, v) = (row($i), _mm512_set1_ps(*$x.get_unchecked($i as usize)));
+        ($acc:ident, $v:expr, $i:expr) => {{
+            let (p, v) = (row($i), _mm512_set1_ps($v));
             for r in 0..R {
                 $acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(p.add(16 * r)), $acc[r]);
             }
@@ -657,21 +658,21 @@ unsafe fn tile_avx512<const R: usize>(
     }
     let mut acc_a = [_mm512_setzero_ps(); R];
     let mut acc_b = [_mm512_setzero_ps(); R];
-    let ia = a.idx();
+    let (ia, va) = (a.idx(), a.values());
     let mut both = 0;
-    if let Some((xb, b)) = b {
-        let ib = b.idx();
+    if let Some(b) = b {
+        let (ib, vb) = (b.idx(), b.values());
         both = ia.len().min(ib.len());
-        for (&i, &j) in ia[..both].iter().zip(&ib[..both]) {
-            add!(acc_a, xa, i);
-            add!(acc_b, xb, j);
+        for k in 0..both {
+            add!(acc_a, va[k], ia[k]);
+            add!(acc_b, vb[k], ib[k]);
         }
-        for &j in &ib[both..] {
-            add!(acc_b, xb, j);
+        for k in both..ib.len() {
+            add!(acc_b, vb[k], ib[k]);
         }
     }
-    for &i in &ia[both..] {
-        add!(acc_a, xa, i);
+    for k in both..ia.len() {
+        add!(acc_a, va[k], ia[k]);
     }
     for r in 0..R {
         _mm512_storeu_ps(sums_a[start + 16 * r..][..16].as_mut_ptr(), acc_a[r]);

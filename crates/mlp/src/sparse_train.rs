@@ -22,7 +22,7 @@
 //! and the gradient are input-major ([`InputMajor`]), each input's row a
 //! contiguous run of outputs.
 
-use crate::sparse::{add_rows, add_rows_with, pack_nonzeros, padded, transpose_into, Aligned, Entries, Kernel};
+use crate::sparse::{add_rows, add_rows_with, padded, transpose_into, Aligned, Entries, Kernel};
 
 /// Where each row of a batch has nonzero inputs, found once per batch
 /// (for the forward and the weight gradient both).
@@ -31,14 +31,13 @@ pub struct SparseInputs {
     rows: Vec<Entries>,
     n: usize,
     n_in: usize,
-    /// The same nonzeros input by input (for the weight gradient): input
-    /// `i`'s are `col_row[col_start[i]..col_start[i + 1]]`, rows ascending,
-    /// with their values in `col_value`.
-    col_start: Vec<usize>,
+    /// The same nonzeros input by input (for the weight gradient), each
+    /// input in a bucket of room for every row: input `i`'s are
+    /// `col_row[i·n..][..col_len[i]]`, rows ascending, with their values
+    /// in `col_value` (no counting pass: a batch is filled in one).
+    col_len: Vec<u32>,
     col_row: Vec<u32>,
     col_value: Vec<f32>,
-    /// The batch input-major (`[n_in, n]`), which the columns are packed from.
-    xt: Vec<f32>,
 }
 
 impl Default for SparseInputs {
@@ -59,10 +58,9 @@ impl SparseInputs {
             rows: Vec::new(),
             n: 0,
             n_in: 0,
-            col_start: Vec::new(),
+            col_len: Vec::new(),
             col_row: Vec::new(),
             col_value: Vec::new(),
-            xt: Vec::new(),
         }
     }
 
@@ -73,41 +71,88 @@ impl SparseInputs {
     /// If `x` is not `n · n_in` long.
     pub fn fill(&mut self, x: &[f32], n: usize, n_in: usize) {
         assert_eq!(x.len(), n * n_in, "a batch of n rows of n_in inputs");
+        self.fill_rows(x.chunks_exact(n_in.max(1)).take(n), n_in);
+    }
+
+    /// [`SparseInputs::fill`] from rows wherever they lie (a sampled
+    /// batch's images, read in place).
+    ///
+    /// # Panics
+    /// If a row is not `n_in` long.
+    pub fn fill_rows<'a>(&mut self, rows: impl IntoIterator<Item = &'a [f32]>, n_in: usize) {
+        let kernel = self.kernel;
+        self.load(n_in, rows.into_iter().map(|row| {
+            assert_eq!(row.len(), n_in, "a row of the batch has n_in inputs");
+            move |e: &mut Entries| {
+                let all = e.fill(kernel, row, n_in);
+                debug_assert!(all, "a row has at most all its inputs nonzero");
+            }
+        }));
+    }
+
+    /// [`SparseInputs::fill`] from rows of `packed` (a training set's
+    /// images, their nonzeros found once): the rows `which` names, in order.
+    ///
+    /// # Panics
+    /// If a row is not one of `packed`'s.
+    pub fn fill_packed(&mut self, packed: &PackedRows, which: &[usize]) {
+        let n_in = packed.n_in;
+        self.load(
+            n_in,
+            which.iter().map(|&r| {
+                let (idx, values) = packed.row(r);
+                move |e: &mut Entries| e.set(idx, values, n_in)
+            }),
+        );
+    }
+
+    /// The batch's rows, each `load`ed into its entries; then the columns.
+    fn load<F: FnOnce(&mut Entries)>(&mut self, n_in: usize, rows: impl Iterator<Item = F>) {
         let room = n_in + self.kernel.lanes();
         if self.n_in != n_in {
             self.rows.clear();
         }
-        while self.rows.len() < n {
-            self.rows.push(Entries::with_room(room));
+        self.n_in = n_in;
+        let mut n = 0;
+        for load in rows {
+            if self.rows.len() == n {
+                self.rows.push(Entries::with_room(room));
+            }
+            load(&mut self.rows[n]);
+            n += 1;
         }
-        for (e, row) in self.rows.iter_mut().zip(x.chunks_exact(n_in.max(1))) {
-            let all = e.fill(self.kernel, row, n_in);
-            debug_assert!(all, "a row has at most all its inputs nonzero");
-        }
-        (self.n, self.n_in) = (n, n_in);
-        self.fill_columns(x);
+        self.n = n;
+        self.fill_columns();
     }
 
-    /// The nonzeros input by input, rows ascending: the batch transposed,
-    /// and each input's row of it packed as a row of the batch is.
-    fn fill_columns(&mut self, x: &[f32]) {
-        let (n, n_in, lanes) = (self.n, self.n_in, self.kernel.lanes());
-        self.xt.resize(n * n_in, 0.0);
-        transpose_into(x, n_in, n, n_in, &mut self.xt, n);
-        self.col_start.clear();
-        self.col_start.push(0);
-        // Room for every input nonzero, and a last register's store; only
-        // the front up to `col_start`'s last entry is this batch's.
-        self.col_row.resize(n * n_in + lanes, 0);
-        self.col_value.resize(n * n_in + lanes, 0.0);
-        let mut at = 0;
-        for column in self.xt.chunks_exact(n.max(1)).take(n_in) {
-            let k = pack_nonzeros(self.kernel, column, &mut self.col_row[at..]);
-            for (v, &r) in self.col_value[at..at + k].iter_mut().zip(&self.col_row[at..at + k]) {
-                *v = column[r as usize];
+    /// The batch of the last fill, `[n, n_in]` row-major, written out.
+    #[cfg(test)]
+    fn batch(&self) -> Vec<f32> {
+        let mut x = vec![0.0; self.n * self.n_in];
+        for (e, row) in self.rows[..self.n].iter().zip(x.chunks_exact_mut(self.n_in.max(1))) {
+            e.idx().iter().zip(e.values()).for_each(|(&i, &v)| row[i as usize] = v);
+        }
+        x
+    }
+
+    /// The nonzeros input by input, rows ascending: each row's entries
+    /// appended to their inputs' buckets, rows in order.
+    fn fill_columns(&mut self) {
+        let (n, n_in) = (self.n, self.n_in);
+        self.col_len.clear();
+        self.col_len.resize(n_in, 0);
+        self.col_row.resize(n * n_in, 0);
+        self.col_value.resize(n * n_in, 0.0);
+        for (r, e) in self.rows[..n].iter().enumerate() {
+            for (&i, &v) in e.idx().iter().zip(e.values()) {
+                let i = i as usize;
+                // An input is nonzero at most once per row: its bucket of
+                // `n` has room.
+                let at = i * n + self.col_len[i] as usize;
+                self.col_row[at] = r as u32;
+                self.col_value[at] = v;
+                self.col_len[i] += 1;
             }
-            at += k;
-            self.col_start.push(at);
         }
     }
 
@@ -122,6 +167,91 @@ impl SparseInputs {
     }
 }
 
+/// Rows' nonzero inputs found once, for batches drawn from them
+/// ([`SparseInputs::fill_packed`]): a training set's images are packed
+/// before its first step rather than searched again at every one.
+pub struct PackedRows {
+    n_in: usize,
+    start: Vec<usize>,
+    idx: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl PackedRows {
+    /// The nonzeros of every row of `x` (`n_in` wide).
+    ///
+    /// # Panics
+    /// If `x` is not a whole number of rows.
+    pub fn new(x: &[f32], n_in: usize) -> PackedRows {
+        assert!(x.len().is_multiple_of(n_in.max(1)), "whole rows of n_in inputs");
+        let kernel = Kernel::detect();
+        let mut e = Entries::with_room(n_in + kernel.lanes());
+        let mut packed = PackedRows { n_in, start: vec![0], idx: Vec::new(), values: Vec::new() };
+        for row in x.chunks_exact(n_in.max(1)) {
+            let all = e.fill(kernel, row, n_in);
+            debug_assert!(all, "a row has at most all its inputs nonzero");
+            packed.idx.extend_from_slice(e.idx());
+            packed.values.extend(e.idx().iter().map(|&i| row[i as usize]));
+            packed.start.push(packed.idx.len());
+        }
+        packed
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inputs per row.
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    /// Row `r` written out whole into `dst` (`n_in` long).
+    ///
+    /// # Panics
+    /// If `r` is not a row or `dst` not `n_in` long.
+    pub fn unpack_into(&self, r: usize, dst: &mut [f32]) {
+        assert_eq!(dst.len(), self.n_in, "a row of n_in inputs");
+        dst.fill(0.0);
+        let (idx, values) = self.row(r);
+        idx.iter().zip(values).for_each(|(&i, &v)| dst[i as usize] = v);
+    }
+
+    /// Asks the CPU to bring `rows` into its caches: a drawn batch's rows
+    /// lie anywhere in a set larger than the caches, so a trainer asks for
+    /// the next batch's while it works on this one. A hint: nothing else
+    /// happens, on any CPU; rows that are not rows are ignored.
+    pub fn prefetch(&self, rows: &[usize]) {
+        #[cfg(target_arch = "x86_64")]
+        for &r in rows.iter().filter(|&&r| r < self.len()) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            let (idx, values) = self.row(r);
+            for k in (0..idx.len()).step_by(16) {
+                // SAFETY: a prefetch reads nothing and cannot fault; the
+                // addresses are inside the rows anyway.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T1>(idx[k..].as_ptr().cast());
+                    _mm_prefetch::<_MM_HINT_T1>(values[k..].as_ptr().cast());
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = rows;
+    }
+
+    fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        assert!(r < self.len(), "row {r} of {} packed rows", self.len());
+        let at = self.start[r]..self.start[r + 1];
+        (&self.idx[at.clone()], &self.values[at])
+    }
+}
+
 /// A layer's weights (or their gradient) input-major: `[n_in, stride]`,
 /// the stride `n_out` padded to the kernel's lanes with zeros, each row on
 /// a 64-byte cache line.
@@ -131,6 +261,9 @@ pub struct InputMajor {
     n_out: usize,
     stride: usize,
     data: Aligned,
+    /// The deltas of the last weight gradient padded to the stride (kept
+    /// to save an allocation per step).
+    deltas: Vec<f32>,
 }
 
 impl InputMajor {
@@ -141,7 +274,7 @@ impl InputMajor {
 
     pub(crate) fn with_kernel(n_in: usize, n_out: usize, kernel: Kernel) -> InputMajor {
         let stride = padded(n_out, kernel.lanes());
-        InputMajor { kernel, n_in, n_out, stride, data: Aligned::zeros(n_in * stride) }
+        InputMajor { kernel, n_in, n_out, stride, data: Aligned::zeros(n_in * stride), deltas: Vec::new() }
     }
 
     /// Copies `weight` (`[n_out, n_in]`, `nn.Linear`'s layout) in.
@@ -191,30 +324,30 @@ impl InputMajor {
 /// # Panics
 /// If the shapes disagree: `w` of another kernel or width than `nz`, `x`
 /// not the batch `nz` was filled from, `bias` or `out` of another width.
-pub fn forward_sparse(w: &InputMajor, bias: &[f32], x: &[f32], nz: &SparseInputs, out: &mut [f32]) {
+pub fn forward_sparse(w: &InputMajor, bias: &[f32], nz: &SparseInputs, out: &mut [f32]) {
     let (n, n_in, n_out, stride) = (nz.n, w.n_in, w.n_out, w.stride);
     assert!(w.kernel == nz.kernel && nz.n_in == n_in, "weights and inputs of one kernel and width");
-    assert!(x.len() == n * n_in && out.len() == n * n_out && bias.len() == n_out, "the batch's buffers");
+    assert!(out.len() == n * n_out && bias.len() == n_out, "the batch's buffers");
     let wt = w.data.as_slice();
     let mut sums = [vec![0.0f32; stride], vec![0.0f32; stride]];
     let finish = |o: &mut [f32], s: &[f32]| o.iter_mut().zip(s).zip(bias).for_each(|((o, s), b)| *o = s + b);
-    let rows: Vec<(&[f32], &Entries)> = x.chunks_exact(n_in.max(1)).zip(&nz.rows[..n]).collect();
+    let rows = &nz.rows[..n];
     let mut r = 0;
     while r < n {
         let [sa, sb] = &mut sums;
         if w.kernel == Kernel::Plain {
             // `add_rows` rounds each product on this kernel: the exact
             // fused sums here.
-            add_rows_with::<true>(wt, rows[r], sa);
+            add_rows_with::<true>(wt, &rows[r], sa);
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             r += 1;
         } else if r + 1 < n {
-            add_rows(w.kernel, wt, stride, rows[r], sa, Some((rows[r + 1], sb)));
+            add_rows(w.kernel, wt, stride, &rows[r], sa, Some((&rows[r + 1], sb)));
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             finish(&mut out[(r + 1) * n_out..(r + 2) * n_out], sb);
             r += 2;
         } else {
-            add_rows(w.kernel, wt, stride, rows[r], sa, None);
+            add_rows(w.kernel, wt, stride, &rows[r], sa, None);
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             r += 1;
         }
@@ -228,17 +361,19 @@ pub fn forward_sparse(w: &InputMajor, bias: &[f32], x: &[f32], nz: &SparseInputs
 ///
 /// # Panics
 /// If the shapes disagree, as for [`forward_sparse`].
-pub fn weight_gradient_sparse(delta: &[f32], x: &[f32], nz: &SparseInputs, g: &mut InputMajor) {
+pub fn weight_gradient_sparse(delta: &[f32], nz: &SparseInputs, g: &mut InputMajor) {
     let (n, n_in, n_out, stride) = (nz.n, g.n_in, g.n_out, g.stride);
     assert!(g.kernel == nz.kernel && nz.n_in == n_in, "gradient and inputs of one kernel and width");
-    assert!(x.len() == n * n_in && delta.len() == n * n_out, "the batch's buffers");
-    // The deltas padded to the stride, so that a tile's loads are whole.
-    let mut d = vec![0.0f32; n * stride];
+    assert!(delta.len() == n * n_out, "the batch's deltas");
+    // The deltas padded to the stride, so that a tile's loads are whole
+    // (the padding stays zero: only the front of each row is written).
+    let d = &mut g.deltas;
+    d.resize(n * stride, 0.0);
     for (p, dr) in d.chunks_exact_mut(stride).zip(delta.chunks_exact(n_out.max(1))) {
         p[..n_out].copy_from_slice(dr);
     }
-    let used = nz.col_start.last().copied().unwrap_or(0);
-    let cols = Columns { start: &nz.col_start, row: &nz.col_row[..used], value: &nz.col_value[..used] };
+    let d = &g.deltas[..];
+    let cols = Columns { room: n, len: &nz.col_len, row: &nz.col_row, value: &nz.col_value };
     let gt = g.data.as_mut_slice();
     match g.kernel {
         #[cfg(target_arch = "x86_64")]
@@ -256,17 +391,39 @@ pub fn weight_gradient_sparse(delta: &[f32], x: &[f32], nz: &SparseInputs, g: &m
 /// The nonzeros input by input (see [`SparseInputs`]).
 #[derive(Clone, Copy)]
 struct Columns<'a> {
-    start: &'a [usize],
+    room: usize,
+    len: &'a [u32],
     row: &'a [u32],
     value: &'a [f32],
+}
+
+impl Columns<'_> {
+    fn inputs(&self) -> usize {
+        self.len.len()
+    }
+
+    /// Where input `i`'s entries are in `row` and `value`.
+    #[inline(always)]
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        i * self.room..i * self.room + self.len[i] as usize
+    }
+
+    /// Every bucket inside the buffers and within its room, and rooms for
+    /// the `rows` of the deltas: the rows in a bucket are below its room
+    /// (`fill_columns` writes the row numbers of a batch of `room` rows).
+    fn check(&self, rows: usize) {
+        let n_in = self.inputs();
+        assert!(self.row.len() == n_in * self.room && self.value.len() == n_in * self.room, "whole buckets");
+        assert!(self.room <= rows && self.len.iter().all(|&k| k as usize <= self.room), "buckets within their room");
+    }
 }
 
 /// Every input's row of `g` (`stride` wide) from the padded deltas `d`
 /// (`[n, stride]`), in tiles of up to 128 outputs.
 #[inline(always)]
 fn columns(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
-    assert!(stride.is_multiple_of(8) && g.len() == (cols.start.len() - 1) * stride, "a padded gradient");
-    assert!(cols.row.len() == cols.value.len() && cols.start.last() == Some(&cols.row.len()), "whole columns");
+    assert!(stride.is_multiple_of(8) && g.len() == cols.inputs() * stride, "a padded gradient");
+    cols.check(d.len() / stride);
     let mut start = 0;
     while start < stride {
         let width = (stride - start).min(128);
@@ -289,8 +446,8 @@ fn columns(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
 fn column_tile<const W: usize>(g: &mut [f32], stride: usize, start: usize, cols: Columns, d: &[f32]) {
     for (i, out) in g.chunks_exact_mut(stride).enumerate() {
         let mut acc = [0.0f32; W];
-        let (a, b) = (cols.start[i], cols.start[i + 1]);
-        for (&r, &v) in cols.row[a..b].iter().zip(&cols.value[a..b]) {
+        let at = cols.range(i);
+        for (&r, &v) in cols.row[at.clone()].iter().zip(&cols.value[at]) {
             let dr: &[f32; W] = d[r as usize * stride + start..][..W].try_into().expect("W wide");
             for j in 0..W {
                 acc[j] = v.mul_add(dr[j], acc[j]);
@@ -315,11 +472,8 @@ unsafe fn columns_fma(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn columns_avx512(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
-    assert!(stride.is_multiple_of(16) && g.len() == (cols.start.len() - 1) * stride, "a padded gradient");
-    assert!(cols.row.len() == cols.value.len() && cols.start.last() == Some(&cols.row.len()), "whole columns");
-    assert!(cols.start.windows(2).all(|w| w[0] <= w[1]), "columns in order");
-    let rows = d.len() / stride;
-    assert!(cols.row.iter().all(|&r| (r as usize) < rows), "rows of the deltas");
+    assert!(stride.is_multiple_of(16) && g.len() == cols.inputs() * stride, "a padded gradient");
+    cols.check(d.len() / stride);
     let mut start = 0;
     while start < stride {
         let regs = ((stride - start) / 16).min(8);
@@ -345,7 +499,7 @@ unsafe fn columns_avx512(g: &mut [f32], stride: usize, cols: Columns, d: &[f32])
 #[target_feature(enable = "avx512f")]
 unsafe fn column_tiles_avx512<const R: usize>(g: &mut [f32], stride: usize, start: usize, cols: Columns, d: &[f32]) {
     use std::arch::x86_64::*;
-    let n_in = cols.start.len() - 1;
+    let n_in = cols.inputs();
     // Row `r`'s tile of deltas: inside `d` by the checks above.
     let delta = |r: u32| d.as_ptr().add(r as usize * stride + start);
     macro_rules! add {
@@ -364,20 +518,20 @@ unsafe fn column_tiles_avx512<const R: usize>(g: &mut [f32], stride: usize, star
     };
     let mut i = 0;
     while i < n_in {
-        let (a0, a1) = (cols.start[i], cols.start[i + 1]);
+        let (a0, a1) = (cols.range(i).start, cols.range(i).end);
         let mut acc_a = [_mm512_setzero_ps(); R];
         if i + 1 < n_in {
-            let b1 = cols.start[i + 2];
+            let (b0, b1) = (cols.range(i + 1).start, cols.range(i + 1).end);
             let mut acc_b = [_mm512_setzero_ps(); R];
-            let both = (a1 - a0).min(b1 - a1);
+            let both = (a1 - a0).min(b1 - b0);
             for k in 0..both {
                 add!(acc_a, a0 + k);
-                add!(acc_b, a1 + k);
+                add!(acc_b, b0 + k);
             }
             for k in a0 + both..a1 {
                 add!(acc_a, k);
             }
-            for k in a1 + both..b1 {
+            for k in b0 + both..b1 {
                 add!(acc_b, k);
             }
             store(g, i + 1, &acc_b);
@@ -455,15 +609,18 @@ mod tests {
                 let want_g = gradient_twin(&delta, &x, n, n_in, n_out);
                 for kernel in Kernel::available() {
                     let mut nz = SparseInputs::with_kernel(kernel);
+                    // Another batch first: the one under test is filled over it.
+                    nz.fill(&batch(n + 3, n_in, 0.5, 99), n + 3, n_in);
                     nz.fill(&x, n, n_in);
+                    assert_eq!(nz.batch(), x, "the batch as filled");
                     let mut wt = InputMajor::with_kernel(n_in, n_out, kernel);
                     wt.set_from(&w);
                     let mut y = vec![f32::NAN; n * n_out];
-                    forward_sparse(&wt, &b, &x, &nz, &mut y);
+                    forward_sparse(&wt, &b, &nz, &mut y);
                     assert_eq!(bits(&y), bits(&want_y), "forward {kernel:?} {n}x{n_in}->{n_out} share {share}");
                     let mut gt = InputMajor::with_kernel(n_in, n_out, kernel);
                     gt.set_from(&w); // overwritten: the gradient does not add to what was there
-                    weight_gradient_sparse(&delta, &x, &nz, &mut gt);
+                    weight_gradient_sparse(&delta, &nz, &mut gt);
                     let mut g = vec![f32::NAN; n_out * n_in];
                     gt.write_to(&mut g);
                     assert_eq!(bits(&g), bits(&want_g), "gradient {kernel:?} {n}x{n_in}->{n_out} share {share}");
@@ -495,5 +652,25 @@ mod tests {
         assert_eq!(nz.nonzeros(), count);
         nz.fill(&x[..4 * 20], 4, 20);
         assert_eq!((nz.rows(), nz.nonzeros()), (4, x[..80].iter().filter(|v| **v != 0.0).count()));
+        assert_eq!(nz.batch(), &x[..80]);
+        // A wider batch after a narrower one, and rows read where they lie.
+        let y = batch(12, 20, 0.7, 2);
+        nz.fill_rows(y.chunks_exact(20).rev(), 20);
+        let reversed: Vec<f32> = y.chunks_exact(20).rev().flatten().copied().collect();
+        assert_eq!(nz.batch(), reversed);
+        nz.fill(&x, 10, 20);
+        assert_eq!(nz.batch(), x);
+        // Rows packed once, drawn in any order, give what filling them does.
+        let packed = PackedRows::new(&y, 20);
+        assert_eq!(packed.len(), 12);
+        let mut direct = SparseInputs::new();
+        direct.fill_rows([7, 0, 11, 7].map(|r| &y[r * 20..(r + 1) * 20]), 20);
+        nz.fill_packed(&packed, &[7, 0, 11, 7]);
+        assert_eq!((nz.batch(), nz.nonzeros()), (direct.batch(), direct.nonzeros()));
+        let columns = |s: &SparseInputs| -> Vec<(Vec<u32>, Vec<f32>)> {
+            let c = Columns { room: s.n, len: &s.col_len, row: &s.col_row, value: &s.col_value };
+            (0..20).map(|i| (c.row[c.range(i)].to_vec(), c.value[c.range(i)].to_vec())).collect()
+        };
+        assert_eq!(columns(&nz), columns(&direct));
     }
 }
