@@ -380,11 +380,11 @@ pub fn weight_gradient_sparse(delta: &[f32], nz: &SparseInputs, g: &mut InputMaj
         // SAFETY: `Kernel::detect` found AVX-512F on this CPU (or a test
         // chose a kernel `Kernel::available` lists); the stride is padded
         // to its 16 lanes.
-        Kernel::Avx512 => unsafe { columns_avx512(gt, stride, cols, &d) },
+        Kernel::Avx512 => unsafe { columns_avx512(gt, stride, cols, d) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, with AVX2 and FMA.
-        Kernel::Avx2 => unsafe { columns_fma(gt, stride, cols, &d) },
-        _ => columns(gt, stride, cols, &d),
+        Kernel::Avx2 => unsafe { columns_fma(gt, stride, cols, d) },
+        _ => columns(gt, stride, cols, d),
     }
 }
 
