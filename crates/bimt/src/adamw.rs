@@ -126,15 +126,11 @@ fn penalised_portable(
     step_size: f32,
     bc2_sqrt: f32,
 ) -> f64 {
-    let decay = 1.0 - c.lr * c.weight_decay;
-    let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+    let k = AdamStep::new(c, step_size, bc2_sqrt);
     let one = |p: &mut f32, g: &mut f32, m: &mut f32, v: &mut f32, a: f32| -> f32 {
         let cost = p.abs() * a;
         *g += scale * a * sign(*p);
-        *m = b1 * *m + (1.0 - b1) * *g;
-        *v = b2 * *v + (1.0 - b2) * *g * *g;
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        *p = *p * decay - step_size * *m / denom;
+        k.apply(p, *g, m, v);
         cost
     };
     let mut total = 0.0f64;
@@ -197,13 +193,47 @@ fn adamw_portable(
     step_size: f32,
     bc2_sqrt: f32,
 ) {
-    let decay = 1.0 - c.lr * c.weight_decay;
-    let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+    let k = AdamStep::new(c, step_size, bc2_sqrt);
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        *p = *p * decay - step_size * *m / denom;
+        k.apply(p, g, m, v);
+    }
+}
+
+/// One step's constants of AdamW (decoupled weight decay, PyTorch's
+/// `torch.optim.AdamW`).
+#[derive(Clone, Copy)]
+struct AdamStep {
+    decay: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    step_size: f32,
+    /// `1 / sqrt(1 - beta2^t)`: a product per weight where PyTorch divides
+    /// (the divider is the update's bottleneck; the denominator may differ
+    /// from PyTorch's by a rounding).
+    inv_bc2_sqrt: f32,
+}
+
+impl AdamStep {
+    fn new(c: &TrainConfig, step_size: f32, bc2_sqrt: f32) -> AdamStep {
+        AdamStep {
+            decay: 1.0 - c.lr * c.weight_decay,
+            b1: c.beta1,
+            b2: c.beta2,
+            eps: c.eps,
+            step_size,
+            inv_bc2_sqrt: 1.0 / bc2_sqrt,
+        }
+    }
+
+    /// The moments take `g`, then `p` decays and steps:
+    /// `p·(1 - lr·wd) - step_size·m / (sqrt(v)/sqrt(1 - beta2^t) + eps)`.
+    #[inline(always)]
+    fn apply(&self, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        *m = self.b1 * *m + (1.0 - self.b1) * g;
+        *v = self.b2 * *v + (1.0 - self.b2) * g * g;
+        let denom = v.sqrt() * self.inv_bc2_sqrt + self.eps;
+        *p = *p * self.decay - self.step_size * *m / denom;
     }
 }
 

@@ -16,7 +16,7 @@ use modcirc_mlp::{
 
 /// Bumped whenever a change to the training code changes the weights it
 /// produces for the same configuration, so that cached models are retrained.
-pub const TRAINER_REVISION: u32 = 2;
+pub const TRAINER_REVISION: u32 = 3;
 
 /// The study's training length (STUDY §2): optimizer steps per model.
 pub const STUDY_STEPS: usize = 40_000;
