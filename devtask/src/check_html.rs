@@ -48,63 +48,106 @@ fn find_chromium(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     bail!("no chromium, chromium-browser or google-chrome on PATH (Debian: apt-get install chromium), or name it with --chromium")
 }
 
+/// The most a browser run may write to its standard output or error
+/// (`--dump-dom` of the full study's REPORT.html is about 5 MB).
+const MAX_OUTPUT_BYTES: u64 = 256 << 20;
+
+/// The environment variable that marks a browser run's processes (its
+/// value is the run's own random token), so that those which left its
+/// process group are found and killed too.
+const RUN_MARK: &str = "MODCIRC_CHECK_HTML_RUN";
+
 /// Runs the browser headless on `url` with `extra` arguments, killed after
-/// `timeout`; its stdout.
+/// `timeout`; its stdout. Its output goes to files, not pipes: a helper
+/// that escaped the browser's process group (`setsid`) and holds them open
+/// cannot make this wait; every process carrying the run's mark is killed
+/// when the browser ends.
 fn chromium(browser: &Path, profile: &Path, url: &str, extra: &[String], timeout: Duration) -> anyhow::Result<String> {
+    let out = TempDir::new("modcirc-chromium-out")?;
+    let file = |name: &str| -> anyhow::Result<std::fs::File> {
+        let p = out.path().join(name);
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .with_context(|| format!("creating {}", p.display()))
+    };
+    let (stdout, stderr) = (file("stdout")?, file("stderr")?);
+    let mark = modcirc_store::atomic::random_hex(16);
     let mut child = Command::new(browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
         .args(extra)
         .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .env(RUN_MARK, &mark)
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
         .process_group(0)
         .spawn()
         .with_context(|| format!("running {}", browser.display()))?;
-    // Read the pipes on their own threads, so that a chatty browser never
-    // blocks on a full pipe while this one waits.
-    let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
-    let read = |p: Option<&mut dyn std::io::Read>| {
-        let mut buf = Vec::new();
-        if let Some(p) = p {
-            let _ = p.read_to_end(&mut buf);
-        }
-        buf
-    };
     let started = Instant::now();
-    let (stdout, stderr, status) = std::thread::scope(|s| {
-        let o = s.spawn(|| read(so.as_mut().map(|p| p as &mut dyn std::io::Read)));
-        let e = s.spawn(|| read(se.as_mut().map(|p| p as &mut dyn std::io::Read)));
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Ok(st),
-                Ok(None) if started.elapsed() > timeout => {
-                    // The whole group: a browser's helpers hold its pipes too.
-                    // SAFETY: signalling a process group this run created.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    let _ = child.wait();
-                    break Err(anyhow::anyhow!(
-                        "{} did not finish within {} s (--timeout): killed",
-                        browser.display(),
-                        timeout.as_secs()
-                    ));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => break Err(anyhow::Error::new(e).context("waiting for the browser")),
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Ok(st),
+            Ok(None) if started.elapsed() > timeout => {
+                // The whole group: a browser's helpers hold its files too.
+                // SAFETY: signalling a process group this run created.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                break Err(anyhow::anyhow!(
+                    "{} did not finish within {} s (--timeout): killed",
+                    browser.display(),
+                    timeout.as_secs()
+                ));
             }
-        };
-        (o.join().unwrap_or_default(), e.join().unwrap_or_default(), status)
-    });
-    let out = std::process::Output { status: status?, stdout, stderr };
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => break Err(anyhow::Error::new(e).context("waiting for the browser")),
+        }
+    };
+    kill_marked(&mark);
+    let status = status?;
+    let read = |mut f: std::fs::File, what: &str| -> anyhow::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let len = f.metadata()?.len();
+        ensure!(
+            len <= MAX_OUTPUT_BYTES,
+            "{} wrote {len} bytes to its {what}, more than {MAX_OUTPUT_BYTES}",
+            browser.display()
+        );
+        f.rewind()?;
+        let mut buf = Vec::with_capacity(len as usize);
+        f.take(MAX_OUTPUT_BYTES).read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    let (stdout, stderr) = (read(stdout, "standard output")?, read(stderr, "standard error")?);
     ensure!(
-        out.status.success(),
+        status.success(),
         "{} exited with {}: {}",
         browser.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        status,
+        String::from_utf8_lossy(&stderr).lines().last().unwrap_or("")
     );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// Kills every process of this user whose environment carries the run's
+/// mark (a browser's helpers, those that left its group included).
+fn kill_marked(mark: &str) {
+    let needle = format!("{RUN_MARK}={mark}");
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        // Another user's process is not readable: not ours to kill anyway.
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
+        if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) {
+            // SAFETY: signalling a process this run started (it carries the
+            // run's random mark).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 /// The value of attribute `name` in an element's opening tag.
@@ -388,5 +431,38 @@ mod tests {
         let kept = dir.path().to_path_buf();
         drop(dir);
         assert!(!kept.exists());
+    }
+
+    /// The processes whose command line has `word`.
+    fn running(word: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).replace('\0', " ").contains(word))
+            .count()
+    }
+
+    #[test]
+    fn a_helper_that_leaves_the_group_holding_the_output_neither_hangs_the_check_nor_outlives_it() {
+        let dir = TempDir::new("modcirc-escape").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        // One that hangs, one that answers: each leaves a helper in its
+        // own session holding standard output and error open.
+        for (body, wants) in [("sleep 30", "did not finish"), ("echo '<html>ok</html>'", "ok")] {
+            let word = format!("{}", 3000 + body.len());
+            let fake = dir.path().join(format!("browser-{}", body.len()));
+            std::fs::write(&fake, format!("#!/bin/sh\nsetsid sleep {word} &\n{body}\n")).unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let t = Instant::now();
+            let got = chromium(&fake, dir.path(), "file:///x", &[], Duration::from_secs(2));
+            let text = match got {
+                Ok(s) => s,
+                Err(e) => e.to_string(),
+            };
+            assert!(text.contains(wants) && t.elapsed() < Duration::from_secs(20), "{body}: {text}");
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(running(&format!("sleep {word}")), 0, "{body}: the escaped helper was killed");
+        }
     }
 }

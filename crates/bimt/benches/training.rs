@@ -6,8 +6,8 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use modcirc_bimt::relocate::{relocate_naive, Relocator, TOP_POSITIONS};
 use modcirc_bimt::{ConnectionCost, Regime, TrainConfig, Trainer};
-use modcirc_mlp::PackedRows;
 use modcirc_dataset::{ChecksumPolicy, Mnist};
+use modcirc_mlp::PackedRows;
 
 fn mnist() -> Mnist {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
@@ -21,7 +21,8 @@ fn training_step(c: &mut Criterion) {
     // set, whose nonzeros were found once (an optimizer step's work, the
     // batch's loading included). Batches cycle through the set.
     let images = PackedRows::new(&m.train.images, px);
-    let batches: Vec<Vec<usize>> = (0..64).map(|k| (0..100).map(|r| (k * 937 + r * 601) % m.train.len()).collect()).collect();
+    let batches: Vec<Vec<usize>> =
+        (0..64).map(|k| (0..100).map(|r| (k * 937 + r * 601) % m.train.len()).collect()).collect();
     let labels: Vec<Vec<u8>> = batches.iter().map(|b| b.iter().map(|&i| m.train.labels[i]).collect()).collect();
     let mut g = c.benchmark_group("train_step_batch100");
     for regime in Regime::ALL {

@@ -81,13 +81,16 @@ impl SparseInputs {
     /// If a row is not `n_in` long.
     pub fn fill_rows<'a>(&mut self, rows: impl IntoIterator<Item = &'a [f32]>, n_in: usize) {
         let kernel = self.kernel;
-        self.load(n_in, rows.into_iter().map(|row| {
-            assert_eq!(row.len(), n_in, "a row of the batch has n_in inputs");
-            move |e: &mut Entries| {
-                let all = e.fill(kernel, row, n_in);
-                debug_assert!(all, "a row has at most all its inputs nonzero");
-            }
-        }));
+        self.load(
+            n_in,
+            rows.into_iter().map(|row| {
+                assert_eq!(row.len(), n_in, "a row of the batch has n_in inputs");
+                move |e: &mut Entries| {
+                    let all = e.fill(kernel, row, n_in);
+                    debug_assert!(all, "a row has at most all its inputs nonzero");
+                }
+            }),
+        );
     }
 
     /// [`SparseInputs::fill`] from rows of `packed` (a training set's

@@ -297,9 +297,10 @@ fn check_source(src: &CircuitSource, sizes: &[usize], images: usize) -> Result<(
             }
         }
         Kept::Edges(edges) => {
-            if let Some(e) =
-                edges.iter().find(|[l, o, i]| *l + 1 >= sizes.len() || *o >= sizes[l + 1] || *i >= sizes[*l])
-            {
+            // `l + 1` is not formed before `l` is known to be a layer: a
+            // layer near `usize::MAX` would wrap.
+            let layers = sizes.len().saturating_sub(1);
+            if let Some(e) = edges.iter().find(|[l, o, i]| *l >= layers || *o >= sizes[l + 1] || *i >= sizes[*l]) {
                 return bad(format!("edge {e:?} ([layer, output, input]) is outside the model"));
             }
         }
@@ -534,6 +535,29 @@ pub fn to_dot(g: &CircuitGraph) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edges_of_layers_past_the_model_are_refused_not_wrapped() {
+        let sizes = vec![4, 3, 2];
+        let source = |edges: Vec<[usize; 3]>| CircuitSource {
+            model: "m.safetensors".into(),
+            model_sha256: String::new(),
+            activation: "relu".into(),
+            sizes: sizes.clone(),
+            task: modcirc_dataset::Task::parse("line").unwrap(),
+            split: Split::Test,
+            pairs: vec![Pair { clean: 0, corrupted: 1, clean_digit: 1, corrupted_digit: 7 }],
+            data: (String::new(), Vec::new()),
+            scores: None,
+            kept: Kept::Edges(edges),
+            method: "acdc".into(),
+        };
+        assert!(check_source(&source(vec![[1, 1, 2]]), &sizes, 10).is_ok());
+        for bad in [[usize::MAX, 0, 0], [usize::MAX - 1, 0, 0], [2, 0, 0], [1, 2, 0], [0, 0, 4]] {
+            let e = check_source(&source(vec![bad]), &sizes, 10).unwrap_err().to_string();
+            assert!(e.contains("outside the model"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn dot_strings_cannot_end_their_quotes() {
