@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
+use modcirc_present::check::MAX_RESULTS_BYTES;
 use modcirc_present::html::embedded_data;
+use modcirc_store::read::read_inside;
 use modcirc_study::discovery::DiscoverOutput;
 use modcirc_study::Results;
 
@@ -208,10 +210,18 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     let browser = find_chromium(&args.chromium)?;
     let dir = std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
     let page = dir.join("REPORT.html");
-    let html = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+    // Only the run's own files, as results.json lists them: relative paths
+    // inside it, regular files reached through no link, read no further
+    // than their recorded size.
+    let json = read_inside(&dir, "results.json", MAX_RESULTS_BYTES)?;
+    let results: Results =
+        serde_json::from_slice(&json).with_context(|| format!("reading {}", dir.join("results.json").display()))?;
+    let listed = |path: &str| -> anyhow::Result<Vec<u8>> {
+        let record = results.files.iter().find(|f| f.path == path);
+        Ok(record.with_context(|| format!("results.json does not list {path}"))?.read(&dir)?)
+    };
+    let html = String::from_utf8(listed("REPORT.html")?).with_context(|| format!("{} is not UTF-8", page.display()))?;
     let data = embedded_data(&html)?;
-    let results: Results = serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)
-        .with_context(|| format!("reading {}", dir.join("results.json").display()))?;
     let profile = TempDir::new("modcirc-chromium")?;
     let timeout = Duration::from_secs(args.timeout);
     let url = |fragment: &str| format!("{}#{fragment}", file_url(&page));
@@ -239,7 +249,7 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
         .iter()
         .find(|d| d.regime.to_string() == regime && d.seed == 0 && d.task == task)
         .context("results.json has no BIMT seed-0 line discovery")?;
-    let disc: DiscoverOutput = serde_json::from_slice(&std::fs::read(dir.join(&discovery.path))?)?;
+    let disc: DiscoverOutput = serde_json::from_slice(&listed(&discovery.path)?)?;
     let mut want: Vec<String> = disc
         .report
         .selection

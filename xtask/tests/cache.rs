@@ -102,10 +102,81 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     assert!(deleted.exists() && !stale.exists());
     check(&out).unwrap();
 
+    hostile_paths_are_neither_followed_nor_read(&out);
+
     // A file results.json lists but the directory lacks.
     std::fs::remove_file(out.join("figures/fig6_training_time.svg")).unwrap();
     check_fails(&out, &["fig6_training_time.svg"]);
+
+    // A FIFO at a cached unit's listing: a clear error at once, not a hang.
+    let listing = find(&out.join("models"), "vanilla-seed0-", ".sha256");
+    std::fs::remove_file(&listing).unwrap();
+    mkfifo(&listing);
+    let o = reproduce(&out);
+    failed(&o, &[listing.to_str().unwrap(), "a FIFO"]);
+    std::fs::remove_file(&listing).unwrap();
     std::fs::remove_dir_all(out).unwrap();
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// `check-artifacts` reads only the run's own regular files, through no
+/// link, no further than their recorded size; each case is undone after.
+fn hostile_paths_are_neither_followed_nor_read(out: &Path) {
+    let results = out.join("results.json");
+    let original = std::fs::read(&results).unwrap();
+    let outside = out.with_extension("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    // Paths outside the run, recorded with the right hash and size.
+    let victim = outside.join("victim");
+    std::fs::write(&victim, b"not the run's").unwrap();
+    let rel = format!("../{}/victim", outside.file_name().unwrap().to_str().unwrap());
+    for path in [rel.as_str(), victim.to_str().unwrap()] {
+        let mut json: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        let record = serde_json::json!({
+            "path": path, "sha256": modcirc_store::sha256_hex(b"not the run's"), "bytes": 13
+        });
+        json["files"].as_array_mut().unwrap().push(record);
+        std::fs::write(&results, serde_json::to_vec(&json).unwrap()).unwrap();
+        check_fails(out, &["not a relative path inside"]);
+    }
+    std::fs::write(&results, &original).unwrap();
+    check(out).unwrap();
+
+    // A figure that is a FIFO, a link to a copy outside, or huge and sparse.
+    let fig = out.join("figures/fig3_sparsity_vs_logit_difference.png");
+    let saved = outside.join("saved.png");
+    std::fs::rename(&fig, &saved).unwrap();
+    mkfifo(&fig);
+    check_fails(out, &["fig3_sparsity_vs_logit_difference.png", "a FIFO"]);
+    std::fs::remove_file(&fig).unwrap();
+    std::os::unix::fs::symlink(&saved, &fig).unwrap();
+    check_fails(out, &["fig3_sparsity_vs_logit_difference.png", "a symbolic link"]);
+    std::fs::remove_file(&fig).unwrap();
+    std::fs::copy(&saved, &fig).unwrap();
+    let html = out.join("REPORT.html");
+    let page = std::fs::read(&html).unwrap();
+    std::fs::File::options().write(true).open(&html).unwrap().set_len(3 << 30).unwrap();
+    let t = std::time::Instant::now();
+    check_fails(out, &["REPORT.html", "results.json records"]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(20), "the 3 GB file was read");
+    std::fs::write(&html, &page).unwrap();
+    check(out).unwrap();
+
+    // The models' directory a link to a copy of itself outside the run.
+    let models = out.join("models");
+    let moved = outside.join("models");
+    std::fs::rename(&models, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &models).unwrap();
+    check_fails(out, &["models", "a symbolic link"]);
+    std::fs::remove_file(&models).unwrap();
+    std::fs::rename(&moved, &models).unwrap();
+    check(out).unwrap();
+    std::fs::remove_dir_all(outside).unwrap();
 }
 
 #[test]

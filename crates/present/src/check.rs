@@ -31,6 +31,19 @@ pub const FIGURES: [&str; 12] = [
     "fig10_across_seeds",
 ];
 
+/// The most `results.json` may hold (the full study's is about 80 MB).
+pub const MAX_RESULTS_BYTES: u64 = 1 << 30;
+
+/// The most a figure or report file that `results.json` does not list may
+/// hold.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// A file of the run at `relative`: a regular file inside `dir`, through
+/// no link, at most `limit` bytes (compared before reading).
+fn read_run(dir: &Path, relative: &str, limit: u64) -> Result<Vec<u8>, PresentError> {
+    Ok(modcirc_store::read::read_inside(dir, relative, limit)?)
+}
+
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), PresentError> {
     if ok {
         Ok(())
@@ -45,11 +58,13 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), PresentError> {
 /// results and three findings; every figure, `REPORT.md` and `table3.csv`
 /// are there and not empty; every file it lists (models, sidecars,
 /// discoveries, STUDY §8 results, figures, report) is present, of its
-/// recorded size and hash, and every file it refers to is listed. Returns
-/// the results.
+/// recorded size and hash, and every file it refers to is listed. Only
+/// relative paths inside `dir` that are regular files reached through no
+/// link are read, each no further than its recorded size. Returns the
+/// results.
 pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
     let path = dir.join("results.json");
-    let bytes = std::fs::read(&path).map_err(|e| PresentError::io(&path, e))?;
+    let bytes = read_run(dir, "results.json", MAX_RESULTS_BYTES)?;
     let r: Results =
         serde_json::from_slice(&bytes).map_err(|source| PresentError::Json { path: path.clone(), source })?;
     let p = path.display();
@@ -119,9 +134,9 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
     ensure(r.across_seeds.is_some() == (seeds >= 2), || {
         format!("{p}: {seeds} seeds, but across-seed results are {}", if seeds >= 2 { "missing" } else { "there" })
     })?;
+    check_hashes(dir, &r)?;
     check_files(dir, seeds)?;
     check_page(dir, &r)?;
-    check_hashes(dir, &r)?;
     Ok(r)
 }
 
@@ -129,7 +144,12 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
 /// edges among the model's.
 fn check_page(dir: &Path, r: &Results) -> Result<(), PresentError> {
     let path = dir.join("REPORT.html");
-    let html = std::fs::read_to_string(&path).map_err(|e| PresentError::io(&path, e))?;
+    let record = r.files.iter().find(|f| f.path == "REPORT.html");
+    let bytes = match record {
+        Some(f) => f.read(dir)?,
+        None => return Err(PresentError::Invalid("results.json does not list REPORT.html".into())),
+    };
+    let html = String::from_utf8(bytes).map_err(|_| PresentError::Invalid(format!("{}: not UTF-8", path.display())))?;
     let data = crate::html::embedded_data(&html)?;
     let p = path.display();
     ensure(data.models.len() == r.models.len(), || {
@@ -186,24 +206,19 @@ pub fn expected_figures(seeds: usize) -> Vec<String> {
 
 fn check_files(dir: &Path, seeds: usize) -> Result<(), PresentError> {
     for f in expected_figures(seeds) {
-        let png = dir.join("figures").join(format!("{f}.png"));
-        let data = std::fs::read(&png).map_err(|e| PresentError::io(&png, e))?;
+        let png = format!("figures/{f}.png");
+        let data = read_run(dir, &png, MAX_FILE_BYTES)?;
         ensure(data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() >= 1024, || {
-            format!("{} is not a non-empty PNG ({} bytes)", png.display(), data.len())
+            format!("{} is not a non-empty PNG ({} bytes)", dir.join(&png).display(), data.len())
         })?;
-        let svg = dir.join("figures").join(format!("{f}.svg"));
-        ensure(std::fs::metadata(&svg).map(|m| m.len() > 0).unwrap_or(false), || {
-            format!("missing or empty {}", svg.display())
-        })?;
+        let svg = format!("figures/{f}.svg");
+        ensure(!read_run(dir, &svg, MAX_FILE_BYTES)?.is_empty(), || format!("empty {}", dir.join(&svg).display()))?;
     }
     for f in &REPORT_FILES[..3] {
-        let p = dir.join(f);
-        ensure(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), || {
-            format!("missing or empty {}", p.display())
-        })?;
+        ensure(!read_run(dir, f, MAX_FILE_BYTES)?.is_empty(), || format!("empty {}", dir.join(f).display()))?;
     }
-    let csv_path = dir.join("table3.csv");
-    let csv = std::fs::read_to_string(&csv_path).map_err(|e| PresentError::io(&csv_path, e))?;
+    let csv = String::from_utf8(read_run(dir, "table3.csv", MAX_FILE_BYTES)?)
+        .map_err(|_| PresentError::Invalid("table3.csv is not UTF-8".into()))?;
     let lines = csv.lines().count();
     ensure(lines == 11, || format!("table3.csv has {lines} lines, expected a header and 10 rows"))
 }

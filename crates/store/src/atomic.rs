@@ -49,7 +49,7 @@ pub fn random_hex(n: usize) -> String {
 }
 
 /// What a path is, where it is not a regular file.
-fn kind_of(t: std::fs::FileType) -> Option<&'static str> {
+pub(crate) fn kind_of(t: std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     if t.is_file() {
         None

@@ -21,6 +21,34 @@ pub enum StoreError {
         /// What it is.
         kind: &'static str,
     },
+    /// A file to read that is not a regular file (a link, a FIFO, a
+    /// device, a directory): not read.
+    #[error("{path} is {kind}, not a regular file: not read")]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A file larger than what may be read of it (its recorded size, or a
+    /// bound on its kind).
+    #[error("{path} holds {bytes} bytes, at most {limit} expected: not read")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+        /// The most that may be read.
+        limit: u64,
+    },
+    /// A recorded path that is not a relative path inside its directory.
+    #[error("{path:?} is not a relative path inside {base}: refusing to read it")]
+    Outside {
+        /// The path as recorded.
+        path: String,
+        /// The directory it must stay in.
+        base: PathBuf,
+    },
     /// A value that does not serialise.
     #[error("{path}: {source}")]
     Json {

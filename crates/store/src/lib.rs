@@ -6,6 +6,8 @@
 //! * [`listing`]: SHA-256 listings (`<stem>.sha256`, `sha256sum` format)
 //!   that make a cached unit trustworthy, and the content keys.
 //! * [`claim`]: one writer per unit when processes share a directory.
+//! * [`read`]: reading only regular files, through no link, within a
+//!   stated size, and recorded paths only inside their run.
 //!
 //! ```
 //! use modcirc_store::{atomic::write_atomic, listing::{fetch_json, store_json}};
@@ -25,6 +27,7 @@ pub mod atomic;
 pub mod claim;
 mod error;
 pub mod listing;
+pub mod read;
 
 pub use error::StoreError;
 pub use listing::{sha256_hex, short_hash, FileRecord};

@@ -27,7 +27,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::atomic::write_atomic;
+use crate::read::{read_inside, read_regular};
 use crate::StoreError;
+
+/// The most a listing may hold (a few lines of hashes and names).
+pub const MAX_LISTING_BYTES: u64 = 1 << 20;
+
+/// The most a cached unit's file may hold: a checkpoint of about 500
+/// million weights. Larger files are not read, and the unit is recomputed.
+pub const MAX_UNIT_BYTES: u64 = 2 << 30;
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -81,9 +89,9 @@ pub enum Lookup {
 
 /// Looks a unit up: `files` must all be listed in `listing` and match.
 pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
-    let text = match std::fs::read_to_string(listing) {
-        Ok(t) => t,
-        Err(_) => {
+    let text = match read_regular(listing, MAX_LISTING_BYTES) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return match files.iter().find(|f| f.exists()) {
                 Some(f) => Lookup::Stale(format!(
                     "{} has no recorded SHA-256 ({} is missing: an interrupted run?)",
@@ -93,6 +101,7 @@ pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
                 None => Lookup::Miss,
             };
         }
+        Err(e) => return Lookup::Stale(e.to_string()),
     };
     let recorded = |name: &str| recorded_in(&text, name);
     let mut out = Vec::with_capacity(files.len());
@@ -101,9 +110,9 @@ pub fn lookup(listing: &Path, files: &[&Path]) -> Lookup {
         let Some(expected) = recorded(&name) else {
             return Lookup::Stale(format!("{} does not list {name}", listing.display()));
         };
-        let bytes = match std::fs::read(f) {
+        let bytes = match read_regular(f, MAX_UNIT_BYTES) {
             Ok(b) => b,
-            Err(e) => return Lookup::Stale(format!("{}: {e}", f.display())),
+            Err(e) => return Lookup::Stale(e.to_string()),
         };
         let found = sha256_hex(&bytes);
         if found != expected {
@@ -126,8 +135,8 @@ fn recorded_in(listing: &str, name: &str) -> Option<String> {
 /// without reading the file: whether, and as what, a unit is done (a
 /// sweep's discoveries are keyed by their model's hash).
 pub fn recorded_sha256(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(listing_path(path)).ok()?;
-    recorded_in(&text, &path.file_name()?.to_string_lossy())
+    let text = read_regular(&listing_path(path), MAX_LISTING_BYTES).ok()?;
+    recorded_in(&String::from_utf8_lossy(&text), &path.file_name()?.to_string_lossy())
 }
 
 /// A cached JSON unit, parsed, and its bytes, when its listing says it is
@@ -174,10 +183,24 @@ impl FileRecord {
         FileRecord { path, sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }
     }
 
-    /// Checks the file under `base`: present, of its size, matching its hash.
+    /// Checks the file under `base`: a regular file inside it (reached
+    /// through no link), of its size (compared before it is read), matching
+    /// its hash.
     pub fn verify(&self, base: &Path) -> Result<(), StoreError> {
+        self.read(base).map(|_| ())
+    }
+
+    /// [`FileRecord::verify`], returning the bytes.
+    pub fn read(&self, base: &Path) -> Result<Vec<u8>, StoreError> {
         let path = base.join(&self.path);
-        let data = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let data = read_inside(base, &self.path, self.bytes).map_err(|e| match e {
+            StoreError::TooLarge { bytes, .. } => StoreError::Mismatch(format!(
+                "{} holds {bytes} bytes, results.json records {} (truncated or replaced)",
+                path.display(),
+                self.bytes
+            )),
+            e => e,
+        })?;
         if data.len() as u64 != self.bytes {
             return Err(StoreError::Mismatch(format!(
                 "{} holds {} bytes, results.json records {} (truncated or replaced)",
@@ -192,7 +215,7 @@ impl FileRecord {
                 path.display()
             )));
         }
-        Ok(())
+        Ok(data)
     }
 }
 
@@ -221,6 +244,32 @@ mod tests {
         r.verify(&dir).unwrap();
         std::fs::write(&b, b"{ }").unwrap();
         assert!(r.verify(&dir).unwrap_err().to_string().contains("3 bytes, results.json records 2"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_in_the_cache_is_stale_at_once_not_read() {
+        let dir = std::env::temp_dir().join(format!("modcirc-cache-{}", crate::atomic::random_hex(4)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = |p: &Path| {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        };
+        let unit = dir.join("u.json");
+        let listing = listing_path(&unit);
+        std::fs::write(&unit, b"{}").unwrap();
+        fifo(&listing);
+        assert!(matches!(lookup(&listing, &[&unit]), Lookup::Stale(ref m) if m.contains("a FIFO")));
+        assert_eq!(recorded_sha256(&unit), None);
+        std::fs::remove_file(&listing).unwrap();
+        std::fs::File::create(&listing).unwrap().set_len(3 << 30).unwrap();
+        assert!(matches!(lookup(&listing, &[&unit]), Lookup::Stale(ref m) if m.contains("not read")));
+        std::fs::remove_file(&listing).unwrap();
+        record(&listing, &[(&unit, b"{}")]).unwrap();
+        std::fs::remove_file(&unit).unwrap();
+        fifo(&unit);
+        assert!(matches!(lookup(&listing, &[&unit]), Lookup::Stale(ref m) if m.contains("a FIFO")));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
