@@ -64,6 +64,7 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     let _ = std::fs::remove_dir_all(&out);
     ok(&reproduce(&out));
     check(&out).unwrap();
+    one_report_at_a_time(&out);
 
     // A model edited in place (one bit of one weight), still a valid file.
     let model = find(&out.join("models"), "bimt-seed0-", ".safetensors");
@@ -116,6 +117,31 @@ fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     failed(&o, &[listing.to_str().unwrap(), "a FIFO"]);
     std::fs::remove_file(&listing).unwrap();
     std::fs::remove_dir_all(out).unwrap();
+}
+
+/// A run whose report's claim another process holds (here, this test)
+/// writes none of its report until the claim is released: two runs on one
+/// directory leave one run's report, whole.
+fn one_report_at_a_time(out: &Path) {
+    use modcirc_store::claim::{try_claim, Attempt};
+    let Attempt::Won(claim) = try_claim(&out.join("results.json"), "another run's report").unwrap() else {
+        panic!("the report's claim is free")
+    };
+    let before = std::fs::read(out.join("REPORT.md")).unwrap();
+    let data = root().join("fixtures/mnist");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce", "--profile", "smoke", "--quiet", "--out", out.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every unit is cached: the run reaches its report within seconds.
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    assert!(std::fs::read(out.join("REPORT.md")).unwrap() == before, "written while another run held the report");
+    drop(claim);
+    ok(&child.wait_with_output().unwrap());
+    assert!(std::fs::read(out.join("REPORT.md")).unwrap() != before, "written once the claim was free");
+    check(out).unwrap();
 }
 
 fn mkfifo(path: &Path) {

@@ -44,6 +44,10 @@ pub fn write_study(
     timer: &mut PhaseTimer,
     started: Instant,
 ) -> Result<PathBuf, PresentError> {
+    let [table3, report, html, results_json] = REPORT_FILES;
+    // One run's report at a time: a second run on the same directory
+    // writes its whole set after the first, never files of both.
+    let claim = modcirc_store::claim::wait_for_claim(&out.join(results_json), "the report")?;
     let mut files = std::mem::take(&mut results.files);
     let networks: Vec<NetworkPanel> = models
         .iter()
@@ -61,7 +65,6 @@ pub fn write_study(
     }
     results.stage_seconds = timer.phases().clone();
     results.total_seconds = started.elapsed().as_secs_f64();
-    let [table3, report, html, results_json] = REPORT_FILES;
     let mut store = |name: &str, bytes: &[u8]| -> Result<PathBuf, PresentError> {
         let path = out.join(name);
         write_atomic(&path, bytes)?;
@@ -90,6 +93,7 @@ pub fn write_study(
     results.files = files;
     let json = serde_json::to_vec_pretty(&results)
         .map_err(|e| PresentError::Json { path: out.join(results_json), source: e })?;
+    claim.ensure_held()?;
     write_atomic(&out.join(results_json), &json)?;
     Ok(report)
 }

@@ -299,6 +299,19 @@ fn start_heartbeat(path: PathBuf, token: String) -> Claim {
 /// How long a waiting process sleeps between looks.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// Claims `main`'s unit, waiting while another live process holds it
+/// (what must be written by one process at a time, whoever comes second
+/// writing after the first has finished: a run's report, whose files must
+/// all come from one run).
+pub fn wait_for_claim(main: &Path, what: &str) -> Result<Claim, StoreError> {
+    loop {
+        match try_claim(main, what)? {
+            Attempt::Won(claim) => return Ok(claim),
+            Attempt::Busy(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
 /// How [`exclusively`] came by a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Came {
