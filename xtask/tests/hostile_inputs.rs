@@ -329,6 +329,49 @@ fn a_failed_write_leaves_no_sidecar_and_no_temporary_file() {
 }
 
 #[test]
+fn a_save_that_runs_out_of_room_keeps_the_old_model_and_its_sidecar() {
+    use std::os::unix::process::CommandExt;
+    let d = data_dir("full-disk", 28, None);
+    let models = d.with_extension("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let (out, side) = (models.join("m.safetensors"), models.join("m.json"));
+    let train = |limit: Option<u64>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["train", "--regime", "l1", "--steps", "1", "--out", out.to_str().unwrap()]);
+        c.args(["--data-dir", d.to_str().unwrap(), "--quiet"]);
+        if let Some(limit) = limit {
+            // A disk that fills up: no file of this run may grow past
+            // `limit` bytes (the sidecar fits, the model does not).
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                c.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let r = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        c.output().unwrap()
+    };
+    let o = train(None);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = (std::fs::read(&out).unwrap(), std::fs::read(&side).unwrap());
+    let o = train(Some(64 * 1024));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("m.safetensors"), "{err}");
+    let after = (std::fs::read(&out).unwrap(), std::fs::read(&side).unwrap());
+    assert!(after == before, "the old model and its sidecar are kept whole");
+    let left: Vec<_> = std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains(".tmp-")), "temporary files left: {left:?}");
+    std::fs::remove_dir_all(d).unwrap();
+    std::fs::remove_dir_all(models).unwrap();
+}
+
+#[test]
 fn temporary_files_of_a_killed_run_are_removed_by_the_next() {
     let (dir, model, sidecar) = workspace("stale");
     std::fs::remove_file(sidecar).unwrap();

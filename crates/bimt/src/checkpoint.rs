@@ -145,9 +145,9 @@ pub struct Saved {
     pub meta: TrainMeta,
 }
 
-/// Saves the model and its sidecar, each atomically. The sidecar is written
-/// first and removed again if the model cannot be written, so that a failed
-/// save (a full disk) leaves neither behind.
+/// Saves the model and its sidecar, each atomically: both are written to
+/// temporary files, then renamed, the sidecar first. A failed save (a full
+/// disk) replaces neither, so a model already there keeps its sidecar.
 pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Result<Saved, BimtError> {
     let weights = to_bytes(model, layout)?;
     let meta = TrainMeta { weights_sha256: Some(sha256_hex(&weights)), ..meta.clone() };
@@ -156,11 +156,8 @@ pub fn save(path: &Path, model: &Mlp, layout: &Layout, meta: &TrainMeta) -> Resu
     if side == path {
         return Err(BimtError::checkpoint(path, "the model and its sidecar would share this path (a .json model?)"));
     }
-    write_atomic(&side, &sidecar)?;
-    if let Err(e) = write_atomic(path, &weights) {
-        let _ = std::fs::remove_file(&side);
-        return Err(e);
-    }
+    modcirc_store::atomic::write_atomic_all(&[(&side, &sidecar), (path, &weights)])
+        .map_err(modcirc_mlp::MlpError::from)?;
     Ok(Saved { weights, sidecar, meta })
 }
 

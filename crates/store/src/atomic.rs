@@ -146,6 +146,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     tmp.persist(path)
 }
 
+/// Writes several files that belong together (a model and its sidecar):
+/// every one to its temporary file first, and only when all are written
+/// are they renamed into place, in the order given. A failed write (a
+/// full disk) replaces none of them.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), StoreError> {
+    let mut written = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let (tmp, mut f) = TempFile::create(path, None)?;
+        f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| StoreError::io(tmp.path(), e))?;
+        written.push((tmp, *path));
+    }
+    for (tmp, path) in written {
+        tmp.persist(path)?;
+    }
+    Ok(())
+}
+
 /// The process and host that wrote a temporary file, from its name.
 fn temp_owner(name: &str) -> Option<(u32, &str)> {
     let (_, rest) = name.rsplit_once(".tmp-")?;
