@@ -141,11 +141,12 @@ impl TaskCommand {
         v
     }
 
-    /// `sweep run` of shard `index` (a placeholder the runner fills in).
-    pub fn shard_argv(&self, index: &str) -> Vec<String> {
+    /// `sweep run` of shard [`SHARD_INDEX`] (the placeholder each
+    /// runner's script writes its own variable for).
+    pub fn shard_argv(&self) -> Vec<String> {
         let mut v = vec![self.binary.display().to_string(), "sweep".into(), "run".into()];
         v.push(self.plan.display().to_string());
-        v.extend(["--shard".into(), format!("{index}/{}", self.shards), "--jobs".into(), self.jobs.to_string()]);
+        v.extend(["--shard".into(), format!("{SHARD_INDEX}/{}", self.shards), "--jobs".into(), self.jobs.to_string()]);
         v.extend(self.common());
         v
     }
@@ -159,6 +160,11 @@ impl TaskCommand {
     }
 }
 
+/// Where the `--shard` word takes the runner's index: a character no path
+/// or value may hold ([`plain_value`] refuses control characters), so that
+/// only this word is made live, never a `$` a path holds.
+pub const SHARD_INDEX: &str = "\u{1}";
+
 /// `word` quoted for a POSIX shell.
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
@@ -168,13 +174,13 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// An argv as a shell line; the variable `live` (`$NAME`) stays
-/// expandable where a word holds it.
-fn shell_line(argv: &[String], live: Option<&str>) -> String {
+/// An argv as a shell line, every word quoted; where a word holds
+/// [`SHARD_INDEX`], the variable `live` (`$NAME`) stands there, expanded.
+fn shell_line(argv: &[String], live: &str) -> String {
     let part = |s: &str| if s.is_empty() { String::new() } else { shell_quote(s) };
     argv.iter()
-        .map(|w| match live.and_then(|v| w.split_once(v).map(|(a, b)| (v, a, b))) {
-            Some((v, a, b)) => format!("{}\"{v}\"{}", part(a), part(b)),
+        .map(|w| match w.split_once(SHARD_INDEX) {
+            Some((a, b)) => format!("{}\"{live}\"{}", part(a), part(b)),
             None => shell_quote(w),
         })
         .collect::<Vec<_>>()
@@ -207,14 +213,11 @@ fn slurm_scripts(cmd: &TaskCommand, args: &SlurmArgs) -> anyhow::Result<(String,
     };
     let mut array = header("modcirc-sweep", "shard-%a.log")?;
     array.push_str(&format!("#SBATCH --array=0-{}\n#SBATCH --cpus-per-task={}\n", cmd.shards - 1, cmd.jobs));
-    array.push_str(&format!(
-        "set -euo pipefail\nexec {}\n",
-        shell_line(&cmd.shard_argv("$SLURM_ARRAY_TASK_ID"), Some("$SLURM_ARRAY_TASK_ID"))
-    ));
+    array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard_argv(), "$SLURM_ARRAY_TASK_ID")));
     let mut report = header("modcirc-sweep-report", "report.log")?;
     report.push_str(&format!(
         "#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n",
-        shell_line(&cmd.report_argv(), None)
+        shell_line(&cmd.report_argv(), "")
     ));
     Ok((array, report))
 }
@@ -279,9 +282,19 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A YAML flow list of strings.
-fn yaml_list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|s| yaml_str(s)).collect::<Vec<_>>().join(", "))
+/// A YAML flow list of a container's `command` or `args`, as Kubernetes
+/// reads them: it expands `$(VAR)` and reduces `$$` to `$` there, so every
+/// `$` is doubled, and [`SHARD_INDEX`] becomes `$(JOB_COMPLETION_INDEX)`.
+fn k8s_argv(items: &[String]) -> String {
+    let word = |s: &String| yaml_str(&s.replace('$', "$$").replace(SHARD_INDEX, "$(JOB_COMPLETION_INDEX)"));
+    format!("[{}]", items.iter().map(word).collect::<Vec<_>>().join(", "))
+}
+
+/// A sweep's Job names: its own (a hash of its directory), so that two
+/// sweeps in one namespace do not collide.
+fn k8s_names(cmd: &TaskCommand) -> (String, String) {
+    let id = modcirc_store::short_hash(&[cmd.out.as_os_str().as_encoded_bytes()]);
+    (format!("modcirc-sweep-{id}"), format!("modcirc-report-{id}"))
 }
 
 /// A Kubernetes Job: `indexed` runs `shards` pods, each with its index in
@@ -294,8 +307,8 @@ fn k8s_job(name: &str, argv: &[String], args: &K8sArgs, cmd: &TaskCommand, index
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  completionMode: {mode}\n  completions: {count}\n  parallelism: {count}\n  backoffLimit: {backoff}\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: {name}\n          image: {image}\n          command: {command}\n          args: {args}\n          resources:\n            requests:\n              cpu: {cpu}\n          volumeMounts:\n            - name: sweep\n              mountPath: {mount}\n      volumes:\n        - name: sweep\n          persistentVolumeClaim:\n            claimName: {claim}\n",
         backoff = 3 * count,
         image = yaml_str(&args.image),
-        command = yaml_list(&argv[..1]),
-        args = yaml_list(&argv[1..]),
+        command = k8s_argv(&argv[..1]),
+        args = k8s_argv(&argv[1..]),
         cpu = yaml_str(&if indexed { cmd.jobs } else { 1 }.to_string()),
         mount = yaml_str(&mount),
         claim = yaml_str(&args.claim),
@@ -305,16 +318,22 @@ fn k8s_job(name: &str, argv: &[String], args: &K8sArgs, cmd: &TaskCommand, index
 pub fn k8s(args: &K8sArgs) -> anyhow::Result<()> {
     let wl = open(&args.plan)?;
     let cmd = TaskCommand::of(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
-    let shard_job = k8s_job("modcirc-sweep", &cmd.shard_argv("$(JOB_COMPLETION_INDEX)"), args, &cmd, true);
-    let report_job = k8s_job("modcirc-sweep-report", &cmd.report_argv(), args, &cmd, false);
+    let (shard_name, report_name) = k8s_names(&cmd);
+    let shard_job = k8s_job(&shard_name, &cmd.shard_argv(), args, &cmd, true);
+    let report_job = k8s_job(&report_name, &cmd.report_argv(), args, &cmd, false);
     let [array, report] = write_jobs(
         &args.plan,
         &wl,
         &cmd,
         [("the shards manifest", "k8s/shards.yaml", shard_job), ("the report manifest", "k8s/report.yaml", report_job)],
     )?;
+    // Waits until the shards' Job is complete or has failed (a failed
+    // shard ends the wait: `kubectl wait` for completion alone would wait
+    // on), then starts the report only if it is complete.
+    let state =
+        format!("kubectl get job/{shard_name} -o jsonpath='{{.status.conditions[?(@.status==\"True\")].type}}'");
     println!(
-        "kubectl apply -f {array} && kubectl wait --for=condition=complete --timeout=-1s job/modcirc-sweep && kubectl apply -f {report}"
+        "kubectl apply -f {array} && until {state} | grep -qE 'Complete|Failed'; do sleep 20; done && {state} | grep -q Complete && kubectl apply -f {report}"
     );
     Ok(())
 }

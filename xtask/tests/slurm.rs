@@ -61,6 +61,15 @@ fn scripts_run_each_shard_with_every_flag_and_pass_bash_and_sbatch_rules() {
     assert_eq!(words[1..4], ["sweep".to_string(), "report".into(), plan_abs]);
     assert!(words.iter().any(|w| w == "--no-verify"));
 
+    // A `$` in a path stays literal: only the --shard word is live.
+    let odd = d.join("o$SLURM_ARRAY_TASK_ID");
+    let o = slurm(&plan, &odd, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let array = std::fs::read_to_string(odd.join("slurm/array.sbatch")).unwrap();
+    let words = bash_words(array.lines().find(|l| l.starts_with("exec ")).unwrap());
+    assert_eq!(words[words.iter().position(|w| w == "--out").unwrap() + 1], odd.to_str().unwrap());
+    assert_eq!(words[5], "3/4");
+
     // What a script line cannot hold.
     for (flag, value) in [
         ("--partition", "cpu\n#SBATCH --x"),

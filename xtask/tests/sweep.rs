@@ -258,17 +258,83 @@ fn reproduce_report_only_lists_what_the_shards_have_not_made() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
-/// The argv of a manifest's container, `$(JOB_COMPLETION_INDEX)` set to `index`.
+/// What Kubernetes makes of a `command` or `args` string: `$$` is `$`,
+/// `$(NAME)` a defined variable's value (left as it is otherwise).
+fn k8s_expand(s: &str, env: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        if rest.starts_with("$$") {
+            out.push('$');
+            i += 2;
+            continue;
+        }
+        if let Some(name) = rest.strip_prefix("$(").and_then(|r| r.split_once(')')).map(|(n, _)| n) {
+            if let Some((_, v)) = env.iter().find(|(k, _)| *k == name) {
+                out.push_str(v);
+                i += name.len() + 3;
+                continue;
+            }
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// The argv of a manifest's container as Kubernetes runs it in pod `index`.
 fn pod_argv(manifest: &Path, index: usize) -> Vec<String> {
     let doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
     let c = &doc["spec"]["template"]["spec"]["containers"][0];
+    let index = index.to_string();
     c["command"]
         .as_sequence()
         .unwrap()
         .iter()
         .chain(c["args"].as_sequence().unwrap())
-        .map(|v| v.as_str().unwrap().replace("$(JOB_COMPLETION_INDEX)", &index.to_string()))
+        .map(|v| k8s_expand(v.as_str().unwrap(), &[("JOB_COMPLETION_INDEX", &index)]))
         .collect()
+}
+
+#[test]
+fn k8s_manifests_keep_every_dollar_literal_and_each_sweep_its_own_names() {
+    let d = dir("k8s-dollars");
+    let plan_dir = d.join("p$(HOME)");
+    std::fs::create_dir_all(&plan_dir).unwrap();
+    let plan = write_plan(&plan_dir, TINY);
+    let mut names = Vec::new();
+    for out in [d.join("a$$b"), d.join("x$(JOB_COMPLETION_INDEX)y")] {
+        let printed = ok(&xtask(&[
+            "sweep",
+            "k8s",
+            s(&plan),
+            "--shards",
+            "3",
+            "--image",
+            "reg/modcirc:1",
+            "--claim",
+            "sweep",
+            "--out",
+            s(&out),
+        ]));
+        assert!(!printed.contains("-1s") && printed.contains("Failed"), "a failed shard ends the wait: {printed}");
+        let argv = pod_argv(&out.join("k8s/shards.yaml"), 2);
+        let after = |flag: &str| argv[argv.iter().position(|a| a == flag).unwrap() + 1].clone();
+        assert_eq!(after("--out"), out.to_str().unwrap(), "{argv:?}");
+        assert_eq!(after("--shard"), "2/3");
+        assert_eq!(argv[3], plan.to_str().unwrap());
+        let report = pod_argv(&out.join("k8s/report.yaml"), 0);
+        assert_eq!(report[report.iter().position(|a| a == "--out").unwrap() + 1], out.to_str().unwrap());
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(out.join("k8s/shards.yaml")).unwrap()).unwrap();
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        assert!(printed.contains(&format!("job/{name}")), "{printed}");
+        names.push(name);
+    }
+    assert_ne!(names[0], names[1], "two sweeps, two Job names");
+    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
