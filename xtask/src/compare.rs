@@ -59,17 +59,36 @@ fn condition_and_path(spec: &str) -> anyhow::Result<(String, PathBuf)> {
             (p.file_stem().map_or(spec.to_string(), |s| s.to_string_lossy().into_owned()), p)
         }
     };
-    anyhow::ensure!(
-        !condition.is_empty() && !condition.chars().any(char::is_control),
-        "model {spec:?}: the condition before `=` must be a plain, non-empty name"
-    );
+    let plain = !condition.is_empty() && !condition.chars().any(char::is_control);
+    if !plain && path.as_os_str() == spec {
+        anyhow::bail!("model {spec:?}: its file name gives no plain condition name; name one as CONDITION=PATH");
+    }
+    anyhow::ensure!(plain, "model {spec:?}: the condition before `=` must be a plain, non-empty name");
     Ok((condition, path))
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let task = Task::parse(&args.task).context("--task")?;
     let out = args.out.clone().unwrap_or_else(|| artifacts_dir().join("compare").join(task.file_stem()));
+    if args.out.as_deref() == Some(Path::new("-")) {
+        let msg = "--out -: compare writes a directory (compare.json, compare.md, the figure); --json puts compare.json on standard output\n";
+        return Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg).into());
+    }
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|m| condition_and_path(m)).collect::<Result<_, _>>()?;
+    // One checkpoint given twice would count twice in its condition's
+    // summary: the same file, or the same bytes under two names, is refused.
+    let mut hashes: Vec<(String, &Path)> = Vec::new();
+    for (_, p) in &models {
+        let sha = sha256_file(p).with_context(|| format!("model {}", p.display()))?;
+        if let Some((_, first)) = hashes.iter().find(|(h, _)| *h == sha) {
+            anyhow::bail!(
+                "model {} is the same checkpoint as {} (given twice, it would count twice): give each once",
+                p.display(),
+                first.display()
+            );
+        }
+        hashes.push((sha, p));
+    }
     let mut inputs = args.data.inputs();
     for (_, p) in &models {
         inputs.push(("a model".into(), p.clone()));
@@ -99,7 +118,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             acdc_pairs: args.acdc.acdc_pairs as usize,
             modularity_seed: s.config.seed,
         });
-        let sha256 = sha256_file(path)?;
+        let sha256 = hashes.iter().find(|(_, p)| *p == path.as_path()).map(|(h, _)| h.clone()).context("hashed")?;
         let pb = bar(settings.discovery.config.bootstraps as u64, args.quiet, condition);
         let m =
             compare_model(&mnist, (&ck, path, &sha256), condition, &task, settings, &mut |d| pb.set_position(d as u64))

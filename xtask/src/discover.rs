@@ -230,6 +230,13 @@ fn k_list(s: &str) -> Result<KList, String> {
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let task = args.target.parse_task()?;
     let path = out_or_stdout(&args.out, args.json).unwrap_or_else(|| args.target.default_out("discover", &task));
+    let stdout = Path::new("-");
+    if path == stdout && args.html.as_deref() == Some(stdout) {
+        let msg = "--html -: standard output already takes the JSON (--json or --out -); write the page to a file\n";
+        return Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg).into());
+    }
+    // Where the summary may go: standard output, unless a file is written there.
+    let told = if args.html.as_deref() == Some(stdout) { stdout } else { path.as_path() };
     let mut outputs = vec![("--out", path.as_path())];
     outputs.extend(args.html.as_deref().map(|h| ("--html", h)));
     refuse_overwrite(&outputs, &args.target.inputs(&args.data))?;
@@ -243,7 +250,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, &serde_json::to_vec_pretty(&out)?)?;
-    summary(&path, args.quiet, summary_lines(&out, &path).trim_end());
+    summary(told, args.quiet, summary_lines(&out, &path).trim_end());
     if let Some(html) = &args.html {
         let label = args.target.model.file_name().map_or("model".into(), |s| s.to_string_lossy().into_owned());
         let page = PageInput {
@@ -259,7 +266,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
             remove_stale_temps([dir_of(html)], args.quiet)?;
         }
         write_output(html, text.as_bytes())?;
-        summary(&path, args.quiet, &format!("  page -> {}", html.display()));
+        summary(told, args.quiet, &format!("  page -> {}", html.display()));
     }
     Ok(())
 }

@@ -279,17 +279,60 @@ fn two_models_compare_in_one_table_and_one_figure() {
     m.layers[0].weight.iter_mut().for_each(|w| *w *= 1.5);
     modcirc_mlp::file::save(&b, &m).unwrap();
     let out = dir.join("cmp");
-    let (pa, pb) = (format!("plain={}", a.display()), format!("scaled={}", b.display()));
+    // Condition names that would be markup, taken as plain text.
+    let (pa, pb) =
+        (format!("<script>alert(1)</script>={}", a.display()), format!("[x](javascript:alert(1))={}", b.display()));
     let mut args = vec!["compare", &pa, &pb, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
     args.extend(SMALL);
     args.extend(["--out", out.to_str().unwrap()]);
     let stdout = ok(&run(&args));
-    assert!(stdout.contains("| plain |") && stdout.contains("| scaled |"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    for text in [&stdout, &md] {
+        assert!(text.contains("| \\<script\\>alert\\(1\\)\\</script\\> |"), "{text}");
+        assert!(!text.contains("<script>") && !text.contains("](javascript"), "{text}");
+    }
+    // One checkpoint twice (by its path, or a copy) would count twice.
+    let copy = dir.join("copy.safetensors");
+    std::fs::copy(&a, &copy).unwrap();
+    for twice in [a.to_str().unwrap(), copy.to_str().unwrap()] {
+        let o = run(&["compare", a.to_str().unwrap(), twice, "--task", "line", "--activation", "relu"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("the same checkpoint as") && err.contains(twice), "{err}");
+    }
+    // A directory is written: `--out -` is a usage error, not a directory named `-`.
+    let o = run(&["compare", a.to_str().unwrap(), "--task", "line", "--out", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--json"));
+    assert!(!Path::new("-").exists());
     let c: Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     assert_eq!(c["schema"], "modcirc.compare/1");
     assert_eq!(c["models"].as_array().unwrap().len(), 2);
     assert!(c["models"].as_array().unwrap().iter().all(|m| m["test_accuracy"].as_f64().unwrap() > 0.0));
     let png = std::fs::read(out.join("faithfulness_by_k.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn standard_output_takes_one_file_and_nothing_after_it() {
+    let dir = scratch("stdout");
+    let m = write_dead_relu_model(&dir);
+    // The JSON and the page cannot both go there.
+    for first in [&["--json"][..], &["--out", "-"][..]] {
+        let mut extra = first.to_vec();
+        extra.extend(["--html", "-"]);
+        let o = discover(&m, &extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("--html -") && o.stdout.is_empty(), "{err}");
+    }
+    // The page there, the JSON to a file: the page and nothing after it.
+    let json = dir.join("d.json");
+    let o = discover(&m, &["--out", json.to_str().unwrap(), "--html", "-"]);
+    let page = ok(&o);
+    assert!(page.trim_end().ends_with("</html>") && page.trim_start().starts_with("<!DOCTYPE html>"), "{page:.200}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("page -> -"));
+    assert!(json.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

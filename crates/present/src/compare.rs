@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use modcirc_metrics::Summary;
-use modcirc_report::{line_chart, markdown_table, LinePanel, Series};
+use modcirc_report::{line_chart, markdown_table, markdown_text, LinePanel, Series};
 use modcirc_store::atomic::write_atomic;
 use modcirc_study::compare::Comparison;
 use modcirc_study::discovery::FAITHFULNESS_FORM;
@@ -19,9 +19,10 @@ fn ci(s: &Summary, d: usize) -> String {
     }
 }
 
-/// `s` as one Markdown table cell: pipes escaped, line breaks as spaces.
+/// A name the user chose (a condition, a file) as one Markdown table
+/// cell: literal text, no markup.
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    markdown_text(s)
 }
 
 /// The comparison as Markdown: what was run, a row per model, then a row

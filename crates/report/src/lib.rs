@@ -59,7 +59,7 @@ pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, Scatt
 pub use modcirc_metrics::Summary;
 pub use network::{network_figure, NetworkView};
 pub use strips::{strip_chart, Strip, StripPanel};
-pub use table::{csv_table, markdown_table};
+pub use table::{csv_table, markdown_table, markdown_text};
 
 use std::path::{Path, PathBuf};
 
