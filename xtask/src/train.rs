@@ -100,7 +100,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .seed(args.seed)
             .sizes(&args.sizes.iter().map(|&w| w as usize).collect::<Vec<_>>())
             .activation(args.activation);
-        let need = config.estimated_bytes();
+        let need = config.estimated_bytes_on(&mnist.train);
         if need > (args.max_memory as u128) << 30 {
             bail!(
                 "--sizes {}: a {regime} training would hold about {:.1} GiB, above --max-memory {} GiB (raise it to train anyway)",

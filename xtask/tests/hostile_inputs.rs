@@ -504,7 +504,45 @@ fn a_training_too_large_for_memory_is_refused_with_its_estimate() {
     let o = xtask(&["train", "--regime", "bimt", "--sizes", "784,100000,100000,10", "--steps", "1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("would hold about 225.0 GiB") && err.contains("--max-memory 16 GiB"), "{err}");
+    assert!(err.contains("would hold about 340.1 GiB") && err.contains("--max-memory 16 GiB"), "{err}");
+}
+
+/// Peak resident memory of `xtask args…` on the committed MNIST, in bytes.
+fn peak_rss(args: &[&str]) -> u64 {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--data-dir", common::root().join("fixtures/mnist").to_str().unwrap(), "--quiet"])
+        .spawn()
+        .unwrap();
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{args:?} failed");
+    usage.ru_maxrss as u64 * 1024
+}
+
+#[test]
+fn the_training_memory_estimate_covers_what_a_training_holds() {
+    // A wide BIMT network (penalty, swaps, 3.4 million weights) against the
+    // smallest: the difference is what the widths cost beyond the data.
+    let d = std::env::temp_dir().join(format!("modcirc-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let run = |sizes: &str| {
+        let out = d.join(format!("{sizes}.safetensors"));
+        peak_rss(&["train", "--regime", "bimt", "--steps", "2", "--sizes", sizes, "--out", out.to_str().unwrap()])
+    };
+    let (small, wide) = (run("784,8,10"), run("784,1500,1500,10"));
+    let mnist =
+        modcirc_dataset::Mnist::load(common::root().join("fixtures/mnist"), modcirc_dataset::ChecksumPolicy::Auto)
+            .unwrap();
+    let estimate = |sizes: &[usize]| {
+        modcirc_bimt::TrainConfig::new(modcirc_bimt::Regime::Bimt).sizes(sizes).estimated_bytes_on(&mnist.train) as u64
+    };
+    let held = wide.saturating_sub(small) + estimate(&[784, 8, 10]);
+    let said = estimate(&[784, 1500, 1500, 10]);
+    assert!(held <= said, "held {held} bytes, estimated {said}");
+    assert!(held >= said / 3, "the estimate {said} is far above the {held} bytes held");
+    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]

@@ -486,3 +486,27 @@ fn a_plan_with_planted_truth_runs_it_by_shard_and_reports_it() {
     assert!(two.join("PLANTED.md").exists() && two.join("figures/planted_roc.png").exists());
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn two_data_directories_holding_the_same_files_are_refused_not_run_twice() {
+    let d = dir("same-data");
+    let copy = d.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    let data = common::root().join("fixtures/mnist");
+    for e in std::fs::read_dir(&data).unwrap().flatten() {
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let plan = write_plan(
+        &d,
+        &format!(
+            "[train]\nregime = [\"l1\"]\nseed = [0]\nsteps = [10]\nsizes = [\"784-16-10\"]\ndata_dir = [{:?}, {:?}]\n[discover]\ntask = [\"line\"]\nk = [4]\n",
+            data.to_str().unwrap(),
+            copy.to_str().unwrap()
+        ),
+    );
+    let o = xtask(&["sweep", "status", s(&plan), "--out", s(&d.join("out"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds the same data as") && err.contains("copy"), "{err}");
+    std::fs::remove_dir_all(d).unwrap();
+}

@@ -104,19 +104,35 @@ impl TrainConfig {
         self
     }
 
-    /// What a training of this configuration will hold, in bytes, at
-    /// least: each weight four times (itself, its gradient, the AdamW
-    /// moments), a batch's activations and their gradients, and, for the
-    /// regimes that swap, each hidden layer's `C[neuron, position]`. Sizes
-    /// come from a flag or a plan: this is checked before anything is
-    /// allocated.
+    /// What a training of this configuration will hold at its peak, in
+    /// bytes, beyond the data set: each weight six times (itself, its
+    /// gradient, the AdamW moments, the wiring cost's factor, and its bytes
+    /// in the checkpoint being saved) and once more where a penalty has its
+    /// own factors; the first layer's input-major weights and gradient (and
+    /// penalty factors); a batch's activations and their gradients, the
+    /// evaluation's chunks of 1 000 images, the batch's nonzero inputs;
+    /// and, for the regimes that swap, each hidden layer's `C[neuron,
+    /// position]`. Sizes come from a flag or a plan: this is checked before
+    /// anything is allocated. [`TrainConfig::estimated_bytes_on`] adds the
+    /// training images' packed nonzeros.
     pub fn estimated_bytes(&self) -> u128 {
         let s: Vec<u128> = self.sizes.iter().map(|&w| w as u128).collect();
+        let penalty = self.regime.penalty_weight_factor().is_some() as u128;
         let weights: u128 = s.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-        let activations: u128 = 4 * self.batch_size as u128 * s.iter().sum::<u128>();
+        let first = s[0] * s[1].div_ceil(16) * 16 * (2 + penalty);
+        let widths = s.iter().sum::<u128>();
+        let activations = 4 * self.batch_size as u128 * widths + 2 * 1_000 * widths;
+        let batch_inputs = 4 * self.batch_size as u128 * s[0];
         let positions: u128 =
             if self.regime.swaps() { s[1..s.len().saturating_sub(1)].iter().map(|w| w * w).sum() } else { 0 };
-        4 * (4 * weights + activations + positions)
+        4 * ((6 + penalty) * weights + first + activations + batch_inputs + positions)
+    }
+
+    /// [`TrainConfig::estimated_bytes`] on `train`, whose nonzero pixels
+    /// the trainer packs once (a position and a value each).
+    pub fn estimated_bytes_on(&self, train: &ImageSet) -> u128 {
+        let nonzeros = train.images.iter().filter(|&&v| v != 0.0).count() as u128;
+        self.estimated_bytes() + 8 * nonzeros + 8 * train.len() as u128
     }
 
     /// Refuses data the model cannot take, before the first step: images
@@ -375,7 +391,14 @@ impl Trainer {
             post: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             sigmoid: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
             delta: model.layers.iter().map(|l| vec![0.0; b * l.n_out]).collect(),
-            gw: model.layers.iter().map(|l| vec![0.0; l.weight.len()]).collect(),
+            // The first layer's gradient is `g0` (input-major); `gw[0]` is
+            // the dense twin's only.
+            gw: model
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| vec![0.0; if i == 0 { 0 } else { l.weight.len() }])
+                .collect(),
             gb: model.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
             nonzero: SparseInputs::new(),
             g0: InputMajor::zeros(first.n_in, first.n_out),
@@ -402,6 +425,7 @@ impl Trainer {
     /// within f32 rounding (their sums run in other orders), not to the bit.
     pub fn with_dense_first_layer(mut self) -> Trainer {
         self.dense_first_layer = true;
+        self.buf.gw[0] = vec![0.0; self.model.layers[0].weight.len()];
         self
     }
 
@@ -592,6 +616,7 @@ impl Trainer {
     /// The last step's weight and bias gradients (tests of other modules).
     #[cfg(test)]
     pub(crate) fn gradients(&mut self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        self.buf.gw[0].resize(self.model.layers[0].weight.len(), 0.0);
         self.buf.g0.write_to(&mut self.buf.gw[0]);
         (&self.buf.gw, &self.buf.gb)
     }

@@ -111,6 +111,19 @@ impl Workload {
                 .check_fits("train", sizes[0], sizes[sizes.len() - 1])
                 .map_err(|e| EngineError::Misfit { sizes: sizes_name(sizes), message: e.to_string() })?;
             let key = model_key_on(&point.config, mnist, plan.device)?;
+            // Two data directories holding the same files give one model
+            // the same key twice: one unit, not two.
+            if let Some(twin) = models.iter().find(|m: &&ModelUnit| m.key == key) {
+                let name =
+                    |d: &Option<PathBuf>| d.as_ref().map_or("the default data".into(), |d| d.display().to_string());
+                return Err(EngineError::Plan {
+                    path: PathBuf::from(format!("train.data_dir {}", name(&point.data_dir))),
+                    message: format!(
+                        "holds the same data as {} (the same files): each model would be one unit twice; list one of them",
+                        name(&twin.point.data_dir)
+                    ),
+                });
+            }
             let c = &point.config;
             let path = UnitFiles { out: &out, regime: c.regime, seed: c.seed }.model(&key);
             let beyond = if plan.beyond_for(point) { plan.tasks.len() } else { 0 };
