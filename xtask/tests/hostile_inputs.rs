@@ -509,6 +509,8 @@ fn a_training_too_large_for_memory_is_refused_with_its_estimate() {
 
 /// Peak resident memory of `xtask args…` on the committed MNIST, in bytes.
 fn peak_rss(args: &[&str]) -> u64 {
+    // Reaped by `wait4` below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .args(["--data-dir", common::root().join("fixtures/mnist").to_str().unwrap(), "--quiet"])
