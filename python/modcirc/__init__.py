@@ -19,6 +19,7 @@ Long calls release the GIL and stop on Ctrl-C with ``KeyboardInterrupt``.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import struct
 import sys
@@ -69,6 +70,27 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 Task = Union[str, Sequence[Tuple[int, int]], np.ndarray]
 Progress = Union[bool, None, Callable[[int, int], Any]]
+
+
+# ---------------------------------------------------------------- arguments
+
+_U64_MAX = 2**64 - 1
+
+
+def _whole(name: str, value: Any, lo: int = 0, hi: int = _U64_MAX) -> int:
+    """``value`` as a whole number in ``[lo, hi]``, or a ``ValueError``
+    naming the argument: not a float that happens to be whole (``1.5`` or
+    ``2.0``), not a bool (``True`` is not 1 here)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected a whole number, got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name}: {v} is outside {lo}..{hi}")
+    return v
+
+
+def _optional_whole(name: str, value: Any, lo: int = 0, hi: int = _U64_MAX) -> Optional[int]:
+    return None if value is None else _whole(name, value, lo, hi)
 
 
 # ---------------------------------------------------------------- models
@@ -154,7 +176,13 @@ class Model:
     def save(self, path: PathLike) -> None:
         """Writes the checkpoint as safetensors (``fc{k}.*`` names, the
         activation in its metadata), through a temporary file; a trained
-        model's sidecar is written beside it, so the CLI accepts it."""
+        model's sidecar is written beside it, so the CLI accepts it. A
+        ``.json`` path is refused: it is where a checkpoint's sidecar lives."""
+        if os.fspath(path).lower().endswith(".json"):
+            raise ValueError(
+                f"path: {os.fspath(path)!r} ends in .json, the name of a checkpoint's sidecar; "
+                "save the model as .safetensors"
+            )
         self._native.save(os.fspath(path))
 
     def __repr__(self) -> str:
@@ -254,14 +282,76 @@ def _module_activation(net: Any) -> Optional[str]:
     return found.pop() if found else None
 
 
+def _check_order(net: Any) -> None:
+    """An ``nn.Sequential``'s layers in the order modcirc runs them: Linear,
+    then an activation and a Linear as often as there are hidden layers
+    (Flatten, Dropout and Identity anywhere); no activation first or last."""
+    import torch.nn as nn
+
+    def leaves(m: Any) -> List[Any]:
+        if isinstance(m, nn.Sequential):
+            return [x for c in m for x in leaves(c)]
+        return [m]
+
+    kinds = []
+    for m in leaves(net):
+        if isinstance(m, (nn.Flatten, nn.Dropout, nn.Identity)):
+            continue
+        kinds.append("linear" if isinstance(m, nn.Linear) else "activation")
+    expected = ["linear", "activation"] * (kinds.count("linear") - 1) + ["linear"]
+    if kinds != expected:
+        raise ValueError(
+            "module: its layers run as " + " -> ".join(kinds) + "; modcirc runs Linear, then activation and Linear "
+            "in turn, ending with a Linear (no activation before the first Linear or after the last)"
+        )
+
+
+def _check_forward(net: Any, model: "Model") -> None:
+    """``net``'s own forward on a fixed batch gives the network read from
+    it: a skip connection, a reordered call or a function applied in
+    ``forward`` would make another network of the same weights."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, model.sizes[0]), dtype=np.float32)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            theirs = net(torch.from_numpy(x)).detach().cpu().double().numpy().reshape(16, -1)
+    except Exception as e:  # its forward cannot take a batch of flat rows
+        raise ValueError(f"module: its forward does not take a batch of {model.sizes[0]} inputs ({e})") from e
+    finally:
+        net.train(was_training)
+    ours = model.forward(x).astype(np.float64)
+    if theirs.shape != ours.shape:
+        raise ValueError(f"module: its forward gives {theirs.shape[1]} outputs, the layers read give {ours.shape[1]}")
+    gap = float(np.max(np.abs(theirs - ours)))
+    scale = 1.0 + float(np.max(np.abs(ours)))
+    if not gap <= 1e-4 * scale:
+        raise ValueError(
+            f"module: its forward differs from the layers read by up to {gap:.3g} on a test batch (a skip "
+            "connection, reordered layers, or an activation applied where modcirc does not?); modcirc runs "
+            "Linear and one activation in turn"
+        )
+
+
 def from_module(net: Any, activation: Optional[str] = None) -> Model:
     """A network from a PyTorch module: an ``nn.Sequential`` of ``nn.Linear``
     layers and activation modules (``nn.Flatten`` and ``nn.Dropout`` are
     allowed), or a module whose ``nn.Linear`` layers are attributes
     ``fc1``, ``fc2``, .... The activation is read from its modules; a module
     that applies it as a function in ``forward`` must name it with
-    ``activation``. Imports torch (only here)."""
+    ``activation``. The module's own forward is run on a fixed batch and
+    must give what the network read from it gives. Imports torch (only
+    here)."""
+    if not (hasattr(net, "modules") and hasattr(net, "state_dict") and callable(net)):
+        raise ValueError(f"module: expected a torch.nn.Module, got {type(net).__name__}")
+    import torch.nn as nn
+
     detected = _module_activation(net)
+    if isinstance(net, nn.Sequential):
+        _check_order(net)
     if activation is not None and detected is not None and activation != detected:
         raise ValueError(f"activation: {activation!r}, but the module's activation modules are {detected!r}")
     act = activation or detected
@@ -270,7 +360,9 @@ def from_module(net: Any, activation: Optional[str] = None) -> Model:
             "activation: the module has no activation module (applied as a function in forward?); "
             "pass activation='relu' (or gelu, silu, ...)"
         )
-    return from_state_dict(net.state_dict(), act, name=f"{type(net).__name__} (from_module)")
+    model = from_state_dict(net.state_dict(), act, name=f"{type(net).__name__} (from_module)")
+    _check_forward(net, model)
+    return model
 
 
 def _float_rows(x: Any, width: int, what: str) -> np.ndarray:
@@ -551,7 +643,11 @@ def _task(task: Task) -> Tuple[Optional[str], Optional[List[Tuple[int, int]]]]:
         raise ValueError(
             "task: expected 'circle', 'line', a spec like '8:3,6:5', or (clean, corrupted) index pairs [n, 2]"
         )
-    return None, [(int(a), int(b)) for a, b in arr]
+    pairs = [(int(a), int(b)) for a, b in arr]
+    same = next(((a, b) for a, b in pairs if a == b), None)
+    if same is not None:
+        raise ValueError(f"task: the pair {same} patches an image with itself; a pair is two images of two digits")
+    return None, pairs
 
 
 class _Bar:
@@ -640,8 +736,13 @@ def discover(
         target_faithfulness=target_faithfulness,
         max_memory_gib=max_memory_gib,
     )
+    for name in ("bootstraps", "sample"):
+        kwargs[name] = _whole(name, kwargs[name], 1)
+    kwargs["seed"] = _whole("seed", seed)
+    kwargs["max_memory_gib"] = _optional_whole("max_memory_gib", max_memory_gib, 1, 4096)
     if select == "topk":
-        kwargs["k"] = [int(k)] if np.isscalar(k) else [int(v) for v in k]  # type: ignore[union-attr]
+        ks = [k] if np.isscalar(k) or isinstance(k, bool) else list(k)  # type: ignore[arg-type]
+        kwargs["k"] = [_whole("k", v, 1, 2**32 - 1) for v in ks]
     elif k != DEFAULT_K:
         raise ValueError('k: applies to select="topk" only')
     if isinstance(min_effect, str):
@@ -668,7 +769,7 @@ def attribution(
     neuron's patching effect and the exact effect it estimates."""
     m, d = _model(model), _data(data)
     spec, pairs = _task(task)
-    out = json.loads(_native.attribution(m._native, d._native, spec, pairs, split=split, seed=seed))
+    out = json.loads(_native.attribution(m._native, d._native, spec, pairs, split=split, seed=_whole("seed", seed)))
     return {key: [np.array(layer, dtype=float) for layer in layers] for key, layers in out.items()}
 
 
@@ -679,7 +780,7 @@ def eap(
     layer's ``[n_out, n_in]`` as the weights are laid out."""
     m, d = _model(model), _data(data)
     spec, pairs = _task(task)
-    layers = _native.eap(m._native, d._native, spec, pairs, split=split, seed=seed)
+    layers = _native.eap(m._native, d._native, spec, pairs, split=split, seed=_whole("seed", seed))
     sizes = m.sizes
     return [
         np.frombuffer(b, dtype="<f4").reshape(n_out, n_in).copy() for b, n_in, n_out in zip(layers, sizes, sizes[1:])
@@ -717,9 +818,9 @@ def acdc(
             tau=tau,
             metric=metric,
             zero_ablation=zero_ablation,
-            max_pairs=max_pairs,
+            max_pairs=_whole("max_pairs", max_pairs, 1),
             split=split,
-            seed=seed,
+            seed=_whole("seed", seed),
             progress=cb,
         ),
     )
@@ -731,7 +832,7 @@ def acdc(
 def modularity(model: Union[Model, PathLike], eps: Optional[float] = None, seed: int = 0) -> Dict[str, Any]:
     """Q (Louvain), communities and spectral n-cuts of the model's weight
     graph: every nonzero weight, or with ``eps`` the edges the eps rule keeps."""
-    return json.loads(_native.modularity(_model(model)._native, eps, seed))
+    return json.loads(_native.modularity(_model(model)._native, eps, _whole("seed", seed)))
 
 
 def train(
@@ -749,6 +850,10 @@ def train(
     bimt) with the study's trainer: the study's settings where an option is
     None. The same seed gives the same weights."""
     d = _data(data)
+    steps = _optional_whole("steps", steps, 1)
+    seed = _whole("seed", seed)
+    batch_size = _optional_whole("batch_size", batch_size, 1)
+    sizes = None if sizes is None else [_whole("sizes", s, 1) for s in sizes]
     total = steps if steps is not None else _native.STUDY_STEPS
     native = _with_progress(
         progress,
@@ -759,7 +864,7 @@ def train(
             d._native,
             steps=steps,
             seed=seed,
-            sizes=None if sizes is None else [int(s) for s in sizes],
+            sizes=sizes,
             activation=activation,
             batch_size=batch_size,
             progress=cb,

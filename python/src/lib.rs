@@ -380,6 +380,13 @@ fn task_pairs(
                     )));
                 }
                 let (a, b) = (split.labels[clean], split.labels[corrupted]);
+                // What the task syntax refuses (`3:3`), refused here too: a
+                // pair's images show two digits, so two images.
+                if a == b {
+                    return Err(value_err(format!(
+                        "task: pair ({clean}, {corrupted}) is of one digit ({a}); a pair's images show two digits"
+                    )));
+                }
                 let spec = PairSpec { clean: a, corrupted: b };
                 if !specs.contains(&spec) {
                     specs.push(spec);

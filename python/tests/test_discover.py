@@ -168,6 +168,46 @@ def test_bad_arguments_name_what_is_wrong(trained, data):
         modcirc.mnist("/nonexistent/mnist")
 
 
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda m, d: modcirc.discover(m, d, "circle", k=1.5), "k"),
+        (lambda m, d: modcirc.discover(m, d, "circle", k=True), "k"),
+        (lambda m, d: modcirc.discover(m, d, "circle", k=[3, 2.0]), "k"),
+        (lambda m, d: modcirc.discover(m, d, "circle", seed=-1), "seed"),
+        (lambda m, d: modcirc.discover(m, d, "circle", seed=2**64), "seed"),
+        (lambda m, d: modcirc.discover(m, d, "circle", bootstraps=2**70), "bootstraps"),
+        (lambda m, d: modcirc.discover(m, d, "circle", sample=-5), "sample"),
+        (lambda m, d: modcirc.eap(m, d, "circle", seed=-3), "seed"),
+        (lambda m, d: modcirc.acdc(m, d, "circle", max_pairs=-1), "max_pairs"),
+        (lambda m, d: modcirc.modularity(m, seed=1.0), "seed"),
+        (lambda m, d: modcirc.train("l1", d, steps=-1), "steps"),
+        (lambda m, d: modcirc.train("l1", d, steps=1, sizes=[784, True, 10]), "sizes"),
+    ],
+)
+def test_whole_number_arguments_are_whole_and_in_range_or_named(trained, data, call, name):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        call(trained, data)
+
+
+def test_pairs_the_task_syntax_refuses_are_refused_as_index_pairs(trained, data):
+    _, labels = data.split("test")
+    with pytest.raises(ValueError, match="with itself"):
+        modcirc.discover(trained, data, [(5, 5)])
+    a = int(np.flatnonzero(labels == 3)[0])
+    b = int(np.flatnonzero(labels == 3)[1])
+    with pytest.raises(ValueError, match="of one digit"):
+        modcirc.discover(trained, data, [(a, b)])
+
+
+def test_a_model_is_not_saved_where_a_sidecar_goes(trained, tmp_path):
+    side = tmp_path / "x.json"
+    side.write_text("{}")
+    with pytest.raises(ValueError, match="sidecar"):
+        trained.save(side)
+    assert side.read_text() == "{}"
+
+
 def test_training_is_deterministic(data):
     a = modcirc.train("l1", data, steps=20, seed=7)
     b = modcirc.train("l1", data, steps=20, seed=7)

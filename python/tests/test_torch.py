@@ -72,3 +72,32 @@ def test_bfloat16_state_dicts_widen_exactly():
     net = nn.Sequential(nn.Linear(6, 4), nn.SiLU(), nn.Linear(4, 3)).to(torch.bfloat16)
     model = modcirc.from_state_dict(net.state_dict(), "silu")
     np.testing.assert_array_equal(model.weights()[0][0], net[0].weight.float().detach().numpy())
+
+
+def test_modules_that_compute_another_function_are_refused():
+    torch.manual_seed(1)
+    with pytest.raises(ValueError, match="module: its layers run as activation -> linear"):
+        modcirc.from_module(nn.Sequential(nn.ReLU(), nn.Linear(784, 20), nn.Linear(20, 10)))
+    with pytest.raises(ValueError, match="ending with a Linear"):
+        modcirc.from_module(nn.Sequential(nn.Linear(784, 20), nn.ReLU(), nn.Linear(20, 10), nn.ReLU()))
+    with pytest.raises(ValueError, match="linear -> linear"):
+        modcirc.from_module(nn.Sequential(nn.Linear(784, 20), nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 10)))
+
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(784, 20), nn.Linear(20, 20), nn.Linear(20, 10)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            h = self.act(self.fc1(x))
+            return self.fc3(self.act(self.fc2(h)) + h)
+
+    with pytest.raises(ValueError, match="differs from the layers read"):
+        modcirc.from_module(Skip())
+    for not_a_module in (42, "net", None):
+        with pytest.raises(ValueError, match="expected a torch.nn.Module"):
+            modcirc.from_module(not_a_module)
+    # Dropout is inactive in the check, and the module's mode is kept.
+    net = nn.Sequential(nn.Linear(784, 20), nn.ReLU(), nn.Dropout(0.5), nn.Linear(20, 10)).train()
+    assert modcirc.from_module(net).sizes == [784, 20, 10] and net.training
