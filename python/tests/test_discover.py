@@ -204,7 +204,7 @@ def test_a_model_is_not_saved_where_a_sidecar_goes(trained, tmp_path):
     side = tmp_path / "x.json"
     side.write_text("{}")
     with pytest.raises(ValueError, match="sidecar"):
-        trained.save(side)
+        modcirc.load(trained).save(side)
     assert side.read_text() == "{}"
 
 
