@@ -321,12 +321,12 @@ impl InputMajor {
     }
 }
 
-/// `out[n, n_out] = x[n, n_in] · Wᵀ + b` over the nonzero inputs `nz`
-/// found in `x` (see the module's docs for the order of the sums).
+/// `out[n, n_out] = x[n, n_in] · Wᵀ + b` for the batch `x` whose nonzero
+/// inputs `nz` holds (see the module's docs for the order of the sums).
 ///
 /// # Panics
-/// If the shapes disagree: `w` of another kernel or width than `nz`, `x`
-/// not the batch `nz` was filled from, `bias` or `out` of another width.
+/// If the shapes disagree: `w` of another kernel or width than `nz`,
+/// `bias` or `out` of another width.
 pub fn forward_sparse(w: &InputMajor, bias: &[f32], nz: &SparseInputs, out: &mut [f32]) {
     let (n, n_in, n_out, stride) = (nz.n, w.n_in, w.n_out, w.stride);
     assert!(w.kernel == nz.kernel && nz.n_in == n_in, "weights and inputs of one kernel and width");
@@ -357,8 +357,8 @@ pub fn forward_sparse(w: &InputMajor, bias: &[f32], nz: &SparseInputs, out: &mut
     }
 }
 
-/// `g[n_in, n_out] = xᵀ · δ` (the weight gradient, input-major) over the
-/// nonzero inputs `nz` found in `x`, for `delta` `[n, n_out]`; `g` is
+/// `g[n_in, n_out] = xᵀ · δ` (the weight gradient, input-major) for the
+/// batch `x` whose nonzero inputs `nz` holds, `delta` `[n, n_out]`; `g` is
 /// overwritten. Input by input, each input's row of `g` summed in
 /// registers over the rows where it is nonzero and stored once.
 ///
