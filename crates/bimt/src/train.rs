@@ -796,8 +796,8 @@ pub(crate) fn gradients_for_test(
     let tr = Trainer::new(TrainConfig { sizes: model.sizes(), activation: model.activation, ..cfg }).expect("config");
     let mut tr = tr.with_model(model.clone()).expect("the model's own sizes");
     let s = tr.step_batch(x, labels, 0);
-    tr.buf.g0.write_to(&mut tr.buf.gw[0]);
-    (s.loss, tr.buf.gw, tr.buf.gb)
+    let (gw, gb) = tr.gradients();
+    (s.loss, gw.to_vec(), gb.to_vec())
 }
 
 #[cfg(test)]

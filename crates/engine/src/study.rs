@@ -13,7 +13,7 @@ use modcirc_mlp::Mlp;
 use modcirc_study::controls::ControlsResult;
 use modcirc_study::findings::findings;
 use modcirc_study::judged_controls::{ablation_sensitivity, control_findings, differences};
-use modcirc_study::measure::{environment, inference_timing};
+use modcirc_study::measure::{environment, inference_timing, retime_training, RETIME_ROUNDS, RETIME_STEPS};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, UnitTime, RESULTS_SCHEMA};
 use modcirc_study::seeds::across_seeds;
 use modcirc_study::verdicts::{k_sensitivity, verdicts};
@@ -33,6 +33,7 @@ pub fn model_result(wl: &Workload, o: &ModelOutcome) -> ModelResult {
         file_bytes: o.file_bytes,
         cached: o.trained != Source::Computed,
         meta: o.meta.clone(),
+        retimed: None,
     }
 }
 
@@ -86,8 +87,29 @@ pub fn results(
     on_inference: &mut dyn FnMut(usize),
 ) -> Result<Results, EngineError> {
     let settings = profile.settings();
-    let models: Vec<ModelResult> = outcomes.iter().map(|o| model_result(wl, o)).collect();
+    let mut models: Vec<ModelResult> = outcomes.iter().map(|o| model_result(wl, o)).collect();
     let t = Instant::now();
+    // RQ2-H2's trainings, timed again with nothing else of the run beside
+    // them: the seed-0 BIMT and L1 models' configurations, alternated (on
+    // the CPU trainer: a GPU run keeps its own timings).
+    let on_cpu = wl.plan.device == modcirc_mlp::DeviceSpec::Cpu;
+    let compared: Vec<usize> = (0..models.len())
+        .filter(|&i| models[i].seed == 0 && matches!(models[i].regime, Regime::Bimt | Regime::L1))
+        .collect();
+    if on_cpu && compared.len() == 2 {
+        let configs: Vec<_> = compared
+            .iter()
+            .map(|&i| {
+                let m = &wl.models[outcomes[i].index];
+                (m.point.config.clone(), &wl.mnist(m).train)
+            })
+            .collect();
+        let retimed = retime_training(&configs, RETIME_STEPS, RETIME_ROUNDS)
+            .map_err(|e| EngineError::from(e).within("re-timing the BIMT and L1 trainings (RQ2-H2)"))?;
+        for (&i, r) in compared.iter().zip(retimed) {
+            models[i].retimed = Some(r);
+        }
+    }
     let mut discoveries = Vec::new();
     for o in outcomes {
         for d in &o.discoveries {

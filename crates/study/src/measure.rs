@@ -3,15 +3,45 @@
 use std::path::Path;
 use std::time::Instant;
 
-use modcirc_bimt::{Regime, TRAINER_REVISION};
+use modcirc_bimt::{Regime, TrainConfig, Trainer, TRAINER_REVISION};
 use modcirc_dataset::ImageSet;
 use modcirc_metrics::Summary;
 use modcirc_mlp::{DeviceSpec, Mlp};
 
-use crate::results::{Environment, InferenceResult};
+use crate::results::{Environment, InferenceResult, Retimed};
+use crate::StudyError;
 
 /// Images per batched inference.
 pub const INFERENCE_BATCH: usize = 500;
+
+/// Steps per round of [`retime_training`] (at most the configuration's own).
+pub const RETIME_STEPS: usize = 2_000;
+
+/// Rounds of [`retime_training`].
+pub const RETIME_ROUNDS: usize = 3;
+
+/// Each configuration's training timed again (RQ2-H2, issue 37): `rounds`
+/// rounds, each training every configuration for `steps` steps (at most
+/// its own) one after the other on its data, from its seed, so that
+/// whatever else the machine does falls on all alike; each round's
+/// optimizer and relocation seconds, per configuration.
+pub fn retime_training(
+    configs: &[(TrainConfig, &ImageSet)],
+    steps: usize,
+    rounds: usize,
+) -> Result<Vec<Retimed>, StudyError> {
+    let mut out: Vec<Retimed> = configs
+        .iter()
+        .map(|(c, _)| Retimed { steps: steps.min(c.steps), seconds: Vec::with_capacity(rounds) })
+        .collect();
+    for _ in 0..rounds {
+        for ((config, train), r) in configs.iter().zip(&mut out) {
+            let done = Trainer::new(config.clone().steps(r.steps))?.run(train, None, &mut |_| {})?;
+            r.seconds.push(done.timing.optimizer_s + done.timing.relocation_s);
+        }
+    }
+    Ok(out)
+}
 
 /// Per-image inference time on the first 500 images of `images`, batched
 /// and one at a time, over `repeats` rounds (STUDY §6); the models are

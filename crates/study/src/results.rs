@@ -139,6 +139,29 @@ pub struct ModelResult {
     pub cached: bool,
     /// The checkpoint's sidecar.
     pub meta: TrainMeta,
+    /// Its training re-timed after the units (the seed-0 BIMT and L1
+    /// models, which RQ2-H2 compares), where this run did so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retimed: Option<Retimed>,
+}
+
+/// A model's training re-timed with nothing else of the run beside it:
+/// `steps` optimizer steps (and their swaps) of its configuration, one
+/// regime at a time, the re-timed regimes alternated over rounds; each
+/// round's seconds (optimizer and relocation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retimed {
+    /// Steps per round.
+    pub steps: usize,
+    /// Each round's seconds.
+    pub seconds: Vec<f64>,
+}
+
+impl Retimed {
+    /// The least round: what the machine's load adds least to.
+    pub fn best(&self) -> f64 {
+        self.seconds.iter().copied().fold(f64::INFINITY, f64::min)
+    }
 }
 
 impl ModelResult {

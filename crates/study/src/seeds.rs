@@ -144,6 +144,8 @@ fn mean_models(models: &[ModelResult]) -> Vec<ModelResult> {
             m.meta.timing.relocation_s = mean(|m| m.meta.timing.relocation_s);
             let cpu: Option<Vec<f64>> = mine.iter().map(|m| m.meta.timing.cpu_s).collect();
             m.meta.timing.cpu_s = cpu.map(|c| c.iter().sum::<f64>() / n);
+            // Only seed 0 is re-timed: the mean is of the CPU times.
+            m.retimed = None;
             Some(m)
         })
         .collect()
