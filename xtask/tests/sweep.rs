@@ -298,6 +298,13 @@ fn pod_argv(manifest: &Path, index: usize) -> Vec<String> {
         .collect()
 }
 
+/// `sweep k8s PLAN --shards 3 ... --out OUT`: what it prints.
+fn k8s_manifests(plan: &Path, out: &Path) -> String {
+    let args =
+        ["sweep", "k8s", s(plan), "--shards", "3", "--image", "reg/modcirc:1", "--claim", "sweep", "--out", s(out)];
+    ok(&xtask(&args))
+}
+
 #[test]
 fn k8s_manifests_keep_every_dollar_literal_and_each_sweep_its_own_names() {
     let d = dir("k8s-dollars");
@@ -306,19 +313,7 @@ fn k8s_manifests_keep_every_dollar_literal_and_each_sweep_its_own_names() {
     let plan = write_plan(&plan_dir, TINY);
     let mut names = Vec::new();
     for out in [d.join("a$$b"), d.join("x$(JOB_COMPLETION_INDEX)y")] {
-        let printed = ok(&xtask(&[
-            "sweep",
-            "k8s",
-            s(&plan),
-            "--shards",
-            "3",
-            "--image",
-            "reg/modcirc:1",
-            "--claim",
-            "sweep",
-            "--out",
-            s(&out),
-        ]));
+        let printed = k8s_manifests(&plan, &out);
         assert!(!printed.contains("-1s") && printed.contains("Failed"), "a failed shard ends the wait: {printed}");
         let argv = pod_argv(&out.join("k8s/shards.yaml"), 2);
         let after = |flag: &str| argv[argv.iter().position(|a| a == flag).unwrap() + 1].clone();
@@ -343,19 +338,7 @@ fn a_k8s_indexed_job_run_as_parallel_processes_gives_the_single_process_results(
     let plan = write_plan(&d, TINY);
     let (pods, one) = (d.join("pods"), d.join("one"));
     let data = common::root().join("fixtures/mnist");
-    let printed = ok(&xtask(&[
-        "sweep",
-        "k8s",
-        s(&plan),
-        "--shards",
-        "3",
-        "--image",
-        "reg/modcirc:1",
-        "--claim",
-        "sweep",
-        "--out",
-        s(&pods),
-    ]));
+    let printed = k8s_manifests(&plan, &pods);
     assert!(printed.contains("kubectl apply -f") && printed.contains("job/modcirc-sweep"), "{printed}");
     let manifest = pods.join("k8s/shards.yaml");
     let doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
