@@ -45,6 +45,7 @@ mod error;
 pub mod file;
 pub mod linalg;
 mod model;
+mod packed;
 mod sparse;
 mod sparse_train;
 
@@ -55,4 +56,5 @@ pub use device::DeviceSpec;
 pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
 pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
-pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, PackedRows, SparseInputs};
+pub use packed::PackedRows;
+pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, SparseInputs};
