@@ -34,12 +34,14 @@ pub mod candle_ref;
 #[cfg(feature = "candle")]
 pub mod candle_train;
 pub mod checkpoint;
+mod config;
 mod cost;
 mod error;
 mod history;
 pub mod iit;
 mod layout;
 mod model;
+mod outcome;
 #[cfg(feature = "candle")]
 pub mod position_costs;
 mod regime;

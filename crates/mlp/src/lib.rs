@@ -55,6 +55,6 @@ pub use device::device_memory_in_use;
 pub use device::DeviceSpec;
 pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
-pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
 pub use packed::PackedRows;
+pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
 pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, SparseInputs};
