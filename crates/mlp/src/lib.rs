@@ -41,6 +41,7 @@
 
 mod activation;
 mod device;
+mod entries;
 mod error;
 pub mod file;
 pub mod linalg;
