@@ -49,6 +49,7 @@ mod model;
 mod packed;
 mod sparse;
 mod sparse_train;
+mod transpose;
 
 pub use activation::{exp, sigmoid, silu, silu_derivative, silu_keeping_sigmoid, Activation};
 #[cfg(feature = "candle")]
