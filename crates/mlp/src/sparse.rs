@@ -92,6 +92,13 @@ impl Kernel {
     }
 }
 
+/// What a row of the training's input-major weights is padded to on every
+/// kernel: 8 lanes. The AVX-512 kernels end a row whose width is an odd
+/// multiple of 8 with an 8-lane register, which costs half a 16-lane one on
+/// CPUs that split 512-bit operations in two (the study's 100 outputs take
+/// 104 lanes, not 112).
+pub(crate) const ROW_LANES: usize = 8;
+
 /// The layer's weights, input-major (`[n_in, stride]`, the stride
 /// `n_out` padded to the kernel's lanes, each row starting on a 64-byte
 /// cache line), made on first use and shared by the blocks (and threads) of
@@ -241,7 +248,7 @@ pub(crate) fn add_rows(
     sums_a: &mut [f32],
     b: Option<(Sparse, &mut [f32])>,
 ) {
-    assert!(sums_a.len() == stride && stride.is_multiple_of(kernel.lanes()), "sums as wide as a padded row");
+    assert!(sums_a.len() == stride && stride.is_multiple_of(ROW_LANES), "sums as wide as a padded row");
     for e in std::iter::once(a).chain(b.as_ref().map(|b| b.0)) {
         assert!(e.inputs() * stride == wt.len(), "a row of the layer's inputs");
     }
@@ -361,29 +368,38 @@ unsafe fn add_rows_avx512(wt: &[f32], stride: usize, a: Sparse, sums_a: &mut [f3
     };
     let mut start = 0;
     while start < stride {
-        let regs = ((stride - start) / 16).min(8);
+        let (regs, half) = tile_shape(stride - start);
         macro_rules! tile {
             ($($r:literal)*) => {
-                match regs {
-                    $($r => tile_avx512::<$r>(wt, stride, start, a, sums_a, b, sums_b.as_deref_mut()),)*
-                    _ => unreachable!("a padded row is a multiple of 16 wide"),
+                match (regs, half) {
+                    $(($r, false) => tile_avx512::<$r, false>(wt, stride, start, a, sums_a, b, sums_b.as_deref_mut()),)*
+                    $(($r, true) => tile_avx512::<$r, true>(wt, stride, start, a, sums_a, b, sums_b.as_deref_mut()),)*
+                    _ => unreachable!("a padded row is a multiple of 8 wide"),
                 }
             };
         }
-        tile!(1 2 3 4 5 6 7 8);
-        start += regs * 16;
+        tile!(0 1 2 3 4 5 6 7 8);
+        start += regs * 16 + 8 * half as usize;
     }
 }
 
-/// One tile of `R` registers (`16·R` outputs from `start`) of
-/// [`add_rows_avx512`]: the two rows' inputs in step while both have
-/// some, then each row's rest.
+/// The next tile of a row with `rest` outputs left (a multiple of 8): up to
+/// eight 16-lane registers, and an 8-lane one where the row ends within it.
+#[inline(always)]
+pub(crate) fn tile_shape(rest: usize) -> (usize, bool) {
+    let regs = (rest / 16).min(8);
+    (regs, regs < 8 && rest - 16 * regs == 8)
+}
+
+/// One tile of `R` 16-lane registers and, with `H`, an 8-lane one
+/// (`16·R + 8·H` outputs from `start`) of [`add_rows_avx512`]: the two
+/// rows' inputs in step while both have some, then each row's rest.
 ///
 /// # Safety
 /// The CPU must have AVX-512F, and the rows be as [`add_rows`] checks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512<const R: usize>(
+unsafe fn tile_avx512<const R: usize, const H: bool>(
     wt: &[f32],
     stride: usize,
     start: usize,
@@ -393,45 +409,54 @@ unsafe fn tile_avx512<const R: usize>(
     sums_b: Option<&mut [f32]>,
 ) {
     use std::arch::x86_64::*;
-    assert!(start + 16 * R <= stride, "a tile inside a row");
+    let width = 16 * R + 8 * H as usize;
+    assert!(start + width <= stride, "a tile inside a row");
     // Each position `i` is below `inputs` (an `Entries` holds positions in
     // a row that wide) and `add_rows` checked that `wt` has `inputs` rows
-    // of `stride`: so the `16·R` floats of the tile's row from `row(i)`
+    // of `stride`: so the `width` floats of the tile's row from `row(i)`
     // lie inside `wt`.
     let row = |i: u32| wt.as_ptr().add(i as usize * stride + start);
     macro_rules! add {
-        ($acc:ident, $v:expr, $i:expr) => {{
+        ($acc:ident, $half:ident, $v:expr, $i:expr) => {{
             let (p, v) = (row($i), _mm512_set1_ps($v));
             for r in 0..R {
                 $acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(p.add(16 * r)), $acc[r]);
             }
+            if H {
+                $half = _mm256_fmadd_ps(_mm512_castps512_ps256(v), _mm256_loadu_ps(p.add(16 * R)), $half);
+            }
         }};
     }
-    let mut acc_a = [_mm512_setzero_ps(); R];
-    let mut acc_b = [_mm512_setzero_ps(); R];
+    let (mut acc_a, mut half_a) = ([_mm512_setzero_ps(); R], _mm256_setzero_ps());
+    let (mut acc_b, mut half_b) = ([_mm512_setzero_ps(); R], _mm256_setzero_ps());
     let (ia, va) = (a.idx(), a.values());
     let mut both = 0;
     if let Some(b) = b {
         let (ib, vb) = (b.idx(), b.values());
         both = ia.len().min(ib.len());
         for k in 0..both {
-            add!(acc_a, va[k], ia[k]);
-            add!(acc_b, vb[k], ib[k]);
+            add!(acc_a, half_a, va[k], ia[k]);
+            add!(acc_b, half_b, vb[k], ib[k]);
         }
         for k in both..ib.len() {
-            add!(acc_b, vb[k], ib[k]);
+            add!(acc_b, half_b, vb[k], ib[k]);
         }
     }
     for k in both..ia.len() {
-        add!(acc_a, va[k], ia[k]);
+        add!(acc_a, half_a, va[k], ia[k]);
     }
-    for r in 0..R {
-        _mm512_storeu_ps(sums_a[start + 16 * r..][..16].as_mut_ptr(), acc_a[r]);
-    }
-    if let Some(sums_b) = sums_b {
-        for r in 0..R {
-            _mm512_storeu_ps(sums_b[start + 16 * r..][..16].as_mut_ptr(), acc_b[r]);
+    let store = |sums: &mut [f32], acc: &[__m512; R], half: __m256| {
+        let out = &mut sums[start..start + width];
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out[16 * r..].as_mut_ptr(), *a);
         }
+        if H {
+            _mm256_storeu_ps(out[16 * R..].as_mut_ptr(), half);
+        }
+    };
+    store(sums_a, &acc_a, half_a);
+    if let Some(sums_b) = sums_b {
+        store(sums_b, &acc_b, half_b);
     }
 }
 

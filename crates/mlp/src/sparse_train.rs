@@ -23,7 +23,7 @@
 //! contiguous run of outputs.
 
 use crate::packed::PackedRows;
-use crate::sparse::{add_rows, add_rows_with, padded, transpose_into, Aligned, Entries, Kernel};
+use crate::sparse::{add_rows, add_rows_with, padded, tile_shape, transpose_into, Aligned, Entries, Kernel, ROW_LANES};
 
 /// Where each row of a batch has nonzero inputs, found once per batch
 /// (for the forward and the weight gradient both).
@@ -34,11 +34,11 @@ pub struct SparseInputs {
     n_in: usize,
     /// The same nonzeros input by input (for the weight gradient), each
     /// input in a bucket of room for every row: input `i`'s are
-    /// `col_row[i·n..][..col_len[i]]`, rows ascending, with their values
-    /// in `col_value` (no counting pass: a batch is filled in one).
+    /// `col[i·n..][..col_len[i]]`, rows ascending, each beside its value
+    /// (one cache line written per entry, not two; no counting pass: a
+    /// batch is filled in one).
     col_len: Vec<u32>,
-    col_row: Vec<u32>,
-    col_value: Vec<f32>,
+    col: Vec<ColumnEntry>,
 }
 
 impl Default for SparseInputs {
@@ -54,15 +54,7 @@ impl SparseInputs {
     }
 
     pub(crate) fn with_kernel(kernel: Kernel) -> SparseInputs {
-        SparseInputs {
-            kernel,
-            rows: Vec::new(),
-            n: 0,
-            n_in: 0,
-            col_len: Vec::new(),
-            col_row: Vec::new(),
-            col_value: Vec::new(),
-        }
+        SparseInputs { kernel, rows: Vec::new(), n: 0, n_in: 0, col_len: Vec::new(), col: Vec::new() }
     }
 
     /// Finds the nonzero inputs of the `n` rows of `x` (`[n, n_in]`),
@@ -145,16 +137,14 @@ impl SparseInputs {
         let (n, n_in) = (self.n, self.n_in);
         self.col_len.clear();
         self.col_len.resize(n_in, 0);
-        self.col_row.resize(n * n_in, 0);
-        self.col_value.resize(n * n_in, 0.0);
+        self.col.resize(n * n_in, ColumnEntry::default());
         for (r, e) in self.rows[..n].iter().enumerate() {
             for (&i, &v) in e.idx().iter().zip(e.values()) {
                 let i = i as usize;
                 // An input is nonzero at most once per row: its bucket of
                 // `n` has room.
                 let at = i * n + self.col_len[i] as usize;
-                self.col_row[at] = r as u32;
-                self.col_value[at] = v;
+                self.col[at] = ColumnEntry { row: r as u32, value: v };
                 self.col_len[i] += 1;
             }
         }
@@ -192,7 +182,7 @@ impl InputMajor {
     }
 
     pub(crate) fn with_kernel(n_in: usize, n_out: usize, kernel: Kernel) -> InputMajor {
-        let stride = padded(n_out, kernel.lanes());
+        let stride = padded(n_out, ROW_LANES);
         InputMajor { kernel, n_in, n_out, stride, data: Aligned::zeros(n_in * stride), deltas: Vec::new() }
     }
 
@@ -292,7 +282,7 @@ pub fn weight_gradient_sparse(delta: &[f32], nz: &SparseInputs, g: &mut InputMaj
         p[..n_out].copy_from_slice(dr);
     }
     let d = &g.deltas[..];
-    let cols = Columns { room: n, len: &nz.col_len, row: &nz.col_row, value: &nz.col_value };
+    let cols = Columns { room: n, len: &nz.col_len, entries: &nz.col };
     let gt = g.data.as_mut_slice();
     match g.kernel {
         #[cfg(target_arch = "x86_64")]
@@ -312,8 +302,14 @@ pub fn weight_gradient_sparse(delta: &[f32], nz: &SparseInputs, g: &mut InputMaj
 struct Columns<'a> {
     room: usize,
     len: &'a [u32],
-    row: &'a [u32],
-    value: &'a [f32],
+    entries: &'a [ColumnEntry],
+}
+
+/// One nonzero of a column: its row and its value.
+#[derive(Debug, Clone, Copy, Default)]
+struct ColumnEntry {
+    row: u32,
+    value: f32,
 }
 
 impl Columns<'_> {
@@ -332,7 +328,7 @@ impl Columns<'_> {
     /// (`fill_columns` writes the row numbers of a batch of `room` rows).
     fn check(&self, rows: usize) {
         let n_in = self.inputs();
-        assert!(self.row.len() == n_in * self.room && self.value.len() == n_in * self.room, "whole buckets");
+        assert!(self.entries.len() == n_in * self.room, "whole buckets");
         assert!(self.room <= rows && self.len.iter().all(|&k| k as usize <= self.room), "buckets within their room");
     }
 }
@@ -366,7 +362,7 @@ fn column_tile<const W: usize>(g: &mut [f32], stride: usize, start: usize, cols:
     for (i, out) in g.chunks_exact_mut(stride).enumerate() {
         let mut acc = [0.0f32; W];
         let at = cols.range(i);
-        for (&r, &v) in cols.row[at.clone()].iter().zip(&cols.value[at]) {
+        for &ColumnEntry { row: r, value: v } in &cols.entries[at] {
             let dr: &[f32; W] = d[r as usize * stride + start..][..W].try_into().expect("W wide");
             for j in 0..W {
                 acc[j] = v.mul_add(dr[j], acc[j]);
@@ -391,75 +387,91 @@ unsafe fn columns_fma(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn columns_avx512(g: &mut [f32], stride: usize, cols: Columns, d: &[f32]) {
-    assert!(stride.is_multiple_of(16) && g.len() == cols.inputs() * stride, "a padded gradient");
+    assert!(stride.is_multiple_of(ROW_LANES) && g.len() == cols.inputs() * stride, "a padded gradient");
     cols.check(d.len() / stride);
     let mut start = 0;
     while start < stride {
-        let regs = ((stride - start) / 16).min(8);
+        let (regs, half) = tile_shape(stride - start);
         macro_rules! tile {
             ($($r:literal)*) => {
-                match regs {
-                    $($r => column_tiles_avx512::<$r>(g, stride, start, cols, d),)*
-                    _ => unreachable!("a padded row is a multiple of 16 wide"),
+                match (regs, half) {
+                    $(($r, false) => column_tiles_avx512::<$r, false>(g, stride, start, cols, d),)*
+                    $(($r, true) => column_tiles_avx512::<$r, true>(g, stride, start, cols, d),)*
+                    _ => unreachable!("a padded row is a multiple of 8 wide"),
                 }
             };
         }
-        tile!(1 2 3 4 5 6 7 8);
-        start += regs * 16;
+        tile!(0 1 2 3 4 5 6 7 8);
+        start += regs * 16 + 8 * half as usize;
     }
 }
 
-/// One tile of `R` registers of [`columns_avx512`], for every input.
+/// One tile of `R` 16-lane registers and, with `H`, an 8-lane one of
+/// [`columns_avx512`], for every input.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `columns_avx512`'s checks hold (every row
-/// index is a row of `d`, `start + 16·R <= stride`).
+/// index is a row of `d`, `start + 16·R + 8·H <= stride`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn column_tiles_avx512<const R: usize>(g: &mut [f32], stride: usize, start: usize, cols: Columns, d: &[f32]) {
+unsafe fn column_tiles_avx512<const R: usize, const H: bool>(
+    g: &mut [f32],
+    stride: usize,
+    start: usize,
+    cols: Columns,
+    d: &[f32],
+) {
     use std::arch::x86_64::*;
     let n_in = cols.inputs();
+    let width = 16 * R + 8 * H as usize;
     // Row `r`'s tile of deltas: inside `d` by the checks above.
     let delta = |r: u32| d.as_ptr().add(r as usize * stride + start);
     macro_rules! add {
-        ($acc:ident, $k:expr) => {{
-            let (p, v) = (delta(*cols.row.get_unchecked($k)), _mm512_set1_ps(*cols.value.get_unchecked($k)));
+        ($acc:ident, $half:ident, $k:expr) => {{
+            let e = cols.entries.get_unchecked($k);
+            let (p, v) = (delta(e.row), _mm512_set1_ps(e.value));
             for r in 0..R {
                 $acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(p.add(16 * r)), $acc[r]);
             }
+            if H {
+                $half = _mm256_fmadd_ps(_mm512_castps512_ps256(v), _mm256_loadu_ps(p.add(16 * R)), $half);
+            }
         }};
     }
-    let store = |g: &mut [f32], i: usize, acc: &[__m512; R]| {
-        let out = &mut g[i * stride + start..][..16 * R];
+    let store = |g: &mut [f32], i: usize, acc: &[__m512; R], half: __m256| {
+        let out = &mut g[i * stride + start..][..width];
         for (r, a) in acc.iter().enumerate() {
             _mm512_storeu_ps(out[16 * r..].as_mut_ptr(), *a);
+        }
+        if H {
+            _mm256_storeu_ps(out[16 * R..].as_mut_ptr(), half);
         }
     };
     let mut i = 0;
     while i < n_in {
         let (a0, a1) = (cols.range(i).start, cols.range(i).end);
-        let mut acc_a = [_mm512_setzero_ps(); R];
+        let (mut acc_a, mut half_a) = ([_mm512_setzero_ps(); R], _mm256_setzero_ps());
         if i + 1 < n_in {
             let (b0, b1) = (cols.range(i + 1).start, cols.range(i + 1).end);
-            let mut acc_b = [_mm512_setzero_ps(); R];
+            let (mut acc_b, mut half_b) = ([_mm512_setzero_ps(); R], _mm256_setzero_ps());
             let both = (a1 - a0).min(b1 - b0);
             for k in 0..both {
-                add!(acc_a, a0 + k);
-                add!(acc_b, b0 + k);
+                add!(acc_a, half_a, a0 + k);
+                add!(acc_b, half_b, b0 + k);
             }
             for k in a0 + both..a1 {
-                add!(acc_a, k);
+                add!(acc_a, half_a, k);
             }
             for k in b0 + both..b1 {
-                add!(acc_b, k);
+                add!(acc_b, half_b, k);
             }
-            store(g, i + 1, &acc_b);
+            store(g, i + 1, &acc_b, half_b);
         } else {
             for k in a0..a1 {
-                add!(acc_a, k);
+                add!(acc_a, half_a, k);
             }
         }
-        store(g, i, &acc_a);
+        store(g, i, &acc_a, half_a);
         i += 2;
     }
 }
@@ -586,9 +598,11 @@ mod tests {
         direct.fill_rows([7, 0, 11, 7].map(|r| &y[r * 20..(r + 1) * 20]), 20);
         nz.fill_packed(&packed, &[7, 0, 11, 7]);
         assert_eq!((nz.batch(), nz.nonzeros()), (direct.batch(), direct.nonzeros()));
-        let columns = |s: &SparseInputs| -> Vec<(Vec<u32>, Vec<f32>)> {
-            let c = Columns { room: s.n, len: &s.col_len, row: &s.col_row, value: &s.col_value };
-            (0..20).map(|i| (c.row[c.range(i)].to_vec(), c.value[c.range(i)].to_vec())).collect()
+        let columns = |s: &SparseInputs| -> Vec<Vec<(u32, u32)>> {
+            let c = Columns { room: s.n, len: &s.col_len, entries: &s.col };
+            (0..20)
+                .map(|i| c.entries[c.range(i)].iter().map(|e| (e.row, e.value.to_bits())).collect::<Vec<_>>())
+                .collect()
         };
         assert_eq!(columns(&nz), columns(&direct));
     }
