@@ -9,8 +9,8 @@ use crate::relocate::{Relocation, Relocator};
 use crate::{init_model, BimtError, ConnectionCost, Layout, Mlp};
 use modcirc_mlp::linalg::{mm_nn, mm_tn};
 use modcirc_mlp::{
-    argmax, forward_sparse, silu_derivative, silu_keeping_sigmoid, weight_gradient_sparse, Activation, InputMajor,
-    PackedRows, SparseInputs,
+    argmax, forward_sparse, forward_sparse_packed, silu_derivative, silu_keeping_sigmoid, weight_gradient_sparse,
+    Activation, InputMajor, PackedRows, SparseInputs,
 };
 
 pub use crate::config::{TrainConfig, STUDY_STEPS};
@@ -300,11 +300,12 @@ impl Trainer {
             for (dst, &r) in self.buf.x.chunks_exact_mut(n_in).zip(batch) {
                 images.unpack_into(r, dst);
             }
-        } else {
-            self.buf.nonzero.fill_packed(images, batch);
+            self.buf.labels.copy_from_slice(labels);
+            return self.step(s);
         }
+        self.buf.nonzero.fill_packed(images, batch);
         self.buf.labels.copy_from_slice(labels);
-        self.step(s)
+        self.step_with(s, None, Some(images))
     }
 
     /// Takes the batch's rows (each `n_in` long, `batch_size` of them):
@@ -339,7 +340,7 @@ impl Trainer {
         let n_in = self.model.n_inputs();
         self.load_batch(x.chunks_exact(n_in), n_in);
         self.buf.labels.copy_from_slice(labels);
-        self.step_with(s, Some(patches))
+        self.step_with(s, Some(patches), None)
     }
 
     /// Whether a relocation follows the 0-based step `s` (regimes with swaps).
@@ -378,12 +379,13 @@ impl Trainer {
     }
 
     fn step(&mut self, s: usize) -> StepStats {
-        self.step_with(s, None)
+        self.step_with(s, None, None)
     }
 
-    fn step_with(&mut self, s: usize, patches: Option<&Patches>) -> StepStats {
+    /// The step on the batch loaded (from `packed` where it was filled from it).
+    fn step_with(&mut self, s: usize, patches: Option<&Patches>, packed: Option<&PackedRows>) -> StepStats {
         let lambda = self.config.lambda_at(s);
-        self.forward(patches);
+        self.forward(patches, packed);
         let (mse, correct) = self.mse_gradient();
         self.backward(patches);
         let penalty = self.update(s, lambda);
@@ -394,7 +396,7 @@ impl Trainer {
     /// with the patched hidden values in place. The first layer sums over
     /// the nonzero inputs only (`modcirc_mlp::forward_sparse`: the same
     /// bits on every CPU).
-    fn forward(&mut self, patches: Option<&Patches>) {
+    fn forward(&mut self, patches: Option<&Patches>, packed: Option<&PackedRows>) {
         let b = self.config.batch_size;
         let n_layers = self.model.layers.len();
         let buf = &mut self.buf;
@@ -403,6 +405,8 @@ impl Trainer {
             let (done, rest) = buf.post.split_at_mut(l);
             if l == 0 && self.dense_first_layer {
                 layer.forward_into(&buf.x, b, &mut buf.pre[0]);
+            } else if let (0, Some(packed)) = (l, packed) {
+                forward_sparse_packed(&buf.w0, &layer.bias, &buf.nonzero, packed, &mut buf.pre[0]);
             } else if l == 0 {
                 forward_sparse(&buf.w0, &layer.bias, &buf.nonzero, &mut buf.pre[0]);
             } else {

@@ -48,25 +48,50 @@ impl Entries {
         &self.idx[..self.len]
     }
 
-    /// The width of the row: every position is below it.
-    pub(crate) fn inputs(&self) -> usize {
-        self.inputs
+    /// The row as the kernels read it.
+    pub(crate) fn view(&self) -> Sparse<'_> {
+        Sparse { idx: self.idx(), values: self.values(), inputs: self.inputs }
     }
 
     /// The values at [`Entries::idx`], in its order.
     pub(crate) fn values(&self) -> &[f32] {
         &self.values[..self.len]
     }
+}
 
-    /// Positions and their values found elsewhere, in a row `inputs` wide
-    /// (the kernels read at the positions unchecked: each is checked here).
-    pub(crate) fn set(&mut self, idx: &[u32], values: &[f32], inputs: usize) {
-        assert!(idx.len() <= self.idx.len() && values.len() == idx.len(), "room for the positions");
-        assert!(idx.iter().all(|&i| (i as usize) < inputs), "positions inside the row");
-        self.idx[..idx.len()].copy_from_slice(idx);
-        self.values[..idx.len()].copy_from_slice(values);
-        self.len = idx.len();
-        self.inputs = inputs;
+/// A row's nonzero inputs as the kernels read them: positions in order,
+/// each below `inputs` (the kernels read the weights at them unchecked:
+/// every constructor guarantees it), and their values.
+#[derive(Clone, Copy)]
+pub(crate) struct Sparse<'a> {
+    idx: &'a [u32],
+    values: &'a [f32],
+    inputs: usize,
+}
+
+impl<'a> Sparse<'a> {
+    /// A row of `inputs` whose nonzeros are at `idx`, with `values`.
+    ///
+    /// # Safety
+    /// Every position must be below `inputs`, and `values` as long as `idx`.
+    pub(crate) unsafe fn new_unchecked(idx: &'a [u32], values: &'a [f32], inputs: usize) -> Sparse<'a> {
+        debug_assert!(values.len() == idx.len() && idx.iter().all(|&i| (i as usize) < inputs));
+        Sparse { idx, values, inputs }
+    }
+
+    /// The positions, ascending.
+    pub(crate) fn idx(&self) -> &'a [u32] {
+        self.idx
+    }
+
+    /// The values at [`Sparse::idx`], in its order.
+    pub(crate) fn values(&self) -> &'a [f32] {
+        self.values
+    }
+
+    /// The width of the row: every position is below it.
+    pub(crate) fn inputs(&self) -> usize {
+        self.inputs
     }
 }
 

@@ -59,4 +59,4 @@ pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
 pub use packed::PackedRows;
 pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
-pub use sparse_train::{forward_sparse, weight_gradient_sparse, InputMajor, SparseInputs};
+pub use sparse_train::{forward_sparse, forward_sparse_packed, weight_gradient_sparse, InputMajor, SparseInputs};

@@ -2,7 +2,7 @@
 //! ([`PackedRows`]): each batch drawn from it is then read at its nonzeros
 //! ([`crate::SparseInputs::fill_packed`]) instead of searched again.
 
-use crate::sparse::{Entries, Kernel};
+use crate::sparse::{Entries, Kernel, Sparse};
 
 /// Rows' nonzero inputs found once, for batches drawn from them
 /// ([`SparseInputs::fill_packed`]): a training set's images are packed
@@ -80,6 +80,17 @@ impl PackedRows {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = rows;
+    }
+
+    /// Row `r` as the kernels read it.
+    ///
+    /// # Panics
+    /// If `r` is not a row.
+    pub(crate) fn view(&self, r: usize) -> Sparse<'_> {
+        let (idx, values) = self.row(r);
+        // SAFETY: every row was found by `Entries::fill` on a row `n_in`
+        // wide (`PackedRows::new`), so its positions are below `n_in`.
+        unsafe { Sparse::new_unchecked(idx, values, self.n_in) }
     }
 
     pub(crate) fn row(&self, r: usize) -> (&[u32], &[f32]) {

@@ -30,7 +30,7 @@
 
 use std::sync::OnceLock;
 
-pub(crate) use crate::entries::Entries;
+pub(crate) use crate::entries::{Entries, Sparse};
 pub(crate) use crate::transpose::transpose_into;
 use crate::Linear;
 
@@ -202,18 +202,18 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
         }
         if let Some(p) = pending.take() {
             let [sa, sb] = &mut sums;
-            add_rows(kernel, t.get(), stride, &entries[0], sa, Some((&entries[1], sb)));
+            add_rows(kernel, t.get(), stride, entries[0].view(), sa, Some((entries[1].view(), sb)));
             finish(&mut out[p * n_out..(p + 1) * n_out], sa);
             finish(&mut out[r * n_out..(r + 1) * n_out], sb);
         } else if kernel != Kernel::Avx512 {
-            add_rows(kernel, t.get(), stride, &entries[0], &mut sums[0], None);
+            add_rows(kernel, t.get(), stride, entries[0].view(), &mut sums[0], None);
             finish(&mut out[r * n_out..(r + 1) * n_out], &sums[0]);
         } else {
             pending = Some(r);
         }
     }
     if let Some(p) = pending {
-        add_rows(kernel, t.get(), stride, &entries[0], &mut sums[0], None);
+        add_rows(kernel, t.get(), stride, entries[0].view(), &mut sums[0], None);
         finish(&mut out[p * n_out..(p + 1) * n_out], &sums[0]);
     }
     if dense.is_empty() {
@@ -233,9 +233,6 @@ pub(crate) fn forward_into(t: &Transposed, x: &[f32], n: usize, out: &mut [f32])
         out[r * n_out..(r + 1) * n_out].copy_from_slice(y);
     }
 }
-
-/// A row's nonzero inputs and their values.
-pub(crate) type Sparse<'a> = &'a Entries;
 
 /// `sums = Σ x[i] · wt[i, ..]` over the nonzero inputs of `a`, and the same
 /// for `b` (`wt` `[n_in, stride]`, each `sums` `stride` wide), each

@@ -23,13 +23,19 @@
 //! contiguous run of outputs.
 
 use crate::packed::PackedRows;
-use crate::sparse::{add_rows, add_rows_with, padded, tile_shape, transpose_into, Aligned, Entries, Kernel, ROW_LANES};
+use crate::sparse::{
+    add_rows, add_rows_with, padded, tile_shape, transpose_into, Aligned, Entries, Kernel, Sparse, ROW_LANES,
+};
 
 /// Where each row of a batch has nonzero inputs, found once per batch
 /// (for the forward and the weight gradient both).
 pub struct SparseInputs {
     kernel: Kernel,
+    /// The rows' nonzeros, where the batch was found here (`fill`,
+    /// `fill_rows`); a batch of packed rows is read where it lies.
     rows: Vec<Entries>,
+    /// The packed rows of the batch, when it came from `fill_packed`.
+    packed: Option<Vec<usize>>,
     n: usize,
     n_in: usize,
     /// The same nonzeros input by input (for the weight gradient), each
@@ -54,7 +60,7 @@ impl SparseInputs {
     }
 
     pub(crate) fn with_kernel(kernel: Kernel) -> SparseInputs {
-        SparseInputs { kernel, rows: Vec::new(), n: 0, n_in: 0, col_len: Vec::new(), col: Vec::new() }
+        SparseInputs { kernel, rows: Vec::new(), packed: None, n: 0, n_in: 0, col_len: Vec::new(), col: Vec::new() }
     }
 
     /// Finds the nonzero inputs of the `n` rows of `x` (`[n, n_in]`),
@@ -73,80 +79,68 @@ impl SparseInputs {
     /// # Panics
     /// If a row is not `n_in` long.
     pub fn fill_rows<'a>(&mut self, rows: impl IntoIterator<Item = &'a [f32]>, n_in: usize) {
-        let kernel = self.kernel;
-        self.load(
-            n_in,
-            rows.into_iter().map(|row| {
-                assert_eq!(row.len(), n_in, "a row of the batch has n_in inputs");
-                move |e: &mut Entries| {
-                    let all = e.fill(kernel, row, n_in);
-                    debug_assert!(all, "a row has at most all its inputs nonzero");
-                }
-            }),
-        );
+        let (kernel, room) = (self.kernel, n_in + self.kernel.lanes());
+        if self.n_in != n_in {
+            self.rows.clear();
+        }
+        let mut n = 0;
+        for row in rows {
+            assert_eq!(row.len(), n_in, "a row of the batch has n_in inputs");
+            if self.rows.len() == n {
+                self.rows.push(Entries::with_room(room));
+            }
+            let all = self.rows[n].fill(kernel, row, n_in);
+            debug_assert!(all, "a row has at most all its inputs nonzero");
+            n += 1;
+        }
+        (self.n, self.n_in, self.packed) = (n, n_in, None);
+        let rows = &self.rows;
+        fill_columns(&mut self.col_len, &mut self.col, n, n_in, |r| rows[r].view());
     }
 
     /// [`SparseInputs::fill`] from rows of `packed` (a training set's
-    /// images, their nonzeros found once): the rows `which` names, in order.
+    /// images, their nonzeros found once): the rows `which` names, in order,
+    /// read where they lie. [`forward_sparse_packed`] then takes the batch
+    /// with the same `packed`.
     ///
     /// # Panics
     /// If a row is not one of `packed`'s.
     pub fn fill_packed(&mut self, packed: &PackedRows, which: &[usize]) {
-        let n_in = packed.n_in();
-        self.load(
-            n_in,
-            which.iter().map(|&r| {
-                let (idx, values) = packed.row(r);
-                move |e: &mut Entries| e.set(idx, values, n_in)
-            }),
-        );
-    }
-
-    /// The batch's rows, each `load`ed into its entries; then the columns.
-    fn load<F: FnOnce(&mut Entries)>(&mut self, n_in: usize, rows: impl Iterator<Item = F>) {
-        let room = n_in + self.kernel.lanes();
-        if self.n_in != n_in {
-            self.rows.clear();
-        }
-        self.n_in = n_in;
-        let mut n = 0;
-        for load in rows {
-            if self.rows.len() == n {
-                self.rows.push(Entries::with_room(room));
-            }
-            load(&mut self.rows[n]);
-            n += 1;
-        }
-        self.n = n;
-        self.fill_columns();
+        assert!(which.iter().all(|&r| r < packed.len()), "rows of the packed set");
+        let (n, n_in) = (which.len(), packed.n_in());
+        let mut rows = self.packed.take().unwrap_or_default();
+        rows.clear();
+        rows.extend_from_slice(which);
+        (self.n, self.n_in) = (n, n_in);
+        fill_columns(&mut self.col_len, &mut self.col, n, n_in, |r| packed.view(which[r]));
+        self.packed = Some(rows);
     }
 
     /// The batch of the last fill, `[n, n_in]` row-major, written out.
     #[cfg(test)]
-    fn batch(&self) -> Vec<f32> {
+    fn batch(&self, packed: Option<&PackedRows>) -> Vec<f32> {
         let mut x = vec![0.0; self.n * self.n_in];
-        for (e, row) in self.rows[..self.n].iter().zip(x.chunks_exact_mut(self.n_in.max(1))) {
+        for (r, row) in x.chunks_exact_mut(self.n_in.max(1)).enumerate().take(self.n) {
+            let e = self.row(r, packed);
             e.idx().iter().zip(e.values()).for_each(|(&i, &v)| row[i as usize] = v);
         }
         x
     }
 
-    /// The nonzeros input by input, rows ascending: each row's entries
-    /// appended to their inputs' buckets, rows in order.
-    fn fill_columns(&mut self) {
-        let (n, n_in) = (self.n, self.n_in);
-        self.col_len.clear();
-        self.col_len.resize(n_in, 0);
-        self.col.resize(n * n_in, ColumnEntry::default());
-        for (r, e) in self.rows[..n].iter().enumerate() {
-            for (&i, &v) in e.idx().iter().zip(e.values()) {
-                let i = i as usize;
-                // An input is nonzero at most once per row: its bucket of
-                // `n` has room.
-                let at = i * n + self.col_len[i] as usize;
-                self.col[at] = ColumnEntry { row: r as u32, value: v };
-                self.col_len[i] += 1;
+    /// Row `r` of the batch: from `packed` where the batch was filled from it.
+    ///
+    /// # Panics
+    /// If the batch came from packed rows and `packed` is not given or not
+    /// as wide (or the other way around).
+    fn row<'a>(&'a self, r: usize, packed: Option<&'a PackedRows>) -> Sparse<'a> {
+        match (&self.packed, packed) {
+            (None, None) => self.rows[r].view(),
+            (Some(which), Some(p)) => {
+                assert!(p.n_in() == self.n_in, "the packed rows the batch was filled from");
+                p.view(which[r])
             }
+            (None, Some(_)) => panic!("a batch found here: forward_sparse takes it"),
+            (Some(_), None) => panic!("a batch of packed rows: forward_sparse_packed takes it"),
         }
     }
 
@@ -157,7 +151,34 @@ impl SparseInputs {
 
     /// Nonzero inputs in the whole batch.
     pub fn nonzeros(&self) -> usize {
-        self.rows[..self.n].iter().map(|e| e.idx().len()).sum()
+        self.col_len.iter().map(|&k| k as usize).sum()
+    }
+}
+
+/// The nonzeros of `n` rows (`row(r)`, each `n_in` wide) input by input,
+/// rows ascending: each row's entries appended to their inputs' buckets,
+/// rows in order.
+fn fill_columns<'a>(
+    col_len: &mut Vec<u32>,
+    col: &mut Vec<ColumnEntry>,
+    n: usize,
+    n_in: usize,
+    row: impl Fn(usize) -> Sparse<'a>,
+) {
+    col_len.clear();
+    col_len.resize(n_in, 0);
+    col.resize(n * n_in, ColumnEntry::default());
+    for r in 0..n {
+        let e = row(r);
+        assert_eq!(e.inputs(), n_in, "rows of n_in inputs");
+        for (&i, &v) in e.idx().iter().zip(e.values()) {
+            let i = i as usize;
+            // An input is nonzero at most once per row: its bucket of
+            // `n` has room.
+            let at = i * n + col_len[i] as usize;
+            col[at] = ColumnEntry { row: r as u32, value: v };
+            col_len[i] += 1;
+        }
     }
 }
 
@@ -232,31 +253,46 @@ impl InputMajor {
 ///
 /// # Panics
 /// If the shapes disagree: `w` of another kernel or width than `nz`,
-/// `bias` or `out` of another width.
+/// `bias` or `out` of another width; if `nz` was filled from packed rows
+/// ([`forward_sparse_packed`] takes those).
 pub fn forward_sparse(w: &InputMajor, bias: &[f32], nz: &SparseInputs, out: &mut [f32]) {
+    forward_rows(w, bias, nz, None, out)
+}
+
+/// [`forward_sparse`] for a batch that [`SparseInputs::fill_packed`]
+/// filled from `packed`, read where it lies.
+///
+/// # Panics
+/// As [`forward_sparse`]; if `nz` was not filled from packed rows or
+/// `packed` is not as wide.
+pub fn forward_sparse_packed(w: &InputMajor, bias: &[f32], nz: &SparseInputs, packed: &PackedRows, out: &mut [f32]) {
+    forward_rows(w, bias, nz, Some(packed), out)
+}
+
+fn forward_rows(w: &InputMajor, bias: &[f32], nz: &SparseInputs, packed: Option<&PackedRows>, out: &mut [f32]) {
     let (n, n_in, n_out, stride) = (nz.n, w.n_in, w.n_out, w.stride);
     assert!(w.kernel == nz.kernel && nz.n_in == n_in, "weights and inputs of one kernel and width");
     assert!(out.len() == n * n_out && bias.len() == n_out, "the batch's buffers");
     let wt = w.data.as_slice();
     let mut sums = [vec![0.0f32; stride], vec![0.0f32; stride]];
     let finish = |o: &mut [f32], s: &[f32]| o.iter_mut().zip(s).zip(bias).for_each(|((o, s), b)| *o = s + b);
-    let rows = &nz.rows[..n];
+    let row = |r: usize| nz.row(r, packed);
     let mut r = 0;
     while r < n {
         let [sa, sb] = &mut sums;
         if w.kernel == Kernel::Plain {
             // `add_rows` rounds each product on this kernel: the exact
             // fused sums here.
-            add_rows_with::<true>(wt, &rows[r], sa);
+            add_rows_with::<true>(wt, row(r), sa);
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             r += 1;
         } else if r + 1 < n {
-            add_rows(w.kernel, wt, stride, &rows[r], sa, Some((&rows[r + 1], sb)));
+            add_rows(w.kernel, wt, stride, row(r), sa, Some((row(r + 1), sb)));
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             finish(&mut out[(r + 1) * n_out..(r + 2) * n_out], sb);
             r += 2;
         } else {
-            add_rows(w.kernel, wt, stride, &rows[r], sa, None);
+            add_rows(w.kernel, wt, stride, row(r), sa, None);
             finish(&mut out[r * n_out..(r + 1) * n_out], sa);
             r += 1;
         }
@@ -543,7 +579,7 @@ mod tests {
                     // Another batch first: the one under test is filled over it.
                     nz.fill(&batch(n + 3, n_in, 0.5, 99), n + 3, n_in);
                     nz.fill(&x, n, n_in);
-                    assert_eq!(nz.batch(), x, "the batch as filled");
+                    assert_eq!(nz.batch(None), x, "the batch as filled");
                     let mut wt = InputMajor::with_kernel(n_in, n_out, kernel);
                     wt.set_from(&w);
                     let mut y = vec![f32::NAN; n * n_out];
@@ -583,21 +619,31 @@ mod tests {
         assert_eq!(nz.nonzeros(), count);
         nz.fill(&x[..4 * 20], 4, 20);
         assert_eq!((nz.rows(), nz.nonzeros()), (4, x[..80].iter().filter(|v| **v != 0.0).count()));
-        assert_eq!(nz.batch(), &x[..80]);
+        assert_eq!(nz.batch(None), &x[..80]);
         // A wider batch after a narrower one, and rows read where they lie.
         let y = batch(12, 20, 0.7, 2);
         nz.fill_rows(y.chunks_exact(20).rev(), 20);
         let reversed: Vec<f32> = y.chunks_exact(20).rev().flatten().copied().collect();
-        assert_eq!(nz.batch(), reversed);
+        assert_eq!(nz.batch(None), reversed);
         nz.fill(&x, 10, 20);
-        assert_eq!(nz.batch(), x);
+        assert_eq!(nz.batch(None), x);
         // Rows packed once, drawn in any order, give what filling them does.
         let packed = PackedRows::new(&y, 20);
         assert_eq!(packed.len(), 12);
         let mut direct = SparseInputs::new();
         direct.fill_rows([7, 0, 11, 7].map(|r| &y[r * 20..(r + 1) * 20]), 20);
         nz.fill_packed(&packed, &[7, 0, 11, 7]);
-        assert_eq!((nz.batch(), nz.nonzeros()), (direct.batch(), direct.nonzeros()));
+        assert_eq!((nz.batch(Some(&packed)), nz.nonzeros()), (direct.batch(None), direct.nonzeros()));
+        // And the forward reads them where they lie, to the same bits.
+        let mut w = InputMajor::zeros(20, 9);
+        w.set_from(&batch(9, 20, 1.0, 3));
+        let b = vec![0.5; 9];
+        let (mut read, mut found) = (vec![f32::NAN; 36], vec![f32::NAN; 36]);
+        forward_sparse_packed(&w, &b, &nz, &packed, &mut read);
+        forward_sparse(&w, &b, &direct, &mut found);
+        assert_eq!(bits(&read), bits(&found));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| forward_sparse(&w, &b, &nz, &mut read)));
+        assert!(caught.is_err(), "a packed batch needs its packed rows");
         let columns = |s: &SparseInputs| -> Vec<Vec<(u32, u32)>> {
             let c = Columns { room: s.n, len: &s.col_len, entries: &s.col };
             (0..20)
