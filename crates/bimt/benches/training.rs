@@ -37,8 +37,9 @@ fn training_step(c: &mut Criterion) {
                 b.iter(|| {
                     s += 1;
                     let k = s % batches.len();
+                    let stats = t.step_packed(&images, &batches[k], &labels[k], s % 40_000);
                     images.prefetch(&batches[(k + 1) % batches.len()]);
-                    t.step_packed(&images, &batches[k], &labels[k], s % 40_000)
+                    stats
                 })
             });
         }

@@ -241,9 +241,11 @@ impl Trainer {
             let c0 = thread_cpu_seconds();
             batch.clear();
             batch.extend_from_slice(sampler.batch(s));
-            images.prefetch(sampler.upcoming(s).unwrap_or_default());
             labels.iter_mut().zip(&batch).for_each(|(l, &i)| *l = train.labels[i]);
             let stats = self.step_packed(&images, &batch, &labels, s);
+            // The next batch's rows fetched after this step's optimizer
+            // (whose pass over every weight would evict them from the cache).
+            images.prefetch(sampler.upcoming(s).unwrap_or_default());
             let loss = stats.loss;
             if !loss.is_finite() {
                 return Err(BimtError::NonFinite { step: s + 1, loss });
