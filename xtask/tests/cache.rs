@@ -58,11 +58,42 @@ fn check_fails(out: &Path, needles: &[&str]) {
     }
 }
 
+/// The tests here that start from a whole smoke study.
+const STUDY_USERS: usize = 2;
+
+/// Copies the smoke study the tests here share (run once, by the first
+/// to ask) into `to`, with its report where `report`; the last of the
+/// [`STUDY_USERS`] to take its copy removes it. CI checks the rendered
+/// report and compares a sharded run with this study rather than running
+/// the smoke study once more: a copy of it where MODCIRC_KEEP_SMOKE_STUDY
+/// says.
+fn copy_smoke_study(to: &Path, report: bool) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    static STUDY: OnceLock<PathBuf> = OnceLock::new();
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+    let study = STUDY.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("modcirc-smoke-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        ok(&reproduce(&out));
+        check(&out).unwrap();
+        if let Some(keep) = std::env::var_os("MODCIRC_KEEP_SMOKE_STUDY") {
+            copy_tree(&out, Path::new(&keep), true);
+            check(Path::new(&keep)).unwrap();
+        }
+        out
+    });
+    let _ = std::fs::remove_dir_all(to);
+    copy_tree(study, to, report);
+    if TAKEN.fetch_add(1, Ordering::SeqCst) + 1 == STUDY_USERS {
+        std::fs::remove_dir_all(study).unwrap();
+    }
+}
+
 #[test]
 fn an_edited_or_truncated_cached_file_is_caught_and_recomputed() {
     let out = std::env::temp_dir().join(format!("modcirc-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    ok(&reproduce(&out));
+    copy_smoke_study(&out, true);
     check(&out).unwrap();
     one_report_at_a_time(&out);
 
@@ -144,6 +175,22 @@ fn one_report_at_a_time(out: &Path) {
     check(out).unwrap();
 }
 
+/// `from`'s directories and regular files, copied into `to` (made here);
+/// without `report`, only the cached units (the units' directories, not
+/// the report's files and figures at the top).
+fn copy_tree(from: &Path, to: &Path, report: bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (kind, target) = (entry.file_type().unwrap(), to.join(entry.file_name()));
+        if kind.is_dir() && (report || entry.file_name() != "figures") {
+            copy_tree(&entry.path(), &target, true);
+        } else if kind.is_file() && report {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
@@ -218,7 +265,8 @@ fn reproduce_refuses_the_data_directory_as_its_output() {
 #[test]
 fn check_artifacts_accepts_a_run_of_one_seed() {
     let out = std::env::temp_dir().join(format!("modcirc-one-seed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    // The shared study's units: seed 0's are reused, its report is not there.
+    copy_smoke_study(&out, false);
     let o = xtask(&["reproduce", "--profile", "smoke", "--seeds", "1", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let r = modcirc_present::check::check_artifacts(&out).unwrap();
