@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
-    AcdcConfig, AcdcMetric, MaskConfig, DEFAULT_IG_STEPS, DEFAULT_MASK_LR, DEFAULT_MASK_STEPS, DEFAULT_TAU,
+    AcdcConfig, AcdcMetric, MaskConfig, Method, DEFAULT_IG_STEPS, DEFAULT_MASK_LR, DEFAULT_MASK_STEPS, DEFAULT_TAU,
 };
 use modcirc_store::atomic::dir_of;
 use modcirc_study::beyond::{analyse, BeyondSettings, ACDC_PAIRS, MASK_PAIRS};
@@ -70,7 +70,7 @@ pub struct MethodArgs {
     /// Which methods run beside EAP and ACDC: eap-ig (the inputs' path),
     /// eap-ig-activations, mask (learned edge masks), all or none; repeat or
     /// separate with commas.
-    #[arg(long = "method", value_delimiter = ',', default_value = "all", value_parser = ["eap-ig", "eap-ig-activations", "mask", "all", "none"])]
+    #[arg(long = "method", value_delimiter = ',', default_value = "all", value_parser = method_name)]
     pub methods: Vec<String>,
     /// Points on EAP-IG's path, 1 to 10 000 (1: EAP itself).
     #[arg(long, default_value_t = DEFAULT_IG_STEPS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=10_000))]
@@ -93,15 +93,17 @@ impl MethodArgs {
     /// The settings, with `acdc`, checked, so that bad ones are refused before any work.
     pub fn settings(&self, acdc: AcdcConfig, acdc_pairs: usize) -> anyhow::Result<BeyondSettings> {
         let all = BeyondSettings::default();
-        let methods = if self.methods.iter().any(|m| m == "all") {
-            all.methods.clone()
-        } else {
-            let mut m: Vec<String> = self.methods.iter().filter(|m| *m != "none").cloned().collect();
-            m.dedup();
-            m
-        };
+        let mut names: Vec<String> = Vec::new();
+        for m in &self.methods {
+            match m.as_str() {
+                "all" => names.extend(all.methods.iter().map(|m| m.name().to_string())),
+                "none" => {}
+                m => names.push(m.to_string()),
+            }
+        }
+        names.dedup();
         let mask = MaskConfig {
-            lambdas: self.mask_lambdas.clone().unwrap_or(all.mask.lambdas),
+            lambdas: self.mask_lambdas.clone().unwrap_or_else(|| MaskConfig::default().lambdas),
             steps: self.mask_steps as usize,
             lr: self.mask_lr,
             ..MaskConfig::default()
@@ -111,16 +113,30 @@ impl MethodArgs {
         } else {
             "--mask-lr"
         })?;
-        let s = BeyondSettings {
-            acdc,
-            acdc_pairs,
-            methods,
-            ig_steps: self.ig_steps as usize,
-            mask,
-            mask_pairs: self.mask_pairs as usize,
-        };
+        let methods = names
+            .iter()
+            .map(|name| {
+                let method = match name.parse::<Method>().context("--method")? {
+                    Method::EapIg { .. } => Method::EapIg { steps: self.ig_steps as usize },
+                    Method::EapIgActivations { .. } => Method::EapIgActivations { steps: self.ig_steps as usize },
+                    Method::Mask { .. } => Method::Mask { config: mask.clone(), pairs: self.mask_pairs as usize },
+                    m => m,
+                };
+                Ok(method)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let s = BeyondSettings { acdc, acdc_pairs, methods };
         s.check().context("--method")?;
         Ok(s)
+    }
+}
+
+/// `--method`: `all`, `none` or a method's name (which of them run beside
+/// EAP is the settings' check).
+fn method_name(s: &str) -> Result<String, String> {
+    match s {
+        "all" | "none" => Ok(s.into()),
+        _ => s.parse::<Method>().map(|_| s.into()).map_err(|e| format!("{e}, all or none")),
     }
 }
 

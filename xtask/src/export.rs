@@ -21,11 +21,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub discovery: PathBuf,
     /// Which circuit of the file: nodes (a `discover` output's, its
-    /// default), acdc (a `beyond` output's default), eap, eap-ig,
-    /// eap-ig-activations or mask (each method's top edges at the node
-    /// circuit's size).
-    #[arg(long, value_enum)]
-    pub circuit: Option<CircuitArg>,
+    /// default), or a method's edges in a `beyond` output: acdc (its
+    /// default), eap, eap-ig, eap-ig-activations or mask (each method's top
+    /// edges at the node circuit's size).
+    #[arg(long, value_parser = parse_circuit)]
+    pub circuit: Option<CircuitKind>,
     /// json: every neuron and weight with its score and whether the circuit
     /// keeps it (docs/circuit-graph.md); dot: the circuit alone, by layer, for `dot -Tsvg`.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -44,21 +44,9 @@ pub struct ExportArgs {
     pub quiet: bool,
 }
 
-/// `--circuit`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CircuitArg {
-    /// A `discover` output's node circuit.
-    Nodes,
-    /// A `beyond` output's edge-level ACDC circuit.
-    Acdc,
-    /// A `beyond` output's top-|EAP| circuit.
-    Eap,
-    /// A `beyond` output's top-|EAP-IG| circuit (the inputs' path).
-    EapIg,
-    /// A `beyond` output's top-|EAP-IG| circuit (the activations' path).
-    EapIgActivations,
-    /// A `beyond` output's top edges by learned mask.
-    Mask,
+/// `--circuit`: `nodes` or a method's name.
+fn parse_circuit(s: &str) -> Result<CircuitKind, String> {
+    s.parse().map_err(|e: modcirc_present::PresentError| e.to_string())
 }
 
 /// `--format`.
@@ -85,15 +73,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     inputs.push(("--discovery".into(), args.discovery.clone()));
     refuse_overwrite(&[("--out", &path)], &inputs)?;
     let bytes = std::fs::read(&args.discovery).with_context(|| format!("reading {}", args.discovery.display()))?;
-    let kind = args.circuit.map(|c| match c {
-        CircuitArg::Nodes => CircuitKind::Nodes,
-        CircuitArg::Acdc => CircuitKind::Acdc,
-        CircuitArg::Eap => CircuitKind::Eap,
-        CircuitArg::EapIg => CircuitKind::EapIg,
-        CircuitArg::EapIgActivations => CircuitKind::EapIgActivations,
-        CircuitArg::Mask => CircuitKind::Mask,
-    });
-    let src = read_source(&bytes, kind).with_context(|| format!("--discovery {}", args.discovery.display()))?;
+    let src = read_source(&bytes, args.circuit.clone()).with_context(|| format!("--discovery {}", args.discovery.display()))?;
     let ck = load_model(&args.model, args.activation)?;
     let sha256 = sha256_file(&args.model)?;
     ensure!(

@@ -195,7 +195,9 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     let methods = b["methods"].as_array().unwrap();
     let names: Vec<&str> = methods.iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(names, ["eap", "eap-ig", "eap-ig-activations", "mask"]);
-    assert_eq!(b["settings"]["ig_steps"], 3);
+    // The settings name each method with its options.
+    assert_eq!(b["settings"]["methods"][0], serde_json::json!({"method": "eap-ig", "steps": 3}));
+    assert_eq!(b["settings"]["methods"][2]["pairs"], 20);
     let mut kinds = vec![("acdc", &b["acdc"]["kept"]), ("eap", &b["eap_edges"])];
     kinds.extend(methods[1..].iter().map(|m| (m["method"].as_str().unwrap(), &m["same_size_edges"])));
     for (kind, field) in kinds {
@@ -233,7 +235,7 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("holds the edge circuits (acdc, eap, eap-ig"), "{err}");
+    assert!(err.contains("holds the edge circuits (eap, acdc, eap-ig, eap-ig-activations, mask), not nodes"), "{err}");
     // Only EAP-IG: the mask's circuit is not in the file, and export says how to get it.
     let only = dir.join("only.json");
     let mut args = vec!["beyond", "--model", m, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];

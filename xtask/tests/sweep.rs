@@ -445,12 +445,16 @@ fn a_plan_with_planted_truth_runs_it_by_shard_and_reports_it() {
     assert_eq!(computed(&out), 12 + 2 * 2, "{out}");
     ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&one)]));
     let first = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "0/2", "--out", s(&two)]));
+    // The units: the models' 12; per regime a planted model, each of its
+    // six methods' scores on it, and a Boolean suite.
     let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
-    assert!(status.contains(&format!("{} of 16 units done", computed(&first))), "{status}");
+    assert!(status.contains("of 28 units done") && !status.contains("28 of 28"), "{status}");
     let o = xtask(&["sweep", "report", s(&plan), "--out", s(&two)]);
     assert_eq!(o.status.code(), Some(1), "a report before every shard ran");
     let second = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "1/2", "--out", s(&two)]));
     assert_eq!(computed(&first) + computed(&second), 16, "each unit computed by one shard");
+    let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
+    assert!(status.contains("28 of 28 units done"), "{status}");
     ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&two)]));
     let planted = |dir: &Path| {
         let mut p = untimed(&dir.join("results.json")).planted.expect("the planted suite in the report");
@@ -464,7 +468,7 @@ fn a_plan_with_planted_truth_runs_it_by_shard_and_reports_it() {
     assert_eq!(a, b);
     assert_eq!(a.models.len(), 2);
     assert_eq!(a.boolean.len(), 2 * 4 * 3, "2 regimes x 4 functions x 3 widths x 1 seed");
-    let all = modcirc_study::planted::METHODS.len();
+    let all = modcirc_study::planted::PlantedSettings::of(modcirc_study::Profile::Smoke).methods.len();
     assert!(a.models.iter().all(|m| m.tasks.len() == 3 && m.tasks.iter().all(|t| t.methods.len() == all)));
     assert!(two.join("PLANTED.md").exists() && two.join("figures/planted_roc.png").exists());
     std::fs::remove_dir_all(d).unwrap();

@@ -23,6 +23,8 @@
 //!   ([`edge_attribution_ig`], [`node_attribution_ig`], on the inputs' or
 //!   the activations' path), optimal ablation ([`fit_optimal_ablation`],
 //!   [`Ablation::Optimal`]) and learned masks ([`learn_masks`]).
+//! * Every method as a value ([`Method`], parsed by name): one call,
+//!   [`Method::scores`], gives its neuron and edge scores ([`MethodScores`]).
 //! * Controls (STUDY §10): [`random_circuits`] of a circuit's size and its
 //!   disjoint [`alternatives`].
 //!
@@ -63,6 +65,7 @@ mod edge_acdc;
 mod error;
 mod integrated;
 mod mask;
+mod method;
 mod optimal;
 mod select;
 mod smallest;
@@ -91,6 +94,9 @@ pub use integrated::{
 pub use mask::{
     learn_masks, LearnedMasks, MaskConfig, MaskPoint, MaskUnit, DEFAULT_MASK_LAMBDAS, DEFAULT_MASK_LR,
     DEFAULT_MASK_STEPS, MASK_INIT_LOGIT,
+};
+pub use method::{
+    edge_list, edge_node_sums, nodes_mask, top_k_per_layer, Method, MethodScores, DEFAULT_ACDC_PAIRS, DEFAULT_MASK_PAIRS,
 };
 pub use optimal::{
     ablated_loss, fit_optimal_ablation, OptimalConstants, Replacement, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,

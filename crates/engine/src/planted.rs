@@ -1,22 +1,26 @@
 //! The planted-truth suite's units (STUDY §11): per regime and seed, a
-//! planted MNIST-PVR model trained by interchange intervention and scored
-//! (one unit: its checkpoint, and a JSON of its alignment, quality and
-//! every method's scores); per regime, the Boolean networks (one JSON).
-//! Cached by content key under `planted/`, claimed, and sharded like the
-//! study's models.
+//! planted MNIST-PVR model trained by interchange intervention (one unit:
+//! its checkpoint, and a JSON of its alignment and quality) and each of the
+//! settings' methods scored on its three tasks (one unit per method, keyed
+//! by the method and its options, so that a new method computes only its
+//! own); per regime, the Boolean networks (one JSON). Cached by content key
+//! under `planted/`, claimed, and sharded like the study's models (a
+//! model's units go to one shard).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use modcirc_acdc::Method;
 use modcirc_bimt::checkpoint;
-use modcirc_bimt::iit::{planted_quality, train_planted, Alignment, PlantedConfig, PlantedOutcome};
+use modcirc_bimt::iit::{planted_quality, train_planted, Alignment, PlantedConfig, PlantedOutcome, PlantedQuality};
 use modcirc_bimt::{Regime, TrainTiming};
 use modcirc_dataset::pvr::PvrSource;
+use modcirc_mlp::Mlp;
 use modcirc_store::listing::{self, Lookup};
 use modcirc_store::{short_hash, FileRecord};
 use modcirc_study::planted::{
-    boolean_suite, planted_results, score_planted, score_planted_newer, BooleanModel, PlantedResults, PlantedScores,
-    PlantedSettings,
+    boolean_suite, planted_results, score_planted, BooleanModel, PlantedResults, PlantedScores, PlantedSettings,
+    TaskScores,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,16 +31,16 @@ use crate::shard::{assign, Shard};
 use crate::workload::{ModelUnit, Workload};
 use crate::{EngineError, Observer};
 
-/// Bumped when a change to the suite changes what a planted model's unit holds.
-pub const PLANTED_REVISION: u32 = 1;
+/// Bumped when a change to the suite changes what a planted model's unit
+/// holds (2: its quality only; each method's scores are units of their own).
+pub const PLANTED_REVISION: u32 = 2;
 
 /// Bumped when a change changes what a Boolean unit holds (2: EAP-IG and
 /// learned masks; 3: the masks' penalties from 1e-8).
 pub const BOOLEAN_REVISION: u32 = 3;
 
-/// Bumped when a change changes what a planted model's STUDY §12 scores hold
-/// (2: the masks' penalties from 1e-8).
-pub const NEWER_REVISION: u32 = 2;
+/// Bumped when a change changes what a method's scores on a planted model hold.
+pub const SCORES_REVISION: u32 = 1;
 
 /// What a planted model's JSON holds beside its checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,10 +51,21 @@ pub struct PlantedRecord {
     pub alignment: Alignment,
     /// Training time per phase.
     pub timing: TrainTiming,
-    /// Its quality and every method's scores.
-    pub scores: PlantedScores,
+    /// Task accuracy, IIA and strictness failure.
+    pub quality: PlantedQuality,
+    /// Seconds measuring the quality took.
+    pub quality_s: f64,
+}
+
+/// One method's scores on a planted model's three tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoresRecord {
+    /// The method, with its options.
+    pub method: Method,
+    /// Per task (quadrants 1, 2, 3), the method's score alone.
+    pub tasks: Vec<TaskScores>,
     /// Seconds scoring took.
-    pub scoring_s: f64,
+    pub seconds: f64,
 }
 
 /// A Boolean suite's JSON.
@@ -62,20 +77,21 @@ pub struct BooleanRecord {
     pub networks: Vec<BooleanModel>,
 }
 
-/// One unit of the suite.
+/// One group of the suite's units (one shard runs it whole).
 #[derive(Debug, Clone)]
 enum Job {
-    Model { regime: Regime, seed: u64, path: PathBuf },
+    /// A planted model and each method's scores on it (their files).
+    Model { regime: Regime, seed: u64, path: PathBuf, scores: Vec<(Method, PathBuf)> },
     Boolean { regime: Regime, path: PathBuf },
 }
 
-/// The suite's units in `out`, each as a group for shards and progress.
+/// The suite's units in `out`, each model's and each regime's Boolean
+/// networks as a group for shards and progress.
 fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, EngineError> {
     let sums: Vec<&str> =
         wl.data.values().next().map_or(Vec::new(), |m| m.checksums.iter().map(|c| c.sha256.as_str()).collect());
     let sums_json = json(&sums)?;
     let revision = PLANTED_REVISION.to_le_bytes();
-    let measure = json(&(s.pairs, s.trials))?;
     let dir = wl.out.join("planted");
     let mut out = Vec::new();
     let base = wl.models.len();
@@ -86,14 +102,23 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
                 &json(&config)?,
                 &sums_json,
                 &revision,
-                &measure,
+                &json(&s.trials)?,
                 &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
             ]);
-            let path = dir.join(format!("{regime}-seed{seed}-{key}.safetensors"));
+            let stem = format!("{regime}-seed{seed}-{key}");
+            let path = dir.join(format!("{stem}.safetensors"));
+            let scores = s
+                .methods
+                .iter()
+                .map(|m| {
+                    let k = short_hash(&[stem.as_bytes(), &SCORES_REVISION.to_le_bytes(), &json(&(s.pairs, m))?]);
+                    Ok((m.clone(), dir.join(format!("{stem}-{}-{k}.json", m.name()))))
+                })
+                .collect::<Result<Vec<_>, EngineError>>()?;
             let cost = config.train.steps as f64 * 3.0;
             out.push((
                 unit(base + out.len(), config.train.clone(), key, path.clone(), cost),
-                Job::Model { regime, seed, path },
+                Job::Model { regime, seed, path, scores },
             ));
         }
         let key = short_hash(&[
@@ -122,50 +147,26 @@ pub fn record_path(checkpoint: &Path) -> PathBuf {
     checkpoint.with_extension("json")
 }
 
-/// The JSON of a planted model's STUDY §12 scores with `s`: its own key, so
-/// that new methods rescore the cached models without training them again.
-pub fn newer_path(checkpoint: &Path, s: &PlantedSettings) -> Result<PathBuf, EngineError> {
-    let stem = checkpoint.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut parts = vec![stem.as_bytes().to_vec(), NEWER_REVISION.to_le_bytes().to_vec()];
-    parts.push(json(&(s.pairs, modcirc_study::planted::NEWER_METHODS))?);
-    // The default sweep keys as it did before the sweep was a setting.
-    if s.mask != modcirc_acdc::MaskConfig::default() {
-        parts.push(json(&s.mask)?);
-    }
-    let key = short_hash(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    Ok(checkpoint.with_file_name(format!("{stem}-newer-{key}.json")))
-}
-
-/// A planted model's STUDY §12 scores, per task (quadrants 1, 2, 3).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NewerRecord {
-    /// Per task, the scores of [`modcirc_study::planted::NEWER_METHODS`].
-    pub tasks: Vec<Vec<modcirc_study::planted::MethodScore>>,
-    /// Seconds scoring took.
-    pub scoring_s: f64,
-}
-
-/// How many of the suite's units the cache holds, of how many.
+/// How many of the suite's units (each model, each method's scores on it,
+/// each regime's Boolean networks) the cache holds, of how many.
 pub fn census(wl: &Workload, s: &PlantedSettings) -> Result<(usize, usize), EngineError> {
-    let all = jobs(wl, s)?;
-    let done = all
-        .iter()
-        .filter(|(_, j)| {
-            let files: Vec<PathBuf> = match j {
-                Job::Model { path, .. } => vec![path.clone(), record_path(path)],
-                Job::Boolean { path, .. } => vec![path.clone()],
-            };
-            let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-            let newer = match j {
-                Job::Model { path, .. } => {
-                    newer_path(path, s).is_ok_and(|p| listing::fetch_json::<NewerRecord>(&p).is_ok())
-                }
-                Job::Boolean { .. } => true,
-            };
-            newer && matches!(listing::lookup(&listing::listing_path(refs[0]), &refs), Lookup::Hit(_))
-        })
-        .count();
-    Ok((done, all.len()))
+    let (mut done, mut all) = (0, 0);
+    for (_, job) in jobs(wl, s)? {
+        match job {
+            Job::Model { path, scores, .. } => {
+                let record = record_path(&path);
+                let files = [path.as_path(), record.as_path()];
+                done += matches!(listing::lookup(&listing::listing_path(&path), &files), Lookup::Hit(_)) as usize;
+                done += scores.iter().filter(|(_, p)| listing::fetch_json::<ScoresRecord>(p).is_ok_and(|r| r.is_some())).count();
+                all += 1 + scores.len();
+            }
+            Job::Boolean { path, .. } => {
+                done += listing::fetch_json::<BooleanRecord>(&path).is_ok_and(|r| r.is_some()) as usize;
+                all += 1;
+            }
+        }
+    }
+    Ok((done, all))
 }
 
 /// What executing the suite gives: the results and every file, as read or written.
@@ -206,7 +207,7 @@ pub fn execute_planted(
         files.extend(d.files);
         seconds.extend(d.seconds);
         match d.value {
-            Done::Model(r) => models.push(r.scores),
+            Done::Model(r) => models.push(*r),
             Done::Boolean(b) => boolean.extend(b.networks),
         }
     }
@@ -215,7 +216,7 @@ pub fn execute_planted(
 }
 
 enum Done {
-    Model(Box<PlantedRecord>),
+    Model(Box<PlantedScores>),
     Boolean(BooleanRecord),
 }
 
@@ -226,126 +227,140 @@ struct Ran {
 }
 
 fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Result<Ran, EngineError> {
+    match job {
+        Job::Model { regime, seed, path, scores } => run_model(ctx, s, m, (*regime, *seed), path, scores),
+        Job::Boolean { regime, path } => run_boolean(ctx, s, m, *regime, path),
+    }
+}
+
+/// A planted model's unit, then each method's scores on it.
+fn run_model(
+    ctx: &Ctx<'_>,
+    s: &PlantedSettings,
+    m: &ModelUnit,
+    (regime, seed): (Regime, u64),
+    path: &Path,
+    scores: &[(Method, PathBuf)],
+) -> Result<Ran, EngineError> {
     let (wl, obs) = (ctx.wl, ctx.observer);
     let mnist = wl.data.values().next().ok_or(EngineError::JobNotRun)?;
-    match job {
-        Job::Model { regime, seed, path } => {
-            let record = record_path(path);
-            let files = [path.as_path(), record.as_path()];
-            let fetch = |warn: bool| -> Option<(PlantedRecord, Vec<Vec<u8>>)> {
-                let bytes = ctx.lookup(path, &files, warn)?;
-                let r: PlantedRecord = serde_json::from_slice(&bytes[1]).ok()?;
-                Some((r, bytes))
-            };
-            let ((r, bytes), source) = ctx.claimed(
-                path,
-                fetch(true),
-                || fetch(false),
-                |claim| {
-                    let config = s.config(*regime, *seed);
-                    obs.unit_started(m, "planted: interchange intervention training", config.train.steps as u64);
-                    let train = PvrSource::new(&mnist.train)?;
-                    let test = PvrSource::new(&mnist.test)?;
-                    let mut on_step = |p: &modcirc_bimt::Progress| {
-                        if p.step.is_multiple_of(100) || p.step == p.steps {
-                            let note = format!("planted: loss {:.4} acc {:.3}", p.loss, p.running_accuracy);
-                            obs.progress(m, p.step as u64, Some(note));
-                        }
-                    };
-                    let who = format!("the planted {regime} seed {seed} model");
-                    let PlantedOutcome { model, layout, alignment, timing } =
-                        train_planted(&config, &train, &mut on_step)
-                            .map_err(|e| EngineError::from(e).within(format!("training {who}")))?;
-                    obs.unit_started(m, "planted: scoring every method", 1);
-                    let t = Instant::now();
-                    let quality = planted_quality(&model, &alignment, &test, s.trials, *seed)?;
-                    let tasks = score_planted(&model, &alignment, &test, s.pairs, *seed)
-                        .map_err(|e| EngineError::from(e).within(format!("scoring {who}")))?;
-                    let scores = PlantedScores { regime: *regime, seed: *seed, quality, tasks };
-                    let r = PlantedRecord { config, alignment, timing, scores, scoring_s: t.elapsed().as_secs_f64() };
-                    let weights = checkpoint::to_bytes(&model, &layout)?;
-                    let json = serde_json::to_vec_pretty(&r).map_err(EngineError::Serialise)?;
-                    claim.ensure_held()?;
-                    modcirc_store::atomic::write_atomic(path, &weights)?;
-                    modcirc_store::atomic::write_atomic(&record, &json)?;
-                    listing::record(
-                        &listing::listing_path(path),
-                        &[(path.as_path(), &weights), (record.as_path(), &json)],
-                    )?;
-                    Ok((r, vec![weights, json]))
-                },
-            )?;
-            // STUDY §12's methods on the same model, in a file of their own.
-            let newer = newer_path(path, s)?;
-            let fetch = |warn: bool| -> Option<(NewerRecord, Vec<u8>)> { ctx.fetch_json(&newer, warn) };
-            let ((n, newer_bytes), newer_source) = ctx.claimed(
-                &newer,
-                fetch(true),
-                || fetch(false),
-                |claim| {
-                    obs.unit_started(m, "planted: scoring EAP-IG and learned masks", 1);
-                    let who = format!("the planted {regime} seed {seed} model");
-                    let (model, _) = checkpoint::from_bytes(&bytes[0], path, None)?;
-                    let test = PvrSource::new(&mnist.test)?;
-                    let t = Instant::now();
-                    let tasks = score_planted_newer(&model, &r.alignment, &test, s.pairs, *seed, &s.mask)
-                        .map_err(|e| EngineError::from(e).within(format!("scoring {who} by STUDY §12's methods")))?;
-                    let n = NewerRecord { tasks, scoring_s: t.elapsed().as_secs_f64() };
-                    claim.ensure_held()?;
-                    let bytes = listing::store_json(&newer, &n)?;
-                    Ok((n, bytes))
-                },
-            )?;
-            let mut seconds = Vec::new();
-            if matches!(source, crate::Source::Computed) {
-                seconds.extend([("planted training", r.timing.total_s), ("planted scoring", r.scoring_s)]);
-            }
-            if matches!(newer_source, crate::Source::Computed) {
-                seconds.push(("planted §12 scoring", n.scoring_s));
-            }
-            let mut r = r;
-            if n.tasks.len() == r.scores.tasks.len() {
-                for (task, more) in r.scores.tasks.iter_mut().zip(n.tasks) {
-                    task.methods.retain(|m| !modcirc_study::planted::NEWER_METHODS.contains(&m.method.as_str()));
-                    task.methods.extend(more);
+    let who = format!("the planted {regime} seed {seed} model");
+    let record = record_path(path);
+    let files = [path, record.as_path()];
+    let fetch = |warn: bool| -> Option<(PlantedRecord, Vec<Vec<u8>>)> {
+        let bytes = ctx.lookup(path, &files, warn)?;
+        let r: PlantedRecord = serde_json::from_slice(&bytes[1]).ok()?;
+        Some((r, bytes))
+    };
+    let ((r, bytes), source) = ctx.claimed(
+        path,
+        fetch(true),
+        || fetch(false),
+        |claim| {
+            let config = s.config(regime, seed);
+            obs.unit_started(m, "planted: interchange intervention training", config.train.steps as u64);
+            let train = PvrSource::new(&mnist.train)?;
+            let test = PvrSource::new(&mnist.test)?;
+            let mut on_step = |p: &modcirc_bimt::Progress| {
+                if p.step.is_multiple_of(100) || p.step == p.steps {
+                    let note = format!("planted: loss {:.4} acc {:.3}", p.loss, p.running_accuracy);
+                    obs.progress(m, p.step as u64, Some(note));
                 }
-            }
-            let source = if matches!(source, crate::Source::Computed) { source } else { newer_source };
-            obs.unit_done(m, Value::Planted(&r.scores), source);
-            let files = vec![
-                FileRecord::of(&wl.out, path, &bytes[0]),
-                FileRecord::of(&wl.out, &record, &bytes[1]),
-                FileRecord::of(&wl.out, &newer, &newer_bytes),
-            ];
-            Ok(Ran { value: Done::Model(Box::new(r)), files, seconds })
+            };
+            let PlantedOutcome { model, layout, alignment, timing } = train_planted(&config, &train, &mut on_step)
+                .map_err(|e| EngineError::from(e).within(format!("training {who}")))?;
+            let t = Instant::now();
+            let quality = planted_quality(&model, &alignment, &test, s.trials, seed)?;
+            let r = PlantedRecord { config, alignment, timing, quality, quality_s: t.elapsed().as_secs_f64() };
+            let weights = checkpoint::to_bytes(&model, &layout)?;
+            let json = serde_json::to_vec_pretty(&r).map_err(EngineError::Serialise)?;
+            claim.ensure_held()?;
+            modcirc_store::atomic::write_atomic(path, &weights)?;
+            modcirc_store::atomic::write_atomic(&record, &json)?;
+            listing::record(&listing::listing_path(path), &[(path, &weights), (record.as_path(), &json)])?;
+            Ok((r, vec![weights, json]))
+        },
+    )?;
+    let mut seconds = Vec::new();
+    if matches!(source, crate::Source::Computed) {
+        seconds.extend([("planted training", r.timing.total_s), ("planted quality", r.quality_s)]);
+    }
+    let mut files = vec![FileRecord::of(&wl.out, path, &bytes[0]), FileRecord::of(&wl.out, &record, &bytes[1])];
+    // Each method's scores: the model and the test split read once, when
+    // the first method is not cached.
+    let mut loaded: Option<(Mlp, PvrSource)> = None;
+    let mut tasks: Vec<TaskScores> = Vec::new();
+    let mut any_computed = matches!(source, crate::Source::Computed);
+    for (method, at) in scores {
+        let fetch = |warn: bool| -> Option<(ScoresRecord, Vec<u8>)> {
+            ctx.fetch_json::<ScoresRecord>(at, warn).filter(|(r, _)| r.method == *method)
+        };
+        let ((sr, sr_bytes), sr_source) = ctx.claimed(
+            at,
+            fetch(true),
+            || fetch(false),
+            |claim| {
+                obs.unit_started(m, &format!("planted: scoring {method}"), 1);
+                if loaded.is_none() {
+                    let (model, _) = checkpoint::from_bytes(&bytes[0], path, None)?;
+                    loaded = Some((model, PvrSource::new(&mnist.test)?));
+                }
+                let (model, test) = loaded.as_ref().expect("loaded just above");
+                let t = Instant::now();
+                let tasks = score_planted(model, &r.alignment, test, s.pairs, seed, std::slice::from_ref(method))
+                    .map_err(|e| EngineError::from(e).within(format!("scoring {who} by {method}")))?;
+                let sr = ScoresRecord { method: method.clone(), tasks, seconds: t.elapsed().as_secs_f64() };
+                claim.ensure_held()?;
+                let bytes = listing::store_json(at, &sr)?;
+                Ok((sr, bytes))
+            },
+        )?;
+        if matches!(sr_source, crate::Source::Computed) {
+            seconds.push(("planted scoring", sr.seconds));
+            any_computed = true;
         }
-        Job::Boolean { regime, path } => {
-            let mut boolean_s = None;
-            let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };
-            let ((r, bytes), source) = ctx.claimed(
-                path,
-                fetch(true),
-                || fetch(false),
-                |claim| {
-                    obs.unit_started(m, "planted: Boolean networks", 1);
-                    let t = Instant::now();
-                    let networks = boolean_suite(s, *regime)
-                        .map_err(|e| EngineError::from(e).within(format!("the Boolean networks of {regime}")))?;
-                    let r = BooleanRecord { regime: *regime, networks };
-                    boolean_s = Some(t.elapsed().as_secs_f64());
-                    claim.ensure_held()?;
-                    let bytes = listing::store_json(path, &r)?;
-                    Ok((r, bytes))
-                },
-            )?;
-            obs.unit_done(m, Value::Boolean(&r.networks), source);
-            let files = vec![FileRecord::of(&wl.out, path, &bytes)];
-            let seconds = boolean_s.filter(|_| matches!(source, crate::Source::Computed));
-            Ok(Ran {
-                value: Done::Boolean(r),
-                files,
-                seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect(),
-            })
+        files.push(FileRecord::of(&wl.out, at, &sr_bytes));
+        if tasks.is_empty() {
+            tasks = sr.tasks.clone();
+            tasks.iter_mut().for_each(|t| t.methods.clear());
+        }
+        if sr.tasks.len() != tasks.len() {
+            let why = format!("{}: {} tasks, not {}", at.display(), sr.tasks.len(), tasks.len());
+            return Err(modcirc_study::StudyError::Invalid(why).into());
+        }
+        for (task, one) in tasks.iter_mut().zip(sr.tasks) {
+            task.methods.extend(one.methods);
         }
     }
+    let scores = PlantedScores { regime, seed, quality: r.quality, tasks };
+    let source = if any_computed { crate::Source::Computed } else { source };
+    obs.unit_done(m, Value::Planted(&scores), source);
+    Ok(Ran { value: Done::Model(Box::new(scores)), files, seconds })
+}
+
+/// A regime's Boolean networks.
+fn run_boolean(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, regime: Regime, path: &Path) -> Result<Ran, EngineError> {
+    let obs = ctx.observer;
+    let mut boolean_s = None;
+    let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };
+    let ((r, bytes), source) = ctx.claimed(
+        path,
+        fetch(true),
+        || fetch(false),
+        |claim| {
+            obs.unit_started(m, "planted: Boolean networks", 1);
+            let t = Instant::now();
+            let networks = boolean_suite(s, regime)
+                .map_err(|e| EngineError::from(e).within(format!("the Boolean networks of {regime}")))?;
+            let r = BooleanRecord { regime, networks };
+            boolean_s = Some(t.elapsed().as_secs_f64());
+            claim.ensure_held()?;
+            let bytes = listing::store_json(path, &r)?;
+            Ok((r, bytes))
+        },
+    )?;
+    obs.unit_done(m, Value::Boolean(&r.networks), source);
+    let files = vec![FileRecord::of(&ctx.wl.out, path, &bytes)];
+    let seconds = boolean_s.filter(|_| matches!(source, crate::Source::Computed));
+    Ok(Ran { value: Done::Boolean(r), files, seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect() })
 }

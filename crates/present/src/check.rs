@@ -92,9 +92,13 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
         let finite =
             [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
         ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
+        // EAP, then every method its settings name.
         let methods: Vec<&str> = b.methods.iter().map(|m| m.method.as_str()).collect();
-        ensure(methods == modcirc_study::beyond::EDGE_METHODS, || {
-            format!("beyond {} / {} ran {methods:?}, not every edge method", b.regime_label(), b.task)
+        let ran: Vec<&str> = std::iter::once(modcirc_acdc::Method::Eap.name())
+            .chain(b.settings.iter().flat_map(|s| s.methods.iter().map(|m| m.name())))
+            .collect();
+        ensure(methods == ran, || {
+            format!("beyond {} / {} ran {methods:?}, not the edge methods of its settings {ran:?}", b.regime_label(), b.task)
         })?;
         for m in &b.methods {
             let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();

@@ -105,44 +105,42 @@ pub fn node_name(l: usize, i: usize, n_layers: usize) -> String {
 }
 
 /// Which of a file's circuits to export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CircuitKind {
     /// A `discover` output's circuit: top-K nodes (or another selection rule), eps edges.
     Nodes,
-    /// A `beyond` output's edge-level ACDC circuit.
-    Acdc,
-    /// A `beyond` output's top-|EAP| circuit (as many edges as the node circuit).
-    Eap,
-    /// A `beyond` output's top-|EAP-IG| circuit on the inputs' path (likewise).
-    EapIg,
-    /// A `beyond` output's top-|EAP-IG| circuit on the activations' path (likewise).
-    EapIgActivations,
-    /// A `beyond` output's top edges by learned mask (likewise).
-    Mask,
+    /// A `beyond` output's circuit of a method's edges: ACDC's own, or the
+    /// top edges of another at the discovered circuit's size.
+    Edges(modcirc_acdc::Method),
 }
 
 impl CircuitKind {
-    /// The name of the edge method of a `beyond` output it exports (STUDY §12), if one.
-    fn newer_method(self) -> Option<&'static str> {
-        match self {
-            CircuitKind::EapIg => Some("eap-ig"),
-            CircuitKind::EapIgActivations => Some("eap-ig-activations"),
-            CircuitKind::Mask => Some("mask"),
-            _ => None,
+    /// Every kind's name: `nodes`, then every method's.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once("nodes").chain(modcirc_acdc::Method::NAMES).collect()
+    }
+}
+
+impl std::str::FromStr for CircuitKind {
+    type Err = PresentError;
+
+    /// `nodes` or a method's name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "nodes" {
+            return Ok(CircuitKind::Nodes);
         }
+        s.parse().map(CircuitKind::Edges).map_err(|_| {
+            PresentError::Invalid(format!("unknown circuit {s:?} (expected one of {})", CircuitKind::names().join(", ")))
+        })
     }
 }
 
 impl std::fmt::Display for CircuitKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CircuitKind::Nodes => "nodes",
-            CircuitKind::Acdc => "acdc",
-            CircuitKind::Eap => "eap",
-            CircuitKind::EapIg => "eap-ig",
-            CircuitKind::EapIgActivations => "eap-ig-activations",
-            CircuitKind::Mask => "mask",
-        })
+        match self {
+            CircuitKind::Nodes => f.write_str("nodes"),
+            CircuitKind::Edges(m) => write!(f, "{m}"),
+        }
     }
 }
 
@@ -200,7 +198,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON ({e}); expected {EXPORT_ACCEPTS}")))?;
     let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("").to_string();
     let family = schema.split('/').next().unwrap_or("");
-    match (family, kind) {
+    match (family, kind.clone()) {
         ("modcirc.discover", None | Some(CircuitKind::Nodes)) => {
             if schema != DISCOVER_SCHEMA {
                 return Err(bad(format!(
@@ -225,7 +223,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                 scores: Some((r.scores, r.selection.dead)),
             })
         }
-        ("modcirc.beyond", None | Some(CircuitKind::Acdc | CircuitKind::Eap | CircuitKind::EapIg | CircuitKind::EapIgActivations | CircuitKind::Mask)) => {
+        ("modcirc.beyond", None | Some(CircuitKind::Edges(_))) => {
             if schema != BEYOND_SCHEMA {
                 return Err(bad(format!(
                     "the `beyond` output's schema is {schema:?}, not {BEYOND_SCHEMA:?} (made by another version: run beyond again)"
@@ -233,24 +231,37 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
             }
             let b: BeyondResult =
                 serde_json::from_value(value).map_err(|e| bad(format!("a `beyond` output, but {e}")))?;
-            let newer = kind.and_then(CircuitKind::newer_method);
-            let (kept, method) = if let Some(name) = newer {
-                let m = b.methods.iter().find(|m| m.method == name).ok_or_else(|| {
-                    bad(format!("the `beyond` output did not run {name} (run beyond with --method {name})"))
-                })?;
-                let what = if name == "mask" { "mask scores summed over the penalties" } else { "|EAP-IG| scores" };
-                (m.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))
-            } else if kind == Some(CircuitKind::Eap) {
-                (b.eap_edges, format!("the {} edges of largest |EAP| score on all pairs", b.circuit_edges))
-            } else {
-                let c = &b.acdc.config;
-                (
-                    b.acdc.kept,
-                    format!(
+            use modcirc_acdc::Method;
+            let method = match kind {
+                Some(CircuitKind::Edges(m)) => m,
+                _ => Method::Acdc { config: b.acdc.config, pairs: b.acdc.pairs },
+            };
+            let (kept, method) = match &method {
+                Method::Acdc { .. } => {
+                    let c = &b.acdc.config;
+                    let how = format!(
                         "edge-level ACDC (tau = {}, {} metric) on the first {} pairs",
                         c.tau, c.metric, b.acdc.pairs
-                    ),
-                )
+                    );
+                    (b.acdc.kept, how)
+                }
+                Method::Eap => {
+                    (b.eap_edges, format!("the {} edges of largest |EAP| score on all pairs", b.circuit_edges))
+                }
+                m if !m.ranks_edges() => {
+                    return Err(bad(format!("{m} ranks neurons: a `beyond` output holds edge circuits only")))
+                }
+                m => {
+                    let name = m.name();
+                    let ran = b.methods.iter().find(|r| r.method == name).ok_or_else(|| {
+                        bad(format!("the `beyond` output did not run {name} (run beyond with --method {name})"))
+                    })?;
+                    let what = match m {
+                        Method::Mask { .. } => "mask scores summed over the penalties",
+                        _ => "|EAP-IG| scores",
+                    };
+                    (ran.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))
+                }
             };
             let src = b.source;
             Ok(CircuitSource {
@@ -271,7 +282,12 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
             "a `discover` output holds the node circuit only, not --circuit {k} (run beyond for ACDC's and EAP's)"
         ))),
         ("modcirc.beyond", Some(k)) => {
-            Err(bad(format!("a `beyond` output holds the edge circuits (acdc, eap, eap-ig, eap-ig-activations, mask), not --circuit {k}")))
+            let edges: Vec<String> = modcirc_acdc::Method::all()
+                .into_iter()
+                .filter(modcirc_acdc::Method::ranks_edges)
+                .map(|m| m.to_string())
+                .collect();
+            Err(bad(format!("a `beyond` output holds the edge circuits ({}), not {k}", edges.join(", "))))
         }
         _ => Err(bad(format!("its schema is {schema:?}; expected {EXPORT_ACCEPTS}"))),
     }

@@ -8,9 +8,9 @@
 use std::time::Instant;
 
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, edge_attribution_ig, exact_node_effects, faithfulness, faithfulness_curve,
-    learn_masks, node_attribution, AcdcConfig, Circuit, EdgeScores, FaithfulnessCurve, IgPath, MaskConfig, MaskUnit,
-    PatchingSweep, TaskImages, DEFAULT_FRACTIONS, DEFAULT_IG_STEPS, DEFAULT_MASK_LAMBDAS,
+    edge_acdc, edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, node_attribution, AcdcConfig,
+    Circuit, EdgeScores, FaithfulnessCurve, MaskConfig, Method, PatchingSweep, TaskImages, DEFAULT_FRACTIONS,
+    DEFAULT_MASK_LAMBDAS, DEFAULT_MASK_PAIRS,
 };
 use modcirc_bimt::Regime;
 use modcirc_dataset::Mnist;
@@ -31,12 +31,9 @@ pub const ACDC_PAIRS: usize = 100;
 /// Learned masks train on the first this many pairs of the task (each
 /// Adam step is a forward and a backward pass over them); their circuits
 /// are then judged on all pairs.
-pub const MASK_PAIRS: usize = 100;
+pub const MASK_PAIRS: usize = DEFAULT_MASK_PAIRS;
 
-/// The edge methods of STUDY §8 and §12 that rank every edge, in the order
-/// tables and figures list them: EAP, EAP-IG on the inputs' path and on the
-/// activations' path, learned edge masks.
-pub const EDGE_METHODS: [&str; 4] = ["eap", "eap-ig", "eap-ig-activations", "mask"];
+pub use crate::judge::{EdgeMethod, MaskCircuit};
 
 /// What STUDY §8 and §12 run with on one model and task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,15 +42,10 @@ pub struct BeyondSettings {
     pub acdc: AcdcConfig,
     /// The pairs ACDC runs on (the task's first).
     pub acdc_pairs: usize,
-    /// Which of the §12 methods run: names of [`EDGE_METHODS`] other than `eap`
-    /// (EAP always runs: the others are judged beside it).
-    pub methods: Vec<String>,
-    /// Points on EAP-IG's path.
-    pub ig_steps: usize,
-    /// The learned masks' sweep.
-    pub mask: MaskConfig,
-    /// The pairs the masks train on (the task's first).
-    pub mask_pairs: usize,
+    /// The edge methods of STUDY §12 judged beside EAP (which always runs),
+    /// with their options: by default EAP-IG on both paths and learned
+    /// edge masks.
+    pub methods: Vec<Method>,
 }
 
 impl Default for BeyondSettings {
@@ -61,101 +53,65 @@ impl Default for BeyondSettings {
         BeyondSettings {
             acdc: AcdcConfig::default(),
             acdc_pairs: ACDC_PAIRS,
-            methods: EDGE_METHODS[1..].iter().map(|m| m.to_string()).collect(),
-            ig_steps: DEFAULT_IG_STEPS,
-            mask: MaskConfig::default(),
-            mask_pairs: MASK_PAIRS,
+            methods: vec![
+                "eap-ig".parse().expect("a method's name"),
+                "eap-ig-activations".parse().expect("a method's name"),
+                Method::Mask { config: MaskConfig::default(), pairs: MASK_PAIRS },
+            ],
         }
+    }
+}
+
+/// The learned masks' sweep at `profile`'s size: the default, but the
+/// smoke profile's takes 3 penalties of 40 steps (a smoke run checks the
+/// code, not the numbers).
+pub fn profile_mask(profile: crate::Profile) -> MaskConfig {
+    match profile {
+        crate::Profile::Smoke => MaskConfig {
+            lambdas: vec![DEFAULT_MASK_LAMBDAS[1], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[5]],
+            steps: 40,
+            ..MaskConfig::default()
+        },
+        _ => MaskConfig::default(),
     }
 }
 
 impl BeyondSettings {
     /// The study's settings at `profile`'s size: the defaults, but the smoke
-    /// profile's ACDC runs on 25 pairs and its masks take 3 penalties of 40
-    /// steps on 50 pairs (a smoke run checks the code, not the numbers).
+    /// profile's ACDC runs on 25 pairs and its masks ([`profile_mask`]) on 50.
     pub fn of(profile: crate::Profile) -> BeyondSettings {
-        match profile {
-            crate::Profile::Smoke => BeyondSettings {
-                mask: MaskConfig {
-                    lambdas: vec![DEFAULT_MASK_LAMBDAS[1], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[5]],
-                    steps: 40,
-                    ..MaskConfig::default()
-                },
-                mask_pairs: 50,
-                acdc_pairs: 25,
-                ..BeyondSettings::default()
-            },
-            _ => BeyondSettings::default(),
+        let mut s = BeyondSettings::default();
+        if profile == crate::Profile::Smoke {
+            s.acdc_pairs = 25;
+            for m in &mut s.methods {
+                if let Method::Mask { config, pairs } = m {
+                    (*config, *pairs) = (profile_mask(profile), 50);
+                }
+            }
         }
+        s
     }
 
-    /// Refuses options out of range, naming them.
+    /// Refuses options out of range, naming them: a method that does not
+    /// rank edges, or twice.
     pub fn check(&self) -> Result<(), StudyError> {
         self.acdc.validate()?;
-        self.mask.validate()?;
-        if self.acdc_pairs == 0 || self.mask_pairs == 0 {
-            return Err(StudyError::Invalid("ACDC and the learned masks need at least one pair each".into()));
+        if self.acdc_pairs == 0 {
+            return Err(StudyError::Invalid("ACDC needs at least one pair".into()));
         }
-        if self.ig_steps == 0 || self.ig_steps > modcirc_acdc::MAX_IG_STEPS {
-            return Err(StudyError::Invalid(format!(
-                "EAP-IG steps = {}: must be in 1..={}",
-                self.ig_steps,
-                modcirc_acdc::MAX_IG_STEPS
-            )));
-        }
-        if self.mask.unit != MaskUnit::Edges {
-            return Err(StudyError::Invalid("the study's learned masks are edge masks".into()));
-        }
-        if let Some(bad) = self.methods.iter().find(|m| !EDGE_METHODS[1..].contains(&m.as_str())) {
-            return Err(StudyError::Invalid(format!(
-                "unknown method {bad:?} (expected {})",
-                EDGE_METHODS[1..].join(", ")
-            )));
+        for (i, m) in self.methods.iter().enumerate() {
+            m.validate()?;
+            if matches!(m, Method::Eap | Method::Acdc { .. }) || !m.ranks_edges() {
+                return Err(StudyError::Invalid(format!(
+                    "{m} is not one of STUDY §12's edge methods (EAP and ACDC always run)"
+                )));
+            }
+            if self.methods[..i].iter().any(|o| o.name() == m.name()) {
+                return Err(StudyError::Invalid(format!("{m} is named twice")));
+            }
         }
         Ok(())
     }
-
-    /// Whether `method` runs.
-    fn runs(&self, method: &str) -> bool {
-        self.methods.iter().any(|m| m == method)
-    }
-}
-
-/// One edge method of STUDY §8 or §12, judged like EAP: the faithfulness
-/// of the circuits of its top-|s| edges over their size, with CPR and CMD.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EdgeMethod {
-    /// One of [`EDGE_METHODS`].
-    pub method: String,
-    /// Wall time of its scores (for masks, the whole sweep of penalties).
-    pub seconds: f64,
-    /// The pairs its scores came from (the masks' training pairs; all of
-    /// the task's for the gradient methods).
-    pub pairs: usize,
-    /// Its faithfulness curve on all of the task's pairs.
-    pub curve: FaithfulnessCurve,
-    /// The top edges at the discovered circuit's size, `[layer, output, input]`.
-    #[serde(default)]
-    pub same_size_edges: Vec<[usize; 3]>,
-    /// Their faithfulness on all pairs.
-    pub same_size_faithfulness: f64,
-    /// Learned masks only: each penalty's circuit (mask above one half),
-    /// judged on all pairs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mask_points: Vec<MaskCircuit>,
-}
-
-/// One penalty of the learned-mask sweep and its circuit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MaskCircuit {
-    /// The penalty per kept edge.
-    pub lambda: f64,
-    /// Edges kept.
-    pub edges: usize,
-    /// `KL(model ‖ masked)` of the soft mask on the training pairs, nats.
-    pub kl: f64,
-    /// The circuit's faithfulness on all pairs.
-    pub faithfulness: f64,
 }
 
 /// Edge-level ACDC's result.
@@ -230,7 +186,7 @@ pub struct BeyondResult {
     pub curve: FaithfulnessCurve,
     /// Edge-level ACDC.
     pub acdc: AcdcResult,
-    /// Every edge method of [`EDGE_METHODS`] that ran, EAP first, judged alike.
+    /// Every edge method that ran, EAP first, judged alike.
     #[serde(default)]
     pub methods: Vec<EdgeMethod>,
     /// What it ran with.
@@ -326,7 +282,7 @@ pub fn analyse(
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
     let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
     let eap = EdgeMethod {
-        method: EDGE_METHODS[0].into(),
+        method: Method::Eap.name().into(),
         seconds: edge_attribution_s,
         pairs: images.n,
         curve: curve.clone(),
@@ -377,64 +333,21 @@ pub fn analyse(
 }
 
 /// STUDY §12's edge methods that `settings` runs, each judged like EAP on
-/// all of `sweep`'s pairs; `same_size` edges for the same-size comparison.
+/// all of `sweep`'s pairs ([`crate::judge::judge_faithfulness`]);
+/// `same_size` edges for the same-size comparison.
 pub fn newer_methods(
     sweep: &PatchingSweep<'_>,
     settings: &BeyondSettings,
     same_size: usize,
 ) -> Result<Vec<EdgeMethod>, StudyError> {
-    let model = sweep.model();
-    let judge = |method: &str, scores: &EdgeScores, seconds: f64, pairs: usize| -> Result<EdgeMethod, StudyError> {
-        let mask = scores.top_edges(same_size);
-        let curve = faithfulness_curve(sweep, scores, &DEFAULT_FRACTIONS)?;
-        let same_size_faithfulness = faithfulness(sweep, &Circuit::from_edges(model, &mask)?)?;
-        crate::error::ensure_finite(&[
-            ("CPR", curve.cpr),
-            ("CMD", curve.cmd),
-            ("same-size faithfulness", same_size_faithfulness),
-        ])?;
-        Ok(EdgeMethod {
-            method: method.into(),
-            seconds,
-            pairs,
-            curve,
-            same_size_edges: edge_list(model, &mask),
-            same_size_faithfulness,
-            mask_points: Vec::new(),
-        })
-    };
-    let mut out = Vec::new();
-    for (method, path) in [(EDGE_METHODS[1], IgPath::Inputs), (EDGE_METHODS[2], IgPath::Activations)] {
-        if settings.runs(method) {
-            let t = Instant::now();
-            let scores = edge_attribution_ig(sweep, settings.ig_steps, path)?;
-            out.push(judge(method, &scores, t.elapsed().as_secs_f64(), sweep.len())?);
-        }
-    }
-    if settings.runs(EDGE_METHODS[3]) {
-        let head: Vec<usize> = (0..sweep.len().min(settings.mask_pairs)).collect();
-        let t = Instant::now();
-        let learned = learn_masks(&sweep.subset(&head), &settings.mask)?;
-        let seconds = t.elapsed().as_secs_f64();
-        let scores = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
-        let mut m = judge(EDGE_METHODS[3], &scores, seconds, head.len())?;
-        for p in &learned.points {
-            let f = faithfulness(sweep, &Circuit::from_edges(model, &p.mask)?)?;
-            m.mask_points.push(MaskCircuit { lambda: p.lambda, edges: p.kept, kl: p.kl, faithfulness: f });
-        }
-        out.push(m);
-    }
-    Ok(out)
+    settings
+        .methods
+        .iter()
+        .map(|m| crate::judge::judge_faithfulness(sweep, &m.scores(sweep)?, same_size))
+        .collect()
 }
 
-/// `[layer, output, input]` of every edge in `mask` (as [`Circuit::edge_mask`] lays it out).
-pub fn edge_list(model: &Mlp, mask: &[Vec<bool>]) -> Vec<[usize; 3]> {
-    let mut out = Vec::new();
-    for (l, (layer, m)) in model.layers.iter().zip(mask).enumerate() {
-        out.extend(m.iter().enumerate().filter(|(_, k)| **k).map(|(idx, _)| [l, idx / layer.n_in, idx % layer.n_in]));
-    }
-    out
-}
+pub use modcirc_acdc::edge_list;
 
 /// What [`node_estimates`] gives: ρ per hidden layer, the attribution
 /// estimates, and the wall times of exact patching and of attribution.
@@ -485,7 +398,7 @@ fn run_acdc(
 /// (mean and 95% t-interval; a point with one seed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodRow {
-    /// One of [`EDGE_METHODS`].
+    /// The method's name.
     pub method: String,
     /// The regime.
     pub regime: Regime,
@@ -504,10 +417,17 @@ pub struct MethodRow {
 }
 
 /// Every edge method on every regime of `beyond` (models with a regime and
-/// seed), in [`EDGE_METHODS`] and regime order: STUDY §12's comparison.
+/// seed), in the order they ran (EAP first) and regime order: STUDY §12's
+/// comparison.
 pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
     let mut rows = Vec::new();
-    for method in EDGE_METHODS {
+    let mut names: Vec<&str> = Vec::new();
+    for m in beyond.iter().flat_map(|b| &b.methods) {
+        if !names.contains(&m.method.as_str()) {
+            names.push(&m.method);
+        }
+    }
+    for method in names {
         for regime in Regime::ALL {
             let runs: Vec<(u64, &EdgeMethod)> = beyond
                 .iter()
@@ -529,7 +449,7 @@ pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
                     })
                     .collect()
             };
-            let summary = |f: &dyn Fn(&EdgeMethod) -> f64| crate::planted::over_seeds(&per_seed(f));
+            let summary = |f: &dyn Fn(&EdgeMethod) -> f64| crate::judge::over_seeds(&per_seed(f));
             let (Some(cpr), Some(cmd), Some(same)) =
                 (summary(&|m| m.curve.cpr), summary(&|m| m.curve.cmd), summary(&|m| m.same_size_faithfulness))
             else {

@@ -42,6 +42,7 @@ pub mod controls;
 pub mod discovery;
 mod error;
 pub mod findings;
+pub mod judge;
 pub mod judged_controls;
 pub mod measure;
 pub mod paper;

@@ -3,31 +3,27 @@
 //!
 //! * MNIST-PVR models trained by interchange intervention
 //!   ([`modcirc_bimt::iit`]): on the task of value quadrant `q`, the truth
-//!   is `q`'s blocks ([`planted_truth`]); [`score_planted`] scores exact
-//!   patching, node attribution, EAP and ACDC against it (AUROC, precision,
-//!   recall, ROC), and [`score_planted_newer`] STUDY §12's EAP-IG and
-//!   learned masks.
+//!   is `q`'s blocks ([`planted_truth`]); [`score_planted`] scores each of
+//!   the settings' methods against it ([`crate::judge::judge_truth`]: AUROC,
+//!   precision, recall, ROC).
 //! * Small Boolean MLPs ([`boolean_model`]): every circuit enumerated
 //!   ([`modcirc_acdc::boolean`]); each method's circuit judged valid and
 //!   minimal.
 
-use std::time::Instant;
 
 use modcirc_acdc::boolean::{enumerate_circuits, BooleanProbe, TruthTable};
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, edge_attribution_ig, faithfulness_curve, learn_masks, node_attribution,
-    smallest_edges, touched_neurons, AcdcConfig, EdgeScores, IgPath, MaskConfig, PatchingSweep, TaskImages,
-    DEFAULT_FRACTIONS, DEFAULT_IG_STEPS, DEFAULT_K,
+    edge_list, nodes_mask, touched_neurons, AcdcConfig, MaskConfig, Method, PatchingSweep, TaskImages, DEFAULT_K,
 };
 use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality, DEFAULT_BLOCK, QUALITY_TRIALS};
 use modcirc_bimt::{Regime, TrainConfig, Trainer};
 use modcirc_dataset::pvr::{quadrant_pixels, PvrSource, PVR_NODES};
 use modcirc_dataset::ImageSet;
-use modcirc_metrics::{auroc, roc_tpr_at, Summary};
+use modcirc_metrics::Summary;
 use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
-use crate::beyond::edge_list;
+use crate::judge::{flat, judge_truth, over_seeds};
 use crate::results::Verdict;
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
@@ -38,48 +34,24 @@ pub const PLANTED_PAIRS: usize = 500;
 /// Pairs ACDC runs on (its cost grows with them; the other methods use all).
 pub const PLANTED_ACDC_PAIRS: usize = 100;
 
-/// The faithfulness EAP's circuit must reach: the smallest top-|EAP| edge
-/// set at or above it is EAP's selected circuit.
-pub const EAP_TARGET_FAITHFULNESS: f64 = 0.8;
+pub use crate::judge::{roc_grid, MethodScore, EAP_TARGET_FAITHFULNESS};
 
-/// The false-positive rates at which each ROC curve's true-positive rate is
-/// kept (0, 0.02, …, 1), so curves of many models can be averaged.
-pub fn roc_grid() -> Vec<f64> {
-    (0..=50).map(|i| i as f64 / 50.0).collect()
-}
+/// The truth of a planted task: which neurons and edges are its circuit's.
+pub type PlantedTruth = crate::judge::Truth;
 
-/// The discovery methods scored against planted truth.
-pub const METHODS: [&str; 6] = ["patching", "attribution", "eap", "acdc", "eap-ig", "mask"];
-
-/// The methods of STUDY §12 among [`METHODS`], scored by
-/// [`score_planted_newer`]: EAP-IG on the inputs' path
-/// ([`DEFAULT_IG_STEPS`] points) and learned edge masks (the default sweep
-/// on the task's first [`crate::beyond::MASK_PAIRS`] pairs).
-pub const NEWER_METHODS: [&str; 2] = ["eap-ig", "mask"];
-
-/// A method's circuit on a planted task, judged against the truth.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MethodScore {
-    /// One of [`METHODS`].
-    pub method: String,
-    /// AUROC of its per-neuron scores against truth membership.
-    pub node_auroc: f64,
-    /// AUROC of its per-edge scores against the true edges (edge methods).
-    pub edge_auroc: Option<f64>,
-    /// Share of the neurons it selects that are true.
-    pub node_precision: f64,
-    /// Share of the true neurons it selects.
-    pub node_recall: f64,
-    /// Share of the edges it selects that are true (edge methods).
-    pub edge_precision: Option<f64>,
-    /// Share of the true edges it selects (edge methods).
-    pub edge_recall: Option<f64>,
-    /// Neurons it selects.
-    pub selected_nodes: usize,
-    /// The node ROC's true-positive rate at each of [`roc_grid`]'s rates.
-    pub node_roc: Vec<f64>,
-    /// Wall time of the scores and the selection.
-    pub seconds: f64,
+/// The methods scored against planted truth (STUDY §11 and §12), in the
+/// order tables list them: each at its defaults, ACDC on the task's first
+/// [`PLANTED_ACDC_PAIRS`] pairs, the masks with `mask`'s sweep on the
+/// task's first [`modcirc_acdc::DEFAULT_MASK_PAIRS`].
+pub fn planted_methods(mask: &MaskConfig) -> Vec<Method> {
+    vec![
+        Method::Patching,
+        Method::Attribution,
+        Method::Eap,
+        Method::Acdc { config: AcdcConfig::default(), pairs: PLANTED_ACDC_PAIRS },
+        "eap-ig".parse().expect("a method's name"),
+        Method::Mask { config: mask.clone(), pairs: modcirc_acdc::DEFAULT_MASK_PAIRS },
+    ]
 }
 
 /// Every method on one planted task.
@@ -93,7 +65,7 @@ pub struct TaskScores {
     pub true_nodes: usize,
     /// True edges.
     pub true_edges: usize,
-    /// One score per method, in [`METHODS`]' order.
+    /// One score per method, in the settings' order.
     pub methods: Vec<MethodScore>,
 }
 
@@ -102,17 +74,6 @@ impl TaskScores {
     pub fn method(&self, method: &str) -> Option<&MethodScore> {
         self.methods.iter().find(|m| m.method == method)
     }
-}
-
-/// The truth of the task of value quadrant `q` (STUDY §11): `q`'s blocks
-/// in every hidden layer, the edges between consecutive blocks, from `q`'s
-/// pixels into the first block, and from the last block to every output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlantedTruth {
-    /// `nodes[h][i]`: neuron `i` of hidden layer `h` is true.
-    pub nodes: Vec<Vec<bool>>,
-    /// `edges[l][o * n_in + i]`, as weights are stored.
-    pub edges: Vec<Vec<bool>>,
 }
 
 /// The truth of value quadrant `q`'s task on `model` aligned by `alignment`.
@@ -166,179 +127,25 @@ pub fn planted_images(test: &PvrSource, q: usize, pairs: usize, seed: u64) -> Re
     })
 }
 
-fn flat<T: Copy>(layers: &[Vec<T>]) -> Vec<T> {
-    layers.iter().flatten().copied().collect()
-}
-
-/// Precision and recall of `selected` against `truth` (flattened alike).
-fn precision_recall(selected: &[bool], truth: &[bool]) -> (f64, f64) {
-    let hit = selected.iter().zip(truth).filter(|(s, t)| **s && **t).count() as f64;
-    let (s, t) = (selected.iter().filter(|s| **s).count() as f64, truth.iter().filter(|t| **t).count() as f64);
-    (if s > 0.0 { hit / s } else { 0.0 }, if t > 0.0 { hit / t } else { 0.0 })
-}
-
-/// The `k` highest `scores` of each layer, ties to the lower index.
-fn top_k_per_layer(scores: &[Vec<f64>], k: usize) -> Vec<Vec<bool>> {
-    scores
-        .iter()
-        .map(|s| {
-            let mut order: Vec<usize> = (0..s.len()).collect();
-            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-            let mut keep = vec![false; s.len()];
-            order.into_iter().take(k).for_each(|i| keep[i] = true);
-            keep
-        })
-        .collect()
-}
-
-/// Each neuron's score from edge scores: the sum of |s| over its incoming
-/// and outgoing edges.
-fn node_sums(model: &Mlp, edges: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let hidden = model.layers.len() - 1;
-    (0..hidden)
-        .map(|h| {
-            let (into, out) = (&model.layers[h], &model.layers[h + 1]);
-            (0..into.n_out)
-                .map(|u| {
-                    let incoming: f64 = (0..into.n_in).map(|i| edges[h][u * into.n_in + i].abs()).sum();
-                    let outgoing: f64 = (0..out.n_out).map(|o| edges[h + 1][o * out.n_in + u].abs()).sum();
-                    incoming + outgoing
-                })
-                .collect()
-        })
-        .collect()
-}
-
-fn mask_of_nodes(widths: &[usize], nodes: &[Vec<usize>]) -> Vec<Vec<bool>> {
-    widths
-        .iter()
-        .zip(nodes)
-        .map(|(&w, n)| {
-            let mut v = vec![false; w];
-            n.iter().for_each(|&i| v[i] = true);
-            v
-        })
-        .collect()
-}
-
-/// An edge method's per-edge scores and selected edges.
-type EdgeJudgement<'a> = (&'a [Vec<f64>], &'a [Vec<bool>]);
-
-/// Judges an edge method's scores against the truth: per neuron the sum of
-/// |s| over its edges; its circuit the fewest top-|s| edges reaching
-/// faithfulness [`EAP_TARGET_FAITHFULNESS`] (every edge where none does),
-/// and the neurons they touch. `t` started with the scores.
-fn judge_edges(
-    method: &str,
-    scores: &EdgeScores,
-    sweep: &PatchingSweep<'_>,
-    truth: &PlantedTruth,
-    t: Instant,
-) -> Result<MethodScore, StudyError> {
-    let model = sweep.model();
-    let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
-    let edge_scores: Vec<Vec<f64>> =
-        scores.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
-    let curve = faithfulness_curve(sweep, scores, &DEFAULT_FRACTIONS)?;
-    let n_edges = match smallest_edges(sweep, scores, &curve, EAP_TARGET_FAITHFULNESS)? {
-        Some((n, _)) => n,
-        None => model.n_weights(),
-    };
-    let mask = scores.top_edges(n_edges);
-    let nodes = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &mask)));
-    let node_scores = node_sums(model, &edge_scores);
-    let seconds = t.elapsed().as_secs_f64();
-    judge(method, &node_scores, &nodes, Some((&edge_scores, &mask)), truth, seconds)
-}
-
-/// Judges one method's scores and selection against the truth.
-fn judge(
-    method: &str,
-    node_scores: &[Vec<f64>],
-    selected_nodes: &[Vec<bool>],
-    edges: Option<EdgeJudgement<'_>>,
-    truth: &PlantedTruth,
-    seconds: f64,
-) -> Result<MethodScore, StudyError> {
-    let (scores, positive) = (flat(node_scores), flat(&truth.nodes));
-    let undefined =
-        |what: &str| StudyError::Invalid(format!("{method}: the {what} AUROC is undefined (a non-finite score)"));
-    let node_auroc = auroc(&scores, &positive).ok_or_else(|| undefined("node"))?;
-    let node_roc = roc_tpr_at(&scores, &positive, &roc_grid()).ok_or_else(|| undefined("node"))?;
-    let (node_precision, node_recall) = precision_recall(&flat(selected_nodes), &positive);
-    let (mut edge_auroc, mut edge_precision, mut edge_recall) = (None, None, None);
-    if let Some((edge_scores, selected_edges)) = edges {
-        let truth_edges = flat(&truth.edges);
-        edge_auroc = Some(auroc(&flat(edge_scores), &truth_edges).ok_or_else(|| undefined("edge"))?);
-        let (p, r) = precision_recall(&flat(selected_edges), &truth_edges);
-        (edge_precision, edge_recall) = (Some(p), Some(r));
-    }
-    Ok(MethodScore {
-        method: method.into(),
-        node_auroc,
-        edge_auroc,
-        node_precision,
-        node_recall,
-        edge_precision,
-        edge_recall,
-        selected_nodes: selected_nodes.iter().flatten().filter(|s| **s).count(),
-        node_roc,
-        seconds,
-    })
-}
-
-/// Every method of [`METHODS`] on value quadrant `q`'s planted task:
-/// * exact patching: `|baseline − LD|` per neuron (STUDY §4: how far
-///   patching it moves the logits' distance from the clean ones),
-///   selecting the K = 15 lowest LD per layer;
-/// * node attribution: `|s|`, the top K per layer;
-/// * EAP: `|s|` per edge, per neuron the sum over its edges; its circuit
-///   the fewest top-|s| edges reaching faithfulness
-///   [`EAP_TARGET_FAITHFULNESS`];
-/// * ACDC on the first [`PLANTED_ACDC_PAIRS`] pairs: its kept edges
-///   (score 1, the others 0) and the neurons they touch.
+/// Each of `methods` on value quadrant `q`'s planted task, judged against
+/// its truth ([`judge_truth`]; patching and attribution select K = 15
+/// neurons per layer).
 pub fn score_task(
     model: &Mlp,
     alignment: &Alignment,
     test: &PvrSource,
-    q: usize,
-    pairs: usize,
-    seed: u64,
+    (q, pairs, seed): (usize, usize, u64),
+    methods: &[Method],
 ) -> Result<TaskScores, StudyError> {
     let truth = planted_truth(model, alignment, q)?;
     let images = planted_images(test, q, pairs, seed)?;
     let sweep = PatchingSweep::new(model, &images)?;
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     let k = DEFAULT_K.min(*widths.iter().min().expect("a hidden layer"));
-    let mut methods = Vec::with_capacity(METHODS.len());
-
-    let t = Instant::now();
-    let scores = sweep.scores();
-    let effects: Vec<Vec<f64>> =
-        scores.layers.iter().map(|l| l.iter().map(|s| (scores.baseline - s).abs()).collect()).collect();
-    let selected = mask_of_nodes(&widths, &scores.select(k)?.nodes);
-    methods.push(judge("patching", &effects, &selected, None, &truth, t.elapsed().as_secs_f64())?);
-
-    let t = Instant::now();
-    let attribution: Vec<Vec<f64>> =
-        node_attribution(&sweep)?.layers.iter().map(|l| l.iter().map(|s| s.abs()).collect()).collect();
-    let selected = top_k_per_layer(&attribution, k);
-    methods.push(judge("attribution", &attribution, &selected, None, &truth, t.elapsed().as_secs_f64())?);
-
-    let t = Instant::now();
-    let eap = edge_attribution(&sweep)?;
-    methods.push(judge_edges("eap", &eap, &sweep, &truth, t)?);
-
-    let t = Instant::now();
-    let head: Vec<usize> = (0..sweep.len().min(PLANTED_ACDC_PAIRS)).collect();
-    let found = edge_acdc(&sweep.subset(&head), &AcdcConfig::default())?;
-    let kept = mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(model, &found.mask)));
-    let binary =
-        |m: &[Vec<bool>]| -> Vec<Vec<f64>> { m.iter().map(|l| l.iter().map(|&k| k as u8 as f64).collect()).collect() };
-    let (edge_binary, node_binary) = (binary(&found.mask), binary(&kept));
-    let seconds = t.elapsed().as_secs_f64();
-    methods.push(judge("acdc", &node_binary, &kept, Some((&edge_binary, &found.mask)), &truth, seconds)?);
-
+    let methods = methods
+        .iter()
+        .map(|m| judge_truth(&sweep, &m.scores(&sweep)?, &truth, k))
+        .collect::<Result<Vec<_>, StudyError>>()?;
     Ok(TaskScores {
         quadrant: q,
         pairs: images.n,
@@ -361,53 +168,16 @@ pub struct PlantedScores {
     pub tasks: Vec<TaskScores>,
 }
 
-/// STUDY §12's methods ([`NEWER_METHODS`]) on value quadrant `q`'s planted
-/// task, each judged as EAP is in [`score_task`].
-pub fn score_task_newer(
-    model: &Mlp,
-    alignment: &Alignment,
-    test: &PvrSource,
-    q: usize,
-    pairs: usize,
-    seed: u64,
-    mask: &MaskConfig,
-) -> Result<Vec<MethodScore>, StudyError> {
-    let truth = planted_truth(model, alignment, q)?;
-    let images = planted_images(test, q, pairs, seed)?;
-    let sweep = PatchingSweep::new(model, &images)?;
-    let t = Instant::now();
-    let ig = edge_attribution_ig(&sweep, DEFAULT_IG_STEPS, IgPath::Inputs)?;
-    let mut out = vec![judge_edges(NEWER_METHODS[0], &ig, &sweep, &truth, t)?];
-    let t = Instant::now();
-    let head: Vec<usize> = (0..sweep.len().min(crate::beyond::MASK_PAIRS)).collect();
-    let learned = learn_masks(&sweep.subset(&head), mask)?;
-    let scores = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
-    out.push(judge_edges(NEWER_METHODS[1], &scores, &sweep, &truth, t)?);
-    Ok(out)
-}
-
-/// [`score_task_newer`] on the three planted tasks of a planted model.
-pub fn score_planted_newer(
-    model: &Mlp,
-    alignment: &Alignment,
-    test: &PvrSource,
-    pairs: usize,
-    seed: u64,
-    mask: &MaskConfig,
-) -> Result<Vec<Vec<MethodScore>>, StudyError> {
-    (1..PVR_NODES).map(|q| score_task_newer(model, alignment, test, q, pairs, seed, mask)).collect()
-}
-
-/// Scores the methods of STUDY §4 and §8 (the first four of [`METHODS`]) on
-/// the three planted tasks of a planted model.
+/// Each of `methods` on the three planted tasks of a planted model.
 pub fn score_planted(
     model: &Mlp,
     alignment: &Alignment,
     test: &PvrSource,
     pairs: usize,
     seed: u64,
+    methods: &[Method],
 ) -> Result<Vec<TaskScores>, StudyError> {
-    (1..PVR_NODES).map(|q| score_task(model, alignment, test, q, pairs, seed)).collect()
+    (1..PVR_NODES).map(|q| score_task(model, alignment, test, (q, pairs, seed), methods)).collect()
 }
 
 /// A Boolean function of the suite (STUDY §11).
@@ -468,7 +238,7 @@ pub const BOOLEAN_LR: f32 = 1e-2;
 /// for ACDC, the neurons its edges touch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BooleanMethod {
-    /// One of [`METHODS`].
+    /// The method's name.
     pub method: String,
     /// Neurons in its circuit.
     pub size: usize,
@@ -501,6 +271,19 @@ pub struct BooleanModel {
     pub neurons: usize,
     /// Each method's circuit.
     pub methods: Vec<BooleanMethod>,
+}
+
+/// The methods run on each Boolean network, in the order tables list
+/// them: each at its defaults, on all of the network's pairs.
+pub fn boolean_methods() -> Vec<Method> {
+    vec![
+        Method::Patching,
+        Method::Attribution,
+        Method::Eap,
+        "eap-ig".parse().expect("a method's name"),
+        Method::Mask { config: MaskConfig::default(), pairs: usize::MAX },
+        Method::Acdc { config: AcdcConfig::default(), pairs: usize::MAX },
+    ]
 }
 
 /// Trains one Boolean network under `regime` and checks every circuit.
@@ -566,40 +349,31 @@ pub fn boolean_model(
     let bits = |layers: &[Vec<bool>]| -> u64 {
         flat(layers).iter().enumerate().filter(|(_, k)| **k).fold(0u64, |m, (i, _)| m | 1 << i)
     };
-    let prefix = |method: &str, scores: Vec<f64>| -> BooleanMethod {
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    // The shortest valid prefix of a method's ranking of the neurons, or
+    // the neurons its own circuit's edges touch (ACDC's).
+    for method in boolean_methods() {
+        let scores = method.scores(&sweep)?;
+        let name = method.name().to_string();
+        if let Some(kept) = &scores.kept_edges {
+            let mask = bits(&nodes_mask(&widths, &touched_neurons(&widths, edge_list(&model, kept))));
+            let (valid, minimal) = (census.is_valid(mask), census.is_minimal(mask));
+            out.methods.push(BooleanMethod { method: name, size: mask.count_ones() as usize, valid, minimal });
+            continue;
+        }
+        let ranked = flat(&scores.nodes);
+        let mut order: Vec<usize> = (0..ranked.len()).collect();
+        order.sort_by(|&a, &b| ranked[b].total_cmp(&ranked[a]).then(a.cmp(&b)));
         let mut mask = 0u64;
+        let mut size = order.len();
         for (n, &i) in order.iter().enumerate() {
             if probe.is_valid(mask) {
-                return BooleanMethod { method: method.into(), size: n, valid: true, minimal: census.is_minimal(mask) };
+                size = n;
+                break;
             }
             mask |= 1 << i;
         }
-        BooleanMethod { method: method.into(), size: order.len(), valid: true, minimal: census.is_minimal(mask) }
-    };
-    let scores = sweep.scores();
-    out.methods.push(prefix("patching", scores.layers.iter().flatten().map(|s| (scores.baseline - s).abs()).collect()));
-    out.methods.push(prefix("attribution", flat(&node_attribution(&sweep)?.layers).iter().map(|s| s.abs()).collect()));
-    let eap = edge_attribution(&sweep)?;
-    let edge_scores: Vec<Vec<f64>> = eap.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect();
-    out.methods.push(prefix("eap", flat(&node_sums(&model, &edge_scores))));
-    let abs = |e: &EdgeScores| -> Vec<Vec<f64>> {
-        e.layers.iter().map(|l| l.iter().map(|&s| s.abs() as f64).collect()).collect()
-    };
-    let ig = edge_attribution_ig(&sweep, DEFAULT_IG_STEPS, IgPath::Inputs)?;
-    out.methods.push(prefix("eap-ig", flat(&node_sums(&model, &abs(&ig)))));
-    let learned = learn_masks(&sweep, &MaskConfig::default())?;
-    let masks = learned.edge_scores().ok_or_else(|| StudyError::Invalid("edge masks expected".into()))?;
-    out.methods.push(prefix("mask", flat(&node_sums(&model, &abs(&masks)))));
-    let found = edge_acdc(&sweep, &AcdcConfig::default())?;
-    let mask = bits(&mask_of_nodes(&widths, &touched_neurons(&widths, edge_list(&model, &found.mask))));
-    out.methods.push(BooleanMethod {
-        method: "acdc".into(),
-        size: mask.count_ones() as usize,
-        valid: census.is_valid(mask),
-        minimal: census.is_minimal(mask),
-    });
+        out.methods.push(BooleanMethod { method: name, size, valid: true, minimal: census.is_minimal(mask) });
+    }
     Ok(out)
 }
 
@@ -623,10 +397,9 @@ pub struct PlantedSettings {
     pub boolean_seeds: Vec<u64>,
     /// Optimizer steps per Boolean network.
     pub boolean_steps: usize,
-    /// The learned masks' sweep on the planted tasks (STUDY §12): the
-    /// study's own at the profile's size ([`crate::beyond::BeyondSettings::of`]).
-    #[serde(default)]
-    pub mask: MaskConfig,
+    /// The methods scored on each planted task ([`planted_methods`], the
+    /// masks' sweep the study's own at the profile's size).
+    pub methods: Vec<Method>,
 }
 
 /// Optimizer steps of the full profile's planted models (STUDY §11 leaves
@@ -653,7 +426,7 @@ impl PlantedSettings {
             trials,
             boolean_seeds: (0..boolean_seeds).collect(),
             boolean_steps,
-            mask: crate::beyond::BeyondSettings::of(profile).mask,
+            methods: planted_methods(&crate::beyond::profile_mask(profile)),
         }
     }
 
@@ -662,9 +435,10 @@ impl PlantedSettings {
         PlantedConfig { train: TrainConfig::new(regime).steps(self.steps).seed(seed), block: self.block }
     }
 
-    /// Units: one per planted model, one Boolean suite per regime.
+    /// Units: one per planted model and one per method on it, one Boolean
+    /// suite per regime.
     pub fn units(&self) -> usize {
-        self.regimes.len() * (self.seeds.len() + 1)
+        self.regimes.len() * (self.seeds.len() * (1 + self.methods.len()) + 1)
     }
 }
 
@@ -761,23 +535,27 @@ pub struct PlantedResults {
     pub seconds: f64,
 }
 
-pub(crate) fn over_seeds(values: &[f64]) -> Option<Summary> {
-    if values.len() >= 2 {
-        Summary::t_interval(values)
-    } else {
-        Summary::of(values)
-    }
-}
-
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The methods named in `names`, each once, in the order they first come.
+fn method_names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 /// The tables and findings of the suite from its models and networks.
 pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, seconds: f64) -> PlantedResults {
     let regimes: Vec<Regime> = Regime::ALL.into_iter().filter(|r| models.iter().any(|m| m.regime == *r)).collect();
     let mut auroc = Vec::new();
-    for method in METHODS {
+    let names = method_names(models.iter().flat_map(|m| &m.tasks).flat_map(|t| t.methods.iter().map(|m| &m.method)));
+    for method in names.iter().map(String::as_str) {
         for &regime in &regimes {
             let of: Vec<&PlantedScores> = models.iter().filter(|m| m.regime == regime).collect();
             let per_seed = |f: &dyn Fn(&MethodScore) -> Option<f64>| -> Option<Summary> {
@@ -853,7 +631,7 @@ pub fn planted_results(models: Vec<PlantedScores>, boolean: Vec<BooleanModel>, s
                 valid_mean: mean(&valid),
                 valid_median: median,
                 minimal_mean: mean(&exact.iter().map(|b| b.minimal as f64).collect::<Vec<_>>()),
-                methods: METHODS
+                methods: method_names(all.iter().flat_map(|b| b.methods.iter().map(|m| &m.method)))
                     .iter()
                     .map(|m| (m.to_string(), share(|x| x.valid, m), share(|x| x.minimal, m)))
                     .collect(),
@@ -888,9 +666,12 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
         verdict: NOT_EVALUATED.into(),
         evidence: String::new(),
     };
-    let pairs: Vec<(&str, &AurocRow, &AurocRow)> =
-        METHODS.iter().filter_map(|m| Some((*m, row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?))).collect();
-    if pairs.len() == METHODS.len() && pairs.iter().all(|(_, b, v)| b.node_auroc.n >= 2 && v.node_auroc.n >= 2) {
+    let methods = method_names(auroc.iter().map(|a| &a.method));
+    let pairs: Vec<(&str, &AurocRow, &AurocRow)> = methods
+        .iter()
+        .filter_map(|m| Some((m.as_str(), row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?)))
+        .collect();
+    if pairs.len() == methods.len() && pairs.iter().all(|(_, b, v)| b.node_auroc.n >= 2 && v.node_auroc.n >= 2) {
         let above = pairs.iter().all(|(_, b, v)| b.node_auroc.lo > v.node_auroc.hi);
         let below = pairs.iter().all(|(_, b, v)| b.node_auroc.hi < v.node_auroc.lo);
         p1.verdict = if above {
@@ -945,13 +726,16 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
         verdict: NOT_EVALUATED.into(),
         evidence: String::new(),
     };
-    let overall: Vec<(&str, f64)> = METHODS
+    let overall: Vec<(&str, f64)> = methods
         .iter()
-        .map(|m| (*m, mean(&auroc.iter().filter(|a| a.method == *m).map(|a| a.node_auroc.mean).collect::<Vec<_>>())))
+        .map(|m| {
+            (m.as_str(), mean(&auroc.iter().filter(|a| a.method == *m).map(|a| a.node_auroc.mean).collect::<Vec<_>>()))
+        })
         .collect();
     if !auroc.is_empty() {
         let best = overall.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
-        p3.verdict = if overall[0].1 >= best { "supported" } else { "not supported" }.into();
+        let patching = overall.iter().find(|(m, _)| *m == Method::Patching.name()).map_or(f64::NAN, |(_, v)| *v);
+        p3.verdict = if patching >= best { "supported" } else { "not supported" }.into();
         p3.evidence =
             overall.iter().map(|(m, v)| format!("{m} {v:.3}")).collect::<Vec<_>>().join(", ") + " (mean over regimes)";
     }
@@ -962,6 +746,7 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
 mod tests {
     use super::*;
     use modcirc_dataset::{ChecksumPolicy, Mnist};
+    use modcirc_metrics::auroc;
     use modcirc_mlp::{Activation, Linear};
 
     /// A network whose quadrant blocks share no weights: block `q` of the
@@ -1024,7 +809,8 @@ mod tests {
         let test = PvrSource::new(&mnist.test).unwrap();
         let (model, alignment) = hand_wired();
         for q in 1..4 {
-            let scores = score_task(&model, &alignment, &test, q, 60, 0).unwrap();
+            let methods = [Method::Patching, Method::Attribution];
+            let scores = score_task(&model, &alignment, &test, (q, 60, 0), &methods).unwrap();
             let patching = &scores.methods[0];
             assert_eq!(patching.method, "patching");
             assert_eq!(patching.node_auroc, 1.0, "quadrant {q}: {patching:?}");
@@ -1058,7 +844,8 @@ mod tests {
         let m = boolean_model(BooleanFunction::Xor, &[4], Regime::Vanilla, 0, BOOLEAN_STEPS).unwrap();
         assert!(m.exact, "{m:?}");
         assert!(m.valid >= 1 && m.minimal >= 1 && m.minimal <= m.valid);
-        assert_eq!(m.methods.len(), METHODS.len());
+        let names: Vec<&str> = m.methods.iter().map(|x| x.method.as_str()).collect();
+        assert_eq!(names, boolean_methods().iter().map(Method::name).collect::<Vec<_>>());
         for f in BooleanFunction::ALL {
             let t = f.table();
             assert_eq!(t.rows(), 1 << t.inputs);

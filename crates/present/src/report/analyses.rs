@@ -242,15 +242,27 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
     }
     let _ = writeln!(s, "### The methods the benchmarks rank best (STUDY §12)\n");
     let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
-    let how = match settings {
-        Some(b) => format!(
+    let ig_steps = settings.and_then(|b| {
+        b.methods.iter().find_map(|m| match m {
+            modcirc_acdc::Method::EapIg { steps } | modcirc_acdc::Method::EapIgActivations { steps } => Some(*steps),
+            _ => None,
+        })
+    });
+    let mask = settings.and_then(|b| {
+        b.methods.iter().find_map(|m| match m {
+            modcirc_acdc::Method::Mask { config, pairs } => Some((config, *pairs)),
+            _ => None,
+        })
+    });
+    let how = match (ig_steps, mask) {
+        (Some(steps), Some((mask, pairs))) => format!(
             "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties",
-            b.ig_steps,
-            b.mask.steps,
-            b.mask_pairs,
-            b.mask.lambdas.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(", ")
+            steps,
+            mask.steps,
+            pairs,
+            mask.lambdas.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(", ")
         ),
-        None => "EAP-IG and learned masks as STUDY §12 defines them".into(),
+        _ => "EAP-IG and learned masks as STUDY §12 defines them".into(),
     };
     let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n");
     let table: Vec<Vec<String>> = rows

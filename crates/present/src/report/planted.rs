@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use modcirc_metrics::Summary;
-use modcirc_study::planted::{PlantedResults, METHODS};
+use modcirc_study::planted::PlantedResults;
 use modcirc_study::results::Results;
 
 use super::{verdict_list, Table};
@@ -65,7 +65,8 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
     };
     let mut header: Vec<String> =
         ["regime", "networks", "exact", "valid (mean)", "valid (median)", "minimal (mean)"].map(String::from).to_vec();
-    header.extend(METHODS.iter().map(|m| format!("{m}: valid / minimal")));
+    let names = p.boolean_rows.first().map_or(&[][..], |b| &b.methods[..]);
+    header.extend(names.iter().map(|(m, _, _)| format!("{m}: valid / minimal")));
     let boolean = Table {
         title: "Boolean networks: every circuit enumerated".into(),
         note: "Networks that reached zero error on their truth table (\"exact\"); per exact network the number of valid circuits (every other hidden neuron at its mean reproduces the table) and of minimal ones; per method the share of exact networks whose circuit (the shortest valid prefix of its ranking; ACDC: the neurons its edges touch) is valid and is minimal.".into(),

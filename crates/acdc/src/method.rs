@@ -1,0 +1,345 @@
+//! A discovery method as a value ([`Method`]): parsed by its kebab-case
+//! name with its defaults, serialized with its options, and run by one
+//! call ([`Method::scores`]) that gives every method's scores in one shape
+//! ([`MethodScores`]). Judging the scores (against faithfulness or a known
+//! truth) is the study crate's; adding a method is a variant here, its arm
+//! in `scores`, and its name.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    edge_acdc, edge_attribution, edge_attribution_ig, learn_masks, node_attribution, touched_neurons, AcdcConfig,
+    AcdcError, EdgeScores, IgPath, LearnedMasks, MaskConfig, MaskUnit, NeuronScores, PatchingSweep, DEFAULT_IG_STEPS,
+    MAX_IG_STEPS,
+};
+
+/// Pairs the learned masks train on by default (the task's first; the
+/// circuits are then judged on all of its pairs).
+pub const DEFAULT_MASK_PAIRS: usize = 100;
+
+/// Pairs edge-level ACDC runs on by default (the task's first).
+pub const DEFAULT_ACDC_PAIRS: usize = 100;
+
+/// A circuit-discovery method and its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Method {
+    /// Exact activation patching (STUDY §4): each neuron's effect
+    /// `|baseline − LD|`; it selects the K lowest LD per layer.
+    Patching,
+    /// Attribution patching of each neuron (STUDY §8): `|s|`.
+    Attribution,
+    /// Edge attribution patching (STUDY §8): each edge's score.
+    Eap,
+    /// EAP with integrated gradients on the inputs' path (STUDY §12).
+    EapIg {
+        /// Points on the path.
+        #[serde(default = "default_ig_steps")]
+        steps: usize,
+    },
+    /// EAP-IG on the activations' path (STUDY §12).
+    EapIgActivations {
+        /// Points on the path.
+        #[serde(default = "default_ig_steps")]
+        steps: usize,
+    },
+    /// Learned edge masks (STUDY §12): the sweep's mask scores.
+    Mask {
+        /// The sweep of penalties.
+        #[serde(default)]
+        config: MaskConfig,
+        /// The pairs they train on: the task's first this many.
+        #[serde(default = "default_mask_pairs")]
+        pairs: usize,
+    },
+    /// Edge-level ACDC (STUDY §8): the edges it keeps.
+    Acdc {
+        /// Its options.
+        #[serde(default)]
+        config: AcdcConfig,
+        /// The pairs it runs on: the task's first this many.
+        #[serde(default = "default_acdc_pairs")]
+        pairs: usize,
+    },
+}
+
+fn default_ig_steps() -> usize {
+    DEFAULT_IG_STEPS
+}
+
+fn default_mask_pairs() -> usize {
+    DEFAULT_MASK_PAIRS
+}
+
+fn default_acdc_pairs() -> usize {
+    DEFAULT_ACDC_PAIRS
+}
+
+impl Method {
+    /// Every method's name, in the order tables list them.
+    pub const NAMES: [&'static str; 7] =
+        ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask"];
+
+    /// Every method with its defaults, in [`Method::NAMES`]' order.
+    pub fn all() -> Vec<Method> {
+        Method::NAMES.iter().map(|n| n.parse().expect("a listed name")).collect()
+    }
+
+    /// Its kebab-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Patching => "patching",
+            Method::Attribution => "attribution",
+            Method::Eap => "eap",
+            Method::EapIg { .. } => "eap-ig",
+            Method::EapIgActivations { .. } => "eap-ig-activations",
+            Method::Mask { .. } => "mask",
+            Method::Acdc { .. } => "acdc",
+        }
+    }
+
+    /// Whether it scores edges (and so neurons by their edges).
+    pub fn ranks_edges(&self) -> bool {
+        !matches!(self, Method::Patching | Method::Attribution)
+    }
+
+    /// Refuses options out of range, naming them.
+    pub fn validate(&self) -> Result<(), AcdcError> {
+        let bad = |m: String| Err(AcdcError::BadOption(format!("{}: {m}", self.name())));
+        match self {
+            Method::EapIg { steps } | Method::EapIgActivations { steps } if *steps == 0 || *steps > MAX_IG_STEPS => {
+                bad(format!("{steps} points on the path: must be in 1..={MAX_IG_STEPS}"))
+            }
+            Method::Mask { config, pairs } => {
+                config.validate()?;
+                if config.unit != MaskUnit::Edges {
+                    return bad("its masks are edge masks".into());
+                }
+                if *pairs == 0 {
+                    return bad("trains on at least one pair".into());
+                }
+                Ok(())
+            }
+            Method::Acdc { config, pairs } => {
+                config.validate()?;
+                if *pairs == 0 {
+                    return bad("runs on at least one pair".into());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Its scores on `sweep`'s model and pairs.
+    pub fn scores(&self, sweep: &PatchingSweep<'_>) -> Result<MethodScores, AcdcError> {
+        self.validate()?;
+        let t = Instant::now();
+        let model = sweep.model();
+        let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
+        let abs = |layers: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            layers.iter().map(|l| l.iter().map(|s| s.abs()).collect()).collect()
+        };
+        let mut out = MethodScores {
+            method: self.clone(),
+            nodes: Vec::new(),
+            edges: None,
+            patching: None,
+            kept_edges: None,
+            masks: None,
+            pairs: sweep.len(),
+            seconds: 0.0,
+        };
+        match self {
+            Method::Patching => {
+                let scores = sweep.scores();
+                out.nodes = scores.layers.iter().map(|l| l.iter().map(|s| (scores.baseline - s).abs()).collect()).collect();
+                out.patching = Some(scores);
+            }
+            Method::Attribution => out.nodes = abs(&node_attribution(sweep)?.layers),
+            Method::Eap => out.edges = Some(edge_attribution(sweep)?),
+            Method::EapIg { steps } => out.edges = Some(edge_attribution_ig(sweep, *steps, IgPath::Inputs)?),
+            Method::EapIgActivations { steps } => {
+                out.edges = Some(edge_attribution_ig(sweep, *steps, IgPath::Activations)?)
+            }
+            Method::Mask { config, pairs } => {
+                let learned = on_head(sweep, *pairs, |s| learn_masks(s, config))?;
+                out.pairs = sweep.len().min(*pairs);
+                out.edges = Some(learned.edge_scores().ok_or_else(|| AcdcError::BadOption("edge masks expected".into()))?);
+                out.masks = Some(learned);
+            }
+            Method::Acdc { config, pairs } => {
+                let found = on_head(sweep, *pairs, |s| edge_acdc(s, config))?;
+                out.pairs = sweep.len().min(*pairs);
+                let binary = |m: &[Vec<bool>]| -> Vec<Vec<f64>> {
+                    m.iter().map(|l| l.iter().map(|&k| k as u8 as f64).collect()).collect()
+                };
+                let kept = touched_neurons(&widths, edge_list(model, &found.mask));
+                out.nodes = binary(&nodes_mask(&widths, &kept));
+                out.edges = Some(EdgeScores {
+                    layers: found.mask.iter().map(|l| l.iter().map(|&k| k as u8 as f32).collect()).collect(),
+                });
+                out.kept_edges = Some(found.mask);
+            }
+        }
+        if out.nodes.is_empty() {
+            let edges = out.edges.as_ref().expect("an edge method's scores");
+            out.nodes = edge_node_sums(model, edges);
+        }
+        out.seconds = t.elapsed().as_secs_f64();
+        Ok(out)
+    }
+}
+
+/// `f` on the first `pairs` of `sweep`'s pairs (the sweep itself where it
+/// has no more).
+fn on_head<T>(
+    sweep: &PatchingSweep<'_>,
+    pairs: usize,
+    f: impl FnOnce(&PatchingSweep<'_>) -> Result<T, AcdcError>,
+) -> Result<T, AcdcError> {
+    if pairs >= sweep.len() {
+        return f(sweep);
+    }
+    let head: Vec<usize> = (0..pairs).collect();
+    f(&sweep.subset(&head))
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = AcdcError;
+
+    /// A method by its name, with its defaults.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "patching" => Method::Patching,
+            "attribution" => Method::Attribution,
+            "eap" => Method::Eap,
+            "eap-ig" => Method::EapIg { steps: DEFAULT_IG_STEPS },
+            "eap-ig-activations" => Method::EapIgActivations { steps: DEFAULT_IG_STEPS },
+            "mask" => Method::Mask { config: MaskConfig::default(), pairs: DEFAULT_MASK_PAIRS },
+            "acdc" => Method::Acdc { config: AcdcConfig::default(), pairs: DEFAULT_ACDC_PAIRS },
+            _ => {
+                return Err(AcdcError::BadOption(format!(
+                    "unknown method {s:?} (expected one of {})",
+                    Method::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+/// What a method gives on one task: a score per neuron, and per edge
+/// where it ranks edges.
+#[derive(Debug, Clone)]
+pub struct MethodScores {
+    /// The method, with its options.
+    pub method: Method,
+    /// Per hidden layer, each neuron's importance (higher is more): an edge
+    /// method's is the sum of `|s|` over the neuron's incoming and outgoing
+    /// edges.
+    pub nodes: Vec<Vec<f64>>,
+    /// Per weight layer, each edge's signed score (`[o * n_in + i]`), for
+    /// the methods that rank edges (ACDC's: 1 kept, 0 removed).
+    pub edges: Option<EdgeScores>,
+    /// Patching's scores per neuron, from which it selects its circuit.
+    pub patching: Option<NeuronScores>,
+    /// The edges the method keeps itself (ACDC's circuit).
+    pub kept_edges: Option<Vec<Vec<bool>>>,
+    /// The learned masks' sweep.
+    pub masks: Option<LearnedMasks>,
+    /// The pairs the scores came from.
+    pub pairs: usize,
+    /// Wall time of the scores.
+    pub seconds: f64,
+}
+
+/// Each hidden neuron's score from edge scores: the sum of `|s|` over its
+/// incoming and outgoing edges.
+pub fn edge_node_sums(model: &modcirc_mlp::Mlp, edges: &EdgeScores) -> Vec<Vec<f64>> {
+    let hidden = model.layers.len() - 1;
+    (0..hidden)
+        .map(|h| {
+            let (into, out) = (&model.layers[h], &model.layers[h + 1]);
+            (0..into.n_out)
+                .map(|u| {
+                    let incoming: f64 =
+                        (0..into.n_in).map(|i| edges.layers[h][u * into.n_in + i].abs() as f64).sum();
+                    let outgoing: f64 =
+                        (0..out.n_out).map(|o| edges.layers[h + 1][o * out.n_in + u].abs() as f64).sum();
+                    incoming + outgoing
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `[layer, output, input]` of every edge in `mask` (as
+/// [`crate::Circuit::edge_mask`] lays it out).
+pub fn edge_list(model: &modcirc_mlp::Mlp, mask: &[Vec<bool>]) -> Vec<[usize; 3]> {
+    let mut out = Vec::new();
+    for (l, (layer, m)) in model.layers.iter().zip(mask).enumerate() {
+        out.extend(m.iter().enumerate().filter(|(_, k)| **k).map(|(idx, _)| [l, idx / layer.n_in, idx % layer.n_in]));
+    }
+    out
+}
+
+/// Per hidden layer of `widths`, whether each neuron is one of `nodes`.
+pub fn nodes_mask(widths: &[usize], nodes: &[Vec<usize>]) -> Vec<Vec<bool>> {
+    widths
+        .iter()
+        .zip(nodes)
+        .map(|(&w, n)| {
+            let mut v = vec![false; w];
+            n.iter().for_each(|&i| v[i] = true);
+            v
+        })
+        .collect()
+}
+
+/// The `k` highest `scores` of each layer, ties to the lower index.
+pub fn top_k_per_layer(scores: &[Vec<f64>], k: usize) -> Vec<Vec<bool>> {
+    scores
+        .iter()
+        .map(|s| {
+            let mut order: Vec<usize> = (0..s.len()).collect();
+            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+            let mut keep = vec![false; s.len()];
+            order.into_iter().take(k).for_each(|i| keep[i] = true);
+            keep
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_to_its_method_and_back() {
+        for (name, method) in Method::NAMES.iter().zip(Method::all()) {
+            assert_eq!(method.name(), *name);
+            assert_eq!(method.to_string(), *name);
+            let json = serde_json::to_string(&method).unwrap();
+            assert_eq!(serde_json::from_str::<Method>(&json).unwrap(), method, "{json}");
+            // Its name alone gives its defaults.
+            let bare: Method = serde_json::from_str(&format!("{{\"method\": \"{name}\"}}")).unwrap();
+            assert_eq!(bare, method);
+            method.validate().unwrap();
+        }
+        let e = "eap-gi".parse::<Method>().unwrap_err().to_string();
+        assert!(e.contains("eap-gi") && e.contains("eap-ig-activations"), "{e}");
+        assert!(Method::EapIg { steps: 0 }.validate().is_err());
+        assert!(Method::Mask { config: MaskConfig::default(), pairs: 0 }.validate().is_err());
+        assert!(serde_json::from_str::<Method>("{\"method\": \"eap-ig\", \"stpes\": 3}").is_err(), "a misspelt option");
+    }
+}

@@ -1,0 +1,229 @@
+//! One judgement of a method's scores ([`modcirc_acdc::MethodScores`]),
+//! whatever the method:
+//!
+//! * against faithfulness ([`judge_faithfulness`], STUDY §8 and §12): the
+//!   faithfulness curve of its top-|s| edges (with CPR and CMD), and its
+//!   circuit at a given size;
+//! * against a known truth ([`judge_truth`], STUDY §11): node and edge
+//!   AUROC, the node ROC, and the precision and recall of its circuit.
+//!
+//! The §8/§12 analysis, the planted scoring and the Boolean suite each run
+//! their settings' methods through [`modcirc_acdc::Method::scores`] and
+//! judge them here.
+
+use modcirc_acdc::{
+    faithfulness, faithfulness_curve, nodes_mask, smallest_edges, top_k_per_layer, touched_neurons, Circuit,
+    FaithfulnessCurve, MethodScores, PatchingSweep, DEFAULT_FRACTIONS,
+};
+use modcirc_acdc::edge_list;
+use modcirc_metrics::{auroc, roc_tpr_at};
+use serde::{Deserialize, Serialize};
+
+use crate::StudyError;
+
+/// The faithfulness an edge method's circuit must reach against a truth:
+/// the smallest top-|s| edge set at or above it is its circuit.
+pub const EAP_TARGET_FAITHFULNESS: f64 = 0.8;
+
+/// The false-positive rates at which each ROC curve's true-positive rate is
+/// kept (0, 0.02, …, 1), so curves of many models can be averaged.
+pub fn roc_grid() -> Vec<f64> {
+    (0..=50).map(|i| i as f64 / 50.0).collect()
+}
+
+/// One edge method of STUDY §8 or §12, judged like EAP: the faithfulness
+/// of the circuits of its top-|s| edges over their size, with CPR and CMD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EdgeMethod {
+    /// The method's name ([`modcirc_acdc::Method::name`]).
+    pub method: String,
+    /// Wall time of its scores (for masks, the whole sweep of penalties).
+    pub seconds: f64,
+    /// The pairs its scores came from (the masks' training pairs; all of
+    /// the task's for the gradient methods).
+    pub pairs: usize,
+    /// Its faithfulness curve on all of the task's pairs.
+    pub curve: FaithfulnessCurve,
+    /// The top edges at the discovered circuit's size, `[layer, output, input]`.
+    #[serde(default)]
+    pub same_size_edges: Vec<[usize; 3]>,
+    /// Their faithfulness on all pairs.
+    pub same_size_faithfulness: f64,
+    /// Learned masks only: each penalty's circuit (mask above one half),
+    /// judged on all pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_points: Vec<MaskCircuit>,
+}
+
+/// One penalty of the learned-mask sweep and its circuit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MaskCircuit {
+    /// The penalty per kept edge.
+    pub lambda: f64,
+    /// Edges kept.
+    pub edges: usize,
+    /// `KL(model ‖ masked)` of the soft mask on the training pairs, nats.
+    pub kl: f64,
+    /// The circuit's faithfulness on all pairs.
+    pub faithfulness: f64,
+}
+
+/// An edge method's scores judged on all of `sweep`'s pairs: its curve,
+/// its `same_size` top edges, and each learned mask's circuit.
+pub fn judge_faithfulness(
+    sweep: &PatchingSweep<'_>,
+    scores: &MethodScores,
+    same_size: usize,
+) -> Result<EdgeMethod, StudyError> {
+    let model = sweep.model();
+    let method = scores.method.name();
+    let edges = scores
+        .edges
+        .as_ref()
+        .ok_or_else(|| StudyError::Invalid(format!("{method} scores no edges: its faithfulness curve is undefined")))?;
+    let mask = edges.top_edges(same_size);
+    let curve = faithfulness_curve(sweep, edges, &DEFAULT_FRACTIONS)?;
+    let same_size_faithfulness = faithfulness(sweep, &Circuit::from_edges(model, &mask)?)?;
+    crate::error::ensure_finite(&[
+        ("CPR", curve.cpr),
+        ("CMD", curve.cmd),
+        ("same-size faithfulness", same_size_faithfulness),
+    ])?;
+    let mut mask_points = Vec::new();
+    for p in scores.masks.iter().flat_map(|m| &m.points) {
+        let f = faithfulness(sweep, &Circuit::from_edges(model, &p.mask)?)?;
+        mask_points.push(MaskCircuit { lambda: p.lambda, edges: p.kept, kl: p.kl, faithfulness: f });
+    }
+    Ok(EdgeMethod {
+        method: method.into(),
+        seconds: scores.seconds,
+        pairs: scores.pairs,
+        curve,
+        same_size_edges: edge_list(model, &mask),
+        same_size_faithfulness,
+        mask_points,
+    })
+}
+
+/// Which neurons and edges are the truth's (STUDY §11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    /// `nodes[h][i]`: neuron `i` of hidden layer `h` is true.
+    pub nodes: Vec<Vec<bool>>,
+    /// `edges[l][o * n_in + i]`, as weights are stored.
+    pub edges: Vec<Vec<bool>>,
+}
+
+/// A method's circuit on a task with a known truth, judged against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodScore {
+    /// The method's name ([`modcirc_acdc::Method::name`]).
+    pub method: String,
+    /// AUROC of its per-neuron scores against truth membership.
+    pub node_auroc: f64,
+    /// AUROC of its per-edge scores against the true edges (edge methods).
+    pub edge_auroc: Option<f64>,
+    /// Share of the neurons it selects that are true.
+    pub node_precision: f64,
+    /// Share of the true neurons it selects.
+    pub node_recall: f64,
+    /// Share of the edges it selects that are true (edge methods).
+    pub edge_precision: Option<f64>,
+    /// Share of the true edges it selects (edge methods).
+    pub edge_recall: Option<f64>,
+    /// Neurons it selects.
+    pub selected_nodes: usize,
+    /// The node ROC's true-positive rate at each of [`roc_grid`]'s rates.
+    pub node_roc: Vec<f64>,
+    /// Wall time of the scores and the selection.
+    pub seconds: f64,
+}
+
+/// The circuit a method selects on `sweep`: the edges ACDC keeps; an edge
+/// method's fewest top-|s| edges reaching faithfulness
+/// [`EAP_TARGET_FAITHFULNESS`] (every edge where none does), with the
+/// neurons they touch; patching's `k` lowest LD per layer; attribution's
+/// `k` highest `|s|`. Neurons per hidden layer, and edges where it has them.
+pub fn selected_circuit(
+    sweep: &PatchingSweep<'_>,
+    scores: &MethodScores,
+    k: usize,
+) -> Result<(Vec<Vec<bool>>, Option<Vec<Vec<bool>>>), StudyError> {
+    let model = sweep.model();
+    let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
+    let touched = |mask: &[Vec<bool>]| nodes_mask(&widths, &touched_neurons(&widths, edge_list(model, mask)));
+    match (&scores.kept_edges, &scores.edges, &scores.patching) {
+        (Some(kept), _, _) => Ok((touched(kept), Some(kept.clone()))),
+        (None, Some(edges), _) => {
+            let curve = faithfulness_curve(sweep, edges, &DEFAULT_FRACTIONS)?;
+            let n_edges = match smallest_edges(sweep, edges, &curve, EAP_TARGET_FAITHFULNESS)? {
+                Some((n, _)) => n,
+                None => model.n_weights(),
+            };
+            let mask = edges.top_edges(n_edges);
+            Ok((touched(&mask), Some(mask)))
+        }
+        (None, None, Some(patching)) => Ok((nodes_mask(&widths, &patching.select(k)?.nodes), None)),
+        (None, None, None) => Ok((top_k_per_layer(&scores.nodes, k), None)),
+    }
+}
+
+/// A method's scores and its circuit on `sweep` ([`selected_circuit`])
+/// judged against `truth`; the time is the scores' and the selection's.
+pub fn judge_truth(
+    sweep: &PatchingSweep<'_>,
+    scores: &MethodScores,
+    truth: &Truth,
+    k: usize,
+) -> Result<MethodScore, StudyError> {
+    let t = std::time::Instant::now();
+    let method = scores.method.name();
+    let (selected_nodes, selected_edges) = selected_circuit(sweep, scores, k)?;
+    let (node_scores, positive) = (flat(&scores.nodes), flat(&truth.nodes));
+    let undefined =
+        |what: &str| StudyError::Invalid(format!("{method}: the {what} AUROC is undefined (a non-finite score)"));
+    let node_auroc = auroc(&node_scores, &positive).ok_or_else(|| undefined("node"))?;
+    let node_roc = roc_tpr_at(&node_scores, &positive, &roc_grid()).ok_or_else(|| undefined("node"))?;
+    let (node_precision, node_recall) = precision_recall(&flat(&selected_nodes), &positive);
+    let (mut edge_auroc, mut edge_precision, mut edge_recall) = (None, None, None);
+    if let (Some(edges), Some(selected)) = (&scores.edges, &selected_edges) {
+        let edge_scores: Vec<f64> = edges.layers.iter().flatten().map(|&s| s.abs() as f64).collect();
+        let truth_edges = flat(&truth.edges);
+        edge_auroc = Some(auroc(&edge_scores, &truth_edges).ok_or_else(|| undefined("edge"))?);
+        let (p, r) = precision_recall(&flat(selected), &truth_edges);
+        (edge_precision, edge_recall) = (Some(p), Some(r));
+    }
+    Ok(MethodScore {
+        method: method.into(),
+        node_auroc,
+        edge_auroc,
+        node_precision,
+        node_recall,
+        edge_precision,
+        edge_recall,
+        selected_nodes: selected_nodes.iter().flatten().filter(|s| **s).count(),
+        node_roc,
+        seconds: scores.seconds + t.elapsed().as_secs_f64(),
+    })
+}
+
+/// A summary over seeds: the mean and its 95% t-interval from two seeds,
+/// the point from one.
+pub(crate) fn over_seeds(values: &[f64]) -> Option<modcirc_metrics::Summary> {
+    if values.len() >= 2 {
+        modcirc_metrics::Summary::t_interval(values)
+    } else {
+        modcirc_metrics::Summary::of(values)
+    }
+}
+
+pub(crate) fn flat<T: Copy>(layers: &[Vec<T>]) -> Vec<T> {
+    layers.iter().flatten().copied().collect()
+}
+
+/// Precision and recall of `selected` against `truth` (flattened alike).
+fn precision_recall(selected: &[bool], truth: &[bool]) -> (f64, f64) {
+    let hit = selected.iter().zip(truth).filter(|(s, t)| **s && **t).count() as f64;
+    let (s, t) = (selected.iter().filter(|s| **s).count() as f64, truth.iter().filter(|t| **t).count() as f64);
+    (if s > 0.0 { hit / s } else { 0.0 }, if t > 0.0 { hit / t } else { 0.0 })
+}
