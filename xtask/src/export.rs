@@ -73,7 +73,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     inputs.push(("--discovery".into(), args.discovery.clone()));
     refuse_overwrite(&[("--out", &path)], &inputs)?;
     let bytes = std::fs::read(&args.discovery).with_context(|| format!("reading {}", args.discovery.display()))?;
-    let src = read_source(&bytes, args.circuit.clone()).with_context(|| format!("--discovery {}", args.discovery.display()))?;
+    let src = read_source(&bytes, args.circuit.clone())
+        .with_context(|| format!("--discovery {}", args.discovery.display()))?;
     let ck = load_model(&args.model, args.activation)?;
     let sha256 = sha256_file(&args.model)?;
     ensure!(

@@ -504,7 +504,7 @@ fn a_training_too_large_for_memory_is_refused_with_its_estimate() {
     let o = xtask(&["train", "--regime", "bimt", "--sizes", "784,100000,100000,10", "--steps", "1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("would hold about 340.1 GiB") && err.contains("--max-memory 16 GiB"), "{err}");
+    assert!(err.contains("would hold about 452.7 GiB") && err.contains("--max-memory 16 GiB"), "{err}");
 }
 
 /// Peak resident memory of `xtask args…` on the committed MNIST, in bytes.

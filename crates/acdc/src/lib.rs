@@ -96,7 +96,8 @@ pub use mask::{
     DEFAULT_MASK_STEPS, MASK_INIT_LOGIT,
 };
 pub use method::{
-    edge_list, edge_node_sums, nodes_mask, top_k_per_layer, Method, MethodScores, DEFAULT_ACDC_PAIRS, DEFAULT_MASK_PAIRS,
+    edge_list, edge_node_sums, nodes_mask, top_k_per_layer, Method, MethodScores, DEFAULT_ACDC_PAIRS,
+    DEFAULT_MASK_PAIRS,
 };
 pub use optimal::{
     ablated_loss, fit_optimal_ablation, OptimalConstants, Replacement, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,

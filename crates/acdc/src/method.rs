@@ -157,7 +157,8 @@ impl Method {
         match self {
             Method::Patching => {
                 let scores = sweep.scores();
-                out.nodes = scores.layers.iter().map(|l| l.iter().map(|s| (scores.baseline - s).abs()).collect()).collect();
+                out.nodes =
+                    scores.layers.iter().map(|l| l.iter().map(|s| (scores.baseline - s).abs()).collect()).collect();
                 out.patching = Some(scores);
             }
             Method::Attribution => out.nodes = abs(&node_attribution(sweep)?.layers),
@@ -169,7 +170,8 @@ impl Method {
             Method::Mask { config, pairs } => {
                 let learned = on_head(sweep, *pairs, |s| learn_masks(s, config))?;
                 out.pairs = sweep.len().min(*pairs);
-                out.edges = Some(learned.edge_scores().ok_or_else(|| AcdcError::BadOption("edge masks expected".into()))?);
+                out.edges =
+                    Some(learned.edge_scores().ok_or_else(|| AcdcError::BadOption("edge masks expected".into()))?);
                 out.masks = Some(learned);
             }
             Method::Acdc { config, pairs } => {
@@ -272,8 +274,7 @@ pub fn edge_node_sums(model: &modcirc_mlp::Mlp, edges: &EdgeScores) -> Vec<Vec<f
             let (into, out) = (&model.layers[h], &model.layers[h + 1]);
             (0..into.n_out)
                 .map(|u| {
-                    let incoming: f64 =
-                        (0..into.n_in).map(|i| edges.layers[h][u * into.n_in + i].abs() as f64).sum();
+                    let incoming: f64 = (0..into.n_in).map(|i| edges.layers[h][u * into.n_in + i].abs() as f64).sum();
                     let outgoing: f64 =
                         (0..out.n_out).map(|o| edges.layers[h + 1][o * out.n_in + u].abs() as f64).sum();
                     incoming + outgoing

@@ -95,14 +95,15 @@ impl TrainConfig {
     }
 
     /// What a training of this configuration will hold at its peak, in
-    /// bytes, beyond the data set: each weight six times (itself, its
-    /// gradient, the AdamW moments, the wiring cost's factor, and its bytes
-    /// in the checkpoint being saved) and once more where a penalty has its
-    /// own factors; the first layer's input-major weights and gradient (and
-    /// penalty factors); a batch's activations and their gradients, the
-    /// evaluation's chunks of 1 000 images, the batch's nonzero inputs;
-    /// and, for the regimes that swap, each hidden layer's `C[neuron,
-    /// position]`. Sizes come from a flag or a plan: this is checked before
+    /// bytes, beyond the data set: each weight seven times (itself, its
+    /// gradient, the AdamW moments, the wiring cost's factor, its input-major
+    /// copy in the evaluation's forward, and its bytes in the checkpoint
+    /// being saved), once more where a penalty has its own factors and twice
+    /// more where the regime swaps (the relocator's factors, in f64); the
+    /// first layer's input-major weights and gradient (and penalty factors);
+    /// a batch's activations and their gradients, the evaluation's chunks of
+    /// 1 000 images, the batch's nonzero inputs; and, for the regimes that
+    /// swap, each hidden layer's `C[neuron, position]`. Sizes come from a flag or a plan: this is checked before
     /// anything is allocated. [`TrainConfig::estimated_bytes_on`] adds the
     /// training images' packed nonzeros.
     pub fn estimated_bytes(&self) -> u128 {
@@ -115,7 +116,8 @@ impl TrainConfig {
         let batch_inputs = 4 * self.batch_size as u128 * s[0];
         let positions: u128 =
             if self.regime.swaps() { s[1..s.len().saturating_sub(1)].iter().map(|w| w * w).sum() } else { 0 };
-        4 * ((6 + penalty) * weights + first + activations + batch_inputs + positions)
+        let swaps = 2 * self.regime.swaps() as u128;
+        4 * ((7 + penalty + swaps) * weights + first + activations + batch_inputs + positions)
     }
 
     /// [`TrainConfig::estimated_bytes`] on `train`, whose nonzero pixels

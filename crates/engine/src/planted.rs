@@ -81,8 +81,16 @@ pub struct BooleanRecord {
 #[derive(Debug, Clone)]
 enum Job {
     /// A planted model and each method's scores on it (their files).
-    Model { regime: Regime, seed: u64, path: PathBuf, scores: Vec<(Method, PathBuf)> },
-    Boolean { regime: Regime, path: PathBuf },
+    Model {
+        regime: Regime,
+        seed: u64,
+        path: PathBuf,
+        scores: Vec<(Method, PathBuf)>,
+    },
+    Boolean {
+        regime: Regime,
+        path: PathBuf,
+    },
 }
 
 /// The suite's units in `out`, each model's and each regime's Boolean
@@ -157,7 +165,10 @@ pub fn census(wl: &Workload, s: &PlantedSettings) -> Result<(usize, usize), Engi
                 let record = record_path(&path);
                 let files = [path.as_path(), record.as_path()];
                 done += matches!(listing::lookup(&listing::listing_path(&path), &files), Lookup::Hit(_)) as usize;
-                done += scores.iter().filter(|(_, p)| listing::fetch_json::<ScoresRecord>(p).is_ok_and(|r| r.is_some())).count();
+                done += scores
+                    .iter()
+                    .filter(|(_, p)| listing::fetch_json::<ScoresRecord>(p).is_ok_and(|r| r.is_some()))
+                    .count();
                 all += 1 + scores.len();
             }
             Job::Boolean { path, .. } => {
@@ -339,7 +350,13 @@ fn run_model(
 }
 
 /// A regime's Boolean networks.
-fn run_boolean(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, regime: Regime, path: &Path) -> Result<Ran, EngineError> {
+fn run_boolean(
+    ctx: &Ctx<'_>,
+    s: &PlantedSettings,
+    m: &ModelUnit,
+    regime: Regime,
+    path: &Path,
+) -> Result<Ran, EngineError> {
     let obs = ctx.observer;
     let mut boolean_s = None;
     let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };

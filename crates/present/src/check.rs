@@ -98,7 +98,11 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
             .chain(b.settings.iter().flat_map(|s| s.methods.iter().map(|m| m.name())))
             .collect();
         ensure(methods == ran, || {
-            format!("beyond {} / {} ran {methods:?}, not the edge methods of its settings {ran:?}", b.regime_label(), b.task)
+            format!(
+                "beyond {} / {} ran {methods:?}, not the edge methods of its settings {ran:?}",
+                b.regime_label(),
+                b.task
+            )
         })?;
         for m in &b.methods {
             let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();

@@ -130,7 +130,10 @@ impl std::str::FromStr for CircuitKind {
             return Ok(CircuitKind::Nodes);
         }
         s.parse().map(CircuitKind::Edges).map_err(|_| {
-            PresentError::Invalid(format!("unknown circuit {s:?} (expected one of {})", CircuitKind::names().join(", ")))
+            PresentError::Invalid(format!(
+                "unknown circuit {s:?} (expected one of {})",
+                CircuitKind::names().join(", ")
+            ))
         })
     }
 }

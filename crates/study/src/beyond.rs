@@ -340,11 +340,7 @@ pub fn newer_methods(
     settings: &BeyondSettings,
     same_size: usize,
 ) -> Result<Vec<EdgeMethod>, StudyError> {
-    settings
-        .methods
-        .iter()
-        .map(|m| crate::judge::judge_faithfulness(sweep, &m.scores(sweep)?, same_size))
-        .collect()
+    settings.methods.iter().map(|m| crate::judge::judge_faithfulness(sweep, &m.scores(sweep)?, same_size)).collect()
 }
 
 pub use modcirc_acdc::edge_list;

@@ -11,11 +11,11 @@
 //! their settings' methods through [`modcirc_acdc::Method::scores`] and
 //! judge them here.
 
+use modcirc_acdc::edge_list;
 use modcirc_acdc::{
     faithfulness, faithfulness_curve, nodes_mask, smallest_edges, top_k_per_layer, touched_neurons, Circuit,
     FaithfulnessCurve, MethodScores, PatchingSweep, DEFAULT_FRACTIONS,
 };
-use modcirc_acdc::edge_list;
 use modcirc_metrics::{auroc, roc_tpr_at};
 use serde::{Deserialize, Serialize};
 
@@ -139,16 +139,16 @@ pub struct MethodScore {
     pub seconds: f64,
 }
 
+/// A circuit: per hidden layer whether each neuron is kept, and per weight
+/// layer whether each edge is, where the method selects edges.
+pub type Selected = (Vec<Vec<bool>>, Option<Vec<Vec<bool>>>);
+
 /// The circuit a method selects on `sweep`: the edges ACDC keeps; an edge
 /// method's fewest top-|s| edges reaching faithfulness
 /// [`EAP_TARGET_FAITHFULNESS`] (every edge where none does), with the
 /// neurons they touch; patching's `k` lowest LD per layer; attribution's
 /// `k` highest `|s|`. Neurons per hidden layer, and edges where it has them.
-pub fn selected_circuit(
-    sweep: &PatchingSweep<'_>,
-    scores: &MethodScores,
-    k: usize,
-) -> Result<(Vec<Vec<bool>>, Option<Vec<Vec<bool>>>), StudyError> {
+pub fn selected_circuit(sweep: &PatchingSweep<'_>, scores: &MethodScores, k: usize) -> Result<Selected, StudyError> {
     let model = sweep.model();
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     let touched = |mask: &[Vec<bool>]| nodes_mask(&widths, &touched_neurons(&widths, edge_list(model, mask)));

@@ -10,7 +10,6 @@
 //!   ([`modcirc_acdc::boolean`]); each method's circuit judged valid and
 //!   minimal.
 
-
 use modcirc_acdc::boolean::{enumerate_circuits, BooleanProbe, TruthTable};
 use modcirc_acdc::{
     edge_list, nodes_mask, touched_neurons, AcdcConfig, MaskConfig, Method, PatchingSweep, TaskImages, DEFAULT_K,
@@ -667,10 +666,8 @@ fn planted_findings(auroc: &[AurocRow], boolean: &[BooleanRow]) -> Vec<Verdict> 
         evidence: String::new(),
     };
     let methods = method_names(auroc.iter().map(|a| &a.method));
-    let pairs: Vec<(&str, &AurocRow, &AurocRow)> = methods
-        .iter()
-        .filter_map(|m| Some((m.as_str(), row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?)))
-        .collect();
+    let pairs: Vec<(&str, &AurocRow, &AurocRow)> =
+        methods.iter().filter_map(|m| Some((m.as_str(), row(m, Regime::Bimt)?, row(m, Regime::Vanilla)?))).collect();
     if pairs.len() == methods.len() && pairs.iter().all(|(_, b, v)| b.node_auroc.n >= 2 && v.node_auroc.n >= 2) {
         let above = pairs.iter().all(|(_, b, v)| b.node_auroc.lo > v.node_auroc.hi);
         let below = pairs.iter().all(|(_, b, v)| b.node_auroc.hi < v.node_auroc.lo);
