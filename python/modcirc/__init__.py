@@ -53,6 +53,8 @@ __all__ = [
     "Circuit",
     "Data",
     "Discovery",
+    "METHODS",
+    "MethodScores",
     "Model",
     "acdc",
     "attribution",
@@ -63,6 +65,7 @@ __all__ = [
     "from_state_dict",
     "load",
     "mnist",
+    "scores",
     "modularity",
     "train",
 ]
@@ -785,6 +788,72 @@ def eap(
     return [
         np.frombuffer(b, dtype="<f4").reshape(n_out, n_in).copy() for b, n_in, n_out in zip(layers, sizes, sizes[1:])
     ]
+
+
+#: Every discovery method's name (``modcirc_acdc::Method``), for :func:`scores`.
+METHODS: List[str] = list(_native.METHODS)
+
+
+@dataclass(frozen=True)
+class MethodScores:
+    """A discovery method's scores on a task (:func:`scores`)."""
+
+    #: The method and its options, as the CLI records them (``{"method": "eap-ig", "steps": 32}``).
+    method: Dict[str, Any]
+    #: Per hidden layer, each neuron's importance (higher is more).
+    nodes: List[np.ndarray]
+    #: Per weight layer ``[n_out, n_in]``, each edge's signed score, for the methods that rank edges.
+    edges: Optional[List[np.ndarray]]
+    #: The edges ``[layer, output, input]`` the method keeps itself (ACDC's), else ``None``.
+    kept_edges: Optional[List[Tuple[int, int, int]]]
+    #: The pairs the scores came from.
+    pairs: int
+    #: Wall time of the scores.
+    seconds: float
+
+
+def scores(
+    model: Union[Model, PathLike],
+    data: Union[Data, PathLike],
+    task: Task,
+    method: str = "patching",
+    *,
+    split: str = "test",
+    seed: int = 0,
+    **options: Any,
+) -> MethodScores:
+    """Any discovery method's scores on every pair of ``task``: ``method``
+    one of :data:`METHODS` (the CLI's names), ``options`` its options by
+    name as the CLI records them (``steps=`` for EAP-IG, ``pairs=`` and
+    ``config=`` for the masks and ACDC), checked as the CLI checks them."""
+    m, d = _model(model), _data(data)
+    spec, pairs = _task(task)
+    meta, layers = _native.scores(
+        m._native,
+        d._native,
+        method,
+        spec,
+        pairs,
+        options=json.dumps(options) if options else None,
+        split=split,
+        seed=_whole("seed", seed),
+    )
+    out = json.loads(meta)
+    sizes = m.sizes
+    edges = None
+    if layers is not None:
+        edges = [
+            np.frombuffer(b, dtype="<f4").reshape(n_out, n_in).copy() for b, n_in, n_out in zip(layers, sizes, sizes[1:])
+        ]
+    kept = out["kept_edges"]
+    return MethodScores(
+        method=out["method"],
+        nodes=[np.array(layer, dtype=float) for layer in out["nodes"]],
+        edges=edges,
+        kept_edges=None if kept is None else [tuple(e) for e in kept],
+        pairs=out["pairs"],
+        seconds=out["seconds"],
+    )
 
 
 def acdc(

@@ -84,6 +84,19 @@ def attribution(
 def eap(
     model: Model, data: Data, task: Optional[str] = None, pairs: _Pairs = None, *, split: str = "test", seed: int = 0
 ) -> List[bytes]: ...
+METHODS: List[str]
+
+def scores(
+    model: Model,
+    data: Data,
+    method: str,
+    task: Optional[str] = None,
+    pairs: _Pairs = None,
+    *,
+    options: Optional[str] = None,
+    split: str = "test",
+    seed: int = 0,
+) -> Tuple[str, Optional[List[bytes]]]: ...
 def acdc(
     model: Model,
     data: Data,

@@ -662,6 +662,58 @@ fn eap<'py>(
     Ok(scores.layers.iter().map(|l| f32_bytes(py, l)).collect())
 }
 
+/// Any discovery method's scores (`modcirc_acdc::Method`, by its name,
+/// with `options` as the JSON of its options: the CLI's parsing and
+/// checks), on every pair: JSON of the method with its options, the pairs
+/// and seconds, the neurons' scores per hidden layer and the edges the
+/// method keeps itself (ACDC's); and each weight layer's edge scores as
+/// float32 bytes, for the methods that rank edges.
+#[pyfunction]
+#[pyo3(signature = (model, data, method, task=None, pairs=None, *, options=None, split="test", seed=0))]
+#[allow(clippy::too_many_arguments)]
+fn scores<'py>(
+    py: Python<'py>,
+    model: &PyModel,
+    data: &PyData,
+    method: &str,
+    task: Option<&str>,
+    pairs: Option<Vec<(usize, usize)>>,
+    options: Option<&str>,
+    split: &str,
+    seed: u64,
+) -> PyResult<(String, Option<Vec<Bound<'py, PyBytes>>>)> {
+    let mut spec =
+        serde_json::to_value(method.parse::<modcirc_acdc::Method>().map_err(|e| value_err(format!("method: {e}")))?)
+            .map_err(|e| value_err(e.to_string()))?;
+    if let Some(options) = options {
+        let options: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(options).map_err(|e| value_err(format!("options: {e}")))?;
+        let fields = spec.as_object_mut().expect("a method serializes as an object");
+        for (k, v) in options {
+            if k == "method" {
+                return Err(value_err("options: the method is named by method="));
+            }
+            fields.insert(k, v);
+        }
+    }
+    let method: modcirc_acdc::Method =
+        serde_json::from_value(spec).map_err(|e| value_err(format!("options of {method}: {e}")))?;
+    method.validate().map_err(|e| value_err(format!("options: {e}")))?;
+    let images = task_images(model, data, split, task, pairs, seed, None)?;
+    let m = &model.ck.model;
+    let out = py.detach(|| PatchingSweep::new(m, &images).and_then(|s| method.scores(&s))).map_err(|e| py_err(&e))?;
+    let kept = out.kept_edges.as_ref().map(|k| modcirc_acdc::edge_list(m, k));
+    let meta = serde_json::json!({
+        "method": out.method,
+        "pairs": out.pairs,
+        "seconds": out.seconds,
+        "nodes": out.nodes,
+        "kept_edges": kept,
+    });
+    let edges = out.edges.map(|e| e.layers.iter().map(|l| f32_bytes(py, l)).collect());
+    Ok((meta.to_string(), edges))
+}
+
 /// Edge-level ACDC on the first `max_pairs` pairs, as JSON: the kept edges
 /// `[layer, output, input]`, their count, the metric of the model and of
 /// the circuit, and how many edge tests ran a forward pass.
@@ -781,9 +833,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(discover, m)?)?;
     m.add_function(wrap_pyfunction!(attribution, m)?)?;
     m.add_function(wrap_pyfunction!(eap, m)?)?;
+    m.add_function(wrap_pyfunction!(scores, m)?)?;
     m.add_function(wrap_pyfunction!(acdc, m)?)?;
     m.add_function(wrap_pyfunction!(modularity, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add("METHODS", modcirc_acdc::Method::NAMES.to_vec())?;
     m.add("DEFAULT_K", DEFAULT_K)?;
     m.add("DEFAULT_EPS", DEFAULT_EPS)?;
     m.add("DEFAULT_BOOTSTRAPS", DEFAULT_BOOTSTRAPS)?;

@@ -2,6 +2,7 @@
 arrays, exports, progress, interruption and errors."""
 
 import json
+import subprocess
 import threading
 import time
 import _thread
@@ -230,3 +231,51 @@ def test_plot_when_matplotlib_is_installed(trained, data, tmp_path):
     ax = d.plot()
     ax.figure.savefig(tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def _top_edges(edges, k):
+    """The k edges of largest |score|, ties to the lower layer then index: `EdgeScores::top_edges`."""
+    flat = [(-float(v), l, i) for l, layer in enumerate(edges) for i, v in enumerate(np.abs(layer).ravel())]
+    flat.sort()
+    out = []
+    for _, l, i in flat[:k]:
+        n_in = edges[l].shape[1]
+        out.append([l, i // n_in, i % n_in])
+    return sorted(out)
+
+
+def test_every_method_by_name_and_the_clis_numbers(trained, data, cli, data_dir, tmp_path):
+    model = modcirc.load(trained)
+    assert modcirc.METHODS == ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask"]
+    small_mask = {"unit": "edges", "lambdas": [1e-4, 1e-2], "steps": 10, "lr": 0.05}
+    options = {"acdc": {"pairs": 10}, "mask": {"pairs": 20, "config": small_mask}, "eap-ig": {"steps": 3}}
+    for name in modcirc.METHODS:
+        s = modcirc.scores(model, data, "3:8,8:3", name, **options.get(name, {}))
+        assert s.method["method"] == name
+        assert [n.shape for n in s.nodes] == [(100,), (100,)]
+        assert (s.edges is not None) == (name not in ("patching", "attribution")), name
+        assert (s.kept_edges is not None) == (name == "acdc"), name
+    # The same numbers as the functions of one method each.
+    e = modcirc.eap(model, data, "3:8,8:3")
+    assert all(np.array_equal(a, b) for a, b in zip(modcirc.scores(model, data, "3:8,8:3", "eap").edges, e))
+    # The CLI's `beyond` judges EAP-IG on the same pairs: its circuit at the
+    # node circuit's size is the top of these scores.
+    out = tmp_path / "b.json"
+    subprocess.run(
+        [cli, "beyond", "--model", str(trained), "--data-dir", str(data_dir), "--task", "3:8,8:3", "--method", "eap-ig",
+         "--ig-steps", "3", "--acdc-pairs", "10", "--bootstraps", "2", "--sample", "100", "--out", str(out), "--quiet"],
+        check=True,
+    )
+    b = json.loads(out.read_text())
+    pairs = [(p["clean"], p["corrupted"]) for p in b["source"]["pairs"]]
+    ig = modcirc.scores(model, data, np.array(pairs), "eap-ig", steps=3)
+    ran = next(m for m in b["methods"] if m["method"] == "eap-ig")
+    assert ig.pairs == len(pairs) == ran["pairs"]
+    assert _top_edges(ig.edges, b["circuit_edges"]) == sorted(ran["same_size_edges"])
+    # Bad names and options are refused, naming them.
+    with pytest.raises(ValueError, match="eap-gi.*eap-ig-activations"):
+        modcirc.scores(model, data, "circle", "eap-gi")
+    with pytest.raises(ValueError, match="steps"):
+        modcirc.scores(model, data, "circle", "eap-ig", steps=0)
+    with pytest.raises(ValueError, match="stpes"):
+        modcirc.scores(model, data, "circle", "eap-ig", stpes=3)

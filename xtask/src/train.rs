@@ -1,3 +1,6 @@
+//! `cargo xtask train`: one model under a regime, written as a checkpoint with
+//! its sidecar.
+
 use std::path::PathBuf;
 
 use anyhow::bail;

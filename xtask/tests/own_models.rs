@@ -257,7 +257,7 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("did not run mask (run beyond with --method mask)"), "{err}");
+    assert!(err.contains("did not run mask (run beyond with that method)"), "{err}");
     // Bad method options are refused before any work, naming the flag.
     for (flag, value) in [("--method", "eap-ig,magic"), ("--mask-lambdas", "0.1,-1"), ("--ig-steps", "0")] {
         let o = run(&["beyond", "--model", m, "--activation", "relu", "--task", "circle", flag, value]);

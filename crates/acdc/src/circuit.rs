@@ -1,3 +1,6 @@
+//! A circuit: its neurons, the eps edge rule (STUDY §5), its sparsity and its
+//! forward under an ablation.
+
 use std::fmt;
 use std::str::FromStr;
 

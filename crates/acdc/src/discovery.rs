@@ -1,3 +1,6 @@
+//! One discovery (STUDY §4-§5): the sweep, the selection and the circuit on
+//! bootstrap resamples, with the metrics' intervals.
+
 use std::time::Instant;
 
 use modcirc_dataset::Bootstrap;

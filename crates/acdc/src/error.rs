@@ -1,3 +1,5 @@
+//! The crate's errors, each naming the option, layer or shape at fault.
+
 /// What can go wrong finding or judging a circuit.
 #[derive(Debug, thiserror::Error)]
 pub enum AcdcError {

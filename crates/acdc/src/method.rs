@@ -112,7 +112,7 @@ impl Method {
         let bad = |m: String| Err(AcdcError::BadOption(format!("{}: {m}", self.name())));
         match self {
             Method::EapIg { steps } | Method::EapIgActivations { steps } if *steps == 0 || *steps > MAX_IG_STEPS => {
-                bad(format!("{steps} points on the path: must be in 1..={MAX_IG_STEPS}"))
+                bad(format!("steps = {steps}: the points on the path must be in 1..={MAX_IG_STEPS}"))
             }
             Method::Mask { config, pairs } => {
                 config.validate()?;
@@ -120,14 +120,14 @@ impl Method {
                     return bad("its masks are edge masks".into());
                 }
                 if *pairs == 0 {
-                    return bad("trains on at least one pair".into());
+                    return bad("pairs = 0: the masks train on at least one pair".into());
                 }
                 Ok(())
             }
             Method::Acdc { config, pairs } => {
                 config.validate()?;
                 if *pairs == 0 {
-                    return bad("runs on at least one pair".into());
+                    return bad("pairs = 0: ACDC runs on at least one pair".into());
                 }
                 Ok(())
             }

@@ -1,3 +1,6 @@
+//! Activation patching (STUDY §4): clean and corrupted runs cached once, every
+//! hidden neuron patched by a rank-1 update of the next layer.
+
 use modcirc_dataset::{DatasetError, ImageSet, Pair, PairedDataset, Task};
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{Activations, Mlp};

@@ -1,3 +1,6 @@
+//! The connection cost of STUDY §2: each weight's factor from its length in the
+//! layout, the penalty and its gradient.
+
 use crate::{Layout, Mlp};
 
 /// `l0` of STUDY §2: the cost every weight pays regardless of its length.

@@ -1,3 +1,6 @@
+//! The crate's errors: a configuration, a non-finite loss, a checkpoint that
+//! cannot be read.
+
 use std::path::PathBuf;
 
 /// What can go wrong training, relocating or reading a checkpoint.

@@ -131,6 +131,9 @@ pub struct PlantedOutcome {
     pub timing: TrainTiming,
 }
 
+/// How many composites ahead their images are fetched while a batch is composed.
+const PREFETCH_ROWS: usize = 8;
+
 /// One batch of the three parts, built from the composite images.
 struct Batch {
     x: Vec<f32>,
@@ -149,6 +152,9 @@ fn draw_batch(model: &Mlp, alignment: &Alignment, source: &PvrSource, b: usize, 
     let mut patches = Patches::none(3 * b, &widths);
     let bases: Vec<[usize; PVR_NODES]> = (0..3 * b).map(|_| source.draw(rng)).collect();
     for (r, &idx) in bases.iter().enumerate() {
+        if let Some(&ahead) = bases.get(r + PREFETCH_ROWS) {
+            source.prefetch(ahead);
+        }
         source.compose(idx, &mut x[r * pixels..(r + 1) * pixels]);
         labels[r] = pvr_label(source.digits(idx));
     }
@@ -156,6 +162,9 @@ fn draw_batch(model: &Mlp, alignment: &Alignment, source: &PvrSource, b: usize, 
     let sources: Vec<[usize; PVR_NODES]> = (0..2 * b).map(|_| source.draw(rng)).collect();
     let mut xs = vec![0.0f32; 2 * b * pixels];
     for (r, &idx) in sources.iter().enumerate() {
+        if let Some(&ahead) = sources.get(r + PREFETCH_ROWS) {
+            source.prefetch(ahead);
+        }
         source.compose(idx, &mut xs[r * pixels..(r + 1) * pixels]);
     }
     let acts = model.activations(&xs, 2 * b);

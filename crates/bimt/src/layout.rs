@@ -1,3 +1,6 @@
+//! Where each neuron sits (STUDY §2): the study's coordinates per layer and the
+//! distances between layers.
+
 use serde::{Deserialize, Serialize};
 
 use crate::{BimtError, Mlp};

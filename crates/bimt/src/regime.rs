@@ -1,3 +1,6 @@
+//! The five training regimes (Vanilla, L1, L1+Local, L1+Swap, BIMT) and what
+//! each turns on.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,6 @@
+//! The CPU trainer (STUDY §2-§3): fused forward and backward over the inputs'
+//! nonzeros, the regime's penalty and AdamW, relocations, evaluation.
+
 use std::time::Instant;
 
 use modcirc_dataset::ImageSet;

@@ -1,3 +1,5 @@
+//! The crate's errors, each naming the file or spec it is about.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading or pairing data. Each variant

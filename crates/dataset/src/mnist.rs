@@ -1,3 +1,5 @@
+//! MNIST from its IDX files (gzip'd or not), checked against its SHA-256 sums.
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -1,3 +1,6 @@
+//! Tasks and their pairs (STUDY §4): which digits are clean and corrupted, and
+//! the paired images of a split.
+
 use std::collections::BTreeMap;
 use std::fmt;
 

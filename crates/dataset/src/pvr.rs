@@ -112,6 +112,26 @@ impl PvrSource {
         }
     }
 
+    /// Asks for the cache lines of the composite of `idx`'s quadrants (a
+    /// composite reads four images from anywhere in the split: composing
+    /// a batch waits on memory unless the next rows are fetched ahead).
+    pub fn prefetch(&self, idx: [usize; PVR_NODES]) {
+        #[cfg(target_arch = "x86_64")]
+        for &i in &idx {
+            if let Some(src) = self.small.get(i * QUADRANT_PIXELS..(i + 1) * QUADRANT_PIXELS) {
+                for line in src.chunks(16) {
+                    // SAFETY: a prefetch reads nothing and cannot fault; the
+                    // address is inside `small`.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+                    };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = idx;
+    }
+
     /// Four images drawn uniformly (with replacement).
     pub fn draw(&self, rng: &mut Rng) -> [usize; PVR_NODES] {
         [(); PVR_NODES].map(|_| rng.below(self.len()))

@@ -1,3 +1,5 @@
+//! The one seeded generator every random choice of the study flows from.
+
 /// A small seeded generator (SplitMix64). The study's randomness (shuffles,
 /// initialisation, bootstrap) all flows from explicit seeds through this type,
 /// so results do not depend on a library's internal algorithm choice.

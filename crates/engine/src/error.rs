@@ -1,3 +1,6 @@
+//! The engine's errors: a plan's, a unit's (with what it was doing), the
+//! cache's.
+
 use std::path::PathBuf;
 
 /// What can go wrong planning or executing units.

@@ -297,11 +297,40 @@ fn run_model(
         seconds.extend([("planted training", r.timing.total_s), ("planted quality", r.quality_s)]);
     }
     let mut files = vec![FileRecord::of(&wl.out, path, &bytes[0]), FileRecord::of(&wl.out, &record, &bytes[1])];
-    // Each method's scores: the model and the test split read once, when
-    // the first method is not cached.
+    let scored = method_scores(ctx, s, m, (seed, &who), (path, &bytes[0], &r.alignment), scores)?;
+    files.extend(scored.files);
+    seconds.extend(scored.seconds);
+    let any_computed = scored.computed || matches!(source, crate::Source::Computed);
+    let tasks = scored.tasks;
+    let scores = PlantedScores { regime, seed, quality: r.quality, tasks };
+    let source = if any_computed { crate::Source::Computed } else { source };
+    obs.unit_done(m, Value::Planted(&scores), source);
+    Ok(Ran { value: Done::Model(Box::new(scores)), files, seconds })
+}
+
+/// Each method's scores on a planted model, merged per task.
+struct Scored {
+    tasks: Vec<TaskScores>,
+    files: Vec<FileRecord>,
+    seconds: Vec<(&'static str, f64)>,
+    computed: bool,
+}
+
+/// Each of `scores`' methods on the planted model in `bytes` (its unit at
+/// `path`, its nodes where `alignment` says), from the cache or computed;
+/// the model and the test split are read once, when a method is not cached.
+fn method_scores(
+    ctx: &Ctx<'_>,
+    s: &PlantedSettings,
+    m: &ModelUnit,
+    (seed, who): (u64, &str),
+    (path, bytes, alignment): (&Path, &[u8], &Alignment),
+    scores: &[(Method, PathBuf)],
+) -> Result<Scored, EngineError> {
+    let (wl, obs) = (ctx.wl, ctx.observer);
+    let mnist = wl.data.values().next().ok_or(EngineError::JobNotRun)?;
     let mut loaded: Option<(Mlp, PvrSource)> = None;
-    let mut tasks: Vec<TaskScores> = Vec::new();
-    let mut any_computed = matches!(source, crate::Source::Computed);
+    let mut out = Scored { tasks: Vec::new(), files: Vec::new(), seconds: Vec::new(), computed: false };
     for (method, at) in scores {
         let fetch = |warn: bool| -> Option<(ScoresRecord, Vec<u8>)> {
             ctx.fetch_json::<ScoresRecord>(at, warn).filter(|(r, _)| r.method == *method)
@@ -313,12 +342,12 @@ fn run_model(
             |claim| {
                 obs.unit_started(m, &format!("planted: scoring {method}"), 1);
                 if loaded.is_none() {
-                    let (model, _) = checkpoint::from_bytes(&bytes[0], path, None)?;
+                    let (model, _) = checkpoint::from_bytes(bytes, path, None)?;
                     loaded = Some((model, PvrSource::new(&mnist.test)?));
                 }
                 let (model, test) = loaded.as_ref().expect("loaded just above");
                 let t = Instant::now();
-                let tasks = score_planted(model, &r.alignment, test, s.pairs, seed, std::slice::from_ref(method))
+                let tasks = score_planted(model, alignment, test, s.pairs, seed, std::slice::from_ref(method))
                     .map_err(|e| EngineError::from(e).within(format!("scoring {who} by {method}")))?;
                 let sr = ScoresRecord { method: method.clone(), tasks, seconds: t.elapsed().as_secs_f64() };
                 claim.ensure_held()?;
@@ -327,26 +356,23 @@ fn run_model(
             },
         )?;
         if matches!(sr_source, crate::Source::Computed) {
-            seconds.push(("planted scoring", sr.seconds));
-            any_computed = true;
+            out.seconds.push(("planted scoring", sr.seconds));
+            out.computed = true;
         }
-        files.push(FileRecord::of(&wl.out, at, &sr_bytes));
-        if tasks.is_empty() {
-            tasks = sr.tasks.clone();
-            tasks.iter_mut().for_each(|t| t.methods.clear());
+        out.files.push(FileRecord::of(&wl.out, at, &sr_bytes));
+        if out.tasks.is_empty() {
+            out.tasks = sr.tasks.clone();
+            out.tasks.iter_mut().for_each(|t| t.methods.clear());
         }
-        if sr.tasks.len() != tasks.len() {
-            let why = format!("{}: {} tasks, not {}", at.display(), sr.tasks.len(), tasks.len());
+        if sr.tasks.len() != out.tasks.len() {
+            let why = format!("{}: {} tasks, not {}", at.display(), sr.tasks.len(), out.tasks.len());
             return Err(modcirc_study::StudyError::Invalid(why).into());
         }
-        for (task, one) in tasks.iter_mut().zip(sr.tasks) {
+        for (task, one) in out.tasks.iter_mut().zip(sr.tasks) {
             task.methods.extend(one.methods);
         }
     }
-    let scores = PlantedScores { regime, seed, quality: r.quality, tasks };
-    let source = if any_computed { crate::Source::Computed } else { source };
-    obs.unit_done(m, Value::Planted(&scores), source);
-    Ok(Ran { value: Done::Model(Box::new(scores)), files, seconds })
+    Ok(out)
 }
 
 /// A regime's Boolean networks.

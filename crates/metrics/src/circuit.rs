@@ -1,3 +1,6 @@
+//! What a circuit's logits are judged by: distances to the model's logits and
+//! the logit difference (STUDY §4-§5).
+
 /// `‖a − b‖₂` of two logit vectors.
 pub fn l2_distance(a: &[f32], b: &[f32]) -> f64 {
     a.iter()

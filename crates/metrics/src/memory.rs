@@ -1,3 +1,6 @@
+//! Heap accounting: a counting global allocator that keeps the bytes in use and
+//! their peak (Fig. 5's training memory).
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

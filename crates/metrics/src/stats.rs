@@ -1,3 +1,6 @@
+//! Summaries of a sample: bootstrap percentile intervals (STUDY §5),
+//! t-intervals over seeds, Spearman's ρ, AUROC and the ROC.
+
 use serde::{Deserialize, Serialize};
 
 /// Mean and 95% percentile interval of a bootstrap distribution (STUDY §5).

@@ -1,3 +1,5 @@
+//! Wall time per named phase of a run, accumulated over its spans.
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 

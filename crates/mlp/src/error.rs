@@ -1,3 +1,5 @@
+//! The crate's errors, each naming the tensor, file or shape it is about.
+
 use std::path::PathBuf;
 
 /// What can go wrong building, loading or saving a network.

@@ -1,3 +1,5 @@
+//! The crate's errors, each naming the file or run it is about.
+
 use std::path::PathBuf;
 
 /// What can go wrong presenting or checking a run.

@@ -257,7 +257,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                 m => {
                     let name = m.name();
                     let ran = b.methods.iter().find(|r| r.method == name).ok_or_else(|| {
-                        bad(format!("the `beyond` output did not run {name} (run beyond with --method {name})"))
+                        bad(format!("the `beyond` output did not run {name} (run beyond with that method)"))
                     })?;
                     let what = match m {
                         Method::Mask { .. } => "mask scores summed over the penalties",
@@ -282,7 +282,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
             })
         }
         ("modcirc.discover", Some(k)) => Err(bad(format!(
-            "a `discover` output holds the node circuit only, not --circuit {k} (run beyond for ACDC's and EAP's)"
+            "a `discover` output holds the node circuit only, not {k}'s (run beyond for the edge methods' circuits)"
         ))),
         ("modcirc.beyond", Some(k)) => {
             let edges: Vec<String> = modcirc_acdc::Method::all()

@@ -1,3 +1,6 @@
+//! The study's charts (plotters): bars, lines, scatters with intervals, strips
+//! across seeds; PNG and SVG alike.
+
 use std::path::{Path, PathBuf};
 
 use modcirc_metrics::Summary;

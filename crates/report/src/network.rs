@@ -1,3 +1,6 @@
+//! Fig. 2: a network drawn layer by layer with its circuit's edges on top, each
+//! hidden layer seen from above, the input as a heat map.
+
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;

@@ -1,3 +1,6 @@
+//! Text for Markdown tables and headings, escaped so that a name is never read
+//! as markup.
+
 /// `s` as literal text in Markdown (a table cell, a heading): every ASCII
 /// character that CommonMark or GitHub's extensions read as markup (`<` of
 /// raw HTML, `[` and `(` of links, emphasis, code, `|` of tables, `&` of

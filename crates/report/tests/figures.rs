@@ -1,3 +1,6 @@
+//! Every chart kind draws a PNG and an SVG with the marks asked for, and
+//! refuses what it cannot draw.
+
 use modcirc_report::{
     bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, NetworkView, Point, ScatterPanel,
     Series, Strip, StripPanel, Summary,

@@ -1,3 +1,5 @@
+//! The store's errors, each naming the path it is about.
+
 use std::path::PathBuf;
 
 /// What can go wrong storing or reading a run's files.

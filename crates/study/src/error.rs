@@ -1,3 +1,5 @@
+//! The study's errors, with the file or setting they are about.
+
 use std::path::PathBuf;
 
 /// What can go wrong running or reporting the study.

@@ -149,7 +149,7 @@ fn ablation_section(s: &mut String, r: &Results) {
 fn tests_section(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Tests of differences over seeds (STUDY §10)\n");
     if r.differences.is_empty() {
-        let _ = writeln!(s, "Not run: each regime needs at least two seeds (`--seeds 2` or more).\n");
+        let _ = writeln!(s, "Not run: each regime needs at least two seeds (a run of two seeds or more).\n");
         return;
     }
     let _ = writeln!(s, "For each task and RQ1 metric, BIMT against each other regime over seeds (each seed's bootstrap mean): the two-sided exact permutation test of the difference of means over every split of the pooled seeds, then Holm's correction over the {} tests reported.", r.differences.len());

@@ -165,7 +165,7 @@ fn where_the_time_goes(s: &mut String, r: &Results) {
     }
     let _ = writeln!(
         s,
-        "Where the time went: the units computed now, each timed on its own job (up to `--jobs` ran side by side, \
+        "Where the time went: the units computed now, each timed on its own job (as many as the run's jobs ran side by side, \
          so the totals add up to more than the wall time; cached units cost nothing).\n"
     );
     let rows: Vec<Vec<String>> = r
