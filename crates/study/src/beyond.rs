@@ -417,13 +417,8 @@ pub struct MethodRow {
 /// comparison.
 pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
     let mut rows = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
-    for m in beyond.iter().flat_map(|b| &b.methods) {
-        if !names.contains(&m.method.as_str()) {
-            names.push(&m.method);
-        }
-    }
-    for method in names {
+    let names = crate::judge::method_names(beyond.iter().flat_map(|b| &b.methods).map(|m| &m.method));
+    for method in names.iter().map(String::as_str) {
         for regime in Regime::ALL {
             let runs: Vec<(u64, &EdgeMethod)> = beyond
                 .iter()

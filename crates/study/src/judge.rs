@@ -217,6 +217,18 @@ pub(crate) fn over_seeds(values: &[f64]) -> Option<modcirc_metrics::Summary> {
     }
 }
 
+/// The methods named in `names`, each once, in the order they first come
+/// (tables list methods as the results ran them).
+pub(crate) fn method_names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
 pub(crate) fn flat<T: Copy>(layers: &[Vec<T>]) -> Vec<T> {
     layers.iter().flatten().copied().collect()
 }

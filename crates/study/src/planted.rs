@@ -22,7 +22,7 @@ use modcirc_metrics::Summary;
 use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
-use crate::judge::{flat, judge_truth, over_seeds};
+use crate::judge::{flat, judge_truth, method_names, over_seeds};
 use crate::results::Verdict;
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
@@ -536,17 +536,6 @@ pub struct PlantedResults {
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-/// The methods named in `names`, each once, in the order they first come.
-fn method_names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names {
-        if !out.contains(n) {
-            out.push(n.clone());
-        }
-    }
-    out
 }
 
 /// The tables and findings of the suite from its models and networks.
