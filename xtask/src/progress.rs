@@ -158,18 +158,17 @@ impl Observer for Bars {
                 said(source)
             ),
             Value::Controls(r) => format!("[controls]  {who} {:>6}: {}{}", r.task, r.summary(), said(source)),
-            Value::Planted(p) => {
-                let nodes: Vec<String> = p.tasks.first().map_or(Vec::new(), |t| {
-                    t.methods.iter().map(|m| format!("{} {:.3}", m.method, m.node_auroc)).collect()
-                });
-                format!(
-                    "[planted]   {who}: task accuracy {:.3}, IIA {:.3}, strictness failure {:.3}; node AUROC on V1: {}{}",
-                    p.quality.task_accuracy,
-                    p.quality.iia,
-                    p.quality.strictness_failure,
-                    nodes.join(", "),
-                    said(source)
-                )
+            Value::PlantedModel(q) => format!(
+                "[planted]   {who}: task accuracy {:.3}, IIA {:.3}, strictness failure {:.3}{}",
+                q.task_accuracy,
+                q.iia,
+                q.strictness_failure,
+                said(source)
+            ),
+            Value::PlantedScores(method, tasks) => {
+                let score = tasks.first().and_then(|t| t.method(method.name()));
+                let auroc = score.map_or("none".into(), |s| format!("{:.3}", s.node_auroc));
+                format!("[planted]   {who} {method}: node AUROC on V1 {auroc}{}", said(source))
             }
             Value::Boolean(b) => {
                 let exact: Vec<_> = b.iter().filter(|n| n.exact).collect();

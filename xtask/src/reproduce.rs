@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use modcirc_engine::execute::{execute, Options};
-use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::{study, EngineError, Plan, Shard, Workload};
 use modcirc_metrics::PhaseTimer;
 use modcirc_mlp::DeviceSpec;
@@ -98,8 +97,6 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let mut timer = PhaseTimer::new();
     let mnist = timer.time("data", || args.data.load())?;
     let progress = Progress::new(args.quiet);
-    let subs = ["", "models", "discover", "beyond", "structure", "figures", "planted"].map(|s| out.join(s));
-    remove_stale_temps(subs.iter().map(PathBuf::as_path), args.quiet)?;
     progress.say(&format!(
         "[reproduce {}] data: {} train / {} test images from {}",
         args.profile,
@@ -113,65 +110,46 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         plan.planted = None;
     }
     let wl = Workload::new(plan, out.clone(), BTreeMap::from([(None, mnist)]))?;
-    let models = match args.shard {
+    let dirs: Vec<PathBuf> = wl.dirs().into_iter().chain([out.join("figures")]).collect();
+    remove_stale_temps(dirs.iter().map(PathBuf::as_path), args.quiet)?;
+    let mut selection = match args.shard {
         Some(shard) => wl.shard(shard),
-        None => wl.models.iter().collect(),
+        None => wl.all(),
     };
+    if args.planted_only {
+        if wl.plan.planted.is_none() {
+            return Err(EngineError::JobNotRun.into());
+        }
+        selection.models.clear();
+    }
     if args.report_only {
-        wl.require_done(models.iter().copied())
-            .map_err(|e| anyhow::anyhow!("--report-only: {e} (run every --shard first)"))?;
+        wl.require_done(&selection).map_err(|e| anyhow::anyhow!("--report-only: {e} (run every --shard first)"))?;
     }
     let options = Options { jobs: args.jobs.get(), force: args.force, what: format!("reproduce {}", args.profile) };
     let bars = Bars::new(progress.clone());
-    let planted_settings = wl.plan.planted.clone();
-    if args.report_only {
-        if let Some(s) = &planted_settings {
-            let (done, all) = planted::census(&wl, s)?;
-            if done < all {
-                anyhow::bail!(
-                    "--report-only: {} of {all} planted-truth units are missing (run every --shard first)",
-                    all - done
-                );
-            }
-        }
-    }
-    if args.planted_only {
-        let s = planted_settings.as_ref().ok_or(EngineError::JobNotRun)?;
-        let run = timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?;
-        if let Some(shard) = args.shard {
-            println!(
-                "shard {shard}: {} planted-truth units in {}; {:.1} s",
-                run.files.iter().filter(|f| !f.path.ends_with(".safetensors")).count(),
-                out.display(),
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        }
-        let report = write_planted(&out, &run.results, &run.files)?;
-        println!("{}", report.display());
-        return Ok(());
-    }
-    let outcomes = timer.time("units", || execute(&wl, &models, &options, &bars)).map_err(with_flags)?;
-    let planted_run = match &planted_settings {
-        Some(s) => {
-            Some(timer.time("planted", || execute_planted(&wl, s, args.shard, &options, &bars)).map_err(with_flags)?)
-        }
-        None => None,
-    };
+    let executed = timer.time("units", || execute(&wl, &selection, &options, &bars)).map_err(with_flags)?;
     if let Some(shard) = args.shard {
         println!(
-            "shard {shard}: {} of the study's models, with their analyses, in {}; {:.1} s",
-            models.len(),
+            "shard {shard}: {} of the study's models and {} of the planted suite's groups, with their units, in {}; {:.1} s",
+            selection.models.len(),
+            selection.planted.len(),
             out.display(),
             started.elapsed().as_secs_f64()
         );
         return Ok(());
     }
+    if args.planted_only {
+        let run = executed.planted.ok_or(EngineError::JobNotRun)?;
+        let report = write_planted(&out, &run.results, &run.files)?;
+        println!("{}", report.display());
+        return Ok(());
+    }
+    let outcomes = executed.models;
     let pb = progress.bar(args.profile.settings().inference_repeats as u64, "inference");
     let mut on_inference = |done: usize| pb.set_position(done as u64);
     let mut results = study::results(&wl, &outcomes, args.profile, &repo_root(), &mut timer, &mut on_inference)?;
     pb.finish_and_clear();
-    if let Some(run) = planted_run {
+    if let Some(run) = executed.planted {
         results.unit_times.extend(UnitTime::table(run.seconds.iter().map(|&(k, s)| (k, s))));
         results.files.extend(run.files);
         results.planted = Some(run.results);

@@ -264,15 +264,15 @@ fn shard_loads(wl: &modcirc_engine::Workload, shards: usize, quiet: bool) {
     for s in 0..shards {
         let mine = wl.shard(modcirc_engine::Shard { index: s, count: shards });
         if !quiet {
-            let est: f64 = mine.iter().map(|m| m.cost).sum();
-            eprintln!("shard {s}: {} models, estimated {est:.0} CPU seconds", mine.len());
+            let (models, planted) = (mine.models.len(), mine.planted.len());
+            eprintln!("shard {s}: {models} models, {planted} planted groups, estimated {:.0} CPU seconds", mine.cost());
         }
     }
-    if shards > wl.models.len() {
+    let groups = wl.all().len();
+    if shards > groups {
         eprintln!(
-            "note: {shards} shards for {} models: {} tasks will have nothing to do (a model and its units never split)",
-            wl.models.len(),
-            shards - wl.models.len()
+            "note: {shards} shards for {groups} groups: {} tasks will have nothing to do (a model and its units never split)",
+            shards - groups
         );
     }
 }

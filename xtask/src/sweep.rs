@@ -10,7 +10,6 @@ use clap::{Args, Subcommand};
 use modcirc_engine::collect::sweep_results;
 use modcirc_engine::execute::{execute, Options, Silent};
 use modcirc_engine::plan::sizes_name;
-use modcirc_engine::planted::{self, execute_planted};
 use modcirc_engine::{EngineError, Plan, Shard, Workload};
 use modcirc_present::sweep::{write_sweep, SWEEP_FILES};
 use modcirc_store::listing::recorded_sha256;
@@ -149,24 +148,22 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         );
     }
     let total: f64 = sw.models.iter().map(|m| m.cost).sum();
-    let c = sw.census(&sw.models)?;
-    let mut planted_done = 0;
+    let c = sw.census(&sw.all())?;
     if let Some(s) = &p.planted {
-        let (done, all) = planted::census(&sw, s)?;
-        planted_done = done;
         println!(
-            "\nplanted-truth suite (STUDY §11): {} regimes x {} seeds of {} steps, block {}, and a Boolean suite per regime: {done} of {all} units done",
+            "\nplanted-truth suite (STUDY §11): {} regimes x {} seeds of {} steps, block {}, and a Boolean suite per regime: {} units",
             s.regimes.len(),
             s.seeds.len(),
             s.steps,
-            s.block
+            s.block,
+            s.units()
         );
     }
     println!(
         "\nestimated {:.0} CPU seconds in all ({:.1} h); in the cache: {} of {} units done, {} running, {} abandoned",
         total,
         total / 3600.0,
-        c.done + planted_done,
+        c.done,
         p.unit_count(),
         c.running.len(),
         c.abandoned.len()
@@ -176,16 +173,12 @@ fn plan(args: &PlanArgs) -> anyhow::Result<()> {
 
 fn status(args: &PlanArgs) -> anyhow::Result<()> {
     let sw = open(args)?;
-    let c = sw.census(&sw.models)?;
+    let c = sw.census(&sw.all())?;
     let n = sw.plan.unit_count();
-    let planted_done = match &sw.plan.planted {
-        Some(p) => planted::census(&sw, p)?.0,
-        None => 0,
-    };
     println!(
         "{}: {} of {n} units done, {} running, {} abandoned (to be picked up again), {} missing, {} waiting for their model",
         sw.out.display(),
-        c.done + planted_done,
+        c.done,
         c.running.len(),
         c.abandoned.len(),
         c.missing.len(),
@@ -209,29 +202,28 @@ fn status(args: &PlanArgs) -> anyhow::Result<()> {
 fn run_shard(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let wl = open(&args.plan)?;
-    let subs = ["", "models", "discover", "structure"].map(|s| wl.out.join(s));
-    remove_stale_temps(subs.iter().map(PathBuf::as_path), args.plan.quiet)?;
+    remove_stale_temps(wl.dirs().iter().map(PathBuf::as_path), args.plan.quiet)?;
     let shard = args.shard;
     let mine = wl.shard(shard);
     let progress = Progress::new(args.plan.quiet);
-    let est: f64 = mine.iter().map(|m| m.cost).sum();
+    let est = mine.cost();
     progress.say(&format!(
-        "[sweep {shard}] {} of {} models with their units (estimated {est:.0} CPU seconds) into {}",
-        mine.len(),
+        "[sweep {shard}] {} of {} models with their units, {} of {} planted groups (estimated {est:.0} CPU seconds) into {}",
+        mine.models.len(),
         wl.models.len(),
+        mine.planted.len(),
+        wl.planted.len(),
         wl.out.display()
     ));
     let what = format!("sweep {} shard {shard}", args.plan.plan.display());
     let options = Options { jobs: args.jobs.get(), force: false, what };
     let bars = Bars::new(progress.clone());
     execute(&wl, &mine, &options, &bars).map_err(with_flags)?;
-    if let Some(planted) = &wl.plan.planted {
-        execute_planted(&wl, planted, Some(shard), &options, &bars).map_err(with_flags)?;
-    }
     let t = bars.tally();
     progress.result(&format!(
-        "shard {shard}: {} models, {} units computed, {} cached, {} computed by another process; {:.1} s",
-        mine.len(),
+        "shard {shard}: {} models and {} planted groups, {} units computed, {} cached, {} computed by another process; {:.1} s",
+        mine.models.len(),
+        mine.planted.len(),
         t.computed,
         t.cached,
         t.by_others,
@@ -247,22 +239,14 @@ fn report(args: &PlanArgs) -> anyhow::Result<()> {
     inputs.push(("the plan".into(), args.plan.clone()));
     let named: Vec<(&str, &Path)> = outputs.iter().map(|p| ("the report's", p.as_path())).collect();
     refuse_overwrite(&named, &inputs)?;
-    let all: Vec<_> = wl.models.iter().collect();
-    wl.require_done(all.iter().copied())
+    let all = wl.all();
+    wl.require_done(&all)
         .map_err(|e| anyhow::anyhow!("{e} (run the missing shards, or see `cargo xtask sweep status`)"))?;
     let options = Options { jobs: 1, force: false, what: "sweep report".into() };
-    if let Some(planted) = &wl.plan.planted {
-        let (done, all) = planted::census(&wl, planted)?;
-        if done < all {
-            anyhow::bail!("{} of {all} planted-truth units are missing (run the missing shards, or see `cargo xtask sweep status`)", all - done);
-        }
-    }
-    let outcomes = execute(&wl, &all, &options, &Silent).map_err(with_flags)?;
+    let executed = execute(&wl, &all, &options, &Silent).map_err(with_flags)?;
     let plan_name = args.plan.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let mut results = sweep_results(&wl, &outcomes, &plan_name);
-    if let Some(planted) = &wl.plan.planted {
-        results.planted = Some(execute_planted(&wl, planted, None, &options, &Silent).map_err(with_flags)?.results);
-    }
+    let mut results = sweep_results(&wl, &executed.models, &plan_name);
+    results.planted = executed.planted.map(|p| p.results);
     let written = write_sweep(&wl.out, &results)?;
     if !args.quiet {
         print!("{}", modcirc_study::sweep::axis_table(&results));

@@ -1,5 +1,6 @@
-//! Executing a workload's units: for each model (at once across models),
-//! its training, then every unit that follows it, each looked up in the
+//! Executing a workload's units: for each model (at once across models,
+//! and beside the planted suite's groups), its training, then every unit
+//! that follows it, each looked up in the
 //! cache, or claimed, computed, recorded and reported to an [`Observer`].
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use modcirc_study::structure::{analyse_structure, StructureResult};
 
 use crate::jobs::run_jobs;
 use crate::plan::SettingPoint;
+use crate::planted::{self, PlantedDone, PlantedGroup, PlantedRun};
 use crate::train::{save_unit, train};
-use crate::workload::{ModelUnit, Unit, UnitKind, Workload};
+use crate::workload::{ModelUnit, Selection, Unit, UnitKind, Workload};
 use crate::EngineError;
 
 /// How a unit came to be.
@@ -45,8 +47,10 @@ pub enum Value<'a> {
     Controls(&'a ControlsResult),
     /// STUDY §9 on the model.
     Structure(&'a StructureResult),
-    /// A planted model's quality and scores (STUDY §11).
-    Planted(&'a modcirc_study::planted::PlantedScores),
+    /// A planted model's quality (STUDY §11).
+    PlantedModel(&'a modcirc_bimt::iit::PlantedQuality),
+    /// A method's scores on a planted model's tasks (STUDY §11).
+    PlantedScores(&'a modcirc_acdc::Method, &'a [modcirc_study::planted::TaskScores]),
     /// A regime's Boolean networks (STUDY §11).
     Boolean(&'a [modcirc_study::planted::BooleanModel]),
 }
@@ -129,16 +133,54 @@ pub struct ModelOutcome {
     pub seconds: Vec<(&'static str, f64)>,
 }
 
-/// Executes `models` of the workload, `options.jobs` models at once;
-/// returns their outcomes in order.
+/// What executing a selection gives.
+#[derive(Debug)]
+pub struct Executed {
+    /// Each selected model's outcome, in the selection's order.
+    pub models: Vec<ModelOutcome>,
+    /// The planted suite's tables, files and times, of the selected groups
+    /// (the whole suite when all are selected); `None` when the plan has no
+    /// suite.
+    pub planted: Option<PlantedRun>,
+}
+
+/// Executes the groups of `selection` (each model with every unit after
+/// it, each planted group), `options.jobs` groups at once.
 pub fn execute(
     wl: &Workload,
-    models: &[&ModelUnit],
+    selection: &Selection<'_>,
     options: &Options,
     observer: &dyn Observer,
-) -> Result<Vec<ModelOutcome>, EngineError> {
-    let ctx = Ctx { wl, options, observer, concurrent: options.jobs > 1 && models.len() > 1 };
-    run_jobs(models, options.jobs, |m| ctx.model(m))
+) -> Result<Executed, EngineError> {
+    enum Group<'a> {
+        Model(&'a ModelUnit),
+        Planted(&'a PlantedGroup),
+    }
+    enum Done {
+        Model(Box<ModelOutcome>),
+        Planted(PlantedDone),
+    }
+    let models = selection.models.iter().map(|m| Group::Model(m));
+    let groups: Vec<Group> = models.chain(selection.planted.iter().map(|g| Group::Planted(g))).collect();
+    let ctx = Ctx { wl, options, observer, concurrent: options.jobs > 1 && groups.len() > 1 };
+    let done = run_jobs(&groups, options.jobs, |g| match g {
+        Group::Model(m) => Ok(Done::Model(Box::new(ctx.model(m)?))),
+        Group::Planted(g) => {
+            let settings = wl.plan.planted.as_ref().ok_or(EngineError::JobNotRun)?;
+            let r = planted::run_group(&ctx, settings, g)?;
+            observer.model_finished(&g.unit);
+            Ok(Done::Planted(r))
+        }
+    })?;
+    let (mut models, mut planted) = (Vec::new(), Vec::new());
+    for d in done {
+        match d {
+            Done::Model(m) => models.push(*m),
+            Done::Planted(p) => planted.push(p),
+        }
+    }
+    let planted = wl.plan.planted.as_ref().map(|_| planted::results(planted));
+    Ok(Executed { models, planted })
 }
 
 pub(crate) struct Ctx<'a> {

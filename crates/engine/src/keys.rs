@@ -71,6 +71,23 @@ pub fn controls_key(model_sha256: &str, settings_json: &[u8], task: &Task, contr
     analysis_key(model_sha256, settings_json, &[task.name.as_bytes(), schema, &c])
 }
 
+/// The directories of an output directory that hold units, each kind's
+/// own, in the order the README's table lists them: every cleanup, the
+/// census and the file names below use these.
+pub const UNIT_DIRS: [&str; 6] = [MODELS_DIR, DISCOVER_DIR, BEYOND_DIR, CONTROLS_DIR, STRUCTURE_DIR, PLANTED_DIR];
+/// Trained models and their sidecars.
+pub const MODELS_DIR: &str = "models";
+/// Discoveries.
+pub const DISCOVER_DIR: &str = "discover";
+/// STUDY §8 and §12.
+pub const BEYOND_DIR: &str = "beyond";
+/// STUDY §10.
+pub const CONTROLS_DIR: &str = "controls";
+/// STUDY §9.
+pub const STRUCTURE_DIR: &str = "structure";
+/// The planted-truth suite (STUDY §11).
+pub const PLANTED_DIR: &str = "planted";
+
 /// Where one model's units lie under an output directory: the one naming
 /// `reproduce` and `sweep` share, `<regime>-seed<S>[-<task>]-<key>`.
 #[derive(Debug, Clone, Copy)]
@@ -90,30 +107,30 @@ impl UnitFiles<'_> {
 
     /// The checkpoint of the model whose [`model_key`] is `key`.
     pub fn model(&self, key: &str) -> PathBuf {
-        self.out.join("models").join(format!("{}-{key}.safetensors", self.stem()))
+        self.out.join(MODELS_DIR).join(format!("{}-{key}.safetensors", self.stem()))
     }
 
     /// A discovery of `task` on the model of SHA-256 `model_sha256`.
     pub fn discovery(&self, model_sha256: &str, settings_json: &[u8], task: &Task) -> PathBuf {
         let key = discovery_key(model_sha256, settings_json, task);
-        self.out.join("discover").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
+        self.out.join(DISCOVER_DIR).join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §8 and §12 on `task`, with `b`.
     pub fn beyond(&self, model_sha256: &str, settings_json: &[u8], task: &Task, b: Option<&BeyondSettings>) -> PathBuf {
         let key = beyond_key(model_sha256, settings_json, task, b);
-        self.out.join("beyond").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
+        self.out.join(BEYOND_DIR).join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §10 on `task`.
     pub fn controls(&self, model_sha256: &str, settings_json: &[u8], task: &Task, c: &ControlSettings) -> PathBuf {
         let key = controls_key(model_sha256, settings_json, task, c);
-        self.out.join("controls").join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
+        self.out.join(CONTROLS_DIR).join(format!("{}-{}-{key}.json", self.stem(), task.file_stem()))
     }
 
     /// STUDY §9.
     pub fn structure(&self, model_sha256: &str, settings_json: &[u8]) -> PathBuf {
         let key = structure_key(model_sha256, settings_json);
-        self.out.join("structure").join(format!("{}-{key}.json", self.stem()))
+        self.out.join(STRUCTURE_DIR).join(format!("{}-{key}.json", self.stem()))
     }
 }

@@ -40,7 +40,7 @@ pub mod train;
 pub mod workload;
 
 pub use error::{list_some, EngineError};
-pub use execute::{execute, ModelOutcome, Observer, Options, Source, Value};
+pub use execute::{execute, Executed, ModelOutcome, Observer, Options, Source, Value};
 pub use plan::Plan;
 pub use shard::Shard;
-pub use workload::{Datasets, ModelUnit, Workload};
+pub use workload::{Datasets, ModelUnit, Selection, Workload};

@@ -4,8 +4,10 @@
 //! settings' methods scored on its three tasks (one unit per method, keyed
 //! by the method and its options, so that a new method computes only its
 //! own); per regime, the Boolean networks (one JSON). Cached by content key
-//! under `planted/`, claimed, and sharded like the study's models (a
-//! model's units go to one shard).
+//! under `planted/`, claimed, counted by the census and sharded like the
+//! study's models (a planted model's units go to one shard): they are
+//! groups of the workload ([`Workload::planted`]), and
+//! [`execute`](crate::execute()) runs them beside the study's.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +18,7 @@ use modcirc_bimt::iit::{planted_quality, train_planted, Alignment, PlantedConfig
 use modcirc_bimt::{Regime, TrainTiming};
 use modcirc_dataset::pvr::PvrSource;
 use modcirc_mlp::Mlp;
-use modcirc_store::listing::{self, Lookup};
+use modcirc_store::listing;
 use modcirc_store::{short_hash, FileRecord};
 use modcirc_study::planted::{
     boolean_suite, planted_results, score_planted, BooleanModel, PlantedResults, PlantedScores, PlantedSettings,
@@ -24,12 +26,10 @@ use modcirc_study::planted::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::execute::{Ctx, Options, Value};
-use crate::jobs::run_jobs;
+use crate::execute::{Ctx, Value};
 use crate::plan::ModelPoint;
-use crate::shard::{assign, Shard};
-use crate::workload::{ModelUnit, Workload};
-use crate::{EngineError, Observer};
+use crate::workload::{Census, Datasets, ModelUnit, Workload};
+use crate::EngineError;
 
 /// Bumped when a change to the suite changes what a planted model's unit
 /// holds (2: its quality only; each method's scores are units of their own).
@@ -77,32 +77,42 @@ pub struct BooleanRecord {
     pub networks: Vec<BooleanModel>,
 }
 
-/// One group of the suite's units (one shard runs it whole).
+/// One group of the suite's units, which one shard runs whole: a planted
+/// model with each method's scores on it, or a regime's Boolean networks.
+#[derive(Debug, Clone)]
+pub struct PlantedGroup {
+    /// Its place (after the study's models), key, cost and main file.
+    pub unit: ModelUnit,
+    job: Job,
+}
+
 #[derive(Debug, Clone)]
 enum Job {
     /// A planted model and each method's scores on it (their files).
     Model {
         regime: Regime,
         seed: u64,
-        path: PathBuf,
         scores: Vec<(Method, PathBuf)>,
     },
     Boolean {
         regime: Regime,
-        path: PathBuf,
     },
 }
 
-/// The suite's units in `out`, each model's and each regime's Boolean
-/// networks as a group for shards and progress.
-fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, EngineError> {
+/// The suite's groups under `out`, numbered from `base`: per regime, each
+/// seed's model and its scores, then the Boolean networks.
+pub(crate) fn groups(
+    s: &PlantedSettings,
+    out: &Path,
+    data: &Datasets,
+    base: usize,
+) -> Result<Vec<PlantedGroup>, EngineError> {
     let sums: Vec<&str> =
-        wl.data.values().next().map_or(Vec::new(), |m| m.checksums.iter().map(|c| c.sha256.as_str()).collect());
+        data.values().next().map_or(Vec::new(), |m| m.checksums.iter().map(|c| c.sha256.as_str()).collect());
     let sums_json = json(&sums)?;
     let revision = PLANTED_REVISION.to_le_bytes();
-    let dir = wl.out.join("planted");
+    let dir = out.join(crate::keys::PLANTED_DIR);
     let mut out = Vec::new();
-    let base = wl.models.len();
     for &regime in &s.regimes {
         for &seed in &s.seeds {
             let config = s.config(regime, seed);
@@ -123,11 +133,9 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
                     Ok((m.clone(), dir.join(format!("{stem}-{}-{k}.json", m.name()))))
                 })
                 .collect::<Result<Vec<_>, EngineError>>()?;
-            let cost = config.train.steps as f64 * 3.0;
-            out.push((
-                unit(base + out.len(), config.train.clone(), key, path.clone(), cost),
-                Job::Model { regime, seed, path, scores },
-            ));
+            let cost = crate::shard::cost::planted(config.train.steps, scores.len());
+            let unit = unit(base + out.len(), config.train.clone(), key, path, cost);
+            out.push(PlantedGroup { unit, job: Job::Model { regime, seed, scores } });
         }
         let key = short_hash(&[
             &json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?,
@@ -136,10 +144,36 @@ fn jobs(wl: &Workload, s: &PlantedSettings) -> Result<Vec<(ModelUnit, Job)>, Eng
         ]);
         let path = dir.join(format!("boolean-{regime}-{key}.json"));
         let config = modcirc_bimt::TrainConfig::new(regime).steps(s.boolean_steps);
-        let cost = (s.boolean_seeds.len() * s.boolean_steps) as f64 * 0.1;
-        out.push((unit(base + out.len(), config, key, path.clone(), cost), Job::Boolean { regime, path }));
+        let cost = crate::shard::cost::boolean(s.boolean_seeds.len(), s.boolean_steps);
+        out.push(PlantedGroup { unit: unit(base + out.len(), config, key, path, cost), job: Job::Boolean { regime } });
     }
     Ok(out)
+}
+
+impl PlantedGroup {
+    /// How many units the group holds.
+    pub fn units(&self) -> usize {
+        match &self.job {
+            Job::Model { scores, .. } => 1 + scores.len(),
+            Job::Boolean { .. } => 1,
+        }
+    }
+
+    /// Adds what the cache holds of the group's units to `c`.
+    pub(crate) fn look(&self, wl: &Workload, c: &mut Census) {
+        let path = &self.unit.path;
+        c.total += self.units();
+        match &self.job {
+            Job::Model { scores, .. } => {
+                let record = record_path(path);
+                c.look(path, &[path, &record], wl.rel(path));
+                for (_, p) in scores {
+                    c.look(p, &[p], wl.rel(p));
+                }
+            }
+            Job::Boolean { .. } => c.look(path, &[path], wl.rel(path)),
+        }
+    }
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, EngineError> {
@@ -155,32 +189,8 @@ pub fn record_path(checkpoint: &Path) -> PathBuf {
     checkpoint.with_extension("json")
 }
 
-/// How many of the suite's units (each model, each method's scores on it,
-/// each regime's Boolean networks) the cache holds, of how many.
-pub fn census(wl: &Workload, s: &PlantedSettings) -> Result<(usize, usize), EngineError> {
-    let (mut done, mut all) = (0, 0);
-    for (_, job) in jobs(wl, s)? {
-        match job {
-            Job::Model { path, scores, .. } => {
-                let record = record_path(&path);
-                let files = [path.as_path(), record.as_path()];
-                done += matches!(listing::lookup(&listing::listing_path(&path), &files), Lookup::Hit(_)) as usize;
-                done += scores
-                    .iter()
-                    .filter(|(_, p)| listing::fetch_json::<ScoresRecord>(p).is_ok_and(|r| r.is_some()))
-                    .count();
-                all += 1 + scores.len();
-            }
-            Job::Boolean { path, .. } => {
-                done += listing::fetch_json::<BooleanRecord>(&path).is_ok_and(|r| r.is_some()) as usize;
-                all += 1;
-            }
-        }
-    }
-    Ok((done, all))
-}
-
 /// What executing the suite gives: the results and every file, as read or written.
+#[derive(Debug)]
 pub struct PlantedRun {
     /// The tables and findings.
     pub results: PlantedResults,
@@ -190,29 +200,8 @@ pub struct PlantedRun {
     pub seconds: Vec<(&'static str, f64)>,
 }
 
-/// Runs (or reads from the cache) the suite's units of `shard` (all when
-/// `None`), `options.jobs` at once, and, for the whole suite, its results.
-pub fn execute_planted(
-    wl: &Workload,
-    settings: &PlantedSettings,
-    shard: Option<Shard>,
-    options: &Options,
-    observer: &dyn Observer,
-) -> Result<PlantedRun, EngineError> {
-    let all = jobs(wl, settings)?;
-    let owner = match shard {
-        Some(sh) => assign(&all.iter().map(|(m, _)| (m.key.clone(), m.cost)).collect::<Vec<_>>(), sh.count),
-        None => vec![0; all.len()],
-    };
-    let mine: Vec<&(ModelUnit, Job)> =
-        all.iter().zip(owner).filter(|(_, o)| shard.is_none_or(|sh| *o == sh.index)).map(|(j, _)| j).collect();
-    let started = Instant::now();
-    let ctx = Ctx { wl, options, observer, concurrent: options.jobs > 1 && mine.len() > 1 };
-    let done = run_jobs(&mine, options.jobs, |(m, job)| {
-        let r = run_one(&ctx, settings, m, job);
-        observer.model_finished(m);
-        r
-    })?;
+/// The suite's tables and findings from its executed groups.
+pub(crate) fn results(done: Vec<PlantedDone>) -> PlantedRun {
     let (mut models, mut boolean, mut files, mut seconds) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for d in done {
         files.extend(d.files);
@@ -222,8 +211,9 @@ pub fn execute_planted(
             Done::Boolean(b) => boolean.extend(b.networks),
         }
     }
-    let results = planted_results(models, boolean, started.elapsed().as_secs_f64());
-    Ok(PlantedRun { results, files, seconds })
+    let spent = seconds.iter().map(|(_, s)| s).sum();
+    let results = planted_results(models, boolean, spent);
+    PlantedRun { results, files, seconds }
 }
 
 enum Done {
@@ -231,16 +221,19 @@ enum Done {
     Boolean(BooleanRecord),
 }
 
-struct Ran {
+/// An executed group of the suite.
+pub struct PlantedDone {
     value: Done,
     files: Vec<FileRecord>,
     seconds: Vec<(&'static str, f64)>,
 }
 
-fn run_one(ctx: &Ctx<'_>, s: &PlantedSettings, m: &ModelUnit, job: &Job) -> Result<Ran, EngineError> {
-    match job {
-        Job::Model { regime, seed, path, scores } => run_model(ctx, s, m, (*regime, *seed), path, scores),
-        Job::Boolean { regime, path } => run_boolean(ctx, s, m, *regime, path),
+/// Runs (or reads from the cache) a group's units.
+pub(crate) fn run_group(ctx: &Ctx<'_>, s: &PlantedSettings, g: &PlantedGroup) -> Result<PlantedDone, EngineError> {
+    let (m, path) = (&g.unit, g.unit.path.as_path());
+    match &g.job {
+        Job::Model { regime, seed, scores } => run_model(ctx, s, m, (*regime, *seed), path, scores),
+        Job::Boolean { regime } => run_boolean(ctx, s, m, *regime, path),
     }
 }
 
@@ -252,7 +245,7 @@ fn run_model(
     (regime, seed): (Regime, u64),
     path: &Path,
     scores: &[(Method, PathBuf)],
-) -> Result<Ran, EngineError> {
+) -> Result<PlantedDone, EngineError> {
     let (wl, obs) = (ctx.wl, ctx.observer);
     let mnist = wl.data.values().next().ok_or(EngineError::JobNotRun)?;
     let who = format!("the planted {regime} seed {seed} model");
@@ -292,6 +285,7 @@ fn run_model(
             Ok((r, vec![weights, json]))
         },
     )?;
+    obs.unit_done(m, Value::PlantedModel(&r.quality), source);
     let mut seconds = Vec::new();
     if matches!(source, crate::Source::Computed) {
         seconds.extend([("planted training", r.timing.total_s), ("planted quality", r.quality_s)]);
@@ -300,12 +294,8 @@ fn run_model(
     let scored = method_scores(ctx, s, m, (seed, &who), (path, &bytes[0], &r.alignment), scores)?;
     files.extend(scored.files);
     seconds.extend(scored.seconds);
-    let any_computed = scored.computed || matches!(source, crate::Source::Computed);
-    let tasks = scored.tasks;
-    let scores = PlantedScores { regime, seed, quality: r.quality, tasks };
-    let source = if any_computed { crate::Source::Computed } else { source };
-    obs.unit_done(m, Value::Planted(&scores), source);
-    Ok(Ran { value: Done::Model(Box::new(scores)), files, seconds })
+    let scores = PlantedScores { regime, seed, quality: r.quality, tasks: scored.tasks };
+    Ok(PlantedDone { value: Done::Model(Box::new(scores)), files, seconds })
 }
 
 /// Each method's scores on a planted model, merged per task.
@@ -313,7 +303,6 @@ struct Scored {
     tasks: Vec<TaskScores>,
     files: Vec<FileRecord>,
     seconds: Vec<(&'static str, f64)>,
-    computed: bool,
 }
 
 /// Each of `scores`' methods on the planted model in `bytes` (its unit at
@@ -330,7 +319,7 @@ fn method_scores(
     let (wl, obs) = (ctx.wl, ctx.observer);
     let mnist = wl.data.values().next().ok_or(EngineError::JobNotRun)?;
     let mut loaded: Option<(Mlp, PvrSource)> = None;
-    let mut out = Scored { tasks: Vec::new(), files: Vec::new(), seconds: Vec::new(), computed: false };
+    let mut out = Scored { tasks: Vec::new(), files: Vec::new(), seconds: Vec::new() };
     for (method, at) in scores {
         let fetch = |warn: bool| -> Option<(ScoresRecord, Vec<u8>)> {
             ctx.fetch_json::<ScoresRecord>(at, warn).filter(|(r, _)| r.method == *method)
@@ -355,9 +344,9 @@ fn method_scores(
                 Ok((sr, bytes))
             },
         )?;
+        obs.unit_done(m, Value::PlantedScores(method, &sr.tasks), sr_source);
         if matches!(sr_source, crate::Source::Computed) {
             out.seconds.push(("planted scoring", sr.seconds));
-            out.computed = true;
         }
         out.files.push(FileRecord::of(&wl.out, at, &sr_bytes));
         if out.tasks.is_empty() {
@@ -382,7 +371,7 @@ fn run_boolean(
     m: &ModelUnit,
     regime: Regime,
     path: &Path,
-) -> Result<Ran, EngineError> {
+) -> Result<PlantedDone, EngineError> {
     let obs = ctx.observer;
     let mut boolean_s = None;
     let fetch = |warn: bool| -> Option<(BooleanRecord, Vec<u8>)> { ctx.fetch_json(path, warn) };
@@ -405,5 +394,5 @@ fn run_boolean(
     obs.unit_done(m, Value::Boolean(&r.networks), source);
     let files = vec![FileRecord::of(&ctx.wl.out, path, &bytes)];
     let seconds = boolean_s.filter(|_| matches!(source, crate::Source::Computed));
-    Ok(Ran { value: Done::Boolean(r), files, seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect() })
+    Ok(PlantedDone { value: Done::Boolean(r), files, seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect() })
 }

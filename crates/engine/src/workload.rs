@@ -1,6 +1,6 @@
 //! A plan laid out in an output directory: each model's key and files,
-//! the units that follow its training (the unit graph), shards, and what
-//! the cache holds of them (the census).
+//! the units that follow its training (the unit graph), the planted
+//! suite's groups, shards, and what the cache holds of them (the census).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,8 @@ use modcirc_store::claim::{self, ClaimState};
 use modcirc_store::listing::{self, Lookup};
 
 use crate::error::list_some;
-use crate::keys::{model_key_on, UnitFiles};
+use crate::keys::{model_key_on, UnitFiles, UNIT_DIRS};
+use crate::planted::PlantedGroup;
 use crate::plan::{sizes_name, ModelPoint, Plan};
 use crate::shard::{assign, cost, Shard};
 use crate::EngineError;
@@ -85,6 +86,9 @@ pub struct Workload {
     pub data: Datasets,
     /// Every model, in the plan's order.
     pub models: Vec<ModelUnit>,
+    /// The planted-truth suite's groups (STUDY §11), numbered after the
+    /// models; none when the plan has no suite.
+    pub planted: Vec<PlantedGroup>,
     /// Each setting's JSON, what the analysis keys hash.
     settings_json: Vec<Vec<u8>>,
 }
@@ -131,7 +135,11 @@ impl Workload {
             let cost = cost::group(c, plan.settings.iter().map(|s| &s.settings), plan.tasks.len(), beyond, controls);
             models.push(ModelUnit { index, point: point.clone(), key, path, cost });
         }
-        Ok(Workload { plan, out, data, models, settings_json })
+        let planted = match &plan.planted {
+            Some(s) => crate::planted::groups(s, &out, &data, models.len())?,
+            None => Vec::new(),
+        };
+        Ok(Workload { plan, out, data, models, planted, settings_json })
     }
 
     /// The content key of discovery setting `s` (a part of each of its
@@ -145,11 +153,29 @@ impl Workload {
         &self.data[&m.point.data_dir]
     }
 
-    /// The models of `shard`, each with every unit that needs it.
-    pub fn shard(&self, shard: Shard) -> Vec<&ModelUnit> {
-        let groups: Vec<(String, f64)> = self.models.iter().map(|m| (m.key.clone(), m.cost)).collect();
+    /// Every group of the workload: each model with every unit that
+    /// needs it, and the planted suite's groups.
+    pub fn all(&self) -> Selection<'_> {
+        Selection { models: self.models.iter().collect(), planted: self.planted.iter().collect() }
+    }
+
+    /// The groups of `shard`: the study's models and the planted suite's
+    /// groups given out together by cost.
+    pub fn shard(&self, shard: Shard) -> Selection<'_> {
+        let units = self.models.iter().chain(self.planted.iter().map(|g| &g.unit));
+        let groups: Vec<(String, f64)> = units.map(|m| (m.key.clone(), m.cost)).collect();
         let owner = assign(&groups, shard.count);
-        self.models.iter().zip(owner).filter(|(_, s)| *s == shard.index).map(|(m, _)| m).collect()
+        let (models_owner, planted_owner) = owner.split_at(self.models.len());
+        let mine = |o: &usize| *o == shard.index;
+        Selection {
+            models: self.models.iter().zip(models_owner).filter(|(_, o)| mine(o)).map(|(m, _)| m).collect(),
+            planted: self.planted.iter().zip(planted_owner).filter(|(_, o)| mine(o)).map(|(g, _)| g).collect(),
+        }
+    }
+
+    /// The output directory and each of its unit directories.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.out.clone()).chain(UNIT_DIRS.iter().map(|d| self.out.join(d))).collect()
     }
 
     /// The units that follow `m`'s training, once its checkpoint's SHA-256
@@ -190,11 +216,10 @@ impl Workload {
         path.strip_prefix(&self.out).unwrap_or(path).display().to_string()
     }
 
-    /// What the cache holds of `models`' units. A directory of the cache
-    /// that cannot be read is an error, not "missing".
-    pub fn census<'a>(&self, models: impl IntoIterator<Item = &'a ModelUnit>) -> Result<Census, EngineError> {
-        for sub in ["", "models", "discover", "beyond", "controls", "structure"] {
-            let dir = self.out.join(sub);
+    /// What the cache holds of `selection`'s units. A directory of the
+    /// cache that cannot be read is an error, not "missing".
+    pub fn census(&self, selection: &Selection<'_>) -> Result<Census, EngineError> {
+        for dir in self.dirs() {
             match std::fs::read_dir(&dir) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -202,7 +227,10 @@ impl Workload {
             }
         }
         let mut c = Census::default();
-        for m in models {
+        for g in &selection.planted {
+            g.look(self, &mut c);
+        }
+        for m in &selection.models {
             c.total += 1 + self.analyses_per_model(m);
             let sidecar = checkpoint::sidecar_path(&m.path);
             c.look(&m.path, &[&m.path, &sidecar], self.rel(&m.path));
@@ -218,9 +246,9 @@ impl Workload {
         Ok(c)
     }
 
-    /// Refuses, listing them, any of `models`' units that is not done.
-    pub fn require_done<'a>(&self, models: impl IntoIterator<Item = &'a ModelUnit>) -> Result<(), EngineError> {
-        let c = self.census(models)?;
+    /// Refuses, listing them, any of `selection`'s units that is not done.
+    pub fn require_done(&self, selection: &Selection<'_>) -> Result<(), EngineError> {
+        let c = self.census(selection)?;
         let mut missing: BTreeSet<String> = c.missing.clone();
         missing.extend(c.running.iter().chain(&c.abandoned).cloned());
         for m in &c.missing_models {
@@ -236,6 +264,33 @@ impl Workload {
             out: self.out.clone(),
             names: list_some(&missing, 12),
         })
+    }
+}
+
+/// Groups of a workload: some of its models, each with every unit that
+/// needs it, and some of the planted suite's groups.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a> {
+    /// The study's (or sweep's) models.
+    pub models: Vec<&'a ModelUnit>,
+    /// The planted suite's groups.
+    pub planted: Vec<&'a PlantedGroup>,
+}
+
+impl Selection<'_> {
+    /// Groups in all.
+    pub fn len(&self) -> usize {
+        self.models.len() + self.planted.len()
+    }
+
+    /// Whether it holds no group.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Estimated CPU seconds of every group.
+    pub fn cost(&self) -> f64 {
+        self.models.iter().map(|m| m.cost).chain(self.planted.iter().map(|g| g.unit.cost)).sum()
     }
 }
 
@@ -259,7 +314,7 @@ pub struct Census {
 }
 
 impl Census {
-    fn look(&mut self, path: &Path, files: &[&Path], name: String) {
+    pub(crate) fn look(&mut self, path: &Path, files: &[&Path], name: String) {
         match listing::lookup(&listing::listing_path(path), files) {
             Lookup::Hit(_) => self.done += 1,
             _ => match claim::state(path) {
