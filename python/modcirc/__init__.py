@@ -51,6 +51,8 @@ __all__ = [
     "DEFAULT_SAMPLE",
     "DEFAULT_TAU",
     "Circuit",
+    "Comparison",
+    "Controls",
     "Data",
     "Discovery",
     "METHODS",
@@ -58,6 +60,7 @@ __all__ = [
     "Model",
     "acdc",
     "attribution",
+    "compare",
     "discover",
     "eap",
     "from_arrays",
@@ -558,6 +561,30 @@ class Discovery:
         model answers the same on clean and corrupted images)."""
         return self._native.faithfulness(ablation)
 
+    def controls(
+        self,
+        *,
+        random: Optional[int] = None,
+        alternatives: Optional[int] = None,
+        faithful: Optional[float] = None,
+        seed: int = 0,
+        optimal_pairs: Optional[int] = None,
+    ) -> Controls:
+        """STUDY §10 on this circuit, the CLI's ``controls``: ``random``
+        circuits of its size per pool, up to ``alternatives`` disjoint
+        alternatives (faithful from ``faithful``), the any-digit control
+        (``seed`` draws it and the random circuits) and the other ablations
+        (optimal's constants fitted on ``optimal_pairs`` training pairs)."""
+        return Controls._of(
+            self._native.controls(
+                random=_optional_whole("random", random, 1),
+                alternatives=_optional_whole("alternatives", alternatives),
+                faithful=faithful,
+                seed=_whole("seed", seed),
+                optimal_pairs=_optional_whole("optimal_pairs", optimal_pairs, 1),
+            )
+        )
+
     def export(self, format: str = "json") -> str:
         """The circuit as ``cargo xtask export`` writes it: ``"json"`` (the
         circuit graph, docs/circuit-graph.md) or ``"dot"`` (Graphviz)."""
@@ -727,8 +754,10 @@ def discover(
     """
     m, d = _model(model), _data(data)
     spec, pairs = _task(task)
-    kwargs: Dict[str, Any] = dict(
+    options = _options(
+        k,
         select=select,
+        min_effect=min_effect,
         live_only=live_only,
         eps=eps,
         ablation=ablation,
@@ -739,10 +768,44 @@ def discover(
         target_faithfulness=target_faithfulness,
         max_memory_gib=max_memory_gib,
     )
-    for name in ("bootstraps", "sample"):
-        kwargs[name] = _whole(name, kwargs[name], 1)
-    kwargs["seed"] = _whole("seed", seed)
-    kwargs["max_memory_gib"] = _optional_whole("max_memory_gib", max_memory_gib, 1, 4096)
+    native = _with_progress(
+        progress,
+        bootstraps,
+        "resamples",
+        lambda cb: _native.discover(m._native, d._native, spec, pairs, options, progress=cb),
+    )
+    return Discovery(native)
+
+
+def _options(
+    k: Union[int, Sequence[int]],
+    *,
+    select: str,
+    min_effect: Union[None, float, str],
+    live_only: bool,
+    eps: float,
+    ablation: str,
+    bootstraps: int,
+    sample: int,
+    split: str,
+    seed: int,
+    target_faithfulness: Optional[float],
+    max_memory_gib: Optional[int],
+) -> "_native.Options":
+    """A discovery's options, as :func:`discover` and :func:`compare` take
+    them, checked by the library (its conflicts, bounds and messages)."""
+    kwargs: Dict[str, Any] = dict(
+        select=select,
+        live_only=live_only,
+        eps=eps,
+        ablation=ablation,
+        bootstraps=_whole("bootstraps", bootstraps, 1),
+        sample=_whole("sample", sample, 1),
+        split=split,
+        seed=_whole("seed", seed),
+        target_faithfulness=target_faithfulness,
+        max_memory_gib=_optional_whole("max_memory_gib", max_memory_gib, 1, 4096),
+    )
     if select == "topk":
         ks = [k] if np.isscalar(k) or isinstance(k, bool) else list(k)  # type: ignore[arg-type]
         kwargs["k"] = [_whole("k", v, 1, 2**32 - 1) for v in ks]
@@ -755,13 +818,129 @@ def discover(
         kwargs["min_share"] = float(text[:-1]) / 100.0
     elif min_effect is not None:
         kwargs["min_effect"] = float(min_effect)
-    native = _with_progress(
-        progress,
-        bootstraps,
-        "resamples",
-        lambda cb: _native.discover(m._native, d._native, spec, pairs, progress=cb, **kwargs),
+    return _native.Options(**kwargs)
+
+
+def _arrays(value: Any) -> Any:
+    """JSON with every list of numbers as a float array."""
+    if isinstance(value, dict):
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        plain = value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        return np.array(value, dtype=float) if plain else [_arrays(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Controls:
+    """STUDY §10 on a discovered circuit (:meth:`Discovery.controls`): the
+    CLI's ``controls`` JSON, its lists of numbers as arrays."""
+
+    #: The circuit's metrics on all pairs.
+    circuit: Dict[str, Any]
+    #: Against random circuits of its size: from live neurons, then from all.
+    random: List[Dict[str, Any]]
+    #: The best circuits disjoint from it and from each other.
+    alternatives: List[Dict[str, Any]]
+    #: How many alternatives reach the faithful threshold.
+    faithful_alternatives: int
+    #: The any-digit control.
+    any_digit: Dict[str, Any]
+    #: The resamples under each other ablation.
+    ablations: List[Dict[str, Any]]
+    #: The whole result as the CLI writes it.
+    json: str
+
+    @staticmethod
+    def _of(text: str) -> "Controls":
+        r = json.loads(text)
+        a = _arrays(r)
+        return Controls(
+            circuit=a["circuit"],
+            random=a["random"],
+            alternatives=a["alternatives"],
+            faithful_alternatives=int(r["faithful_alternatives"]),
+            any_digit=a["any_digit"],
+            ablations=a["ablations"],
+            json=text,
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several models on one task (:func:`compare`): the CLI's
+    ``compare.json``, its lists of numbers as arrays."""
+
+    #: Each model, judged.
+    models: List[Dict[str, Any]]
+    #: Each condition, summarised over its models (seeds).
+    conditions: List[Dict[str, Any]]
+    #: The discovery and ACDC settings every model got.
+    settings: Dict[str, Any]
+    #: The whole result as the CLI writes it.
+    json: str
+
+
+def compare(
+    models: Union[Mapping[str, Union[Model, PathLike]], Sequence[Tuple[str, Union[Model, PathLike]]]],
+    data: Union[Data, PathLike],
+    task: str,
+    k: Union[int, Sequence[int]] = DEFAULT_K,
+    *,
+    select: str = "topk",
+    min_effect: Union[None, float, str] = None,
+    live_only: bool = False,
+    eps: float = DEFAULT_EPS,
+    ablation: str = "zero",
+    bootstraps: int = DEFAULT_BOOTSTRAPS,
+    sample: int = DEFAULT_SAMPLE,
+    split: str = "test",
+    seed: int = 0,
+    target_faithfulness: Optional[float] = None,
+    max_memory_gib: Optional[int] = None,
+    tau: Optional[float] = None,
+    acdc_metric: str = "kl",
+    acdc_zero: bool = False,
+    acdc_pairs: Optional[int] = None,
+    progress: Progress = False,
+) -> Comparison:
+    """Several models on one task, side by side: the CLI's ``compare``.
+
+    ``models``: ``(condition, model)`` pairs (or a mapping of one model per
+    condition); models sharing a condition are its seeds. Each gets the
+    discovery :func:`discover` would give it (``target_faithfulness``
+    defaults to 0.8 here), STUDY §8's curve, edge-level ACDC (``tau``,
+    ``acdc_metric``, ``acdc_zero``, on ``acdc_pairs`` pairs) and Q.
+    """
+    pairs_of = list(models.items()) if isinstance(models, Mapping) else list(models)
+    loaded = [(str(c), _model(m)._native) for c, m in pairs_of]
+    d = _data(data)
+    options = _options(
+        k,
+        select=select,
+        min_effect=min_effect,
+        live_only=live_only,
+        eps=eps,
+        ablation=ablation,
+        bootstraps=bootstraps,
+        sample=sample,
+        split=split,
+        seed=seed,
+        target_faithfulness=target_faithfulness,
+        max_memory_gib=max_memory_gib,
     )
-    return Discovery(native)
+    pairs_n = _optional_whole("acdc_pairs", acdc_pairs, 1, 100_000)
+    text = _with_progress(
+        progress,
+        bootstraps * max(len(loaded), 1),
+        "resamples",
+        lambda cb: _native.compare(
+            loaded, d._native, task, options, tau=tau, acdc_metric=acdc_metric, acdc_zero=acdc_zero,
+            acdc_pairs=pairs_n, progress=cb,
+        ),
+    )
+    r = _arrays(json.loads(text))
+    return Comparison(models=r["models"], conditions=r["conditions"], settings=r["settings"], json=text)
 
 
 def attribution(

@@ -56,28 +56,54 @@ class Discovery:
     def faithfulness(self, ablation: Optional[str] = None) -> Optional[float]: ...
     def export(self, format: str = "json") -> str: ...
     def html(self, label: str = "model") -> str: ...
+    def controls(
+        self,
+        random: Optional[int] = None,
+        alternatives: Optional[int] = None,
+        faithful: Optional[float] = None,
+        seed: int = 0,
+        optimal_pairs: Optional[int] = None,
+    ) -> str: ...
+
+class Options:
+    def __init__(
+        self,
+        *,
+        k: Optional[Sequence[int]] = None,
+        select: str = "topk",
+        min_effect: Optional[float] = None,
+        min_share: Optional[float] = None,
+        live_only: bool = False,
+        eps: Optional[float] = None,
+        ablation: str = "zero",
+        bootstraps: Optional[int] = None,
+        sample: Optional[int] = None,
+        split: str = "test",
+        seed: int = 0,
+        target_faithfulness: Optional[float] = None,
+        max_memory_gib: Optional[int] = None,
+    ) -> None: ...
 
 def discover(
     model: Model,
     data: Data,
-    task: Optional[str] = None,
-    pairs: _Pairs = None,
-    *,
-    k: Optional[Sequence[int]] = None,
-    select: str = "topk",
-    min_effect: Optional[float] = None,
-    min_share: Optional[float] = None,
-    live_only: bool = False,
-    eps: Optional[float] = None,
-    ablation: str = "zero",
-    bootstraps: Optional[int] = None,
-    sample: Optional[int] = None,
-    split: str = "test",
-    seed: int = 0,
-    target_faithfulness: Optional[float] = None,
-    max_memory_gib: Optional[int] = None,
+    task: Optional[str],
+    pairs: _Pairs,
+    options: Options,
     progress: Optional[Callable[[int], Any]] = None,
 ) -> Discovery: ...
+def compare(
+    models: Sequence[Tuple[str, Model]],
+    data: Data,
+    task: str,
+    options: Options,
+    *,
+    tau: Optional[float] = None,
+    acdc_metric: str = "kl",
+    acdc_zero: bool = False,
+    acdc_pairs: Optional[int] = None,
+    progress: Optional[Callable[[int], Any]] = None,
+) -> str: ...
 def attribution(
     model: Model, data: Data, task: Optional[str] = None, pairs: _Pairs = None, *, split: str = "test", seed: int = 0
 ) -> str: ...

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use modcirc_acdc::{
     edge_acdc_with_progress, edge_attribution, exact_node_effects, faithfulness, faithfulness_under, node_attribution,
-    Ablation, AcdcConfig, AcdcMetric, Circuit, PatchingSweep, SelectionRule, TaskImages, DEFAULT_BOOTSTRAPS,
-    DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, DEFAULT_TAU,
+    Ablation, AcdcConfig, AcdcMetric, Circuit, PatchingSweep, TaskImages, DEFAULT_ALTERNATIVES, DEFAULT_BOOTSTRAPS,
+    DEFAULT_EPS, DEFAULT_FAITHFUL, DEFAULT_K, DEFAULT_OPTIMAL_PAIRS, DEFAULT_RANDOM_CIRCUITS, DEFAULT_SAMPLE,
+    DEFAULT_TAU,
 };
 use modcirc_bimt::checkpoint::{self, Checkpoint};
 use modcirc_bimt::{Regime, TrainConfig};
@@ -29,7 +30,10 @@ use modcirc_present::export::{circuit_graph, read_source, to_dot};
 use modcirc_present::html::{model_page_data, report_html, PageInput};
 use modcirc_store::listing::sha256_hex;
 use modcirc_study::beyond::ACDC_PAIRS;
-use modcirc_study::discovery::{discover_pairs, DiscoverOutput, DiscoverySettings, ModelSource, Split};
+use modcirc_study::compare::{comparison, CompareInput, CompareSettings};
+use modcirc_study::controls::{controls, ControlSettings};
+use modcirc_study::discovery::{discover_pairs, DiscoverOutput, ModelSource, Split};
+use modcirc_study::options::{DiscoveryOptions, MinEffect, OptionError, Select};
 use modcirc_study::structure::{graph_modularity, weight_graph};
 use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
@@ -66,6 +70,20 @@ fn py_err(e: &(dyn std::error::Error + 'static)) -> PyErr {
 
 fn value_err(msg: impl Into<String>) -> PyErr {
     PyValueError::new_err(msg.into())
+}
+
+/// A discovery option's error, naming the keyword.
+fn option_err(e: OptionError) -> PyErr {
+    match e {
+        OptionError::Conflict { option, rule, why } => {
+            value_err(format!("{option}: applies to select=\"{rule}\" only{why}"))
+        }
+        OptionError::Memory { gib, max, .. } => value_err(format!(
+            "model: a discovery on it would hold up to {gib:.1} GiB, above max_memory_gib = {max} (raise it to run anyway)"
+        )),
+        OptionError::Model { source, .. } => py_err(&source),
+        bounds @ OptionError::Bounds { .. } => value_err(bounds.to_string()),
+    }
 }
 
 /// Raised inside the work (by unwinding, which skips the panic hook) when
@@ -509,6 +527,33 @@ impl PyDiscovery {
 
     /// The model's page (`discover --html`): the network, the circuit, the
     /// scores, the curves and the rules, as one self-contained HTML file.
+    /// STUDY §10 on the circuit (the CLI's `controls`): random circuits of
+    /// its size, disjoint alternatives, the any-digit control and the other
+    /// ablations, as JSON; `None` is the library's default.
+    #[pyo3(signature = (random=None, alternatives=None, faithful=None, seed=0, optimal_pairs=None))]
+    fn controls(
+        &self,
+        py: Python<'_>,
+        random: Option<usize>,
+        alternatives: Option<usize>,
+        faithful: Option<f64>,
+        seed: u64,
+        optimal_pairs: Option<usize>,
+    ) -> PyResult<String> {
+        let settings = ControlSettings {
+            random: random.unwrap_or(DEFAULT_RANDOM_CIRCUITS),
+            alternatives: alternatives.unwrap_or(DEFAULT_ALTERNATIVES),
+            faithful: faithful.unwrap_or(DEFAULT_FAITHFUL),
+            seed,
+            optimal_pairs: optimal_pairs.unwrap_or(DEFAULT_OPTIMAL_PAIRS),
+        };
+        let meta = self.ck.meta.as_ref().map(|m| (m.config.regime, m.config.seed));
+        let who = (meta.map(|m| m.0), meta.map(|m| m.1));
+        let r =
+            py.detach(|| controls(&self.mnist, &self.ck.model, who, &self.out, &settings)).map_err(|e| py_err(&e))?;
+        to_json(&r)
+    }
+
     #[pyo3(signature = (label="model"))]
     fn html(&self, label: &str) -> PyResult<String> {
         let page = PageInput {
@@ -523,99 +568,139 @@ impl PyDiscovery {
     }
 }
 
-/// Discovery by activation patching (STUDY §4-§5), the CLI's `discover`:
-/// `None` for an option means the library's default.
+/// A discovery's options (`modcirc_study::options::DiscoveryOptions`, the
+/// one path every front end takes to a discovery's settings), checked for
+/// conflicts and bounds when made; `None` is the library's default.
+#[pyclass(module = "modcirc._native", name = "Options", frozen)]
+struct PyOptions(DiscoveryOptions);
+
+#[pymethods]
+impl PyOptions {
+    #[new]
+    #[pyo3(signature = (*, k=None, select="topk", min_effect=None, min_share=None, live_only=false, eps=None,
+        ablation="zero", bootstraps=None, sample=None, split="test", seed=0, target_faithfulness=None,
+        max_memory_gib=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        k: Option<Vec<usize>>,
+        select: &str,
+        min_effect: Option<f64>,
+        min_share: Option<f64>,
+        live_only: bool,
+        eps: Option<f64>,
+        ablation: &str,
+        bootstraps: Option<usize>,
+        sample: Option<usize>,
+        split: &str,
+        seed: u64,
+        target_faithfulness: Option<f64>,
+        max_memory_gib: Option<u64>,
+    ) -> PyResult<PyOptions> {
+        let min_effect = match (min_effect, min_share) {
+            (Some(_), Some(_)) => return Err(value_err("min_effect: give it in logits or as a share, not both")),
+            (_, Some(share)) => Some(MinEffect::Share(share)),
+            (effect, None) => effect.map(MinEffect::Logits),
+        };
+        let options = DiscoveryOptions {
+            k,
+            select: match select {
+                "topk" => Select::TopK,
+                "threshold" => Select::Threshold,
+                other => return Err(value_err(format!("select: {other:?} is not topk or threshold"))),
+            },
+            min_effect,
+            live_only,
+            target_faithfulness,
+            eps,
+            ablation: ablation.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))?,
+            bootstraps,
+            sample,
+            split: parse_split(split)?,
+            seed,
+            max_memory_gib,
+            device: DeviceSpec::Cpu,
+        };
+        options.settings().map_err(option_err)?;
+        Ok(PyOptions(options))
+    }
+}
+
+/// Discovery by activation patching (STUDY §4-§5), the CLI's `discover`.
 #[pyfunction]
-#[pyo3(signature = (model, data, task=None, pairs=None, *, k=None, select="topk", min_effect=None, min_share=None,
-    live_only=false, eps=None, ablation="zero", bootstraps=None, sample=None, split="test", seed=0,
-    target_faithfulness=None, max_memory_gib=None, progress=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (model, data, task, pairs, options, progress=None))]
 fn discover(
     py: Python<'_>,
     model: &PyModel,
     data: &PyData,
     task: Option<&str>,
     pairs: Option<Vec<(usize, usize)>>,
-    k: Option<Vec<usize>>,
-    select: &str,
-    min_effect: Option<f64>,
-    min_share: Option<f64>,
-    live_only: bool,
-    eps: Option<f64>,
-    ablation: &str,
-    bootstraps: Option<usize>,
-    sample: Option<usize>,
-    split: &str,
-    seed: u64,
-    target_faithfulness: Option<f64>,
-    max_memory_gib: Option<u64>,
+    options: &PyOptions,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyDiscovery> {
-    let selection = match select {
-        "topk" => {
-            if min_effect.is_some() || min_share.is_some() {
-                return Err(value_err("min_effect: applies to select=\"threshold\" only"));
-            }
-            SelectionRule::TopK { k: k.unwrap_or(vec![DEFAULT_K]), live_only }
-        }
-        "threshold" => {
-            if k.is_some() {
-                return Err(value_err("k: applies to select=\"topk\" only"));
-            }
-            if live_only {
-                return Err(value_err(
-                    "live_only: applies to select=\"topk\" only (a threshold keeps live neurons only)",
-                ));
-            }
-            match (min_effect, min_share) {
-                (Some(_), Some(_)) => return Err(value_err("min_effect: give it in logits or as a share, not both")),
-                (_, Some(min_share)) => SelectionRule::ShareThreshold { min_share },
-                (min_effect, None) => SelectionRule::Threshold { min_effect: min_effect.unwrap_or(0.0) },
-            }
-        }
-        other => return Err(value_err(format!("select: {other:?} is not topk or threshold"))),
-    };
-    if let Some(f) = target_faithfulness.filter(|f| !(f.is_finite() && *f > 0.0)) {
-        return Err(value_err(format!("target_faithfulness: {f} is not a finite number above 0")));
-    }
-    let mut settings = DiscoverySettings { split: parse_split(split)?, ..DiscoverySettings::default() };
-    let config = &mut settings.config;
-    config.selection = selection;
-    config.eps = eps.unwrap_or(DEFAULT_EPS);
-    config.ablation = ablation.parse::<Ablation>().map_err(|e| value_err(format!("ablation: {e}")))?;
-    config.bootstraps = bootstraps.unwrap_or(DEFAULT_BOOTSTRAPS);
-    config.sample = sample.unwrap_or(DEFAULT_SAMPLE);
-    config.seed = seed;
-    config.device = DeviceSpec::Cpu;
-    config.target_faithfulness = target_faithfulness;
-    if !(1..=100_000).contains(&config.bootstraps) {
-        return Err(value_err(format!("bootstraps: {} is not in 1..=100000", config.bootstraps)));
-    }
-    if !(1..=1_000_000).contains(&config.sample) {
-        return Err(value_err(format!("sample: {} is not in 1..=1000000", config.sample)));
-    }
-    if !(0.0..1.0).contains(&config.eps) {
-        return Err(value_err(format!("eps: {} is not in [0, 1)", config.eps)));
-    }
-    let ck = &model.ck;
-    let mnist = &data.mnist;
-    let set = fitted(model, data, settings.split)?;
-    let max = max_memory_gib.unwrap_or(modcirc_study::discovery::DEFAULT_MAX_MEMORY_GIB);
-    let need = settings.config.working_set_bytes(&ck.model, set.len());
-    if need > max << 30 {
-        return Err(value_err(format!(
-            "model: a discovery on it would hold up to {:.1} GiB, above max_memory_gib = {max} (raise it to run anyway)",
-            need as f64 / (1u64 << 30) as f64
-        )));
-    }
-    settings.config.check(&ck.model).map_err(|e| py_err(&e))?;
-    let (task, pairs) = task_pairs(set, task, pairs, seed)?;
+    let (ck, mnist, options) = (&model.ck, &data.mnist, &options.0);
+    let set = fitted(model, data, options.split)?;
+    let settings = options.checked(&ck.model, set.len()).map_err(option_err)?;
+    let (task, pairs) = task_pairs(set, task, pairs, options.seed)?;
     let source = ModelSource { model: &ck.model, path: &model.origin, sha256: &model.sha256, regime: model.regime() };
     let out = interruptible(py, progress, settings.config.bootstraps, |report| {
         discover_pairs(mnist, &source, &task, pairs, &settings, report)
     })?
     .map_err(|e| py_err(&e))?;
     Ok(PyDiscovery { out, ck: Arc::clone(ck), mnist: Arc::clone(mnist) })
+}
+
+/// Several models on one task, side by side (the CLI's `compare`), as
+/// `compare.json`: `models` are `(condition, model)` pairs, models sharing
+/// a condition its seeds.
+#[pyfunction]
+#[pyo3(signature = (models, data, task, options, *, tau=None, acdc_metric="kl", acdc_zero=false, acdc_pairs=None,
+    progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    py: Python<'_>,
+    models: Vec<(String, PyRef<'_, PyModel>)>,
+    data: &PyData,
+    task: &str,
+    options: &PyOptions,
+    tau: Option<f64>,
+    acdc_metric: &str,
+    acdc_zero: bool,
+    acdc_pairs: Option<usize>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let task = Task::parse(task).map_err(|e| value_err(format!("task: {e}")))?;
+    let metric = acdc_metric.parse::<AcdcMetric>().map_err(|e| value_err(format!("acdc_metric: {e}")))?;
+    let acdc = AcdcConfig { tau: tau.unwrap_or(DEFAULT_TAU), metric, zero_ablation: acdc_zero };
+    acdc.validate().map_err(|e| value_err(format!("tau: {e}")))?;
+    let acdc_pairs = acdc_pairs.unwrap_or(ACDC_PAIRS);
+    if !(1..=100_000).contains(&acdc_pairs) {
+        return Err(value_err(format!("acdc_pairs: {acdc_pairs} is not in 1..=100000")));
+    }
+    let mut options = options.0.clone();
+    options.target_faithfulness.get_or_insert(DEFAULT_FAITHFUL);
+    let mut settings = None;
+    for (_, m) in &models {
+        let set = fitted(m, data, options.split)?;
+        let s = options.checked(&m.ck.model, set.len()).map_err(option_err)?;
+        settings.get_or_insert(CompareSettings { modularity_seed: s.config.seed, discovery: s, acdc, acdc_pairs });
+    }
+    let settings = settings.ok_or_else(|| value_err("models: give at least one"))?;
+    let inputs: Vec<CompareInput> = models
+        .iter()
+        .map(|(condition, m)| CompareInput {
+            condition,
+            checkpoint: &m.ck,
+            path: Path::new(&m.origin),
+            sha256: &m.sha256,
+        })
+        .collect();
+    let total = settings.discovery.config.bootstraps * inputs.len();
+    let bootstraps = settings.discovery.config.bootstraps;
+    let c = interruptible(py, progress, total, |report| {
+        comparison(&data.mnist, &inputs, &task, settings, &mut |i, done| report(i * bootstraps + done))
+    })?
+    .map_err(|e| py_err(&e))?;
+    to_json(&c)
 }
 
 /// Node attribution (the first-order estimate of each neuron's patching
@@ -830,6 +915,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyModel>()?;
     m.add_class::<PyData>()?;
     m.add_class::<PyDiscovery>()?;
+    m.add_class::<PyOptions>()?;
+    m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(discover, m)?)?;
     m.add_function(wrap_pyfunction!(attribution, m)?)?;
     m.add_function(wrap_pyfunction!(eap, m)?)?;

@@ -8,7 +8,7 @@ use modcirc_acdc::DEFAULT_FAITHFUL;
 use modcirc_dataset::Task;
 use modcirc_present::compare::{compare_markdown, write_compare, COMPARE_FILES};
 use modcirc_store::listing::sha256_file;
-use modcirc_study::compare::{compare_model, conditions, CompareSettings, Comparison, COMPARE_SCHEMA};
+use modcirc_study::compare::{comparison, CompareInput, CompareSettings};
 use modcirc_study::discovery::provenance;
 
 use crate::beyond::AcdcArgs;
@@ -75,20 +75,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         return Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg).into());
     }
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|m| condition_and_path(m)).collect::<Result<_, _>>()?;
-    // One checkpoint given twice would count twice in its condition's
-    // summary: the same file, or the same bytes under two names, is refused.
-    let mut hashes: Vec<(String, &Path)> = Vec::new();
-    for (_, p) in &models {
-        let sha = sha256_file(p).with_context(|| format!("model {}", p.display()))?;
-        if let Some((_, first)) = hashes.iter().find(|(h, _)| *h == sha) {
-            anyhow::bail!(
-                "model {} is the same checkpoint as {} (given twice, it would count twice): give each once",
-                p.display(),
-                first.display()
-            );
-        }
-        hashes.push((sha, p));
-    }
     let mut inputs = args.data.inputs();
     for (_, p) in &models {
         inputs.push(("a model".into(), p.clone()));
@@ -103,8 +89,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     flags.target_faithfulness.get_or_insert(DEFAULT_FAITHFUL);
     let acdc = args.acdc.config()?;
     let mut settings = None;
-    let mut compared = Vec::new();
+    let mut read = Vec::new();
     for (condition, path) in &models {
+        let sha256 = sha256_file(path).with_context(|| format!("model {}", path.display()))?;
         let ck = load_model(path, args.activation).with_context(|| format!("model {}", path.display()))?;
         let s = flags.checked(&ck, &mnist)?;
         if let (modcirc_study::discovery::Provenance::Differs { trained_on, .. }, false) =
@@ -112,29 +99,36 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         {
             eprintln!("warning: {} was trained on {trained_on}, not on {}", path.display(), mnist.dir.display());
         }
-        let settings = settings.get_or_insert_with(|| CompareSettings {
+        settings.get_or_insert_with(|| CompareSettings {
             discovery: s.clone(),
             acdc,
             acdc_pairs: args.acdc.acdc_pairs as usize,
             modularity_seed: s.config.seed,
         });
-        let sha256 = hashes.iter().find(|(_, p)| *p == path.as_path()).map(|(h, _)| h.clone()).context("hashed")?;
-        let pb = bar(settings.discovery.config.bootstraps as u64, args.quiet, condition);
-        let m =
-            compare_model(&mnist, (&ck, path, &sha256), condition, &task, settings, &mut |d| pb.set_position(d as u64))
-                .with_context(|| format!("comparing {} on {task}", path.display()))?;
-        pb.finish_and_clear();
-        compared.push(m);
+        read.push((condition, path, ck, sha256));
     }
     let settings = settings.context("no model")?;
-    let c = Comparison {
-        schema: COMPARE_SCHEMA.into(),
-        task: task.clone(),
-        settings,
-        data_dir: mnist.dir.display().to_string(),
-        conditions: conditions(&compared),
-        models: compared,
+    let inputs: Vec<CompareInput> = read
+        .iter()
+        .map(|(condition, path, ck, sha256)| CompareInput { condition, checkpoint: ck, path, sha256 })
+        .collect();
+    let total = settings.discovery.config.bootstraps as u64;
+    let mut current: Option<(usize, indicatif::ProgressBar)> = None;
+    let mut on = |i: usize, done: usize| {
+        if current.as_ref().is_none_or(|(at, _)| *at != i) {
+            if let Some((_, pb)) = current.take() {
+                pb.finish_and_clear();
+            }
+            current = Some((i, bar(total, args.quiet, inputs[i].condition)));
+        }
+        if let Some((_, pb)) = &current {
+            pb.set_position(done as u64);
+        }
     };
+    let c = comparison(&mnist, &inputs, &task, settings, &mut on)?;
+    if let Some((_, pb)) = current {
+        pb.finish_and_clear();
+    }
     remove_stale_temps([out.as_path()], args.quiet)?;
     let written = write_compare(&out, &c).with_context(|| format!("writing {}", out.display()))?;
     if args.json {

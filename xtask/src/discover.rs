@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::{
-    Ablation, AcdcError, DiscoveryConfig, SelectionRule, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE,
-    NODE_GROWTH,
-};
+use modcirc_acdc::{Ablation, AcdcError, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_SAMPLE, NODE_GROWTH};
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{DatasetError, Mnist, Task};
 use modcirc_engine::plan::sizes_name;
@@ -18,10 +15,10 @@ use modcirc_present::html::{model_page_data, report_html, PageInput};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{
-    ablation_means, circuit_above_model, discover_checkpoint, sensitivity_rules, DiscoverOutput, DiscoverySettings,
-    Split, EFFECT_MEANS, FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_FORM, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS,
-    SPARSITY_MEANS,
+    ablation_means, circuit_above_model, discover_checkpoint, DiscoverOutput, DiscoverySettings, Split, EFFECT_MEANS,
+    FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_FORM, FAITHFULNESS_MEANS, LOGIT_DIFFERENCE_MEANS, SPARSITY_MEANS,
 };
+use modcirc_study::options::{DiscoveryOptions, MinEffect, OptionError, Select};
 use modcirc_study::StudyError;
 
 use crate::flags::{
@@ -113,67 +110,60 @@ pub struct DiscoverFlags {
 }
 
 impl DiscoverFlags {
+    /// The options the flags give, as every front end gives them.
+    pub fn options(&self) -> DiscoveryOptions {
+        DiscoveryOptions {
+            k: self.k.as_ref().map(|k| k.0.clone()),
+            select: match self.select {
+                SelectArg::Topk => Select::TopK,
+                SelectArg::Threshold => Select::Threshold,
+            },
+            min_effect: self.min_effect,
+            live_only: self.live_only,
+            target_faithfulness: self.target_faithfulness,
+            eps: Some(self.eps),
+            ablation: self.ablation,
+            bootstraps: Some(self.bootstraps as usize),
+            sample: Some(self.sample as usize),
+            split: self.split,
+            seed: self.seed,
+            max_memory_gib: Some(self.max_memory),
+            device: self.device,
+        }
+    }
+
     /// The settings, checked against the model before any work: K, eps,
     /// and what a resample of `--sample` pairs will allocate.
     pub fn checked(&self, ck: &Checkpoint, mnist: &Mnist) -> anyhow::Result<DiscoverySettings> {
-        let settings = self.settings()?;
-        let need = settings.config.working_set_bytes(&ck.model, settings.split.of(mnist).len());
-        if need > self.max_memory << 30 {
-            anyhow::bail!(
-                "--model: a discovery on this {} model would hold up to {:.1} GiB, above --max-memory {} GiB (raise it to run anyway)",
-                modcirc_engine::plan::sizes_name(&ck.model.sizes()),
-                need as f64 / (1u64 << 30) as f64,
-                self.max_memory
-            );
-        }
-        settings.config.check(&ck.model).map_err(|e| {
-            let flags = match e {
-                AcdcError::BadK { .. } => "--k",
-                AcdcError::BadSelection(_) => "--k, --min-effect",
-                _ => "--sample, --bootstraps, --eps",
-            };
-            anyhow::anyhow!("{e} ({flags})")
-        })?;
-        Ok(settings)
+        let images = self.split.of(mnist).len();
+        self.options().checked(&ck.model, images).map_err(flag_error)
     }
+}
 
-    /// The settings the flags name; a usage error for flags that do not go together.
-    pub fn settings(&self) -> Result<DiscoverySettings, clap::Error> {
-        let conflict = |msg: &str| Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")));
-        let selection = match self.select {
-            SelectArg::Topk => {
-                if self.min_effect.is_some() {
-                    return conflict("--min-effect applies to --select threshold only");
-                }
-                let k = self.k.as_ref().map_or(vec![DEFAULT_K], |k| k.0.clone());
-                SelectionRule::TopK { k, live_only: self.live_only }
-            }
-            SelectArg::Threshold => {
-                if self.live_only {
-                    return conflict("--live-only applies to --select topk only (a threshold keeps live neurons only)");
-                }
-                if self.k.is_some() {
-                    return conflict("--k applies to --select topk only");
-                }
-                match self.min_effect {
-                    Some(MinEffect::Share(min_share)) => SelectionRule::ShareThreshold { min_share },
-                    Some(MinEffect::Logits(min_effect)) => SelectionRule::Threshold { min_effect },
-                    None => SelectionRule::Threshold { min_effect: 0.0 },
-                }
-            }
-        };
-        let config = DiscoveryConfig {
-            selection,
-            compare: sensitivity_rules(),
-            eps: self.eps,
-            ablation: self.ablation,
-            bootstraps: self.bootstraps as usize,
-            sample: self.sample as usize,
-            seed: self.seed,
-            device: self.device,
-            target_faithfulness: self.target_faithfulness,
-        };
-        Ok(DiscoverySettings { config, split: self.split })
+/// An option's flag: `min_effect` is `--min-effect`.
+fn flag(option: &str) -> String {
+    match option {
+        "max_memory_gib" => "--max-memory".into(),
+        o => format!("--{}", o.replace('_', "-")),
+    }
+}
+
+/// A discovery option's error in the command line's terms: a conflict is a
+/// usage error; the rest name their flags.
+fn flag_error(e: OptionError) -> anyhow::Error {
+    match e {
+        OptionError::Conflict { option, rule, why } => {
+            let msg = format!("{} applies to --select {rule} only{why}\n", flag(option));
+            clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg).into()
+        }
+        OptionError::Bounds { option, message } => anyhow::anyhow!("{}: {message}", flag(option)),
+        OptionError::Memory { sizes, gib, max } => anyhow::anyhow!(
+            "--model: a discovery on this {sizes} model would hold up to {gib:.1} GiB, above --max-memory {max} GiB (raise it to run anyway)"
+        ),
+        OptionError::Model { options, source } => {
+            let flags: Vec<String> = options.iter().map(|o| flag(o)).collect();
+            anyhow::anyhow!("{source} ({})", flags.join(", "))
+        }
     }
 }
 
@@ -184,15 +174,6 @@ pub enum SelectArg {
     Topk,
     /// Every live neuron whose effect is at least --min-effect.
     Threshold,
-}
-
-/// `--min-effect`: logit units, or a share of the baseline.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MinEffect {
-    /// In logit-difference units.
-    Logits(f64),
-    /// A fraction of the baseline (`5%` is 0.05).
-    Share(f64),
 }
 
 /// Parses `0.5` or `5%`.

@@ -45,7 +45,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = STUDY_ACTIVATION)]
     pub activation: Activation,
     /// Output file (one regime) or directory (--all); default
-    /// ./artifacts/models/<regime>-seed<S>-<data>-<hash>.safetensors.
+    /// ./artifacts/models/REGIME-seedS-DATA-HASH.safetensors.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -66,7 +66,7 @@ pub struct TrainArgs {
 }
 
 /// `<regime>-seed<S>-<data>-<key>.safetensors`: the data directory's name
-/// and the model's content key ([`model_key`]), so that models of other
+/// and the model's content key (`modcirc_engine::keys::model_key`), so that models of other
 /// data or settings never share a name; the widths and activation are
 /// added where they are not the study's.
 pub fn default_model_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpec) -> anyhow::Result<String> {

@@ -394,5 +394,9 @@ fn run_boolean(
     obs.unit_done(m, Value::Boolean(&r.networks), source);
     let files = vec![FileRecord::of(&ctx.wl.out, path, &bytes)];
     let seconds = boolean_s.filter(|_| matches!(source, crate::Source::Computed));
-    Ok(PlantedDone { value: Done::Boolean(r), files, seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect() })
+    Ok(PlantedDone {
+        value: Done::Boolean(r),
+        files,
+        seconds: seconds.map(|s| ("Boolean networks", s)).into_iter().collect(),
+    })
 }

@@ -12,8 +12,8 @@ use modcirc_store::listing::{self, Lookup};
 
 use crate::error::list_some;
 use crate::keys::{model_key_on, UnitFiles, UNIT_DIRS};
-use crate::planted::PlantedGroup;
 use crate::plan::{sizes_name, ModelPoint, Plan};
+use crate::planted::PlantedGroup;
 use crate::shard::{assign, cost, Shard};
 use crate::EngineError;
 

@@ -5,7 +5,7 @@
 use crate::sparse::{Entries, Kernel, Sparse};
 
 /// Rows' nonzero inputs found once, for batches drawn from them
-/// ([`SparseInputs::fill_packed`]): a training set's images are packed
+/// ([`crate::SparseInputs::fill_packed`]): a training set's images are packed
 /// before its first step rather than searched again at every one.
 pub struct PackedRows {
     n_in: usize,

@@ -291,7 +291,7 @@ pub fn analyse(
         mask_points: Vec::new(),
     };
     let mut methods = vec![eap];
-    methods.extend(newer_methods(&sweep, settings, circuit.n_edges())?);
+    methods.extend(settings_methods(&sweep, settings, circuit.n_edges())?);
     crate::error::ensure_finite(&[
         ("circuit faithfulness", circuit_faithfulness),
         ("EAP same-size faithfulness", eap_same_size_faithfulness),
@@ -335,7 +335,7 @@ pub fn analyse(
 /// STUDY §12's edge methods that `settings` runs, each judged like EAP on
 /// all of `sweep`'s pairs ([`crate::judge::judge_faithfulness`]);
 /// `same_size` edges for the same-size comparison.
-pub fn newer_methods(
+pub fn settings_methods(
     sweep: &PatchingSweep<'_>,
     settings: &BeyondSettings,
     same_size: usize,

@@ -119,6 +119,57 @@ pub struct Comparison {
     pub conditions: Vec<ConditionRow>,
 }
 
+/// A model to compare, as a front end read it.
+#[derive(Debug, Clone, Copy)]
+pub struct CompareInput<'a> {
+    /// Its condition (models sharing one are its seeds).
+    pub condition: &'a str,
+    /// The checkpoint.
+    pub checkpoint: &'a Checkpoint,
+    /// Where it was read from, as given.
+    pub path: &'a Path,
+    /// SHA-256 of its bytes.
+    pub sha256: &'a str,
+}
+
+/// Every model judged on `task` under `settings` (`progress` gets the
+/// model's place and its resamples done), and each condition summarised:
+/// `compare.json`, for the command line and Python alike. One checkpoint
+/// given twice (the same bytes) would count twice in its condition and is
+/// refused.
+pub fn comparison(
+    mnist: &Mnist,
+    models: &[CompareInput<'_>],
+    task: &Task,
+    settings: CompareSettings,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Comparison, StudyError> {
+    for (i, m) in models.iter().enumerate() {
+        if let Some(first) = models[..i].iter().find(|f| f.sha256 == m.sha256) {
+            return Err(StudyError::Invalid(format!(
+                "model {} is the same checkpoint as {} (given twice, it would count twice): give each once",
+                m.path.display(),
+                first.path.display()
+            )));
+        }
+    }
+    let mut compared = Vec::with_capacity(models.len());
+    for (i, m) in models.iter().enumerate() {
+        let mut on = |done: usize| progress(i, done);
+        let one = compare_model(mnist, (m.checkpoint, m.path, m.sha256), m.condition, task, &settings, &mut on)
+            .map_err(|e| StudyError::Invalid(format!("comparing {} on {task}: {e}", m.path.display())))?;
+        compared.push(one);
+    }
+    Ok(Comparison {
+        schema: COMPARE_SCHEMA.into(),
+        task: task.clone(),
+        settings,
+        data_dir: mnist.dir.display().to_string(),
+        conditions: conditions(&compared),
+        models: compared,
+    })
+}
+
 /// Judges one model: `ck`, read from `path` (whose bytes hash to `sha256`),
 /// under `condition`.
 pub fn compare_model(

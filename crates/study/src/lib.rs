@@ -45,6 +45,7 @@ pub mod findings;
 pub mod judge;
 pub mod judged_controls;
 pub mod measure;
+pub mod options;
 pub mod paper;
 pub mod planted;
 pub mod results;
