@@ -38,12 +38,10 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/study/src/planted.rs", "planted_results", 90),
     ("crates/study/src/planted.rs", "planted_findings", 82),
     ("xtask/src/compare.rs", "run", 80),
-    ("xtask/src/discover.rs", "summary_lines", 116),
     ("xtask/src/reproduce.rs", "run", 107),
     ("xtask/tests/export.rs", "a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_renders", 129),
     ("xtask/tests/own_models.rs", "any_model_gets_a_page_and_every_circuit_exports", 131),
     ("devtask/src/check_html.rs", "run", 101),
-    ("python/src/lib.rs", "discover", 87),
 ];
 
 fn root() -> PathBuf {

@@ -14,6 +14,14 @@ pub enum EngineError {
         /// What is wrong, naming the axis.
         message: String,
     },
+    /// A value a job script cannot hold.
+    #[error("{what}: {message}")]
+    Launch {
+        /// The value, and what it is.
+        what: String,
+        /// Why no script can hold it.
+        message: String,
+    },
     /// A plan above the unit limit, not confirmed.
     #[error("the plan has {units} units ({models} models), above the limit of {limit}: check its axes, or confirm it")]
     TooLarge {

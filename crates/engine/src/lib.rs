@@ -31,6 +31,7 @@ mod error;
 pub mod execute;
 pub mod jobs;
 pub mod keys;
+pub mod launch;
 pub mod parse;
 pub mod plan;
 pub mod planted;

@@ -26,6 +26,7 @@ pub mod figures;
 pub mod html;
 pub mod report;
 pub mod study;
+pub mod summary;
 pub mod sweep;
 
 pub use error::PresentError;
