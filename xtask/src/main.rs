@@ -8,6 +8,7 @@ mod controls;
 mod discover;
 mod export;
 mod flags;
+mod plan_args;
 mod progress;
 mod reproduce;
 mod slurm;

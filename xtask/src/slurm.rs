@@ -2,14 +2,14 @@
 //! for this binary, the plan and its directory, written under the sweep's
 //! directory, with the commands that submit them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_engine::launch::{k8s_job, k8s_names, plain_value, shell_quote, slurm_scripts, TaskCommand};
+use modcirc_engine::launch::{k8s_job, k8s_names, plain_value, shell_quote, slurm_scripts, TaskCommand, SHARD_INDEX};
 
 use crate::flags::{refuse_overwrite, write_output};
-use crate::sweep::{open, PlanArgs};
+use crate::plan_args::{open, PlanArgs};
 
 #[derive(Args, Debug)]
 pub struct SlurmArgs {
@@ -69,20 +69,29 @@ fn slurm_time(s: &str) -> Result<String, String> {
     }
 }
 
-/// What every task runs: this binary, on the plan, into `out`.
+/// What every task runs: this binary on the plan, into `out`, with the
+/// flags that change what a task does: shard I of N with `sweep run`, then
+/// `sweep report`.
 fn task_command(args: &PlanArgs, out: &Path, shards: u64, jobs: u64) -> anyhow::Result<TaskCommand> {
-    let abs = |p: &Path| -> anyhow::Result<PathBuf> {
-        Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+    let abs = |p: &Path| -> anyhow::Result<String> {
+        Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) }.display().to_string())
     };
-    let cmd = TaskCommand {
-        binary: std::env::current_exe().context("finding this binary's path")?,
-        plan: abs(&args.plan)?,
-        out: abs(out)?,
-        data_dir: args.data.data_dir.as_deref().map(abs).transpose()?,
-        no_verify: args.data.no_verify,
-        shards: shards as usize,
-        jobs: jobs as usize,
-    };
+    let binary = std::env::current_exe().context("finding this binary's path")?.display().to_string();
+    let (plan, out) = (abs(&args.plan)?, abs(out)?);
+    let mut common = vec!["--quiet".into(), "--out".into(), out.clone()];
+    if let Some(d) = &args.data.data_dir {
+        common.extend(["--data-dir".into(), abs(d)?]);
+    }
+    if args.data.no_verify {
+        common.push("--no-verify".into());
+    }
+    common.push("--yes".into());
+    let mut shard = vec![binary.clone(), "sweep".into(), "run".into(), plan.clone(), "--shard".into()];
+    shard.extend([format!("{SHARD_INDEX}/{shards}"), "--jobs".into(), jobs.to_string()]);
+    shard.extend(common.iter().cloned());
+    let mut report = vec![binary, "sweep".into(), "report".into(), plan];
+    report.extend(common);
+    let cmd = TaskCommand { shard, report, out: out.into(), shards: shards as usize, jobs: jobs as usize };
     cmd.check().map_err(|e| anyhow::anyhow!("{e} (--out, --data-dir, the plan)"))?;
     Ok(cmd)
 }
@@ -148,8 +157,8 @@ pub fn k8s(args: &K8sArgs) -> anyhow::Result<()> {
     let cmd = task_command(&args.plan, &wl.out, args.shards, args.cpus_per_task)?;
     let (shard_name, report_name) = k8s_names(&cmd);
     let volume = (args.image.as_str(), args.claim.as_str());
-    let shard_job = k8s_job(&shard_name, &cmd.shard_argv(), volume, &cmd, true);
-    let report_job = k8s_job(&report_name, &cmd.report_argv(), volume, &cmd, false);
+    let shard_job = k8s_job(&shard_name, &cmd.shard, volume, &cmd, true);
+    let report_job = k8s_job(&report_name, &cmd.report, volume, &cmd, false);
     let [array, report] = write_jobs(
         &args.plan,
         &wl,

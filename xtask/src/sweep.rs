@@ -1,20 +1,19 @@
 //! `cargo xtask sweep`: a plan of axes (`sweep.toml`) run in shards, on
 //! one machine or a Slurm cluster, into one shared, self-checking cache.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use modcirc_engine::collect::sweep_results;
 use modcirc_engine::execute::{execute, Options, Silent};
 use modcirc_engine::plan::sizes_name;
-use modcirc_engine::{EngineError, Plan, Shard, Workload};
+use modcirc_engine::Shard;
 use modcirc_present::sweep::{write_sweep, SWEEP_FILES};
 use modcirc_store::listing::recorded_sha256;
 
-use crate::flags::{artifacts_dir, refuse_overwrite, remove_stale_temps, DataArgs, JobsArg};
+use crate::flags::{refuse_overwrite, remove_stale_temps, JobsArg};
+use crate::plan_args::{open, PlanArgs};
 use crate::progress::{Bars, Progress};
 use crate::reproduce::with_flags;
 use crate::slurm::{k8s, slurm, K8sArgs, SlurmArgs};
@@ -42,23 +41,6 @@ enum SweepCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct PlanArgs {
-    /// The plan: a TOML file of axes (see README, "Running a sweep on a cluster").
-    pub plan: PathBuf,
-    /// The sweep's directory (the shared cache); default artifacts/sweep-<plan's name>.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Accept a plan above the size limit.
-    #[arg(long)]
-    pub yes: bool,
-    /// No progress bars or progress lines; warnings, errors and results still print.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-#[derive(Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
     plan: PlanArgs,
@@ -79,29 +61,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         SweepCommand::Slurm(a) => slurm(&a),
         SweepCommand::K8s(a) => k8s(&a),
     }
-}
-
-/// The plan of `args`, checked, with its data sets loaded, laid out in
-/// its directory.
-pub fn open(args: &PlanArgs) -> anyhow::Result<Workload> {
-    let plan = Plan::read(&args.plan)?;
-    plan.check_size(args.yes).map_err(|e| match e {
-        EngineError::TooLarge { .. } => anyhow::anyhow!("{e} with --yes"),
-        e => e.into(),
-    })?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.plan.file_stem().map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
-        artifacts_dir().join(format!("sweep-{stem}"))
-    });
-    let mut data = BTreeMap::new();
-    for m in &plan.models {
-        if !data.contains_key(&m.data_dir) {
-            let d = DataArgs { data_dir: m.data_dir.clone().or(args.data.data_dir.clone()), ..args.data.clone() };
-            let mnist = d.load().with_context(|| format!("train.data_dir of {}", args.plan.display()))?;
-            data.insert(m.data_dir.clone(), mnist);
-        }
-    }
-    Workload::new(plan, out, data).with_context(|| format!("{}", args.plan.display()))
 }
 
 fn plan(args: &PlanArgs) -> anyhow::Result<()> {

@@ -22,20 +22,18 @@ pub fn plain_value(s: &str) -> Result<String, String> {
     }
 }
 
-/// What every task runs: this binary on the plan, into the shared
-/// directory, with the flags that change what a task does.
+/// What every task runs, as the binary that writes the scripts builds it
+/// (the library knows no command line): each shard's command, with
+/// [`SHARD_INDEX`] where its index goes, and the report's, both running in
+/// the shared directory `out`.
 #[derive(Debug, Clone)]
 pub struct TaskCommand {
-    /// The `xtask` binary (on a path every node sees).
-    pub binary: PathBuf,
-    /// The plan (absolute).
-    pub plan: PathBuf,
+    /// Shard [`SHARD_INDEX`]'s command (argv).
+    pub shard: Vec<String>,
+    /// The report's command (argv).
+    pub report: Vec<String>,
     /// The shared output directory (absolute).
     pub out: PathBuf,
-    /// `--data-dir`, if given.
-    pub data_dir: Option<PathBuf>,
-    /// `--no-verify`.
-    pub no_verify: bool,
     /// How many shards.
     pub shards: usize,
     /// Jobs per shard.
@@ -43,47 +41,14 @@ pub struct TaskCommand {
 }
 
 impl TaskCommand {
-    /// Refuses a path that no script could hold (a control character).
+    /// Refuses a word no script could hold (a control character), naming it.
     pub fn check(&self) -> Result<(), EngineError> {
-        let paths = [("this binary", Some(&self.binary)), ("the plan", Some(&self.plan)), ("the output directory", Some(&self.out))];
-        for (what, p) in paths.into_iter().chain([("the data directory", self.data_dir.as_ref())]) {
-            if let Some(p) = p {
-                plain_value(&p.to_string_lossy())
-                    .map_err(|message| EngineError::Launch { what: format!("{what} {}", p.display()), message })?;
-            }
+        let out = self.out.display().to_string();
+        for word in self.shard.iter().chain(&self.report).chain([&out]) {
+            plain_value(&word.replace(SHARD_INDEX, "0"))
+                .map_err(|message| EngineError::Launch { what: format!("the task's word {word:?}"), message })?;
         }
         Ok(())
-    }
-
-    /// The flags every command shares.
-    fn common(&self) -> Vec<String> {
-        let mut v = vec!["--quiet".into(), "--out".into(), self.out.display().to_string()];
-        if let Some(d) = &self.data_dir {
-            v.extend(["--data-dir".into(), d.display().to_string()]);
-        }
-        if self.no_verify {
-            v.push("--no-verify".into());
-        }
-        v.push("--yes".into());
-        v
-    }
-
-    /// `sweep run` of shard [`SHARD_INDEX`] (the placeholder each
-    /// runner's script writes its own variable for).
-    pub fn shard_argv(&self) -> Vec<String> {
-        let mut v = vec![self.binary.display().to_string(), "sweep".into(), "run".into()];
-        v.push(self.plan.display().to_string());
-        v.extend(["--shard".into(), format!("{SHARD_INDEX}/{}", self.shards), "--jobs".into(), self.jobs.to_string()]);
-        v.extend(self.common());
-        v
-    }
-
-    /// `sweep report`.
-    pub fn report_argv(&self) -> Vec<String> {
-        let mut v = vec![self.binary.display().to_string(), "sweep".into(), "report".into()];
-        v.push(self.plan.display().to_string());
-        v.extend(self.common());
-        v
     }
 }
 
@@ -147,12 +112,9 @@ pub fn slurm_scripts(
     };
     let mut array = header("modcirc-sweep", "shard-%a.log")?;
     array.push_str(&format!("#SBATCH --array=0-{}\n#SBATCH --cpus-per-task={}\n", cmd.shards - 1, cmd.jobs));
-    array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard_argv(), "$SLURM_ARRAY_TASK_ID")));
+    array.push_str(&format!("set -euo pipefail\nexec {}\n", shell_line(&cmd.shard, "$SLURM_ARRAY_TASK_ID")));
     let mut report = header("modcirc-sweep-report", "report.log")?;
-    report.push_str(&format!(
-        "#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n",
-        shell_line(&cmd.report_argv(), "")
-    ));
+    report.push_str(&format!("#SBATCH --cpus-per-task=1\nset -euo pipefail\nexec {}\n", shell_line(&cmd.report, "")));
     Ok((array, report))
 }
 
@@ -194,4 +156,3 @@ pub fn k8s_job(name: &str, argv: &[String], (image, claim): (&str, &str), cmd: &
         claim = yaml_str(claim),
     )
 }
-

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod collect;
+mod context;
 mod error;
 pub mod execute;
 pub mod jobs;
@@ -35,9 +36,11 @@ pub mod launch;
 pub mod parse;
 pub mod plan;
 pub mod planted;
+pub mod planted_run;
 pub mod shard;
 pub mod study;
 pub mod train;
+pub mod unit;
 pub mod workload;
 
 pub use error::{list_some, EngineError};

@@ -2,38 +2,21 @@
 //! the units that follow its training (the unit graph), the planted
 //! suite's groups, shards, and what the cache holds of them (the census).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use modcirc_bimt::checkpoint;
 use modcirc_dataset::Mnist;
-use modcirc_store::claim::{self, ClaimState};
-use modcirc_store::listing::{self, Lookup};
+
+use modcirc_store::listing;
 
 use crate::error::list_some;
 use crate::keys::{model_key_on, UnitFiles, UNIT_DIRS};
-use crate::plan::{sizes_name, ModelPoint, Plan};
+use crate::plan::{sizes_name, Plan};
 use crate::planted::PlantedGroup;
 use crate::shard::{assign, cost, Shard};
+pub use crate::unit::{Census, Datasets, ModelUnit};
 use crate::EngineError;
-
-/// The data set of each data directory a plan names (`None`: the default).
-pub type Datasets = BTreeMap<Option<PathBuf>, Mnist>;
-
-/// A model of the plan, with where its checkpoint goes.
-#[derive(Debug, Clone)]
-pub struct ModelUnit {
-    /// Its place in the plan's models.
-    pub index: usize,
-    /// How it is trained, and on what.
-    pub point: ModelPoint,
-    /// Its content key.
-    pub key: String,
-    /// Its checkpoint.
-    pub path: PathBuf,
-    /// Estimated seconds of the model and every unit that needs it.
-    pub cost: f64,
-}
 
 /// A unit that follows a model's training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +211,11 @@ impl Workload {
         }
         let mut c = Census::default();
         for g in &selection.planted {
-            g.look(self, &mut c);
+            for files in g.unit_files() {
+                let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+                c.total += 1;
+                c.look(refs[0], &refs, self.rel(refs[0]));
+            }
         }
         for m in &selection.models {
             c.total += 1 + self.analyses_per_model(m);
@@ -291,39 +278,5 @@ impl Selection<'_> {
     /// Estimated CPU seconds of every group.
     pub fn cost(&self) -> f64 {
         self.models.iter().map(|m| m.cost).chain(self.planted.iter().map(|g| g.unit.cost)).sum()
-    }
-}
-
-/// What the cache holds of a plan's units.
-#[derive(Debug, Default, Clone)]
-pub struct Census {
-    /// Units in all.
-    pub total: usize,
-    /// Done: listed, and matching their listing.
-    pub done: usize,
-    /// Being computed: the unit and its holder.
-    pub running: Vec<String>,
-    /// Claimed by a holder that is gone: to be taken over.
-    pub abandoned: Vec<String>,
-    /// Neither done nor claimed.
-    pub missing: BTreeSet<String>,
-    /// Models not trained yet.
-    pub missing_models: BTreeSet<String>,
-    /// Analyses whose model is not trained yet.
-    pub waiting: usize,
-}
-
-impl Census {
-    pub(crate) fn look(&mut self, path: &Path, files: &[&Path], name: String) {
-        match listing::lookup(&listing::listing_path(path), files) {
-            Lookup::Hit(_) => self.done += 1,
-            _ => match claim::state(path) {
-                ClaimState::Held(h) => self.running.push(format!("{name} ({h})")),
-                ClaimState::Abandoned(h) => self.abandoned.push(format!("{name} (was {h})")),
-                ClaimState::None => {
-                    self.missing.insert(name);
-                }
-            },
-        }
     }
 }

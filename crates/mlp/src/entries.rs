@@ -2,7 +2,7 @@
 //! packers 16, 8 or 1 lane(s) at a time, and their values, which the
 //! sparse kernels read in order.
 
-use crate::sparse::Kernel;
+use crate::kernel::Kernel;
 
 /// Where one row's nonzero inputs are, in order, and their values: `len`
 /// positions at the front of `idx` (which has room for a last

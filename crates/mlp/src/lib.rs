@@ -40,10 +40,12 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod dense;
 mod device;
 mod entries;
 mod error;
 pub mod file;
+mod kernel;
 pub mod linalg;
 mod model;
 mod packed;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dense::dense_into;
 use crate::linalg::mm_nt;
 use crate::sparse::{self, Transposed};
 use crate::{Activation, MlpError};
@@ -53,7 +54,7 @@ impl Linear {
     /// [`Mlp::forward`], a training step's hidden layers): at 100 × 100 the
     /// dense product packs its operands for as long as it multiplies.
     pub fn forward_tiles_into(&self, a: &[f32], n: usize, out: &mut [f32]) {
-        sparse::dense_into(&Transposed::new(self, n), a, n, out)
+        dense_into(&Transposed::new(self, n), a, n, out)
     }
 }
 
@@ -290,7 +291,7 @@ impl Mlp {
         for (layer, t) in self.layers[1..].iter().zip(&transposed[1..]) {
             self.activation.apply_in_place(&mut a);
             let mut z = vec![0.0; n * layer.n_out];
-            sparse::dense_into(t, &a, n, &mut z);
+            dense_into(t, &a, n, &mut z);
             a = z;
         }
         self.positions_to_classes(&a)

@@ -2,7 +2,8 @@
 //! ([`PackedRows`]): each batch drawn from it is then read at its nonzeros
 //! ([`crate::SparseInputs::fill_packed`]) instead of searched again.
 
-use crate::sparse::{Entries, Kernel, Sparse};
+use crate::kernel::Kernel;
+use crate::sparse::{Entries, Sparse};
 
 /// Rows' nonzero inputs found once, for batches drawn from them
 /// ([`crate::SparseInputs::fill_packed`]): a training set's images are packed

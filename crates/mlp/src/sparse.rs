@@ -1,6 +1,4 @@
-//! The forward pass's products on register tiles: the first layer's
-//! skipping zero inputs, and the hidden layers' where they give `gemm`'s
-//! bits.
+//! The first layer's product skipping zero inputs, on register tiles.
 //!
 //! About 81% of MNIST's pixels are exactly zero and the first layer holds
 //! most of a forward pass's multiplications, so a row of images can be
@@ -21,93 +19,36 @@
 //! registers, two rows in step, or 8-lane AVX2 with FMA, or plain loops.
 //! The two vector kernels add each output's terms in the same order with
 //! the same fused multiply-adds, so they give the same bits.
-//!
-//! The hidden layers' inputs are dense, so [`dense_into`] runs them on
-//! AVX-512 tiles that load each row of the transposed weights once for
-//! several rows of the batch, only where `gemm`'s blocked kernel sums each
-//! output in that same order: the tiles give [`Linear::forward_into`]'s
-//! bits, and every caller of the dense product agrees with the forward.
 
 use std::sync::OnceLock;
 
 pub(crate) use crate::entries::{Entries, Sparse};
-pub(crate) use crate::transpose::transpose_into;
+use crate::kernel::{padded, transpose, Aligned, Kernel, ROW_LANES};
 use crate::Linear;
 
 /// The largest share of nonzero inputs for which a row is multiplied
-/// input by input.
+/// input by input. An MNIST image has about 19% nonzero pixels (the
+/// densest digits near 30%); at 0.35 the input-by-input sum still does
+/// about a third of the dense product's multiplications, so every image of
+/// the data set takes this path and a dense input (a foreign data set)
+/// does not. A chosen bound, not a measured crossover.
 pub const SPARSE_DENSITY: f64 = 0.35;
 
 /// The fewest rows of a batch for which its sparse rows are multiplied
-/// input by input: fewer do not pay for transposing the weights.
+/// input by input: fewer do not pay for transposing the weights (a
+/// transpose of the study's 784 × 100 layer costs about as much as the
+/// dense product of a dozen rows).
 pub const SPARSE_MIN_ROWS: usize = 16;
-
-/// The instructions the sums run on, found once per process: every path
-/// adds each output's terms in the same order, one fused multiply-add at a
-/// time, so `Avx512` and `Avx2` give the same bits (`Plain` rounds each
-/// product first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Kernel {
-    /// Scalar loops, a multiply then an add.
-    Plain,
-    /// 8-lane registers, FMA.
-    Avx2,
-    /// 16-lane registers, FMA, compressing stores.
-    Avx512,
-}
-
-impl Kernel {
-    /// The best this CPU runs.
-    pub(crate) fn detect() -> Kernel {
-        static KERNEL: OnceLock<Kernel> = OnceLock::new();
-        *KERNEL.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                let has = |f: bool| f && std::arch::is_x86_feature_detected!("popcnt");
-                if has(std::arch::is_x86_feature_detected!("avx512f")) {
-                    return Kernel::Avx512;
-                }
-                if has(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-                    return Kernel::Avx2;
-                }
-            }
-            Kernel::Plain
-        })
-    }
-
-    /// The kernels this CPU can run, for tests of one against another.
-    #[cfg(test)]
-    pub(crate) fn available() -> Vec<Kernel> {
-        let best = Kernel::detect();
-        [Kernel::Plain, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|&k| k <= best).collect()
-    }
-
-    /// Lanes of a register: a transposed row is padded with zeros to a
-    /// multiple of this, so that every output is summed in a vector lane.
-    pub(crate) fn lanes(self) -> usize {
-        match self {
-            Kernel::Avx512 => 16,
-            Kernel::Plain | Kernel::Avx2 => 8,
-        }
-    }
-}
-
-/// What a row of the training's input-major weights is padded to on every
-/// kernel: 8 lanes. The AVX-512 kernels end a row whose width is an odd
-/// multiple of 8 with an 8-lane register, which costs half a 16-lane one on
-/// CPUs that split 512-bit operations in two (the study's 100 outputs take
-/// 104 lanes, not 112).
-pub(crate) const ROW_LANES: usize = 8;
 
 /// The layer's weights, input-major (`[n_in, stride]`, the stride
 /// `n_out` padded to the kernel's lanes, each row starting on a 64-byte
 /// cache line), made on first use and shared by the blocks (and threads) of
 /// one forward.
 pub(crate) struct Transposed<'a> {
-    layer: &'a Linear,
-    kernel: Kernel,
+    pub(crate) layer: &'a Linear,
+    pub(crate) kernel: Kernel,
     /// Whether the batch is large enough for the sparse path.
-    enabled: bool,
+    pub(crate) enabled: bool,
     cell: OnceLock<Aligned>,
 }
 
@@ -117,57 +58,18 @@ impl<'a> Transposed<'a> {
         Transposed::with_kernel(layer, n, Kernel::detect())
     }
 
-    fn with_kernel(layer: &'a Linear, n: usize, kernel: Kernel) -> Transposed<'a> {
+    pub(crate) fn with_kernel(layer: &'a Linear, n: usize, kernel: Kernel) -> Transposed<'a> {
         Transposed { layer, kernel, enabled: n >= SPARSE_MIN_ROWS, cell: OnceLock::new() }
     }
 
-    fn stride(&self) -> usize {
+    pub(crate) fn stride(&self) -> usize {
         padded(self.layer.n_out, self.kernel.lanes())
     }
 
-    fn get(&self) -> &[f32] {
+    pub(crate) fn get(&self) -> &[f32] {
         let layer = self.layer;
         self.cell.get_or_init(|| transpose(&layer.weight, layer.n_out, layer.n_in, self.stride())).as_slice()
     }
-}
-
-/// `n_out` rounded up to a multiple of `lanes`.
-pub(crate) fn padded(n_out: usize, lanes: usize) -> usize {
-    n_out.div_ceil(lanes) * lanes
-}
-
-/// `len` floats whose first starts a 64-byte cache line, inside `buf`.
-pub(crate) struct Aligned {
-    buf: Vec<f32>,
-    start: usize,
-    len: usize,
-}
-
-impl Aligned {
-    pub(crate) fn zeros(len: usize) -> Aligned {
-        const FLOATS: usize = 64 / std::mem::size_of::<f32>();
-        let buf = vec![0.0f32; len + FLOATS - 1];
-        // `Vec<f32>` is 4-byte aligned, so some start within 16 floats is 64.
-        let start = buf.as_ptr().align_offset(64).min(FLOATS - 1);
-        Aligned { buf, start, len }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[f32] {
-        &self.buf[self.start..self.start + self.len]
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.buf[self.start..self.start + self.len]
-    }
-}
-
-/// `[cols, stride]` from a row-major `[rows, cols]` (`stride` a multiple
-/// of 8, at least `rows`), the padding zero.
-fn transpose(w: &[f32], rows: usize, cols: usize, stride: usize) -> Aligned {
-    assert!(stride >= rows && stride.is_multiple_of(8), "a padded stride");
-    let mut aligned = Aligned::zeros(stride * cols);
-    transpose_into(w, cols, rows, cols, aligned.as_mut_slice(), stride);
-    aligned
 }
 
 /// `out[n, n_out] = x[n, n_in] · Wᵀ + b`, rows of few nonzero inputs
@@ -457,173 +359,13 @@ unsafe fn tile_avx512<const R: usize, const H: bool>(
     }
 }
 
-/// Whether [`dense_into`] runs `t`'s layer on `n` rows on register tiles:
-/// where the CPU has AVX-512, the batch is large enough for a transposed
-/// copy of the weights to pay, and the `gemm` crate's product would sum
-/// each output as the tiles do (its blocked kernel, not its matrix-vector,
-/// horizontal or split-depth paths: more than one row and output, more than
-/// 2 and at most 512 inputs, more than 256 outputs in all), so that the
-/// tiles give [`Linear::forward_into`]'s bits.
-fn tiles_match_gemm(t: &Transposed, n: usize) -> bool {
-    let (n_in, n_out) = (t.layer.n_in, t.layer.n_out);
-    cfg!(feature = "gemm")
-        && t.kernel == Kernel::Avx512
-        && t.enabled
-        && n > 1
-        && n_out > 1
-        && n * n_out > 256
-        && (3..=512).contains(&n_in)
-}
-
-/// `out[n, n_out] = a[n, n_in] · Wᵀ + b` for a hidden layer (dense
-/// inputs): [`Linear::forward_into`]'s bits, on register tiles where
-/// [`tiles_match_gemm`] says they give them, by `gemm` otherwise. Each
-/// output is the products summed from zero in the inputs' order, one fused
-/// multiply-add at a time, then the bias added: as `gemm`'s blocked kernel
-/// sums it (a test holds the two to the bit). The tiles keep several rows'
-/// sums in registers and load each row of the transposed weights once for
-/// all of them; `gemm` packs both operands first, which at 100 × 100 costs
-/// as much as the products.
-pub(crate) fn dense_into(t: &Transposed, a: &[f32], n: usize, out: &mut [f32]) {
-    let layer = t.layer;
-    assert!(a.len() == n * layer.n_in && out.len() == n * layer.n_out, "input and output buffers");
-    if !tiles_match_gemm(t, n) {
-        return layer.forward_into(a, n, out);
-    }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the kernel is AVX-512 (`tiles_match_gemm`), which
-    // `Kernel::detect` found on this CPU; the buffers were checked above.
-    unsafe {
-        dense_avx512(t.get(), t.stride(), layer, a, n, out)
-    }
-}
-
-/// [`dense_into`]'s tiles: up to eight 16-lane registers of outputs per
-/// row, for as many rows at once as leave registers for the weights.
-///
-/// # Safety
-/// The CPU must have AVX-512F; `wt` is `layer`'s transposed weights
-/// (`[n_in, stride]`), `a` and `out` `n` rows of its inputs and outputs.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dense_avx512(wt: &[f32], stride: usize, layer: &Linear, a: &[f32], n: usize, out: &mut [f32]) {
-    assert!(wt.len() == layer.n_in * stride && stride >= layer.n_out, "the layer's transposed weights");
-    let mut start = 0;
-    while start < stride {
-        let regs = ((stride - start) / 16).min(8);
-        macro_rules! tiles {
-            ($($r:literal => $g:literal),*) => {
-                match regs {
-                    $($r => dense_tiles::<$r, $g>(wt, stride, start, layer, a, n, out),)*
-                    _ => unreachable!("a padded row is a multiple of 16 wide"),
-                }
-            };
-        }
-        tiles!(1 => 8, 2 => 6, 3 => 6, 4 => 4, 5 => 4, 6 => 3, 7 => 3, 8 => 3);
-        start += regs * 16;
-    }
-}
-
-/// The outputs `start..start + 16·R` of every row, `G` rows at a time
-/// (the last few one at a time).
-///
-/// # Safety
-/// As [`dense_avx512`], and `start + 16·R <= stride`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dense_tiles<const R: usize, const G: usize>(
-    wt: &[f32],
-    stride: usize,
-    start: usize,
-    layer: &Linear,
-    a: &[f32],
-    n: usize,
-    out: &mut [f32],
-) {
-    let groups = n / G * G;
-    for r in (0..groups).step_by(G) {
-        dense_tile::<R, G>(wt, stride, start, layer, a, r, out);
-    }
-    for r in groups..n {
-        dense_tile::<R, 1>(wt, stride, start, layer, a, r, out);
-    }
-}
-
-/// Rows `first..first + G`, outputs `start..start + 16·R`.
-///
-/// # Safety
-/// As [`dense_tiles`], and `first + G` rows in `a` and `out`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dense_tile<const R: usize, const G: usize>(
-    wt: &[f32],
-    stride: usize,
-    start: usize,
-    layer: &Linear,
-    a: &[f32],
-    first: usize,
-    out: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let (n_in, n_out) = (layer.n_in, layer.n_out);
-    assert!(start + 16 * R <= stride && wt.len() == n_in * stride, "a tile inside the weights");
-    let rows: [&[f32]; G] = std::array::from_fn(|g| &a[(first + g) * n_in..][..n_in]);
-    let mut acc = [[_mm512_setzero_ps(); R]; G];
-    for k in 0..n_in {
-        // Row k of the transposed weights, from `start`: inside `wt`, as
-        // asserted above.
-        let w = wt.as_ptr().add(k * stride + start);
-        let ws: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(w.add(16 * r)));
-        for g in 0..G {
-            // k < n_in, each row's length.
-            let v = _mm512_set1_ps(*rows[g].get_unchecked(k));
-            for r in 0..R {
-                acc[g][r] = _mm512_fmadd_ps(v, ws[r], acc[g][r]);
-            }
-        }
-    }
-    // A tile starts below `n_out` (the stride pads it by less than 16).
-    let width = (16 * R).min(n_out - start);
-    let bias = &layer.bias[start..][..width];
-    for (g, acc) in acc.iter().enumerate() {
-        let mut sums = [0.0f32; 128];
-        for r in 0..R {
-            _mm512_storeu_ps(sums[16 * r..][..16].as_mut_ptr(), acc[r]);
-        }
-        let o = &mut out[(first + g) * n_out + start..][..width];
-        o.iter_mut().zip(&sums).zip(bias).for_each(|((o, s), b)| *o = s + b);
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-
-    #[test]
-    fn the_transpose_of_every_shape_around_the_blocks() {
-        for rows in [1, 7, 8, 9, 16, 100, 101] {
-            for cols in [1, 5, 8, 13, 24, 784] {
-                let w: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-                for lanes in [8, 16] {
-                    let stride = padded(rows, lanes);
-                    let aligned = transpose(&w, rows, cols, stride);
-                    let t = aligned.as_slice();
-                    assert_eq!(t.len(), stride * cols);
-                    assert_eq!(t.as_ptr() as usize % 64, 0, "rows start on a cache line");
-                    for c in 0..cols {
-                        for r in 0..stride {
-                            let want = if r < rows { w[r * cols + c] } else { 0.0 };
-                            assert_eq!(t[c * stride + r], want, "{rows}x{cols} at ({r}, {c})");
-                        }
-                    }
-                }
-            }
-        }
-    }
 
     /// A layer of `n_in` inputs and `n_out` outputs, and `n` rows of inputs
     /// of which about a share `density` is nonzero, some rows denser.
-    fn case(n_in: usize, n_out: usize, n: usize, density: f64, seed: u64) -> (Linear, Vec<f32>) {
+    pub(crate) fn case(n_in: usize, n_out: usize, n: usize, density: f64, seed: u64) -> (Linear, Vec<f32>) {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut u = move || {
             s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -674,31 +416,5 @@ mod tests {
                 assert!(out.iter().zip(first).all(|(a, b)| a.to_bits() == b.to_bits()), "{best:?} alone");
             }
         }
-    }
-
-    /// The hidden layers' tiles give `gemm`'s bits wherever they run, and
-    /// run on the shapes of the study's layers.
-    #[test]
-    fn the_dense_tiles_give_the_dense_products_bits() {
-        let mut tiled = 0;
-        for n_in in [3, 5, 17, 100, 300, 512, 513] {
-            for n_out in [1, 2, 10, 16, 17, 100, 129, 300] {
-                for n in [1, 16, 17, 26, 40, 130] {
-                    let (layer, x) = case(n_in, n_out, n, 0.9, (n_in * 1000 + n_out * 7 + n) as u64);
-                    let t = Transposed::new(&layer, n);
-                    let mut fast = vec![0.0; n * n_out];
-                    dense_into(&t, &x, n, &mut fast);
-                    let mut dense = vec![0.0; n * n_out];
-                    layer.forward_into(&x, n, &mut dense);
-                    let same = fast.iter().zip(&dense).all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{n} rows through {n_in} -> {n_out}");
-                    tiled += usize::from(tiles_match_gemm(&t, n));
-                }
-            }
-        }
-        let wide = Kernel::detect() == Kernel::Avx512 && cfg!(feature = "gemm");
-        let study = case(100, 100, 500, 1.0, 1).0;
-        assert_eq!(tiles_match_gemm(&Transposed::new(&study, 500), 500), wide);
-        assert!(!wide || tiled > 100, "{tiled} shapes on tiles");
     }
 }

@@ -22,10 +22,10 @@
 //! and the gradient are input-major ([`InputMajor`]), each input's row a
 //! contiguous run of outputs.
 
+use crate::kernel::{padded, Aligned, Kernel, ROW_LANES};
 use crate::packed::PackedRows;
-use crate::sparse::{
-    add_rows, add_rows_with, padded, tile_shape, transpose_into, Aligned, Entries, Kernel, Sparse, ROW_LANES,
-};
+use crate::sparse::{add_rows, add_rows_with, tile_shape, Entries, Sparse};
+use crate::transpose::transpose_into;
 
 /// Where each row of a batch has nonzero inputs, found once per batch
 /// (for the forward and the weight gradient both).

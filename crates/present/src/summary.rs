@@ -194,4 +194,3 @@ pub fn smallest_line(m: &modcirc_acdc::SmallestFaithful) -> String {
 
 /// Neurons listed per layer in `discover`'s summary.
 const TOP_NEURONS: usize = 5;
-

@@ -65,9 +65,9 @@ impl Default for BeyondSettings {
 /// The learned masks' sweep at `profile`'s size: the default, but the
 /// smoke profile's takes 3 penalties of 40 steps (a smoke run checks the
 /// code, not the numbers).
-pub fn profile_mask(profile: crate::Profile) -> MaskConfig {
+pub fn profile_mask(profile: crate::profile::Profile) -> MaskConfig {
     match profile {
-        crate::Profile::Smoke => MaskConfig {
+        crate::profile::Profile::Smoke => MaskConfig {
             lambdas: vec![DEFAULT_MASK_LAMBDAS[1], DEFAULT_MASK_LAMBDAS[3], DEFAULT_MASK_LAMBDAS[5]],
             steps: 40,
             ..MaskConfig::default()
@@ -79,9 +79,9 @@ pub fn profile_mask(profile: crate::Profile) -> MaskConfig {
 impl BeyondSettings {
     /// The study's settings at `profile`'s size: the defaults, but the smoke
     /// profile's ACDC runs on 25 pairs and its masks ([`profile_mask`]) on 50.
-    pub fn of(profile: crate::Profile) -> BeyondSettings {
+    pub fn of(profile: crate::profile::Profile) -> BeyondSettings {
         let mut s = BeyondSettings::default();
-        if profile == crate::Profile::Smoke {
+        if profile == crate::profile::Profile::Smoke {
             s.acdc_pairs = 25;
             for m in &mut s.methods {
                 if let Method::Mask { config, pairs } = m {

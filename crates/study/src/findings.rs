@@ -7,8 +7,8 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::{spearman, Summary};
 
 use crate::paper::TASKS;
-use crate::results::AcrossSeeds;
-use crate::results::{DiscoveryResult, Verdict};
+use crate::rows::AcrossSeeds;
+use crate::rows::{DiscoveryResult, Verdict};
 use crate::seeds::structure_of;
 use crate::structure::StructureResult;
 use crate::verdicts::NOT_EVALUATED;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controls::ControlsResult;
 use crate::paper::TASKS;
-use crate::results::{DiscoveryResult, Verdict};
+use crate::rows::{DiscoveryResult, Verdict};
 use crate::verdicts::{rq1_circuit_verdicts, NOT_EVALUATED};
 
 /// How close the any-digit circuit's faithfulness may come to the task's

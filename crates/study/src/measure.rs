@@ -8,7 +8,7 @@ use modcirc_dataset::ImageSet;
 use modcirc_metrics::Summary;
 use modcirc_mlp::{DeviceSpec, Mlp};
 
-use crate::results::{Environment, InferenceResult, Retimed};
+use crate::rows::{Environment, InferenceResult, Retimed};
 use crate::StudyError;
 
 /// Images per batched inference.

@@ -23,7 +23,7 @@ use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
 use crate::judge::{flat, judge_truth, method_names, over_seeds};
-use crate::results::Verdict;
+use crate::rows::Verdict;
 use crate::verdicts::NOT_EVALUATED;
 use crate::StudyError;
 
@@ -410,11 +410,11 @@ pub const PLANTED_STEPS: usize = 20_000;
 
 impl PlantedSettings {
     /// The suite at `profile`'s size.
-    pub fn of(profile: crate::Profile) -> PlantedSettings {
+    pub fn of(profile: crate::profile::Profile) -> PlantedSettings {
         let (seeds, steps, pairs, trials, boolean_seeds, boolean_steps) = match profile {
-            crate::Profile::Full => (3, PLANTED_STEPS, PLANTED_PAIRS, QUALITY_TRIALS, 10, BOOLEAN_STEPS),
-            crate::Profile::Quick => (2, 4_000, 200, 2_000, 3, BOOLEAN_STEPS),
-            crate::Profile::Smoke => (1, 40, 40, 200, 1, 300),
+            crate::profile::Profile::Full => (3, PLANTED_STEPS, PLANTED_PAIRS, QUALITY_TRIALS, 10, BOOLEAN_STEPS),
+            crate::profile::Profile::Quick => (2, 4_000, 200, 2_000, 3, BOOLEAN_STEPS),
+            crate::profile::Profile::Smoke => (1, 40, 40, 200, 1, 300),
         };
         PlantedSettings {
             regimes: Regime::ALL.to_vec(),

@@ -7,7 +7,7 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 
 use crate::paper::TASKS;
-use crate::results::{
+use crate::rows::{
     AcrossSeeds, Agreement, DiscoveryResult, InferenceResult, ModelResult, SeedRow, StructureRow, Verdict,
 };
 use crate::structure::StructureResult;

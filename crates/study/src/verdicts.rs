@@ -6,7 +6,7 @@ use modcirc_bimt::Regime;
 use modcirc_metrics::Summary;
 
 use crate::paper::TASKS;
-use crate::results::{find, model0, DiscoveryResult, InferenceResult, ModelResult, SensitivityRow, Verdict};
+use crate::rows::{find, model0, DiscoveryResult, InferenceResult, ModelResult, SensitivityRow, Verdict};
 
 /// The verdict of a rule whose results are missing.
 pub const NOT_EVALUATED: &str = "not evaluated (results missing)";
@@ -292,7 +292,7 @@ mod tests {
                 history: Vec::new(),
                 weights_sha256: None,
             },
-            retimed: retimed.map(|r| crate::results::Retimed { steps: 2_000, seconds: r.to_vec() }),
+            retimed: retimed.map(|r| crate::rows::Retimed { steps: 2_000, seconds: r.to_vec() }),
         }
     }
 
