@@ -35,9 +35,9 @@ use crate::Linear;
 pub const SPARSE_DENSITY: f64 = 0.35;
 
 /// The fewest rows of a batch for which its sparse rows are multiplied
-/// input by input: fewer do not pay for transposing the weights (a
-/// transpose of the study's 784 × 100 layer costs about as much as the
-/// dense product of a dozen rows).
+/// input by input: fewer do not pay for transposing the weights (the
+/// transpose touches every weight once, as the dense product of one row
+/// does, so over 16 rows it is a small share).
 pub const SPARSE_MIN_ROWS: usize = 16;
 
 /// The layer's weights, input-major (`[n_in, stride]`, the stride
