@@ -1,18 +1,15 @@
 //! `cargo xtask beyond`: node discovery, then STUDY §8 on its circuit and task.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
     AcdcConfig, AcdcMetric, MaskConfig, Method, DEFAULT_IG_STEPS, DEFAULT_MASK_LR, DEFAULT_MASK_STEPS, DEFAULT_TAU,
 };
-use modcirc_store::atomic::dir_of;
 use modcirc_study::beyond::{analyse, BeyondSettings, ACDC_PAIRS, MASK_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
-use crate::flags::{out_or_stdout, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::flags::{DataArgs, ModelTask, OutputArgs};
 
 #[derive(Args, Debug)]
 pub struct BeyondArgs {
@@ -25,17 +22,10 @@ pub struct BeyondArgs {
     pub acdc: AcdcArgs,
     #[command(flatten)]
     pub methods: MethodArgs,
-    /// Output JSON; default ./artifacts/beyond/MODEL-TASK.json.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Print nothing but errors: no progress, notes, warnings or summary.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Write the JSON to standard output and nothing else there (as `--out -`).
-    #[arg(long, conflicts_with = "out")]
-    pub json: bool,
 }
 
 /// Edge-level ACDC's options.
@@ -145,27 +135,24 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let settings = args.methods.settings(acdc, args.acdc.acdc_pairs as usize)?;
     let model = &args.target.model;
     let Discovered { path, task, ck, mnist, disc } =
-        discovered(&args.target, &args.flags, &args.data, &out_or_stdout(&args.out, args.json), "beyond", args.quiet)?;
+        discovered(&args.target, &args.flags, &args.data, &args.output, "beyond")?;
     let (regime, seed) = match &ck.meta {
         Some(m) => (Some(m.config.regime), Some(m.config.seed)),
         None => (None, None),
     };
     let b = analyse(&mnist, &ck.model, (regime, seed), &disc, &settings)
         .with_context(|| format!("attribution and faithfulness of {} on {task}", model.display()))?;
-    if path != std::path::Path::new("-") {
-        remove_stale_temps([dir_of(&path)], args.quiet)?;
-    }
-    write_output(&path, &serde_json::to_vec_pretty(&b)?)?;
-    summary(&path, args.quiet, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
+    args.output.write(&path, &serde_json::to_vec_pretty(&b)?)?;
+    args.output.say(&path, &format!("{} on {task}: {} -> {}", model.display(), b.summary(), path.display()));
     for line in b.methods_summary() {
-        summary(&path, args.quiet, &format!("  {line}"));
+        args.output.say(&path, &format!("  {line}"));
     }
-    summary(&path, args.quiet, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
+    args.output.say(&path, &format!("  faithfulness: {FAITHFULNESS_MEANS}"));
     if [b.circuit_faithfulness, b.eap_same_size_faithfulness, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness]
         .iter()
         .any(|&f| f > 1.0)
     {
-        summary(&path, args.quiet, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
+        args.output.say(&path, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
     }
     Ok(())
 }

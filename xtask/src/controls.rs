@@ -2,16 +2,13 @@
 //! random circuits of its size, disjoint alternatives, the any-digit
 //! control and the other ablations.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_OPTIMAL_PAIRS, DEFAULT_RANDOM_CIRCUITS};
-use modcirc_store::atomic::dir_of;
 use modcirc_study::controls::{controls, ControlSettings, MAX_OPTIMAL_PAIRS, MAX_RANDOM_CIRCUITS};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
-use crate::flags::{out_or_stdout, remove_stale_temps, summary, write_output, DataArgs, ModelTask};
+use crate::flags::{DataArgs, ModelTask, OutputArgs};
 
 #[derive(Args, Debug)]
 pub struct ControlsArgs {
@@ -36,29 +33,16 @@ pub struct ControlsArgs {
     /// the judgement under each ablation), 1 to 60 000.
     #[arg(long, default_value_t = DEFAULT_OPTIMAL_PAIRS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=MAX_OPTIMAL_PAIRS as i64))]
     pub optimal_pairs: i64,
-    /// Output JSON; default ./artifacts/controls/MODEL-TASK.json; `-` for standard output.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Print nothing but errors: no progress, notes, warnings or summary.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Write the JSON to standard output and nothing else there (as `--out -`).
-    #[arg(long, conflicts_with = "out")]
-    pub json: bool,
 }
 
 pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
     let model = &args.target.model;
-    let Discovered { path, task, ck, mnist, disc } = discovered(
-        &args.target,
-        &args.flags,
-        &args.data,
-        &out_or_stdout(&args.out, args.json),
-        "controls",
-        args.quiet,
-    )?;
+    let Discovered { path, task, ck, mnist, disc } =
+        discovered(&args.target, &args.flags, &args.data, &args.output, "controls")?;
     let meta = ck.meta.as_ref().map(|m| (m.config.regime, m.config.seed));
     let c = ControlSettings {
         random: args.random as usize,
@@ -69,10 +53,7 @@ pub fn run(args: ControlsArgs) -> anyhow::Result<()> {
     };
     let r = controls(&mnist, &ck.model, (meta.map(|m| m.0), meta.map(|m| m.1)), &disc, &c)
         .with_context(|| format!("the controls of {} on {task}", model.display()))?;
-    if path != std::path::Path::new("-") {
-        remove_stale_temps([dir_of(&path)], args.quiet)?;
-    }
-    write_output(&path, &serde_json::to_vec_pretty(&r)?)?;
-    summary(&path, args.quiet, &format!("{} on {task}: {} -> {}", model.display(), r.summary(), path.display()));
+    args.output.write(&path, &serde_json::to_vec_pretty(&r)?)?;
+    args.output.say(&path, &format!("{} on {task}: {} -> {}", model.display(), r.summary(), path.display()));
     Ok(())
 }

@@ -10,16 +10,12 @@ use modcirc_dataset::{DatasetError, Mnist, Task};
 use modcirc_mlp::DeviceSpec;
 use modcirc_present::html::{model_page_data, report_html, PageInput};
 use modcirc_present::summary::discovery_summary;
-use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
 use modcirc_study::discovery::{discover_checkpoint, DiscoverOutput, DiscoverySettings, Split};
 use modcirc_study::options::{DiscoveryOptions, MinEffect, OptionError, Select};
 use modcirc_study::StudyError;
 
-use crate::flags::{
-    finite, fraction_below_one, out_or_stdout, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs,
-    ModelTask,
-};
+use crate::flags::{finite, fraction_below_one, positive, refuse_overwrite, DataArgs, ModelTask, OutputArgs};
 use crate::progress::bar;
 
 #[derive(Args, Debug)]
@@ -28,9 +24,8 @@ pub struct DiscoverArgs {
     pub target: ModelTask,
     #[command(flatten)]
     pub flags: DiscoverFlags,
-    /// Output JSON; default ./artifacts/discover/MODEL-TASK.json.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Also write the model's page (REPORT.html's view for this model:
     /// the network with the input as its 28x28 map, the circuit, the
     /// scores, the faithfulness curves and the rules) to this file.
@@ -38,12 +33,6 @@ pub struct DiscoverArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Print nothing but errors: no progress, notes, warnings or summary.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Write the JSON to standard output and nothing else there (as `--out -`).
-    #[arg(long, conflicts_with = "out")]
-    pub json: bool,
 }
 
 /// The discovery's flags, as the command line names them.
@@ -179,14 +168,6 @@ fn min_effect(s: &str) -> Result<MinEffect, String> {
     }
 }
 
-/// `--target-faithfulness`: a finite number above 0.
-fn positive(s: &str) -> Result<f64, String> {
-    match finite(s)? {
-        x if x > 0.0 => Ok(x),
-        x => Err(format!("{x} is not above 0")),
-    }
-}
-
 /// `--k`: one K, or one per hidden layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KList(pub Vec<usize>);
@@ -205,7 +186,7 @@ fn k_list(s: &str) -> Result<KList, String> {
 
 pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let task = args.target.parse_task()?;
-    let path = out_or_stdout(&args.out, args.json).unwrap_or_else(|| args.target.default_out("discover", &task));
+    let path = args.output.path(|| args.target.default_out("discover", &task));
     let stdout = Path::new("-");
     if path == stdout && args.html.as_deref() == Some(stdout) {
         let msg = "--html -: standard output already takes the JSON (--json or --out -); write the page to a file\n";
@@ -219,14 +200,12 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
     let ck = args.target.load()?;
     let mnist = args.data.load()?;
     let settings = args.flags.checked(&ck, &mnist)?;
-    args.target.check_provenance(&ck, &mnist, &args.data, args.quiet)?;
+    let quiet = args.output.quiet;
+    args.target.check_provenance(&ck, &mnist, &args.data, quiet)?;
     let sha256 = sha256_file(&args.target.model)?;
-    let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, args.quiet)?;
-    if path != Path::new("-") {
-        remove_stale_temps([dir_of(&path)], args.quiet)?;
-    }
-    write_output(&path, &serde_json::to_vec_pretty(&out)?)?;
-    summary(told, args.quiet, discovery_summary(&out, &path).trim_end());
+    let out = discover_model(&mnist, (&ck, &args.target.model, &sha256), &task, &settings, quiet)?;
+    args.output.write(&path, &serde_json::to_vec_pretty(&out)?)?;
+    args.output.say(told, discovery_summary(&out, &path).trim_end());
     if let Some(html) = &args.html {
         let label = args.target.model.file_name().map_or("model".into(), |s| s.to_string_lossy().into_owned());
         let page = PageInput {
@@ -238,11 +217,8 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
             beyond: Vec::new(),
         };
         let text = report_html(&model_page_data(&page)?)?;
-        if html != Path::new("-") {
-            remove_stale_temps([dir_of(html)], args.quiet)?;
-        }
-        write_output(html, text.as_bytes())?;
-        summary(told, args.quiet, &format!("  page -> {}", html.display()));
+        args.output.write(html, text.as_bytes())?;
+        args.output.say(told, &format!("  page -> {}", html.display()));
     }
     Ok(())
 }
@@ -294,12 +270,12 @@ pub fn discovered(
     target: &ModelTask,
     flags: &DiscoverFlags,
     data: &DataArgs,
-    out: &Option<PathBuf>,
+    output: &OutputArgs,
     kind: &str,
-    quiet: bool,
 ) -> anyhow::Result<Discovered> {
     let task = target.parse_task()?;
-    let path = out.clone().unwrap_or_else(|| target.default_out(kind, &task));
+    let quiet = output.quiet;
+    let path = output.path(|| target.default_out(kind, &task));
     refuse_overwrite(&[("--out", &path)], &target.inputs(data))?;
     let ck = target.load()?;
     let mnist = data.load()?;

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use clap::Args;
-use modcirc_present::export::{circuit_graph, read_source, to_dot, CircuitKind};
+use modcirc_present::export::{checked_graph, read_source, to_dot, CircuitKind};
 use modcirc_store::atomic::dir_of;
 use modcirc_store::listing::sha256_file;
-use modcirc_study::discovery::differing_files;
 
 use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, summary, write_output, DataArgs};
 
@@ -77,34 +76,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--discovery {}", args.discovery.display()))?;
     let ck = load_model(&args.model, args.activation)?;
     let sha256 = sha256_file(&args.model)?;
-    ensure!(
-        sha256 == src.model_sha256,
-        "--discovery {} was made on {} (SHA-256 {}), not on --model {} (SHA-256 {sha256})",
-        args.discovery.display(),
-        src.model,
-        src.model_sha256,
-        args.model.display()
-    );
-    let activation = ck.model.activation.to_string();
-    ensure!(
-        activation == src.activation,
-        "--discovery {} ran {} with {} activations, not {activation} (--activation)",
-        args.discovery.display(),
-        src.model,
-        src.activation
-    );
     let mnist = args.data.load()?;
-    let differ = differing_files(&src.data.1, &mnist.checksums);
-    ensure!(
-        differ.is_empty(),
-        "--discovery {} indexes pairs of {}, but {} here differ ({}): pass --data-dir {}",
-        args.discovery.display(),
-        src.data.0,
-        mnist.dir.display(),
-        differ.join(", "),
-        src.data.0
-    );
-    let graph = circuit_graph(&mnist, &ck, &src).context("--model, --discovery")?;
+    let graph = checked_graph(&mnist, &ck, &sha256, &src).with_context(|| {
+        format!(
+            "--discovery {} on --model {} (--activation, --data-dir)",
+            args.discovery.display(),
+            args.model.display()
+        )
+    })?;
     let text = match args.format {
         Format::Json => serde_json::to_string(&graph)?,
         Format::Dot => to_dot(&graph),
@@ -113,23 +92,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         remove_stale_temps([dir_of(&path)], args.quiet)?;
     }
     write_output(&path, text.as_bytes())?;
-    let kept = graph.edges.values().filter(|e| e.in_graph).count();
-    let last = graph.cfg.sizes.len() - 1;
-    let hidden = graph.nodes.values().filter(|n| n.layer > 0 && n.layer < last);
-    summary(
-        &path,
-        args.quiet,
-        &format!(
-            "{} circuit of {} ({}): {} of {} edges; hidden neurons: {} kept of {} -> {}",
-            graph.cfg.task,
-            args.model.display(),
-            graph.cfg.method,
-            kept,
-            graph.edges.len(),
-            hidden.clone().filter(|n| n.in_graph).count(),
-            hidden.count(),
-            path.display()
-        ),
-    );
+    let line = format!("{} of {} -> {}", graph.summary(), args.model.display(), path.display());
+    summary(&path, args.quiet, &line);
     Ok(())
 }

@@ -24,51 +24,75 @@ pub fn artifacts_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")).join("artifacts")
 }
 
-/// `--eps`: a fraction in [0, 1).
-pub fn fraction_below_one(s: &str) -> Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..1.0).contains(&x) {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not in [0, 1)"))
+/// Where a command's one JSON goes, and how loudly it speaks: the flags
+/// every single-output command shares, and the write protocol they follow.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output JSON; default ./artifacts/COMMAND/MODEL-TASK.json (COMMAND
+    /// this command's name); `-` for standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the JSON to standard output and nothing else there (as `--out -`).
+    #[arg(long, conflicts_with = "out")]
+    pub json: bool,
+    /// Print nothing but errors: no progress, notes, warnings or summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// The output's path: `-` under `--json`, `--out`, or `default`.
+    pub fn path(&self, default: impl FnOnce() -> PathBuf) -> PathBuf {
+        if self.json {
+            PathBuf::from("-")
+        } else {
+            self.out.clone().unwrap_or_else(default)
+        }
+    }
+
+    /// Writes `bytes` to `path` (standard output for `-`): first the
+    /// temporary files killed runs left beside it are removed, then the
+    /// file is written through a temporary file and renamed.
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        if path != Path::new("-") {
+            remove_stale_temps([modcirc_store::atomic::dir_of(path)], self.quiet)?;
+        }
+        write_output(path, bytes)
+    }
+
+    /// A summary line about the output at `path` ([`summary`]).
+    pub fn say(&self, path: &Path, line: &str) {
+        summary(path, self.quiet, line)
     }
 }
 
-/// `--json`: the output to standard output, as `--out -`.
-pub fn out_or_stdout(out: &Option<PathBuf>, json: bool) -> Option<PathBuf> {
-    if json {
-        Some(PathBuf::from("-"))
-    } else {
-        out.clone()
+/// A finite number for which `ok` holds (`what` says what it must be).
+fn number(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && ok(x) => Ok(x),
+        Ok(x) if x.is_finite() => Err(format!("{x} is not {what}")),
+        _ => Err(format!("{s:?} is not a finite number")),
     }
 }
 
 /// `--min-effect`: a finite number.
 pub fn finite(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number")),
-    }
+    number(s, |_| true, "finite")
 }
 
-/// `--tau`: a finite number, at least 0.
+/// `--eps`: a fraction in [0, 1).
+pub fn fraction_below_one(s: &str) -> Result<f64, String> {
+    number(s, |x| (0.0..1.0).contains(&x), "in [0, 1)")
+}
+
+/// `--tau`, `--faithful`: a finite number, at least 0.
 pub fn non_negative(s: &str) -> Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if x.is_finite() && x >= 0.0 {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not a finite number of at least 0"))
-    }
+    number(s, |x| x >= 0.0, "at least 0")
 }
 
-/// `--mask-lambdas`, `--mask-lr`: a finite number above 0.
+/// `--mask-lambdas`, `--mask-lr`, `--target-faithfulness`: a finite number above 0.
 pub fn positive(s: &str) -> Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if x.is_finite() && x > 0.0 {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not a finite number above 0"))
-    }
+    number(s, |x| x > 0.0, "above 0")
 }
 
 #[derive(Args, Debug, Clone)]

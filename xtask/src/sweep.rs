@@ -6,11 +6,10 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use modcirc_engine::collect::sweep_results;
+use modcirc_engine::describe;
 use modcirc_engine::execute::{execute, Options, Silent};
-use modcirc_engine::plan::sizes_name;
 use modcirc_engine::Shard;
 use modcirc_present::sweep::{write_sweep, SWEEP_FILES};
-use modcirc_store::listing::recorded_sha256;
 
 use crate::flags::{refuse_overwrite, remove_stale_temps, JobsArg};
 use crate::plan_args::{open, PlanArgs};
@@ -64,97 +63,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 fn plan(args: &PlanArgs) -> anyhow::Result<()> {
-    let sw = open(args)?;
-    let p = &sw.plan;
-    println!("plan {}: {} units in {}", args.plan.display(), p.unit_count(), sw.out.display());
-    for a in &p.axes {
-        println!("  {:<20} {}{}", a.name, a.values.join(", "), if a.swept() { "   (swept)" } else { "" });
-    }
-    println!(
-        "{} trainings, {} discoveries ({} discovery setting{} x {} task{} per model), {} STUDY §9 analyses",
-        p.models.len(),
-        p.models.len() * p.settings.len() * p.tasks.len(),
-        p.settings.len(),
-        if p.settings.len() == 1 { "" } else { "s" },
-        p.tasks.len(),
-        if p.tasks.len() == 1 { "" } else { "s" },
-        p.models.len() * p.settings.len()
-    );
-    println!("\nmodel units (each with its discoveries and analyses; estimated CPU seconds):");
-    let sums: Vec<String> = (0..p.settings.len()).map(|s| sw.setting_key(s)).collect();
-    for m in &sw.models {
-        let c = &m.point.config;
-        let state = if recorded_sha256(&m.path).is_some() { "trained" } else { "to train" };
-        println!(
-            "  {}  {:<9} seed {:<3} steps {:<7} lambda {:<7} swap {:<5} {:<16} {:<9} {:>8.1} s  {state}",
-            m.key,
-            c.regime.name(),
-            c.seed,
-            c.steps,
-            c.lambda,
-            c.swap_every,
-            sizes_name(&c.sizes),
-            c.activation,
-            m.cost
-        );
-    }
-    println!("\ndiscovery settings (their keys join the model's SHA-256 and the task in each unit's key):");
-    for (s, key) in p.settings.iter().zip(&sums) {
-        let c = &s.settings.config;
-        println!(
-            "  {key}  K {:<3} eps {:<6} ablation {:<8} {} resamples of {} pairs",
-            s.k, c.eps, c.ablation, c.bootstraps, c.sample
-        );
-    }
-    let total: f64 = sw.models.iter().map(|m| m.cost).sum();
-    let c = sw.census(&sw.all())?;
-    if let Some(s) = &p.planted {
-        println!(
-            "\nplanted-truth suite (STUDY §11): {} regimes x {} seeds of {} steps, block {}, and a Boolean suite per regime: {} units",
-            s.regimes.len(),
-            s.seeds.len(),
-            s.steps,
-            s.block,
-            s.units()
-        );
-    }
-    println!(
-        "\nestimated {:.0} CPU seconds in all ({:.1} h); in the cache: {} of {} units done, {} running, {} abandoned",
-        total,
-        total / 3600.0,
-        c.done,
-        p.unit_count(),
-        c.running.len(),
-        c.abandoned.len()
-    );
+    let wl = open(args)?;
+    print!("{}", describe::plan(&wl, &args.plan.display().to_string())?);
     Ok(())
 }
 
 fn status(args: &PlanArgs) -> anyhow::Result<()> {
-    let sw = open(args)?;
-    let c = sw.census(&sw.all())?;
-    let n = sw.plan.unit_count();
-    println!(
-        "{}: {} of {n} units done, {} running, {} abandoned (to be picked up again), {} missing, {} waiting for their model",
-        sw.out.display(),
-        c.done,
-        c.running.len(),
-        c.abandoned.len(),
-        c.missing.len(),
-        c.waiting
-    );
-    for r in &c.running {
-        println!("  running    {r}");
-    }
-    for a in &c.abandoned {
-        println!("  abandoned  {a}");
-    }
-    for m in c.missing.iter().take(20) {
-        println!("  missing    {m}");
-    }
-    if c.missing.len() > 20 {
-        println!("  ... and {} more missing", c.missing.len() - 20);
-    }
+    let wl = open(args)?;
+    print!("{}", describe::status(&wl, &wl.census(&wl.all())?));
     Ok(())
 }
 

@@ -7,9 +7,8 @@ use anyhow::bail;
 use clap::Args;
 use modcirc_bimt::checkpoint;
 use modcirc_bimt::{BimtError, Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES, STUDY_STEPS};
-use modcirc_dataset::Mnist;
 use modcirc_engine::jobs::run_jobs;
-use modcirc_engine::keys::model_key_on;
+use modcirc_engine::keys::model_file_name;
 use modcirc_engine::train::train;
 use modcirc_engine::EngineError;
 use modcirc_mlp::{Activation, DeviceSpec};
@@ -65,28 +64,6 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// `<regime>-seed<S>-<data>-<key>.safetensors`: the data directory's name
-/// and the model's content key (`modcirc_engine::keys::model_key`), so that models of other
-/// data or settings never share a name; the widths and activation are
-/// added where they are not the study's.
-pub fn default_model_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpec) -> anyhow::Result<String> {
-    let (regime, seed) = (config.regime, config.seed);
-    let data: String = mnist
-        .dir
-        .file_name()
-        .map(|n| {
-            n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
-        })
-        .unwrap_or_else(|| "data".into());
-    let key = model_key_on(config, mnist, device)?;
-    Ok(if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
-        format!("{regime}-seed{seed}-{data}-{key}.safetensors")
-    } else {
-        let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
-        format!("{regime}-seed{seed}-{}-{}-{data}-{key}.safetensors", sizes.join("x"), config.activation)
-    })
-}
-
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mnist = args.data.load()?;
     let regimes: Vec<Regime> = match args.regime {
@@ -114,8 +91,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         let path = match (&args.out, args.all) {
             (Some(p), false) => p.clone(),
-            (Some(dir), true) => dir.join(default_model_name(&config, &mnist, args.device)?),
-            (None, _) => artifacts_dir().join("models").join(default_model_name(&config, &mnist, args.device)?),
+            (Some(dir), true) => dir.join(model_file_name(&config, &mnist, args.device)?),
+            (None, _) => artifacts_dir().join("models").join(model_file_name(&config, &mnist, args.device)?),
         };
         let sidecar = checkpoint::sidecar_path(&path);
         refuse_overwrite(&[("--out", &path), ("its sidecar", &sidecar)], &args.data.inputs())?;
@@ -136,18 +113,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         pb.finish_and_clear();
         let saved = checkpoint::save(path, &t.model, &t.layout, &t.meta)
             .map_err(|e| EngineError::from(e).within(format!("saving {}", path.display())))?;
-        let m = &saved.meta;
-        progress.result(&format!(
-            "{:>8}: test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB -> {}",
-            config.regime.label(),
-            m.test_accuracy,
-            m.train_accuracy,
-            m.timing.total_s,
-            m.timing.optimizer_s,
-            m.timing.relocation_s,
-            m.peak_heap_bytes.unwrap_or(0).saturating_sub(m.heap_at_start_bytes.unwrap_or(0)) as f64 / (1 << 20) as f64,
-            path.display()
-        ));
+        progress.result(&format!("{:>8}: {} -> {}", config.regime.label(), saved.meta.summary(), path.display()));
         Ok(())
     });
     done.map(|_| ()).map_err(with_train_flags)

@@ -110,7 +110,7 @@ fn a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_rende
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("was made on") && err.contains("not on --model"), "{err}");
+    assert!(err.contains("was made on") && err.contains("not on this model") && err.contains("--discovery"), "{err}");
     // Hostile discoveries: a layer's scores cut short, a dead neuron outside
     // its layer, another schema, a task name that would end a DOT string.
     let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&disc).unwrap()).unwrap();

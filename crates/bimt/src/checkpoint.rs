@@ -75,6 +75,24 @@ pub struct TrainMeta {
     pub weights_sha256: Option<String>,
 }
 
+impl TrainMeta {
+    /// In one line: accuracy on the test and training sets, the training's
+    /// time (optimizer and relocation) and the heap it grew by.
+    pub fn summary(&self) -> String {
+        let heap = self.peak_heap_bytes.unwrap_or(0).saturating_sub(self.heap_at_start_bytes.unwrap_or(0));
+        let t = &self.timing;
+        format!(
+            "test accuracy {:.4}, train {:.4}; {:.1} s (optimizer {:.1} s, relocation {:.2} s); peak heap {:.1} MiB",
+            self.test_accuracy,
+            self.train_accuracy,
+            t.total_s,
+            t.optimizer_s,
+            t.relocation_s,
+            heap as f64 / (1 << 20) as f64
+        )
+    }
+}
+
 fn default_device() -> String {
     "cpu".into()
 }

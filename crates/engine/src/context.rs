@@ -51,6 +51,56 @@ pub enum Value<'a> {
     Boolean(&'a [modcirc_study::planted::BooleanModel]),
 }
 
+impl Value<'_> {
+    /// The result in one line, as a progress log shows it: the unit's kind,
+    /// model `m` and its headline numbers.
+    pub fn summary(&self, m: &ModelUnit) -> String {
+        let c = &m.point.config;
+        let who = format!("{:>8} seed {}", c.regime.label(), c.seed);
+        match *self {
+            Value::Trained(meta) => {
+                format!("[train]     {who}: test accuracy {:.4}, {:.1} s", meta.test_accuracy, meta.timing.total_s)
+            }
+            Value::Discovered(task, point, d) => {
+                let s = &d.report.summary;
+                format!(
+                    "[discover]  {who} {:>6} K {}: logit difference {:.3}, sparsity {:.4}",
+                    task.name, point.k, s.logit_difference.mean, s.sparsity.mean
+                )
+            }
+            Value::Beyond(b) => format!(
+                "[beyond]    {who} {:>6}: circuit faithfulness {:.3}, EAP at that size {:.3}, CPR {:.3}, CMD {:.3}",
+                b.task, b.circuit_faithfulness, b.eap_same_size_faithfulness, b.curve.cpr, b.curve.cmd
+            ),
+            Value::Controls(r) => format!("[controls]  {who} {:>6}: {}", r.task, r.summary()),
+            Value::PlantedModel(q) => format!(
+                "[planted]   {who}: task accuracy {:.3}, IIA {:.3}, strictness failure {:.3}",
+                q.task_accuracy, q.iia, q.strictness_failure
+            ),
+            Value::PlantedScores(method, tasks) => {
+                let score = tasks.first().and_then(|t| t.method(method.name()));
+                let auroc = score.map_or("none".into(), |s| format!("{:.3}", s.node_auroc));
+                format!("[planted]   {who} {method}: node AUROC on V1 {auroc}")
+            }
+            Value::Boolean(b) => {
+                let exact: Vec<_> = b.iter().filter(|n| n.exact).collect();
+                let valid: usize = exact.iter().map(|n| n.valid).sum();
+                format!(
+                    "[boolean]   {:>8}: {} of {} networks exact, {:.1} valid circuits each",
+                    c.regime.label(),
+                    exact.len(),
+                    b.len(),
+                    valid as f64 / exact.len().max(1) as f64
+                )
+            }
+            Value::Structure(s) => format!(
+                "[structure] {who}: wiring length {:.3}, Q {:.3} (every weight) / {:.3} (eps edges)",
+                s.wiring_length, s.all_weights.q, s.eps_edges.q
+            ),
+        }
+    }
+}
+
 /// What execution tells as it goes: progress, results, waits, warnings.
 /// Every method has a silent default.
 pub trait Observer: Sync {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use modcirc_bimt::{Regime, TrainConfig};
+use modcirc_bimt::{Regime, TrainConfig, STUDY_ACTIVATION, STUDY_SIZES};
 use modcirc_dataset::{Mnist, Task};
 use modcirc_mlp::DeviceSpec;
 use modcirc_store::short_hash;
@@ -34,6 +34,29 @@ pub fn model_key(config: &TrainConfig, data_sha256: &[&str], device: &str) -> Re
 pub fn model_key_on(config: &TrainConfig, data: &Mnist, device: DeviceSpec) -> Result<String, EngineError> {
     let sums: Vec<&str> = data.checksums.iter().map(|c| c.sha256.as_str()).collect();
     model_key(config, &sums, &device.to_string())
+}
+
+/// A model's file name outside a study's directory (`train`'s default):
+/// `<regime>-seed<S>-<data>-<key>.safetensors`, the data directory's name
+/// and the model's content key ([`model_key`]), so that models of other
+/// data or settings never share a name; the widths and activation are
+/// added where they are not the study's.
+pub fn model_file_name(config: &TrainConfig, mnist: &Mnist, device: DeviceSpec) -> Result<String, EngineError> {
+    let (regime, seed) = (config.regime, config.seed);
+    let data: String = mnist
+        .dir
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+        })
+        .unwrap_or_else(|| "data".into());
+    let key = model_key_on(config, mnist, device)?;
+    Ok(if config.sizes == STUDY_SIZES && config.activation == STUDY_ACTIVATION {
+        format!("{regime}-seed{seed}-{data}-{key}.safetensors")
+    } else {
+        let sizes: Vec<String> = config.sizes.iter().map(usize::to_string).collect();
+        format!("{regime}-seed{seed}-{}-{}-{data}-{key}.safetensors", sizes.join("x"), config.activation)
+    })
 }
 
 /// The key of an analysis of a model (by its bytes' SHA-256) under

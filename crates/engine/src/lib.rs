@@ -28,6 +28,7 @@
 
 pub mod collect;
 mod context;
+pub mod describe;
 mod error;
 pub mod execute;
 pub mod jobs;

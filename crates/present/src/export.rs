@@ -341,6 +341,53 @@ fn check_source(src: &CircuitSource, sizes: &[usize], images: usize) -> Result<(
     Ok(())
 }
 
+/// [`circuit_graph`] after checking that `src` was made on this model (its
+/// bytes' SHA-256 `sha256`), with its activation, on these data: a
+/// discovery's indices and scores mean nothing on another model or data.
+pub fn checked_graph(
+    mnist: &Mnist,
+    ck: &Checkpoint,
+    sha256: &str,
+    src: &CircuitSource,
+) -> Result<CircuitGraph, PresentError> {
+    let bad = |m: String| Err(PresentError::Invalid(m));
+    if sha256 != src.model_sha256 {
+        let (model, made) = (&src.model, &src.model_sha256);
+        return bad(format!(
+            "the discovery was made on {model} (SHA-256 {made}), not on this model (SHA-256 {sha256})"
+        ));
+    }
+    let activation = ck.model.activation.to_string();
+    if activation != src.activation {
+        return bad(format!("the discovery ran {} with {} activations, not {activation}", src.model, src.activation));
+    }
+    let differ = modcirc_study::discovery::differing_files(&src.data.1, &mnist.checksums);
+    if !differ.is_empty() {
+        let (made, here) = (&src.data.0, mnist.dir.display());
+        return bad(format!(
+            "the discovery indexes pairs of {made}, but {here} here differ ({}): use the data it was made on, {made}",
+            differ.join(", ")
+        ));
+    }
+    circuit_graph(mnist, ck, src)
+}
+
+impl CircuitGraph {
+    /// In one line: the task, the method, the edges and hidden neurons kept.
+    pub fn summary(&self) -> String {
+        let kept = self.edges.values().filter(|e| e.in_graph).count();
+        let last = self.cfg.sizes.len() - 1;
+        let hidden = self.nodes.values().filter(|n| n.layer > 0 && n.layer < last);
+        let (hidden_kept, hidden_all) = (hidden.clone().filter(|n| n.in_graph).count(), hidden.count());
+        format!(
+            "{} circuit ({}): {kept} of {} edges; hidden neurons: {hidden_kept} kept of {hidden_all}",
+            self.cfg.task,
+            self.cfg.method,
+            self.edges.len()
+        )
+    }
+}
+
 /// The graph of `src`'s circuit on `ck`: its pairs' images come from
 /// `mnist` (the data the file recorded), the edge scores from EAP on them.
 pub fn circuit_graph(mnist: &Mnist, ck: &Checkpoint, src: &CircuitSource) -> Result<CircuitGraph, PresentError> {
