@@ -29,7 +29,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/engine/src/study.rs", "results", 94),
     ("crates/present/src/check.rs", "check_artifacts", 85),
     ("crates/present/src/compare.rs", "compare_markdown", 96),
-    ("crates/present/src/export.rs", "read_source", 100),
+    ("crates/present/src/circuit_source.rs", "read_source", 100),
     ("crates/present/src/html.rs", "page_model", 80),
     ("crates/present/src/html.rs", "model_page_data", 93),
     ("crates/report/tests/figures.rs", "every_kind_of_figure_renders_png_and_svg", 94),

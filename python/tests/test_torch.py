@@ -32,7 +32,7 @@ def test_from_module_equals_saving_it_and_running_the_cli(act, name, cli_discove
     # What a user does without modcirc: the state dict saved as safetensors
     # (as safetensors.torch.save_file writes it), then the CLI.
     path = tmp_path / "net.safetensors"
-    path.write_bytes(modcirc._safetensors_bytes({k: v.numpy() for k, v in net.state_dict().items()}))
+    path.write_bytes(modcirc.models._safetensors_bytes({k: v.numpy() for k, v in net.state_dict().items()}))
     flags = ["--task", "circle", "--bootstraps", "3", "--sample", "100", "--activation", name]
     cli_out = cli_discover(path, *flags)
     d = modcirc.discover(net, data, "circle", bootstraps=3, sample=100)

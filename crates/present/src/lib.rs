@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod circuit_source;
 pub mod compare;
 mod error;
 pub mod export;
