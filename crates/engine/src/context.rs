@@ -48,7 +48,7 @@ pub enum Value<'a> {
     /// A method's scores on a planted model's tasks (STUDY §11).
     PlantedScores(&'a modcirc_acdc::Method, &'a [modcirc_study::planted::TaskScores]),
     /// A regime's Boolean networks (STUDY §11).
-    Boolean(&'a [modcirc_study::planted::BooleanModel]),
+    Boolean(&'a [modcirc_study::boolean::BooleanModel]),
 }
 
 impl Value<'_> {

@@ -15,7 +15,8 @@ use modcirc_acdc::Method;
 use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality};
 use modcirc_bimt::{Regime, TrainTiming};
 use modcirc_store::short_hash;
-use modcirc_study::planted::{BooleanModel, PlantedSettings, TaskScores};
+use modcirc_study::boolean::BooleanModel;
+use modcirc_study::planted::{PlantedSettings, TaskScores};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::ModelPoint;

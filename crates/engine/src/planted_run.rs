@@ -13,9 +13,8 @@ use modcirc_bimt::Regime;
 use modcirc_dataset::pvr::PvrSource;
 use modcirc_mlp::Mlp;
 use modcirc_store::{listing, FileRecord};
-use modcirc_study::planted::{
-    boolean_suite, planted_results, score_planted, PlantedResults, PlantedScores, PlantedSettings, TaskScores,
-};
+use modcirc_study::planted::{boolean_suite, score_planted, PlantedScores, PlantedSettings, TaskScores};
+use modcirc_study::planted_results::{planted_results, PlantedResults};
 
 use crate::context::{Ctx, Value};
 use crate::planted::{record_path, BooleanRecord, Job, PlantedGroup, PlantedRecord, ScoresRecord};

@@ -427,7 +427,7 @@ fn fig8_methods(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
 /// every false-positive rate of the grid.
 pub(crate) fn planted_figures(
     dir: &Path,
-    p: &modcirc_study::planted::PlantedResults,
+    p: &modcirc_study::planted_results::PlantedResults,
 ) -> Result<Vec<PathBuf>, PresentError> {
     let grid = modcirc_study::planted::roc_grid();
     let panels: Vec<LinePanel> = Regime::ALL

@@ -103,7 +103,7 @@ pub fn write_study(
 /// results with every unit file). Returns the path of `PLANTED.md`.
 pub fn write_planted(
     out: &Path,
-    planted: &modcirc_study::planted::PlantedResults,
+    planted: &modcirc_study::planted_results::PlantedResults,
     files: &[FileRecord],
 ) -> Result<PathBuf, PresentError> {
     let figures = crate::figures::planted_figures(&out.join("figures"), planted)?;
@@ -125,7 +125,7 @@ pub fn write_planted(
     listed.push(FileRecord::of(out, &report, md.as_bytes()));
     #[derive(serde::Serialize)]
     struct PlantedJson<'a> {
-        planted: &'a modcirc_study::planted::PlantedResults,
+        planted: &'a modcirc_study::planted_results::PlantedResults,
         files: &'a [FileRecord],
     }
     let path = out.join("planted.json");

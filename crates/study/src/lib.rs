@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod beyond;
+pub mod boolean;
 pub mod compare;
 pub mod controls;
 pub mod discovery;
@@ -48,6 +49,7 @@ pub mod measure;
 pub mod options;
 pub mod paper;
 pub mod planted;
+pub mod planted_results;
 pub mod profile;
 pub mod results;
 pub mod rows;

@@ -74,7 +74,7 @@ pub struct Results {
     pub differences: Vec<crate::judged_controls::DifferenceTest>,
     /// The planted-truth suite (STUDY §11), where the run had it.
     #[serde(default)]
-    pub planted: Option<crate::planted::PlantedResults>,
+    pub planted: Option<crate::planted_results::PlantedResults>,
     /// The figures written, relative to the output directory.
     pub figures: Vec<String>,
     /// Every file of the run but `results.json` itself, with its SHA-256

@@ -136,7 +136,7 @@ pub struct SweepResults {
     pub analyses: Vec<SweepAnalysis>,
     /// The planted-truth suite (a plan's `[planted]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub planted: Option<crate::planted::PlantedResults>,
+    pub planted: Option<crate::planted_results::PlantedResults>,
 }
 
 /// A metric of the sweep, as the CSV and figures name it.

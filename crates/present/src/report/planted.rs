@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use modcirc_metrics::Summary;
-use modcirc_study::planted::PlantedResults;
+use modcirc_study::planted_results::PlantedResults;
 use modcirc_study::results::Results;
 
 use super::{verdict_list, Table};
