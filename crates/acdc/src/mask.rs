@@ -136,6 +136,12 @@ pub struct LearnedMasks {
     /// Per unit, the sum of its mask values over the sweep (edges: laid out
     /// as [`EdgeScores`]; neurons: one layer per hidden layer).
     pub scores: Vec<Vec<f32>>,
+    /// Per hidden neuron, its score (STUDY §12): its own mask (neuron
+    /// masks) or the largest of its edges' masks, incoming and outgoing
+    /// (edge masks), summed over the sweep. Never a sum over its edges,
+    /// which would rank neurons by their number of edges.
+    #[serde(default)]
+    pub nodes: Vec<Vec<f32>>,
 }
 
 impl LearnedMasks {
@@ -145,11 +151,9 @@ impl LearnedMasks {
         (self.config.unit == MaskUnit::Edges).then(|| EdgeScores { layers: self.scores.clone() })
     }
 
-    /// The node scores of a neuron sweep (`None` for an edge sweep).
-    pub fn node_scores(&self) -> Option<NodeEffects> {
-        (self.config.unit == MaskUnit::Neurons).then(|| NodeEffects {
-            layers: self.scores.iter().map(|l| l.iter().map(|&s| s as f64).collect()).collect(),
-        })
+    /// Every hidden neuron's score ([`LearnedMasks::nodes`]).
+    pub fn node_scores(&self) -> NodeEffects {
+        NodeEffects { layers: self.nodes.iter().map(|l| l.iter().map(|&s| s as f64).collect()).collect() }
     }
 }
 
@@ -316,6 +320,27 @@ fn unit_shapes(sweep: &PatchingSweep<'_>, unit: MaskUnit) -> Vec<usize> {
     }
 }
 
+/// Per hidden neuron, its mask (`masks` of neurons) or the largest mask of
+/// its incoming and outgoing edges (`masks` of edges, as the weights lie).
+fn neuron_masks(model: &modcirc_mlp::Mlp, unit: MaskUnit, masks: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    if unit == MaskUnit::Neurons {
+        return masks.to_vec();
+    }
+    let hidden = model.layers.len() - 1;
+    (0..hidden)
+        .map(|h| {
+            let (into, out) = (&model.layers[h], &model.layers[h + 1]);
+            (0..into.n_out)
+                .map(|u| {
+                    let incoming = masks[h][u * into.n_in..(u + 1) * into.n_in].iter();
+                    let outgoing = (0..out.n_out).map(|o| &masks[h + 1][o * out.n_in + u]);
+                    incoming.chain(outgoing).fold(0.0f32, |m, &x| m.max(x))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Fits the masks of `config` on `sweep`'s pairs, one penalty after the other.
 pub fn learn_masks(sweep: &PatchingSweep<'_>, config: &MaskConfig) -> Result<LearnedMasks, AcdcError> {
     config.validate()?;
@@ -326,6 +351,8 @@ pub fn learn_masks(sweep: &PatchingSweep<'_>, config: &MaskConfig) -> Result<Lea
     let mut theta: Vec<Vec<f32>> = shapes.iter().map(|&k| vec![MASK_INIT_LOGIT; k]).collect();
     let total: usize = shapes.iter().sum();
     let mut scores: Vec<Vec<f32>> = shapes.iter().map(|&k| vec![0.0; k]).collect();
+    let hidden = &sweep.model.layers[..sweep.model.layers.len() - 1];
+    let mut nodes: Vec<Vec<f32>> = hidden.iter().map(|l| vec![0.0; l.n_out]).collect();
     let mut points = Vec::with_capacity(config.lambdas.len());
     for &lambda in &config.lambdas {
         let mut adam = Adam::new(total, config.lr);
@@ -355,10 +382,13 @@ pub fn learn_masks(sweep: &PatchingSweep<'_>, config: &MaskConfig) -> Result<Lea
             return Err(AcdcError::Degenerate(format!("the learned mask's KL at lambda = {lambda} is not finite")));
         }
         let mask: Vec<Vec<bool>> = theta.iter().map(|t| t.iter().map(|&v| v > 0.0).collect()).collect();
-        scores.iter_mut().zip(&theta).for_each(|(s, t)| s.iter_mut().zip(t).for_each(|(s, &v)| *s += sigmoid(v)));
+        let soft: Vec<Vec<f32>> = theta.iter().map(|t| t.iter().map(|&v| sigmoid(v)).collect()).collect();
+        scores.iter_mut().zip(&soft).for_each(|(s, m)| s.iter_mut().zip(m).for_each(|(s, &v)| *s += v));
+        let point_nodes = neuron_masks(sweep.model, config.unit, &soft);
+        nodes.iter_mut().zip(&point_nodes).for_each(|(s, m)| s.iter_mut().zip(m).for_each(|(s, &v)| *s += v));
         points.push(MaskPoint { lambda, kept: mask.iter().flatten().filter(|k| **k).count(), kl, mask });
     }
-    Ok(LearnedMasks { config: config.clone(), points, scores })
+    Ok(LearnedMasks { config: config.clone(), points, scores, nodes })
 }
 
 #[cfg(test)]
@@ -367,6 +397,31 @@ mod tests {
 
     use super::*;
     use crate::TaskImages;
+
+    /// A neuron's score is the largest of its edges' masks, not their sum:
+    /// on layers whose widths differ 8x, weak edges in number do not
+    /// outrank one strong edge (STUDY §12).
+    #[test]
+    fn node_scores_do_not_grow_with_a_neurons_number_of_edges() {
+        let mut u = uniform(7);
+        let model = Mlp::init(&[64, 32, 4, 3], Activation::Relu, &mut u).unwrap();
+        let mut masks: Vec<Vec<f32>> = model.layers.iter().map(|l| vec![0.1; l.weight.len()]).collect();
+        // Every edge the same: every neuron the same, whatever its edges' number.
+        let same = neuron_masks(&model, MaskUnit::Edges, &masks);
+        assert!(same.iter().flatten().all(|&s| s == 0.1), "{same:?}");
+        // One strong edge out of neuron 0 of the narrow layer (32 + 3 edges)
+        // against the wide layer's neurons (64 + 4 edges of 0.1 each).
+        masks[2][0] = 0.9;
+        let nodes = neuron_masks(&model, MaskUnit::Edges, &masks);
+        let (wide, narrow) = (&nodes[0], &nodes[1]);
+        assert_eq!(narrow[0], 0.9);
+        assert!(wide.iter().all(|&s| s < narrow[0]), "{wide:?}");
+        // Summed over edges the wide layer would win: the bias this avoids.
+        assert!(0.1 * (64.0 + 4.0) > 0.9 + 0.1 * 34.0);
+        // Neuron masks are their own scores.
+        let own = vec![vec![0.2; 32], vec![0.4; 4]];
+        assert_eq!(neuron_masks(&model, MaskUnit::Neurons, &own), own);
+    }
 
     fn uniform(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;

@@ -102,6 +102,16 @@ impl Method {
         }
     }
 
+    /// Bumped when a change changes this method's scores, so that caches
+    /// keyed by it recompute only its units (mask 2: a neuron's score the
+    /// largest of its edges' masks, not their sum).
+    pub fn revision(&self) -> u32 {
+        match self {
+            Method::Mask { .. } => 2,
+            _ => 1,
+        }
+    }
+
     /// Whether it scores edges (and so neurons by their edges).
     pub fn ranks_edges(&self) -> bool {
         !matches!(self, Method::Patching | Method::Attribution)
@@ -172,6 +182,8 @@ impl Method {
                 out.pairs = sweep.len().min(*pairs);
                 out.edges =
                     Some(learned.edge_scores().ok_or_else(|| AcdcError::BadOption("edge masks expected".into()))?);
+                // Not summed over its edges (STUDY §12): the largest of them.
+                out.nodes = learned.node_scores().layers;
                 out.masks = Some(learned);
             }
             Method::Acdc { config, pairs } => {

@@ -28,11 +28,14 @@ use crate::EngineError;
 pub const PLANTED_REVISION: u32 = 2;
 
 /// Bumped when a change changes what a Boolean unit holds (2: EAP-IG and
-/// learned masks; 3: the masks' penalties from 1e-8).
-pub const BOOLEAN_REVISION: u32 = 3;
+/// learned masks; 3: the masks' penalties from 1e-8; 4: the masks' node
+/// scores the largest of a neuron's edges, not their sum).
+pub const BOOLEAN_REVISION: u32 = 4;
 
-/// Bumped when a change changes what a method's scores on a planted model hold.
-pub const SCORES_REVISION: u32 = 1;
+/// Bumped when a change changes what every method's scores on a planted
+/// model hold (2: each method's own [`Method::revision`] joins its key, so
+/// that a change to one method recomputes only its units).
+pub const SCORES_REVISION: u32 = 2;
 
 /// What a planted model's JSON holds beside its checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,7 +124,8 @@ pub(crate) fn groups(
                 .methods
                 .iter()
                 .map(|m| {
-                    let k = short_hash(&[stem.as_bytes(), &SCORES_REVISION.to_le_bytes(), &json(&(s.pairs, m))?]);
+                    let revisions = [SCORES_REVISION, m.revision()].map(u32::to_le_bytes).concat();
+                    let k = short_hash(&[stem.as_bytes(), &revisions, &json(&(s.pairs, m))?]);
                     Ok((m.clone(), dir.join(format!("{stem}-{}-{k}.json", m.name()))))
                 })
                 .collect::<Result<Vec<_>, EngineError>>()?;
