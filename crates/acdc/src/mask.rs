@@ -416,8 +416,13 @@ mod tests {
         let (wide, narrow) = (&nodes[0], &nodes[1]);
         assert_eq!(narrow[0], 0.9);
         assert!(wide.iter().all(|&s| s < narrow[0]), "{wide:?}");
-        // Summed over edges the wide layer would win: the bias this avoids.
-        assert!(0.1 * (64.0 + 4.0) > 0.9 + 0.1 * 34.0);
+        // Summed over its edges the wide layer's neuron would win: the bias
+        // the largest mask avoids.
+        let (into, out) = (&model.layers[0], &model.layers[1]);
+        let sum_wide: f32 =
+            masks[0][..into.n_in].iter().sum::<f32>() + (0..out.n_out).map(|o| masks[1][o * out.n_in]).sum::<f32>();
+        let sum_narrow: f32 = masks[1][..out.n_in].iter().sum::<f32>() + (0..3).map(|o| masks[2][o * 4]).sum::<f32>();
+        assert!(sum_wide > sum_narrow, "{sum_wide} against {sum_narrow}");
         // Neuron masks are their own scores.
         let own = vec![vec![0.2; 32], vec![0.4; 4]];
         assert_eq!(neuron_masks(&model, MaskUnit::Neurons, &own), own);
