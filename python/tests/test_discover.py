@@ -246,9 +246,11 @@ def _top_edges(edges, k):
 
 def test_every_method_by_name_and_the_clis_numbers(trained, data, cli, data_dir, tmp_path):
     model = modcirc.load(trained)
-    assert modcirc.METHODS == ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask"]
+    assert modcirc.METHODS == ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "ensemble"]
     small_mask = {"unit": "edges", "lambdas": [1e-4, 1e-2], "steps": 10, "lr": 0.05}
-    options = {"acdc": {"pairs": 10}, "mask": {"pairs": 20, "config": small_mask}, "eap-ig": {"steps": 3}}
+    members = [{"method": "eap-ig", "steps": 3}, {"method": "mask", "pairs": 20, "config": small_mask}]
+    options = {"acdc": {"pairs": 10}, "mask": {"pairs": 20, "config": small_mask}, "eap-ig": {"steps": 3},
+               "ensemble": {"members": members}}
     for name in modcirc.METHODS:
         s = modcirc.scores(model, data, "3:8,8:3", name, **options.get(name, {}))
         assert s.method["method"] == name

@@ -58,7 +58,8 @@ impl AcdcArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MethodArgs {
     /// Which methods run beside EAP and ACDC: eap-ig (the inputs' path),
-    /// eap-ig-activations, mask (learned edge masks), all or none; repeat or
+    /// eap-ig-activations, mask (learned edge masks), ensemble (of those
+    /// three, by mean rank), all (the first three) or none; repeat or
     /// separate with commas.
     #[arg(long = "method", value_delimiter = ',', default_value = "all", value_parser = method_name)]
     pub methods: Vec<String>,

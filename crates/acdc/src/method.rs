@@ -24,6 +24,15 @@ pub const DEFAULT_MASK_PAIRS: usize = 100;
 /// Pairs edge-level ACDC runs on by default (the task's first).
 pub const DEFAULT_ACDC_PAIRS: usize = 100;
 
+/// An ensemble's default members (STUDY §12).
+fn default_members() -> Vec<Method> {
+    vec![
+        Method::EapIg { steps: DEFAULT_IG_STEPS },
+        Method::EapIgActivations { steps: DEFAULT_IG_STEPS },
+        Method::Mask { config: MaskConfig::default(), pairs: DEFAULT_MASK_PAIRS },
+    ]
+}
+
 /// A circuit-discovery method and its options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
@@ -56,6 +65,15 @@ pub enum Method {
         #[serde(default = "default_mask_pairs")]
         pairs: usize,
     },
+    /// An ensemble (STUDY §12): each edge's score the mean of its
+    /// normalised ranks (rank / number of edges, ties at their mean rank)
+    /// under the member methods, each neuron's likewise.
+    Ensemble {
+        /// The members: edge methods, by default EAP-IG on both paths and
+        /// the learned masks.
+        #[serde(default = "default_members")]
+        members: Vec<Method>,
+    },
     /// Edge-level ACDC (STUDY §8): the edges it keeps.
     Acdc {
         /// Its options.
@@ -81,8 +99,8 @@ fn default_acdc_pairs() -> usize {
 
 impl Method {
     /// Every method's name, in the order tables list them.
-    pub const NAMES: [&'static str; 7] =
-        ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask"];
+    pub const NAMES: [&'static str; 8] =
+        ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "ensemble"];
 
     /// Every method with its defaults, in [`Method::NAMES`]' order.
     pub fn all() -> Vec<Method> {
@@ -98,6 +116,7 @@ impl Method {
             Method::EapIg { .. } => "eap-ig",
             Method::EapIgActivations { .. } => "eap-ig-activations",
             Method::Mask { .. } => "mask",
+            Method::Ensemble { .. } => "ensemble",
             Method::Acdc { .. } => "acdc",
         }
     }
@@ -138,6 +157,18 @@ impl Method {
                 config.validate()?;
                 if *pairs == 0 {
                     return bad("pairs = 0: ACDC runs on at least one pair".into());
+                }
+                Ok(())
+            }
+            Method::Ensemble { members } => {
+                if members.is_empty() {
+                    return bad("members = []: an ensemble has at least one member".into());
+                }
+                for m in members {
+                    if matches!(m, Method::Ensemble { .. }) || !m.ranks_edges() {
+                        return bad(format!("member {m}: the members are edge methods, not ensembles"));
+                    }
+                    m.validate()?;
                 }
                 Ok(())
             }
@@ -186,6 +217,19 @@ impl Method {
                 out.nodes = learned.node_scores().layers;
                 out.masks = Some(learned);
             }
+            Method::Ensemble { members } => {
+                let scored = members.iter().map(|m| m.scores(sweep)).collect::<Result<Vec<_>, _>>()?;
+                let edges: Vec<&EdgeScores> = scored.iter().filter_map(|m| m.edges.as_ref()).collect();
+                out.edges = Some(EdgeScores {
+                    layers: mean_ranks(&edges.iter().map(|e| e.layers.clone()).collect::<Vec<_>>(), |x: &f32| {
+                        x.abs() as f64
+                    })
+                    .into_iter()
+                    .map(|l| l.into_iter().map(|r| r as f32).collect())
+                    .collect(),
+                });
+                out.nodes = mean_ranks(&scored.iter().map(|m| m.nodes.clone()).collect::<Vec<_>>(), |x: &f64| *x);
+            }
             Method::Acdc { config, pairs } => {
                 let found = on_head(sweep, *pairs, |s| edge_acdc(s, config))?;
                 out.pairs = sweep.len().min(*pairs);
@@ -207,6 +251,47 @@ impl Method {
         out.seconds = t.elapsed().as_secs_f64();
         Ok(out)
     }
+}
+
+/// Each element's mean over `sets` (same shape each) of its normalised
+/// rank among all the set's elements by `key` (rank / count, ascending,
+/// ties at their mean rank): the ensemble's score (STUDY §12).
+fn mean_ranks<T>(sets: &[Vec<Vec<T>>], key: impl Fn(&T) -> f64) -> Vec<Vec<f64>> {
+    let Some(first) = sets.first() else { return Vec::new() };
+    let mut sum: Vec<Vec<f64>> = first.iter().map(|l| vec![0.0; l.len()]).collect();
+    for set in sets {
+        let flat: Vec<f64> = set.iter().flatten().map(&key).collect();
+        let ranks = normalised_ranks(&flat);
+        let mut at = 0;
+        for layer in &mut sum {
+            for v in layer.iter_mut() {
+                *v += ranks[at];
+                at += 1;
+            }
+        }
+    }
+    let n = sets.len() as f64;
+    sum.iter_mut().flatten().for_each(|v| *v /= n);
+    sum
+}
+
+/// Each value's rank among `values` (1 for the least), ties at their mean
+/// rank, divided by their number.
+fn normalised_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        order[i..=j].iter().for_each(|&k| ranks[k] = mean / values.len() as f64);
+        i = j + 1;
+    }
+    ranks
 }
 
 /// `f` on the first `pairs` of `sweep`'s pairs (the sweep itself where it
@@ -242,6 +327,7 @@ impl FromStr for Method {
             "eap-ig-activations" => Method::EapIgActivations { steps: DEFAULT_IG_STEPS },
             "mask" => Method::Mask { config: MaskConfig::default(), pairs: DEFAULT_MASK_PAIRS },
             "acdc" => Method::Acdc { config: AcdcConfig::default(), pairs: DEFAULT_ACDC_PAIRS },
+            "ensemble" => Method::Ensemble { members: default_members() },
             _ => {
                 return Err(AcdcError::BadOption(format!(
                     "unknown method {s:?} (expected one of {})",
@@ -354,5 +440,20 @@ mod tests {
         assert!(Method::EapIg { steps: 0 }.validate().is_err());
         assert!(Method::Mask { config: MaskConfig::default(), pairs: 0 }.validate().is_err());
         assert!(serde_json::from_str::<Method>("{\"method\": \"eap-ig\", \"stpes\": 3}").is_err(), "a misspelt option");
+        let nested = Method::Ensemble { members: vec![Method::Ensemble { members: vec![Method::Eap] }] };
+        assert!(nested.validate().is_err());
+        assert!(Method::Ensemble { members: vec![Method::Patching] }.validate().is_err(), "a node method");
+        assert!(Method::Ensemble { members: Vec::new() }.validate().is_err());
+    }
+
+    #[test]
+    fn ranks_are_normalised_with_ties_at_their_mean() {
+        assert_eq!(normalised_ranks(&[0.3, 0.1, 0.3, 0.2]), [0.875, 0.25, 0.875, 0.5]);
+        // Two members that disagree average out; one that agrees with itself keeps its order.
+        let a = vec![vec![1.0, 2.0], vec![3.0]];
+        let b = vec![vec![3.0, 2.0], vec![1.0]];
+        let mean = mean_ranks(&[a.clone(), b], |x: &f64| *x);
+        assert_eq!(mean, [vec![2.0 / 3.0, 2.0 / 3.0], vec![2.0 / 3.0]]);
+        assert_eq!(mean_ranks(&[a], |x: &f64| *x), [vec![1.0 / 3.0, 2.0 / 3.0], vec![1.0]]);
     }
 }

@@ -9,7 +9,7 @@ use candle_core::Device;
 use common::forward_editing;
 use modcirc_acdc::{
     edge_acdc, edge_attribution, edge_attribution_ig, node_attribution, path_gradients, Ablation, AcdcConfig,
-    AcdcMetric, Circuit, DeviceSweep, IgPath, PatchingSweep, TaskImages,
+    AcdcMetric, Circuit, DeviceSweep, IgPath, Method, PatchingSweep, TaskImages,
 };
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{Activation, Mlp};
@@ -258,6 +258,27 @@ fn layer_inputs(c: &Case, b: usize, l: usize) -> (Vec<f32>, Vec<f32>) {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// An ensemble of one member orders the edges as that member does (its
+    /// normalised ranks are monotone in |score|, ties together); of two
+    /// identical members, the same scores.
+    #[test]
+    fn an_ensemble_of_one_keeps_its_members_order(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let eap = edge_attribution(&sweep).unwrap();
+        let one = Method::Ensemble { members: vec![Method::Eap] }.scores(&sweep).unwrap();
+        let ranks: Vec<f32> = one.edges.as_ref().unwrap().layers.concat();
+        let abs: Vec<f32> = eap.layers.concat().iter().map(|s| s.abs()).collect();
+        let mut order: Vec<usize> = (0..abs.len()).collect();
+        order.sort_by(|&i, &j| abs[i].total_cmp(&abs[j]));
+        for w in order.windows(2) {
+            let (i, j) = (w[0], w[1]);
+            prop_assert_eq!(abs[i] < abs[j], ranks[i] < ranks[j], "edges {} and {}", i, j);
+        }
+        let two = Method::Ensemble { members: vec![Method::Eap, Method::Eap] }.scores(&sweep).unwrap();
+        prop_assert_eq!(two.edges.unwrap().layers, one.edges.unwrap().layers);
+        prop_assert_eq!(two.nodes, one.nodes);
+    }
 
     #[test]
     fn eap_ig_at_one_step_is_eap(c in case()) {

@@ -6,7 +6,7 @@
 //! own); per regime, the Boolean networks (one JSON). Cached by content key
 //! under `planted/`, claimed, counted by the census and sharded like the
 //! study's models (a planted model's units go to one shard): they are
-//! groups of the workload ([`Workload::planted`]), and
+//! groups of the workload ([`Workload::planted`](crate::Workload::planted)), and
 //! [`execute`](crate::execute()) runs them beside the study's.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use modcirc_acdc::Method;
 use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality};
 use modcirc_bimt::{Regime, TrainTiming};
 use modcirc_store::short_hash;
-use modcirc_study::boolean::BooleanModel;
+use modcirc_study::boolean::{boolean_methods, BooleanModel};
 use modcirc_study::planted::{PlantedSettings, TaskScores};
 use serde::{Deserialize, Serialize};
 
@@ -133,8 +133,13 @@ pub(crate) fn groups(
             let unit = unit(base + out.len(), config.train.clone(), key, path, cost);
             out.push(PlantedGroup { unit, job: Job::Model { regime, seed, scores } });
         }
+        // Its methods (with their revisions) join the key: a method added to
+        // the suite, or changed, recomputes the networks' judgements.
+        let methods = boolean_methods();
+        let revisions: Vec<u32> = methods.iter().map(Method::revision).collect();
         let key = short_hash(&[
             &json(&(&s.boolean_seeds, s.boolean_steps, regime.name()))?,
+            &json(&(&methods, &revisions))?,
             &BOOLEAN_REVISION.to_le_bytes(),
             &modcirc_bimt::TRAINER_REVISION.to_le_bytes(),
         ]);

@@ -1,7 +1,7 @@
 //! Running the planted-truth suite's groups (STUDY §11): a planted model
 //! trained (or read from the cache), then each method's scores on it; a
 //! regime's Boolean networks. Each unit is looked up, claimed, computed and
-//! recorded like the study's ([`crate::context`]).
+//! recorded like the study's (the engine's unit context).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use modcirc_bimt::checkpoint;
 use modcirc_dataset::Mnist;
-
 use modcirc_store::listing;
 
 use crate::error::list_some;
