@@ -21,7 +21,21 @@ from __future__ import annotations
 from . import _native
 from ._native import ACDC_PAIRS, ACTIVATIONS, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, DEFAULT_TAU
 from .data import Data, from_arrays, mnist
-from .discovery import Circuit, Comparison, Controls, Discovery, METHODS, MethodScores, acdc, attribution, compare, discover, eap, modularity, scores
+from .discovery import (
+    METHODS,
+    Circuit,
+    Comparison,
+    Controls,
+    Discovery,
+    MethodScores,
+    acdc,
+    attribution,
+    compare,
+    discover,
+    eap,
+    modularity,
+    scores,
+)
 from .models import Model, from_state_dict, load, train
 from .torch_adapters import from_module
 

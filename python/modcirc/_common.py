@@ -11,7 +11,6 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 
-
 PathLike = Union[str, "os.PathLike[str]"]
 
 
