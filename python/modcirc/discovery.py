@@ -231,7 +231,7 @@ def discover(
     the ``k`` lowest scores per hidden layer (one K, or one per layer);
     ``select="threshold"`` keeps every live neuron whose effect is at least
     ``min_effect`` (logits, or a share of the baseline as ``"5%"``).
-    ``ablation`` is what removed neurons carry (zero, mean, resample, optimal: the constant fitted on the task's training pairs).
+    ``ablation`` is what removed neurons carry (zero, mean, resample, optimal: constants fitted jointly for the circuit on training pairs of every digit pair, STUDY §12).
     Metrics come with ``bootstraps`` resamples of ``sample`` pairs.
     ``target_faithfulness`` also finds the smallest circuits reaching it.
     ``progress``: True for a bar, or a function of ``(done, total)``.

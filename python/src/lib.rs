@@ -483,17 +483,15 @@ impl PyDiscovery {
             .detach(|| -> Result<f64, modcirc_study::StudyError> {
                 let mut sweep = PatchingSweep::new(model, &images)?;
                 if ablation == Some(Ablation::Optimal) {
-                    // The discovery's constants, or fitted on the task's training pairs as it would.
-                    let c = match optimal {
-                        Some(c) => c.clone(),
-                        None => modcirc_study::discovery::optimal_constants(
-                            mnist,
-                            model,
-                            task,
-                            seed,
-                            modcirc_acdc::DEFAULT_OPTIMAL_PAIRS,
-                        )?,
-                    };
+                    // The discovery's per-neuron fits where saved, or fitted as it would.
+                    let c = modcirc_study::discovery::optimal_ablation(
+                        mnist,
+                        model,
+                        task,
+                        seed,
+                        modcirc_acdc::DEFAULT_OPTIMAL_PAIRS,
+                        optimal.as_ref(),
+                    )?;
                     sweep = sweep.with_optimal(c)?;
                 }
                 let circuit = Circuit::new(model, nodes, eps)?;

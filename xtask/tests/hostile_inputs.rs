@@ -494,7 +494,7 @@ fn devices_fifos_and_links_are_never_replaced_and_dash_is_standard_output() {
     let o = discover("-");
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(json["schema"], "modcirc.discover/3");
+    assert_eq!(json["schema"], "modcirc.discover/4");
     assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(dir).unwrap();
 }

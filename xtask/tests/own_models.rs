@@ -127,7 +127,7 @@ fn json_goes_alone_to_standard_output_and_quiet_prints_nothing() {
     for flag in [&["--json"][..], &["--out", "-"][..]] {
         let o = discover(&model, flag);
         let v: Value = serde_json::from_slice(&o.stdout).expect("standard output is the JSON alone");
-        assert_eq!(v["schema"], "modcirc.discover/3");
+        assert_eq!(v["schema"], "modcirc.discover/4");
     }
     let o = discover(&model, &["--json", "--quiet"]);
     assert!(o.status.success());

@@ -9,6 +9,7 @@ use modcirc_mlp::accuracy_of_logits as accuracy;
 use modcirc_mlp::{Activation, Linear, Mlp};
 use serde::{Deserialize, Serialize};
 
+use crate::ablated::{ablated_rows, AblatedRows};
 use crate::{AcdcError, PatchingSweep};
 
 /// What a removed node or edge carries in the circuit's forward (STUDY §5).
@@ -72,11 +73,11 @@ pub struct Circuit {
     /// The edge threshold, relative to each layer's largest |weight|.
     pub eps: f64,
     /// `W ⊙ edge mask` per layer.
-    kept: Vec<Linear>,
+    pub(crate) kept: Vec<Linear>,
     /// The model's hidden activation.
-    activation: Activation,
+    pub(crate) activation: Activation,
     /// `W ⊙ (1 − edge mask)` per layer.
-    removed: Vec<Vec<f32>>,
+    pub(crate) removed: Vec<Vec<f32>>,
     /// `mask[l][o * n_in + i]`: whether layer `l`'s edge `i → o` is in the circuit.
     mask: Vec<Vec<bool>>,
     /// Per layer, the kept product restricted to what it touches.
@@ -330,7 +331,7 @@ impl Circuit {
     }
 
     /// Refuses a model of another shape or activation than the circuit's.
-    fn check_model(&self, model: &Mlp) -> Result<(), AcdcError> {
+    pub(crate) fn check_model(&self, model: &Mlp) -> Result<(), AcdcError> {
         let sizes: Vec<usize> = self.kept.iter().map(|l| l.n_in).chain([model.n_classes()]).collect();
         if model.sizes() != sizes || model.activation != self.activation {
             return Err(AcdcError::Shape("the circuit was built for a model of another shape or activation".into()));
@@ -347,7 +348,7 @@ impl Circuit {
     /// only the outputs and inputs that have an edge are multiplied.
     /// `first`, where given, holds layer 0's products of every neuron on
     /// these rows (a [`SharedFirstLayer`]'s): they are copied, not computed.
-    fn kept_product(&self, l: usize, a: &[f32], n: usize, first: Option<&[f32]>) -> Vec<f32> {
+    pub(crate) fn kept_product(&self, l: usize, a: &[f32], n: usize, first: Option<&[f32]>) -> Vec<f32> {
         let (c, n_in, n_out) = (&self.compact[l], self.kept[l].n_in, self.kept[l].n_out);
         let mut out = vec![0.0; n * n_out];
         if c.rows.is_empty() {
@@ -381,6 +382,39 @@ impl Circuit {
             c.rows.iter().zip(src).for_each(|(&o, v)| dst[o] = *v);
         }
         out
+    }
+
+    /// `g · kept[l]` on `n` rows of layer `l`'s output gradients: the
+    /// gradient in layer `l`'s inputs along the kept edges.
+    pub(crate) fn kept_transpose_product(&self, l: usize, g: &[f32], n: usize) -> Vec<f32> {
+        let (c, n_in, n_out) = (&self.compact[l], self.kept[l].n_in, self.kept[l].n_out);
+        let mut out = vec![0.0; n * n_in];
+        if c.rows.is_empty() {
+            return out;
+        }
+        let mut gathered = Vec::with_capacity(n * c.rows.len());
+        for row in g.chunks_exact(n_out) {
+            gathered.extend(c.rows.iter().map(|&o| row[o]));
+        }
+        let mut da = vec![0.0; n * c.cols.len()];
+        modcirc_mlp::linalg::mm_nn(&mut da, &gathered, &c.linear.weight, n, c.cols.len(), c.rows.len(), false);
+        for (dst, src) in out.chunks_exact_mut(n_in).zip(da.chunks_exact(c.cols.len())) {
+            c.cols.iter().zip(src).for_each(|(&i, v)| dst[i] = *v);
+        }
+        out
+    }
+
+    /// Whether input `i` of layer `l` has a kept edge.
+    pub(crate) fn kept_column_used(&self, l: usize, i: usize) -> bool {
+        self.compact[l].cols.binary_search(&i).is_ok()
+    }
+
+    /// The circuit's edges, packed: what a joint fit of optimal ablation is kept under.
+    pub(crate) fn edge_key(&self) -> Vec<u64> {
+        let bits = self.mask.iter().flatten();
+        let mut key = vec![0u64; self.mask.iter().map(Vec::len).sum::<usize>().div_ceil(64)];
+        bits.enumerate().filter(|(_, &b)| b).for_each(|(i, _)| key[i / 64] |= 1 << (i % 64));
+        key
     }
 
     /// The circuit's logits (output-position order) on `n` inputs; `ablated[l]`
@@ -449,7 +483,7 @@ impl Circuit {
             Some(_) => Vec::new(),
             None => [sweep.images.clean.as_slice(), &sweep.images.corrupted].concat(),
         };
-        let ablated = ablated_rows(sweep, ablation, self.kept.len())?;
+        let ablated = ablated_rows(sweep, ablation, self)?;
         let circuit = self.forward(&x, 2 * n, &ablated, shared.map(|s| s.both.as_slice()));
         let mut reference = sweep.clean.post.last().unwrap().clone();
         reference.extend_from_slice(sweep.corrupted.post.last().unwrap());
@@ -518,7 +552,7 @@ impl Circuit {
         self.check_model(model)?;
         crate::attribution::check_labels(model, &sweep.images)?;
         let n = sweep.images.n;
-        let ablated = ablated_rows(sweep, ablation, self.kept.len())?;
+        let ablated = ablated_rows(sweep, ablation, self)?;
         let logits = self.forward(&sweep.images.clean, n, &ablated, None);
         Ok(crate::attribution::answer_metric(model, &logits, &sweep.images).iter().sum::<f64>() / n as f64)
     }
@@ -555,86 +589,6 @@ impl Circuit {
         let none: Vec<Option<AblatedRows>> = vec![None; self.kept.len()];
         model.positions_to_classes(&self.forward(x, n, &none, None))
     }
-}
-
-/// Ablated values for one layer's inputs.
-#[derive(Debug, Clone)]
-struct AblatedRows {
-    values: Vec<f32>,
-    width: usize,
-    /// One row per pair (resample; used by image b and by image n + b), or one row for all.
-    per_input: bool,
-    n: usize,
-}
-
-impl AblatedRows {
-    fn rows(&self) -> usize {
-        self.values.len() / self.width
-    }
-    fn row_for(&self, b: usize) -> usize {
-        if self.per_input {
-            b % self.n
-        } else {
-            0
-        }
-    }
-}
-
-/// The ablated values of each of `layers` layers' inputs on `sweep`'s
-/// pairs: none under zero ablation; the mean over the task's clean and
-/// corrupted images; each pair's corrupted run (resample: clean image b
-/// and corrupted image b both see corrupted b); or the sweep's optimal
-/// constants (the inputs' mean for the first layer).
-fn ablated_rows(
-    sweep: &PatchingSweep<'_>,
-    ablation: Ablation,
-    layers: usize,
-) -> Result<Vec<Option<AblatedRows>>, AcdcError> {
-    let (model, n, px) = (sweep.model, sweep.images.n, sweep.images.pixels);
-    if ablation == Ablation::Optimal && sweep.optimal.is_none() {
-        return Err(AcdcError::BadOption(
-            "optimal ablation needs the model's fitted constants on the sweep (fit_optimal_ablation, then PatchingSweep::with_optimal)".into(),
-        ));
-    }
-    Ok((0..layers)
-        .map(|l| {
-            let width = if l == 0 { px } else { model.layers[l - 1].n_out };
-            let input = |run: &modcirc_mlp::Activations, imgs: &[f32]| -> Vec<f32> {
-                if l == 0 {
-                    imgs.to_vec()
-                } else {
-                    run.post[l - 1].clone()
-                }
-            };
-            let mean = || {
-                let (clean, corrupted) =
-                    (input(&sweep.clean, &sweep.images.clean), input(&sweep.corrupted, &sweep.images.corrupted));
-                let mut mean = vec![0.0f64; width];
-                for row in clean.chunks_exact(width).chain(corrupted.chunks_exact(width)) {
-                    mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
-                }
-                let values = mean.iter().map(|m| (m / (2 * n) as f64) as f32).collect();
-                Some(AblatedRows { values, width, per_input: false, n })
-            };
-            match ablation {
-                Ablation::Zero => None,
-                Ablation::Mean => mean(),
-                Ablation::Optimal if l == 0 => mean(),
-                Ablation::Optimal => Some(AblatedRows {
-                    values: sweep.optimal.as_ref().expect("checked above").layers[l - 1].clone(),
-                    width,
-                    per_input: false,
-                    n,
-                }),
-                Ablation::Resample => Some(AblatedRows {
-                    values: input(&sweep.corrupted, &sweep.images.corrupted),
-                    width,
-                    per_input: true,
-                    n,
-                }),
-            }
-        })
-        .collect())
 }
 
 #[cfg(test)]

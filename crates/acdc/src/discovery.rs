@@ -432,13 +432,13 @@ pub fn discover(
     discover_with(model, images, config, None, progress)
 }
 
-/// [`discover`] with the model's optimal-ablation constants for
+/// [`discover`] with the model's optimal-ablation fits for
 /// [`Ablation::Optimal`] (STUDY §12), which needs them.
 pub fn discover_with(
     model: &Mlp,
     images: &TaskImages,
     config: &DiscoveryConfig,
-    optimal: Option<&crate::OptimalConstants>,
+    optimal: Option<&crate::OptimalAblation>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<DiscoveryReport, AcdcError> {
     config.check(model)?;

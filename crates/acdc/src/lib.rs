@@ -54,6 +54,7 @@
 
 #![warn(missing_docs)]
 
+mod ablated;
 mod attribution;
 pub mod boolean;
 mod circuit;
@@ -100,8 +101,8 @@ pub use method::{
     DEFAULT_MASK_PAIRS,
 };
 pub use optimal::{
-    ablated_loss, fit_optimal_ablation, OptimalConstants, Replacement, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
-    OPTIMAL_TOLERANCE,
+    ablated_loss, fit_optimal_ablation, JointFit, OptimalAblation, OptimalConstants, Replacement, DEFAULT_JOINT_STEPS,
+    DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS, OPTIMAL_TOLERANCE,
 };
 pub use select::{Selection, SelectionRule};
 pub use smallest::{

@@ -184,7 +184,7 @@ impl Adam {
 }
 
 /// `log softmax` of each row.
-fn log_softmax(z: &[f32], classes: usize) -> Vec<f64> {
+pub(crate) fn log_softmax(z: &[f32], classes: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(z.len());
     for row in z.chunks_exact(classes) {
         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
@@ -250,7 +250,7 @@ fn masked_forward(sweep: &PatchingSweep<'_>, unit: MaskUnit, masks: &[Vec<f32>])
 }
 
 /// `KL(model ‖ masked)` per pair, and its gradient in the masked logits.
-fn kl_and_gradient(reference: &[f64], logits: &[f32], classes: usize) -> (f64, Vec<f32>) {
+pub(crate) fn kl_and_gradient(reference: &[f64], logits: &[f32], classes: usize) -> (f64, Vec<f32>) {
     let n = logits.len() / classes;
     let lq = log_softmax(logits, classes);
     let mut kl = 0.0;

@@ -86,8 +86,8 @@ pub struct PatchingSweep<'m> {
     pub(crate) images: TaskImages,
     pub(crate) clean: Activations,
     pub(crate) corrupted: Activations,
-    /// The optimal-ablation constants, where fitted (STUDY §12).
-    pub(crate) optimal: Option<crate::OptimalConstants>,
+    /// Optimal ablation's fits, where given (STUDY §12).
+    pub(crate) optimal: Option<crate::OptimalAblation>,
 }
 
 /// `LD_ij` for every hidden neuron, and the unpatched baseline.
@@ -167,16 +167,16 @@ impl<'m> PatchingSweep<'m> {
         }
     }
 
-    /// The sweep with `constants` for [`crate::Ablation::Optimal`]; refuses
-    /// constants of another shape than the model's hidden layers.
-    pub fn with_optimal(mut self, constants: crate::OptimalConstants) -> Result<PatchingSweep<'m>, AcdcError> {
-        constants.check(self.model)?;
-        self.optimal = Some(constants);
+    /// The sweep with `optimal`'s fits for [`crate::Ablation::Optimal`];
+    /// refuses fits of another shape than the model's hidden layers.
+    pub fn with_optimal(mut self, optimal: crate::OptimalAblation) -> Result<PatchingSweep<'m>, AcdcError> {
+        optimal.check(self.model)?;
+        self.optimal = Some(optimal);
         Ok(self)
     }
 
-    /// The optimal-ablation constants the sweep carries, if any.
-    pub fn optimal(&self) -> Option<&crate::OptimalConstants> {
+    /// Optimal ablation's fits the sweep carries, if any.
+    pub fn optimal(&self) -> Option<&crate::OptimalAblation> {
         self.optimal.as_ref()
     }
 

@@ -171,6 +171,45 @@ impl PairedDataset {
     pub fn select(&self, indices: &[usize]) -> Vec<Pair> {
         indices.iter().map(|&i| self.pairs[i]).collect()
     }
+
+    /// `n` pairs (all of them if there are fewer) drawn with `seed` from
+    /// every digit pair of the task in proportion to its pairs, by largest
+    /// remainder, without repeats: the list's head is one digit pair, so a
+    /// fit on its first `n` would see one (STUDY §12).
+    ///
+    /// ```
+    /// use modcirc_dataset::{ImageSet, PairedDataset, Task};
+    /// let labels: Vec<u8> = (0..200).map(|i| (i % 10) as u8).collect();
+    /// let split = ImageSet { images: vec![0.0; 200], labels, rows: 1, cols: 1 };
+    /// let pairs = PairedDataset::new(&split, &Task::parse("0:1,2:3").unwrap(), 7).unwrap();
+    /// let drawn = pairs.stratified(10, 3);
+    /// assert_eq!(drawn.len(), 10);
+    /// assert_eq!(drawn.iter().filter(|p| p.clean_digit == 0).count(), 5);
+    /// ```
+    pub fn stratified(&self, n: usize, seed: u64) -> Vec<Pair> {
+        if n >= self.pairs.len() {
+            return self.pairs.clone();
+        }
+        let mut groups: BTreeMap<(u8, u8), Vec<usize>> = BTreeMap::new();
+        for (i, p) in self.pairs.iter().enumerate() {
+            groups.entry((p.clean_digit, p.corrupted_digit)).or_default().push(i);
+        }
+        let total = self.pairs.len();
+        // Each group's whole share, then one more to the largest remainders.
+        let mut take: Vec<(usize, usize, (u8, u8))> =
+            groups.iter().map(|(k, v)| (v.len() * n / total, (v.len() * n) % total, *k)).collect();
+        let short = n - take.iter().map(|t| t.0).sum::<usize>();
+        let mut order: Vec<usize> = (0..take.len()).collect();
+        order.sort_by_key(|&g| (std::cmp::Reverse(take[g].1), g));
+        order.iter().take(short).for_each(|&g| take[g].0 += 1);
+        let mut out = Vec::with_capacity(n);
+        for (count, _, key) in take {
+            let mut idx = groups[&key].clone();
+            Rng::derive(seed, 0x5EED_0000 + ((key.0 as u64) << 8) + key.1 as u64).shuffle(&mut idx);
+            out.extend(idx[..count].iter().map(|&i| self.pairs[i]));
+        }
+        out
+    }
 }
 
 /// Seeded resampling with replacement (STUDY §5): resample `b` draws

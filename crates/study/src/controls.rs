@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use modcirc_acdc::{
     alternatives, any_digit_images, discover_with, faithful_alternatives, random_circuits, Ablation, AcdcError,
-    Alternative, Circuit, CircuitMetrics, DiscoveryConfig, OptimalConstants, PatchingSweep, Pool, RandomCircuits,
+    Alternative, Circuit, CircuitMetrics, DiscoveryConfig, OptimalAblation, PatchingSweep, Pool, RandomCircuits,
     TaskImages, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_OPTIMAL_PAIRS, DEFAULT_RANDOM_CIRCUITS,
 };
 use modcirc_bimt::Regime;
@@ -20,7 +20,7 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the controls files; part of their cache key.
-pub const CONTROLS_SCHEMA: &str = "modcirc.controls/2";
+pub const CONTROLS_SCHEMA: &str = "modcirc.controls/3";
 
 /// How the controls are run (STUDY §10 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,13 +187,17 @@ pub fn controls(
     let (config, report) = (&disc.inputs.flags.config, &disc.report);
     let split = disc.inputs.flags.split.of(mnist);
     let images = TaskImages::from_pairs(split, &disc.pairs);
-    // Optimal ablation's constants: the discovery's, or fitted here.
-    let optimal = match &disc.optimal {
-        Some(c) => c.clone(),
-        None => {
-            crate::discovery::optimal_constants(mnist, model, &disc.inputs.task, config.seed, settings.optimal_pairs)?
-        }
-    };
+    // Optimal ablation's fits: the discovery's per-neuron ones where they
+    // were fitted on as many pairs, else fitted here.
+    let saved = disc.optimal.as_ref().filter(|c| c.pairs == settings.optimal_pairs);
+    let optimal = crate::discovery::optimal_ablation(
+        mnist,
+        model,
+        &disc.inputs.task,
+        config.seed,
+        settings.optimal_pairs,
+        saved,
+    )?;
     let sweep = PatchingSweep::new(model, &images)?.with_optimal(optimal.clone())?;
     let sel = &report.selection;
     let circuit = CircuitMetrics::of(&Circuit::new(model, sel.nodes.clone(), config.eps)?, &sweep, config.ablation)?;
@@ -238,7 +242,7 @@ fn any_digit(
     n: usize,
     config: &DiscoveryConfig,
     seed: u64,
-    optimal: &OptimalConstants,
+    optimal: &OptimalAblation,
 ) -> Result<AnyDigit, StudyError> {
     let images = any_digit_images(model, split, n, seed)?;
     let config = DiscoveryConfig { compare: Vec::new(), ..config.clone() };

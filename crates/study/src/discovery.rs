@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use modcirc_acdc::{
-    discover_with, fit_optimal_ablation, Ablation, DiscoveryConfig, DiscoveryReport, OptimalConstants, SelectionRule,
-    TaskImages, DEFAULT_K, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
+    discover_with, Ablation, Circuit, DiscoveryConfig, DiscoveryReport, JointFit, OptimalAblation, OptimalConstants,
+    SelectionRule, TaskImages, DEFAULT_K, DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS,
 };
 use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_dataset::{FileChecksum, ImageSet, Mnist, Pair, PairedDataset, Task};
@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 use crate::StudyError;
 
 /// Version of the `discover` JSON (docs/results-schema.md).
-pub const DISCOVER_SCHEMA: &str = "modcirc.discover/3";
+pub const DISCOVER_SCHEMA: &str = "modcirc.discover/4";
 
 /// Bumped when discovery computes something new, so that cached results are
 /// recomputed (2: faithfulness per resample; 3: selection rules, dead
 /// neurons kept, the model's accuracy, the K-sensitivity rules; 4:
 /// faithfulness under the ablation and per compared rule, the curves over
-/// circuit size, the model's activation and sizes).
-pub const DISCOVERY_REVISION: u32 = 4;
+/// circuit size, the model's activation and sizes; 5: optimal ablation as
+/// STUDY §12 now defines it, fitted jointly per circuit).
+pub const DISCOVERY_REVISION: u32 = 5;
 
 /// The Ks of the K-sensitivity comparison; live neurons only at the
 /// study's K is compared too.
@@ -62,7 +63,7 @@ pub fn ablation_means(a: Ablation) -> &'static str {
         Ablation::Zero => "zero ablation: neurons and weights outside the circuit send nothing (the study's default, STUDY §5)",
         Ablation::Mean => "mean ablation: neurons and weights outside the circuit send their mean over the task's images",
         Ablation::Resample => "resample ablation: neurons and weights outside the circuit send their value on the paired corrupted image (the form faithfulness uses)",
-        Ablation::Optimal => "optimal ablation: each neuron outside the circuit sends the constant that least raises the task's loss when it alone is replaced, fitted on the training split's pairs (STUDY §12); inputs send their mean",
+        Ablation::Optimal => "optimal ablation: the neurons outside the circuit send constants fitted jointly, each within its neuron's observed range, to keep the outputs closest (mean KL) to the model's on training-split pairs of every digit pair (STUDY §12); inputs send their mean",
     }
 }
 
@@ -215,28 +216,35 @@ pub struct DiscoverOutput {
     pub report: DiscoveryReport,
     /// Wall time of the whole discovery stage.
     pub total_s: f64,
-    /// The optimal-ablation constants, where the discovery's ablation is
+    /// Optimal ablation's per-neuron fits, where the discovery's ablation is
     /// optimal (fitted on the training split's pairs of the task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimal: Option<OptimalConstants>,
+    /// The circuit's joint fit under optimal ablation (STUDY §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimal_fit: Option<JointFit>,
 }
 
-/// The optimal-ablation constants of `model` on `task` (STUDY §12): fitted
-/// on the first `pairs` of the task's pairs drawn from the training split
-/// with `seed` (a discovery's: [`DEFAULT_OPTIMAL_PAIRS`]), with at most
-/// [`DEFAULT_OPTIMAL_STEPS`] loss evaluations per neuron.
-pub fn optimal_constants(
+/// Optimal ablation of `model` on `task` (STUDY §12): `pairs` of the task's
+/// training-split pairs drawn with `seed` from every digit pair in
+/// proportion, and the per-neuron fits on them: `saved` where given (a
+/// discovery's, fitted on the same pairs), else fitted here with at most
+/// [`DEFAULT_OPTIMAL_STEPS`] objective evaluations per neuron.
+pub fn optimal_ablation(
     mnist: &Mnist,
     model: &Mlp,
     task: &Task,
     seed: u64,
     pairs: usize,
-) -> Result<OptimalConstants, StudyError> {
+    saved: Option<&OptimalConstants>,
+) -> Result<OptimalAblation, StudyError> {
     mnist.train.check_fits("train", model.n_inputs(), model.n_classes())?;
-    let drawn = PairedDataset::new(&mnist.train, task, seed)?;
-    let head = &drawn.pairs[..drawn.len().min(pairs)];
-    let images = TaskImages::from_pairs(&mnist.train, head);
-    Ok(fit_optimal_ablation(model, &images, DEFAULT_OPTIMAL_STEPS)?)
+    let drawn = PairedDataset::new(&mnist.train, task, seed)?.stratified(pairs, seed);
+    let images = TaskImages::from_pairs(&mnist.train, &drawn);
+    Ok(match saved {
+        Some(c) => OptimalAblation::with_constants(model, &images, c.clone())?,
+        None => OptimalAblation::fit(model, &images, DEFAULT_OPTIMAL_STEPS)?,
+    })
 }
 
 /// Refuses a model whose input width or classes do not fit the images of `split`.
@@ -307,11 +315,19 @@ pub fn discover_pairs(
     let t = Instant::now();
     let optimal = match settings.config.ablation {
         Ablation::Optimal => {
-            Some(optimal_constants(mnist, source.model, task, settings.config.seed, DEFAULT_OPTIMAL_PAIRS)?)
+            Some(optimal_ablation(mnist, source.model, task, settings.config.seed, DEFAULT_OPTIMAL_PAIRS, None)?)
         }
         _ => None,
     };
     let report = discover_with(source.model, &images, &settings.config, optimal.as_ref(), progress)?;
+    let optimal_fit = match &optimal {
+        Some(o) => Some(
+            o.joint(source.model, &Circuit::new(source.model, report.selection.nodes.clone(), settings.config.eps)?)?
+                .as_ref()
+                .clone(),
+        ),
+        None => None,
+    };
     let total_s = t.elapsed().as_secs_f64();
     let s = &report.summary;
     crate::error::ensure_finite(&[
@@ -336,7 +352,8 @@ pub fn discover_pairs(
         notes: selection_notes(&report),
         report,
         total_s,
-        optimal,
+        optimal: optimal.map(|o| o.constants().clone()),
+        optimal_fit,
     })
 }
 
