@@ -246,7 +246,7 @@ def _top_edges(edges, k):
 
 def test_every_method_by_name_and_the_clis_numbers(trained, data, cli, data_dir, tmp_path):
     model = modcirc.load(trained)
-    assert modcirc.METHODS == ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "ensemble"]
+    assert modcirc.METHODS == ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "mask-warm", "ensemble"]
     small_mask = {"unit": "edges", "lambdas": [1e-4, 1e-2], "steps": 10, "lr": 0.05}
     members = [{"method": "eap-ig", "steps": 3}, {"method": "mask", "pairs": 20, "config": small_mask}]
     options = {"acdc": {"pairs": 10}, "mask": {"pairs": 20, "config": small_mask}, "eap-ig": {"steps": 3},

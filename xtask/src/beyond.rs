@@ -58,9 +58,9 @@ impl AcdcArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MethodArgs {
     /// Which methods run beside EAP and ACDC: eap-ig (the inputs' path),
-    /// eap-ig-activations, mask (learned edge masks), ensemble (of those
-    /// three, by mean rank), all (the first three) or none; repeat or
-    /// separate with commas.
+    /// eap-ig-activations, mask (learned edge masks), mask-warm (masks
+    /// started from EAP-IG's scores), ensemble (of the first three, by mean
+    /// rank), all (all five) or none; repeat or separate with commas.
     #[arg(long = "method", value_delimiter = ',', default_value = "all", value_parser = method_name)]
     pub methods: Vec<String>,
     /// Points on EAP-IG's path, 1 to 10 000 (1: EAP itself).
@@ -104,17 +104,23 @@ impl MethodArgs {
         } else {
             "--mask-lr"
         })?;
+        let (steps, pairs) = (self.ig_steps as usize, self.mask_pairs as usize);
+        // The flags apply to every method they name, an ensemble's members too.
+        fn with_flags(m: Method, steps: usize, mask: &MaskConfig, pairs: usize) -> Method {
+            match m {
+                Method::EapIg { .. } => Method::EapIg { steps },
+                Method::EapIgActivations { .. } => Method::EapIgActivations { steps },
+                Method::Mask { .. } => Method::Mask { config: mask.clone(), pairs },
+                Method::MaskWarm { .. } => Method::MaskWarm { config: mask.clone(), pairs, steps },
+                Method::Ensemble { members } => Method::Ensemble {
+                    members: members.into_iter().map(|m| with_flags(m, steps, mask, pairs)).collect(),
+                },
+                m => m,
+            }
+        }
         let methods = names
             .iter()
-            .map(|name| {
-                let method = match name.parse::<Method>().context("--method")? {
-                    Method::EapIg { .. } => Method::EapIg { steps: self.ig_steps as usize },
-                    Method::EapIgActivations { .. } => Method::EapIgActivations { steps: self.ig_steps as usize },
-                    Method::Mask { .. } => Method::Mask { config: mask.clone(), pairs: self.mask_pairs as usize },
-                    m => m,
-                };
-                Ok(method)
-            })
+            .map(|name| Ok(with_flags(name.parse::<Method>().context("--method")?, steps, &mask, pairs)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let s = BeyondSettings { acdc, acdc_pairs, methods };
         s.check().context("--method")?;

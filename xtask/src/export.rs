@@ -21,8 +21,8 @@ pub struct ExportArgs {
     pub discovery: PathBuf,
     /// Which circuit of the file: nodes (a `discover` output's, its
     /// default), or a method's edges in a `beyond` output: acdc (its
-    /// default), eap, eap-ig, eap-ig-activations or mask (each method's top
-    /// edges at the node circuit's size).
+    /// default), eap, eap-ig, eap-ig-activations, mask, mask-warm or
+    /// ensemble (each method's top edges at the node circuit's size).
     #[arg(long, value_parser = parse_circuit)]
     pub circuit: Option<CircuitKind>,
     /// json: every neuron and weight with its score and whether the circuit

@@ -93,11 +93,11 @@ pub use integrated::{
     edge_attribution_ig, node_attribution_ig, path_gradients, IgPath, PathGradients, DEFAULT_IG_STEPS, MAX_IG_STEPS,
 };
 pub use mask::{
-    learn_masks, LearnedMasks, MaskConfig, MaskPoint, MaskUnit, DEFAULT_MASK_LAMBDAS, DEFAULT_MASK_LR,
-    DEFAULT_MASK_STEPS, MASK_INIT_LOGIT,
+    learn_masks, learn_masks_from, warm_logits, LearnedMasks, MaskConfig, MaskPoint, MaskUnit, DEFAULT_MASK_LAMBDAS,
+    DEFAULT_MASK_LR, DEFAULT_MASK_STEPS, MASK_INIT_LOGIT,
 };
 pub use method::{
-    edge_list, edge_node_sums, nodes_mask, top_k_per_layer, Method, MethodScores, DEFAULT_ACDC_PAIRS,
+    edge_list, edge_node_sums, nodes_mask, score_methods, top_k_per_layer, Method, MethodScores, DEFAULT_ACDC_PAIRS,
     DEFAULT_MASK_PAIRS,
 };
 pub use optimal::{

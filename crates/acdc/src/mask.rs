@@ -341,14 +341,57 @@ fn neuron_masks(model: &modcirc_mlp::Mlp, unit: MaskUnit, masks: &[Vec<f32>]) ->
         .collect()
 }
 
-/// Fits the masks of `config` on `sweep`'s pairs, one penalty after the other.
+/// Fits the masks of `config` on `sweep`'s pairs, one penalty after the
+/// other, every logit starting at [`MASK_INIT_LOGIT`].
 pub fn learn_masks(sweep: &PatchingSweep<'_>, config: &MaskConfig) -> Result<LearnedMasks, AcdcError> {
+    learn_masks_from(sweep, config, None)
+}
+
+/// The logits a warm start begins from (STUDY §12): each edge's normalised
+/// rank `r` in (0, 1] by |score| (ties at their mean rank) mapped to
+/// `MASK_INIT_LOGIT · (2r − 1)`, so the strongest edges start where a cold
+/// start does (kept), the median at 0.5 and the weakest near pruned. Ranks,
+/// not the scores themselves: the scores' scale spans orders of magnitude
+/// across regimes, and the penalties of the sweep are the same for all.
+pub fn warm_logits(scores: &EdgeScores) -> Vec<Vec<f32>> {
+    let flat: Vec<f64> = scores.layers.iter().flatten().map(|s| s.abs() as f64).collect();
+    let ranks = crate::method::normalised_ranks(&flat);
+    let mut at = 0;
+    scores
+        .layers
+        .iter()
+        .map(|l| {
+            let layer = ranks[at..at + l.len()].iter().map(|&r| MASK_INIT_LOGIT * (2.0 * r as f32 - 1.0)).collect();
+            at += l.len();
+            layer
+        })
+        .collect()
+}
+
+/// [`learn_masks`] with the logits starting at `start` (one per mask, as
+/// [`warm_logits`] gives them) where given.
+pub fn learn_masks_from(
+    sweep: &PatchingSweep<'_>,
+    config: &MaskConfig,
+    start: Option<&[Vec<f32>]>,
+) -> Result<LearnedMasks, AcdcError> {
     config.validate()?;
     crate::attribution::check_labels(sweep.model, &sweep.images)?;
     let classes = sweep.model.n_classes();
     let reference = log_softmax(sweep.clean.post.last().expect("an output layer"), classes);
     let shapes = unit_shapes(sweep, config.unit);
-    let mut theta: Vec<Vec<f32>> = shapes.iter().map(|&k| vec![MASK_INIT_LOGIT; k]).collect();
+    let mut theta: Vec<Vec<f32>> = match start {
+        None => shapes.iter().map(|&k| vec![MASK_INIT_LOGIT; k]).collect(),
+        Some(s) => {
+            let got: Vec<usize> = s.iter().map(Vec::len).collect();
+            if got != shapes || s.iter().flatten().any(|v| !v.is_finite()) {
+                return Err(AcdcError::Shape(format!(
+                    "starting mask logits of shape {got:?} (each a number) for masks of shape {shapes:?}"
+                )));
+            }
+            s.to_vec()
+        }
+    };
     let total: usize = shapes.iter().sum();
     let mut scores: Vec<Vec<f32>> = shapes.iter().map(|&k| vec![0.0; k]).collect();
     let hidden = &sweep.model.layers[..sweep.model.layers.len() - 1];

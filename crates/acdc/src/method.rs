@@ -12,9 +12,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    edge_acdc, edge_attribution, edge_attribution_ig, learn_masks, node_attribution, touched_neurons, AcdcConfig,
-    AcdcError, EdgeScores, IgPath, LearnedMasks, MaskConfig, MaskUnit, NeuronScores, PatchingSweep, DEFAULT_IG_STEPS,
-    MAX_IG_STEPS,
+    edge_acdc, edge_attribution, edge_attribution_ig, learn_masks, learn_masks_from, node_attribution, touched_neurons,
+    warm_logits, AcdcConfig, AcdcError, EdgeScores, IgPath, LearnedMasks, MaskConfig, MaskUnit, NeuronScores,
+    PatchingSweep, DEFAULT_IG_STEPS, MAX_IG_STEPS,
 };
 
 /// Pairs the learned masks train on by default (the task's first; the
@@ -65,6 +65,19 @@ pub enum Method {
         #[serde(default = "default_mask_pairs")]
         pairs: usize,
     },
+    /// Learned edge masks whose logits start from EAP-IG's scores on the
+    /// same pairs ([`crate::warm_logits`]; STUDY §12's warm start).
+    MaskWarm {
+        /// The sweep of penalties.
+        #[serde(default)]
+        config: MaskConfig,
+        /// The pairs they train on: the task's first this many.
+        #[serde(default = "default_mask_pairs")]
+        pairs: usize,
+        /// EAP-IG's points on the path.
+        #[serde(default = "default_ig_steps")]
+        steps: usize,
+    },
     /// An ensemble (STUDY §12): each edge's score the mean of its
     /// normalised ranks (rank / number of edges, ties at their mean rank)
     /// under the member methods, each neuron's likewise.
@@ -99,8 +112,8 @@ fn default_acdc_pairs() -> usize {
 
 impl Method {
     /// Every method's name, in the order tables list them.
-    pub const NAMES: [&'static str; 8] =
-        ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "ensemble"];
+    pub const NAMES: [&'static str; 9] =
+        ["patching", "attribution", "eap", "acdc", "eap-ig", "eap-ig-activations", "mask", "mask-warm", "ensemble"];
 
     /// Every method with its defaults, in [`Method::NAMES`]' order.
     pub fn all() -> Vec<Method> {
@@ -116,6 +129,7 @@ impl Method {
             Method::EapIg { .. } => "eap-ig",
             Method::EapIgActivations { .. } => "eap-ig-activations",
             Method::Mask { .. } => "mask",
+            Method::MaskWarm { .. } => "mask-warm",
             Method::Ensemble { .. } => "ensemble",
             Method::Acdc { .. } => "acdc",
         }
@@ -140,10 +154,12 @@ impl Method {
     pub fn validate(&self) -> Result<(), AcdcError> {
         let bad = |m: String| Err(AcdcError::BadOption(format!("{}: {m}", self.name())));
         match self {
-            Method::EapIg { steps } | Method::EapIgActivations { steps } if *steps == 0 || *steps > MAX_IG_STEPS => {
+            Method::EapIg { steps } | Method::EapIgActivations { steps } | Method::MaskWarm { steps, .. }
+                if *steps == 0 || *steps > MAX_IG_STEPS =>
+            {
                 bad(format!("steps = {steps}: the points on the path must be in 1..={MAX_IG_STEPS}"))
             }
-            Method::Mask { config, pairs } => {
+            Method::Mask { config, pairs } | Method::MaskWarm { config, pairs, .. } => {
                 config.validate()?;
                 if config.unit != MaskUnit::Edges {
                     return bad("its masks are edge masks".into());
@@ -208,8 +224,14 @@ impl Method {
             Method::EapIgActivations { steps } => {
                 out.edges = Some(edge_attribution_ig(sweep, *steps, IgPath::Activations)?)
             }
-            Method::Mask { config, pairs } => {
-                let learned = on_head(sweep, *pairs, |s| learn_masks(s, config))?;
+            Method::Mask { config, pairs } | Method::MaskWarm { config, pairs, .. } => {
+                let learned = on_head(sweep, *pairs, |s| match self {
+                    Method::MaskWarm { steps, .. } => {
+                        let start = warm_logits(&edge_attribution_ig(s, *steps, IgPath::Inputs)?);
+                        learn_masks_from(s, config, Some(&start))
+                    }
+                    _ => learn_masks(s, config),
+                })?;
                 out.pairs = sweep.len().min(*pairs);
                 out.edges =
                     Some(learned.edge_scores().ok_or_else(|| AcdcError::BadOption("edge masks expected".into()))?);
@@ -219,16 +241,7 @@ impl Method {
             }
             Method::Ensemble { members } => {
                 let scored = members.iter().map(|m| m.scores(sweep)).collect::<Result<Vec<_>, _>>()?;
-                let edges: Vec<&EdgeScores> = scored.iter().filter_map(|m| m.edges.as_ref()).collect();
-                out.edges = Some(EdgeScores {
-                    layers: mean_ranks(&edges.iter().map(|e| e.layers.clone()).collect::<Vec<_>>(), |x: &f32| {
-                        x.abs() as f64
-                    })
-                    .into_iter()
-                    .map(|l| l.into_iter().map(|r| r as f32).collect())
-                    .collect(),
-                });
-                out.nodes = mean_ranks(&scored.iter().map(|m| m.nodes.clone()).collect::<Vec<_>>(), |x: &f64| *x);
+                (out.edges, out.nodes) = ensemble_of(&scored);
             }
             Method::Acdc { config, pairs } => {
                 let found = on_head(sweep, *pairs, |s| edge_acdc(s, config))?;
@@ -251,6 +264,57 @@ impl Method {
         out.seconds = t.elapsed().as_secs_f64();
         Ok(out)
     }
+}
+
+impl Method {
+    /// The scores of this method where it is an ensemble whose members are
+    /// all among `scored` (scores made on the same sweep): combined without
+    /// running them again; `None` otherwise.
+    pub fn ensemble_from(&self, scored: &[MethodScores]) -> Option<MethodScores> {
+        let Method::Ensemble { members } = self else { return None };
+        let t = Instant::now();
+        let found: Vec<MethodScores> =
+            members.iter().map(|m| scored.iter().find(|s| &s.method == m).cloned()).collect::<Option<_>>()?;
+        let (edges, nodes) = ensemble_of(&found);
+        Some(MethodScores {
+            method: self.clone(),
+            nodes,
+            edges,
+            patching: None,
+            kept_edges: None,
+            masks: None,
+            pairs: found.iter().map(|s| s.pairs).max().unwrap_or(0),
+            // Its members' time and its own: what it would cost alone.
+            seconds: found.iter().map(|s| s.seconds).sum::<f64>() + t.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Each of `methods`' scores on `sweep`, in order: an ensemble whose
+/// members come before it is combined from theirs, not run again.
+pub fn score_methods(methods: &[Method], sweep: &PatchingSweep<'_>) -> Result<Vec<MethodScores>, AcdcError> {
+    let mut out: Vec<MethodScores> = Vec::with_capacity(methods.len());
+    for m in methods {
+        let scored = match m.ensemble_from(&out) {
+            Some(s) => s,
+            None => m.scores(sweep)?,
+        };
+        out.push(scored);
+    }
+    Ok(out)
+}
+
+/// An ensemble's edge and node scores from its members' (STUDY §12).
+fn ensemble_of(scored: &[MethodScores]) -> (Option<EdgeScores>, Vec<Vec<f64>>) {
+    let edges: Vec<Vec<Vec<f32>>> = scored.iter().filter_map(|m| m.edges.as_ref().map(|e| e.layers.clone())).collect();
+    let edges = EdgeScores {
+        layers: mean_ranks(&edges, |x: &f32| x.abs() as f64)
+            .into_iter()
+            .map(|l| l.into_iter().map(|r| r as f32).collect())
+            .collect(),
+    };
+    let nodes = mean_ranks(&scored.iter().map(|m| m.nodes.clone()).collect::<Vec<_>>(), |x: &f64| *x);
+    (Some(edges), nodes)
 }
 
 /// Each element's mean over `sets` (same shape each) of its normalised
@@ -277,7 +341,7 @@ fn mean_ranks<T>(sets: &[Vec<Vec<T>>], key: impl Fn(&T) -> f64) -> Vec<Vec<f64>>
 
 /// Each value's rank among `values` (1 for the least), ties at their mean
 /// rank, divided by their number.
-fn normalised_ranks(values: &[f64]) -> Vec<f64> {
+pub(crate) fn normalised_ranks(values: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
     let mut ranks = vec![0.0; values.len()];
@@ -326,6 +390,9 @@ impl FromStr for Method {
             "eap-ig" => Method::EapIg { steps: DEFAULT_IG_STEPS },
             "eap-ig-activations" => Method::EapIgActivations { steps: DEFAULT_IG_STEPS },
             "mask" => Method::Mask { config: MaskConfig::default(), pairs: DEFAULT_MASK_PAIRS },
+            "mask-warm" => {
+                Method::MaskWarm { config: MaskConfig::default(), pairs: DEFAULT_MASK_PAIRS, steps: DEFAULT_IG_STEPS }
+            }
             "acdc" => Method::Acdc { config: AcdcConfig::default(), pairs: DEFAULT_ACDC_PAIRS },
             "ensemble" => Method::Ensemble { members: default_members() },
             _ => {

@@ -8,8 +8,8 @@ mod common;
 use candle_core::Device;
 use common::forward_editing;
 use modcirc_acdc::{
-    edge_acdc, edge_attribution, edge_attribution_ig, node_attribution, path_gradients, Ablation, AcdcConfig,
-    AcdcMetric, Circuit, DeviceSweep, IgPath, Method, PatchingSweep, TaskImages,
+    edge_acdc, edge_attribution, edge_attribution_ig, node_attribution, path_gradients, score_methods, warm_logits,
+    Ablation, AcdcConfig, AcdcMetric, Circuit, DeviceSweep, IgPath, Method, PatchingSweep, TaskImages, MASK_INIT_LOGIT,
 };
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::{Activation, Mlp};
@@ -278,6 +278,43 @@ proptest! {
         let two = Method::Ensemble { members: vec![Method::Eap, Method::Eap] }.scores(&sweep).unwrap();
         prop_assert_eq!(two.edges.unwrap().layers, one.edges.unwrap().layers);
         prop_assert_eq!(two.nodes, one.nodes);
+    }
+
+    /// An ensemble combined from its members' scores made before it
+    /// ([`score_methods`]) is the ensemble run alone, to the bit.
+    #[test]
+    fn an_ensemble_from_scored_members_is_the_ensemble_run_alone(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let members = vec![Method::Eap, "eap-ig".parse().unwrap()];
+        let ensemble = Method::Ensemble { members: members.clone() };
+        let alone = ensemble.scores(&sweep).unwrap();
+        let listed = [members, vec![ensemble]].concat();
+        let reused = score_methods(&listed, &sweep).unwrap().pop().unwrap();
+        prop_assert_eq!(reused.edges.unwrap().layers, alone.edges.unwrap().layers);
+        prop_assert_eq!(reused.nodes, alone.nodes);
+    }
+
+    /// A warm start's logits order the edges as |score| does, from
+    /// −MASK_INIT_LOGIT up to MASK_INIT_LOGIT (the strongest edge).
+    #[test]
+    fn warm_logits_follow_the_scores_order(c in case()) {
+        let sweep = PatchingSweep::new(&c.model, &c.images).unwrap();
+        let eap = edge_attribution(&sweep).unwrap();
+        let logits = warm_logits(&eap);
+        prop_assert_eq!(logits.iter().map(Vec::len).collect::<Vec<_>>(), eap.layers.iter().map(Vec::len).collect::<Vec<_>>());
+        let (abs, flat): (Vec<f32>, Vec<f32>) = (eap.layers.concat().iter().map(|s| s.abs()).collect(), logits.concat());
+        let top = (0..abs.len()).max_by(|&i, &j| abs[i].total_cmp(&abs[j])).unwrap();
+        if abs.iter().filter(|&&a| a == abs[top]).count() == 1 {
+            prop_assert_eq!(flat[top], MASK_INIT_LOGIT);
+        }
+        for i in 0..abs.len() {
+            prop_assert!(flat[i].abs() <= MASK_INIT_LOGIT);
+            for j in 0..abs.len() {
+                if abs[i] < abs[j] {
+                    prop_assert!(flat[i] < flat[j]);
+                }
+            }
+        }
     }
 
     #[test]

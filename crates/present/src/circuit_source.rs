@@ -165,7 +165,8 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                         bad(format!("the `beyond` output did not run {name} (run beyond with that method)"))
                     })?;
                     let what = match m {
-                        Method::Mask { .. } => "mask scores summed over the penalties",
+                        Method::Mask { .. } | Method::MaskWarm { .. } => "mask scores summed over the penalties",
+                        Method::Ensemble { .. } => "mean normalised ranks",
                         _ => "|EAP-IG| scores",
                     };
                     (ran.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))

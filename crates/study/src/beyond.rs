@@ -57,6 +57,8 @@ impl Default for BeyondSettings {
                 "eap-ig".parse().expect("a method's name"),
                 "eap-ig-activations".parse().expect("a method's name"),
                 Method::Mask { config: MaskConfig::default(), pairs: MASK_PAIRS },
+                "mask-warm".parse().expect("a method's name"),
+                "ensemble".parse().expect("a method's name"),
             ],
         }
     }
@@ -76,6 +78,19 @@ pub fn profile_mask(profile: crate::profile::Profile) -> MaskConfig {
     }
 }
 
+/// `m` with the smoke profile's masks ([`profile_mask`], on 50 pairs),
+/// an ensemble's members too.
+fn smoke_masks(m: Method, profile: crate::profile::Profile) -> Method {
+    match m {
+        Method::Mask { .. } => Method::Mask { config: profile_mask(profile), pairs: 50 },
+        Method::MaskWarm { steps, .. } => Method::MaskWarm { config: profile_mask(profile), pairs: 50, steps },
+        Method::Ensemble { members } => {
+            Method::Ensemble { members: members.into_iter().map(|m| smoke_masks(m, profile)).collect() }
+        }
+        m => m,
+    }
+}
+
 impl BeyondSettings {
     /// The study's settings at `profile`'s size: the defaults, but the smoke
     /// profile's ACDC runs on 25 pairs and its masks ([`profile_mask`]) on 50.
@@ -83,11 +98,7 @@ impl BeyondSettings {
         let mut s = BeyondSettings::default();
         if profile == crate::profile::Profile::Smoke {
             s.acdc_pairs = 25;
-            for m in &mut s.methods {
-                if let Method::Mask { config, pairs } = m {
-                    (*config, *pairs) = (profile_mask(profile), 50);
-                }
-            }
+            s.methods = s.methods.into_iter().map(|m| smoke_masks(m, profile)).collect();
         }
         s
     }
@@ -340,7 +351,10 @@ pub fn settings_methods(
     settings: &BeyondSettings,
     same_size: usize,
 ) -> Result<Vec<EdgeMethod>, StudyError> {
-    settings.methods.iter().map(|m| crate::judge::judge_faithfulness(sweep, &m.scores(sweep)?, same_size)).collect()
+    modcirc_acdc::score_methods(&settings.methods, sweep)?
+        .iter()
+        .map(|s| crate::judge::judge_faithfulness(sweep, s, same_size))
+        .collect()
 }
 
 pub use modcirc_acdc::edge_list;

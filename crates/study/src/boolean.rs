@@ -114,6 +114,14 @@ pub fn boolean_methods() -> Vec<Method> {
         Method::Eap,
         "eap-ig".parse().expect("a method's name"),
         Method::Mask { config: MaskConfig::default(), pairs: usize::MAX },
+        Method::MaskWarm { config: MaskConfig::default(), pairs: usize::MAX, steps: modcirc_acdc::DEFAULT_IG_STEPS },
+        Method::Ensemble {
+            members: vec![
+                "eap-ig".parse().expect("a method's name"),
+                "eap-ig-activations".parse().expect("a method's name"),
+                Method::Mask { config: MaskConfig::default(), pairs: usize::MAX },
+            ],
+        },
         Method::Acdc { config: AcdcConfig::default(), pairs: usize::MAX },
     ]
 }
@@ -183,8 +191,8 @@ pub fn boolean_model(
     };
     // The shortest valid prefix of a method's ranking of the neurons, or
     // the neurons its own circuit's edges touch (ACDC's).
-    for method in boolean_methods() {
-        let scores = method.scores(&sweep)?;
+    let methods = boolean_methods();
+    for (method, scores) in methods.iter().zip(modcirc_acdc::score_methods(&methods, &sweep)?) {
         let name = method.name().to_string();
         if let Some(kept) = &scores.kept_edges {
             let mask = bits(&nodes_mask(&widths, &touched_neurons(&widths, edge_list(&model, kept))));

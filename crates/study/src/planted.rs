@@ -44,6 +44,18 @@ pub fn planted_methods(mask: &MaskConfig) -> Vec<Method> {
         Method::Acdc { config: AcdcConfig::default(), pairs: PLANTED_ACDC_PAIRS },
         "eap-ig".parse().expect("a method's name"),
         Method::Mask { config: mask.clone(), pairs: modcirc_acdc::DEFAULT_MASK_PAIRS },
+        Method::MaskWarm {
+            config: mask.clone(),
+            pairs: modcirc_acdc::DEFAULT_MASK_PAIRS,
+            steps: modcirc_acdc::DEFAULT_IG_STEPS,
+        },
+        Method::Ensemble {
+            members: vec![
+                "eap-ig".parse().expect("a method's name"),
+                "eap-ig-activations".parse().expect("a method's name"),
+                Method::Mask { config: mask.clone(), pairs: modcirc_acdc::DEFAULT_MASK_PAIRS },
+            ],
+        },
     ]
 }
 
@@ -135,9 +147,9 @@ pub fn score_task(
     let sweep = PatchingSweep::new(model, &images)?;
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     let k = DEFAULT_K.min(*widths.iter().min().expect("a hidden layer"));
-    let methods = methods
+    let methods = modcirc_acdc::score_methods(methods, &sweep)?
         .iter()
-        .map(|m| judge_truth(&sweep, &m.scores(&sweep)?, &truth, k))
+        .map(|s| judge_truth(&sweep, s, &truth, k))
         .collect::<Result<Vec<_>, StudyError>>()?;
     Ok(TaskScores {
         quadrant: q,

@@ -256,7 +256,7 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
     });
     let how = match (ig_steps, mask) {
         (Some(steps), Some((mask, pairs))) => format!(
-            "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties",
+            "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties; *mask-warm* is the same sweep with each edge's logit starting at 3·(2r − 1), r its normalised rank by \\|EAP-IG\\| (the MIB circuit track's warm start); *ensemble* ranks each edge by the mean of its normalised ranks under eap-ig, eap-ig-activations and mask",
             steps,
             mask.steps,
             pairs,
