@@ -164,11 +164,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                     let ran = b.methods.iter().find(|r| r.method == name).ok_or_else(|| {
                         bad(format!("the `beyond` output did not run {name} (run beyond with that method)"))
                     })?;
-                    let what = match m {
-                        Method::Mask { .. } | Method::MaskWarm { .. } => "mask scores summed over the penalties",
-                        Method::Ensemble { .. } => "mean normalised ranks",
-                        _ => "|EAP-IG| scores",
-                    };
+                    let what = score_kind(&m);
                     (ran.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))
                 }
             };
@@ -293,6 +289,17 @@ pub fn validate(disc: &DiscoverOutput, sizes: &[usize], images: usize) -> Result
         return bad("no pairs".into());
     }
     Ok(())
+}
+
+/// What an edge method ranks its edges by, in words.
+fn score_kind(m: &modcirc_acdc::Method) -> &'static str {
+    match m {
+        modcirc_acdc::Method::Mask { .. } | modcirc_acdc::Method::MaskWarm { .. } => {
+            "mask scores summed over the penalties"
+        }
+        modcirc_acdc::Method::Ensemble { .. } => "mean normalised ranks",
+        _ => "|EAP-IG| scores",
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of the per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/7";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/8";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
@@ -300,9 +300,15 @@ pub fn analyse(
         same_size_edges: edge_list(model, &eap_mask),
         same_size_faithfulness: eap_same_size_faithfulness,
         mask_points: Vec::new(),
+        agreement: None,
     };
-    let mut methods = vec![eap];
-    methods.extend(settings_methods(&sweep, settings, circuit.n_edges())?);
+    let exact = sweep.scores();
+    let eap_nodes = modcirc_acdc::edge_node_sums(model, &edges);
+    let mut methods = vec![EdgeMethod {
+        agreement: Some(crate::judge::agreement(&eap_nodes, &exact, crate::judge::agreement_k(&exact))),
+        ..eap
+    }];
+    methods.extend(settings_methods(&sweep, settings, circuit.n_edges(), Some(&exact))?);
     crate::error::ensure_finite(&[
         ("circuit faithfulness", circuit_faithfulness),
         ("EAP same-size faithfulness", eap_same_size_faithfulness),
@@ -345,15 +351,17 @@ pub fn analyse(
 
 /// STUDY §12's edge methods that `settings` runs, each judged like EAP on
 /// all of `sweep`'s pairs ([`crate::judge::judge_faithfulness`]);
-/// `same_size` edges for the same-size comparison.
+/// `same_size` edges for the same-size comparison; against `exact`
+/// patching's effects where given.
 pub fn settings_methods(
     sweep: &PatchingSweep<'_>,
     settings: &BeyondSettings,
     same_size: usize,
+    exact: Option<&modcirc_acdc::NeuronScores>,
 ) -> Result<Vec<EdgeMethod>, StudyError> {
     modcirc_acdc::score_methods(&settings.methods, sweep)?
         .iter()
-        .map(|s| crate::judge::judge_faithfulness(sweep, s, same_size))
+        .map(|s| crate::judge::judge_faithfulness(sweep, s, same_size, exact))
         .collect()
 }
 
@@ -424,6 +432,13 @@ pub struct MethodRow {
     pub seconds: f64,
     /// The mean faithfulness at each of [`DEFAULT_FRACTIONS`], over seeds and tasks.
     pub curve: Vec<f64>,
+    /// Spearman's ρ of its node scores against exact patching's effects
+    /// (STUDY §12), over seeds; absent where no run measured it.
+    #[serde(default)]
+    pub agreement_rho: Option<modcirc_metrics::Summary>,
+    /// The top-K overlap with exact patching, over seeds.
+    #[serde(default)]
+    pub top_k_overlap: Option<modcirc_metrics::Summary>,
 }
 
 /// Every edge method on every regime of `beyond` (models with a regime and
@@ -455,6 +470,14 @@ pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
                     .collect()
             };
             let summary = |f: &dyn Fn(&EdgeMethod) -> f64| crate::judge::over_seeds(&per_seed(f));
+            // Over the seeds whose every run measured it.
+            let agreed = |f: &dyn Fn(&crate::judge::Agreement) -> Option<f64>| {
+                let all = runs.iter().all(|r| r.1.agreement.as_ref().and_then(f).is_some());
+                if !all {
+                    return None;
+                }
+                summary(&|m| m.agreement.as_ref().and_then(f).unwrap_or(f64::NAN))
+            };
             let (Some(cpr), Some(cmd), Some(same)) =
                 (summary(&|m| m.curve.cpr), summary(&|m| m.curve.cmd), summary(&|m| m.same_size_faithfulness))
             else {
@@ -475,6 +498,8 @@ pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
                 same_size_faithfulness: same,
                 seconds: runs.iter().map(|r| r.1.seconds).sum::<f64>() / runs.len() as f64,
                 curve,
+                agreement_rho: agreed(&|a| a.rho),
+                top_k_overlap: agreed(&|a| Some(a.top_k_overlap)),
             });
         }
     }

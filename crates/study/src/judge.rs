@@ -14,7 +14,7 @@
 use modcirc_acdc::edge_list;
 use modcirc_acdc::{
     faithfulness, faithfulness_curve, nodes_mask, smallest_edges, top_k_per_layer, touched_neurons, Circuit,
-    FaithfulnessCurve, MethodScores, PatchingSweep, DEFAULT_FRACTIONS,
+    FaithfulnessCurve, MethodScores, NeuronScores, PatchingSweep, DEFAULT_FRACTIONS,
 };
 use modcirc_metrics::{auroc, roc_tpr_at};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,48 @@ pub struct EdgeMethod {
     /// judged on all pairs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mask_points: Vec<MaskCircuit>,
+    /// How its node scores agree with exact patching (STUDY §12); absent in
+    /// results written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
+}
+
+/// How a method's node scores agree with exact patching's effects on the
+/// same pairs (STUDY §12): what an approximation is worth, measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Spearman's ρ of its node scores against the exact effects
+    /// `|baseline − LD|` over every hidden neuron (`None` where either is constant).
+    pub rho: Option<f64>,
+    /// The mean over hidden layers of the share of the K neurons of
+    /// largest exact effect among its K of largest score.
+    pub top_k_overlap: f64,
+    /// K (the study's, at most the narrowest layer's width).
+    pub k: usize,
+}
+
+/// `nodes`' agreement with `exact` (STUDY §12): ρ over every hidden neuron,
+/// and the top-`k` overlap per layer (ties to the lower index, both sides).
+pub fn agreement(nodes: &[Vec<f64>], exact: &NeuronScores, k: usize) -> Agreement {
+    let effects: Vec<Vec<f64>> =
+        exact.layers.iter().map(|l| l.iter().map(|s| (exact.baseline - s).abs()).collect()).collect();
+    let rho = modcirc_metrics::spearman(&nodes.concat(), &effects.concat());
+    let top = |l: &[f64], k: usize| -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..l.len()).collect();
+        idx.sort_by(|&a, &b| l[b].total_cmp(&l[a]).then(a.cmp(&b)));
+        idx.truncate(k);
+        idx
+    };
+    let overlaps: Vec<f64> = nodes
+        .iter()
+        .zip(&effects)
+        .map(|(n, e)| {
+            let k = k.min(n.len()).max(1);
+            let (a, b) = (top(n, k), top(e, k));
+            a.iter().filter(|i| b.contains(i)).count() as f64 / k as f64
+        })
+        .collect();
+    Agreement { rho, top_k_overlap: overlaps.iter().sum::<f64>() / overlaps.len().max(1) as f64, k }
 }
 
 /// One penalty of the learned-mask sweep and its circuit.
@@ -74,6 +116,7 @@ pub fn judge_faithfulness(
     sweep: &PatchingSweep<'_>,
     scores: &MethodScores,
     same_size: usize,
+    exact: Option<&NeuronScores>,
 ) -> Result<EdgeMethod, StudyError> {
     let model = sweep.model();
     let method = scores.method.name();
@@ -102,7 +145,13 @@ pub fn judge_faithfulness(
         same_size_edges: edge_list(model, &mask),
         same_size_faithfulness,
         mask_points,
+        agreement: exact.map(|e| agreement(&scores.nodes, e, agreement_k(e))),
     })
+}
+
+/// The K of [`agreement`]: the study's, at most the narrowest layer's width.
+pub fn agreement_k(exact: &NeuronScores) -> usize {
+    modcirc_acdc::DEFAULT_K.min(exact.layers.iter().map(Vec::len).min().unwrap_or(0))
 }
 
 /// Which neurons and edges are the truth's (STUDY §11).
@@ -238,4 +287,28 @@ fn precision_recall(selected: &[bool], truth: &[bool]) -> (f64, f64) {
     let hit = selected.iter().zip(truth).filter(|(s, t)| **s && **t).count() as f64;
     let (s, t) = (selected.iter().filter(|s| **s).count() as f64, truth.iter().filter(|t| **t).count() as f64);
     (if s > 0.0 { hit / s } else { 0.0 }, if t > 0.0 { hit / t } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use modcirc_acdc::NeuronScores;
+
+    use super::agreement;
+
+    /// Scores in the exact effects' order agree fully; in the reverse order,
+    /// ρ is −1 and the top-2 of 4 miss them all.
+    #[test]
+    fn agreement_is_one_in_the_exact_order_and_minus_one_reversed() {
+        // Effects |baseline − LD|: layer 0 (4, 3, 2, 1), layer 1 (1, 2, 3, 4) + 4.
+        let exact = NeuronScores { baseline: 10.0, layers: vec![vec![6.0, 7.0, 8.0, 9.0], vec![5.0, 4.0, 3.0, 2.0]] };
+        let same = vec![vec![0.4, 0.3, 0.2, 0.1], vec![0.5, 0.6, 0.7, 0.8]];
+        let a = agreement(&same, &exact, 2);
+        assert_eq!((a.rho, a.top_k_overlap, a.k), (Some(1.0), 1.0, 2));
+        let reversed: Vec<Vec<f64>> = same.iter().map(|l| l.iter().map(|v| -v).collect()).collect();
+        let b = agreement(&reversed, &exact, 2);
+        assert!((b.rho.unwrap() + 1.0).abs() < 1e-12, "{b:?}");
+        assert_eq!(b.top_k_overlap, 0.0);
+        // Constant scores: ρ undefined.
+        assert_eq!(agreement(&[vec![1.0; 4], vec![1.0; 4]], &exact, 2).rho, None);
+    }
 }

@@ -264,7 +264,7 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
         ),
         _ => "EAP-IG and learned masks as STUDY §12 defines them".into(),
     };
-    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n");
+    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. *ρ vs exact* and *top-K vs exact*: how its neuron scores agree with exact activation patching on the same pairs (Spearman's ρ over every hidden neuron; the share of the K = 15 neurons of largest exact effect per layer among its K of largest score), the project's measure of how good each approximation is. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n");
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -275,11 +275,16 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
                 ci(&row.cpr, 3),
                 ci(&row.cmd, 3),
                 ci(&row.same_size_faithfulness, 3),
+                row.agreement_rho.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
+                row.top_k_overlap.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
                 format!("{:.2}", row.seconds),
             ]
         })
         .collect();
-    s.push_str(&markdown_table(&["method", "model", "seeds", "CPR", "CMD", "same size", "time (s)"], &table));
+    s.push_str(&markdown_table(
+        &["method", "model", "seeds", "CPR", "CMD", "same size", "ρ vs exact", "top-K vs exact", "time (s)"],
+        &table,
+    ));
     for regime in Regime::ALL {
         let on: Vec<&MethodRow> = rows.iter().filter(|m| m.regime == regime).collect();
         let best = |f: fn(&MethodRow) -> f64, low: bool| {
