@@ -164,7 +164,7 @@ pub fn read_source(bytes: &[u8], kind: Option<CircuitKind>) -> Result<CircuitSou
                     let ran = b.methods.iter().find(|r| r.method == name).ok_or_else(|| {
                         bad(format!("the `beyond` output did not run {name} (run beyond with that method)"))
                     })?;
-                    let what = score_kind(&m);
+                    let what = score_kind(m);
                     (ran.same_size_edges.clone(), format!("the {} edges of largest {what} ({name})", b.circuit_edges))
                 }
             };
