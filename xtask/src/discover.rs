@@ -66,9 +66,11 @@ pub struct DiscoverFlags {
     #[arg(long, default_value_t = DEFAULT_EPS, allow_negative_numbers = true, value_parser = fraction_below_one)]
     pub eps: f64,
     /// What removed neurons and edges carry in the circuit's forward: zero,
-    /// mean (over the task's images) or resample (the paired corrupted
-    /// image's value). The logit difference and accuracy use it; faithfulness
-    /// is given both in the study's form (corrupted values) and under it.
+    /// mean (over the task's images), resample (the paired corrupted
+    /// image's value) or optimal (constants fitted jointly for each circuit
+    /// on training pairs of every digit pair, STUDY §12). The logit
+    /// difference and accuracy use it; faithfulness is given both in the
+    /// study's form (corrupted values) and under it.
     #[arg(long, default_value = "zero")]
     pub ablation: Ablation,
     /// Bootstrap resamples, 1 to 100 000.
