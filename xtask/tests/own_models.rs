@@ -184,7 +184,7 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("with relu activations, not tanh"), "{err}");
 
-    // A `beyond` output: its ACDC, EAP, EAP-IG and mask circuits export; a discover-only kind is refused.
+    // A `beyond` output: its ACDC, EAP, EAP-IG, mask and ensemble circuits export; a discover-only kind is refused.
     let beyond = dir.join("b.json");
     let mut args = vec!["beyond", "--model", m, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
     args.extend(["--mask-steps", "20", "--mask-pairs", "20", "--ig-steps", "3"]);
@@ -194,7 +194,7 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     let b: Value = serde_json::from_slice(&std::fs::read(&beyond).unwrap()).unwrap();
     let methods = b["methods"].as_array().unwrap();
     let names: Vec<&str> = methods.iter().map(|m| m["method"].as_str().unwrap()).collect();
-    assert_eq!(names, ["eap", "eap-ig", "eap-ig-activations", "mask"]);
+    assert_eq!(names, ["eap", "eap-ig", "eap-ig-activations", "mask", "mask-warm", "ensemble"]);
     // The settings name each method with its options.
     assert_eq!(b["settings"]["methods"][0], serde_json::json!({"method": "eap-ig", "steps": 3}));
     assert_eq!(b["settings"]["methods"][2]["pairs"], 20);

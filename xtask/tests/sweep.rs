@@ -251,7 +251,7 @@ fn reproduce_report_only_lists_what_the_shards_have_not_made() {
     let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--out", s(&d)]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--report-only: 120 of 120 units are not in") && err.contains("--shard"), "{err}");
+    assert!(err.contains("--report-only: 130 of 130 units are not in") && err.contains("--shard"), "{err}");
     let o = xtask(&["reproduce", "--profile", "smoke", "--report-only", "--shard", "0/2", "--out", s(&d)]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!d.join("results.json").exists());
@@ -441,21 +441,21 @@ fn a_plan_with_planted_truth_runs_it_by_shard_and_reports_it() {
     );
     let (one, two) = (d.join("one"), d.join("two"));
     let out = ok(&xtask(&["sweep", "run", s(&plan), "--out", s(&one)]));
-    // 12 units of the models; per regime a planted model, each of its six
+    // 12 units of the models; per regime a planted model, each of its eight
     // methods' scores on it, and a Boolean suite.
-    assert_eq!(computed(&out), 12 + 2 * (1 + 6 + 1), "{out}");
+    assert_eq!(computed(&out), 12 + 2 * (1 + 8 + 1), "{out}");
     ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&one)]));
     let first = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "0/2", "--out", s(&two)]));
     let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
-    assert!(status.contains("of 28 units done") && !status.contains("28 of 28"), "{status}");
+    assert!(status.contains("of 32 units done") && !status.contains("32 of 32"), "{status}");
     let done: usize = status.split(": ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
     assert_eq!(done, computed(&first), "the census counts what the shard computed: {status}");
     let o = xtask(&["sweep", "report", s(&plan), "--out", s(&two)]);
     assert_eq!(o.status.code(), Some(1), "a report before every shard ran");
     let second = ok(&xtask(&["sweep", "run", s(&plan), "--shard", "1/2", "--out", s(&two)]));
-    assert_eq!(computed(&first) + computed(&second), 28, "each unit computed by one shard");
+    assert_eq!(computed(&first) + computed(&second), 32, "each unit computed by one shard");
     let status = ok(&xtask(&["sweep", "status", s(&plan), "--out", s(&two)]));
-    assert!(status.contains("28 of 28 units done"), "{status}");
+    assert!(status.contains("32 of 32 units done"), "{status}");
     ok(&xtask(&["sweep", "report", s(&plan), "--out", s(&two)]));
     let planted = |dir: &Path| {
         let mut p = untimed(&dir.join("results.json")).planted.expect("the planted suite in the report");

@@ -14,8 +14,8 @@
 //! assert_eq!(study.models.len(), 10);
 //! // Trainings, discoveries, analyses, STUDY §8 and §12 and STUDY §10 on
 //! // every discovery, and the planted suite (per regime a model of its seed,
-//! // each of its 6 methods' scores on it, and a Boolean suite).
-//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 10 * 2 + 10 * 2 + 5 * (1 + 6 + 1));
+//! // each of its 8 methods' scores on it, and a Boolean suite).
+//! assert_eq!(study.unit_count(), 10 + 10 * 2 + 10 + 10 * 2 + 10 * 2 + 5 * (1 + 8 + 1));
 //! let plan = Plan::parse("[train]\nregime = [\"vanilla\", \"bimt\"]\nseed = [0, 1]\nsteps = [100]\n", "p.toml".as_ref()).unwrap();
 //! assert_eq!(plan.models.len(), 4);
 //! assert_eq!(plan.unit_count(), 4 + 4 * 2 + 4); // trainings, discoveries (two tasks), analyses

@@ -84,9 +84,11 @@ fn the_study_plan_is_the_empty_plan_in_seed_order_with_study_8_and_12_on_every_m
     let order: Vec<(u64, Regime)> = study.models.iter().map(|m| (m.config.seed, m.config.regime)).collect();
     assert_eq!(order[..5], Regime::ALL.map(|r| (0, r)));
     // STUDY §8 and §12 and STUDY §10 on all 50 discoveries, and the planted
-    // suite (per regime 3 planted models, each with its 6 methods' scores,
+    // suite (per regime 3 planted models, each with its methods' scores,
     // and a Boolean suite).
-    assert_eq!(study.unit_count(), sweep.unit_count() + 25 * 2 + 25 * 2 + 5 * (3 * (1 + 6) + 1));
+    let methods = modcirc_study::planted::planted_methods(&Default::default()).len();
+    assert_eq!(methods, 8);
+    assert_eq!(study.unit_count(), sweep.unit_count() + 25 * 2 + 25 * 2 + 5 * (3 * (1 + methods) + 1));
     assert_eq!(study.beyond, Some(modcirc_study::beyond::BeyondSettings::default()));
     let planted = parse("[train]\nregime=[\"bimt\"]\n[planted]\nprofile=\"quick\"\nseed=[4]\nblock=10\n").unwrap();
     let p = planted.planted.as_ref().unwrap();
