@@ -342,20 +342,8 @@ fn mean_ranks<T>(sets: &[Vec<Vec<T>>], key: impl Fn(&T) -> f64) -> Vec<Vec<f64>>
 /// Each value's rank among `values` (1 for the least), ties at their mean
 /// rank, divided by their number.
 pub(crate) fn normalised_ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
-            j += 1;
-        }
-        let mean = (i + j) as f64 / 2.0 + 1.0;
-        order[i..=j].iter().for_each(|&k| ranks[k] = mean / values.len() as f64);
-        i = j + 1;
-    }
-    ranks
+    let n = values.len() as f64;
+    modcirc_metrics::ranks(values).into_iter().map(|r| r / n).collect()
 }
 
 /// `f` on the first `pairs` of `sweep`'s pairs (the sweep itself where it

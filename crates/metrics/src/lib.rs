@@ -18,6 +18,6 @@ mod timing;
 
 pub use circuit::{l2_distance, logit_difference};
 pub use memory::{live_heap_bytes, peak_rss_bytes, reset_peak_rss, CountingAlloc, ThreadHeapWindow};
-pub use stats::{auroc, roc_tpr_at, spearman, Summary};
+pub use stats::{auroc, ranks, roc_tpr_at, spearman, Summary};
 pub use tests_of_differences::{holm, permutation_p, smallest_permutation_p, MAX_SPLITS};
 pub use timing::PhaseTimer;

@@ -132,7 +132,7 @@ pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
 }
 
 /// 1-based ranks, ties given the mean of the ranks they span.
-fn ranks(v: &[f64]) -> Vec<f64> {
+pub fn ranks(v: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
     let mut r = vec![0.0; v.len()];
