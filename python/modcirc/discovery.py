@@ -103,6 +103,17 @@ class Discovery:
         model answers the same on clean and corrupted images)."""
         return self._native.faithfulness(ablation)
 
+    def stability(self, method: str, resamples: Optional[int] = None) -> Dict[str, Any]:
+        """STUDY §12 for ``method`` (``"eap-ig"``, ``"mask"``, …) on this
+        discovery's pairs: its circuit of as many edges as the discovered
+        one, found again on each of the discovery's first ``resamples``
+        bootstrap resamples (the study's count where ``None``: 10, or 3 for
+        the methods that train masks). ``stability``: ``mean`` and ``min``
+        pairwise Jaccard overlap of their neurons (1: the same circuit every
+        time), ``neurons``, ``seconds``; ``agreement``: Spearman's ``rho`` of
+        its node scores against exact patching's effects, ``top_k_overlap``."""
+        return json.loads(self._native.stability(method, _optional_whole("resamples", resamples, 2, 1000)))
+
     def controls(
         self,
         *,

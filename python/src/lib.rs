@@ -504,6 +504,48 @@ impl PyDiscovery {
         Ok(f.is_finite().then_some(f))
     }
 
+    /// STUDY §12 for `method` (its name; default options) on the discovery's
+    /// pairs, as JSON: its circuit of as many edges as the discovered one,
+    /// found again on each of the discovery's first `resamples` bootstrap
+    /// resamples (the study's count for the method where `None`), with the
+    /// mean and least pairwise Jaccard overlap of their neurons; and how its
+    /// node scores on all pairs agree with exact patching (ρ, top-K overlap).
+    #[pyo3(signature = (method, resamples=None))]
+    fn stability(&self, py: Python<'_>, method: &str, resamples: Option<usize>) -> PyResult<String> {
+        let method: modcirc_acdc::Method = method.parse().map_err(|e| value_err(format!("method: {e}")))?;
+        if !method.ranks_edges() || matches!(method, modcirc_acdc::Method::Acdc { .. }) {
+            return Err(value_err(format!("method: {method} has no ranking of edges to cut at a size")));
+        }
+        let defaults = modcirc_study::stability::StabilitySettings::default();
+        let n = resamples.unwrap_or(defaults.of(&method));
+        let settings = modcirc_study::stability::StabilitySettings { resamples: n, trained_resamples: n };
+        settings.check().map_err(|e| value_err(format!("resamples: {e}")))?;
+        let model = &self.ck.model;
+        let images = TaskImages::from_pairs(self.out.inputs.flags.split.of(&self.mnist), &self.out.pairs);
+        let (nodes, eps, config) =
+            (self.out.report.selection.nodes.clone(), self.out.inputs.flags.config.eps, &self.out.inputs.flags.config);
+        let out = py
+            .detach(|| -> Result<serde_json::Value, modcirc_study::StudyError> {
+                let sweep = PatchingSweep::new(model, &images)?;
+                let size = Circuit::new(model, nodes, eps)?.n_edges();
+                let bootstrap = modcirc_dataset::Bootstrap::new(images.n, config.sample, config.seed)?;
+                let st = modcirc_study::stability::stabilities(
+                    &sweep,
+                    std::slice::from_ref(&method),
+                    size,
+                    &bootstrap,
+                    &settings,
+                )?;
+                let exact = sweep.scores();
+                let scored = method.scores(&sweep)?;
+                let agreement =
+                    modcirc_study::judge::agreement(&scored.nodes, &exact, modcirc_study::judge::agreement_k(&exact));
+                Ok(serde_json::json!({"method": method, "edges": size, "stability": st[0], "agreement": agreement}))
+            })
+            .map_err(|e| py_err(&e))?;
+        Ok(out.to_string())
+    }
+
     /// The circuit as `cargo xtask export` writes it: `json` (the circuit
     /// graph, docs/circuit-graph.md) or `dot` (Graphviz).
     #[pyo3(signature = (format="json"))]

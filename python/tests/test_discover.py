@@ -265,7 +265,8 @@ def test_every_method_by_name_and_the_clis_numbers(trained, data, cli, data_dir,
     out = tmp_path / "b.json"
     subprocess.run(
         [cli, "beyond", "--model", str(trained), "--data-dir", str(data_dir), "--task", "3:8,8:3", "--method", "eap-ig",
-         "--ig-steps", "3", "--acdc-pairs", "10", "--bootstraps", "2", "--sample", "100", "--out", str(out), "--quiet"],
+         "--ig-steps", "3", "--acdc-pairs", "10", "--bootstraps", "2", "--sample", "100", "--stability-resamples", "3",
+         "--out", str(out), "--quiet"],
         check=True,
     )
     b = json.loads(out.read_text())
@@ -274,6 +275,20 @@ def test_every_method_by_name_and_the_clis_numbers(trained, data, cli, data_dir,
     ran = next(m for m in b["methods"] if m["method"] == "eap-ig")
     assert ig.pairs == len(pairs) == ran["pairs"]
     assert _top_edges(ig.edges, b["circuit_edges"]) == sorted(ran["same_size_edges"])
+    # Its stability and agreement with exact patching (STUDY §12): the same
+    # numbers from the discovery in Python, on the same resamples.
+    d = modcirc.discover(model, data, "3:8,8:3", bootstraps=2, sample=100)
+    mine = d.stability("eap", resamples=3)
+    theirs = b["methods"][0]
+    assert theirs["method"] == "eap" and mine["edges"] == b["circuit_edges"]
+    assert mine["stability"]["resamples"] == theirs["stability"]["resamples"] == 3
+    assert mine["stability"]["mean"] == theirs["stability"]["mean"]
+    assert 0 <= mine["stability"]["min"] <= mine["stability"]["mean"] <= 1
+    assert mine["agreement"]["rho"] == theirs["agreement"]["rho"]
+    with pytest.raises(ValueError, match="resamples"):
+        d.stability("eap", resamples=1)
+    with pytest.raises(ValueError, match="patching"):
+        d.stability("patching")
     # Bad names and options are refused, naming them.
     with pytest.raises(ValueError, match="eap-gi.*eap-ig-activations"):
         modcirc.scores(model, data, "circle", "eap-gi")

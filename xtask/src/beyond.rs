@@ -7,6 +7,7 @@ use modcirc_acdc::{
 };
 use modcirc_study::beyond::{analyse, BeyondSettings, ACDC_PAIRS, MASK_PAIRS};
 use modcirc_study::discovery::{FAITHFULNESS_ABOVE_ONE, FAITHFULNESS_MEANS};
+use modcirc_study::stability::{StabilitySettings, DEFAULT_STABILITY_RESAMPLES, DEFAULT_TRAINED_RESAMPLES};
 
 use crate::discover::{discovered, DiscoverFlags, Discovered};
 use crate::flags::{DataArgs, ModelTask, OutputArgs};
@@ -78,6 +79,23 @@ pub struct MethodArgs {
     /// Pairs the masks train on (the first of the task's), 1 to 100 000.
     #[arg(long, default_value_t = MASK_PAIRS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub mask_pairs: i64,
+    /// Bootstrap resamples each gradient method's stability is measured on
+    /// (the discovery's first), 2 to 1 000; 0: no stability.
+    #[arg(long, default_value_t = DEFAULT_STABILITY_RESAMPLES as i64, allow_negative_numbers = true, value_parser = resamples)]
+    pub stability_resamples: i64,
+    /// Likewise for the methods that train masks (mask, mask-warm, an
+    /// ensemble with masks), 2 to 1 000.
+    #[arg(long, default_value_t = DEFAULT_TRAINED_RESAMPLES as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(2..=1_000))]
+    pub stability_trained_resamples: i64,
+}
+
+/// `--stability-resamples`: 0 (none) or 2 to 1 000.
+fn resamples(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n == 0 || (2..=1_000).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n}: 0 (no stability) or 2 to 1000 resamples (one has nothing to compare with)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl MethodArgs {
@@ -122,7 +140,11 @@ impl MethodArgs {
             .iter()
             .map(|name| Ok(with_flags(name.parse::<Method>().context("--method")?, steps, &mask, pairs)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let s = BeyondSettings { acdc, acdc_pairs, methods };
+        let stability = (self.stability_resamples > 0).then_some(StabilitySettings {
+            resamples: self.stability_resamples as usize,
+            trained_resamples: self.stability_trained_resamples as usize,
+        });
+        let s = BeyondSettings { acdc, acdc_pairs, methods, stability };
         s.check().context("--method")?;
         Ok(s)
     }

@@ -145,6 +145,16 @@ impl Method {
         }
     }
 
+    /// Whether its scores are trained (learned masks, or an ensemble with
+    /// them): the methods that cost seconds, not milliseconds, per run.
+    pub fn trains(&self) -> bool {
+        match self {
+            Method::Mask { .. } | Method::MaskWarm { .. } => true,
+            Method::Ensemble { members } => members.iter().any(Method::trains),
+            _ => false,
+        }
+    }
+
     /// Whether it scores edges (and so neurons by their edges).
     pub fn ranks_edges(&self) -> bool {
         !matches!(self, Method::Patching | Method::Attribution)

@@ -10,8 +10,9 @@ use modcirc_acdc::{discovery_times, TaskImages};
 use modcirc_bimt::Regime;
 use modcirc_metrics::{PhaseTimer, Summary};
 use modcirc_mlp::Mlp;
+use modcirc_study::beyond::{method_rows, BeyondResult};
 use modcirc_study::controls::ControlsResult;
-use modcirc_study::findings::findings;
+use modcirc_study::findings::{findings, sparsity_and_stability};
 use modcirc_study::judged_controls::{ablation_sensitivity, control_findings, differences};
 use modcirc_study::measure::{environment, inference_timing, retime_training, RETIME_ROUNDS, RETIME_STEPS};
 use modcirc_study::results::{DiscoveryResult, ModelResult, Profile, Results, UnitTime, RESULTS_SCHEMA};
@@ -132,6 +133,7 @@ pub fn results(
         outcomes.iter().flat_map(|o| o.controls.iter().map(|(_, _, c)| c.clone())).collect();
     let seed0_verdicts = verdicts(&models, &discoveries, &inference);
     let ablation_rows = ablation_sensitivity(&discoveries, &controls);
+    let beyond: Vec<BeyondResult> = outcomes.iter().flat_map(|o| o.beyond.iter().cloned()).collect();
     let mut jobs_seconds = BTreeMap::new();
     for (stage, s) in outcomes.iter().flat_map(|o| &o.seconds) {
         *jobs_seconds.entry(stage.to_string()).or_default() += s;
@@ -150,6 +152,7 @@ pub fn results(
         findings: findings(across.as_ref(), &discoveries, &structure)
             .into_iter()
             .chain(control_findings(&controls, &ablation_rows, &seed0_verdicts))
+            .chain([sparsity_and_stability(across.as_ref(), &method_rows(&beyond))])
             .collect(),
         ablation_sensitivity: ablation_rows,
         verdicts: seed0_verdicts,
@@ -160,7 +163,7 @@ pub fn results(
         models,
         discoveries,
         inference,
-        beyond: outcomes.iter().flat_map(|o| o.beyond.iter().cloned()).collect(),
+        beyond,
         planted: None,
         figures: Vec::new(),
         // Every checkpoint and sidecar first, then the analyses' files.

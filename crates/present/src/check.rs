@@ -107,6 +107,16 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
         for m in &b.methods {
             let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();
             ensure(ok, || format!("beyond {} / {}: {} has non-finite CPR or CMD", b.regime_label(), b.task, m.method))?;
+            let measured = b.settings.as_ref().is_some_and(|s| s.stability.is_some());
+            let stable = m.stability.as_ref().map(|s| (0.0..=1.0).contains(&s.mean));
+            ensure(stable == measured.then_some(true), || {
+                format!(
+                    "beyond {} / {}: {} has no stability in [0, 1] where its settings measure it",
+                    b.regime_label(),
+                    b.task,
+                    m.method
+                )
+            })?;
         }
     }
     ensure(r.structure.len() == r.models.len(), || {
@@ -119,7 +129,7 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
         })?;
     }
     let seeds = r.models.iter().map(|m| m.seed).collect::<std::collections::BTreeSet<_>>().len();
-    for id in ["F1", "F2", "F3", "F4", "F5", "F6"] {
+    for id in ["F1", "F2", "F3", "F4", "F5", "F6", "F8"] {
         ensure(r.findings.iter().any(|f| f.id == id), || format!("{p}: finding {id} is missing"))?;
     }
     // STUDY §10 on every discovery, and the RQ1 verdicts under the other ablations.

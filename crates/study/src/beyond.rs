@@ -19,10 +19,11 @@ use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
 use crate::discovery::DiscoverOutput;
+use crate::stability::StabilitySettings;
 use crate::StudyError;
 
 /// Version of the per-model files; part of their cache key.
-pub const BEYOND_SCHEMA: &str = "modcirc.beyond/8";
+pub const BEYOND_SCHEMA: &str = "modcirc.beyond/9";
 
 /// ACDC runs on the first this many pairs of the task (one edge test
 /// recomputes every pair it moves); its circuit is then judged on all pairs.
@@ -46,6 +47,10 @@ pub struct BeyondSettings {
     /// with their options: by default EAP-IG on both paths and learned
     /// edge masks.
     pub methods: Vec<Method>,
+    /// The resamples each method's stability is measured on (STUDY §12);
+    /// `None`: not measured.
+    #[serde(default)]
+    pub stability: Option<StabilitySettings>,
 }
 
 impl Default for BeyondSettings {
@@ -60,6 +65,7 @@ impl Default for BeyondSettings {
                 "mask-warm".parse().expect("a method's name"),
                 "ensemble".parse().expect("a method's name"),
             ],
+            stability: Some(StabilitySettings::default()),
         }
     }
 }
@@ -93,12 +99,14 @@ fn smoke_masks(m: Method, profile: crate::profile::Profile) -> Method {
 
 impl BeyondSettings {
     /// The study's settings at `profile`'s size: the defaults, but the smoke
-    /// profile's ACDC runs on 25 pairs and its masks ([`profile_mask`]) on 50.
+    /// profile's ACDC runs on 25 pairs, its masks ([`profile_mask`]) on 50,
+    /// and its stability on 3 and 2 resamples.
     pub fn of(profile: crate::profile::Profile) -> BeyondSettings {
         let mut s = BeyondSettings::default();
         if profile == crate::profile::Profile::Smoke {
             s.acdc_pairs = 25;
             s.methods = s.methods.into_iter().map(|m| smoke_masks(m, profile)).collect();
+            s.stability = Some(StabilitySettings { resamples: 3, trained_resamples: 2 });
         }
         s
     }
@@ -107,6 +115,7 @@ impl BeyondSettings {
     /// rank edges, or twice.
     pub fn check(&self) -> Result<(), StudyError> {
         self.acdc.validate()?;
+        self.stability.as_ref().map_or(Ok(()), StabilitySettings::check)?;
         if self.acdc_pairs == 0 {
             return Err(StudyError::Invalid("ACDC needs at least one pair".into()));
         }
@@ -301,6 +310,7 @@ pub fn analyse(
         same_size_faithfulness: eap_same_size_faithfulness,
         mask_points: Vec::new(),
         agreement: None,
+        stability: None,
     };
     let exact = sweep.scores();
     let eap_nodes = modcirc_acdc::edge_node_sums(model, &edges);
@@ -309,6 +319,15 @@ pub fn analyse(
         ..eap
     }];
     methods.extend(settings_methods(&sweep, settings, circuit.n_edges(), Some(&exact))?);
+    if let Some(stability) = &settings.stability {
+        let config = &disc.inputs.flags.config;
+        let bootstrap = modcirc_dataset::Bootstrap::new(images.n, config.sample, config.seed)?;
+        let all: Vec<Method> = std::iter::once(Method::Eap).chain(settings.methods.iter().cloned()).collect();
+        let stable = crate::stability::stabilities(&sweep, &all, circuit.n_edges(), &bootstrap, stability)?;
+        for (m, st) in methods.iter_mut().zip(stable) {
+            m.stability = Some(st);
+        }
+    }
     crate::error::ensure_finite(&[
         ("circuit faithfulness", circuit_faithfulness),
         ("EAP same-size faithfulness", eap_same_size_faithfulness),
@@ -439,6 +458,13 @@ pub struct MethodRow {
     /// The top-K overlap with exact patching, over seeds.
     #[serde(default)]
     pub top_k_overlap: Option<modcirc_metrics::Summary>,
+    /// Its circuit's stability across resamples (STUDY §12), over seeds;
+    /// absent where no run measured it.
+    #[serde(default)]
+    pub stability: Option<modcirc_metrics::Summary>,
+    /// Seconds of the stability's resamples per model and task (mean).
+    #[serde(default)]
+    pub stability_seconds: Option<f64>,
 }
 
 /// Every edge method on every regime of `beyond` (models with a regime and
@@ -478,6 +504,7 @@ pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
                 }
                 summary(&|m| m.agreement.as_ref().and_then(f).unwrap_or(f64::NAN))
             };
+            let stable = runs.iter().all(|r| r.1.stability.is_some());
             let (Some(cpr), Some(cmd), Some(same)) =
                 (summary(&|m| m.curve.cpr), summary(&|m| m.curve.cmd), summary(&|m| m.same_size_faithfulness))
             else {
@@ -500,6 +527,11 @@ pub fn method_rows(beyond: &[BeyondResult]) -> Vec<MethodRow> {
                 curve,
                 agreement_rho: agreed(&|a| a.rho),
                 top_k_overlap: agreed(&|a| Some(a.top_k_overlap)),
+                stability: stable.then(|| summary(&|m| m.stability.as_ref().map_or(f64::NAN, |s| s.mean))).flatten(),
+                stability_seconds: stable.then(|| {
+                    runs.iter().map(|r| r.1.stability.as_ref().map_or(0.0, |s| s.seconds)).sum::<f64>()
+                        / runs.len() as f64
+                }),
             });
         }
     }

@@ -186,8 +186,12 @@ pub fn compare_model(
     }
     let disc = discover_checkpoint(mnist, ck, path, sha256, task, &settings.discovery, progress)?;
     // STUDY §8 alone: the comparison's table has EAP's CPR and CMD, not §12's methods.
-    let beyond =
-        crate::beyond::BeyondSettings { acdc: settings.acdc, acdc_pairs: settings.acdc_pairs, methods: Vec::new() };
+    let beyond = crate::beyond::BeyondSettings {
+        acdc: settings.acdc,
+        acdc_pairs: settings.acdc_pairs,
+        methods: Vec::new(),
+        stability: None,
+    };
     let b = analyse(mnist, &ck.model, (None, None), &disc, &beyond)?;
     let q =
         graph_modularity(&weight_graph(&ck.model, Some(settings.discovery.config.eps))?, settings.modularity_seed)?.q;

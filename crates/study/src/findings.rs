@@ -149,3 +149,98 @@ fn specialisation(across: Option<&AcrossSeeds>) -> Verdict {
     v.evidence = evidence.join("; ");
     v
 }
+
+/// STUDY §12's question: are the circuits of sparse networks (L1, BIMT)
+/// more stable across resamples than Vanilla's, by every method?
+pub fn sparsity_and_stability(across: Option<&AcrossSeeds>, methods: &[crate::beyond::MethodRow]) -> Verdict {
+    let mut v = Verdict {
+        id: "F8".into(),
+        hypothesis: "Sparsity (L1, BIMT) makes circuits more stable across data resamples.".into(),
+        rule: "Each comparison sets L1's or BIMT's 95% t-interval over seeds of stability (mean pairwise Jaccard of the circuits' neurons across bootstrap resamples) against Vanilla's: the discovered node circuit per task (STUDY §9) and each edge method's circuit at its size (STUDY §12). 'More stable' if the interval lies entirely above Vanilla's, 'less stable' if entirely below. Supported if more than half of the comparisons are more stable and none less; contradicted if more than half are less stable; not supported otherwise.".into(),
+        verdict: NOT_EVALUATED.into(),
+        evidence: String::new(),
+    };
+    // (what, sparse regime, its stability, Vanilla's)
+    let mut pairs: Vec<(String, Regime, Summary, Summary)> = Vec::new();
+    if let Some(a) = across {
+        for t in TASKS {
+            let of = |r: Regime| a.rows.iter().find(|x| x.regime == r && x.task == t).and_then(|x| x.stability);
+            for r in [Regime::L1, Regime::Bimt] {
+                if let (Some(s), Some(van)) = (of(r), of(Regime::Vanilla)) {
+                    pairs.push((format!("node circuit, {t}"), r, s, van));
+                }
+            }
+        }
+    }
+    let names = crate::judge::method_names(methods.iter().map(|m| &m.method));
+    for name in &names {
+        let of = |r: Regime| methods.iter().find(|m| &m.method == name && m.regime == r).and_then(|m| m.stability);
+        for r in [Regime::L1, Regime::Bimt] {
+            if let (Some(s), Some(van)) = (of(r), of(Regime::Vanilla)) {
+                pairs.push((name.clone(), r, s, van));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return v;
+    }
+    let more = pairs.iter().filter(|p| above(&p.2, &p.3)).count();
+    let less = pairs.iter().filter(|p| above(&p.3, &p.2)).count();
+    let half = pairs.len() / 2;
+    v.verdict = if more > half && less == 0 {
+        "supported"
+    } else if less > half {
+        "contradicted"
+    } else {
+        "not supported"
+    }
+    .into();
+    let each: Vec<String> =
+        pairs.iter().map(|(w, r, s, van)| format!("{w}: {} {} vs Vanilla {}", r.label(), fmt(s), fmt(van))).collect();
+    v.evidence = format!("{more} of {} more stable, {less} less; {}", pairs.len(), each.join("; "));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use modcirc_bimt::Regime;
+    use modcirc_metrics::Summary;
+
+    use super::sparsity_and_stability;
+    use crate::beyond::MethodRow;
+
+    fn row(method: &str, regime: Regime, stability: f64) -> MethodRow {
+        let s = |mean: f64| Summary { mean, lo: mean - 0.05, hi: mean + 0.05, n: 5 };
+        MethodRow {
+            method: method.into(),
+            regime,
+            seeds: 5,
+            cpr: s(0.5),
+            cmd: s(0.5),
+            same_size_faithfulness: s(0.5),
+            seconds: 0.1,
+            curve: Vec::new(),
+            agreement_rho: None,
+            top_k_overlap: None,
+            stability: Some(s(stability)),
+            stability_seconds: Some(1.0),
+        }
+    }
+
+    /// Intervals above Vanilla's on every method: supported; below on
+    /// most: contradicted; overlapping: not supported; no rows: not evaluated.
+    #[test]
+    fn sparsity_and_stability_follows_its_rule() {
+        let rows = |van: f64, l1: f64, bimt: f64| -> Vec<MethodRow> {
+            ["eap", "mask"]
+                .iter()
+                .flat_map(|m| [row(m, Regime::Vanilla, van), row(m, Regime::L1, l1), row(m, Regime::Bimt, bimt)])
+                .collect()
+        };
+        assert_eq!(sparsity_and_stability(None, &rows(0.5, 0.7, 0.8)).verdict, "supported");
+        assert_eq!(sparsity_and_stability(None, &rows(0.8, 0.5, 0.6)).verdict, "contradicted");
+        assert_eq!(sparsity_and_stability(None, &rows(0.5, 0.55, 0.9)).verdict, "not supported");
+        let v = sparsity_and_stability(None, &[]);
+        assert!(v.verdict.starts_with("not evaluated"), "{}", v.verdict);
+    }
+}

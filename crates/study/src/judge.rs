@@ -57,6 +57,10 @@ pub struct EdgeMethod {
     /// results written before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<Agreement>,
+    /// How stable its circuit is across the discovery's resamples (STUDY
+    /// §12); absent in results written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability: Option<crate::stability::Stability>,
 }
 
 /// How a method's node scores agree with exact patching's effects on the
@@ -146,6 +150,7 @@ pub fn judge_faithfulness(
         same_size_faithfulness,
         mask_points,
         agreement: exact.map(|e| agreement(&scores.nodes, e, agreement_k(e))),
+        stability: None,
     })
 }
 

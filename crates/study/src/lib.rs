@@ -13,6 +13,8 @@
 //!   size, disjoint alternatives, the any-digit control, other ablations.
 //! * [`structure`]: STUDY §9: wiring length, modularity, circuit
 //!   locality, stability and specialisation.
+//! * [`stability`]: STUDY §12: each edge method's circuit across the
+//!   discovery's bootstrap resamples.
 //! * [`measure`]: inference timing and the environment.
 //!
 //! Judgement, on the results of many:
@@ -54,6 +56,7 @@ pub mod profile;
 pub mod results;
 pub mod rows;
 pub mod seeds;
+pub mod stability;
 pub mod structure;
 pub mod sweep;
 pub mod verdicts;

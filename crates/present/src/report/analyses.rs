@@ -242,6 +242,7 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
     }
     let _ = writeln!(s, "### The methods the benchmarks rank best (STUDY §12)\n");
     let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
+    let stability = settings.and_then(|b| b.stability);
     let ig_steps = settings.and_then(|b| {
         b.methods.iter().find_map(|m| match m {
             modcirc_acdc::Method::EapIg { steps } | modcirc_acdc::Method::EapIgActivations { steps } => Some(*steps),
@@ -264,7 +265,7 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
         ),
         _ => "EAP-IG and learned masks as STUDY §12 defines them".into(),
     };
-    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. *ρ vs exact* and *top-K vs exact*: how its neuron scores agree with exact activation patching on the same pairs (Spearman's ρ over every hidden neuron; the share of the K = 15 neurons of largest exact effect per layer among its K of largest score), the project's measure of how good each approximation is. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n");
+    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. *ρ vs exact* and *top-K vs exact*: how its neuron scores agree with exact activation patching on the same pairs (Spearman's ρ over every hidden neuron; the share of the K = 15 neurons of largest exact effect per layer among its K of largest score), the project's measure of how good each approximation is. *Stability*: the mean pairwise Jaccard overlap of the neurons of its circuit at that size found again on each of the discovery's first {} bootstrap resamples ({} for the methods that train masks, each a whole sweep; 1 is the same circuit every time), and its time per model and task. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n", stability.map_or("n/a".into(), |s| s.resamples.to_string()), stability.map_or("n/a".into(), |s| s.trained_resamples.to_string()));
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -277,12 +278,26 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
                 ci(&row.same_size_faithfulness, 3),
                 row.agreement_rho.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
                 row.top_k_overlap.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
+                row.stability.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
                 format!("{:.2}", row.seconds),
+                row.stability_seconds.map_or("n/a".into(), |v| format!("{v:.2}")),
             ]
         })
         .collect();
     s.push_str(&markdown_table(
-        &["method", "model", "seeds", "CPR", "CMD", "same size", "ρ vs exact", "top-K vs exact", "time (s)"],
+        &[
+            "method",
+            "model",
+            "seeds",
+            "CPR",
+            "CMD",
+            "same size",
+            "ρ vs exact",
+            "top-K vs exact",
+            "stability",
+            "time (s)",
+            "stability time (s)",
+        ],
         &table,
     ));
     for regime in Regime::ALL {
