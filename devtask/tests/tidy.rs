@@ -25,8 +25,6 @@ const LONG_FILES: &[(&str, usize)] = &[
 /// likewise.
 const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/acdc/src/discovery.rs", "discover_with", 134),
-    ("crates/engine/src/study.rs", "results", 94),
-    ("crates/present/src/check.rs", "check_artifacts", 85),
     ("crates/present/src/compare.rs", "compare_markdown", 96),
     ("crates/present/src/circuit_source.rs", "read_source", 100),
     ("crates/present/src/html.rs", "page_model", 80),

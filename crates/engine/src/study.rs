@@ -73,26 +73,10 @@ pub fn discovery_result(wl: &Workload, o: &ModelOutcome, d: &DiscoveryUnit) -> R
     })
 }
 
-/// The study's `Results` from its executed units (`outcomes`, in the
-/// plan's order): discovery times measured again (`timing` in `timer`),
-/// inference timed on the seed-0 models (`inference`, telling
-/// `on_inference` each repeat done), every verdict, the rows across seeds
-/// and the findings. The report's files and figures are added when they
-/// are written.
-pub fn results(
-    wl: &Workload,
-    outcomes: &[ModelOutcome],
-    profile: Profile,
-    repo: &Path,
-    timer: &mut PhaseTimer,
-    on_inference: &mut dyn FnMut(usize),
-) -> Result<Results, EngineError> {
-    let settings = profile.settings();
-    let mut models: Vec<ModelResult> = outcomes.iter().map(|o| model_result(wl, o)).collect();
-    let t = Instant::now();
-    // RQ2-H2's trainings, timed again with nothing else of the run beside
-    // them: the seed-0 BIMT and L1 models' configurations, alternated (on
-    // the CPU trainer: a GPU run keeps its own timings).
+/// RQ2-H2's trainings, timed again with nothing else of the run beside
+/// them: the seed-0 BIMT and L1 models' configurations, alternated (on the
+/// CPU trainer: a GPU run keeps its own timings).
+fn retime(wl: &Workload, outcomes: &[ModelOutcome], models: &mut [ModelResult]) -> Result<(), EngineError> {
     let on_cpu = wl.plan.device == modcirc_mlp::DeviceSpec::Cpu;
     let compared: Vec<usize> = (0..models.len())
         .filter(|&i| models[i].seed == 0 && matches!(models[i].regime, Regime::Bimt | Regime::L1))
@@ -111,6 +95,27 @@ pub fn results(
             models[i].retimed = Some(r);
         }
     }
+    Ok(())
+}
+
+/// The study's `Results` from its executed units (`outcomes`, in the
+/// plan's order): discovery times measured again (`timing` in `timer`),
+/// inference timed on the seed-0 models (`inference`, telling
+/// `on_inference` each repeat done), every verdict, the rows across seeds
+/// and the findings. The report's files and figures are added when they
+/// are written.
+pub fn results(
+    wl: &Workload,
+    outcomes: &[ModelOutcome],
+    profile: Profile,
+    repo: &Path,
+    timer: &mut PhaseTimer,
+    on_inference: &mut dyn FnMut(usize),
+) -> Result<Results, EngineError> {
+    let settings = profile.settings();
+    let mut models: Vec<ModelResult> = outcomes.iter().map(|o| model_result(wl, o)).collect();
+    let t = Instant::now();
+    retime(wl, outcomes, &mut models)?;
     let mut discoveries = Vec::new();
     for o in outcomes {
         for d in &o.discoveries {

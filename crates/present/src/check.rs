@@ -52,6 +52,43 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), PresentError> {
     }
 }
 
+/// Every STUDY §8/§12 result of `r`: finite, its settings' methods run,
+/// each with its stability where its settings measure it.
+fn check_beyond(r: &Results) -> Result<(), PresentError> {
+    for b in &r.beyond {
+        let finite =
+            [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
+        ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
+        // EAP, then every method its settings name.
+        let methods: Vec<&str> = b.methods.iter().map(|m| m.method.as_str()).collect();
+        let ran: Vec<&str> = std::iter::once(modcirc_acdc::Method::Eap.name())
+            .chain(b.settings.iter().flat_map(|s| s.methods.iter().map(|m| m.name())))
+            .collect();
+        ensure(methods == ran, || {
+            format!(
+                "beyond {} / {} ran {methods:?}, not the edge methods of its settings {ran:?}",
+                b.regime_label(),
+                b.task
+            )
+        })?;
+        for m in &b.methods {
+            let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();
+            ensure(ok, || format!("beyond {} / {}: {} has non-finite CPR or CMD", b.regime_label(), b.task, m.method))?;
+            let measured = b.settings.as_ref().is_some_and(|s| s.stability.is_some());
+            let stable = m.stability.as_ref().map(|s| (0.0..=1.0).contains(&s.mean));
+            ensure(stable == measured.then_some(true), || {
+                format!(
+                    "beyond {} / {}: {} has no stability in [0, 1] where its settings measure it",
+                    b.regime_label(),
+                    b.task,
+                    m.method
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks `dir`: `results.json` parses with the current schema and holds
 /// five models, ten discoveries and STUDY §8 results with finite metrics,
 /// and six evaluated verdicts; STUDY §9 on every model, the across-seed
@@ -88,37 +125,7 @@ pub fn check_artifacts(dir: &Path) -> Result<Results, PresentError> {
             r.discoveries.len()
         )
     })?;
-    for b in &r.beyond {
-        let finite =
-            [b.circuit_faithfulness, b.curve.cpr, b.curve.cmd, b.acdc.faithfulness].iter().all(|x| x.is_finite());
-        ensure(finite, || format!("beyond {} / {} has non-finite faithfulness", b.regime_label(), b.task))?;
-        // EAP, then every method its settings name.
-        let methods: Vec<&str> = b.methods.iter().map(|m| m.method.as_str()).collect();
-        let ran: Vec<&str> = std::iter::once(modcirc_acdc::Method::Eap.name())
-            .chain(b.settings.iter().flat_map(|s| s.methods.iter().map(|m| m.name())))
-            .collect();
-        ensure(methods == ran, || {
-            format!(
-                "beyond {} / {} ran {methods:?}, not the edge methods of its settings {ran:?}",
-                b.regime_label(),
-                b.task
-            )
-        })?;
-        for m in &b.methods {
-            let ok = m.curve.cpr.is_finite() && m.curve.cmd.is_finite() && m.same_size_faithfulness.is_finite();
-            ensure(ok, || format!("beyond {} / {}: {} has non-finite CPR or CMD", b.regime_label(), b.task, m.method))?;
-            let measured = b.settings.as_ref().is_some_and(|s| s.stability.is_some());
-            let stable = m.stability.as_ref().map(|s| (0.0..=1.0).contains(&s.mean));
-            ensure(stable == measured.then_some(true), || {
-                format!(
-                    "beyond {} / {}: {} has no stability in [0, 1] where its settings measure it",
-                    b.regime_label(),
-                    b.task,
-                    m.method
-                )
-            })?;
-        }
-    }
+    check_beyond(&r)?;
     ensure(r.structure.len() == r.models.len(), || {
         format!("{p}: STUDY §9 on {} of {} models", r.structure.len(), r.models.len())
     })?;

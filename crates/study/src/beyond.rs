@@ -301,7 +301,9 @@ pub fn analyse(
     let eap_same_size_faithfulness = faithfulness(&sweep, &Circuit::from_edges(model, &eap_mask)?)?;
     let curve = faithfulness_curve(&sweep, &edges, &DEFAULT_FRACTIONS)?;
     let acdc = run_acdc(&sweep, &edges, acdc, acdc_pairs)?;
-    let eap = EdgeMethod {
+    let exact = sweep.scores();
+    let eap_nodes = modcirc_acdc::edge_node_sums(model, &edges);
+    let mut methods = vec![EdgeMethod {
         method: Method::Eap.name().into(),
         seconds: edge_attribution_s,
         pairs: images.n,
@@ -309,25 +311,11 @@ pub fn analyse(
         same_size_edges: edge_list(model, &eap_mask),
         same_size_faithfulness: eap_same_size_faithfulness,
         mask_points: Vec::new(),
-        agreement: None,
-        stability: None,
-    };
-    let exact = sweep.scores();
-    let eap_nodes = modcirc_acdc::edge_node_sums(model, &edges);
-    let mut methods = vec![EdgeMethod {
         agreement: Some(crate::judge::agreement(&eap_nodes, &exact, crate::judge::agreement_k(&exact))),
-        ..eap
+        stability: None,
     }];
     methods.extend(settings_methods(&sweep, settings, circuit.n_edges(), Some(&exact))?);
-    if let Some(stability) = &settings.stability {
-        let config = &disc.inputs.flags.config;
-        let bootstrap = modcirc_dataset::Bootstrap::new(images.n, config.sample, config.seed)?;
-        let all: Vec<Method> = std::iter::once(Method::Eap).chain(settings.methods.iter().cloned()).collect();
-        let stable = crate::stability::stabilities(&sweep, &all, circuit.n_edges(), &bootstrap, stability)?;
-        for (m, st) in methods.iter_mut().zip(stable) {
-            m.stability = Some(st);
-        }
-    }
+    with_stability(&sweep, disc, settings, circuit.n_edges(), &mut methods)?;
     crate::error::ensure_finite(&[
         ("circuit faithfulness", circuit_faithfulness),
         ("EAP same-size faithfulness", eap_same_size_faithfulness),
@@ -382,6 +370,27 @@ pub fn settings_methods(
         .iter()
         .map(|s| crate::judge::judge_faithfulness(sweep, s, same_size, exact))
         .collect()
+}
+
+/// `methods` (EAP, then `settings`') with their stability (STUDY §12) at
+/// `size` edges, on `disc`'s first bootstrap resamples, where `settings`
+/// measure it.
+fn with_stability(
+    sweep: &PatchingSweep<'_>,
+    disc: &DiscoverOutput,
+    settings: &BeyondSettings,
+    size: usize,
+    methods: &mut [EdgeMethod],
+) -> Result<(), StudyError> {
+    let Some(stability) = &settings.stability else { return Ok(()) };
+    let config = &disc.inputs.flags.config;
+    let bootstrap = modcirc_dataset::Bootstrap::new(sweep.len(), config.sample, config.seed)?;
+    let all: Vec<Method> = std::iter::once(Method::Eap).chain(settings.methods.iter().cloned()).collect();
+    let stable = crate::stability::stabilities(sweep, &all, size, &bootstrap, stability)?;
+    for (m, st) in methods.iter_mut().zip(stable) {
+        m.stability = Some(st);
+    }
+    Ok(())
 }
 
 pub use modcirc_acdc::edge_list;
