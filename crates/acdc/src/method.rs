@@ -137,10 +137,11 @@ impl Method {
 
     /// Bumped when a change changes this method's scores, so that caches
     /// keyed by it recompute only its units (mask 2: a neuron's score the
-    /// largest of its edges' masks, not their sum).
+    /// largest of its edges' masks, not their sum; patching 2: a dead
+    /// neuron's score 0, not its rounding).
     pub fn revision(&self) -> u32 {
         match self {
-            Method::Mask { .. } => 2,
+            Method::Mask { .. } | Method::Patching => 2,
             _ => 1,
         }
     }
@@ -224,8 +225,7 @@ impl Method {
         match self {
             Method::Patching => {
                 let scores = sweep.scores();
-                out.nodes =
-                    scores.layers.iter().map(|l| l.iter().map(|s| (scores.baseline - s).abs()).collect()).collect();
+                out.nodes = scores.magnitudes();
                 out.patching = Some(scores);
             }
             Method::Attribution => out.nodes = abs(&node_attribution(sweep)?.layers),

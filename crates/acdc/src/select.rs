@@ -138,6 +138,14 @@ impl NeuronScores {
         }
     }
 
+    /// Every neuron's `|effect|`, per hidden layer: what a ranking of the
+    /// neurons by exact patching ranks. A dead neuron's is 0 (the tie rule
+    /// of STUDY §4 and §10), whatever rounding left in its score, so that
+    /// ranks and AUROC do not rest on float noise.
+    pub fn magnitudes(&self) -> Vec<Vec<f64>> {
+        (0..self.layers.len()).map(|h| (0..self.layers[h].len()).map(|i| self.effect(h, i).abs()).collect()).collect()
+    }
+
     /// The `k` lowest-scoring neurons of every hidden layer (STUDY §4).
     pub fn select(&self, k: usize) -> Result<Selection, AcdcError> {
         self.select_by(&SelectionRule::top_k(k))
@@ -206,6 +214,35 @@ mod tests {
             baseline: 1.0,
             layers: vec![vec![1.2, 1.0, 0.7, 1.0, 1.0, 0.73, 1.0, 1.0], vec![0.9, 0.5, 0.8, 0.95]],
         }
+    }
+
+    /// Dead neurons whose scores differ from the baseline by rounding alone
+    /// (as in the penalised regimes, where most neurons are dead): however
+    /// the rounding falls, the magnitudes, their ranks and the AUROC against
+    /// a truth are the same.
+    #[test]
+    fn rounding_in_dead_neurons_changes_no_rank_or_auroc() {
+        let truth: Vec<bool> =
+            [true, false, true, false, false, true, false, false, true, true, false, false].into_iter().collect();
+        let base = scores();
+        let mut aurocs = Vec::new();
+        let mut ranked = Vec::new();
+        for noise in [0.0, 1e-16, -3e-12, 5e-10] {
+            let mut s = base.clone();
+            for (j, v) in s.layers[0].iter_mut().enumerate() {
+                if *v == 1.0 {
+                    *v += noise * (j as f64 - 3.5);
+                }
+            }
+            let flat: Vec<f64> = s.magnitudes().concat();
+            aurocs.push(modcirc_metrics::auroc(&flat, &truth).unwrap());
+            ranked.push(modcirc_metrics::ranks(&flat));
+        }
+        assert!(aurocs.windows(2).all(|w| w[0] == w[1]), "{aurocs:?}");
+        assert!(ranked.windows(2).all(|w| w[0] == w[1]));
+        // Every dead neuron scores 0, every live one |baseline − score|.
+        let want = [0.2, 0.0, 0.3, 0.0, 0.0, 0.27, 0.0, 0.0];
+        assert!(base.magnitudes()[0].iter().zip(want).all(|(m, w)| (m - w).abs() < 1e-12));
     }
 
     #[test]

@@ -19,5 +19,8 @@ mod timing;
 pub use circuit::{l2_distance, logit_difference};
 pub use memory::{live_heap_bytes, peak_rss_bytes, reset_peak_rss, CountingAlloc, ThreadHeapWindow};
 pub use stats::{auroc, ranks, roc_tpr_at, spearman, Summary};
-pub use tests_of_differences::{holm, permutation_p, smallest_permutation_p, MAX_SPLITS};
+pub use tests_of_differences::{
+    holm, permutation_p, permutation_test, seeds_needed, smallest_one_sided_p, smallest_permutation_p,
+    standardised_difference, Alternative, MAX_SPLITS,
+};
 pub use timing::PhaseTimer;

@@ -78,10 +78,10 @@ pub struct Agreement {
 }
 
 /// `nodes`' agreement with `exact` (STUDY §12): ρ over every hidden neuron,
-/// and the top-`k` overlap per layer (ties to the lower index, both sides).
+/// and the top-`k` overlap per layer (ties to the lower index, both sides);
+/// a dead neuron's exact effect is 0.
 pub fn agreement(nodes: &[Vec<f64>], exact: &NeuronScores, k: usize) -> Agreement {
-    let effects: Vec<Vec<f64>> =
-        exact.layers.iter().map(|l| l.iter().map(|s| (exact.baseline - s).abs()).collect()).collect();
+    let effects = exact.magnitudes();
     let rho = modcirc_metrics::spearman(&nodes.concat(), &effects.concat());
     let top = |l: &[f64], k: usize| -> Vec<usize> {
         let mut idx: Vec<usize> = (0..l.len()).collect();

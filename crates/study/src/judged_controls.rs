@@ -4,7 +4,9 @@
 
 use modcirc_acdc::{Ablation, Pool};
 use modcirc_bimt::Regime;
-use modcirc_metrics::{holm, permutation_p};
+use modcirc_metrics::{
+    holm, permutation_p, permutation_test, seeds_needed, smallest_one_sided_p, standardised_difference, Alternative,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::controls::ControlsResult;
@@ -66,6 +68,12 @@ pub struct DifferenceTest {
     pub task: String,
     /// The metric.
     pub metric: String,
+    /// The hypothesis whose direction the test takes (its family).
+    #[serde(default)]
+    pub hypothesis: String,
+    /// That direction: BIMT's mean `greater` or `less` than the other's.
+    #[serde(default = "two_sided")]
+    pub alternative: Alternative,
     /// The regime BIMT is compared with.
     pub other: Regime,
     /// BIMT's mean over seeds (of each seed's bootstrap mean).
@@ -76,55 +84,107 @@ pub struct DifferenceTest {
     pub seeds: [usize; 2],
     /// The two-sided exact permutation p-value of the difference of means.
     pub p: f64,
-    /// Holm-adjusted over every test reported.
+    /// The one-sided p, in the hypothesis's direction.
+    #[serde(default)]
+    pub p_one_sided: f64,
+    /// The one-sided p, Holm-adjusted within the hypothesis's family (its
+    /// regimes × tasks).
     pub p_holm: f64,
+    /// The smallest adjusted p these seeds can give in this family.
+    #[serde(default)]
+    pub smallest_p_holm: Option<f64>,
+    /// The difference in pooled standard deviations (Cohen's d, signed
+    /// so that positive is the hypothesis's direction); `None` where
+    /// neither side varies (JSON has no infinity).
+    #[serde(default)]
+    pub effect: Option<f64>,
+    /// The seeds per regime a difference of this size would need to be
+    /// called at 0.05 in this family ([`modcirc_metrics::seeds_needed`]);
+    /// `None`: not in the hypothesis's direction, or over [`MAX_SEEDS_NEEDED`].
+    #[serde(default)]
+    pub seeds_needed: Option<usize>,
 }
+
+fn two_sided() -> Alternative {
+    Alternative::TwoSided
+}
+
+/// The most seeds [`DifferenceTest::seeds_needed`] looks for.
+pub const MAX_SEEDS_NEEDED: usize = 1_000;
+
+/// The level the tests of differences are read at.
+pub const TEST_ALPHA: f64 = 0.05;
 
 /// How a metric is read off a discovery.
 type Metric = fn(&DiscoveryResult) -> f64;
 
-/// The RQ1 metrics tested, with how each is read off a discovery.
-const RQ1_METRICS: [(&str, Metric); 4] = [
-    ("logit difference", |d| d.logit_difference.mean),
-    ("sparsity", |d| d.sparsity.mean),
-    ("accuracy", |d| d.accuracy.mean),
-    ("discovery time", |d| d.discovery_s.mean),
+/// The RQ1 metrics tested (STUDY §10), each with the hypothesis that names
+/// it and the direction that hypothesis states for BIMT: RQ1-H1 (modularity
+/// helps discovery: a lower logit difference, a sparser circuit), RQ1-H2
+/// (it speeds discovery up), RQ1-H3 (it hampers finding optimal circuits:
+/// a lower circuit accuracy).
+const RQ1_METRICS: [(&str, Metric, &str, Alternative); 4] = [
+    ("logit difference", |d| d.logit_difference.mean, "RQ1-H1", Alternative::Less),
+    ("sparsity", |d| d.sparsity.mean, "RQ1-H1", Alternative::Greater),
+    ("accuracy", |d| d.accuracy.mean, "RQ1-H3", Alternative::Less),
+    ("discovery time", |d| d.discovery_s.mean, "RQ1-H2", Alternative::Less),
 ];
 
 /// For each task and RQ1 metric, BIMT against each other regime over
 /// seeds (STUDY §10): where both have at least two seeds, the exact
-/// permutation test, Holm-corrected over all of them.
+/// permutation test one-sided in the metric's hypothesis's direction (the
+/// two-sided p beside it), Holm-corrected within each metric's family.
 pub fn differences(ds: &[DiscoveryResult]) -> Vec<DifferenceTest> {
     let values = |r: Regime, t: &str, f: Metric| -> Vec<f64> {
         ds.iter().filter(|d| d.regime == r && d.task == t).map(f).collect()
     };
-    let mut tests = Vec::new();
-    for t in TASKS {
-        for (metric, f) in RQ1_METRICS {
+    let mut out = Vec::new();
+    for (metric, f, hypothesis, alternative) in RQ1_METRICS {
+        let (mut family, mut effects) = (Vec::new(), Vec::new());
+        for t in TASKS {
             let bimt = values(Regime::Bimt, t, f);
             for other in Regime::ALL.into_iter().filter(|r| *r != Regime::Bimt) {
                 let rest = values(other, t, f);
                 if bimt.len() < 2 || rest.len() < 2 {
                     continue;
                 }
-                let Some(p) = permutation_p(&bimt, &rest) else { continue };
+                let (Some(p), Some(p_one_sided)) =
+                    (permutation_p(&bimt, &rest), permutation_test(&bimt, &rest, alternative))
+                else {
+                    continue;
+                };
                 let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                tests.push(DifferenceTest {
+                let sign = if alternative == Alternative::Less { -1.0 } else { 1.0 };
+                family.push(DifferenceTest {
                     task: t.into(),
                     metric: metric.into(),
+                    hypothesis: hypothesis.into(),
+                    alternative,
                     other,
                     bimt_mean: mean(&bimt),
                     other_mean: mean(&rest),
                     seeds: [bimt.len(), rest.len()],
                     p,
-                    p_holm: p,
+                    p_one_sided,
+                    p_holm: p_one_sided,
+                    smallest_p_holm: None,
+                    effect: None,
+                    seeds_needed: None,
                 });
+                effects.push(standardised_difference(&bimt, &rest).map(|d| sign * d));
             }
         }
+        let m = family.len();
+        let adjusted = holm(&family.iter().map(|t| t.p_one_sided).collect::<Vec<_>>());
+        for ((t, a), e) in family.iter_mut().zip(adjusted).zip(effects) {
+            t.p_holm = a;
+            t.smallest_p_holm = smallest_one_sided_p(t.seeds[0], t.seeds[1]).map(|p| (p * m as f64).min(1.0));
+            t.seeds_needed = e.and_then(|e| seeds_needed(e, m, TEST_ALPHA, MAX_SEEDS_NEEDED));
+            t.effect = e.filter(|e| e.is_finite());
+        }
+        out.extend(family);
     }
-    let adjusted = holm(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
-    tests.iter_mut().zip(adjusted).for_each(|(t, a)| t.p_holm = a);
-    tests
+    out
 }
 
 /// F4-F6 and a line per regime whose circuits the any-digit control comes
@@ -251,4 +311,49 @@ fn unspecific(controls: &[ControlsResult]) -> Vec<Verdict> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use modcirc_bimt::Regime;
+    use modcirc_metrics::{Alternative, Summary};
+
+    use super::differences;
+    use crate::paper::TASKS;
+    use crate::rows::DiscoveryResult;
+
+    /// BIMT's circuits fully separated from every other regime's over 5 + 5
+    /// seeds, in each hypothesis's direction: every test is called (8/252 <
+    /// 0.05 in a family of 8), with 5 seeds needed; the other way round,
+    /// none is, and no seeds would do.
+    #[test]
+    fn complete_separation_over_five_seeds_is_called_in_its_direction_only() {
+        let point = |v: f64| Summary { mean: v, lo: v, hi: v, n: 1 };
+        let runs = |bimt_better: bool| -> Vec<DiscoveryResult> {
+            let mut out = Vec::new();
+            for r in Regime::ALL {
+                for seed in 0..5u64 {
+                    // Lower logit difference, higher sparsity, lower accuracy and time for BIMT.
+                    let x = seed as f64 * 0.01 + if (r == Regime::Bimt) == bimt_better { 0.0 } else { 1.0 };
+                    let m = [point(x), point(x), point(2.0 - x), point(x)];
+                    out.extend(TASKS.iter().map(|t| DiscoveryResult::of_metrics(r, seed, t, m)));
+                }
+            }
+            out
+        };
+        let tests = differences(&runs(true));
+        assert_eq!(tests.len(), 4 * 2 * 4);
+        for t in &tests {
+            assert!(t.p_holm < 0.05, "{t:?}");
+            assert_eq!(t.p_one_sided, 1.0 / 252.0);
+            assert_eq!(t.p, 2.0 / 252.0);
+            assert_eq!(t.smallest_p_holm, Some(8.0 / 252.0));
+            assert_eq!(t.seeds_needed, Some(5), "{t:?}");
+            assert!(t.effect.is_some_and(|e| e > 0.0) && t.alternative != Alternative::TwoSided);
+        }
+        for t in &differences(&runs(false)) {
+            assert_eq!(t.p_holm, 1.0, "{t:?}");
+            assert_eq!(t.seeds_needed, None);
+        }
+    }
 }

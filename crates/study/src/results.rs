@@ -12,7 +12,7 @@ pub use crate::profile::{Profile, ProfileSettings};
 pub use crate::rows::*;
 
 /// Version of `results.json` (docs/results-schema.md).
-pub const RESULTS_SCHEMA: &str = "modcirc.results/5";
+pub const RESULTS_SCHEMA: &str = "modcirc.results/6";
 
 /// Everything a `reproduce` run measured: `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

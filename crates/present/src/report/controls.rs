@@ -8,7 +8,7 @@ use modcirc_acdc::{AgainstRandom, Pool};
 use modcirc_bimt::Regime;
 use modcirc_report::markdown_table;
 use modcirc_study::controls::ControlsResult;
-use modcirc_study::judged_controls::SPECIFICITY_MARGIN;
+use modcirc_study::judged_controls::{SPECIFICITY_MARGIN, TEST_ALPHA};
 use modcirc_study::paper::TASKS;
 use modcirc_study::results::Results;
 use modcirc_study::verdicts::ci_opt;
@@ -152,29 +152,82 @@ fn tests_section(s: &mut String, r: &Results) {
         let _ = writeln!(s, "Not run: each regime needs at least two seeds (a run of two seeds or more).\n");
         return;
     }
-    let _ = writeln!(s, "For each task and RQ1 metric, BIMT against each other regime over seeds (each seed's bootstrap mean): the two-sided exact permutation test of the difference of means over every split of the pooled seeds, then Holm's correction over the {} tests reported.", r.differences.len());
-    if let Some(d) = r.differences.first() {
-        if let Some(floor) = modcirc_metrics::smallest_permutation_p(d.seeds[0], d.seeds[1]) {
-            let _ = writeln!(s, "With {} + {} seeds the smallest p a permutation test can give is {floor:.4}, so the smallest Holm-adjusted p is {:.4}: below 0.05 only with more seeds or fewer tests.", d.seeds[0], d.seeds[1], (floor * r.differences.len() as f64).min(1.0));
+    let _ = writeln!(s, "For each task and RQ1 metric, BIMT against each other regime over seeds (each seed's bootstrap mean): the exact permutation test of the difference of means over every split of the pooled seeds, one-sided in the direction the metric's hypothesis's rule tests (*BIMT <* or *BIMT >*; the two-sided p beside it), then Holm's correction within each metric's family (its regimes × tasks), not over every test at once. *d*: the difference in pooled standard deviations, positive in the tested direction (– where neither side varies); *seeds needed*: the seeds per regime at which a difference of that size would be called at {TEST_ALPHA} in its family (the smallest attainable p and the normal approximation of the test both below it; – where it is not in the tested direction).");
+    if let Some(d) = r.differences.iter().max_by_key(|d| d.seeds) {
+        if let Some(floor) = d.smallest_p_holm {
+            let _ = writeln!(
+                s,
+                "With {} + {} seeds the smallest Holm-adjusted p a family of {} tests can give is {floor:.4}: {}.",
+                d.seeds[0],
+                d.seeds[1],
+                r.differences.iter().filter(|t| t.metric == d.metric).count(),
+                if floor < TEST_ALPHA {
+                    "a complete separation of the seeds is called"
+                } else {
+                    "no difference can be called, however clear, without more seeds"
+                }
+            );
         }
     }
-    s.push('\n');
-    let rows: Vec<Vec<String>> = r
+    let called: Vec<String> = r
         .differences
         .iter()
+        .filter(|d| d.p_holm < TEST_ALPHA)
+        .map(|d| format!("{} {} vs {}", d.task, d.metric, d.other.label()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "Called at {TEST_ALPHA} after correction: {}.",
+        if called.is_empty() { "none".into() } else { called.join(", ") }
+    );
+    s.push('\n');
+    let rows = difference_rows(r);
+    s.push_str(&markdown_table(
+        &[
+            "family",
+            "task",
+            "metric",
+            "tested",
+            "vs",
+            "BIMT",
+            "other",
+            "seeds",
+            "d",
+            "p (one-sided)",
+            "p (two-sided)",
+            "p (Holm, family)",
+            "seeds needed",
+        ],
+        &rows,
+    ));
+    s.push('\n');
+}
+
+/// One row per test of differences, as the report's table shows it.
+fn difference_rows(r: &Results) -> Vec<Vec<String>> {
+    r.differences
+        .iter()
         .map(|d| {
+            let side = match d.alternative {
+                modcirc_metrics::Alternative::Greater => "BIMT >",
+                modcirc_metrics::Alternative::Less => "BIMT <",
+                modcirc_metrics::Alternative::TwoSided => "≠",
+            };
             vec![
+                d.hypothesis.clone(),
                 d.task.clone(),
                 d.metric.clone(),
+                side.into(),
                 d.other.label().into(),
                 format!("{:.4}", d.bimt_mean),
                 format!("{:.4}", d.other_mean),
                 format!("{}+{}", d.seeds[0], d.seeds[1]),
+                d.effect.map_or("–".into(), |e| format!("{e:.2}")),
+                format!("{:.4}", d.p_one_sided),
                 format!("{:.4}", d.p),
                 format!("{:.4}", d.p_holm),
+                d.seeds_needed.map_or("–".into(), |n| n.to_string()),
             ]
         })
-        .collect();
-    s.push_str(&markdown_table(&["task", "metric", "vs", "BIMT", "other", "seeds", "p", "p (Holm)"], &rows));
-    s.push('\n');
+        .collect()
 }
