@@ -887,16 +887,26 @@ fn acdc(
     .to_string())
 }
 
-/// Q (Louvain), communities and spectral n-cuts of the weight graph (every
-/// nonzero weight, or with `eps` the edges the eps rule keeps), as JSON.
+/// Q (Louvain), communities, spectral n-cuts, Q's spread over the runs
+/// and, with `null`, its z-score against degree-preserving rewirings, of
+/// the weight graph (every nonzero weight, or with `eps` the edges the eps
+/// rule keeps), as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, eps=None, seed=0))]
-fn modularity(py: Python<'_>, model: &PyModel, eps: Option<f64>, seed: u64) -> PyResult<String> {
+#[pyo3(signature = (model, eps=None, seed=0, null=false))]
+fn modularity(py: Python<'_>, model: &PyModel, eps: Option<f64>, seed: u64, null: bool) -> PyResult<String> {
     if let Some(e) = eps.filter(|e| !(0.0..1.0).contains(e)) {
         return Err(value_err(format!("eps: {e} is not in [0, 1)")));
     }
     let m = &model.ck.model;
-    let q = py.detach(|| weight_graph(m, eps).and_then(|g| graph_modularity(&g, seed))).map_err(|e| py_err(&e))?;
+    let q = py
+        .detach(|| -> Result<_, modcirc_study::StudyError> {
+            let mut q = graph_modularity(&weight_graph(m, eps)?, seed)?;
+            if null {
+                q.null = Some(modcirc_study::structure::modularity_null(m, eps, q.q, seed)?);
+            }
+            Ok(q)
+        })
+        .map_err(|e| py_err(&e))?;
     to_json(&q)
 }
 

@@ -148,6 +148,13 @@ def test_attribution_eap_acdc_and_modularity(trained, data):
     assert seen[-1] == (210, 210)
     q = modcirc.modularity(model)
     assert -0.5 <= q["q"] <= 1.0 and q["communities"] >= 1
+    # How sure Q is (STUDY §9): the runs' spread and NMI; the null on request.
+    assert q["spread"]["min"] <= q["spread"]["max"] == q["q"] and 0 <= q["spread"]["nmi"] <= 1
+    assert q["null"] is None
+    sure = modcirc.modularity(model, eps=0.01, null=True)
+    assert sure["null"]["rewirings"] == 20 and sure["null"]["sd"] >= 0
+    with pytest.raises(ValueError, match="null"):
+        modcirc.modularity(model, null=1)
 
 
 def test_bad_arguments_name_what_is_wrong(trained, data):

@@ -49,6 +49,7 @@ pub fn sweep_results(wl: &Workload, outcomes: &[ModelOutcome], plan: &str) -> Sw
                 wiring_length: r.wiring_length,
                 modularity_all_weights: r.all_weights.q,
                 modularity_eps_edges: r.eps_edges.q,
+                modularity_eps_z: r.eps_edges.null.as_ref().and_then(|n| n.z),
                 seconds: r.seconds,
             });
         }

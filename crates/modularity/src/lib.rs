@@ -23,8 +23,10 @@
 mod kmeans;
 mod louvain;
 mod rng;
+mod uncertainty;
 
-pub use louvain::{best_louvain, louvain, Partition};
+pub use louvain::{best_louvain, louvain, louvain_runs, Partition};
+pub use uncertainty::{mean_pairwise_nmi, nmi, rewire_layers};
 
 /// What can go wrong building a graph or clustering it.
 #[derive(Debug, thiserror::Error)]

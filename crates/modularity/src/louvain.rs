@@ -45,10 +45,16 @@ pub fn louvain(g: &Graph, seed: u64) -> Partition {
 /// The best of `runs` Louvain runs (seeds `seed`, `seed + 1`, ...) by Q; the
 /// first of equals.
 pub fn best_louvain(g: &Graph, runs: usize, seed: u64) -> Partition {
-    (0..runs.max(1) as u64)
-        .map(|r| louvain(g, seed.wrapping_add(r)))
+    louvain_runs(g, runs, seed)
+        .into_iter()
         .reduce(|best, p| if p.q > best.q { p } else { best })
         .expect("at least one run")
+}
+
+/// Every one of `runs` Louvain runs (seeds `seed`, `seed + 1`, ...; at
+/// least one): their spread says how sure the best Q is (STUDY §9).
+pub fn louvain_runs(g: &Graph, runs: usize, seed: u64) -> Vec<Partition> {
+    (0..runs.max(1) as u64).map(|r| louvain(g, seed.wrapping_add(r))).collect()
 }
 
 /// Local moving on one level; `None` when no node moved.

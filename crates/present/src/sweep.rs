@@ -46,6 +46,7 @@ pub fn units_csv(r: &SweepResults) -> String {
         "wiring_length",
         "modularity_all_weights",
         "modularity_eps_edges",
+        "modularity_eps_z",
         "margin_over_random",
         "p_random",
         "faithful_alternatives",
@@ -100,6 +101,7 @@ pub fn units_csv(r: &SweepResults) -> String {
             ("wiring_length", a.wiring_length.to_string()),
             ("modularity_all_weights", a.modularity_all_weights.to_string()),
             ("modularity_eps_edges", a.modularity_eps_edges.to_string()),
+            ("modularity_eps_z", a.modularity_eps_z.map_or(String::new(), |z| z.to_string())),
             ("seconds", a.seconds.to_string()),
         ];
         rows.push(row("analyse", &a.path, &a.axes, &vals));

@@ -235,6 +235,12 @@ pub struct StructureRow {
     pub q_all: Summary,
     /// Q of the graph of the weights the eps rule keeps.
     pub q_eps: Summary,
+    /// The z-score of that Q against degree-preserving rewirings.
+    #[serde(default)]
+    pub z_eps: Option<Summary>,
+    /// The mean pairwise NMI of its Louvain runs' partitions.
+    #[serde(default)]
+    pub nmi_eps: Option<Summary>,
     /// Spectral n-cut into 8 clusters of the eps graph.
     pub ncut8_eps: Option<Summary>,
     /// Jaccard overlap of the circle and line circuits.

@@ -105,6 +105,8 @@ fn structure_rows(structure: &[StructureResult]) -> Vec<StructureRow> {
                 wiring_length: of(&|s| Some(s.wiring_length))?,
                 q_all: of(&|s| Some(s.all_weights.q))?,
                 q_eps: of(&|s| Some(s.eps_edges.q))?,
+                z_eps: of(&|s| s.eps_edges.null.as_ref()?.z),
+                nmi_eps: of(&|s| s.eps_edges.spread.as_ref().map(|p| p.nmi)),
                 ncut8_eps: of(&|s| s.eps_edges.ncut.iter().find(|n| n.k == 8).map(|n| n.ncut)),
                 overlap: of(&|s| s.specialisation.as_ref().map(|x| x.overlap)),
             })

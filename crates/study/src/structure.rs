@@ -10,16 +10,20 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_bimt::{wiring_length, Layout, Regime};
 use modcirc_dataset::ImageSet;
 use modcirc_mlp::Mlp;
-use modcirc_modularity::{best_louvain, spectral_ncuts, Graph};
+use modcirc_modularity::{best_louvain, louvain_runs, mean_pairwise_nmi, rewire_layers, spectral_ncuts, Graph};
 use serde::{Deserialize, Serialize};
 
 use crate::discovery::DiscoverOutput;
 use crate::StudyError;
 
 /// Version of a STUDY §9 result (docs/results-schema.md).
-pub const STRUCTURE_SCHEMA: &str = "modcirc.structure/1";
+pub const STRUCTURE_SCHEMA: &str = "modcirc.structure/2";
 /// Louvain runs per graph; the best Q is kept (STUDY §9).
 pub const LOUVAIN_RUNS: usize = 10;
+/// Degree-preserving rewirings of Q's null (STUDY §9).
+pub const NULL_REWIRINGS: usize = 20;
+/// Double-edge swaps attempted per edge in each rewiring (STUDY §9).
+pub const SWAPS_PER_EDGE: usize = 10;
 /// Cluster counts of the spectral n-cut (STUDY §9).
 pub const NCUT_KS: [usize; 3] = [4, 8, 12];
 /// Seeded k-means++ starts per spectral clustering (STUDY §9).
@@ -47,6 +51,40 @@ pub struct GraphModularity {
     pub communities: usize,
     /// The spectral n-cut for each of [`NCUT_KS`] that the graph allows.
     pub ncut: Vec<NCut>,
+    /// Q's spread over the Louvain runs, and how much their partitions agree.
+    #[serde(default)]
+    pub spread: Option<QSpread>,
+    /// Q against degree-preserving rewirings of the graph (the eps graph's).
+    #[serde(default)]
+    pub null: Option<ModularityNull>,
+}
+
+/// How much Louvain's [`LOUVAIN_RUNS`] runs agree (STUDY §9): it has many
+/// near-equal maxima.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QSpread {
+    /// The least Q of the runs.
+    pub min: f64,
+    /// The largest (the reported Q).
+    pub max: f64,
+    /// Mean pairwise normalised mutual information of their partitions (1:
+    /// the same communities every run).
+    pub nmi: f64,
+}
+
+/// Q against [`NULL_REWIRINGS`] rewirings of the graph that keep every
+/// neuron's edges per layer and every edge's weight (STUDY §9): how much
+/// of Q the degrees and the sparsity alone give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModularityNull {
+    /// Rewirings.
+    pub rewirings: usize,
+    /// The rewired graphs' mean Q (best of [`LOUVAIN_RUNS`] each).
+    pub mean: f64,
+    /// Their standard deviation.
+    pub sd: f64,
+    /// `(Q − mean) / sd`; `None` where the null does not vary.
+    pub z: Option<f64>,
 }
 
 /// Where a circuit lies and how stable it is, on one task.
@@ -118,11 +156,18 @@ pub struct StructureResult {
 /// first) with edge weight `|W|`: every nonzero weight, or with `eps` only
 /// those the eps edge rule keeps (STUDY §5, §9).
 pub fn weight_graph(model: &Mlp, eps: Option<f64>) -> Result<Graph, StudyError> {
+    graph_of(model, weight_edges(model, eps).concat())
+}
+
+/// The edges of [`weight_graph`] per weight layer, `(input neuron, output
+/// neuron, |W|)` numbered as there.
+fn weight_edges(model: &Mlp, eps: Option<f64>) -> Vec<Vec<(usize, usize, f64)>> {
     let sizes = model.sizes();
     let offsets: Vec<usize> = sizes.iter().scan(0, |acc, &w| Some(std::mem::replace(acc, *acc + w))).collect();
-    let mut edges = Vec::new();
+    let mut layers = Vec::new();
     for (l, layer) in model.layers.iter().enumerate() {
         let threshold = eps.map_or(0.0, |e| edge_threshold(&layer.weight, e));
+        let mut edges = Vec::new();
         for o in 0..layer.n_out {
             for i in 0..layer.n_in {
                 let w = layer.weight[o * layer.n_in + i].abs();
@@ -131,19 +176,50 @@ pub fn weight_graph(model: &Mlp, eps: Option<f64>) -> Result<Graph, StudyError> 
                 }
             }
         }
+        layers.push(edges);
     }
-    Graph::from_edges(sizes.iter().sum(), edges).map_err(|e| StudyError::Invalid(e.to_string()))
+    layers
+}
+
+fn graph_of(model: &Mlp, edges: Vec<(usize, usize, f64)>) -> Result<Graph, StudyError> {
+    Graph::from_edges(model.sizes().iter().sum(), edges).map_err(|e| StudyError::Invalid(e.to_string()))
+}
+
+/// Q of `model`'s [`weight_graph`] (with `eps`) against [`NULL_REWIRINGS`]
+/// degree-preserving rewirings of it (STUDY §9: Maslov-Sneppen swaps
+/// within each weight layer, [`SWAPS_PER_EDGE`] per edge, each edge keeping
+/// its weight), each scored as the graph is; seeded by `seed`.
+pub fn modularity_null(model: &Mlp, eps: Option<f64>, q: f64, seed: u64) -> Result<ModularityNull, StudyError> {
+    let layers = weight_edges(model, eps);
+    let qs: Vec<f64> = (0..NULL_REWIRINGS as u64)
+        .map(|r| {
+            let rewired = rewire_layers(&layers, SWAPS_PER_EDGE, seed.wrapping_add(0x4E55_0000 + r));
+            let (_, g) = graph_of(model, rewired.concat())?.without_isolated();
+            Ok(best_louvain(&g, LOUVAIN_RUNS, seed).q)
+        })
+        .collect::<Result<_, StudyError>>()?;
+    let mean = qs.iter().sum::<f64>() / qs.len() as f64;
+    let sd = (qs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (qs.len() - 1) as f64).sqrt();
+    Ok(ModularityNull { rewirings: qs.len(), mean, sd, z: (sd > 0.0).then(|| (q - mean) / sd) })
 }
 
 /// Q, communities and n-cuts of `g` with its isolated neurons dropped.
 pub fn graph_modularity(g: &Graph, seed: u64) -> Result<GraphModularity, StudyError> {
     let (_, g) = g.without_isolated();
     let edges = (0..g.len()).map(|i| g.neighbours(i).len()).sum::<usize>() / 2;
-    let p = best_louvain(&g, LOUVAIN_RUNS, seed);
+    let runs = louvain_runs(&g, LOUVAIN_RUNS, seed);
+    let labels: Vec<Vec<usize>> = runs.iter().map(|p| p.labels.clone()).collect();
+    let spread = QSpread {
+        min: runs.iter().map(|p| p.q).fold(f64::INFINITY, f64::min),
+        max: runs.iter().map(|p| p.q).fold(f64::NEG_INFINITY, f64::max),
+        nmi: mean_pairwise_nmi(&labels).unwrap_or(1.0),
+    };
+    // The best run, the first of equals (as best_louvain).
+    let p = runs.iter().fold(&runs[0], |best, p| if p.q > best.q { p } else { best });
     let ks: Vec<usize> = NCUT_KS.into_iter().filter(|&k| k < g.len()).collect();
     let spectral = spectral_ncuts(&g, &ks, KMEANS_RESTARTS, seed).map_err(|e| StudyError::Invalid(e.to_string()))?;
     let ncut = ks.iter().zip(spectral).map(|(&k, s)| NCut { k, ncut: s.ncut }).collect();
-    Ok(GraphModularity { nodes: g.len(), edges, q: p.q, communities: p.count, ncut })
+    Ok(GraphModularity { nodes: g.len(), edges, q: p.q, communities: p.count, ncut, spread: Some(spread), null: None })
 }
 
 fn manhattan(a: [f32; 2], b: [f32; 2]) -> f64 {
@@ -264,7 +340,8 @@ pub fn analyse_structure(
     let eps = discoveries.first().map_or(modcirc_acdc::DEFAULT_EPS, |d| d.inputs.flags.config.eps);
     let (wiring, wiring_per_layer) = wiring_length(model, &ck.layout);
     let all_weights = graph_modularity(&weight_graph(model, None)?, seed)?;
-    let eps_edges = graph_modularity(&weight_graph(model, Some(eps))?, seed)?;
+    let mut eps_edges = graph_modularity(&weight_graph(model, Some(eps))?, seed)?;
+    eps_edges.null = Some(modularity_null(model, Some(eps), eps_edges.q, seed)?);
     let circuits = discoveries
         .iter()
         .map(|d| {
@@ -300,6 +377,31 @@ pub fn analyse_structure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A network of four separate blocks per layer: its Q is far above that
+    /// of its rewirings (which keep degrees and weights, not the blocks),
+    /// every Louvain run finds the same blocks, and the null is seeded.
+    #[test]
+    fn block_networks_stand_far_above_their_rewirings() {
+        let (blocks, width) = (4, 16);
+        let layer = |n_in: usize, n_out: usize| {
+            let (bi, bo) = (n_in / blocks, n_out / blocks);
+            let weight =
+                (0..n_out * n_in).map(|k| if (k / n_in) / bo == (k % n_in) / bi { 0.5 } else { 0.0 }).collect();
+            modcirc_mlp::Linear { n_in, n_out, weight, bias: vec![0.0; n_out] }
+        };
+        let layers = vec![layer(width, width), layer(width, width), layer(width, width), layer(width, 4)];
+        let model = Mlp::new(layers, modcirc_mlp::Activation::Relu).unwrap();
+        let g = graph_modularity(&weight_graph(&model, Some(0.01)).unwrap(), 0).unwrap();
+        assert_eq!(g.communities, blocks);
+        let spread = g.spread.unwrap();
+        assert_eq!((spread.min, spread.max), (g.q, g.q));
+        assert!((spread.nmi - 1.0).abs() < 1e-12, "{spread:?}");
+        let null = modularity_null(&model, Some(0.01), g.q, 0).unwrap();
+        assert_eq!(null.rewirings, NULL_REWIRINGS);
+        assert!(null.mean < g.q && null.z.is_some_and(|z| z > 3.0), "Q {} vs {null:?}", g.q);
+        assert_eq!(modularity_null(&model, Some(0.01), g.q, 0).unwrap(), null);
+    }
 
     #[test]
     fn jaccard_and_locality_on_hand_made_cases() {

@@ -115,6 +115,9 @@ pub struct SweepAnalysis {
     pub modularity_all_weights: f64,
     /// The same on the edges above eps.
     pub modularity_eps_edges: f64,
+    /// Its z-score against degree-preserving rewirings (STUDY §9).
+    #[serde(default)]
+    pub modularity_eps_z: Option<f64>,
     /// Its time.
     pub seconds: f64,
 }

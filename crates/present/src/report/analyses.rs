@@ -79,7 +79,7 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
         return;
     }
     let _ = writeln!(s, "## Modularity, locality and specialisation (STUDY §9)\n");
-    let _ = writeln!(s, "Per model: wiring length Σ|W|·D / Σ|W| (what L1+Local and BIMT penalise); Newman's modularity Q (best of {} Louvain runs) and the spectral n-cut into 8 clusters of the graph on every neuron with edge weight |W|, on the weights the eps rule keeps (Q of every weight in brackets); circuit locality (the circuit's mean pairwise distance over that of the layer's live neurons; below 1 is gathered), per hidden layer; the Jaccard overlap of the circle and line circuits; cross-ablation: the model's accuracy on each task's images with its own circuit's neurons zero-ablated, then the other task's (intact in brackets).\n", modcirc_study::structure::LOUVAIN_RUNS);
+    let _ = writeln!(s, "Per model: wiring length Σ|W|·D / Σ|W| (what L1+Local and BIMT penalise); Newman's modularity Q (best of {} Louvain runs) and the spectral n-cut into 8 clusters of the graph on every neuron with edge weight |W|, on the weights the eps rule keeps (Q of every weight in brackets); how sure that Q is: the least Q of the runs, the mean pairwise NMI of their partitions (1: the same communities every run), and the z-score of Q against {} rewirings that keep every neuron's edges per layer and every edge's weight (Maslov-Sneppen swaps; how much of Q sparsity and degrees alone give); circuit locality (the circuit's mean pairwise distance over that of the layer's live neurons; below 1 is gathered), per hidden layer; the Jaccard overlap of the circle and line circuits; cross-ablation: the model's accuracy on each task's images with its own circuit's neurons zero-ablated, then the other task's (intact in brackets).\n", modcirc_study::structure::LOUVAIN_RUNS, modcirc_study::structure::NULL_REWIRINGS);
     let rows: Vec<Vec<String>> = r
         .structure
         .iter()
@@ -111,6 +111,7 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
                 st.seed.map_or("–".into(), |x| x.to_string()),
                 format!("{:.3}", st.wiring_length),
                 format!("{:.3} ({:.3}), {} communities", st.eps_edges.q, st.all_weights.q, st.eps_edges.communities),
+                q_sureness(&st.eps_edges),
                 ncut8,
                 loc,
                 overlap,
@@ -124,6 +125,7 @@ pub(super) fn structure_section(s: &mut String, r: &Results) {
             "seed",
             "wiring length",
             "Q eps (all)",
+            "Q: least of runs / NMI / z vs rewired",
             "n-cut k=8",
             "locality (layer 1/2)",
             "overlap",
@@ -159,6 +161,8 @@ pub fn structure_table(r: &Results) -> Option<Table> {
                 row.seeds.to_string(),
                 ci(&row.wiring_length, 3),
                 ci(&row.q_eps, 3),
+                ci_opt(&row.z_eps, 1),
+                ci_opt(&row.nmi_eps, 3),
                 ci(&row.q_all, 3),
                 ci_opt(&row.ncut8_eps, 3),
                 ci_opt(&row.overlap, 3),
@@ -173,6 +177,8 @@ pub fn structure_table(r: &Results) -> Option<Table> {
             "seeds",
             "wiring length",
             "Q (eps edges)",
+            "z vs rewired",
+            "NMI of runs",
             "Q (every weight)",
             "n-cut k=8",
             "circle/line overlap",
@@ -380,3 +386,11 @@ pub(super) fn findings(s: &mut String, r: &Results) {
 /// A fall of ACDC's faithfulness from its own pairs to all pairs above
 /// which the report says the circuit is fitted to its pairs.
 const ACDC_FIT_GAP: f64 = 0.1;
+
+/// Q's least run, the runs' NMI and the z-score against rewired graphs
+/// (STUDY §9), where measured.
+fn q_sureness(g: &modcirc_study::structure::GraphModularity) -> String {
+    let spread = g.spread.as_ref().map_or("–".into(), |p| format!("{:.3} / {:.3}", p.min, p.nmi));
+    let z = g.null.as_ref().and_then(|n| n.z).map_or("–".into(), |z| format!("{z:.1}"));
+    format!("{spread} / {z}")
+}
