@@ -20,7 +20,9 @@ pub struct JointFit {
     pub mean_objective: f64,
     /// The same with the per-neuron constants, all at once.
     pub separate_objective: f64,
-    /// Constants fitted (the neurons with a removed edge).
+    /// Constants fitted: one per neuron with a removed edge into a neuron
+    /// the circuit uses (what it sends along its removed edges; a removed
+    /// edge into an unused neuron changes no output).
     pub fitted: usize,
     /// Objective evaluations.
     pub evaluations: usize,
