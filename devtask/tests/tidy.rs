@@ -31,8 +31,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("crates/present/src/html.rs", "model_page_data", 93),
     ("crates/report/tests/figures.rs", "every_kind_of_figure_renders_png_and_svg", 94),
     ("crates/study/src/boolean.rs", "boolean_model", 89),
-    ("crates/study/src/planted_results.rs", "planted_results", 90),
-    ("crates/study/src/planted_results.rs", "planted_findings", 82),
     ("xtask/src/compare.rs", "run", 80),
     ("xtask/src/reproduce.rs", "run", 107),
     ("xtask/tests/export.rs", "a_circuit_exports_as_json_that_names_its_edges_and_as_dot_that_graphviz_renders", 129),

@@ -34,8 +34,9 @@ pub const BOOLEAN_REVISION: u32 = 4;
 
 /// Bumped when a change changes what every method's scores on a planted
 /// model hold (2: each method's own [`Method::revision`] joins its key, so
-/// that a change to one method recomputes only its units).
-pub const SCORES_REVISION: u32 = 2;
+/// that a change to one method recomputes only its units; 3: AUROC against
+/// the live truth too).
+pub const SCORES_REVISION: u32 = 3;
 
 /// What a planted model's JSON holds beside its checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -168,6 +168,48 @@ pub struct Truth {
     pub edges: Vec<Vec<bool>>,
 }
 
+impl Truth {
+    /// The live truth of `model` (STUDY §11): the true neurons with at
+    /// least one outgoing weight the eps rule keeps (a neuron that does
+    /// nothing no method can rank), and the true edges the eps rule keeps
+    /// between live ends.
+    pub fn live(&self, model: &modcirc_mlp::Mlp, eps: f64) -> Truth {
+        let kept: Vec<Vec<bool>> = model
+            .layers
+            .iter()
+            .map(|l| {
+                let t = modcirc_acdc::edge_threshold(&l.weight, eps);
+                l.weight.iter().map(|w| w.abs() > 0.0 && w.abs() >= t).collect()
+            })
+            .collect();
+        let nodes: Vec<Vec<bool>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(h, layer)| {
+                let next = &model.layers[h + 1];
+                let live = |i: usize| (0..next.n_out).any(|o| kept[h + 1][o * next.n_in + i]);
+                layer.iter().enumerate().map(|(i, &t)| t && live(i)).collect()
+            })
+            .collect();
+        let hidden = nodes.len();
+        let edges = self
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let n_in = model.layers[l].n_in;
+                let ends = |k: usize| {
+                    let (o, i) = (k / n_in, k % n_in);
+                    (l == 0 || nodes[l - 1][i]) && (l == hidden || nodes[l][o])
+                };
+                layer.iter().enumerate().map(|(k, &t)| t && kept[l][k] && ends(k)).collect()
+            })
+            .collect();
+        Truth { nodes, edges }
+    }
+}
+
 /// A method's circuit on a task with a known truth, judged against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MethodScore {
@@ -191,6 +233,13 @@ pub struct MethodScore {
     pub node_roc: Vec<f64>,
     /// Wall time of the scores and the selection.
     pub seconds: f64,
+    /// Node AUROC against the live truth ([`Truth::live`], STUDY §11);
+    /// `None` where it has no true or no other neuron.
+    #[serde(default)]
+    pub live_node_auroc: Option<f64>,
+    /// Edge AUROC against the live truth (edge methods).
+    #[serde(default)]
+    pub live_edge_auroc: Option<f64>,
 }
 
 /// A circuit: per hidden layer whether each neuron is kept, and per weight
@@ -258,7 +307,19 @@ pub fn judge_truth(
         selected_nodes: selected_nodes.iter().flatten().filter(|s| **s).count(),
         node_roc,
         seconds: scores.seconds + t.elapsed().as_secs_f64(),
+        live_node_auroc: None,
+        live_edge_auroc: None,
     })
+}
+
+/// `score` with its AUROC against the `live` truth as well ([`Truth::live`]).
+pub fn with_live_truth(score: MethodScore, scores: &MethodScores, live: &Truth) -> MethodScore {
+    let positive = flat(&live.nodes);
+    let live_edge_auroc = scores.edges.as_ref().and_then(|edges| {
+        let edge_scores: Vec<f64> = edges.layers.iter().flatten().map(|&s| s.abs() as f64).collect();
+        auroc(&edge_scores, &flat(&live.edges))
+    });
+    MethodScore { live_node_auroc: auroc(&flat(&scores.nodes), &positive), live_edge_auroc, ..score }
 }
 
 /// A summary over seeds: the mean and its 95% t-interval from two seeds,
@@ -315,5 +376,34 @@ mod tests {
         assert_eq!(b.top_k_overlap, 0.0);
         // Constant scores: ρ undefined.
         assert_eq!(agreement(&[vec![1.0; 4], vec![1.0; 4]], &exact, 2).rho, None);
+    }
+
+    /// A true neuron whose every outgoing weight is below the eps rule's
+    /// threshold is not in the live truth, nor are its edges; a true edge
+    /// the eps rule drops is not either.
+    #[test]
+    fn the_live_truth_drops_true_neurons_that_do_nothing() {
+        use modcirc_mlp::{Activation, Linear, Mlp};
+        let layer =
+            |n_in: usize, n_out: usize, weight: Vec<f32>| Linear { n_in, n_out, weight, bias: vec![0.0; n_out] };
+        // 2 inputs -> 3 hidden -> 2 outputs; hidden 1's outgoing weights are tiny.
+        let model = Mlp::new(
+            vec![
+                layer(2, 3, vec![1.0, 0.5, 1.0, 1.0, 0.0001, 1.0]),
+                layer(3, 2, vec![1.0, 1e-6, 1.0, 1.0, -1e-6, 1.0]),
+            ],
+            Activation::Relu,
+        )
+        .unwrap();
+        let truth = super::Truth {
+            nodes: vec![vec![true, true, false]],
+            edges: vec![vec![true; 6], vec![true, true, false, true, true, false]],
+        };
+        let live = truth.live(&model, 0.01);
+        assert_eq!(live.nodes, [vec![true, false, false]]);
+        // Hidden 1's in- and out-edges go, and so do the edges the eps rule
+        // drops; hidden 0's stay.
+        assert_eq!(live.edges[0], [true, true, false, false, false, false]);
+        assert_eq!(live.edges[1], [true, false, false, true, false, false]);
     }
 }

@@ -10,7 +10,7 @@
 //!   ([`modcirc_acdc::boolean`]); each method's circuit judged valid and
 //!   minimal.
 
-use modcirc_acdc::{AcdcConfig, MaskConfig, Method, PatchingSweep, TaskImages, DEFAULT_K};
+use modcirc_acdc::{AcdcConfig, MaskConfig, Method, PatchingSweep, TaskImages, DEFAULT_EPS, DEFAULT_K};
 use modcirc_bimt::iit::{Alignment, PlantedConfig, PlantedQuality, DEFAULT_BLOCK, QUALITY_TRIALS};
 use modcirc_bimt::{Regime, TrainConfig};
 use modcirc_dataset::pvr::{quadrant_pixels, PvrSource, PVR_NODES};
@@ -18,7 +18,7 @@ use modcirc_mlp::Mlp;
 use serde::{Deserialize, Serialize};
 
 use crate::boolean::{boolean_model, BooleanFunction, BooleanModel, BOOLEAN_HIDDEN, BOOLEAN_STEPS};
-use crate::judge::judge_truth;
+use crate::judge::{judge_truth, with_live_truth};
 use crate::StudyError;
 
 /// Pairs per planted task.
@@ -70,6 +70,9 @@ pub struct TaskScores {
     pub true_nodes: usize,
     /// True edges.
     pub true_edges: usize,
+    /// True neurons that are live ([`crate::judge::Truth::live`]).
+    #[serde(default)]
+    pub live_nodes: usize,
     /// One score per method, in the settings' order.
     pub methods: Vec<MethodScore>,
 }
@@ -147,15 +150,17 @@ pub fn score_task(
     let sweep = PatchingSweep::new(model, &images)?;
     let widths: Vec<usize> = model.layers[..model.layers.len() - 1].iter().map(|l| l.n_out).collect();
     let k = DEFAULT_K.min(*widths.iter().min().expect("a hidden layer"));
+    let live = truth.live(model, DEFAULT_EPS);
     let methods = modcirc_acdc::score_methods(methods, &sweep)?
         .iter()
-        .map(|s| judge_truth(&sweep, s, &truth, k))
+        .map(|s| Ok(with_live_truth(judge_truth(&sweep, s, &truth, k)?, s, &live)))
         .collect::<Result<Vec<_>, StudyError>>()?;
     Ok(TaskScores {
         quadrant: q,
         pairs: images.n,
         true_nodes: truth.nodes.iter().flatten().filter(|t| **t).count(),
         true_edges: truth.edges.iter().flatten().filter(|t| **t).count(),
+        live_nodes: live.nodes.iter().flatten().filter(|t| **t).count(),
         methods,
     })
 }

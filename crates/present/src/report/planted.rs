@@ -20,7 +20,7 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
     let auroc = Table {
         title: "Node AUROC against the planted circuit".into(),
         note: format!(
-            "Per method and regime: mean over seeds of each planted model's node AUROC (the mean of its three tasks), with a 95% t-interval over {seeds} seed(s) (with few seeds an interval can pass 0 or 1); edge AUROC, and the precision and recall of the edges selected, for the edge methods; precision and recall of the neurons each method selects (patching and attribution: the {k} strongest per layer; EAP: the neurons of its fewest top-|s| edges reaching faithfulness {target}; ACDC: the neurons its edges touch).",
+            "Per method and regime, over every planted model: mean over seeds of each planted model's node AUROC (the mean of its three tasks), with a 95% t-interval over {seeds} seed(s) (with few seeds an interval can pass 0 or 1); *live*: the same against the live truth (the blocks' neurons with an outgoing weight the eps rule keeps, and the kept edges among them: no method can rank a neuron that does nothing); edge AUROC, and the precision and recall of the edges selected, for the edge methods; precision and recall of the neurons each method selects (patching and attribution: the {k} strongest per layer; EAP: the neurons of its fewest top-|s| edges reaching faithfulness {target}; ACDC: the neurons its edges touch).",
             k = modcirc_acdc::DEFAULT_K,
             target = modcirc_study::planted::EAP_TARGET_FAITHFULNESS
         ),
@@ -28,7 +28,9 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
             "method",
             "regime",
             "node AUROC",
+            "live node AUROC",
             "edge AUROC",
+            "live edge AUROC",
             "node precision",
             "node recall",
             "edge precision",
@@ -44,7 +46,9 @@ pub fn planted_tables(p: &PlantedResults) -> Vec<Table> {
                     a.method.clone(),
                     a.regime.label().into(),
                     ci(&a.node_auroc),
+                    a.live_node_auroc.as_ref().map_or("—".into(), ci),
                     a.edge_auroc.as_ref().map_or("—".into(), ci),
+                    a.live_edge_auroc.as_ref().map_or("—".into(), ci),
                     ci(&a.node_precision),
                     ci(&a.node_recall),
                     a.edge_precision.as_ref().map_or("—".into(), ci),
@@ -116,6 +120,35 @@ pub fn write_section(s: &mut String, p: &PlantedResults) {
         s.push('\n');
     }
     let _ = writeln!(s, "### Findings\n");
+    let _ = writeln!(s, "{}\n", excluded_line(p));
     verdict_list(s, &p.findings);
     s.push('\n');
+}
+
+/// Which planted models P1 and P3 leave out, and why (STUDY §11).
+fn excluded_line(p: &PlantedResults) -> String {
+    use modcirc_study::planted_results::{MAX_STRICTNESS_FAILURE, MIN_IIA};
+    let bar = format!("IIA >= {MIN_IIA} and strictness failure <= {MAX_STRICTNESS_FAILURE}");
+    if p.excluded.is_empty() {
+        return format!("Every planted model meets {bar}: P1 and P3 judge them all.");
+    }
+    let each: Vec<String> = p
+        .excluded
+        .iter()
+        .map(|e| {
+            format!(
+                "{} seed {} (IIA {:.3}, strictness failure {:.3})",
+                e.regime.label(),
+                e.seed,
+                e.iia,
+                e.strictness_failure
+            )
+        })
+        .collect();
+    format!(
+        "A planted model is truth only where its mechanism holds ({bar}); P1 and P3 leave out {} of {} models, reported above with the rest: {}.",
+        p.excluded.len(),
+        p.models.len(),
+        each.join(", ")
+    )
 }
