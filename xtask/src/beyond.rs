@@ -81,12 +81,12 @@ pub struct MethodArgs {
     pub mask_pairs: i64,
     /// Bootstrap resamples each gradient method's stability is measured on
     /// (the discovery's first), 2 to 1 000; 0: no stability.
-    #[arg(long, default_value_t = DEFAULT_STABILITY_RESAMPLES as i64, allow_negative_numbers = true, value_parser = resamples)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_STABILITY_RESAMPLES as i64, allow_negative_numbers = true, value_parser = resamples)]
     pub stability_resamples: i64,
     /// Likewise for the methods that train masks (mask, mask-warm, an
     /// ensemble with masks), 2 to 1 000.
-    #[arg(long, default_value_t = DEFAULT_TRAINED_RESAMPLES as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(2..=1_000))]
-    pub stability_trained_resamples: i64,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRAINED_RESAMPLES as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(2..=1_000))]
+    pub mask_resamples: i64,
 }
 
 /// `--stability-resamples`: 0 (none) or 2 to 1 000.
@@ -142,7 +142,7 @@ impl MethodArgs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let stability = (self.stability_resamples > 0).then_some(StabilitySettings {
             resamples: self.stability_resamples as usize,
-            trained_resamples: self.stability_trained_resamples as usize,
+            trained_resamples: self.mask_resamples as usize,
         });
         let s = BeyondSettings { acdc, acdc_pairs, methods, stability };
         s.check().context("--method")?;
