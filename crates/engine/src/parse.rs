@@ -283,12 +283,12 @@ fn planted_settings(src: &Source<'_>, t: &PlantedTable, regimes: &[Regime]) -> R
         s.steps = steps;
     }
     if let Some(block) = t.block {
-        let most = 100 / modcirc_dataset::pvr::PVR_NODES;
+        let most = s.width / modcirc_dataset::pvr::PVR_NODES;
         src.within(
             "planted.block",
             &[block],
             |b| (1..=most).contains(&b),
-            &format!("in 1..={most} (4 blocks in 100 neurons)"),
+            &format!("in 1..={most} (4 blocks in {} neurons)", s.width),
         )?;
         s.block = block;
     }

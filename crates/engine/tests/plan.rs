@@ -55,7 +55,7 @@ fn bad_plans_name_the_axis() {
         ("[discover]\nk=[0]\n", "discover.k: 0 is not at least 1"),
         ("[train]\nsizes=[\"784-8-10\"]\n", "discover.k: 15 is wider than a hidden layer of train.sizes 784-8-10"),
         ("[train]\nseed=\"0\"\n", "sweep.toml"),
-        ("[planted]\nblock=30\n", "planted.block: 30 is not in 1..=25"),
+        ("[planted]\nblock=60\n", "planted.block: 60 is not in 1..=50"),
         ("[planted]\nprofile=\"huge\"\n", "planted.profile: unknown profile \"huge\""),
         ("[planted]\nseed=[]\n", "planted.seed is empty"),
         ("[planted]\nsteps=0\n", "planted.steps: 0 is not in 1..=10000000"),
