@@ -247,65 +247,10 @@ pub(super) fn methods_table(s: &mut String, r: &Results) {
         return;
     }
     let _ = writeln!(s, "### The methods the benchmarks rank best (STUDY §12)\n");
-    let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
-    let stability = settings.and_then(|b| b.stability);
-    let ig_steps = settings.and_then(|b| {
-        b.methods.iter().find_map(|m| match m {
-            modcirc_acdc::Method::EapIg { steps } | modcirc_acdc::Method::EapIgActivations { steps } => Some(*steps),
-            _ => None,
-        })
-    });
-    let mask = settings.and_then(|b| {
-        b.methods.iter().find_map(|m| match m {
-            modcirc_acdc::Method::Mask { config, pairs } => Some((config, *pairs)),
-            _ => None,
-        })
-    });
-    let how = match (ig_steps, mask) {
-        (Some(steps), Some((mask, pairs))) => format!(
-            "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties; *mask-warm* is the same sweep with each edge's logit starting at 3·(2r − 1), r its normalised rank by \\|EAP-IG\\| (the MIB circuit track's warm start); *ensemble* ranks each edge by the mean of its normalised ranks under eap-ig, eap-ig-activations and mask",
-            steps,
-            mask.steps,
-            pairs,
-            mask.lambdas.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(", ")
-        ),
-        _ => "EAP-IG and learned masks as STUDY §12 defines them".into(),
-    };
-    let _ = writeln!(s, "Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. *ρ vs exact* and *top-K vs exact*: how its neuron scores agree with exact activation patching on the same pairs (Spearman's ρ over every hidden neuron; the share of the K = 15 neurons of largest exact effect per layer among its K of largest score), the project's measure of how good each approximation is. *Stability*: the mean pairwise Jaccard overlap of the neurons of its circuit at that size found again on each of the discovery's first {} bootstrap resamples ({} for the methods that train masks, each a whole sweep; 1 is the same circuit every time), and its time per model and task. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.\n", stability.map_or("n/a".into(), |s| s.resamples.to_string()), stability.map_or("n/a".into(), |s| s.trained_resamples.to_string()));
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| {
-            vec![
-                row.method.clone(),
-                row.regime.label().into(),
-                row.seeds.to_string(),
-                ci(&row.cpr, 3),
-                ci(&row.cmd, 3),
-                ci(&row.same_size_faithfulness, 3),
-                row.agreement_rho.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
-                row.top_k_overlap.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
-                row.stability.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
-                format!("{:.2}", row.seconds),
-                row.stability_seconds.map_or("n/a".into(), |v| format!("{v:.2}")),
-            ]
-        })
-        .collect();
-    s.push_str(&markdown_table(
-        &[
-            "method",
-            "model",
-            "seeds",
-            "CPR",
-            "CMD",
-            "same size",
-            "ρ vs exact",
-            "top-K vs exact",
-            "stability",
-            "time (s)",
-            "stability time (s)",
-        ],
-        &table,
-    ));
+    if let Some(t) = methods_table_data(r) {
+        let _ = writeln!(s, "{}\n", t.note);
+        s.push_str(&t.markdown());
+    }
     for regime in Regime::ALL {
         let on: Vec<&MethodRow> = rows.iter().filter(|m| m.regime == regime).collect();
         let best = |f: fn(&MethodRow) -> f64, low: bool| {
@@ -393,4 +338,79 @@ fn q_sureness(g: &modcirc_study::structure::GraphModularity) -> String {
     let spread = g.spread.as_ref().map_or("–".into(), |p| format!("{:.3} / {:.3}", p.min, p.nmi));
     let z = g.null.as_ref().and_then(|n| n.z).map_or("–".into(), |z| format!("{z:.1}"));
     format!("{spread} / {z}")
+}
+
+/// STUDY §12's comparison of the edge methods per regime, for REPORT.md
+/// and REPORT.html alike.
+pub fn methods_table_data(r: &Results) -> Option<Table> {
+    let rows = method_rows(&r.beyond);
+    if rows.is_empty() {
+        return None;
+    }
+    let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
+    let stability = settings.and_then(|b| b.stability);
+    let how = methods_how(r);
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.method.clone(),
+                row.regime.label().into(),
+                row.seeds.to_string(),
+                ci(&row.cpr, 3),
+                ci(&row.cmd, 3),
+                ci(&row.same_size_faithfulness, 3),
+                row.agreement_rho.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
+                row.top_k_overlap.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
+                row.stability.as_ref().map_or("n/a".into(), |v| ci(v, 3)),
+                format!("{:.2}", row.seconds),
+                row.stability_seconds.map_or("n/a".into(), |v| format!("{v:.2}")),
+            ]
+        })
+        .collect();
+    Some(Table {
+        title: "The methods the benchmarks rank best (STUDY §12)".into(),
+        note: format!("Every edge method is judged as EAP is: by the faithfulness of the circuits of its top edges at 0.1% to 100% of all edges, on all of the task's pairs, and its CPR (higher is better) and CMD (lower is better). {how}. Each seed's value is the mean over the tasks; mean [95% t-interval] over seeds. *Same size*: the faithfulness of its top edges at the discovered node circuit's size. *ρ vs exact* and *top-K vs exact*: how its neuron scores agree with exact activation patching on the same pairs (Spearman's ρ over every hidden neuron; the share of the K = 15 neurons of largest exact effect per layer among its K of largest score), the project's measure of how good each approximation is. *Stability*: the mean pairwise Jaccard overlap of the neurons of its circuit at that size found again on each of the discovery's first {} bootstrap resamples ({} for the methods that train masks, each a whole sweep; 1 is the same circuit every time), and its time per model and task. Time is per model and task (for masks, the whole sweep). Figure: `figures/fig8_methods.png`.", stability.map_or("n/a".into(), |s| s.resamples.to_string()), stability.map_or("n/a".into(), |s| s.trained_resamples.to_string())),
+        header: [
+            "method",
+            "model",
+            "seeds",
+            "CPR",
+            "CMD",
+            "same size",
+            "ρ vs exact",
+            "top-K vs exact",
+            "stability",
+            "time (s)",
+            "stability time (s)",
+        ].map(String::from).to_vec(),
+        rows: table,
+    })
+}
+
+/// How the §12 methods ran, in words (their settings as the results carry them).
+fn methods_how(r: &Results) -> String {
+    let settings = r.beyond.iter().find_map(|b| b.settings.as_ref());
+    let ig_steps = settings.and_then(|b| {
+        b.methods.iter().find_map(|m| match m {
+            modcirc_acdc::Method::EapIg { steps } | modcirc_acdc::Method::EapIgActivations { steps } => Some(*steps),
+            _ => None,
+        })
+    });
+    let mask = settings.and_then(|b| {
+        b.methods.iter().find_map(|m| match m {
+            modcirc_acdc::Method::Mask { config, pairs } => Some((config, *pairs)),
+            _ => None,
+        })
+    });
+    match (ig_steps, mask) {
+        (Some(steps), Some((mask, pairs))) => format!(
+            "EAP-IG averages the gradient over {} points on the straight line from the corrupted to the clean input (*eap-ig*) or, per layer, to the clean activations (*eap-ig-activations*); *mask* trains a sigmoid mask per edge by Adam ({} steps per penalty, on the task's first {} pairs) to keep the KL divergence from the model small with a penalty λ per kept edge, λ = {}, each fit starting where the last ended, and ranks edges by their mask summed over the penalties; *mask-warm* is the same sweep with each edge's logit starting at 3·(2r − 1), r its normalised rank by \\|EAP-IG\\| (the MIB circuit track's warm start); *ensemble* ranks each edge by the mean of its normalised ranks under eap-ig, eap-ig-activations and mask",
+            steps,
+            mask.steps,
+            pairs,
+            mask.lambdas.iter().map(|l| format!("{l:e}")).collect::<Vec<_>>().join(", ")
+        ),
+        _ => "EAP-IG and learned masks as STUDY §12 defines them".into(),
+    }
 }

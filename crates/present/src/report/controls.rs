@@ -13,6 +13,8 @@ use modcirc_study::paper::TASKS;
 use modcirc_study::results::Results;
 use modcirc_study::verdicts::ci_opt;
 
+use super::Table;
+
 /// Every §10 section the run has data for.
 pub(super) fn sections(s: &mut String, r: &Results) {
     if r.controls.is_empty() {
@@ -148,16 +150,30 @@ fn ablation_section(s: &mut String, r: &Results) {
 
 fn tests_section(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Tests of differences over seeds (STUDY §10)\n");
-    if r.differences.is_empty() {
-        let _ = writeln!(s, "Not run: each regime needs at least two seeds (a run of two seeds or more).\n");
-        return;
+    match differences_table(r) {
+        None => {
+            let _ = writeln!(s, "Not run: each regime needs at least two seeds (a run of two seeds or more).\n");
+        }
+        Some(t) => {
+            let _ = writeln!(s, "{}\n", t.note);
+            s.push_str(&t.markdown());
+            s.push('\n');
+        }
     }
-    let _ = writeln!(s, "For each task and RQ1 metric, BIMT against each other regime over seeds (each seed's bootstrap mean): the exact permutation test of the difference of means over every split of the pooled seeds, one-sided in the direction the metric's hypothesis's rule tests (*BIMT <* or *BIMT >*; the two-sided p beside it), then Holm's correction within each metric's family (its regimes × tasks), not over every test at once. *d*: the difference in pooled standard deviations, positive in the tested direction (– where neither side varies); *seeds needed*: the seeds per regime at which a difference of that size would be called at {TEST_ALPHA} in its family (the smallest attainable p and the normal approximation of the test both below it; – where it is not in the tested direction).");
+}
+
+/// The tests of differences over seeds (STUDY §10), for REPORT.md and
+/// REPORT.html alike; `None` where none ran.
+pub fn differences_table(r: &Results) -> Option<Table> {
+    if r.differences.is_empty() {
+        return None;
+    }
+    let mut note = format!("For each task and RQ1 metric, BIMT against each other regime over seeds (each seed's bootstrap mean): the exact permutation test of the difference of means over every split of the pooled seeds, one-sided in the direction the metric's hypothesis's rule tests (*BIMT <* or *BIMT >*; the two-sided p beside it), then Holm's correction within each metric's family (its regimes × tasks), not over every test at once. *d*: the difference in pooled standard deviations, positive in the tested direction (– where neither side varies); *seeds needed*: the seeds per regime at which a difference of that size would be called at {TEST_ALPHA} in its family (the smallest attainable p and the normal approximation of the test both below it; – where it is not in the tested direction).");
     if let Some(d) = r.differences.iter().max_by_key(|d| d.seeds) {
         if let Some(floor) = d.smallest_p_holm {
-            let _ = writeln!(
-                s,
-                "With {} + {} seeds the smallest Holm-adjusted p a family of {} tests can give is {floor:.4}: {}.",
+            let _ = write!(
+                note,
+                " With {} + {} seeds the smallest Holm-adjusted p a family of {} tests can give is {floor:.4}: {}.",
                 d.seeds[0],
                 d.seeds[1],
                 r.differences.iter().filter(|t| t.metric == d.metric).count(),
@@ -175,15 +191,15 @@ fn tests_section(s: &mut String, r: &Results) {
         .filter(|d| d.p_holm < TEST_ALPHA)
         .map(|d| format!("{} {} vs {}", d.task, d.metric, d.other.label()))
         .collect();
-    let _ = writeln!(
-        s,
-        "Called at {TEST_ALPHA} after correction: {}.",
+    let _ = write!(
+        note,
+        " Called at {TEST_ALPHA} after correction: {}.",
         if called.is_empty() { "none".into() } else { called.join(", ") }
     );
-    s.push('\n');
-    let rows = difference_rows(r);
-    s.push_str(&markdown_table(
-        &[
+    Some(Table {
+        title: "Tests of differences over seeds (STUDY §10)".into(),
+        note,
+        header: [
             "family",
             "task",
             "metric",
@@ -197,10 +213,11 @@ fn tests_section(s: &mut String, r: &Results) {
             "p (two-sided)",
             "p (Holm, family)",
             "seeds needed",
-        ],
-        &rows,
-    ));
-    s.push('\n');
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: difference_rows(r),
+    })
 }
 
 /// One row per test of differences, as the report's table shows it.

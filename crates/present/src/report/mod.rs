@@ -71,11 +71,14 @@ impl Table {
 }
 
 /// The tables REPORT.html shows beside Table 3: across seeds, K
-/// sensitivity, network structure and modularity.
+/// sensitivity, network structure and modularity, STUDY §12's methods, the
+/// tests of differences, and the planted suite's.
 pub fn html_tables(r: &Results) -> Vec<Table> {
     let mut t: Vec<Table> = analyses::across_seeds_table(r).into_iter().collect();
     t.extend(k_sensitivity_tables(r));
     t.extend(analyses::structure_table(r));
+    t.extend(analyses::methods_table_data(r));
+    t.extend(controls::differences_table(r));
     if let Some(p) = &r.planted {
         t.extend(planted::planted_tables(p));
     }
