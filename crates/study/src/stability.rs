@@ -16,9 +16,10 @@ use crate::StudyError;
 pub const DEFAULT_STABILITY_RESAMPLES: usize = 10;
 
 /// Resamples per method that trains masks ([`Method::trains`]): each is a
-/// whole sweep of penalties (4-6 s on a study model), so 10 on every model
-/// would add over an hour to the full study; 3 give 3 pairs per model,
-/// and the interval over seeds says how much that leaves uncertain.
+/// whole sweep of penalties (about 2.7 s on a study model), so 10 for both
+/// mask methods on every model would add some 45 minutes of CPU to the
+/// full study; 3 give 3 pairs per model, and the interval over seeds says
+/// how much that leaves uncertain.
 pub const DEFAULT_TRAINED_RESAMPLES: usize = 3;
 
 /// How many resamples each method's stability is measured on.
