@@ -25,6 +25,9 @@ pub enum Pool {
     Live,
     /// Every neuron of the layer.
     All,
+    /// Edges, not neurons: as many weights of each layer as the circuit
+    /// keeps there, drawn from all of the layer's (for edge circuits).
+    Edges,
 }
 
 /// One circuit's metrics on the pairs of a sweep.
@@ -144,6 +147,11 @@ pub fn random_circuits(
     let stream = match pool {
         Pool::Live => 0x11FE,
         Pool::All => 0xA11,
+        Pool::Edges => {
+            return Err(AcdcError::BadOption(
+                "random circuits of neurons: the edge pool is for random_edge_circuits".into(),
+            ))
+        }
     };
     let draws: Vec<CircuitMetrics> = (0..r)
         .map(|i| {
@@ -158,6 +166,11 @@ pub fn random_circuits(
             CircuitMetrics::of_shared(&Circuit::new(model, nodes, eps)?, sweep, ablation, &shared)
         })
         .collect::<Result<_, _>>()?;
+    against_draws(pool, &found, &draws)
+}
+
+/// The circuit's metrics `found` against the random circuits' `draws`.
+fn against_draws(pool: Pool, found: &CircuitMetrics, draws: &[CircuitMetrics]) -> Result<RandomCircuits, AcdcError> {
     let of = |f: fn(&CircuitMetrics) -> f64, v: f64, lower| {
         AgainstRandom::of(v, &draws.iter().map(f).collect::<Vec<_>>(), lower)
             .ok_or_else(|| AcdcError::Degenerate("a random circuit's metric is not a number".into()))
@@ -165,11 +178,49 @@ pub fn random_circuits(
     let faithful: Vec<f64> = draws.iter().filter_map(|d| d.faithfulness).collect();
     Ok(RandomCircuits {
         pool,
-        drawn: r,
+        drawn: draws.len(),
         logit_difference: of(|d| d.logit_difference, found.logit_difference, true)?,
         accuracy: of(|d| d.accuracy, found.accuracy, false)?,
         faithfulness: found.faithfulness.and_then(|f| AgainstRandom::of(f, &faithful, false)),
     })
+}
+
+/// `r` random edge circuits of `circuit`'s size: as many weights of each
+/// layer as it keeps there, drawn uniformly from all of the layer's with
+/// the seed `seed`, judged like it on `sweep`'s pairs under `ablation`
+/// (STUDY §10's control, for a circuit given by its edges).
+pub fn random_edge_circuits(
+    sweep: &PatchingSweep<'_>,
+    circuit: &Circuit,
+    ablation: Ablation,
+    r: usize,
+    seed: u64,
+) -> Result<RandomCircuits, AcdcError> {
+    if r == 0 {
+        return Err(AcdcError::BadOption("random circuits: R must be at least 1".into()));
+    }
+    let model = sweep.model();
+    let found = CircuitMetrics::of(circuit, sweep, ablation)?;
+    let counts: Vec<usize> = circuit.edge_mask().iter().map(|m| m.iter().filter(|&&k| k).count()).collect();
+    let draws: Vec<CircuitMetrics> = (0..r)
+        .map(|i| {
+            let mut rng = Rng::derive(seed, 0xED6E + ((i as u64) << 16));
+            let mask: Vec<Vec<bool>> = model
+                .layers
+                .iter()
+                .zip(&counts)
+                .map(|(layer, &n)| {
+                    let mut order: Vec<usize> = (0..layer.weight.len()).collect();
+                    rng.shuffle(&mut order);
+                    let mut m = vec![false; layer.weight.len()];
+                    order[..n].iter().for_each(|&j| m[j] = true);
+                    m
+                })
+                .collect();
+            CircuitMetrics::of(&Circuit::from_edges(model, &mask)?, sweep, ablation)
+        })
+        .collect::<Result<_, _>>()?;
+    against_draws(Pool::Edges, &found, &draws)
 }
 
 /// `k` distinct neurons of a layer of `width`, ascending: uniformly from the
@@ -179,7 +230,7 @@ pub fn random_circuits(
 fn draw_layer(width: usize, k: usize, dead: &[usize], pool: Pool, rng: &mut Rng) -> Vec<usize> {
     let is_dead = |j: &usize| dead.binary_search(j).is_ok();
     let mut order: Vec<usize> = match pool {
-        Pool::All => (0..width).collect(),
+        Pool::All | Pool::Edges => (0..width).collect(),
         Pool::Live => (0..width).filter(|j| !is_dead(j)).collect(),
     };
     rng.shuffle(&mut order);

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribution::{ablated_scale, edge_attribution, faithfulness_curve, faithfulness_scale, FaithfulnessCurve};
 use crate::smallest::{
-    k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,
+    k_nodes, layer_nodes, node_curve, smallest_edges, smallest_k, smallest_per_layer, NodeCurve, PerLayerSmallest,
+    SmallestFaithful, EDGE_GROWTH, NODE_GROWTH, PER_LAYER_GROWTH,
 };
 use crate::{
     Ablation, AcdcError, Circuit, CircuitEval, NeuronScores, PatchingSweep, Selection, SelectionRule, TaskImages,
@@ -477,8 +478,17 @@ pub fn discover_with(
         (Some(t), Some(curve)) => curve.first_reaching(t),
         _ => None,
     };
-    // Per resample: K*'s circuit's faithfulness, and the resample's own smallest K.
+    // The per-layer smallest circuit, shrunk from K*'s.
+    let per_layer = match (target, k_star) {
+        (Some(t), Some((k, _))) => {
+            let start: Vec<usize> = widths.iter().map(|&w| k.min(w)).collect();
+            defined(smallest_per_layer(&sweep, &scores, config.eps, t, &start))?.flatten()
+        }
+        _ => None,
+    };
+    // Per resample: K*'s and the per-layer circuit's faithfulness, and the resample's own smallest K.
     let mut k_star_faithfulness = Vec::new();
+    let mut per_layer_faithfulness = Vec::new();
     let mut k_resampled = Vec::new();
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
@@ -501,6 +511,10 @@ pub fn discover_with(
             if let Some((k, _)) = k_star {
                 let c = Circuit::new(model, k_nodes(&scores_b, k)?, config.eps)?;
                 k_star_faithfulness.extend(Scales::faithfulness(scales.corrupted, || c.answer_metric(&sub))?);
+            }
+            if let Some((kept, _)) = &per_layer {
+                let c = Circuit::new(model, layer_nodes(&scores_b, kept)?, config.eps)?;
+                per_layer_faithfulness.extend(Scales::faithfulness(scales.corrupted, || c.answer_metric(&sub))?);
             }
             match smallest_k(&sub, &scores_b, config.eps, t) {
                 Ok(Some((k, _))) => k_resampled.push(k as f64),
@@ -548,6 +562,20 @@ pub fn discover_with(
                 edge_growth: EDGE_GROWTH.into(),
                 eap_edges: eap_smallest.map(|(e, _)| e),
                 eap_faithfulness: eap_smallest.map(|(_, f)| f),
+                per_layer: match per_layer {
+                    Some((kept, f)) => {
+                        let c = Circuit::new(model, layer_nodes(&scores, &kept)?, config.eps)?;
+                        Some(PerLayerSmallest {
+                            growth: PER_LAYER_GROWTH.into(),
+                            edges: c.n_edges(),
+                            sparsity: c.sparsity(),
+                            kept,
+                            faithfulness: f,
+                            faithfulness_resampled: Summary::of(&per_layer_faithfulness),
+                        })
+                    }
+                    None => None,
+                },
             })
         }
     };

@@ -18,7 +18,8 @@
 //!   [`faithfulness`] / [`faithfulness_curve`] (with CPR and CMD);
 //!   [`edge_acdc`], ACDC over every edge.
 //! * The smallest faithful circuit: [`node_curve`] and [`smallest_k`] grow
-//!   circuits K neurons per layer, [`smallest_edges`] by top-|EAP| weights.
+//!   circuits K neurons per layer, [`smallest_per_layer`] shrinks each layer
+//!   on its own, [`smallest_edges`] grows by top-|EAP| weights.
 //! * The methods the benchmarks rank best (STUDY §12): EAP-IG
 //!   ([`edge_attribution_ig`], [`node_attribution_ig`], on the inputs' or
 //!   the activations' path), optimal ablation ([`fit_optimal_ablation`],
@@ -78,8 +79,8 @@ pub use attribution::{
 };
 pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval, SharedFirstLayer};
 pub use controls::{
-    alternatives, any_digit_images, faithful_alternatives, random_circuits, AgainstRandom, Alternative, CircuitMetrics,
-    Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
+    alternatives, any_digit_images, faithful_alternatives, random_circuits, random_edge_circuits, AgainstRandom,
+    Alternative, CircuitMetrics, Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
 };
 #[cfg(feature = "candle")]
 pub use device_sweep::DeviceSweep;
@@ -106,6 +107,7 @@ pub use optimal::{
 };
 pub use select::{Selection, SelectionRule};
 pub use smallest::{
-    k_nodes, node_curve, smallest_edges, smallest_k, NodeCurve, SmallestFaithful, EDGE_GROWTH, NODE_GROWTH,
+    k_nodes, layer_nodes, node_curve, smallest_edges, smallest_k, smallest_per_layer, NodeCurve, PerLayerSmallest,
+    SmallestFaithful, EDGE_GROWTH, NODE_GROWTH, PER_LAYER_GROWTH,
 };
 pub use sweep::{NeuronScores, PatchingSweep, TaskImages, DEAD_TOLERANCE};

@@ -17,6 +17,29 @@ pub const NODE_GROWTH: &str =
 pub const EDGE_GROWTH: &str =
     "the E weights of largest |EAP| score on all pairs; E on the curve's grid, then bisected between the last grid point below the target and the first at or above it";
 
+/// How the per-layer smallest circuit is found, in words.
+pub const PER_LAYER_GROWTH: &str =
+    "from the smallest uniform K, each hidden layer in turn bisected to the fewest of its strongest neurons with which the circuit still reaches the target (the other layers held), until a pass over the layers changes none; eps edges between them";
+
+/// The smallest circuit found layer by layer (never larger than the
+/// uniform K's in any layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerLayerSmallest {
+    /// [`PER_LAYER_GROWTH`].
+    pub growth: String,
+    /// Neurons kept per hidden layer (the strongest of each).
+    pub kept: Vec<usize>,
+    /// The circuit's edges.
+    pub edges: usize,
+    /// Its sparsity.
+    pub sparsity: f64,
+    /// Its faithfulness on all pairs (at least the target).
+    pub faithfulness: f64,
+    /// Its faithfulness over the bootstrap resamples (each layer's strongest
+    /// neurons chosen on each resample, as many as here, judged on it).
+    pub faithfulness_resampled: Option<Summary>,
+}
+
 /// Faithfulness of the node circuits of every K, on one set of pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeCurve {
@@ -65,6 +88,11 @@ pub struct SmallestFaithful {
     pub eap_edges: Option<usize>,
     /// Their faithfulness.
     pub eap_faithfulness: Option<f64>,
+    /// The smallest circuit found layer by layer from the uniform K's;
+    /// `None` where no K reaches the target (absent in results written
+    /// before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_layer: Option<PerLayerSmallest>,
 }
 
 /// The neurons of every hidden layer that a K-circuit keeps: the K lowest
@@ -72,6 +100,63 @@ pub struct SmallestFaithful {
 pub fn k_nodes(scores: &NeuronScores, k: usize) -> Result<Vec<Vec<usize>>, AcdcError> {
     let k = scores.layers.iter().map(|l| k.min(l.len()).max(1)).collect();
     Ok(scores.select_by(&SelectionRule::TopK { k, live_only: false })?.nodes)
+}
+
+/// The `kept[h]` strongest neurons of each hidden layer `h` (the study's
+/// rule and tie rule, K per layer).
+pub fn layer_nodes(scores: &NeuronScores, kept: &[usize]) -> Result<Vec<Vec<usize>>, AcdcError> {
+    Ok(scores.select_by(&SelectionRule::TopK { k: kept.to_vec(), live_only: false })?.nodes)
+}
+
+/// The fewest strongest neurons per hidden layer whose circuit on `sweep`
+/// reaches faithfulness `target`, searched from `start` (counts per layer
+/// that reach it, e.g. the smallest uniform K's): each layer in turn is
+/// bisected between 1 and its count, the others held, keeping only counts
+/// whose circuit was judged to reach the target; passes repeat until one
+/// changes nothing. The result reaches the target and no layer is above
+/// `start`. `None` where `start` itself does not reach the target.
+pub fn smallest_per_layer(
+    sweep: &PatchingSweep<'_>,
+    scores: &NeuronScores,
+    eps: f64,
+    target: f64,
+    start: &[usize],
+) -> Result<Option<(Vec<usize>, f64)>, AcdcError> {
+    let (full, empty) = faithfulness_scale(sweep)?;
+    let shared = SharedFirstLayer::new(sweep, eps)?;
+    let at = |kept: &[usize]| -> Result<f64, AcdcError> {
+        let c = Circuit::new(sweep.model, layer_nodes(scores, kept)?, eps)?;
+        Ok((c.answer_metric_shared(sweep, &shared)? - empty) / (full - empty))
+    };
+    let mut kept = start.to_vec();
+    let mut f = at(&kept)?;
+    if f < target {
+        return Ok(None);
+    }
+    loop {
+        let mut changed = false;
+        for h in 0..kept.len() {
+            // `hi` reaches the target (judged); below `lo` + 1 not tried or not reaching.
+            let (mut lo, mut hi, mut f_hi) = (0, kept[h], f);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                let mut trial = kept.clone();
+                trial[h] = mid;
+                let fm = at(&trial)?;
+                if fm >= target {
+                    (hi, f_hi) = (mid, fm);
+                } else {
+                    lo = mid;
+                }
+            }
+            if hi < kept[h] {
+                (kept[h], f, changed) = (hi, f_hi, true);
+            }
+        }
+        if !changed {
+            return Ok(Some((kept, f)));
+        }
+    }
 }
 
 /// Faithfulness of K-circuits on `sweep`, for K from 1 up to `last`
@@ -219,6 +304,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// On random models of several shapes: the per-layer circuit reaches the
+    /// target (judged again on its own), keeps no layer above the uniform
+    /// K, and no layer can lose one more neuron (a local minimum).
+    #[test]
+    fn the_per_layer_smallest_circuit_reaches_the_target_and_is_never_larger_than_the_uniform_one() {
+        let mut rng = Rng::new(23);
+        let mut shrunk = 0;
+        for (sizes, act) in [
+            (vec![6, 9, 3], Activation::Relu),
+            (vec![12, 20, 7, 4], Activation::Tanh),
+            (vec![10, 5, 12, 6, 3], Activation::Silu),
+            (vec![16, 30, 10, 2], Activation::Relu),
+        ] {
+            let model = Mlp::init(&sizes, act, &mut || rng.next_f64()).unwrap();
+            let images = sweep_of(&model, &mut rng, 15);
+            let sweep = PatchingSweep::new(&model, &images).unwrap();
+            let scores = sweep.scores();
+            for target in [0.5, 0.8, 0.95] {
+                let Some((k, _)) = smallest_k(&sweep, &scores, 0.0, target).unwrap() else { continue };
+                let uniform: Vec<usize> = sizes[1..sizes.len() - 1].iter().map(|&w| k.min(w)).collect();
+                let (kept, f) = smallest_per_layer(&sweep, &scores, 0.0, target, &uniform).unwrap().unwrap();
+                assert!(kept.iter().zip(&uniform).all(|(a, b)| a <= b && *a >= 1), "{sizes:?} {kept:?} {uniform:?}");
+                let slow =
+                    faithfulness(&sweep, &Circuit::new(&model, layer_nodes(&scores, &kept).unwrap(), 0.0).unwrap())
+                        .unwrap();
+                assert!((slow - f).abs() < 1e-4 && f >= target, "{sizes:?} target {target}: {f} {slow}");
+                for h in 0..kept.len() {
+                    if kept[h] > 1 {
+                        let mut less = kept.clone();
+                        less[h] -= 1;
+                        let c = Circuit::new(&model, layer_nodes(&scores, &less).unwrap(), 0.0).unwrap();
+                        assert!(faithfulness(&sweep, &c).unwrap() < target, "{sizes:?}: layer {h} could lose one");
+                    }
+                }
+                shrunk += usize::from(kept != uniform);
+            }
+        }
+        assert!(shrunk > 0, "some case should shrink below the uniform K");
+        // A start that does not reach the target has no answer.
+        let model = Mlp::init(&[6, 9, 3], Activation::Relu, &mut || rng.next_f64()).unwrap();
+        let images = sweep_of(&model, &mut rng, 9);
+        let sweep = PatchingSweep::new(&model, &images).unwrap();
+        assert_eq!(smallest_per_layer(&sweep, &sweep.scores(), 0.0, 2.0, &[9]).unwrap(), None);
     }
 
     #[test]

@@ -399,16 +399,32 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
                         k.mean, k.lo, k.hi, m.resamples_reaching.0, m.resamples_reaching.1
                     )
                 }),
+                m.per_layer.as_ref().map_or("not reached".into(), |p| {
+                    let kept = p.kept.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
+                    format!("{kept} ({} edges, {:.3})", p.edges, p.faithfulness)
+                }),
                 m.eap_edges.map_or("not reached".into(), |e| {
                     format!("{e} edges ({:.3})", m.eap_faithfulness.unwrap_or(f64::NAN))
                 }),
             ];
             tables.push(Table {
                 title: format!("{task}: the smallest faithful circuit"),
-                note: format!("Nodes: {}. Edges: {}.", m.growth, m.edge_growth),
-                header: ["target", "nodes", "faithfulness", "each resample's K", "top-|EAP| edges"]
-                    .map(String::from)
-                    .to_vec(),
+                note: format!(
+                    "Nodes: {}. Per layer: {}. Edges: {}.",
+                    m.growth,
+                    m.per_layer.as_ref().map_or(modcirc_acdc::PER_LAYER_GROWTH, |p| p.growth.as_str()),
+                    m.edge_growth
+                ),
+                header: [
+                    "target",
+                    "nodes",
+                    "faithfulness",
+                    "each resample's K",
+                    "per layer (neurons)",
+                    "top-|EAP| edges",
+                ]
+                .map(String::from)
+                .to_vec(),
                 rows: vec![row],
             });
         }

@@ -170,6 +170,20 @@ pub fn smallest_line(m: &modcirc_acdc::SmallestFaithful) -> String {
         }
         _ => t.push_str("    nodes: no K reaches it, not even every neuron (the eps rule drops small weights)\n"),
     }
+    if let Some(p) = &m.per_layer {
+        let _ = write!(
+            t,
+            "    per layer (each layer shrunk on its own from K): {} neurons, {} edges, sparsity {:.4}, faithfulness {:.3}",
+            p.kept.iter().map(usize::to_string).collect::<Vec<_>>().join(" / "),
+            p.edges,
+            p.sparsity,
+            p.faithfulness
+        );
+        if let Some(fr) = &p.faithfulness_resampled {
+            let _ = write!(t, "; over resamples {:.3} [{:.3}, {:.3}]", fr.mean, fr.lo, fr.hi);
+        }
+        t.push('\n');
+    }
     let (reach, of) = m.resamples_reaching;
     match &m.k_resampled {
         Some(k) => {

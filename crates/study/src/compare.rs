@@ -286,6 +286,7 @@ mod tests {
                 edge_growth: String::new(),
                 eap_edges: None,
                 eap_faithfulness: None,
+                per_layer: None,
             },
             node_curve: None,
             cpr: 0.5,

@@ -25,8 +25,9 @@ pub const DISCOVER_SCHEMA: &str = "modcirc.discover/4";
 /// neurons kept, the model's accuracy, the K-sensitivity rules; 4:
 /// faithfulness under the ablation and per compared rule, the curves over
 /// circuit size, the model's activation and sizes; 5: optimal ablation as
-/// STUDY §12 now defines it, fitted jointly per circuit).
-pub const DISCOVERY_REVISION: u32 = 5;
+/// STUDY §12 now defines it, fitted jointly per circuit; 6: the per-layer
+/// smallest circuit).
+pub const DISCOVERY_REVISION: u32 = 6;
 
 /// The Ks of the K-sensitivity comparison; live neurons only at the
 /// study's K is compared too.

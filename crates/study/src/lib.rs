@@ -9,6 +9,8 @@
 //! * [`beyond`]: STUDY §8 on one model and task ([`analyse`]).
 //! * [`compare`]: several models on one task, side by side (the smallest
 //!   faithful circuit, CPR/CMD, ACDC, modularity), by condition.
+//! * [`evaluate`]: a circuit the user chose, scored with every metric,
+//!   under every ablation, against random circuits of its size.
 //! * [`controls`]: STUDY §10 on one discovery: random circuits of its
 //!   size, disjoint alternatives, the any-digit control, other ablations.
 //! * [`structure`]: STUDY §9: wiring length, modularity, circuit
@@ -44,6 +46,7 @@ pub mod compare;
 pub mod controls;
 pub mod discovery;
 mod error;
+pub mod evaluate;
 pub mod findings;
 pub mod judge;
 pub mod judged_controls;
