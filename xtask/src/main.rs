@@ -6,6 +6,7 @@ mod beyond;
 mod compare;
 mod controls;
 mod discover;
+mod evaluate;
 mod export;
 mod flags;
 mod plan_args;
@@ -46,6 +47,9 @@ enum Command {
     /// Several checkpoints on one task, side by side: accuracy, the smallest
     /// faithful circuit, CPR/CMD, ACDC, modularity; by condition over seeds.
     Compare(compare::CompareArgs),
+    /// A circuit you choose (nodes per layer, edges, or a circuit file),
+    /// scored: faithfulness, accuracy, every ablation, random circuits of its size.
+    Evaluate(evaluate::EvaluateArgs),
     /// A discovered circuit as a graph: JSON (EAP-IG's field names) or Graphviz DOT.
     Export(export::ExportArgs),
     /// The whole study: train, discover, time, draw, and write REPORT.md.
@@ -71,6 +75,7 @@ fn main() {
         Command::Beyond(args) => beyond::run(args),
         Command::Controls(args) => controls::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Export(args) => export::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Sweep(args) => sweep::run(args),

@@ -92,6 +92,21 @@ pub struct AgainstRandom {
 }
 
 impl AgainstRandom {
+    /// Whether `p_value` is the smallest this many random circuits can give,
+    /// 1/(R+1): none of them was as good.
+    pub fn at_floor(&self) -> bool {
+        self.p_value <= (1.0 + 1e-9) / (self.random.n as f64 + 1.0)
+    }
+
+    /// `p = …`, saying so where it is the floor (a smaller p needs more random circuits).
+    pub fn p_text(&self) -> String {
+        if self.at_floor() {
+            format!("p = {:.4} (the floor 1/(R+1): none of {} random circuits reached it)", self.p_value, self.random.n)
+        } else {
+            format!("p = {:.4}", self.p_value)
+        }
+    }
+
     /// The comparison of `circuit` with `random`, where `lower_is_better`
     /// says which way is better; `None` where `random` is empty or holds NaN.
     pub fn of(circuit: f64, random: &[f64], lower_is_better: bool) -> Option<AgainstRandom> {

@@ -7,6 +7,8 @@
 //!   figures; [`html`]: `REPORT.html`; [`study`]: all of them written for
 //!   a run, with `results.json`.
 //! * [`sweep`]: a sweep's `units.csv` and figures.
+//! * [`chosen`]: a circuit the user chose, read from any file that holds
+//!   one, and its evaluation in words.
 //! * [`export`]: a circuit as graph JSON (EAP-IG's field names) or DOT.
 //! * [`compare`]: several models side by side (`compare.md`, the faithfulness-by-K figure).
 //! * [`check`]: whether a `reproduce` output directory is complete.
@@ -19,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod chosen;
 pub mod circuit_source;
 pub mod compare;
 mod error;

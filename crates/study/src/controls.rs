@@ -156,18 +156,26 @@ impl ControlsResult {
     pub fn summary(&self) -> String {
         let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
         let random = match self.against(Pool::Live).and_then(|r| r.faithfulness.as_ref()) {
-            Some(a) => format!(
-                "random circuits {:.3} [{:.3}, {:.3}], p = {:.3}",
-                a.random.mean, a.random.lo, a.random.hi, a.p_value
-            ),
+            Some(a) => {
+                format!("random circuits {:.3} [{:.3}, {:.3}], {}", a.random.mean, a.random.lo, a.random.hi, a.p_text())
+            }
             None => "random circuits –".into(),
         };
+        let alternatives = if self.settings.alternatives == 0 {
+            "no disjoint alternatives sought".to_string()
+        } else if self.alternatives.is_empty() {
+            "no disjoint alternative could be formed (too few neurons outside the circuit)".to_string()
+        } else {
+            format!(
+                "{} of {} disjoint alternatives reach {}",
+                self.faithful_alternatives,
+                self.alternatives.len(),
+                self.settings.faithful
+            )
+        };
         format!(
-            "faithfulness {} ({random}); {} of {} disjoint alternatives reach {}; any-digit circuit {}",
+            "faithfulness {} ({random}); {alternatives}; any-digit circuit {}",
             f(self.circuit.faithfulness),
-            self.faithful_alternatives,
-            self.alternatives.len(),
-            self.settings.faithful,
             f(self.any_digit.circuit.faithfulness)
         )
     }

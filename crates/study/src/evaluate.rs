@@ -22,15 +22,17 @@ use crate::StudyError;
 /// Version of the `evaluate` JSON.
 pub const EVALUATE_SCHEMA: &str = "modcirc.evaluate/1";
 
-/// A circuit as the user gives it.
+/// A circuit as the user gives it: in JSON `{"nodes": [[0, 5], [3]], "eps":
+/// 0.01}` (eps defaults to the study's) or `{"edges": [[0, 5, 401], ...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(untagged, deny_unknown_fields)]
 pub enum ChosenCircuit {
     /// Neurons kept per hidden layer, with the eps edges between them (STUDY §5).
     Nodes {
         /// Kept neurons of each hidden layer (0-based indices).
         nodes: Vec<Vec<usize>>,
         /// The edge threshold, relative to each layer's largest |weight|.
+        #[serde(default = "default_eps")]
         eps: f64,
     },
     /// Weights `[layer, output, input]` (layer 0 the first `Linear`), the
@@ -41,7 +43,36 @@ pub enum ChosenCircuit {
     },
 }
 
+fn default_eps() -> f64 {
+    modcirc_acdc::DEFAULT_EPS
+}
+
 impl ChosenCircuit {
+    /// Neurons per hidden layer written `3,17,42/5,9` (layers separated by
+    /// `/`, an empty layer as nothing between them), with edge threshold `eps`.
+    pub fn nodes_from_spec(spec: &str, eps: f64) -> Result<ChosenCircuit, StudyError> {
+        let nodes = spec
+            .split('/')
+            .enumerate()
+            .map(|(h, layer)| {
+                layer
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| {
+                        t.parse::<usize>().map_err(|_| {
+                            StudyError::Invalid(format!(
+                                "hidden layer {}: {t:?} is not a neuron index (write layers as 3,17,42/5,9)",
+                                h + 1
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ChosenCircuit::Nodes { nodes, eps })
+    }
+
     /// The circuit on `model`, after checking every index against its
     /// shape (naming the first that does not fit) and refusing repeats.
     pub fn build(&self, model: &Mlp) -> Result<Circuit, StudyError> {
