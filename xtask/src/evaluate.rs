@@ -77,13 +77,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--circuit {}", file.display()))?;
             let read =
                 read_chosen(&bytes, args.kind.clone()).with_context(|| format!("--circuit {}", file.display()))?;
-            if let Some(made) = read.model_sha256.as_deref().filter(|m| *m != sha256) {
-                anyhow::bail!(
-                    "--circuit {}: it was found on a model with SHA-256 {made}, not --model {} ({sha256}); its indices mean nothing here",
-                    file.display(),
-                    args.target.model.display()
-                );
-            }
+            read.check_model(&sha256)
+                .with_context(|| format!("--circuit {} on --model {}", file.display(), args.target.model.display()))?;
             (read.circuit, read.from)
         }
         (None, Some(spec)) => (ChosenCircuit::nodes_from_spec(spec, args.eps).context("--nodes")?, "--nodes".into()),

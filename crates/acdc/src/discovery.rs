@@ -236,6 +236,11 @@ pub struct DiscoveryReport {
     pub model_accuracy: f64,
     /// The whole-set circuit's edges.
     pub full_n_edges: usize,
+    /// The headline: the circuit's faithfulness on all pairs, removed edges
+    /// carrying corrupted values (STUDY §8); `None` where undefined (and in
+    /// results written before it).
+    #[serde(default)]
+    pub full_faithfulness: Option<f64>,
     /// Every resample.
     pub bootstraps: Vec<BootstrapRecord>,
     /// Mean and interval of each metric over the resamples.
@@ -588,6 +593,7 @@ pub fn discover_with(
         full,
         model_accuracy: sweep.model_accuracy(),
         full_n_edges: circuit.n_edges(),
+        full_faithfulness: defined(crate::attribution::faithfulness(&sweep, &circuit))?,
         bootstraps,
         summary,
         compared,

@@ -61,8 +61,9 @@ pub enum Method {
         /// The sweep of penalties.
         #[serde(default)]
         config: MaskConfig,
-        /// The pairs they train on: the task's first this many.
-        #[serde(default = "default_mask_pairs")]
+        /// The pairs they train on: the task's first this many (named
+        /// `training_pairs` in JSON, so that it is not read as the task's).
+        #[serde(default = "default_mask_pairs", rename = "training_pairs", alias = "pairs")]
         pairs: usize,
     },
     /// Learned edge masks whose logits start from EAP-IG's scores on the
@@ -71,8 +72,9 @@ pub enum Method {
         /// The sweep of penalties.
         #[serde(default)]
         config: MaskConfig,
-        /// The pairs they train on: the task's first this many.
-        #[serde(default = "default_mask_pairs")]
+        /// The pairs they train on: the task's first this many (named
+        /// `training_pairs` in JSON, so that it is not read as the task's).
+        #[serde(default = "default_mask_pairs", rename = "training_pairs", alias = "pairs")]
         pairs: usize,
         /// EAP-IG's points on the path.
         #[serde(default = "default_ig_steps")]

@@ -90,6 +90,26 @@ pub fn load(path: &Path, activation: Option<Activation>) -> Result<LoadedMlp, Ml
 /// The most a safetensors header may hold (safetensors' own limit).
 pub const MAX_HEADER_BYTES: u64 = 100 << 20;
 
+/// How to make a file modcirc reads, said where another format was given.
+const SAVE_AS_SAFETENSORS: &str =
+    "save the weights with safetensors (safetensors.torch.save_file(model.state_dict(), path)) or with modcirc's Model.save";
+
+/// What a file whose first bytes are `head` is, where it is a format users
+/// mistake for safetensors (what `torch.save`, numpy or Keras write).
+fn other_format(head: &[u8; 8]) -> Option<&'static str> {
+    if head.starts_with(b"PK\x03\x04") {
+        Some("a ZIP archive, as torch.save writes (a PyTorch .pt/.pth checkpoint)")
+    } else if head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        Some("a Python pickle (a PyTorch checkpoint of the legacy torch.save format, or pickled weights)")
+    } else if head.starts_with(b"\x93NUMPY") {
+        Some("a NumPy .npy array")
+    } else if head.starts_with(b"\x89HDF") {
+        Some("an HDF5 file (as Keras saves)")
+    } else {
+        None
+    }
+}
+
 /// A safetensors file's bytes, its header checked first: its length (8
 /// bytes), then at most [`MAX_HEADER_BYTES`] of JSON, whose tensors must
 /// end where the file does. A file that is not a model costs what its
@@ -102,6 +122,9 @@ pub fn read_checked(path: &Path) -> Result<Vec<u8>, MlpError> {
     let len = f.metadata().map_err(io)?.len();
     let mut n8 = [0u8; 8];
     f.read_exact(&mut n8).map_err(|_| err(format!("{len} bytes, shorter than the 8 that give the header's length")))?;
+    if let Some(what) = other_format(&n8) {
+        return Err(err(format!("it is {what}: {SAVE_AS_SAFETENSORS}")));
+    }
     let n = u64::from_le_bytes(n8);
     if n > MAX_HEADER_BYTES || n > len - 8 {
         return Err(err(format!("a header of {n} bytes in a file of {len} (at most {MAX_HEADER_BYTES})")));
@@ -132,6 +155,9 @@ pub fn read_checked(path: &Path) -> Result<Vec<u8>, MlpError> {
 /// is the caller's word; it must agree with the file's when both say.
 pub fn from_bytes(bytes: &[u8], path: &Path, activation: Option<Activation>) -> Result<LoadedMlp, MlpError> {
     let err = |m: String| MlpError::file(path, m);
+    if let Some(what) = bytes.first_chunk::<8>().and_then(other_format) {
+        return Err(err(format!("not a safetensors file: it is {what}: {SAVE_AS_SAFETENSORS}")));
+    }
     let st = SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
     let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();

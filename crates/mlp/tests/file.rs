@@ -179,6 +179,15 @@ fn malformed_files_are_clear_errors() {
     let e = err(&write(&both, Dtype::F32, None), relu);
     assert!(e.contains("more than one naming"), "{e}");
     assert!(err(b"garbage", relu).contains("not a safetensors file"));
+    // What torch.save (zip or legacy pickle) and numpy write is named, with how to save instead.
+    for (head, what) in [
+        (&b"PK\x03\x04\x00\x00\x08\x00archive/data.pkl"[..], "torch.save"),
+        (&b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8"[..], "pickle"),
+        (&b"\x93NUMPY\x01\x00v\x00"[..], "NumPy"),
+    ] {
+        let e = err(head, relu);
+        assert!(e.contains(what) && e.contains("safetensors.torch.save_file"), "{e}");
+    }
 }
 
 proptest::proptest! {

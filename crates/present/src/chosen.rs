@@ -24,6 +24,20 @@ pub struct ReadCircuit {
     pub model_sha256: Option<String>,
 }
 
+impl ReadCircuit {
+    /// Refuses a circuit found on another model than the one of SHA-256
+    /// `sha256`: its indices would mean nothing there.
+    pub fn check_model(&self, sha256: &str) -> Result<(), PresentError> {
+        match self.model_sha256.as_deref() {
+            Some(made) if made != sha256 => Err(PresentError::Invalid(format!(
+                "the circuit ({}) was found on a model with SHA-256 {made}, not on this one ({sha256}): its indices mean nothing here",
+                self.from
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The circuit of a file of any form [`CHOSEN_ACCEPTS`] names; `kind`
 /// picks one of a `discover` or `beyond` output's circuits.
 pub fn read_chosen(bytes: &[u8], kind: Option<CircuitKind>) -> Result<ReadCircuit, PresentError> {

@@ -30,13 +30,32 @@ pub fn discovery_summary(out: &DiscoverOutput, path: &Path) -> String {
         r.config.eps,
     );
     let _ = writeln!(t, "  {}", ablation_means(ab));
+    let headline =
+        r.full_faithfulness.map_or("undefined (the model answers clean and corrupted images alike)".into(), |f| {
+            let above = if f > 1.0 { format!("; {FAITHFULNESS_ABOVE_ONE}") } else { String::new() };
+            format!("{f:.4}  ({FAITHFULNESS_FORM}: {FAITHFULNESS_MEANS}{above})")
+        });
+    let _ = writeln!(t, "  on all {} pairs:", out.pairs.len());
+    let _ = writeln!(t, "    faithfulness      {headline}");
     let _ = writeln!(
         t,
-        "  bootstrap mean [95% interval] over {} resamples of {} pairs:",
+        "    accuracy          {:.4}  ({ab} ablation; the model's own on the same images: {:.4})",
+        r.full.accuracy, r.model_accuracy
+    );
+    let _ = writeln!(t, "    edges             {} (sparsity {:.4})", r.full_n_edges, r.full.sparsity);
+    let _ =
+        writeln!(t, "    logit difference  {:.4}  ({ab} ablation; {LOGIT_DIFFERENCE_MEANS})", r.full.logit_difference);
+    let _ = writeln!(
+        t,
+        "  bootstrap mean [95% interval] over {} resamples of {} pairs (the circuit chosen again on each):",
         r.config.bootstraps, r.config.sample
     );
-    let _ =
-        writeln!(t, "    logit difference  {}  ({ab} ablation; {LOGIT_DIFFERENCE_MEANS})", ci(&s.logit_difference, 4));
+    if let Some(f) = &s.faithfulness {
+        let _ = writeln!(t, "    faithfulness      {}  ({FAITHFULNESS_FORM})", ci(f, 4));
+    }
+    if let (Some(f), false) = (&s.faithfulness_ablated, ab == modcirc_acdc::Ablation::Resample) {
+        let _ = writeln!(t, "    faithfulness      {}  (under {ab} ablation, from its empty circuit)", ci(f, 4));
+    }
     let _ = writeln!(
         t,
         "    accuracy          {}  ({ab} ablation; the model's own on the same images: {})",
@@ -47,24 +66,10 @@ pub fn discovery_summary(out: &DiscoverOutput, path: &Path) -> String {
         let _ = writeln!(t, "                      {}", circuit_above_model(ab));
     }
     let _ = writeln!(t, "    sparsity          {}  ({SPARSITY_MEANS})", ci(&s.sparsity, 4));
-    if let Some(f) = &s.faithfulness {
-        let above = if f.mean > 1.0 { format!("; {FAITHFULNESS_ABOVE_ONE}") } else { String::new() };
-        let _ = writeln!(t, "    faithfulness      {}  ({FAITHFULNESS_FORM}: {FAITHFULNESS_MEANS}{above})", ci(f, 4));
-    }
-    if let (Some(f), false) = (&s.faithfulness_ablated, ab == modcirc_acdc::Ablation::Resample) {
-        let _ = writeln!(t, "    faithfulness      {}  (under {ab} ablation, from its empty circuit)", ci(f, 4));
-    }
+    let _ =
+        writeln!(t, "    logit difference  {}  ({ab} ablation; {LOGIT_DIFFERENCE_MEANS})", ci(&s.logit_difference, 4));
     let ms = Summary { mean: s.discovery_s.mean * 1e3, lo: s.discovery_s.lo * 1e3, hi: s.discovery_s.hi * 1e3, n: 0 };
     let _ = writeln!(t, "    discovery         {} ms per resample (patching sweep and selection)", ci(&ms, 2));
-    let _ = writeln!(
-        t,
-        "  on all {} pairs: logit difference {:.4}, accuracy {:.4} (the model's {:.4}; {ab} ablation), {} edges",
-        out.pairs.len(),
-        r.full.logit_difference,
-        r.full.accuracy,
-        r.model_accuracy,
-        r.full_n_edges
-    );
     t.push_str(&neurons_and_curves(out));
     let _ = writeln!(t, "  {:.2} s -> {}", out.total_s, path.display());
     t
