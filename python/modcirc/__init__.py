@@ -33,6 +33,7 @@ from .discovery import (
     compare,
     discover,
     eap,
+    evaluate,
     modularity,
     scores,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "compare",
     "discover",
     "eap",
+    "evaluate",
     "from_arrays",
     "from_module",
     "from_state_dict",

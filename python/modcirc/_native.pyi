@@ -105,6 +105,20 @@ def compare(
     acdc_pairs: Optional[int] = None,
     progress: Optional[Callable[[int], Any]] = None,
 ) -> str: ...
+def evaluate(
+    model: Model,
+    data: Data,
+    task: str,
+    circuit: bytes,
+    kind: Optional[str] = None,
+    *,
+    split: str = "test",
+    seed: int = 0,
+    bootstraps: Optional[int] = None,
+    sample: Optional[int] = None,
+    random: Optional[int] = None,
+    optimal_pairs: Optional[int] = None,
+) -> str: ...
 def attribution(
     model: Model, data: Data, task: Optional[str] = None, pairs: _Pairs = None, *, split: str = "test", seed: int = 0
 ) -> str: ...

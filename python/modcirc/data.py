@@ -32,10 +32,13 @@ class Data:
         """Each file's (or array's) SHA-256."""
         return json.loads(self._native.checksums_json())
 
-    def split(self, name: str = "test") -> Tuple[np.ndarray, np.ndarray]:
-        """``(images [n, rows, cols] float32, labels [n] uint8)`` of ``train`` or ``test``."""
+    def split(self, name: str = "test", *, flat: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """``(images, labels [n] uint8)`` of ``train`` or ``test``: images
+        ``[n, rows, cols]`` float32, or with ``flat=True`` ``[n, rows * cols]``,
+        what an MLP takes (``torch.from_numpy(x)`` feeds it directly)."""
         images, labels, rows, cols = self._native.split(name)
-        x = np.frombuffer(images, dtype="<f4").reshape(-1, rows, cols)
+        shape = (-1, rows * cols) if flat else (-1, rows, cols)
+        x = np.frombuffer(images, dtype="<f4").reshape(shape)
         return x, np.frombuffer(labels, dtype=np.uint8)
 
     def __repr__(self) -> str:

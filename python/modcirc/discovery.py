@@ -5,6 +5,7 @@ attribution, EAP, ACDC, modularity."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -563,14 +564,79 @@ def acdc(
 
 
 def modularity(
-    model: Union[Model, PathLike], eps: Optional[float] = None, seed: int = 0, null: bool = False
+    model: Union[Model, PathLike], eps: Optional[float] = DEFAULT_EPS, seed: int = 0, null: bool = False
 ) -> Dict[str, Any]:
     """Q (Louvain), communities and spectral n-cuts of the model's weight
-    graph: every nonzero weight, or with ``eps`` the edges the eps rule keeps.
+    graph: by default the edges the eps rule keeps (``eps`` = the study's
+    0.01, the graph ``compare`` and the study's F1 judge), or with
+    ``eps=None`` every nonzero weight. ``graph`` says which.
     ``spread``: the least and largest Q of the Louvain runs and the mean
     pairwise NMI of their partitions; with ``null=True``, ``null``: Q against
     20 rewirings that keep every neuron's edges per layer and every edge's
     weight (``mean``, ``sd``, ``z``), as the study judges F1 (STUDY §9)."""
     if not isinstance(null, bool):
         raise ValueError(f"null: expected True or False, got {null!r}")
-    return json.loads(_native.modularity(_model(model)._native, eps, _whole("seed", seed), null))
+    q = json.loads(_native.modularity(_model(model)._native, eps, _whole("seed", seed), null))
+    q["graph"] = "every nonzero weight" if eps is None else f"the eps edges (eps = {eps})"
+    return q
+
+
+def evaluate(
+    model: Union[Model, PathLike],
+    data: Union[Data, PathLike],
+    task: str,
+    *,
+    nodes: Optional[Sequence[Sequence[int]]] = None,
+    edges: Optional[Sequence[Sequence[int]]] = None,
+    circuit: Union[None, PathLike, Mapping[str, Any], "Discovery"] = None,
+    kind: Optional[str] = None,
+    eps: float = DEFAULT_EPS,
+    split: str = "test",
+    seed: int = 0,
+    bootstraps: Optional[int] = None,
+    sample: Optional[int] = None,
+    random: Optional[int] = None,
+    optimal_pairs: Optional[int] = None,
+) -> Dict[str, Any]:
+    """A circuit you choose, scored like a discovered one (the CLI's ``evaluate``).
+
+    Give exactly one of ``nodes`` (kept neurons per hidden layer, with the
+    ``eps`` edges between them), ``edges`` (``(layer, output, input)``
+    weights, layer 0 the first Linear) or ``circuit`` (a file or dict: an
+    exported circuit graph, a ``discover`` or ``beyond`` output, whose
+    circuit ``kind`` picks, or ``{"nodes": ...}`` / ``{"edges": ...}``; or a
+    :class:`Discovery`). Returns ``faithfulness`` (the headline: all pairs,
+    removed edges carrying corrupted values), ``faithfulness_resampled``
+    (its bootstrap mean and interval), ``ablations`` (logit difference,
+    accuracy and faithfulness under zero, mean, resample and optimal
+    ablation) and ``random`` (against ``random`` random circuits of its
+    size: ``faithfulness.p_value``, ``faithfulness.random``)."""
+    given = [x is not None for x in (nodes, edges, circuit)]
+    if sum(given) != 1:
+        raise ValueError("circuit: give exactly one of nodes, edges or circuit")
+    if nodes is not None:
+        text = json.dumps({"nodes": [[_whole("nodes", i) for i in layer] for layer in nodes], "eps": float(eps)})
+    elif edges is not None:
+        text = json.dumps({"edges": [[_whole("edges", v) for v in e] for e in edges]})
+    elif isinstance(circuit, Discovery):
+        text = circuit.to_json()
+    elif isinstance(circuit, Mapping):
+        text = json.dumps(circuit)
+    else:
+        with open(os.fspath(circuit), "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    m, d = _model(model), _data(data)
+    out = _native.evaluate(
+        m._native,
+        d._native,
+        task,
+        text.encode("utf-8"),
+        kind,
+        split=split,
+        seed=_whole("seed", seed),
+        bootstraps=_optional_whole("bootstraps", bootstraps, 1),
+        sample=_optional_whole("sample", sample, 1),
+        random=_optional_whole("random", random, 1),
+        optimal_pairs=_optional_whole("optimal_pairs", optimal_pairs, 1),
+    )
+    return json.loads(out)

@@ -743,6 +743,46 @@ fn compare(
     to_json(&c)
 }
 
+/// A circuit the user chose (the CLI's `evaluate`): `circuit` is JSON of
+/// any form `modcirc_present::chosen::read_chosen` takes, `kind` picks one
+/// of a `discover` or `beyond` output's circuits; the evaluation as JSON.
+#[pyfunction]
+#[pyo3(signature = (model, data, task, circuit, kind=None, *, split="test", seed=0, bootstraps=None, sample=None,
+    random=None, optimal_pairs=None))]
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    py: Python<'_>,
+    model: &PyModel,
+    data: &PyData,
+    task: &str,
+    circuit: &[u8],
+    kind: Option<&str>,
+    split: &str,
+    seed: u64,
+    bootstraps: Option<usize>,
+    sample: Option<usize>,
+    random: Option<usize>,
+    optimal_pairs: Option<usize>,
+) -> PyResult<String> {
+    use modcirc_study::evaluate::{evaluate, EvaluateModel, EvaluateSettings};
+    let task = Task::parse(task).map_err(|e| value_err(format!("task: {e}")))?;
+    let kind =
+        kind.map(str::parse).transpose().map_err(|e: modcirc_present::PresentError| value_err(format!("kind: {e}")))?;
+    let read = modcirc_present::chosen::read_chosen(circuit, kind).map_err(|e| value_err(format!("circuit: {e}")))?;
+    read.check_model(&model.sha256).map_err(|e| value_err(format!("circuit: {e}")))?;
+    let settings = EvaluateSettings {
+        split: parse_split(split)?,
+        seed,
+        bootstraps: bootstraps.unwrap_or(DEFAULT_BOOTSTRAPS),
+        sample: sample.unwrap_or(DEFAULT_SAMPLE),
+        random: random.unwrap_or(DEFAULT_RANDOM_CIRCUITS),
+        optimal_pairs: optimal_pairs.unwrap_or(DEFAULT_OPTIMAL_PAIRS),
+    };
+    let m = EvaluateModel { model: &model.ck.model, path: &model.origin, sha256: &model.sha256 };
+    let e = py.detach(|| evaluate(&data.mnist, m, &task, &read.circuit, &settings)).map_err(|e| py_err(&e))?;
+    to_json(&e)
+}
+
 /// Node attribution (the first-order estimate of each neuron's patching
 /// effect) and the exact effects it estimates, on every pair, as JSON
 /// `{"attribution": [...], "exact": [...]}` per hidden layer.
@@ -968,6 +1008,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOptions>()?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(discover, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(attribution, m)?)?;
     m.add_function(wrap_pyfunction!(eap, m)?)?;
     m.add_function(wrap_pyfunction!(scores, m)?)?;

@@ -55,3 +55,37 @@ def test_compare_equals_the_clis(trained, data, cli, data_dir, tmp_path):
         modcirc.compare({"bimt": trained}, data, "line", select="threshold", k=3)
     with pytest.raises(ValueError, match="same checkpoint"):
         modcirc.compare([("a", trained), ("b", trained)], data, "line", bootstraps=2, sample=50, acdc_pairs=5)
+
+
+def test_evaluate_a_chosen_circuit_as_nodes_edges_or_a_discovery(trained, data):
+    model = modcirc.load(trained)
+    d = modcirc.discover(model, data, "circle", bootstraps=3, sample=100)
+    small = dict(bootstraps=3, sample=100, random=10, optimal_pairs=50)
+    by_nodes = modcirc.evaluate(model, data, "circle", nodes=[n.tolist() for n in d.nodes], **small)
+    # The headline is the discovery's own faithfulness on all pairs.
+    assert abs(by_nodes["faithfulness"] - d.faithfulness()) < 1e-9
+    assert [a["ablation"] for a in by_nodes["ablations"]] == ["zero", "mean", "resample", "optimal"]
+    assert [r["pool"] for r in by_nodes["random"]] == ["live", "all"]
+    by_discovery = modcirc.evaluate(model, data, "circle", circuit=d, **small)
+    assert by_discovery["faithfulness"] == by_nodes["faithfulness"]
+    # The same circuit given as its edges: every weight the eps rule keeps among its neurons.
+    graph = json.loads(d.export("json"))
+    layer = {"input": 0, "logits": len(model.sizes) - 1}
+    def where(name):
+        kind, i = name.split(".")
+        return layer[kind] if kind in layer else int(kind[1:]), int(i)
+    edges = []
+    for name, e in graph["edges"].items():
+        if e["in_graph"]:
+            (la, i), (_, o) = (where(n) for n in name.split("->"))
+            edges.append((la, o, i))
+    by_edges = modcirc.evaluate(model, data, "circle", edges=edges, **small)
+    assert abs(by_edges["faithfulness"] - by_nodes["faithfulness"]) < 1e-6
+    assert by_edges["random"][0]["pool"] == "edges"
+    with pytest.raises(ValueError, match="exactly one"):
+        modcirc.evaluate(model, data, "circle", nodes=[[0]], edges=[(0, 0, 0)])
+    with pytest.raises(ValueError, match="hidden layer 1"):
+        modcirc.evaluate(model, data, "circle", nodes=[[10_000], []], **small)
+    # Images flat, as an MLP takes them.
+    x, y = data.split("test", flat=True)
+    assert x.shape == (len(y), 784)
