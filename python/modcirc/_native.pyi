@@ -103,6 +103,9 @@ def compare(
     acdc_metric: str = "kl",
     acdc_zero: bool = False,
     acdc_pairs: Optional[int] = None,
+    methods: Optional[Sequence[str]] = None,
+    random: Optional[int] = None,
+    baseline: Optional[str] = None,
     progress: Optional[Callable[[int], Any]] = None,
 ) -> str: ...
 def evaluate(

@@ -359,8 +359,14 @@ class Comparison:
 
     #: Each model, judged.
     models: List[Dict[str, Any]]
-    #: Each condition, summarised over its models (seeds).
+    #: Each condition, summarised over its models (seeds): every metric's mean and interval.
     conditions: List[Dict[str, Any]]
+    #: Every metric tested between conditions: exact permutation p, Holm-corrected within the metric.
+    tests: List[Dict[str, Any]]
+    #: One line per metric: what the tests say.
+    answers: List[str]
+    #: What could mislead (edge rules keeping very different shares of the weights).
+    warnings: List[str]
     #: The discovery and ACDC settings every model got.
     settings: Dict[str, Any]
     #: The whole result as the CLI writes it.
@@ -388,15 +394,26 @@ def compare(
     acdc_metric: str = "kl",
     acdc_zero: bool = False,
     acdc_pairs: Optional[int] = None,
+    methods: Optional[Sequence[str]] = None,
+    random: Optional[int] = None,
+    baseline: Optional[str] = None,
     progress: Progress = False,
 ) -> Comparison:
-    """Several models on one task, side by side: the CLI's ``compare``.
+    """Several models on one task, side by side, and the question they
+    answer together: the CLI's ``compare``.
 
     ``models``: ``(condition, model)`` pairs (or a mapping of one model per
     condition); models sharing a condition are its seeds. Each gets the
     discovery :func:`discover` would give it (``target_faithfulness``
-    defaults to 0.8 here), STUDY §8's curve, edge-level ACDC (``tau``,
-    ``acdc_metric``, ``acdc_zero``, on ``acdc_pairs`` pairs) and Q.
+    defaults to 0.8 here; the smallest circuits uniform and per layer),
+    STUDY §10's controls (``random`` random circuits per pool, 0: none),
+    STUDY §8 and §12's methods (``methods``: names, default the study's
+    edge methods) with their stability, edge-level ACDC (``tau``,
+    ``acdc_metric``, ``acdc_zero``, on ``acdc_pairs`` pairs), its edges by
+    the eps and the activation-aware rule, and Q. Then every metric is
+    tested between conditions (each against ``baseline``, or every pair):
+    ``tests`` (exact permutation p over checkpoints, Holm-corrected within
+    the metric) and ``answers`` (one line per metric).
     """
     pairs_of = list(models.items()) if isinstance(models, Mapping) else list(models)
     loaded = [(str(c), _model(m)._native) for c, m in pairs_of]
@@ -422,11 +439,20 @@ def compare(
         "resamples",
         lambda cb: _native.compare(
             loaded, d._native, task, options, tau=tau, acdc_metric=acdc_metric, acdc_zero=acdc_zero,
-            acdc_pairs=pairs_n, progress=cb,
+            acdc_pairs=pairs_n, methods=None if methods is None else [str(m) for m in methods],
+            random=_optional_whole("random", random, 0, 100_000), baseline=baseline, progress=cb,
         ),
     )
     r = _arrays(json.loads(text))
-    return Comparison(models=r["models"], conditions=r["conditions"], settings=r["settings"], json=text)
+    return Comparison(
+        models=r["models"],
+        conditions=r["conditions"],
+        tests=r["tests"],
+        answers=[a["line"] for a in r["answers"]],
+        warnings=r["warnings"],
+        settings=r["settings"],
+        json=text,
+    )
 
 
 def attribution(

@@ -29,7 +29,7 @@ use modcirc_mlp::{Activation, DeviceSpec};
 use modcirc_present::export::{circuit_graph, read_source, to_dot};
 use modcirc_present::html::{model_page_data, report_html, PageInput};
 use modcirc_store::listing::sha256_hex;
-use modcirc_study::beyond::ACDC_PAIRS;
+use modcirc_study::beyond::{BeyondSettings, ACDC_PAIRS};
 use modcirc_study::compare::{comparison, CompareInput, CompareSettings};
 use modcirc_study::controls::{controls, ControlSettings};
 use modcirc_study::discovery::{discover_pairs, DiscoverOutput, ModelSource, Split};
@@ -599,7 +599,7 @@ impl PyDiscovery {
         let page = PageInput {
             id: "model".into(),
             label: label.into(),
-            seed: self.ck.meta.as_ref().map_or(0, |m| m.config.seed),
+            seed: self.ck.meta.as_ref().map(|m| m.config.seed),
             checkpoint: &self.ck,
             discoveries: vec![&self.out],
             beyond: Vec::new(),
@@ -694,7 +694,7 @@ fn discover(
 /// a condition its seeds.
 #[pyfunction]
 #[pyo3(signature = (models, data, task, options, *, tau=None, acdc_metric="kl", acdc_zero=false, acdc_pairs=None,
-    progress=None))]
+    methods=None, random=None, baseline=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn compare(
     py: Python<'_>,
@@ -706,6 +706,9 @@ fn compare(
     acdc_metric: &str,
     acdc_zero: bool,
     acdc_pairs: Option<usize>,
+    methods: Option<Vec<String>>,
+    random: Option<usize>,
+    baseline: Option<String>,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let task = Task::parse(task).map_err(|e| value_err(format!("task: {e}")))?;
@@ -716,13 +719,30 @@ fn compare(
     if !(1..=100_000).contains(&acdc_pairs) {
         return Err(value_err(format!("acdc_pairs: {acdc_pairs} is not in 1..=100000")));
     }
+    let mut beyond = BeyondSettings { acdc, acdc_pairs, ..BeyondSettings::default() };
+    if let Some(names) = methods {
+        beyond.methods = names
+            .iter()
+            .map(|n| n.parse::<modcirc_acdc::Method>().map_err(|e| value_err(format!("methods: {e}"))))
+            .collect::<PyResult<_>>()?;
+    }
     let mut options = options.0.clone();
     options.target_faithfulness.get_or_insert(DEFAULT_FAITHFUL);
     let mut settings = None;
     for (_, m) in &models {
         let set = fitted(m, data, options.split)?;
         let s = options.checked(&m.ck.model, set.len()).map_err(option_err)?;
-        settings.get_or_insert(CompareSettings { modularity_seed: s.config.seed, discovery: s, acdc, acdc_pairs });
+        settings.get_or_insert(CompareSettings {
+            modularity_seed: s.config.seed,
+            controls: (random != Some(0)).then(|| ControlSettings {
+                random: random.unwrap_or(DEFAULT_RANDOM_CIRCUITS),
+                seed: s.config.seed,
+                ..ControlSettings::default()
+            }),
+            discovery: s,
+            beyond: beyond.clone(),
+            baseline: baseline.clone(),
+        });
     }
     let settings = settings.ok_or_else(|| value_err("models: give at least one"))?;
     let inputs: Vec<CompareInput> = models

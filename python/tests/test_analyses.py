@@ -42,14 +42,20 @@ def test_compare_equals_the_clis(trained, data, cli, data_dir, tmp_path):
     out = tmp_path / "cmp"
     subprocess.run(
         [cli, "compare", f"bimt={trained}", f"vanilla={other}", "--task", "3:8,8:3", "--data-dir", str(data_dir),
-         "--bootstraps", "2", "--sample", "100", "--acdc-pairs", "10", "--out", str(out), "--quiet"],
+         "--bootstraps", "2", "--sample", "100", "--acdc-pairs", "10", "--method", "eap-ig", "--random", "20",
+         "--out", str(out), "--quiet"],
         check=True,
     )
     want = json.loads((out / "compare.json").read_text())
     got = modcirc.compare([("bimt", trained), ("vanilla", other)], data, "3:8,8:3", bootstraps=2, sample=100,
-                          acdc_pairs=10)
+                          acdc_pairs=10, methods=["eap-ig"], random=20)
     assert _untimed(json.loads(got.json)) == _untimed(want)
     assert [c["condition"] for c in got.conditions] == ["bimt", "vanilla"]
+    # Controls, every method, a test and an answer per metric.
+    assert [m["method"] for m in got.models[0]["methods"]] == ["eap", "eap-ig"]
+    assert got.models[0]["controls"]["random"] == 20
+    assert any(t["metric"] == "faithfulness" for t in got.tests)
+    assert got.answers[0].startswith("faithfulness (higher is better): ")
     # The options' checks are the library's, as the CLI's are.
     with pytest.raises(ValueError, match="k: applies to select"):
         modcirc.compare({"bimt": trained}, data, "line", select="threshold", k=3)

@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use modcirc_acdc::DEFAULT_FAITHFUL;
+use modcirc_acdc::{DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS};
 use modcirc_dataset::Task;
-use modcirc_present::compare::{compare_markdown, write_compare, COMPARE_FILES};
+use modcirc_present::compare::{compare_text, write_compare, COMPARE_FILES};
 use modcirc_store::listing::sha256_file;
 use modcirc_study::compare::{comparison, CompareInput, CompareSettings};
+use modcirc_study::controls::{ControlSettings, MAX_RANDOM_CIRCUITS};
 use modcirc_study::discovery::provenance;
 
-use crate::beyond::AcdcArgs;
+use crate::beyond::{AcdcArgs, MethodArgs};
 use crate::discover::DiscoverFlags;
 use crate::flags::{artifacts_dir, load_model, refuse_overwrite, remove_stale_temps, DataArgs};
 use crate::progress::bar;
@@ -35,8 +36,17 @@ pub struct CompareArgs {
     pub flags: DiscoverFlags,
     #[command(flatten)]
     pub acdc: AcdcArgs,
-    /// Output directory (compare.json, compare.md, faithfulness_by_k.png);
-    /// default ./artifacts/compare/TASK.
+    #[command(flatten)]
+    pub methods: MethodArgs,
+    /// Random circuits of each circuit's size per pool for STUDY §10's
+    /// controls (with the disjoint alternatives and the any-digit control); 0: no controls.
+    #[arg(long, default_value_t = DEFAULT_RANDOM_CIRCUITS as i64, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=MAX_RANDOM_CIRCUITS as i64))]
+    pub random: i64,
+    /// Test each condition against this one (default: every pair of conditions).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Output directory (compare.json, compare.md, compare.html,
+    /// faithfulness_by_k.png); default ./artifacts/compare/TASK.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -80,6 +90,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         inputs.push(("a model".into(), p.clone()));
         inputs.push(("a model's sidecar".into(), modcirc_bimt::checkpoint::sidecar_path(p)));
     }
+    if let Some(b) = args.baseline.as_deref().filter(|b| !models.iter().any(|(c, _)| c == b)) {
+        let names: Vec<&str> = models.iter().map(|(c, _)| c.as_str()).collect();
+        let msg = format!("--baseline {b:?} is no model's condition (the conditions: {})\n", names.join(", "));
+        return Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg).into());
+    }
     // The figure is written as SVG beside its PNG.
     let files: Vec<PathBuf> = COMPARE_FILES.iter().chain(&["faithfulness_by_k.svg"]).map(|f| out.join(f)).collect();
     let outputs: Vec<(&str, &Path)> = files.iter().map(|f| ("--out", f.as_path())).collect();
@@ -88,6 +103,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut flags = args.flags.clone();
     flags.target_faithfulness.get_or_insert(DEFAULT_FAITHFUL);
     let acdc = args.acdc.config()?;
+    let beyond = args.methods.settings(acdc, args.acdc.acdc_pairs as usize)?;
     let mut settings = None;
     let mut read = Vec::new();
     for (condition, path) in &models {
@@ -100,10 +116,15 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             eprintln!("warning: {} was trained on {trained_on}, not on {}", path.display(), mnist.dir.display());
         }
         settings.get_or_insert_with(|| CompareSettings {
+            controls: (args.random > 0).then(|| ControlSettings {
+                random: args.random as usize,
+                seed: s.config.seed,
+                ..ControlSettings::default()
+            }),
             discovery: s.clone(),
-            acdc,
-            acdc_pairs: args.acdc.acdc_pairs as usize,
+            beyond: beyond.clone(),
             modularity_seed: s.config.seed,
+            baseline: args.baseline.clone(),
         });
         read.push((condition, path, ck, sha256));
     }
@@ -134,7 +155,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.json {
         crate::flags::write_output(Path::new("-"), &serde_json::to_vec_pretty(&c)?)?;
     } else if !args.quiet {
-        print!("{}", compare_markdown(&c));
+        print!("{}", compare_text(&c));
         for f in written {
             println!("-> {}", f.display());
         }

@@ -213,7 +213,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
         let page = PageInput {
             id: "model".into(),
             label,
-            seed: ck.meta.as_ref().map_or(0, |m| m.config.seed),
+            seed: ck.meta.as_ref().map(|m| m.config.seed),
             checkpoint: &ck,
             discoveries: vec![&out],
             beyond: Vec::new(),

@@ -197,7 +197,7 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     assert_eq!(names, ["eap", "eap-ig", "eap-ig-activations", "mask", "mask-warm", "ensemble"]);
     // The settings name each method with its options.
     assert_eq!(b["settings"]["methods"][0], serde_json::json!({"method": "eap-ig", "steps": 3}));
-    assert_eq!(b["settings"]["methods"][2]["pairs"], 20);
+    assert_eq!(b["settings"]["methods"][2]["training_pairs"], 20, "the masks' training pairs, named so");
     let mut kinds = vec![("acdc", &b["acdc"]["kept"]), ("eap", &b["eap_edges"])];
     kinds.extend(methods[1..].iter().map(|m| (m["method"].as_str().unwrap(), &m["same_size_edges"])));
     for (kind, field) in kinds {
@@ -272,27 +272,106 @@ fn any_model_gets_a_page_and_every_circuit_exports() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// [`write_dead_relu_model`]'s network, every weight moved by up to 2%
+/// (drawn from `seed`) and the first layer's scaled by `scale`, written as
+/// PyTorch saves an `nn.Sequential`'s state dict (`0.weight`, `2.weight`,
+/// …; no metadata). (Random networks often answer one class for every
+/// image; this one answers several.)
+fn write_sequential(path: &Path, seed: u64, scale: f32) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut u = move || {
+        s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let base = write_dead_relu_model(path.parent().unwrap());
+    let mut m = modcirc_mlp::file::load(&base, Some(modcirc_mlp::Activation::Relu)).unwrap().model;
+    for l in &mut m.layers {
+        l.weight.iter_mut().for_each(|w| *w *= 1.0 + 0.04 * (u() as f32 - 0.5));
+    }
+    m.layers[0].weight.iter_mut().for_each(|w| *w *= scale);
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut owned = Vec::new();
+    for (k, l) in m.layers.iter().enumerate() {
+        owned.push((format!("{}.weight", 2 * k), vec![l.n_out, l.n_in], f32s(&l.weight)));
+        owned.push((format!("{}.bias", 2 * k), vec![l.n_out], f32s(&l.bias)));
+    }
+    let views: Vec<_> =
+        owned.iter().map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap())).collect();
+    std::fs::write(path, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+}
+
+/// Three conditions of PyTorch-made models, two seeds each: per condition
+/// the controls and every method, the tests between every pair of
+/// conditions with Holm's correction, and one answer per metric.
 #[test]
-fn two_models_compare_in_one_table_and_one_figure() {
+fn three_conditions_compare_with_controls_methods_tests_and_an_answer_per_metric() {
     let dir = scratch("compare");
-    let a = write_dead_relu_model(&dir);
-    let b = dir.join("b.safetensors");
-    let mut m = modcirc_mlp::file::load(&a, Some(modcirc_mlp::Activation::Relu)).unwrap().model;
-    m.layers[0].weight.iter_mut().for_each(|w| *w *= 1.5);
-    modcirc_mlp::file::save(&b, &m).unwrap();
-    let out = dir.join("cmp");
+    let mut specs = Vec::new();
     // Condition names that would be markup, taken as plain text.
-    let (pa, pb) =
-        (format!("<script>alert(1)</script>={}", a.display()), format!("[x](javascript:alert(1))={}", b.display()));
-    let mut args = vec!["compare", &pa, &pb, "--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20"];
+    for (condition, scale) in [("plain", 1.0), ("<script>alert(1)</script>", 1.1), ("[x](javascript:alert(1))", 0.9)] {
+        for seed in 0..2u64 {
+            let path = dir.join(format!("{}-{seed}.safetensors", specs.len()));
+            write_sequential(&path, 10 * specs.len() as u64 + seed, scale);
+            specs.push(format!("{condition}={}", path.display()));
+        }
+    }
+    let out = dir.join("cmp");
+    let mut args: Vec<&str> = vec!["compare"];
+    args.extend(specs.iter().map(String::as_str));
+    args.extend(["--activation", "relu", "--task", "3:8,8:3", "--acdc-pairs", "20", "--method", "eap-ig"]);
+    args.extend(["--random", "20", "--stability-resamples", "2"]);
     args.extend(SMALL);
     args.extend(["--out", out.to_str().unwrap()]);
     let stdout = ok(&run(&args));
-    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    for text in [&stdout, &md] {
-        assert!(text.contains("| \\<script\\>alert\\(1\\)\\</script\\> |"), "{text}");
-        assert!(!text.contains("<script>") && !text.contains("](javascript"), "{text}");
+    let c: Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(c["schema"], "modcirc.compare/2");
+    let models = c["models"].as_array().unwrap();
+    assert_eq!(models.len(), 6);
+    for m in models {
+        assert_eq!(m["controls"]["random"], 20, "every model gets the controls");
+        let methods: Vec<&str> =
+            m["methods"].as_array().unwrap().iter().map(|x| x["method"].as_str().unwrap()).collect();
+        assert_eq!(methods, ["eap", "eap-ig"]);
+        assert!(m["methods"][1]["stability"].as_f64().is_some());
+        assert!(m["edges"]["eps_edges"].as_u64().unwrap() <= m["edges"]["weights"].as_u64().unwrap());
     }
+    // Every pair of the three conditions, tested on the headline, Holm over the three.
+    let tests: Vec<&Value> = c["tests"].as_array().unwrap().iter().filter(|t| t["metric"] == "faithfulness").collect();
+    assert_eq!(tests.len(), 3);
+    let p: Vec<f64> = tests.iter().map(|t| t["p"].as_f64().unwrap()).collect();
+    let want = modcirc_metrics::holm(&p);
+    for (t, w) in tests.iter().zip(&want) {
+        assert!((t["p_holm"].as_f64().unwrap() - w).abs() < 1e-12);
+        assert_eq!(t["smallest_p"].as_f64().unwrap(), 1.0 / 3.0, "2 against 2: 2 of C(4, 2) = 6 splits");
+    }
+    let answers = c["answers"].as_array().unwrap();
+    let conditions = c["conditions"].as_array().unwrap();
+    assert_eq!(answers.len(), conditions[0]["values"].as_array().unwrap().len(), "one answer per metric");
+    assert!(answers[0]["line"].as_str().unwrap().starts_with("faithfulness (higher is better): not separable"));
+    // What is printed: each condition's headline numbers and the answers, the floor said once.
+    assert!(stdout.contains("plain (2 checkpoints): faithfulness "), "{stdout}");
+    assert!(stdout.contains("margin over random circuits"), "{stdout}");
+    assert_eq!(stdout.matches("no two-sided permutation p can be below 0.333").count(), 1, "{stdout}");
+    assert!(stdout.contains("eap-ig stability (higher is better): not separable"), "{stdout}");
+    // The Markdown and the page take the names as text.
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("| \\<script\\>alert\\(1\\)\\</script\\> |"), "{md}");
+    let html = std::fs::read_to_string(out.join("compare.html")).unwrap();
+    assert!(!md.contains("<script>alert") && !md.contains("](javascript"), "{md:.300}");
+    // The page's data: no `<` that could close its script element; cells are set as text.
+    assert!(!html.contains("<script>alert"), "{html:.300}");
+    let page = modcirc_present::html::embedded_data(&html).unwrap();
+    assert!(page.models.is_empty() && page.tables[0].title == "Answers" && page.curves.len() == 6);
+    let png = std::fs::read(out.join("faithfulness_by_k.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    // A baseline no model has is a usage error naming the flag.
+    let o = run(&["compare", &specs[0], &specs[2], "--activation", "relu", "--task", "line", "--baseline", "nonesuch"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--baseline \"nonesuch\" is no model's condition"), "{err}");
+
+    let a = write_dead_relu_model(&dir);
     // One checkpoint twice (by its path, or a copy) would count twice.
     let copy = dir.join("copy.safetensors");
     std::fs::copy(&a, &copy).unwrap();
@@ -307,12 +386,6 @@ fn two_models_compare_in_one_table_and_one_figure() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--json"));
     assert!(!Path::new("-").exists());
-    let c: Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
-    assert_eq!(c["schema"], "modcirc.compare/1");
-    assert_eq!(c["models"].as_array().unwrap().len(), 2);
-    assert!(c["models"].as_array().unwrap().iter().all(|m| m["test_accuracy"].as_f64().unwrap() > 0.0));
-    let png = std::fs::read(out.join("faithfulness_by_k.png")).unwrap();
-    assert!(png.starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -336,5 +409,92 @@ fn standard_output_takes_one_file_and_nothing_after_it() {
     assert!(page.trim_end().ends_with("</html>") && page.trim_start().starts_with("<!DOCTYPE html>"), "{page:.200}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("page -> -"));
     assert!(json.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `evaluate` on a circuit of one's own: given as nodes, as a plain JSON of
+/// edges, or as a `discover` output, the same circuit scores the same; a
+/// circuit of another model, a PyTorch pickle and indices past the model
+/// are refused with what is wrong.
+#[test]
+fn a_circuit_of_ones_own_is_evaluated_however_it_is_given() {
+    let dir = scratch("evaluate");
+    let m = write_dead_relu_model(&dir);
+    let ms = m.to_str().unwrap();
+    let disc = dir.join("d.json");
+    ok(&discover(&m, &["--k", "4", "--out", disc.to_str().unwrap()]));
+    let d: Value = serde_json::from_slice(&std::fs::read(&disc).unwrap()).unwrap();
+    let nodes: Vec<Vec<u64>> = serde_json::from_value(d["report"]["selection"]["nodes"].clone()).unwrap();
+    let spec =
+        nodes.iter().map(|l| l.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join("/");
+    let base = ["evaluate", "--model", ms, "--activation", "relu", "--task", "3:8,8:3", "--random", "20"];
+    let small = ["--bootstraps", "3", "--sample", "60", "--optimal-pairs", "40"];
+    let eval = |how: &[&str], name: &str| -> (Value, String) {
+        let out = dir.join(name);
+        let stdout = ok(&run(&[&base[..], &small[..], how, &["--out", out.to_str().unwrap()]].concat()));
+        (serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap(), stdout)
+    };
+    let (by_nodes, stdout) = eval(&["--nodes", &spec], "n.json");
+    let (by_file, _) = eval(&["--circuit", disc.to_str().unwrap()], "f.json");
+    // The headline is the discovery's own faithfulness on all pairs.
+    let f = by_nodes["faithfulness"].as_f64().unwrap();
+    assert!((f - d["report"]["full_faithfulness"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(by_file["faithfulness"], by_nodes["faithfulness"]);
+    assert!(stdout.contains("faithfulness (all pairs, removed edges carrying corrupted values)"), "{stdout}");
+    assert!(stdout.contains("under optimal ablation"), "{stdout}");
+    // The same circuit as a plain JSON of its edges: an export's in-graph weights.
+    let graph = dir.join("g.json");
+    ok(&run(&[
+        "export",
+        "--model",
+        ms,
+        "--activation",
+        "relu",
+        "--discovery",
+        disc.to_str().unwrap(),
+        "--out",
+        graph.to_str().unwrap(),
+    ]));
+    let (by_graph, _) = eval(&["--circuit", graph.to_str().unwrap()], "g-eval.json");
+    assert!((by_graph["faithfulness"].as_f64().unwrap() - f).abs() < 1e-6);
+    assert_eq!(by_graph["random"][0]["pool"], "edges");
+    let plain = dir.join("plain.json");
+    std::fs::write(
+        &plain,
+        serde_json::to_vec(&serde_json::json!({"edges": [[0, 12, 400], [1, 3, 12], [2, 3, 3]]})).unwrap(),
+    )
+    .unwrap();
+    let (three, _) = eval(&["--circuit", plain.to_str().unwrap()], "p-eval.json");
+    assert_eq!(three["edges"], 3);
+    // Refused: indices past the model, another model's circuit, a PyTorch pickle.
+    let o = run(&[&base[..], &["--nodes", "3,99/1"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("hidden layer 1: neuron 99 is past its 20 neurons"), "{err}");
+    let other = dir.join("other.safetensors");
+    write_sequential(&other, 5, 1.0);
+    let o = run(&[
+        "evaluate",
+        "--model",
+        other.to_str().unwrap(),
+        "--activation",
+        "relu",
+        "--task",
+        "line",
+        "--circuit",
+        disc.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("its indices mean nothing here"), "{err}");
+    let pt = dir.join("model.pt");
+    std::fs::write(&pt, b"PK\x03\x04\x00\x00\x08\x00\x00\x00archive/data.pkl").unwrap();
+    let o = run(&["evaluate", "--model", pt.to_str().unwrap(), "--task", "line", "--nodes", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("as torch.save writes") && err.contains("safetensors.torch.save_file"), "{err}");
+    // Neither or both of --circuit and --nodes: usage.
+    let o = run(&base);
+    assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -105,7 +105,7 @@ pub use optimal::{
     ablated_loss, fit_optimal_ablation, JointFit, OptimalAblation, OptimalConstants, Replacement, DEFAULT_JOINT_STEPS,
     DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS, OPTIMAL_TOLERANCE,
 };
-pub use select::{Selection, SelectionRule};
+pub use select::{edge_counts, Selection, SelectionRule, ACTIVATION_EDGE_RULE};
 pub use smallest::{
     k_nodes, layer_nodes, node_curve, smallest_edges, smallest_k, smallest_per_layer, NodeCurve, PerLayerSmallest,
     SmallestFaithful, EDGE_GROWTH, NODE_GROWTH, PER_LAYER_GROWTH,

@@ -183,13 +183,13 @@ fn check_page(dir: &Path, r: &Results) -> Result<(), PresentError> {
     for m in &data.models {
         let placed: Vec<usize> = m.coords.iter().map(|c| c.len() / 2).collect();
         ensure(placed == m.sizes, || {
-            format!("{p}: {} seed {} places {placed:?} neurons of {:?}", m.label, m.seed, m.sizes)
+            format!("{p}: {} seed {:?} places {placed:?} neurons of {:?}", m.label, m.seed, m.sizes)
         })?;
         for (task, t) in &m.tasks {
             for (kind, c) in &t.circuits {
                 ensure(c.edges.iter().all(|&e| e < m.edges.len()), || {
                     format!(
-                        "{p}: {} seed {} {task} {kind} circuit names an edge the page does not hold",
+                        "{p}: {} seed {:?} {task} {kind} circuit names an edge the page does not hold",
                         m.label, m.seed
                     )
                 })?;

@@ -7,8 +7,8 @@ use modcirc_bimt::checkpoint::Checkpoint;
 use modcirc_bimt::{HistoryPoint, Regime};
 use modcirc_metrics::Summary;
 use modcirc_report::{
-    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, LinePanel, NetworkView, Point, ScatterPanel,
-    Series, Strip, StripPanel,
+    bar_chart, line_chart, network_figure, scatter_ci, strip_chart, Bar, Legend, LinePanel, NetworkView, Point,
+    ScatterPanel, Series, Strip, StripPanel,
 };
 
 use crate::PresentError;
@@ -338,6 +338,7 @@ fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError
         models
             .iter()
             .map(|m| Series {
+                band: None,
                 name: m.regime.label().into(),
                 points: m.meta.history.iter().filter_map(|h| f(h).map(|v| (h.step as f64, v))).collect(),
             })
@@ -351,6 +352,7 @@ fn training_curves(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError
         log_x: false,
         log_y,
         unit_square: false,
+        legend: Legend::Middle,
     };
     Ok(line_chart(
         &dir.join("training_curves"),
@@ -374,6 +376,7 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
                 .iter()
                 .filter_map(|reg| beyond0(&r.beyond, *reg, t))
                 .map(|b| Series {
+                    band: None,
                     name: b.regime_label().into(),
                     points: b
                         .curve
@@ -387,6 +390,7 @@ fn fig8(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
             log_x: true,
             log_y: false,
             unit_square: false,
+            legend: Legend::UpperLeft,
         })
         .collect();
     Ok(line_chart(&dir.join("fig8_faithfulness_curves"), &panels)?)
@@ -407,6 +411,7 @@ fn fig8_methods(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
                 .iter()
                 .filter(|m| m.regime == *reg)
                 .map(|m| Series {
+                    band: None,
                     name: format!("{} (CPR {:.3})", m.method, m.cpr.mean),
                     points: DEFAULT_FRACTIONS.iter().map(|f| f * 100.0).zip(m.curve.iter().copied()).collect(),
                 })
@@ -414,6 +419,7 @@ fn fig8_methods(dir: &Path, r: &Results) -> Result<Vec<PathBuf>, PresentError> {
             log_x: true,
             log_y: false,
             unit_square: false,
+            legend: Legend::UpperLeft,
         })
         .collect();
     if panels.is_empty() {
@@ -442,6 +448,7 @@ pub(crate) fn planted_figures(
                 .iter()
                 .filter(|a| a.regime == *reg)
                 .map(|a| Series {
+                    band: None,
                     name: format!("{} (AUROC {:.3})", a.method, a.node_auroc.mean),
                     points: grid.iter().copied().zip(a.node_roc.iter().copied()).collect(),
                 })
@@ -449,6 +456,7 @@ pub(crate) fn planted_figures(
             log_x: false,
             log_y: false,
             unit_square: true,
+            legend: Legend::LowerRight,
         })
         .collect();
     if panels.is_empty() {

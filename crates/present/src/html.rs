@@ -34,8 +34,8 @@ pub struct PageInput<'a> {
     pub id: String,
     /// What the page shows: `BIMT`, or the file's name.
     pub label: String,
-    /// Its training seed.
-    pub seed: u64,
+    /// Its training seed, where its sidecar says (never invented).
+    pub seed: Option<u64>,
     /// The model and its layout.
     pub checkpoint: &'a Checkpoint,
     /// Its discoveries.
@@ -66,6 +66,15 @@ pub struct PageData {
     /// Other tables: across seeds, K sensitivity, structure; for one
     /// model, its rules and smallest faithful circuit.
     pub tables: Vec<Table>,
+    /// The edge slider's starting value: other edges than the circuit's
+    /// are drawn from this share of their layer's largest |w| (1: the
+    /// circuit's edges alone, a model page's default).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_threshold() -> f64 {
+    0.05
 }
 
 /// One model on the page.
@@ -75,8 +84,8 @@ pub struct PageModel {
     pub regime: String,
     /// `BIMT`, …
     pub label: String,
-    /// Its training seed.
-    pub seed: u64,
+    /// Its training seed, where known.
+    pub seed: Option<u64>,
     /// Neurons per layer, input first.
     pub sizes: Vec<usize>,
     /// The digit each output position answers for.
@@ -170,10 +179,48 @@ fn triple(s: &Summary, scale: f64) -> [f64; 3] {
 /// A circuit of one task before its edges are numbered.
 struct CircuitEdges {
     task: String,
-    kind: &'static str,
+    kind: String,
     nodes: Vec<Vec<usize>>,
     edges: Vec<[usize; 3]>,
     note: String,
+}
+
+/// The smallest faithful circuits of a discovery: the uniform K's and the
+/// per-layer one, where the target was set and reached.
+fn smallest_circuits(model: &modcirc_mlp::Mlp, d: &DiscoverOutput) -> Result<Vec<CircuitEdges>, PresentError> {
+    let Some(m) = &d.report.smallest else { return Ok(Vec::new()) };
+    let eps = d.inputs.flags.config.eps;
+    let scores = &d.report.scores;
+    let mut out = Vec::new();
+    if let (Some(k), Some(f)) = (m.k, m.faithfulness) {
+        let nodes = modcirc_acdc::k_nodes(scores, k)?;
+        let note = format!(
+            "The smallest uniform K reaching faithfulness {}: K = {k}, faithfulness {f:.3} on all pairs.",
+            m.target
+        );
+        out.push((String::from("smallest-k"), nodes, note));
+    }
+    if let Some(p) = &m.per_layer {
+        let nodes = modcirc_acdc::layer_nodes(scores, &p.kept)?;
+        let kept = p.kept.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
+        let note = format!(
+            "The smallest circuit per layer reaching faithfulness {}: {kept} neurons, faithfulness {:.3} on all pairs ({}).",
+            m.target, p.faithfulness, p.growth
+        );
+        out.push((String::from("per-layer"), nodes, note));
+    }
+    out.into_iter()
+        .map(|(kind, nodes, note)| {
+            let c = Circuit::new(model, nodes.clone(), eps)?;
+            Ok(CircuitEdges {
+                task: d.inputs.task.name.clone(),
+                kind,
+                nodes,
+                edges: edge_list(model, c.edge_mask()),
+                note,
+            })
+        })
+        .collect()
 }
 
 /// One model's page data: its circuits, then the edges they keep and its
@@ -193,11 +240,12 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
             format!("{}, eps = {eps}, found by activation patching on {} pairs.", report.selection.rule, d.pairs.len());
         circuits.push(CircuitEdges {
             task: task.clone(),
-            kind: "topk",
+            kind: "topk".into(),
             nodes: report.selection.nodes.clone(),
             edges: edge_list(model, circuit.edge_mask()),
             note,
         });
+        circuits.extend(smallest_circuits(model, d)?);
         let beyond = input.beyond.iter().find(|b| b.task == task).copied();
         if let Some(b) = beyond {
             let note = format!(
@@ -206,7 +254,7 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
             );
             circuits.push(CircuitEdges {
                 task: task.clone(),
-                kind: "eap",
+                kind: "eap".into(),
                 nodes: touched_neurons(&widths, b.eap_edges.iter().copied()),
                 edges: b.eap_edges.clone(),
                 note,
@@ -217,11 +265,25 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
             );
             circuits.push(CircuitEdges {
                 task: task.clone(),
-                kind: "acdc",
+                kind: "acdc".into(),
                 nodes: touched_neurons(&widths, b.acdc.kept.iter().copied()),
                 edges: b.acdc.kept.clone(),
                 note,
             });
+            for m in b.methods.iter().filter(|m| m.method != "eap" && !m.same_size_edges.is_empty()) {
+                circuits.push(CircuitEdges {
+                    task: task.clone(),
+                    kind: m.method.clone(),
+                    nodes: touched_neurons(&widths, m.same_size_edges.iter().copied()),
+                    edges: m.same_size_edges.clone(),
+                    note: format!(
+                        "The {} edges of largest {} score (as many as the top-K circuit has); faithfulness {:.3} on all pairs.",
+                        m.same_size_edges.len(),
+                        m.method,
+                        m.same_size_faithfulness
+                    ),
+                });
+            }
         }
         let f32s = |v: &[Vec<f64>]| v.iter().map(|l| l.iter().map(|&x| round(x, 5)).collect()).collect();
         tasks.insert(
@@ -244,7 +306,7 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
     for c in circuits {
         let edges = c.edges.iter().map(|e| index[e]).collect();
         if let Some(t) = tasks.get_mut(&c.task) {
-            t.circuits.insert(c.kind.into(), PageCircuit { nodes: c.nodes, edges, note: c.note });
+            t.circuits.insert(c.kind, PageCircuit { nodes: c.nodes, edges, note: c.note });
         }
     }
     Ok(PageModel {
@@ -314,7 +376,7 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Pres
             faithfulness: b.curve.faithfulness.clone(),
         })
         .collect();
-    let seeds: BTreeSet<u64> = inputs.iter().map(|m| m.seed).collect();
+    let seeds: BTreeSet<u64> = inputs.iter().filter_map(|m| m.seed).collect();
     Ok(PageData {
         schema: HTML_SCHEMA.into(),
         title: "modcirc: BIMT and automated circuit discovery".into(),
@@ -335,6 +397,7 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Pres
         // The hypotheses, then the findings (STUDY §9 and the controls of §10).
         verdicts: r.verdicts.iter().chain(&r.findings).cloned().collect(),
         tables: html_tables(r),
+        threshold: default_threshold(),
     })
 }
 
@@ -449,6 +512,7 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
         curves,
         verdicts: Vec::new(),
         tables,
+        threshold: 1.0,
     })
 }
 

@@ -78,7 +78,7 @@ pub fn write_study(
         .map(|m| PageInput {
             id: m.regime.to_string(),
             label: m.regime.label().into(),
-            seed: m.seed,
+            seed: Some(m.seed),
             checkpoint: m.checkpoint,
             discoveries: m.discoveries.to_vec(),
             // STUDY §8 runs on the seed-0 models.

@@ -345,6 +345,9 @@ pub struct Series {
     pub name: String,
     /// (x, y), in order.
     pub points: Vec<(f64, f64)>,
+    /// Where given, the (low, high) of an interval at each point, shaded
+    /// in the series' colour.
+    pub band: Option<Vec<(f64, f64)>>,
 }
 
 /// One panel of a line chart.
@@ -365,6 +368,20 @@ pub struct LinePanel {
     /// Both axes over [0, 1] whatever the data (an ROC curve), instead of
     /// the data's range.
     pub unit_square: bool,
+    /// Where the legend sits: where the curves are not.
+    pub legend: Legend,
+}
+
+/// A legend's corner of the panel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Legend {
+    /// The middle (plotters' own default).
+    #[default]
+    Middle,
+    /// The upper left: for curves that rise from the lower left.
+    UpperLeft,
+    /// The lower right: for curves that fall or sit high on the left.
+    LowerRight,
 }
 
 /// A linear f64 axis whose ticks are chosen, not plotters' even steps.
@@ -439,7 +456,12 @@ pub fn line_chart(stem: &Path, panels: &[LinePanel]) -> Result<Vec<PathBuf>, Rep
         "line panel",
         panels.iter().map(|p| {
             let points = p.series.iter().map(|s| s.points.len()).sum();
-            let finite = p.series.iter().flat_map(|s| &s.points).all(|(x, y)| x.is_finite() && y.is_finite());
+            let finite = p.series.iter().flat_map(|s| &s.points).all(|(x, y)| x.is_finite() && y.is_finite())
+                && p.series.iter().all(|s| {
+                    s.band.as_ref().is_none_or(|b| {
+                        b.len() == s.points.len() && b.iter().all(|(l, h)| l.is_finite() && h.is_finite())
+                    })
+                });
             (&p.title, points, finite)
         }),
     )?;
@@ -458,7 +480,11 @@ where
         let all = panel.series.iter().flat_map(|s| s.points.iter());
         let (x0, x1) =
             all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(tx(p.0)), b.max(tx(p.0))));
-        let (y0, y1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1)), b.max(ty(p.1))));
+        let bands = panel.series.iter().flat_map(|s| s.band.iter().flatten().flat_map(|&(l, h)| [l, h]));
+        let (y0, y1) = all
+            .map(|p| p.1)
+            .chain(bands)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(ty(y)), b.max(ty(y))));
         let (y0, y1) = padded(y0, y1);
         let (x0, x1, y0, y1) = if panel.unit_square { (0.0, 1.0, 0.0, 1.0) } else { (x0, x1, y0, y1) };
         let mut chart = ChartBuilder::on(area)
@@ -478,6 +504,12 @@ where
             .draw()?;
         for (i, s) in panel.series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
+            if let Some(band) = &s.band {
+                let upper = s.points.iter().zip(band).map(|(p, b)| (tx(p.0), ty(b.1)));
+                let lower = s.points.iter().zip(band).rev().map(|(p, b)| (tx(p.0), ty(b.0)));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), c.mix(0.18))))?;
+            }
             chart
                 .draw_series(LineSeries::new(s.points.iter().map(|&(x, y)| (tx(x), ty(y))), c.stroke_width(2)))?
                 .label(s.name.clone())
@@ -485,6 +517,11 @@ where
         }
         chart
             .configure_series_labels()
+            .position(match panel.legend {
+                Legend::Middle => SeriesLabelPosition::MiddleMiddle,
+                Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+                Legend::LowerRight => SeriesLabelPosition::LowerRight,
+            })
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 12))
@@ -524,10 +561,11 @@ mod tests {
             title: "l".into(),
             x_label: "x".into(),
             y_label: "y".into(),
-            series: vec![Series { name: "s".into(), points }],
+            series: vec![Series { name: "s".into(), points, band: None }],
             log_x: false,
             log_y: false,
             unit_square: false,
+            legend: Legend::Middle,
         };
         let bar = |v: f64| Bar { label: "b".into(), segments: vec![("s".into(), v)], interval: None };
         let errors = [

@@ -55,7 +55,7 @@ mod network;
 mod strips;
 mod table;
 
-pub use charts::{bar_chart, line_chart, scatter_ci, Bar, LinePanel, Point, ScatterPanel, Series};
+pub use charts::{bar_chart, line_chart, scatter_ci, Bar, Legend, LinePanel, Point, ScatterPanel, Series};
 pub use modcirc_metrics::Summary;
 pub use network::{network_figure, NetworkView};
 pub use strips::{strip_chart, Strip, StripPanel};

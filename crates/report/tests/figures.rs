@@ -41,7 +41,7 @@ fn every_kind_of_figure_renders_png_and_svg() {
         Bar { label: "B".into(), segments: vec![("opt".into(), 2.0)], interval: Some((1.5, 2.5)) },
     ];
     check(&bar_chart(&dir.join("bars"), "time", "s", &bars).unwrap());
-    let series = vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] }];
+    let series = vec![Series { band: None, name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] }];
     let lp = LinePanel {
         title: "loss".into(),
         x_label: "step".into(),
@@ -50,6 +50,7 @@ fn every_kind_of_figure_renders_png_and_svg() {
         log_x: true,
         log_y: true,
         unit_square: false,
+        legend: modcirc_report::Legend::UpperLeft,
     };
     check(&line_chart(&dir.join("lines"), &[lp]).unwrap());
     let strip = |label: &str, color: usize, points: Vec<f64>| Strip {
