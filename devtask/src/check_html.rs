@@ -231,7 +231,7 @@ pub fn run(args: CheckHtmlArgs) -> anyhow::Result<()> {
     let model = data
         .models
         .iter()
-        .find(|m| m.regime == regime && m.seed == 0)
+        .find(|m| m.regime == regime && m.seed == Some(0))
         .with_context(|| format!("{} holds no {regime} seed-0 model", page.display()))?;
     let view = url(&format!("regime={regime}&task={task}"));
     let dom = chromium(&browser, profile.path(), &view, &["--dump-dom".into()], timeout)?;
@@ -324,13 +324,52 @@ fn model_page(browser: &Path, profile: &Path, page: &Path, timeout: Duration) ->
     for t in &data.tables {
         ensure!(dom.contains(&t.title), "{}: the table {:?} is not shown", page.display(), t.title);
     }
+    let note = view_note(&dom);
+    if data.models[0].seed.is_none() {
+        // A model whose file says no seed: none is shown, none invented.
+        ensure!(!note.contains(" seed "), "{}: the view names a seed its model does not have: {note}", page.display());
+        ensure!(
+            dom.contains("<label hidden=\"\">seed") || dom.contains("<label hidden=\"hidden\">seed"),
+            "{}: the seed menu is shown for a model without a seed",
+            page.display()
+        );
+    }
+    // Every circuit the page holds is drawn when chosen, each its own neurons.
+    let model = &data.models[0];
+    let mut kinds = Vec::new();
+    for (task, t) in &model.tasks {
+        for (kind, circuit) in &t.circuits {
+            let view = format!("{}#regime={}&task={task}&circuit={kind}", file_url(&page), model.regime);
+            let dom = chromium(browser, profile, &view, &["--dump-dom".into()], timeout)?;
+            let shown = parse_dom(&dom);
+            ensure!(shown.errors.is_empty() && shown.finished, "{view}: {}", shown.errors);
+            ensure!(!dom.contains("There is no circuit"), "{view}: the page did not show the {kind} circuit");
+            let lit = shown.neurons.iter().filter(|(_, c)| c.split(' ').any(|k| k == "in-circuit")).count();
+            let want: usize = circuit.nodes.iter().map(Vec::len).sum();
+            ensure!(lit == want, "{view}: {lit} neurons drawn in the circuit, it holds {want}");
+            kinds.push(kind.clone());
+        }
+    }
     println!(
-        "{}: rendered without a script error; {} neurons drawn (the input as pixels); {} tables shown",
+        "{}: rendered without a script error; {} neurons drawn (the input as pixels); {} tables shown; seed {}; circuits drawn: {}",
         page.display(),
         shown.neurons.len(),
-        data.tables.len()
+        data.tables.len(),
+        model.seed.map_or("none shown (its file says none)".into(), |s| s.to_string()),
+        kinds.join(", ")
     );
     Ok(())
+}
+
+/// The text of the note above the network.
+fn view_note(dom: &str) -> String {
+    dom.find("id=\"view-note\"")
+        .and_then(|i| {
+            let rest = &dom[i..];
+            let open = rest.find('>')? + 1;
+            Some(rest[open..open + rest[open..].find("</p>")?].to_string())
+        })
+        .unwrap_or_default()
 }
 
 /// A private directory made for this run (exclusively, mode 0700, under

@@ -1,5 +1,7 @@
 //! `cargo xtask beyond`: node discovery, then STUDY §8 on its circuit and task.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::Args;
 use modcirc_acdc::{
@@ -25,6 +27,10 @@ pub struct BeyondArgs {
     pub methods: MethodArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Also write the model's page with every circuit computed (top-K, the
+    /// smallest uniform and per layer, EAP, ACDC and each method's) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -163,6 +169,17 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let acdc = args.acdc.config()?;
     let settings = args.methods.settings(acdc, args.acdc.acdc_pairs as usize)?;
     let model = &args.target.model;
+    if let Some(html) = &args.html {
+        anyhow::ensure!(
+            html.as_os_str() != "-",
+            "--html -: write the page to a file (standard output takes the summary)"
+        );
+        let task = args.target.parse_task()?;
+        let out = args.output.path(|| args.target.default_out("beyond", &task));
+        let outputs: Vec<(&str, &std::path::Path)> =
+            [("--out", out.as_path()), ("--html", html.as_path())].into_iter().filter(|(_, p)| *p != "-").collect();
+        crate::flags::refuse_overwrite(&outputs, &args.target.inputs(&args.data))?;
+    }
     let Discovered { path, task, ck, mnist, disc } =
         discovered(&args.target, &args.flags, &args.data, &args.output, "beyond")?;
     let (regime, seed) = match &ck.meta {
@@ -182,6 +199,20 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
         .any(|&f| f > 1.0)
     {
         args.output.say(&path, &format!("  {FAITHFULNESS_ABOVE_ONE}"));
+    }
+    if let Some(html) = &args.html {
+        let label = model.file_name().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        let page = modcirc_present::html::PageInput {
+            id: "model".into(),
+            label,
+            seed,
+            checkpoint: &ck,
+            discoveries: vec![&disc],
+            beyond: vec![&b],
+        };
+        let text = modcirc_present::html::report_html(&modcirc_present::html::model_page_data(&page)?)?;
+        args.output.write(html, text.as_bytes())?;
+        args.output.say(&path, &format!("  page -> {}", html.display()));
     }
     Ok(())
 }

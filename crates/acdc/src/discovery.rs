@@ -9,10 +9,7 @@ use modcirc_mlp::{DeviceSpec, Mlp};
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::{ablated_scale, edge_attribution, faithfulness_curve, faithfulness_scale, FaithfulnessCurve};
-use crate::smallest::{
-    k_nodes, layer_nodes, node_curve, smallest_edges, smallest_k, smallest_per_layer, NodeCurve, PerLayerSmallest,
-    SmallestFaithful, EDGE_GROWTH, NODE_GROWTH, PER_LAYER_GROWTH,
-};
+use crate::smallest::{node_curve, NodeCurve, SmallestFaithful, SmallestSearch};
 use crate::{
     Ablation, AcdcError, Circuit, CircuitEval, NeuronScores, PatchingSweep, Selection, SelectionRule, TaskImages,
     DEFAULT_FRACTIONS,
@@ -478,23 +475,10 @@ pub fn discover_with(
         Some(e) => defined(faithfulness_curve(&sweep, e, &DEFAULT_FRACTIONS))?,
         None => None,
     };
-    let target = config.target_faithfulness;
-    let k_star = match (target, &node) {
-        (Some(t), Some(curve)) => curve.first_reaching(t),
-        _ => None,
+    let mut search = match config.target_faithfulness {
+        Some(t) => Some(SmallestSearch::new(&sweep, &scores, config.eps, t, node.as_ref())?),
+        None => None,
     };
-    // The per-layer smallest circuit, shrunk from K*'s.
-    let per_layer = match (target, k_star) {
-        (Some(t), Some((k, _))) => {
-            let start: Vec<usize> = widths.iter().map(|&w| k.min(w)).collect();
-            defined(smallest_per_layer(&sweep, &scores, config.eps, t, &start))?.flatten()
-        }
-        _ => None,
-    };
-    // Per resample: K*'s and the per-layer circuit's faithfulness, and the resample's own smallest K.
-    let mut k_star_faithfulness = Vec::new();
-    let mut per_layer_faithfulness = Vec::new();
-    let mut k_resampled = Vec::new();
     for b in 0..config.bootstraps {
         let idx = sampler.resample(b);
         let (scores_b, sel, sub, discovery_s) = timed_selection(&sweep, on_device.as_ref(), &idx, &config.selection)?;
@@ -512,20 +496,8 @@ pub fn discover_with(
                 judge(&Circuit::new(model, nodes, config.eps)?, &sub, config.ablation, scales)?
             });
         }
-        if let Some(t) = target {
-            if let Some((k, _)) = k_star {
-                let c = Circuit::new(model, k_nodes(&scores_b, k)?, config.eps)?;
-                k_star_faithfulness.extend(Scales::faithfulness(scales.corrupted, || c.answer_metric(&sub))?);
-            }
-            if let Some((kept, _)) = &per_layer {
-                let c = Circuit::new(model, layer_nodes(&scores_b, kept)?, config.eps)?;
-                per_layer_faithfulness.extend(Scales::faithfulness(scales.corrupted, || c.answer_metric(&sub))?);
-            }
-            match smallest_k(&sub, &scores_b, config.eps, t) {
-                Ok(Some((k, _))) => k_resampled.push(k as f64),
-                Ok(None) | Err(AcdcError::Degenerate(_)) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(search) = &mut search {
+            search.resample(&sub, &scores_b, scales.corrupted)?;
         }
         bootstraps.push(BootstrapRecord {
             index: b,
@@ -542,47 +514,9 @@ pub fn discover_with(
         });
         progress(b + 1);
     }
-    let smallest = match target {
+    let smallest = match search {
+        Some(search) => Some(search.finish(&sweep, &scores, eap.as_ref().zip(edge.as_ref()), config.bootstraps)?),
         None => None,
-        Some(t) => {
-            let at_k = match k_star {
-                Some((k, _)) => Some(Circuit::new(model, k_nodes(&scores, k)?, config.eps)?),
-                None => None,
-            };
-            let eap_smallest = match (&eap, &edge) {
-                (Some(e), Some(curve)) => smallest_edges(&sweep, e, curve, t)?,
-                _ => None,
-            };
-            Some(SmallestFaithful {
-                target: t,
-                growth: NODE_GROWTH.into(),
-                k: k_star.map(|(k, _)| k),
-                kept: at_k.as_ref().map_or_else(Vec::new, |c| c.nodes.iter().map(Vec::len).collect()),
-                edges: at_k.as_ref().map_or(0, Circuit::n_edges),
-                sparsity: at_k.as_ref().map(Circuit::sparsity),
-                faithfulness: k_star.map(|(_, f)| f),
-                faithfulness_resampled: Summary::of(&k_star_faithfulness),
-                k_resampled: Summary::of(&k_resampled),
-                resamples_reaching: (k_resampled.len(), config.bootstraps),
-                edge_growth: EDGE_GROWTH.into(),
-                eap_edges: eap_smallest.map(|(e, _)| e),
-                eap_faithfulness: eap_smallest.map(|(_, f)| f),
-                per_layer: match per_layer {
-                    Some((kept, f)) => {
-                        let c = Circuit::new(model, layer_nodes(&scores, &kept)?, config.eps)?;
-                        Some(PerLayerSmallest {
-                            growth: PER_LAYER_GROWTH.into(),
-                            edges: c.n_edges(),
-                            sparsity: c.sparsity(),
-                            kept,
-                            faithfulness: f,
-                            faithfulness_resampled: Summary::of(&per_layer_faithfulness),
-                        })
-                    }
-                    None => None,
-                },
-            })
-        }
     };
     let summary = summary_of(&bootstraps);
     let compared = rule_summaries(&compare, &compared_evals, &scores)?;

@@ -253,6 +253,130 @@ pub fn smallest_edges(
     Ok(Some((hi, f_hi)))
 }
 
+/// A discovery's search for its smallest circuits: on all pairs when made
+/// (the smallest uniform K, the per-layer circuit shrunk from it), then
+/// each resample's K-circuit and per-layer circuit judged on it, and the
+/// resample's own smallest K.
+pub(crate) struct SmallestSearch {
+    target: f64,
+    eps: f64,
+    k_star: Option<(usize, f64)>,
+    per_layer: Option<(Vec<usize>, f64)>,
+    k_star_resampled: Vec<f64>,
+    per_layer_resampled: Vec<f64>,
+    k_resampled: Vec<f64>,
+}
+
+impl SmallestSearch {
+    /// The search on all of `sweep`'s pairs, `node` its faithfulness by K.
+    pub(crate) fn new(
+        sweep: &PatchingSweep<'_>,
+        scores: &NeuronScores,
+        eps: f64,
+        target: f64,
+        node: Option<&NodeCurve>,
+    ) -> Result<SmallestSearch, AcdcError> {
+        let k_star = node.and_then(|c| c.first_reaching(target));
+        let per_layer = match k_star {
+            Some((k, _)) => {
+                let start: Vec<usize> = scores.layers.iter().map(|l| k.min(l.len())).collect();
+                match smallest_per_layer(sweep, scores, eps, target, &start) {
+                    Err(AcdcError::Degenerate(_)) => None,
+                    found => found?,
+                }
+            }
+            None => None,
+        };
+        Ok(SmallestSearch {
+            target,
+            eps,
+            k_star,
+            per_layer,
+            k_star_resampled: Vec::new(),
+            per_layer_resampled: Vec::new(),
+            k_resampled: Vec::new(),
+        })
+    }
+
+    /// One resample `sub`, scored `scores`: the circuits of the found sizes
+    /// chosen on it and judged on it on the faithfulness `scale` (`(m(M),
+    /// m(∅))`, `None` where undefined there), and its own smallest K.
+    pub(crate) fn resample(
+        &mut self,
+        sub: &PatchingSweep<'_>,
+        scores: &NeuronScores,
+        scale: Option<(f64, f64)>,
+    ) -> Result<(), AcdcError> {
+        if let Some((full, empty)) = scale {
+            let f = |nodes| -> Result<f64, AcdcError> {
+                Ok((Circuit::new(sub.model, nodes, self.eps)?.answer_metric(sub)? - empty) / (full - empty))
+            };
+            if let Some((k, _)) = self.k_star {
+                self.k_star_resampled.push(f(k_nodes(scores, k)?)?);
+            }
+            if let Some((kept, _)) = &self.per_layer {
+                self.per_layer_resampled.push(f(layer_nodes(scores, kept)?)?);
+            }
+        }
+        match smallest_k(sub, scores, self.eps, self.target) {
+            Ok(Some((k, _))) => self.k_resampled.push(k as f64),
+            Ok(None) | Err(AcdcError::Degenerate(_)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The smallest circuits, `scores` the discovery's on all of `sweep`'s
+    /// pairs, `eap` its edge scores with their curve, after `resamples`.
+    pub(crate) fn finish(
+        self,
+        sweep: &PatchingSweep<'_>,
+        scores: &NeuronScores,
+        eap: Option<(&EdgeScores, &FaithfulnessCurve)>,
+        resamples: usize,
+    ) -> Result<SmallestFaithful, AcdcError> {
+        let model = sweep.model;
+        let at_k = match self.k_star {
+            Some((k, _)) => Some(Circuit::new(model, k_nodes(scores, k)?, self.eps)?),
+            None => None,
+        };
+        let eap_smallest = match eap {
+            Some((e, curve)) => smallest_edges(sweep, e, curve, self.target)?,
+            None => None,
+        };
+        let per_layer = match self.per_layer {
+            Some((kept, f)) => {
+                let c = Circuit::new(model, layer_nodes(scores, &kept)?, self.eps)?;
+                Some(PerLayerSmallest {
+                    growth: PER_LAYER_GROWTH.into(),
+                    edges: c.n_edges(),
+                    sparsity: c.sparsity(),
+                    kept,
+                    faithfulness: f,
+                    faithfulness_resampled: Summary::of(&self.per_layer_resampled),
+                })
+            }
+            None => None,
+        };
+        Ok(SmallestFaithful {
+            target: self.target,
+            growth: NODE_GROWTH.into(),
+            k: self.k_star.map(|(k, _)| k),
+            kept: at_k.as_ref().map_or_else(Vec::new, |c| c.nodes.iter().map(Vec::len).collect()),
+            edges: at_k.as_ref().map_or(0, Circuit::n_edges),
+            sparsity: at_k.as_ref().map(Circuit::sparsity),
+            faithfulness: self.k_star.map(|(_, f)| f),
+            faithfulness_resampled: Summary::of(&self.k_star_resampled),
+            k_resampled: Summary::of(&self.k_resampled),
+            resamples_reaching: (self.k_resampled.len(), resamples),
+            edge_growth: EDGE_GROWTH.into(),
+            eap_edges: eap_smallest.map(|(e, _)| e),
+            eap_faithfulness: eap_smallest.map(|(_, f)| f),
+            per_layer,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use modcirc_dataset::Rng;
