@@ -77,6 +77,34 @@ fn condition_and_path(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((condition, path))
 }
 
+/// [`comparison`] with a progress bar per model.
+fn compare_with_bars(
+    mnist: &modcirc_dataset::Mnist,
+    inputs: &[CompareInput<'_>],
+    task: &Task,
+    settings: CompareSettings,
+    quiet: bool,
+) -> anyhow::Result<modcirc_study::compare::Comparison> {
+    let total = settings.discovery.config.bootstraps as u64;
+    let mut current: Option<(usize, indicatif::ProgressBar)> = None;
+    let mut on = |i: usize, done: usize| {
+        if current.as_ref().is_none_or(|(at, _)| *at != i) {
+            if let Some((_, pb)) = current.take() {
+                pb.finish_and_clear();
+            }
+            current = Some((i, bar(total, quiet, inputs[i].condition)));
+        }
+        if let Some((_, pb)) = &current {
+            pb.set_position(done as u64);
+        }
+    };
+    let c = comparison(mnist, inputs, task, settings, &mut on)?;
+    if let Some((_, pb)) = current {
+        pb.finish_and_clear();
+    }
+    Ok(c)
+}
+
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let task = Task::parse(&args.task).context("--task")?;
     let out = args.out.clone().unwrap_or_else(|| artifacts_dir().join("compare").join(task.file_stem()));
@@ -133,23 +161,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(condition, path, ck, sha256)| CompareInput { condition, checkpoint: ck, path, sha256 })
         .collect();
-    let total = settings.discovery.config.bootstraps as u64;
-    let mut current: Option<(usize, indicatif::ProgressBar)> = None;
-    let mut on = |i: usize, done: usize| {
-        if current.as_ref().is_none_or(|(at, _)| *at != i) {
-            if let Some((_, pb)) = current.take() {
-                pb.finish_and_clear();
-            }
-            current = Some((i, bar(total, args.quiet, inputs[i].condition)));
-        }
-        if let Some((_, pb)) = &current {
-            pb.set_position(done as u64);
-        }
-    };
-    let c = comparison(&mnist, &inputs, &task, settings, &mut on)?;
-    if let Some((_, pb)) = current {
-        pb.finish_and_clear();
-    }
+    let c = compare_with_bars(&mnist, &inputs, &task, settings, args.quiet)?;
     remove_stale_temps([out.as_path()], args.quiet)?;
     let written = write_compare(&out, &c).with_context(|| format!("writing {}", out.display()))?;
     if args.json {

@@ -371,21 +371,6 @@ fn three_conditions_compare_with_controls_methods_tests_and_an_answer_per_metric
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--baseline \"nonesuch\" is no model's condition"), "{err}");
 
-    let a = write_dead_relu_model(&dir);
-    // One checkpoint twice (by its path, or a copy) would count twice.
-    let copy = dir.join("copy.safetensors");
-    std::fs::copy(&a, &copy).unwrap();
-    for twice in [a.to_str().unwrap(), copy.to_str().unwrap()] {
-        let o = run(&["compare", a.to_str().unwrap(), twice, "--task", "line", "--activation", "relu"]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
-        assert!(err.contains("the same checkpoint as") && err.contains(twice), "{err}");
-    }
-    // A directory is written: `--out -` is a usage error, not a directory named `-`.
-    let o = run(&["compare", a.to_str().unwrap(), "--task", "line", "--out", "-"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--json"));
-    assert!(!Path::new("-").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -409,6 +394,28 @@ fn standard_output_takes_one_file_and_nothing_after_it() {
     assert!(page.trim_end().ends_with("</html>") && page.trim_start().starts_with("<!DOCTYPE html>"), "{page:.200}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("page -> -"));
     assert!(json.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `compare` refuses one checkpoint given twice and `--out -`.
+#[test]
+fn compare_refuses_a_checkpoint_twice_and_a_directory_on_standard_output() {
+    let dir = scratch("compare-refusals");
+    let a = write_dead_relu_model(&dir);
+    // One checkpoint twice (by its path, or a copy) would count twice.
+    let copy = dir.join("copy.safetensors");
+    std::fs::copy(&a, &copy).unwrap();
+    for twice in [a.to_str().unwrap(), copy.to_str().unwrap()] {
+        let o = run(&["compare", a.to_str().unwrap(), twice, "--task", "line", "--activation", "relu"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("the same checkpoint as") && err.contains(twice), "{err}");
+    }
+    // A directory is written: `--out -` is a usage error, not a directory named `-`.
+    let o = run(&["compare", a.to_str().unwrap(), "--task", "line", "--out", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--json"));
+    assert!(!Path::new("-").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -466,7 +473,19 @@ fn a_circuit_of_ones_own_is_evaluated_however_it_is_given() {
     .unwrap();
     let (three, _) = eval(&["--circuit", plain.to_str().unwrap()], "p-eval.json");
     assert_eq!(three["edges"], 3);
-    // Refused: indices past the model, another model's circuit, a PyTorch pickle.
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `evaluate` refuses indices past the model, another model's circuit and
+/// a PyTorch pickle, each with what is wrong.
+#[test]
+fn evaluate_says_what_is_wrong_with_a_circuit_or_a_model() {
+    let dir = scratch("evaluate-refusals");
+    let m = write_dead_relu_model(&dir);
+    let ms = m.to_str().unwrap();
+    let disc = dir.join("d.json");
+    ok(&discover(&m, &["--k", "4", "--out", disc.to_str().unwrap()]));
+    let base = ["evaluate", "--model", ms, "--activation", "relu", "--task", "3:8,8:3", "--random", "20"];
     let o = run(&[&base[..], &["--nodes", "3,99/1"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");

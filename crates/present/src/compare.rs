@@ -73,6 +73,14 @@ fn what_ran(c: &Comparison) -> String {
 
 /// The comparison's tables: each model, its methods, each condition, the tests.
 pub fn compare_tables(c: &Comparison) -> Vec<Table> {
+    let mut tables = vec![models_table(c), methods_table(c)];
+    tables.extend(conditions_table(c));
+    tables.extend(tests_table(c));
+    tables
+}
+
+/// A row per model: its headline numbers.
+fn models_table(c: &Comparison) -> Table {
     let rows = c
         .models
         .iter()
@@ -116,7 +124,7 @@ pub fn compare_tables(c: &Comparison) -> Vec<Table> {
             ]
         })
         .collect();
-    let models = Table {
+    Table {
         title: "Each model".into(),
         note: format!(
             "Faithfulness on all pairs first (the headline), then its bootstrap mean [95% interval]. Circuit edges: with their share of the model's own eps edges. \
@@ -144,8 +152,12 @@ pub fn compare_tables(c: &Comparison) -> Vec<Table> {
         .map(String::from)
         .to_vec(),
         rows,
-    };
-    let methods = Table {
+    }
+}
+
+/// A row per model and method.
+fn methods_table(c: &Comparison) -> Table {
+    Table {
         title: "Each model's methods".into(),
         note: "STUDY §8 and §12 on each model's circuit: CPR (higher is better) and CMD (lower is better) of the method's faithfulness curve, its top edges' faithfulness at the node circuit's size on all pairs, and the mean pairwise Jaccard overlap of its circuit over resamples.".into(),
         header: ["condition", "model", "method", "CPR", "CMD", "same-size faithfulness", "stability", "seconds"]
@@ -169,35 +181,41 @@ pub fn compare_tables(c: &Comparison) -> Vec<Table> {
                 })
             })
             .collect(),
-    };
-    let mut tables = vec![models, methods];
-    if let Some(first) = c.conditions.first() {
-        let mut header = vec!["metric".to_string(), "better".to_string()];
-        header.extend(c.conditions.iter().map(|r| format!("{} ({})", cell(&r.condition), r.models)));
-        let rows = first
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let better = match v.better {
-                    Better::Higher => "higher",
-                    Better::Lower => "lower",
-                    Better::Neither => "–",
-                };
-                let mut row = vec![v.metric.clone(), better.into()];
-                row.extend(c.conditions.iter().map(|r| r.values[i].summary.as_ref().map_or("–".into(), |s| ci(s, 3))));
-                row
-            })
-            .collect();
-        tables.push(Table {
-            title: "By condition".into(),
-            note: "Mean [95% t interval] over each condition's checkpoints (the number in brackets after its name); a single value where it has one.".into(),
-            header,
-            rows,
-        });
     }
-    if !c.tests.is_empty() {
-        tables.push(Table {
+}
+
+/// A row per metric, a column per condition.
+fn conditions_table(c: &Comparison) -> Option<Table> {
+    let first = c.conditions.first()?;
+    let mut header = vec!["metric".to_string(), "better".to_string()];
+    header.extend(c.conditions.iter().map(|r| format!("{} ({})", cell(&r.condition), r.models)));
+    let rows = first
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let better = match v.better {
+                Better::Higher => "higher",
+                Better::Lower => "lower",
+                Better::Neither => "–",
+            };
+            let mut row = vec![v.metric.clone(), better.into()];
+            row.extend(c.conditions.iter().map(|r| r.values[i].summary.as_ref().map_or("–".into(), |s| ci(s, 3))));
+            row
+        })
+        .collect();
+    Some(Table {
+        title: "By condition".into(),
+        note: "Mean [95% t interval] over each condition's checkpoints (the number in brackets after its name); a single value where it has one.".into(),
+        header,
+        rows,
+    })
+}
+
+/// A row per test between conditions.
+fn tests_table(c: &Comparison) -> Option<Table> {
+    (!c.tests.is_empty()).then(|| {
+        Table {
             title: "Tests between conditions".into(),
             note: "The exact two-sided permutation test of the difference of means over checkpoints, Holm-corrected within each metric. The smallest possible p is that of the most extreme split: with few checkpoints no difference can be called.".into(),
             header: ["metric", "a", "b", "mean a", "mean b", "p", "Holm p", "smallest possible p"].map(String::from).to_vec(),
@@ -217,9 +235,8 @@ pub fn compare_tables(c: &Comparison) -> Vec<Table> {
                     ]
                 })
                 .collect(),
-        });
-    }
-    tables
+        }
+    })
 }
 
 /// The comparison as Markdown: what ran, the warnings, the answers, then the tables.

@@ -185,6 +185,42 @@ struct CircuitEdges {
     note: String,
 }
 
+/// A `beyond` output's circuits: EAP's, ACDC's and each method's top edges.
+fn beyond_circuits(b: &BeyondResult, widths: &[usize]) -> Vec<CircuitEdges> {
+    let edges = |kind: &str, kept: &[[usize; 3]], note: String| CircuitEdges {
+        task: b.task.clone(),
+        kind: kind.into(),
+        nodes: touched_neurons(widths, kept.iter().copied()),
+        edges: kept.to_vec(),
+        note,
+    };
+    let mut out = vec![
+        edges(
+            "eap",
+            &b.eap_edges,
+            format!("The {} edges of largest |EAP| score (as many as the top-K circuit has), on all pairs.", b.eap_edges.len()),
+        ),
+        edges(
+            "acdc",
+            &b.acdc.kept,
+            format!(
+                "Edge-level ACDC on the task's first {} pairs (tau = {}, {}); faithfulness {:.3} on them, {:.3} on all pairs.",
+                b.acdc.pairs, b.acdc.config.tau, b.acdc.config.metric, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness
+            ),
+        ),
+    ];
+    for m in b.methods.iter().filter(|m| m.method != "eap" && !m.same_size_edges.is_empty()) {
+        let note = format!(
+            "The {} edges of largest {} score (as many as the top-K circuit has); faithfulness {:.3} on all pairs.",
+            m.same_size_edges.len(),
+            m.method,
+            m.same_size_faithfulness
+        );
+        out.push(edges(&m.method, &m.same_size_edges, note));
+    }
+    out
+}
+
 /// The smallest faithful circuits of a discovery: the uniform K's and the
 /// per-layer one, where the target was set and reached.
 fn smallest_circuits(model: &modcirc_mlp::Mlp, d: &DiscoverOutput) -> Result<Vec<CircuitEdges>, PresentError> {
@@ -248,42 +284,7 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
         circuits.extend(smallest_circuits(model, d)?);
         let beyond = input.beyond.iter().find(|b| b.task == task).copied();
         if let Some(b) = beyond {
-            let note = format!(
-                "The {} edges of largest |EAP| score (as many as the top-K circuit has), on all pairs.",
-                b.eap_edges.len()
-            );
-            circuits.push(CircuitEdges {
-                task: task.clone(),
-                kind: "eap".into(),
-                nodes: touched_neurons(&widths, b.eap_edges.iter().copied()),
-                edges: b.eap_edges.clone(),
-                note,
-            });
-            let note = format!(
-                "Edge-level ACDC on the task's first {} pairs (tau = {}, {}); faithfulness {:.3} on them, {:.3} on all pairs.",
-                b.acdc.pairs, b.acdc.config.tau, b.acdc.config.metric, b.acdc.faithfulness_own_pairs, b.acdc.faithfulness
-            );
-            circuits.push(CircuitEdges {
-                task: task.clone(),
-                kind: "acdc".into(),
-                nodes: touched_neurons(&widths, b.acdc.kept.iter().copied()),
-                edges: b.acdc.kept.clone(),
-                note,
-            });
-            for m in b.methods.iter().filter(|m| m.method != "eap" && !m.same_size_edges.is_empty()) {
-                circuits.push(CircuitEdges {
-                    task: task.clone(),
-                    kind: m.method.clone(),
-                    nodes: touched_neurons(&widths, m.same_size_edges.iter().copied()),
-                    edges: m.same_size_edges.clone(),
-                    note: format!(
-                        "The {} edges of largest {} score (as many as the top-K circuit has); faithfulness {:.3} on all pairs.",
-                        m.same_size_edges.len(),
-                        m.method,
-                        m.same_size_faithfulness
-                    ),
-                });
-            }
+            circuits.extend(beyond_circuits(b, &widths));
         }
         let f32s = |v: &[Vec<f64>]| v.iter().map(|l| l.iter().map(|&x| round(x, 5)).collect()).collect();
         tasks.insert(
@@ -451,46 +452,7 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
             header: ["rule", "logit difference", "accuracy", "sparsity", "faithfulness"].map(String::from).to_vec(),
             rows,
         });
-        if let Some(m) = &r.smallest {
-            let row = vec![
-                format!("{}", m.target),
-                m.k.map_or("not reached".into(), |k| format!("K = {k} ({} edges)", m.edges)),
-                m.faithfulness.map_or("–".into(), |f| format!("{f:.3}")),
-                m.k_resampled.as_ref().map_or("–".into(), |k| {
-                    format!(
-                        "{:.1} [{:.0}, {:.0}] ({} of {})",
-                        k.mean, k.lo, k.hi, m.resamples_reaching.0, m.resamples_reaching.1
-                    )
-                }),
-                m.per_layer.as_ref().map_or("not reached".into(), |p| {
-                    let kept = p.kept.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
-                    format!("{kept} ({} edges, {:.3})", p.edges, p.faithfulness)
-                }),
-                m.eap_edges.map_or("not reached".into(), |e| {
-                    format!("{e} edges ({:.3})", m.eap_faithfulness.unwrap_or(f64::NAN))
-                }),
-            ];
-            tables.push(Table {
-                title: format!("{task}: the smallest faithful circuit"),
-                note: format!(
-                    "Nodes: {}. Per layer: {}. Edges: {}.",
-                    m.growth,
-                    m.per_layer.as_ref().map_or(modcirc_acdc::PER_LAYER_GROWTH, |p| p.growth.as_str()),
-                    m.edge_growth
-                ),
-                header: [
-                    "target",
-                    "nodes",
-                    "faithfulness",
-                    "each resample's K",
-                    "per layer (neurons)",
-                    "top-|EAP| edges",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows: vec![row],
-            });
-        }
+        tables.extend(r.smallest.as_ref().map(|m| smallest_table(&task, m)));
     }
     let d0 = input.discoveries.first().ok_or_else(|| PresentError::Invalid("a model page needs a discovery".into()))?;
     Ok(PageData {
@@ -514,6 +476,40 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
         tables,
         threshold: 1.0,
     })
+}
+
+/// A discovery's smallest faithful circuits as one row.
+fn smallest_table(task: &str, m: &modcirc_acdc::SmallestFaithful) -> Table {
+    let row = vec![
+        format!("{}", m.target),
+        m.k.map_or("not reached".into(), |k| format!("K = {k} ({} edges)", m.edges)),
+        m.faithfulness.map_or("–".into(), |f| format!("{f:.3}")),
+        m.k_resampled.as_ref().map_or("–".into(), |k| {
+            format!(
+                "{:.1} [{:.0}, {:.0}] ({} of {})",
+                k.mean, k.lo, k.hi, m.resamples_reaching.0, m.resamples_reaching.1
+            )
+        }),
+        m.per_layer.as_ref().map_or("not reached".into(), |p| {
+            let kept = p.kept.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ");
+            format!("{kept} ({} edges, {:.3})", p.edges, p.faithfulness)
+        }),
+        m.eap_edges
+            .map_or("not reached".into(), |e| format!("{e} edges ({:.3})", m.eap_faithfulness.unwrap_or(f64::NAN))),
+    ];
+    Table {
+        title: format!("{task}: the smallest faithful circuit"),
+        note: format!(
+            "Nodes: {}. Per layer: {}. Edges: {}.",
+            m.growth,
+            m.per_layer.as_ref().map_or(modcirc_acdc::PER_LAYER_GROWTH, |p| p.growth.as_str()),
+            m.edge_growth
+        ),
+        header: ["target", "nodes", "faithfulness", "each resample's K", "per layer (neurons)", "top-|EAP| edges"]
+            .map(String::from)
+            .to_vec(),
+        rows: vec![row],
+    }
 }
 
 /// `784-100-100-10`.

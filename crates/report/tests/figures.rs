@@ -28,8 +28,7 @@ fn every_kind_of_figure_renders_png_and_svg() {
         x_domain: Some((0.0, 1.0)),
         whole_intervals: false,
     };
-    let paths =
-        scatter_ci(&dir.join("scatter"), "sparsity", "logit difference", &[panel.clone(), panel], true).unwrap();
+    let paths = scatter_ci(&dir.join("scatter"), "sparsity", "logit diff.", &[panel.clone(), panel], true).unwrap();
     check(&paths);
     // One legend entry per model and one per marker kind, shared by the panels.
     let svg = std::fs::read_to_string(&paths[1]).unwrap();
@@ -41,12 +40,12 @@ fn every_kind_of_figure_renders_png_and_svg() {
         Bar { label: "B".into(), segments: vec![("opt".into(), 2.0)], interval: Some((1.5, 2.5)) },
     ];
     check(&bar_chart(&dir.join("bars"), "time", "s", &bars).unwrap());
-    let series = vec![Series { band: None, name: "a".into(), points: vec![(0.0, 1.0), (10.0, 0.5)] }];
+    let band = Some(vec![(0.8, 1.2), (0.4, 0.6)]);
     let lp = LinePanel {
         title: "loss".into(),
         x_label: "step".into(),
         y_label: "mse".into(),
-        series,
+        series: vec![Series { name: "a".into(), points: vec![(1.0, 1.0), (10.0, 0.5)], band }],
         log_x: true,
         log_y: true,
         unit_square: false,

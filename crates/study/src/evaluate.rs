@@ -280,22 +280,7 @@ pub fn evaluate(
             })
         })
         .collect::<Result<Vec<_>, StudyError>>()?;
-    let random = match circuit {
-        ChosenCircuit::Nodes { eps, .. } => {
-            let counts: Vec<usize> = c.nodes.iter().map(Vec::len).collect();
-            let mut selection = sweep.scores().select_by(&SelectionRule::TopK { k: counts, live_only: false })?;
-            selection.nodes = c.nodes.clone();
-            [Pool::Live, Pool::All]
-                .into_iter()
-                .map(|pool| {
-                    random_circuits(&sweep, &selection, *eps, Ablation::Zero, pool, settings.random, settings.seed)
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        ChosenCircuit::Edges { .. } => {
-            vec![random_edge_circuits(&sweep, &c, Ablation::Zero, settings.random, settings.seed)?]
-        }
-    };
+    let random = random_controls(&sweep, &c, circuit, settings)?;
     let metrics: Vec<(&str, f64)> = ablations
         .iter()
         .flat_map(|a| [("logit difference", a.logit_difference), ("accuracy", a.accuracy)])
@@ -321,6 +306,33 @@ pub fn evaluate(
         ablations,
         random,
         seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// The circuit against random circuits of its size (STUDY §10), under zero
+/// ablation: of as many neurons per layer, from live neurons and from all
+/// (a node circuit), or of as many weights per layer (an edge circuit).
+fn random_controls(
+    sweep: &PatchingSweep<'_>,
+    c: &Circuit,
+    circuit: &ChosenCircuit,
+    settings: &EvaluateSettings,
+) -> Result<Vec<RandomCircuits>, StudyError> {
+    Ok(match circuit {
+        ChosenCircuit::Nodes { eps, .. } => {
+            let counts: Vec<usize> = c.nodes.iter().map(Vec::len).collect();
+            let mut selection = sweep.scores().select_by(&SelectionRule::TopK { k: counts, live_only: false })?;
+            selection.nodes = c.nodes.clone();
+            [Pool::Live, Pool::All]
+                .into_iter()
+                .map(|pool| {
+                    random_circuits(sweep, &selection, *eps, Ablation::Zero, pool, settings.random, settings.seed)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        ChosenCircuit::Edges { .. } => {
+            vec![random_edge_circuits(sweep, c, Ablation::Zero, settings.random, settings.seed)?]
+        }
     })
 }
 

@@ -254,7 +254,7 @@ fn names(models: &[ComparedModel]) -> Vec<&str> {
 
 /// `metric`'s values over `condition`'s checkpoints where defined.
 fn values(models: &[ComparedModel], condition: &str, f: &Value) -> Vec<f64> {
-    models.iter().filter(|m| m.condition == condition).filter_map(|m| f(m)).filter(|v| v.is_finite()).collect()
+    models.iter().filter(|m| m.condition == condition).filter_map(f).filter(|v| v.is_finite()).collect()
 }
 
 /// Every condition of `models` over its checkpoints.
