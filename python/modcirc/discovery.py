@@ -98,9 +98,12 @@ class Discovery:
 
     def faithfulness(self, ablation: Optional[str] = None) -> Optional[float]:
         """The circuit's faithfulness on all pairs (1: it keeps the model's
-        answer margin). ``None``: the study's form, removed edges carrying
-        the corrupted run's values; ``"zero"``, ``"mean"`` or ``"resample"``:
-        under that ablation. ``None`` is returned where it is undefined (the
+        answer margin). ``None``: the headline, the study's form, removed
+        edges carrying the corrupted run's values (``raw["report"]
+        ["full_faithfulness"]``, what ``compare`` and ``evaluate`` report
+        first); ``"zero"``, ``"mean"``, ``"resample"`` or ``"optimal"``
+        (constants fitted jointly for the circuit on training pairs of every
+        digit pair, STUDY §12): under that ablation, from its empty circuit. ``None`` is returned where it is undefined (the
         model answers the same on clean and corrupted images)."""
         return self._native.faithfulness(ablation)
 
@@ -195,9 +198,12 @@ class Discovery:
     def __repr__(self) -> str:
         kept = ", ".join(str(len(n)) for n in self.nodes)
         s = self.summary
+        f = self.raw["report"].get("full_faithfulness")
+        faithful = "undefined" if f is None else f"{f:.4f}"
         return (
             f"Discovery(task={self.task!r}, pairs={len(self.pairs)}, kept=[{kept}], edges={self.circuit.n_edges}, "
-            f"logit_difference={s['logit_difference']['mean']:.4f}, accuracy={s['accuracy']['mean']:.4f})"
+            f"faithfulness={faithful}, accuracy={s['accuracy']['mean']:.4f}, "
+            f"logit_difference={s['logit_difference']['mean']:.4f})"
         )
 
 

@@ -867,9 +867,11 @@ fn scores<'py>(
     split: &str,
     seed: u64,
 ) -> PyResult<(String, Option<Vec<Bound<'py, PyBytes>>>)> {
-    let mut spec =
-        serde_json::to_value(method.parse::<modcirc_acdc::Method>().map_err(|e| value_err(format!("method: {e}")))?)
-            .map_err(|e| value_err(e.to_string()))?;
+    // The name alone, checked; options not given take their serde defaults
+    // (a field given by its alias, `pairs` for the masks' `training_pairs`,
+    // is then given once).
+    let name = method.parse::<modcirc_acdc::Method>().map_err(|e| value_err(format!("method: {e}")))?.name();
+    let mut spec = serde_json::json!({ "method": name });
     if let Some(options) = options {
         let options: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(options).map_err(|e| value_err(format!("options: {e}")))?;

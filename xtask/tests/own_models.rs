@@ -517,3 +517,18 @@ fn evaluate_says_what_is_wrong_with_a_circuit_or_a_model() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `controls` says when no disjoint alternative was sought, rather than
+/// "0 of 0 alternatives reach 0.8".
+#[test]
+fn controls_without_alternatives_say_so() {
+    let dir = scratch("no-alternatives");
+    let m = write_dead_relu_model(&dir);
+    let out = dir.join("c.json");
+    let mut args = vec!["controls", "--model", m.to_str().unwrap(), "--activation", "relu", "--task", "3:8,8:3"];
+    args.extend(["--alternatives", "0", "--random", "10", "--optimal-pairs", "40", "--out", out.to_str().unwrap()]);
+    args.extend(SMALL);
+    let stdout = ok(&run(&args));
+    assert!(stdout.contains("no disjoint alternatives sought") && !stdout.contains("0 of 0"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -359,6 +359,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_p_value_at_its_floor_says_so() {
+        let floor = AgainstRandom::of(1.0, &[0.0; 20], false).unwrap();
+        assert!((floor.p_value - 1.0 / 21.0).abs() < 1e-12 && floor.at_floor());
+        assert!(
+            floor.p_text().contains("the floor 1/(R+1): none of 20 random circuits reached it"),
+            "{}",
+            floor.p_text()
+        );
+        let above = AgainstRandom::of(0.5, &[0.0, 1.0, 0.2, 0.9], false).unwrap();
+        assert!(!above.at_floor() && above.p_text() == "p = 0.6000", "{}", above.p_text());
+    }
+
+    #[test]
     fn the_p_value_counts_ties_as_at_least_as_good() {
         let a = AgainstRandom::of(1.0, &[0.5, 1.0, 2.0, 3.0], true).unwrap();
         assert_eq!(a.percentile, 50.0);
