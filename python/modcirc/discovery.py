@@ -655,7 +655,11 @@ def evaluate(
     elif isinstance(circuit, Mapping):
         text = json.dumps(circuit)
     else:
-        with open(os.fspath(circuit), "rb") as f:
+        path = os.fspath(circuit)
+        if not os.path.isfile(path):
+            # Not a FIFO or a device, whose read would never end.
+            raise ValueError(f"circuit: {path!r} is not a regular file")
+        with open(path, "rb") as f:
             text = f.read().decode("utf-8", errors="replace")
     m, d = _model(model), _data(data)
     out = _native.evaluate(
