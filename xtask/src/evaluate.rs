@@ -20,8 +20,8 @@ use crate::flags::{fraction_below_one, DataArgs, ModelTask, OutputArgs};
 pub struct EvaluateArgs {
     #[command(flatten)]
     pub target: ModelTask,
-    /// The circuit: a JSON of nodes ({"nodes": [[0, 5], [3]], "eps": 0.01})
-    /// or edges ({"edges": [[layer, output, input], ...]}), an exported
+    /// The circuit: a JSON of nodes (`{"nodes": [[0, 5], [3]], "eps": 0.01}`)
+    /// or edges (`{"edges": [[layer, output, input], ...]}`), an exported
     /// circuit graph JSON, or a `discover` or `beyond` output of this model.
     #[arg(long)]
     pub circuit: Option<PathBuf>,

@@ -245,7 +245,7 @@ pub struct DiscoveryReport {
     /// The rules of `config.compare` that fit the model, on the same resamples.
     #[serde(default)]
     pub compared: Vec<RuleSummary>,
-    /// Faithfulness of the K-circuit of every K on all pairs ([`NODE_GROWTH`];
+    /// Faithfulness of the K-circuit of every K on all pairs ([`crate::NODE_GROWTH`];
     /// `None` where faithfulness is undefined).
     #[serde(default)]
     pub node_curve: Option<NodeCurve>,

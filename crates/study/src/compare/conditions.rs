@@ -289,7 +289,7 @@ fn pairs<'a>(names: &[&'a str], baseline: Option<&'a str>) -> Vec<(&'a str, &'a 
     }
 }
 
-/// Every metric tested between the conditions of [`pairs`]: the exact
+/// Every metric tested between the pairs of conditions (each against `baseline`, or every pair): the exact
 /// two-sided permutation test over the checkpoints where the metric is
 /// defined on both sides, Holm-corrected within the metric.
 pub fn tests(models: &[ComparedModel], baseline: Option<&str>) -> Vec<ConditionTest> {
