@@ -603,6 +603,7 @@ impl PyDiscovery {
             checkpoint: &self.ck,
             discoveries: vec![&self.out],
             beyond: Vec::new(),
+            extra: Vec::new(),
         };
         model_page_data(&page).and_then(|d| report_html(&d)).map_err(|e| py_err(&e))
     }

@@ -209,6 +209,7 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
             checkpoint: &ck,
             discoveries: vec![&disc],
             beyond: vec![&b],
+            extra: Vec::new(),
         };
         let text = modcirc_present::html::report_html(&modcirc_present::html::model_page_data(&page)?)?;
         args.output.write(html, text.as_bytes())?;

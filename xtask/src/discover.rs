@@ -217,6 +217,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<()> {
             checkpoint: &ck,
             discoveries: vec![&out],
             beyond: Vec::new(),
+            extra: Vec::new(),
         };
         let text = report_html(&model_page_data(&page)?)?;
         args.output.write(html, text.as_bytes())?;

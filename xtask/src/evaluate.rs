@@ -55,6 +55,10 @@ pub struct EvaluateArgs {
     pub optimal_pairs: i64,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Also write the model's page with this circuit on it, opened on it,
+    /// beside the top-K circuit `discover` finds with its defaults on the same pairs.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -69,7 +73,14 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let path = args.output.path(|| args.target.default_out("evaluate", &task));
     let mut inputs = args.target.inputs(&args.data);
     inputs.extend(args.circuit.iter().map(|c| ("--circuit".to_string(), c.clone())));
-    crate::flags::refuse_overwrite(&[("--out", &path)], &inputs)?;
+    anyhow::ensure!(
+        args.html.as_deref().is_none_or(|h| h.as_os_str() != "-"),
+        "--html -: write the page to a file (standard output takes the summary)"
+    );
+    let mut outputs = vec![("--out", path.as_path())];
+    outputs.extend(args.html.as_deref().map(|h| ("--html", h)));
+    outputs.retain(|(_, p)| *p != std::path::Path::new("-"));
+    crate::flags::refuse_overwrite(&outputs, &inputs)?;
     let sha256 = sha256_file(&args.target.model)?;
     let (circuit, from) = match (&args.circuit, &args.nodes) {
         (Some(file), _) => {
@@ -102,5 +113,47 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("evaluating the circuit of {from} on --model {model_path}, --task {task}"))?;
     args.output.write(&path, &serde_json::to_vec_pretty(&e)?)?;
     args.output.say(&path, &format!("{}-> {}", evaluation_summary(&e), path.display()));
+    if let Some(html) = &args.html {
+        let page = page(&args, (&mnist, &ck, &sha256), &task, (&circuit, &from, &e))?;
+        args.output.write(html, page.as_bytes())?;
+        args.output.say(&path, &format!("  page -> {}", html.display()));
+    }
     Ok(())
+}
+
+/// The model's page with the evaluated circuit on it: the top-K discovery
+/// `discover` makes with its defaults on the same pairs (the page's
+/// scores), and the circuit, opened on it.
+fn page(
+    args: &EvaluateArgs,
+    (mnist, ck, sha256): (&modcirc_dataset::Mnist, &modcirc_bimt::checkpoint::Checkpoint, &str),
+    task: &modcirc_dataset::Task,
+    (circuit, from, e): (&ChosenCircuit, &str, &modcirc_study::evaluate::Evaluation),
+) -> anyhow::Result<String> {
+    use modcirc_present::html::{model_page_data, report_html, ExtraCircuit, PageInput};
+    let options = modcirc_study::options::DiscoveryOptions { split: args.split, seed: args.seed, ..Default::default() };
+    let settings =
+        options.checked(&ck.model, args.split.of(mnist).len()).map_err(|err| anyhow::anyhow!("--html: {err}"))?;
+    let disc =
+        crate::discover::discover_model(mnist, (ck, &args.target.model, sha256), task, &settings, args.output.quiet)?;
+    let c = circuit.build(&ck.model)?;
+    let f = e.faithfulness.map_or("undefined".into(), |f| format!("{f:.3}"));
+    let extra = ExtraCircuit {
+        kind: "evaluated".into(),
+        task: task.name.clone(),
+        nodes: c.nodes.clone(),
+        edges: modcirc_acdc::edge_list(&ck.model, c.edge_mask()),
+        note: format!("The circuit you gave ({from}): faithfulness {f} on all pairs, {} edges.", e.edges),
+    };
+    let label = args.target.model.file_name().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let page = PageInput {
+        id: "model".into(),
+        label,
+        seed: ck.meta.as_ref().map(|m| m.config.seed),
+        checkpoint: ck,
+        discoveries: vec![&disc],
+        beyond: Vec::new(),
+        extra: vec![extra],
+    };
+    Ok(report_html(&model_page_data(&page)?)?)
 }

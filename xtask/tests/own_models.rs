@@ -441,7 +441,13 @@ fn a_circuit_of_ones_own_is_evaluated_however_it_is_given() {
         let stdout = ok(&run(&[&base[..], &small[..], how, &["--out", out.to_str().unwrap()]].concat()));
         (serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap(), stdout)
     };
-    let (by_nodes, stdout) = eval(&["--nodes", &spec], "n.json");
+    let page = dir.join("page.html");
+    let (by_nodes, stdout) = eval(&["--nodes", &spec, "--html", page.to_str().unwrap()], "n.json");
+    // The page opens on the circuit given, beside the discovery's.
+    let data = modcirc_present::html::embedded_data(&std::fs::read_to_string(&page).unwrap()).unwrap();
+    let given = &data.models[0].tasks["3:8,8:3"].circuits["evaluated"];
+    assert_eq!(given.nodes.iter().map(Vec::len).collect::<Vec<_>>(), nodes.iter().map(Vec::len).collect::<Vec<_>>());
+    assert_eq!((data.circuit.as_deref(), data.models[0].seed), (Some("evaluated"), None));
     let (by_file, _) = eval(&["--circuit", disc.to_str().unwrap()], "f.json");
     // The headline is the discovery's own faithfulness on all pairs.
     let f = by_nodes["faithfulness"].as_f64().unwrap();

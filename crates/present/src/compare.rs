@@ -323,6 +323,7 @@ fn compare_page(c: &Comparison) -> PageData {
         curves: node_page_curves(c),
         verdicts: Vec::new(),
         tables,
+        circuit: None,
         threshold: 1.0,
     }
 }

@@ -42,6 +42,25 @@ pub struct PageInput<'a> {
     pub discoveries: Vec<&'a DiscoverOutput>,
     /// STUDY §8 on its tasks, where it ran (ACDC's and EAP's circuits).
     pub beyond: Vec<&'a BeyondResult>,
+    /// Circuits of its own the page shows beside the discoveries' (an
+    /// `evaluate`d one), each on a task a discovery holds.
+    pub extra: Vec<ExtraCircuit>,
+}
+
+/// A circuit given to the page as it is: its kind (the menu's key), task,
+/// neurons, edges and what it is.
+#[derive(Debug, Clone)]
+pub struct ExtraCircuit {
+    /// The menu's key (`evaluated`).
+    pub kind: String,
+    /// The task, as a discovery of the page names it.
+    pub task: String,
+    /// Hidden neurons per layer.
+    pub nodes: Vec<Vec<usize>>,
+    /// Edges `[layer, output, input]`.
+    pub edges: Vec<[usize; 3]>,
+    /// What it is, in a sentence.
+    pub note: String,
 }
 
 /// The data the page's script reads (`DATA`).
@@ -66,6 +85,9 @@ pub struct PageData {
     /// Other tables: across seeds, K sensitivity, structure; for one
     /// model, its rules and smallest faithful circuit.
     pub tables: Vec<Table>,
+    /// The circuit the page opens on (`None`: the top-K circuit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<String>,
     /// The edge slider's starting value: other edges than the circuit's
     /// are drawn from this share of their layer's largest |w| (1: the
     /// circuit's edges alone, a model page's default).
@@ -298,6 +320,13 @@ fn page_model(input: &PageInput<'_>) -> Result<PageModel, PresentError> {
             },
         );
     }
+    circuits.extend(input.extra.iter().map(|e| CircuitEdges {
+        task: e.task.clone(),
+        kind: e.kind.clone(),
+        nodes: e.nodes.clone(),
+        edges: e.edges.clone(),
+        note: e.note.clone(),
+    }));
     let held = held_edges(model, &circuits);
     let index: BTreeMap<[usize; 3], usize> = held.iter().enumerate().map(|(k, e)| (*e, k)).collect();
     let edges = held
@@ -398,6 +427,7 @@ pub fn page_data(r: &Results, inputs: &[PageInput<'_>]) -> Result<PageData, Pres
         // The hypotheses, then the findings (STUDY §9 and the controls of §10).
         verdicts: r.verdicts.iter().chain(&r.findings).cloned().collect(),
         tables: html_tables(r),
+        circuit: None,
         threshold: default_threshold(),
     })
 }
@@ -474,6 +504,7 @@ pub fn model_page_data(input: &PageInput<'_>) -> Result<PageData, PresentError> 
         curves,
         verdicts: Vec::new(),
         tables,
+        circuit: input.extra.first().map(|e| e.kind.clone()),
         threshold: 1.0,
     })
 }

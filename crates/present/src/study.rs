@@ -87,6 +87,7 @@ pub fn write_study(
             } else {
                 Vec::new()
             },
+            extra: Vec::new(),
         })
         .collect();
     store(html, report_html(&page_data(&results, &pages)?)?.as_bytes())?;
