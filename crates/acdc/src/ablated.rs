@@ -1,7 +1,57 @@
-//! What a circuit's removed nodes and edges carry under each ablation
-//! (STUDY §5, §12), per layer of the circuit's forward.
+//! The ablations (STUDY §5, §12), and what a circuit's removed nodes and
+//! edges carry under each, per layer of the circuit's forward.
 
-use crate::{Ablation, AcdcError, Circuit, PatchingSweep};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AcdcError, Circuit, PatchingSweep};
+
+/// What a removed node or edge carries in the circuit's forward (STUDY §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ablation {
+    /// Zero: removed edges are simply gone.
+    Zero,
+    /// The mean activation of the source node over the task images.
+    Mean,
+    /// The source node's activation on the paired corrupted image.
+    Resample,
+    /// The constant that best preserves the task's loss (STUDY §12), fitted
+    /// per hidden neuron: the sweep must carry it
+    /// ([`PatchingSweep::with_optimal`]); inputs send their mean.
+    Optimal,
+}
+
+impl Ablation {
+    /// Every ablation, the study's default first.
+    pub const ALL: [Ablation; 4] = [Ablation::Zero, Ablation::Mean, Ablation::Resample, Ablation::Optimal];
+}
+
+impl FromStr for Ablation {
+    type Err = AcdcError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zero" => Ok(Ablation::Zero),
+            "mean" => Ok(Ablation::Mean),
+            "resample" => Ok(Ablation::Resample),
+            "optimal" => Ok(Ablation::Optimal),
+            _ => Err(AcdcError::UnknownAblation(s.into())),
+        }
+    }
+}
+
+impl fmt::Display for Ablation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ablation::Zero => "zero",
+            Ablation::Mean => "mean",
+            Ablation::Resample => "resample",
+            Ablation::Optimal => "optimal",
+        })
+    }
+}
 
 /// Ablated values for one layer's inputs.
 #[derive(Debug, Clone)]

@@ -1,61 +1,14 @@
 //! A circuit: its neurons, the eps edge rule (STUDY §5), its sparsity and its
 //! forward under an ablation.
 
-use std::fmt;
-use std::str::FromStr;
-
 use modcirc_metrics::logit_difference;
 use modcirc_mlp::accuracy_of_logits as accuracy;
 use modcirc_mlp::{Activation, Linear, Mlp};
 use serde::{Deserialize, Serialize};
 
 use crate::ablated::{ablated_rows, AblatedRows};
-use crate::{AcdcError, PatchingSweep};
-
-/// What a removed node or edge carries in the circuit's forward (STUDY §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ablation {
-    /// Zero: removed edges are simply gone.
-    Zero,
-    /// The mean activation of the source node over the task images.
-    Mean,
-    /// The source node's activation on the paired corrupted image.
-    Resample,
-    /// The constant that best preserves the task's loss (STUDY §12), fitted
-    /// per hidden neuron: the sweep must carry it
-    /// ([`PatchingSweep::with_optimal`]); inputs send their mean.
-    Optimal,
-}
-
-impl Ablation {
-    /// Every ablation, the study's default first.
-    pub const ALL: [Ablation; 4] = [Ablation::Zero, Ablation::Mean, Ablation::Resample, Ablation::Optimal];
-}
-
-impl FromStr for Ablation {
-    type Err = AcdcError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "zero" => Ok(Ablation::Zero),
-            "mean" => Ok(Ablation::Mean),
-            "resample" => Ok(Ablation::Resample),
-            "optimal" => Ok(Ablation::Optimal),
-            _ => Err(AcdcError::UnknownAblation(s.into())),
-        }
-    }
-}
-
-impl fmt::Display for Ablation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ablation::Zero => "zero",
-            Ablation::Mean => "mean",
-            Ablation::Resample => "resample",
-            Ablation::Optimal => "optimal",
-        })
-    }
-}
+use crate::edges::{edge_threshold, touched_neurons};
+use crate::{Ablation, AcdcError, PatchingSweep, SharedFirstLayer};
 
 /// A circuit: every input and output, the kept hidden neurons, and the edges
 /// between circuit nodes whose magnitude is at least `eps · max|W_l|`.
@@ -85,7 +38,7 @@ pub struct Circuit {
     /// Every input is in the circuit ([`Circuit::new`]): a kept neuron of
     /// hidden layer 1 keeps its whole eps-masked row, so its first-layer
     /// product can come from a [`SharedFirstLayer`].
-    all_inputs: bool,
+    pub(crate) all_inputs: bool,
     n_edges: usize,
     n_weights: usize,
 }
@@ -108,84 +61,6 @@ impl CompactLayer {
         let linear = Linear { n_in: cols.len(), n_out: rows.len(), weight, bias: vec![0.0; rows.len()] };
         CompactLayer { rows, cols, linear }
     }
-}
-
-/// The first layer's eps-masked product (no bias) on a sweep's clean and
-/// corrupted images, for every neuron of hidden layer 1. Every circuit of
-/// [`Circuit::new`] keeps all inputs, so its first-layer product is these
-/// columns for its neurons: many circuits judged on one sweep (random
-/// circuits, alternatives) multiply the first layer once.
-#[derive(Debug, Clone)]
-pub struct SharedFirstLayer {
-    eps: f64,
-    n: usize,
-    width: usize,
-    /// `[clean; corrupted]` rows, `[2n, width]`.
-    both: Vec<f32>,
-}
-
-impl SharedFirstLayer {
-    /// The products on `sweep`'s images under the edge rule `eps`.
-    pub fn new(sweep: &PatchingSweep<'_>, eps: f64) -> Result<SharedFirstLayer, AcdcError> {
-        if !(0.0..1.0).contains(&eps) {
-            return Err(AcdcError::BadEps(eps));
-        }
-        let layer = &sweep.model.layers[0];
-        let threshold = edge_threshold(&layer.weight, eps);
-        let weight = layer.weight.iter().map(|&w| if w.abs() >= threshold { w } else { 0.0 }).collect();
-        let masked = Linear { n_in: layer.n_in, n_out: layer.n_out, weight, bias: vec![0.0; layer.n_out] };
-        let n = sweep.images.n;
-        let mut both = vec![0.0; 2 * n * layer.n_out];
-        let (clean, corrupted) = both.split_at_mut(n * layer.n_out);
-        masked.forward_sparse_into(&sweep.images.clean, n, clean);
-        masked.forward_sparse_into(&sweep.images.corrupted, n, corrupted);
-        Ok(SharedFirstLayer { eps, n, width: layer.n_out, both })
-    }
-
-    /// The products for `c` on a sweep of `n` pairs, where they apply.
-    fn for_circuit(&self, c: &Circuit, n: usize) -> Option<&Self> {
-        (c.all_inputs && c.eps == self.eps && self.n == n && c.kept[0].n_out == self.width).then_some(self)
-    }
-
-    fn clean(&self) -> &[f32] {
-        &self.both[..self.n * self.width]
-    }
-
-    fn corrupted(&self) -> &[f32] {
-        &self.both[self.n * self.width..]
-    }
-}
-
-/// The hidden neurons that edges `[layer, output, input]` touch, per hidden
-/// layer of the given widths: an edge of layer `l > 0` reads neuron `input`
-/// of hidden layer `l - 1`, and an edge of any layer but the output layer
-/// writes neuron `output` of hidden layer `l`. The node rule of
-/// [`Circuit::from_edges`], for edge lists from elsewhere (ACDC, top-|EAP|).
-///
-/// ```
-/// // Two hidden layers of 3 and 2; an input edge into neuron 2, an edge
-/// // from it to neuron 0 of layer 2, an output edge from neuron 1.
-/// let nodes = modcirc_acdc::touched_neurons(&[3, 2], [[0, 2, 7], [1, 0, 2], [2, 4, 1]]);
-/// assert_eq!(nodes, vec![vec![2], vec![0, 1]]);
-/// ```
-pub fn touched_neurons(widths: &[usize], edges: impl IntoIterator<Item = [usize; 3]>) -> Vec<Vec<usize>> {
-    let hidden = widths.len();
-    let mut touched: Vec<Vec<bool>> = widths.iter().map(|&w| vec![false; w]).collect();
-    for [l, o, i] in edges {
-        if l > 0 {
-            touched[l - 1][i] = true;
-        }
-        if l < hidden {
-            touched[l][o] = true;
-        }
-    }
-    touched.iter().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).collect()
-}
-
-/// The smallest |weight| of a layer that the eps edge rule keeps:
-/// `eps · max|W_l|` (STUDY §5).
-pub fn edge_threshold(weight: &[f32], eps: f64) -> f32 {
-    eps as f32 * weight.iter().fold(0f32, |m, w| m.max(w.abs()))
 }
 
 /// The circuit's metrics on a set of pairs (STUDY §5).

@@ -64,20 +64,23 @@ mod controls;
 mod device_sweep;
 mod discovery;
 mod edge_acdc;
+mod edges;
 mod error;
 mod integrated;
 mod mask;
 mod method;
 mod optimal;
 mod select;
+mod shared;
 mod smallest;
 mod sweep;
 
+pub use ablated::Ablation;
 pub use attribution::{
     edge_attribution, exact_node_effects, faithfulness, faithfulness_curve, faithfulness_under, node_attribution,
     EdgeScores, FaithfulnessCurve, NodeEffects, DEFAULT_FRACTIONS,
 };
-pub use circuit::{edge_threshold, touched_neurons, Ablation, Circuit, CircuitEval, SharedFirstLayer};
+pub use circuit::{Circuit, CircuitEval};
 pub use controls::{
     alternatives, any_digit_images, faithful_alternatives, random_circuits, random_edge_circuits, AgainstRandom,
     Alternative, CircuitMetrics, Pool, RandomCircuits, DEFAULT_ALTERNATIVES, DEFAULT_FAITHFUL, DEFAULT_RANDOM_CIRCUITS,
@@ -89,6 +92,7 @@ pub use discovery::{
     RuleSummary, DEFAULT_BOOTSTRAPS, DEFAULT_EPS, DEFAULT_K, DEFAULT_SAMPLE, MAX_RESAMPLE_BYTES,
 };
 pub use edge_acdc::{edge_acdc, edge_acdc_with_progress, AcdcConfig, AcdcMetric, EdgeCircuit, DEFAULT_TAU};
+pub use edges::{edge_counts, edge_threshold, touched_neurons, ACTIVATION_EDGE_RULE};
 pub use error::AcdcError;
 pub use integrated::{
     edge_attribution_ig, node_attribution_ig, path_gradients, IgPath, PathGradients, DEFAULT_IG_STEPS, MAX_IG_STEPS,
@@ -105,7 +109,8 @@ pub use optimal::{
     ablated_loss, fit_optimal_ablation, JointFit, OptimalAblation, OptimalConstants, Replacement, DEFAULT_JOINT_STEPS,
     DEFAULT_OPTIMAL_PAIRS, DEFAULT_OPTIMAL_STEPS, OPTIMAL_TOLERANCE,
 };
-pub use select::{edge_counts, Selection, SelectionRule, ACTIVATION_EDGE_RULE};
+pub use select::{Selection, SelectionRule};
+pub use shared::SharedFirstLayer;
 pub use smallest::{
     k_nodes, layer_nodes, node_curve, smallest_edges, smallest_k, smallest_per_layer, NodeCurve, PerLayerSmallest,
     SmallestFaithful, EDGE_GROWTH, NODE_GROWTH, PER_LAYER_GROWTH,
