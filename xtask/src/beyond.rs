@@ -170,15 +170,9 @@ pub fn run(args: BeyondArgs) -> anyhow::Result<()> {
     let settings = args.methods.settings(acdc, args.acdc.acdc_pairs as usize)?;
     let model = &args.target.model;
     if let Some(html) = &args.html {
-        anyhow::ensure!(
-            html.as_os_str() != "-",
-            "--html -: write the page to a file (standard output takes the summary)"
-        );
         let task = args.target.parse_task()?;
         let out = args.output.path(|| args.target.default_out("beyond", &task));
-        let outputs: Vec<(&str, &std::path::Path)> =
-            [("--out", out.as_path()), ("--html", html.as_path())].into_iter().filter(|(_, p)| *p != "-").collect();
-        crate::flags::refuse_overwrite(&outputs, &args.target.inputs(&args.data))?;
+        crate::flags::refuse_overwrite_with_page(&out, Some(html), &args.target.inputs(&args.data))?;
     }
     let Discovered { path, task, ck, mnist, disc } =
         discovered(&args.target, &args.flags, &args.data, &args.output, "beyond")?;

@@ -73,14 +73,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let path = args.output.path(|| args.target.default_out("evaluate", &task));
     let mut inputs = args.target.inputs(&args.data);
     inputs.extend(args.circuit.iter().map(|c| ("--circuit".to_string(), c.clone())));
-    anyhow::ensure!(
-        args.html.as_deref().is_none_or(|h| h.as_os_str() != "-"),
-        "--html -: write the page to a file (standard output takes the summary)"
-    );
-    let mut outputs = vec![("--out", path.as_path())];
-    outputs.extend(args.html.as_deref().map(|h| ("--html", h)));
-    outputs.retain(|(_, p)| *p != std::path::Path::new("-"));
-    crate::flags::refuse_overwrite(&outputs, &inputs)?;
+    crate::flags::refuse_overwrite_with_page(&path, args.html.as_deref(), &inputs)?;
     let sha256 = sha256_file(&args.target.model)?;
     let (circuit, from) = match (&args.circuit, &args.nodes) {
         (Some(file), _) => {

@@ -209,6 +209,20 @@ pub fn refuse_overwrite(outputs: &[(&str, &Path)], inputs: &[(String, PathBuf)])
     Ok(())
 }
 
+/// [`refuse_overwrite`] for a command's JSON `out` and its page `html`
+/// (a file: standard output takes the summary), against `inputs`.
+pub fn refuse_overwrite_with_page(out: &Path, html: Option<&Path>, inputs: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        html.is_none_or(|h| h != Path::new("-")),
+        "--html -: write the page to a file (standard output takes the summary)"
+    );
+    let outputs: Vec<(&str, &Path)> = std::iter::once(("--out", out))
+        .chain(html.map(|h| ("--html", h)))
+        .filter(|(_, p)| *p != Path::new("-"))
+        .collect();
+    refuse_overwrite(&outputs, inputs)
+}
+
 /// The model and task a `discover` or `beyond` command works on.
 #[derive(clap::Args, Debug)]
 pub struct ModelTask {

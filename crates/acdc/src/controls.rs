@@ -152,9 +152,6 @@ pub fn random_circuits(
     r: usize,
     seed: u64,
 ) -> Result<RandomCircuits, AcdcError> {
-    if r == 0 {
-        return Err(AcdcError::BadOption("random circuits: R must be at least 1".into()));
-    }
     let model = sweep.model();
     let shared = SharedFirstLayer::new(sweep, eps)?;
     let found =
@@ -168,24 +165,32 @@ pub fn random_circuits(
             ))
         }
     };
-    let draws: Vec<CircuitMetrics> = (0..r)
-        .map(|i| {
-            let mut rng = Rng::derive(seed, stream + ((i as u64) << 16));
-            let nodes = selection
-                .nodes
-                .iter()
-                .zip(&selection.dead)
-                .enumerate()
-                .map(|(h, (kept, dead))| draw_layer(model.layers[h].n_out, kept.len(), dead, pool, &mut rng))
-                .collect();
-            CircuitMetrics::of_shared(&Circuit::new(model, nodes, eps)?, sweep, ablation, &shared)
-        })
-        .collect::<Result<_, _>>()?;
-    against_draws(pool, &found, &draws)
+    against_draws(pool, &found, r, (seed, stream), |rng| {
+        let nodes = selection
+            .nodes
+            .iter()
+            .zip(&selection.dead)
+            .enumerate()
+            .map(|(h, (kept, dead))| draw_layer(model.layers[h].n_out, kept.len(), dead, pool, rng))
+            .collect();
+        CircuitMetrics::of_shared(&Circuit::new(model, nodes, eps)?, sweep, ablation, &shared)
+    })
 }
 
-/// The circuit's metrics `found` against the random circuits' `draws`.
-fn against_draws(pool: Pool, found: &CircuitMetrics, draws: &[CircuitMetrics]) -> Result<RandomCircuits, AcdcError> {
+/// The circuit's metrics `found` against `r` random circuits, the `i`-th
+/// drawn by `draw` from stream `stream + (i << 16)` of `seed`.
+fn against_draws(
+    pool: Pool,
+    found: &CircuitMetrics,
+    r: usize,
+    (seed, stream): (u64, u64),
+    mut draw: impl FnMut(&mut Rng) -> Result<CircuitMetrics, AcdcError>,
+) -> Result<RandomCircuits, AcdcError> {
+    if r == 0 {
+        return Err(AcdcError::BadOption("random circuits: R must be at least 1".into()));
+    }
+    let draws: Vec<CircuitMetrics> =
+        (0..r).map(|i| draw(&mut Rng::derive(seed, stream + ((i as u64) << 16)))).collect::<Result<_, _>>()?;
     let of = |f: fn(&CircuitMetrics) -> f64, v: f64, lower| {
         AgainstRandom::of(v, &draws.iter().map(f).collect::<Vec<_>>(), lower)
             .ok_or_else(|| AcdcError::Degenerate("a random circuit's metric is not a number".into()))
@@ -211,31 +216,24 @@ pub fn random_edge_circuits(
     r: usize,
     seed: u64,
 ) -> Result<RandomCircuits, AcdcError> {
-    if r == 0 {
-        return Err(AcdcError::BadOption("random circuits: R must be at least 1".into()));
-    }
     let model = sweep.model();
     let found = CircuitMetrics::of(circuit, sweep, ablation)?;
     let counts: Vec<usize> = circuit.edge_mask().iter().map(|m| m.iter().filter(|&&k| k).count()).collect();
-    let draws: Vec<CircuitMetrics> = (0..r)
-        .map(|i| {
-            let mut rng = Rng::derive(seed, 0xED6E + ((i as u64) << 16));
-            let mask: Vec<Vec<bool>> = model
-                .layers
-                .iter()
-                .zip(&counts)
-                .map(|(layer, &n)| {
-                    let mut order: Vec<usize> = (0..layer.weight.len()).collect();
-                    rng.shuffle(&mut order);
-                    let mut m = vec![false; layer.weight.len()];
-                    order[..n].iter().for_each(|&j| m[j] = true);
-                    m
-                })
-                .collect();
-            CircuitMetrics::of(&Circuit::from_edges(model, &mask)?, sweep, ablation)
-        })
-        .collect::<Result<_, _>>()?;
-    against_draws(Pool::Edges, &found, &draws)
+    against_draws(Pool::Edges, &found, r, (seed, 0xED6E), |rng| {
+        let mask: Vec<Vec<bool>> = model
+            .layers
+            .iter()
+            .zip(&counts)
+            .map(|(layer, &n)| {
+                let mut order: Vec<usize> = (0..layer.weight.len()).collect();
+                rng.shuffle(&mut order);
+                let mut m = vec![false; layer.weight.len()];
+                order[..n].iter().for_each(|&j| m[j] = true);
+                m
+            })
+            .collect();
+        CircuitMetrics::of(&Circuit::from_edges(model, &mask)?, sweep, ablation)
+    })
 }
 
 /// `k` distinct neurons of a layer of `width`, ascending: uniformly from the

@@ -6,7 +6,7 @@ use modcirc_acdc::Pool;
 use modcirc_study::evaluate::{ChosenCircuit, Evaluation};
 
 use crate::circuit_source::{read_source, CircuitKind, Kept};
-use crate::export::{CircuitGraph, GRAPH_SCHEMA};
+use crate::export::{parse_node_name, CircuitGraph, GRAPH_SCHEMA};
 use crate::PresentError;
 
 /// What `evaluate` accepts as a circuit file, in words (its errors say it).
@@ -76,16 +76,7 @@ pub fn read_chosen(bytes: &[u8], kind: Option<CircuitKind>) -> Result<ReadCircui
 /// The edges `[layer, output, input]` a graph keeps, from their names
 /// (`input.i->h1.j`, …, `hN.i->logits.j`).
 fn graph_edges(g: &CircuitGraph) -> Result<Vec<[usize; 3]>, PresentError> {
-    let n_layers = g.cfg.sizes.len();
-    let node = |name: &str| -> Option<(usize, usize)> {
-        let (layer, index) = name.split_once('.')?;
-        let l = match layer {
-            "input" => 0,
-            "logits" => n_layers.checked_sub(1)?,
-            h => h.strip_prefix('h')?.parse().ok()?,
-        };
-        Some((l, index.parse().ok()?))
-    };
+    let node = |name: &str| parse_node_name(name, g.cfg.sizes.len());
     g.edges
         .iter()
         .filter(|(_, e)| e.in_graph)

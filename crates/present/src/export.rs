@@ -104,6 +104,26 @@ pub fn node_name(l: usize, i: usize, n_layers: usize) -> String {
     }
 }
 
+/// The layer and index of a neuron named as [`node_name`] names it
+/// (`input.i`, `hK.i`, `logits.i`) among `n_layers`; `None` for another name.
+///
+/// ```
+/// use modcirc_present::export::{node_name, parse_node_name};
+/// for (l, i) in [(0, 5), (1, 3), (3, 9)] {
+///     assert_eq!(parse_node_name(&node_name(l, i, 4), 4), Some((l, i)));
+/// }
+/// assert_eq!(parse_node_name("x.1", 4), None);
+/// ```
+pub fn parse_node_name(name: &str, n_layers: usize) -> Option<(usize, usize)> {
+    let (layer, index) = name.split_once('.')?;
+    let l = match layer {
+        "input" => 0,
+        "logits" => n_layers.checked_sub(1)?,
+        h => h.strip_prefix('h')?.parse().ok()?,
+    };
+    Some((l, index.parse().ok()?))
+}
+
 /// [`circuit_graph`] after checking that `src` was made on this model (its
 /// bytes' SHA-256 `sha256`), with its activation, on these data: a
 /// discovery's indices and scores mean nothing on another model or data.
