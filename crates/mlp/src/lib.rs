@@ -50,6 +50,7 @@ pub mod linalg;
 mod model;
 mod packed;
 mod sparse;
+mod sparse_grad;
 mod sparse_train;
 mod transpose;
 
