@@ -8,7 +8,7 @@ use modcirc_mlp::Mlp;
 /// layer of the given widths: an edge of layer `l > 0` reads neuron `input`
 /// of hidden layer `l - 1`, and an edge of any layer but the output layer
 /// writes neuron `output` of hidden layer `l`. The node rule of
-/// [`Circuit::from_edges`], for edge lists from elsewhere (ACDC, top-|EAP|).
+/// [`crate::Circuit::from_edges`], for edge lists from elsewhere (ACDC, top-|EAP|).
 ///
 /// ```
 /// // Two hidden layers of 3 and 2; an input edge into neuron 2, an edge

@@ -51,6 +51,8 @@ mod model;
 mod packed;
 mod sparse;
 mod sparse_grad;
+#[cfg(test)]
+mod sparse_tests;
 mod sparse_train;
 mod transpose;
 
@@ -62,4 +64,5 @@ pub use error::MlpError;
 pub use model::{accuracy_of_logits, argmax, Activations, Linear, Mlp, ROW_BLOCK};
 pub use packed::PackedRows;
 pub use sparse::{SPARSE_DENSITY, SPARSE_MIN_ROWS};
-pub use sparse_train::{forward_sparse, forward_sparse_packed, weight_gradient_sparse, InputMajor, SparseInputs};
+pub use sparse_grad::weight_gradient_sparse;
+pub use sparse_train::{forward_sparse, forward_sparse_packed, InputMajor, SparseInputs};

@@ -5,7 +5,7 @@
 
 use crate::kernel::{Kernel, ROW_LANES};
 use crate::sparse::tile_shape;
-use crate::sparse_train::{InputMajor, SparseInputs};
+use crate::sparse_train::{ColumnEntry, InputMajor, SparseInputs};
 
 /// `g[n_in, n_out] = xᵀ · δ` (the weight gradient, input-major) for the
 /// batch `x` whose nonzero inputs `nz` holds, `delta` `[n, n_out]`; `g` is
@@ -13,7 +13,7 @@ use crate::sparse_train::{InputMajor, SparseInputs};
 /// registers over the rows where it is nonzero and stored once.
 ///
 /// # Panics
-/// If the shapes disagree, as for [`forward_sparse`].
+/// If the shapes disagree, as for [`crate::forward_sparse`].
 pub fn weight_gradient_sparse(delta: &[f32], nz: &SparseInputs, g: &mut InputMajor) {
     let (n, n_in, n_out, stride) = (nz.n, g.n_in, g.n_out, g.stride);
     assert!(g.kernel == nz.kernel && nz.n_in == n_in, "gradient and inputs of one kernel and width");
@@ -47,13 +47,6 @@ pub(crate) struct Columns<'a> {
     pub(crate) room: usize,
     pub(crate) len: &'a [u32],
     pub(crate) entries: &'a [ColumnEntry],
-}
-
-/// One nonzero of a column: its row and its value.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ColumnEntry {
-    pub(crate) row: u32,
-    pub(crate) value: f32,
 }
 
 impl Columns<'_> {
